@@ -1,0 +1,194 @@
+"""`bench run | compare | list | env`. The only place that prints errors and picks exit codes.
+
+Exit codes: 0 ok; 1 a workload failed (or compare found problems); 2 bad input or missing device;
+130 interrupted (Ctrl-C / SIGTERM), with the report so far written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from bench import __version__
+from bench.config import DATA_SOURCES, DEVICES, HPU_MODES, OPTIMIZERS, PRECISIONS, PRESETS, RunConfig
+from bench.errors import BenchError, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _run_parser(sub) -> None:
+    p = sub.add_parser("run", help="run workloads on a device and write a JSON report",
+                       description="Run workloads on one device, sample the hardware while they run, and "
+                                   "write reports/<UTC time>_<device>_<host>_<id>.json.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("what to run")
+    g.add_argument("--device", default="auto", choices=DEVICES,
+                   help="auto picks hpu, then cuda, then cpu, and says which; a named device that is "
+                        "missing is an error, never a silent fall-back")
+    g.add_argument("--workload", action="append", dest="workloads", metavar="NAME",
+                   help="repeatable; default: every registered workload (see `bench list`)")
+    g.add_argument("--preset", default="tiny", choices=tuple(PRESETS),
+                   help="tiny: 363k-parameter smoke config; seed: BlenderBot-90M, batch 24, 163+18 tokens")
+    g.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    g.add_argument("--model", help="tiny | blenderbot-90m | a local checkpoint directory (safetensors)")
+    g.add_argument("--batch-size", type=int, help="default: from the preset")
+    g.add_argument("--context-len", type=int, help="context tokens per sample (default: preset)")
+    g.add_argument("--label-len", type=int, help="label tokens per sample (default: preset)")
+    g.add_argument("--data", choices=DATA_SOURCES, help="shipped dialogue sample or seeded synthetic ids")
+    g.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="adamax is what ParlAI used")
+    g.add_argument("--lr", type=float, help="learning rate (default: preset)")
+    g.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for a plug-in workload (repeatable)")
+    m = p.add_argument_group("how to measure")
+    m.add_argument("--steps", type=int, help="measured steps per repeat (default: preset)")
+    m.add_argument("--time-budget", type=float, dest="time_budget_s", metavar="SECONDS",
+                   help="measure for this long per repeat instead of --steps (at least --min-steps)")
+    m.add_argument("--min-steps", type=int, default=3, help="floor on steps with --time-budget")
+    m.add_argument("--warmup", type=int, help="warm-up steps before measuring, reported apart (default: preset)")
+    m.add_argument("--repeats", type=int, default=1, help="measured repeats, each with its CPU/wall ratio")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--threads", type=int, help="torch intra-op threads (default: the CPUs this process may use)")
+    m.add_argument("--sample-hz", type=float, default=10.0, help="telemetry sampling rate; 0 turns it off")
+    m.add_argument("--peak-tflops", type=float, help="device peak for MFU, overriding the built-in table")
+    m.add_argument("--compile", action="store_true", help="torch.compile the model (cuda/cpu)")
+    h = p.add_argument_group("Gaudi (hpu)")
+    h.add_argument("--hpu-mode", choices=HPU_MODES, help="sets PT_HPU_LAZY_MODE before habana_frameworks "
+                                                          "is imported (default lazy)")
+    h.add_argument("--hpu-graphs", action="store_true", help="wrap inference models in HPU graphs (lazy)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", dest="out_dir", default="reports", help="directory for the JSON report")
+    o.add_argument("--label", help="a name for this run in comparisons")
+    o.add_argument("--quiet", action="store_true", help="no progress or table: print only the report path")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Compare Gaudi, NVIDIA GPUs and CPUs on the "
+                                     "workloads of an empathetic dialogue model, honestly.")
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _run_parser(sub)
+    lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here")
+    lp.add_argument("--json", action="store_true")
+    ep = sub.add_parser("env", help="the environment record a report would carry")
+    ep.add_argument("--json", action="store_true", help="machine-readable")
+    ep.add_argument("--device", choices=DEVICES, help="also describe this device")
+    return parser
+
+
+def config_from_args(args) -> RunConfig:
+    opts = {}
+    for item in args.opt:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--opt: expected KEY=VALUE, got {item!r}")
+        opts[key] = value
+    names = ("device", "workloads", "preset", "precision", "steps", "time_budget_s", "min_steps", "warmup",
+             "repeats", "batch_size", "context_len", "label_len", "seed", "out_dir", "label", "sample_hz",
+             "threads", "model", "data", "optimizer", "lr", "peak_tflops", "hpu_mode", "hpu_graphs", "compile")
+    values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    values["workloads"] = values.get("workloads") or []
+    return RunConfig(**values, options=opts)
+
+
+def report_filename(report: dict, device: str) -> str:
+    stamp = datetime.fromisoformat(report["created_at"]).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
+    return f"{stamp}_{device}_{host}_{report['run_id'][:8]}.json"
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_run(args) -> int:
+    from bench.backends import detect_device, make_backend
+    from bench.config import validate
+    from bench.registry import load_workloads, workload_entry_points
+    from bench.report.terminal import RichProgress, print_problems, run_summary
+    from bench.runner import NullProgress, run_workloads
+    from bench.schema import dump_atomic
+
+    cfg = validate(config_from_args(args), workload_entry_points())
+    explicit = bool(cfg.workloads)
+    if cfg.device == "auto":
+        cfg.device = detect_device()
+        if not args.quiet:
+            err.print(f"--device auto: using [bold]{cfg.device}[/]")
+    workloads = load_workloads(cfg.workloads)
+    backend = make_backend(cfg)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = NullProgress() if args.quiet else RichProgress(err)
+    report = run_workloads(cfg, workloads, backend, progress)
+    path = dump_atomic(report, Path(cfg.out_dir) / report_filename(report, cfg.device))
+    if not args.quiet:
+        out.print(run_summary(report))
+        print_problems(err, report)
+    out.print(str(path), soft_wrap=True)
+    if report["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    if explicit and any(r["status"] == "skipped" for r in report["results"]):
+        return EXIT_USAGE
+    return EXIT_FAILED if report["status"] == "failed" else EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from bench.listing import listing, print_listing
+
+    data = listing()
+    if args.json:
+        out.print_json(json.dumps(data))
+    else:
+        print_listing(out, data)
+    return EXIT_OK
+
+
+def cmd_env(args) -> int:
+    from bench.environment import collect_environment
+
+    backend = None
+    if args.device:
+        from bench.backends import detect_device, make_backend
+
+        cfg = RunConfig(device=args.device)
+        cfg.device = detect_device() if cfg.device == "auto" else cfg.device
+        backend = make_backend(cfg)
+    env = collect_environment(backend)
+    if args.json:
+        out.print_json(json.dumps(env, default=str))
+    else:
+        from bench.listing import print_env
+
+        print_env(out, env)
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env}
+
+
+def cli(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def main() -> None:
+    sys.exit(cli())

@@ -1,0 +1,1 @@
+"""Presentation: terminal tables and progress (rich), CSV/Markdown (pandas), HTML (plotly)."""

@@ -1,0 +1,48 @@
+"""Number formatting shared by the terminal, Markdown and HTML outputs. Unknown is "—", never 0."""
+
+from __future__ import annotations
+
+DASH = "—"
+
+
+def num(value, digits: int = 3) -> str:
+    if value is None:
+        return DASH
+    value = float(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def with_ci(m: dict | None, digits: int = 3) -> str:
+    if not m or m.get("value") is None:
+        return DASH
+    if m.get("ci_low") is None:
+        return num(m["value"], digits)
+    return f"{num(m['value'], digits)} [{num(m['ci_low'], digits)}, {num(m['ci_high'], digits)}]"
+
+
+def percent(value) -> str:
+    return DASH if value is None else f"{value * 100:.1f} %"
+
+
+def size(nbytes) -> str:
+    if nbytes is None:
+        return DASH
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(nbytes) < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return DASH
+
+
+def seconds(value) -> str:
+    if value is None:
+        return DASH
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def flops(value) -> str:
+    return DASH if value is None else f"{value / 1e9:,.1f} G"

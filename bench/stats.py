@@ -1,0 +1,101 @@
+"""Pure statistics over raw per-step times. No I/O; reports are recomputed from raw data on load."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def summary(values) -> dict:
+    """mean, median, p90, p99, stdev, cv, min, max, n of a list of numbers (None where empty)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return {k: None for k in ("n", "mean", "median", "p90", "p99", "stdev", "cv", "min", "max")}
+    mean = float(x.mean())
+    stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return {"n": int(x.size), "mean": mean, "median": float(np.median(x)),
+            "p90": float(np.percentile(x, 90)), "p99": float(np.percentile(x, 99)),
+            "stdev": stdev, "cv": stdev / mean if mean else None,
+            "min": float(x.min()), "max": float(x.max())}
+
+
+def _rng(seed: int):
+    return np.random.default_rng(seed)
+
+
+def rate(work, times) -> float | None:
+    """Work per second over the summed time: sum(work) / sum(times)."""
+    total = float(np.sum(times))
+    return float(np.sum(work)) / total if total > 0 else None
+
+
+def rate_ci(work, times, level: float = 0.95, seed: int = 0) -> dict:
+    """Throughput sum(work)/sum(time) with a percentile-bootstrap CI over steps."""
+    w, t = np.asarray(work, float), np.asarray(times, float)
+    value = rate(w, t)
+    if value is None:
+        return {"value": None, "ci_low": None, "ci_high": None, "level": level}
+    if t.size < 2:
+        return {"value": value, "ci_low": None, "ci_high": None, "level": level}
+    idx = _rng(seed).integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
+    boots = w[idx].sum(axis=1) / t[idx].sum(axis=1)
+    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi), "level": level}
+
+
+def ratio_ci(work_a, times_a, work_b, times_b, level: float = 0.95, seed: int = 0) -> dict:
+    """rate(a) / rate(b) with a bootstrap CI (each side resampled independently) and a verdict."""
+    wa, ta, wb, tb = (np.asarray(v, float) for v in (work_a, times_a, work_b, times_b))
+    ra, rb = rate(wa, ta), rate(wb, tb)
+    if not ra or not rb:
+        return {"value": None, "ci_low": None, "ci_high": None, "significant": None, "level": level}
+    value = ra / rb
+    if ta.size < 2 or tb.size < 2:
+        return {"value": value, "ci_low": None, "ci_high": None, "significant": None, "level": level}
+    rng = _rng(seed)
+    ia = rng.integers(0, ta.size, size=(BOOTSTRAP_RESAMPLES, ta.size))
+    ib = rng.integers(0, tb.size, size=(BOOTSTRAP_RESAMPLES, tb.size))
+    boots = (wa[ia].sum(1) / ta[ia].sum(1)) / (wb[ib].sum(1) / tb[ib].sum(1))
+    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return {"value": value, "ci_low": float(lo), "ci_high": float(hi),
+            "significant": bool(lo > 1 or hi < 1), "level": level}
+
+
+def mann_whitney_p(a, b) -> float | None:
+    """Two-sided Mann-Whitney U p-value (normal approximation with tie correction)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n1, n2 = a.size, b.size
+    if n1 < 2 or n2 < 2:
+        return None
+    both = np.concatenate([a, b])
+    order = both.argsort(kind="mergesort")
+    ranks = np.empty_like(both)
+    ranks[order] = np.arange(1, both.size + 1)
+    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]  # average ranks for ties
+    u = ranks[:n1].sum() - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    tie = (counts ** 3 - counts).sum() / (n * (n - 1))
+    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie))
+    if sigma == 0:
+        return 1.0
+    z = (abs(u - n1 * n2 / 2) - 0.5) / sigma
+    return float(math.erfc(max(z, 0) / math.sqrt(2)))
+
+
+def steady_state_start(times, window: int = 3, tolerance: float = 0.10) -> int:
+    """Index of the first step from which every rolling median stays within tolerance of the
+    overall median of the second half: steps before it were still warming up."""
+    x = np.asarray(times, float)
+    if x.size < 2 * window:
+        return 0
+    ref = float(np.median(x[x.size // 2:]))
+    start = 0
+    for i in range(x.size - window + 1):
+        if abs(float(np.median(x[i:i + window])) - ref) > tolerance * ref:
+            start = i + 1
+    return min(start, x.size - window)

@@ -1,0 +1,68 @@
+"""Pure functions over samples and phase marks: per-phase summaries, energy of a window."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+ACCEL_UTIL = re.compile(r"^(gpu|hpu)\d+\.util_percent$")
+MIN_ENERGY_WINDOW_S = 1.0
+
+
+def in_window(samples: list[dict], start: float, end: float) -> list[dict]:
+    return [s for s in samples if start <= s["t"] <= end]
+
+
+def summarize(samples: list[dict]) -> dict:
+    """{key: {mean, max, min, n}} for every numeric key (lists and strings skipped)."""
+    values: dict[str, list[float]] = {}
+    for s in samples:
+        for k, v in s.items():
+            if k != "t" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.setdefault(k, []).append(float(v))
+    return {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "min": float(np.min(v)), "n": len(v)}
+            for k, v in values.items()}
+
+
+def phase_summaries(samples: list[dict], phases: list[dict], workload: str) -> dict:
+    out = {}
+    for p in phases:
+        if p["workload"] == workload:
+            out[p["phase"]] = summarize(in_window(samples, p["start_s"], p["end_s"]))
+    return out
+
+
+def accelerator_utilization(summary: dict) -> float | None:
+    """Mean utilization over the accelerators sampled in a phase summary, or None if none was."""
+    means = [v["mean"] for k, v in summary.items() if ACCEL_UTIL.match(k)]
+    return float(np.mean(means)) if means else None
+
+
+def _interp(samples: list[dict], key: str, t: float) -> float | None:
+    pts = [(s["t"], s[key]) for s in samples if isinstance(s.get(key), (int, float))]
+    if len(pts) < 2 or not pts[0][0] <= t <= pts[-1][0]:
+        return None
+    ts, vs = zip(*pts)
+    return float(np.interp(t, ts, vs))
+
+
+def energy_from_samples(samples: list[dict], start: float, end: float, prefix: str) -> dict:
+    """Energy of one device over [start, end]: the energy-counter delta (interpolated to the window
+    edges) if the device has one, else integrated power samples (labelled), else null with a reason."""
+    duration = end - start
+    if duration < MIN_ENERGY_WINDOW_S:
+        return {"joules": None, "method": None,
+                "reason": f"measured window {duration:.2f} s is shorter than {MIN_ENERGY_WINDOW_S:.0f} s"}
+    a, b = _interp(samples, prefix + "energy_j", start), _interp(samples, prefix + "energy_j", end)
+    if a is not None and b is not None and b >= a:
+        return {"joules": b - a, "method": "energy counter", "reason": None}
+    pts = [(s["t"], s[prefix + "power_w"]) for s in in_window(samples, start, end)
+           if isinstance(s.get(prefix + "power_w"), (int, float))]
+    if len(pts) >= 2:
+        ts, ws = zip(*pts)
+        covered = ts[-1] - ts[0]
+        area = sum((ws[i] + ws[i + 1]) / 2 * (ts[i + 1] - ts[i]) for i in range(len(ts) - 1))
+        joules = area * duration / covered if covered > 0 else None
+        return {"joules": joules, "method": "integrated power samples (estimate)", "reason": None}
+    return {"joules": None, "method": None, "reason": f"no energy counter or power samples for {prefix.rstrip('.')}"}

@@ -1,0 +1,1 @@
+"""Built-in workloads, registered through the `bench.workloads` entry-point group like any plug-in."""

@@ -1,0 +1,116 @@
+"""Models: BlenderBot-90M and tiny configs (random init), local checkpoints, encoders, FLOP counts.
+
+Nothing here downloads: configs build models locally; checkpoints load only from a directory the
+user names, with safetensors and never with remote code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from bench.errors import WorkloadSkipped
+
+# FACTS.md: ParlAI blender_90M == HF blenderbot_small-90M. The HF defaults differ (vocab 50265,
+# scale_embedding False): both are set explicitly here.
+BLENDER_90M = dict(vocab_size=54944, d_model=512, encoder_layers=8, decoder_layers=8,
+                   encoder_attention_heads=16, decoder_attention_heads=16, encoder_ffn_dim=2048,
+                   decoder_ffn_dim=2048, max_position_embeddings=512, activation_function="gelu",
+                   scale_embedding=True, dropout=0.1, attention_dropout=0.0, activation_dropout=0.0,
+                   init_std=0.02, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                   decoder_start_token_id=1, forced_eos_token_id=2)
+TINY = dict(BLENDER_90M, vocab_size=1000, d_model=64, encoder_layers=2, decoder_layers=2,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=256,
+            decoder_ffn_dim=256)
+BLENDER_CONFIGS = {"blenderbot-90m": BLENDER_90M, "tiny": TINY}
+
+# ParlAI's poly-encoder size (BERT-base): 12 layers, 768 wide, 12 heads.
+BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, max_position_embeddings=512)
+BERT_TINY = dict(BERT_BASE, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=256, vocab_size=1000)
+
+
+def blender_config(name: str):
+    from transformers import BlenderbotSmallConfig
+
+    return BlenderbotSmallConfig(**BLENDER_CONFIGS[name])
+
+
+def build_blender(name: str, attn_implementation: str | None = None):
+    """A seq2seq model: a named config (random init) or a local checkpoint directory."""
+    if name in BLENDER_CONFIGS:
+        from transformers import BlenderbotSmallForConditionalGeneration
+
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        return BlenderbotSmallForConditionalGeneration._from_config(blender_config(name), **kwargs)
+    return load_local_seq2seq(name)
+
+
+def check_model_dir(path: str) -> Path:
+    """A --model directory must exist and hold a config.json and safetensors weights."""
+    p = Path(path)
+    if not p.is_dir():
+        raise WorkloadSkipped(f"--model {path}: not a directory (and not one of "
+                              f"{', '.join(BLENDER_CONFIGS)}); name a local checkpoint directory")
+    if not (p / "config.json").is_file():
+        raise WorkloadSkipped(f"--model {path}: no config.json in it; it is not a checkpoint directory")
+    if not list(p.glob("*.safetensors")):
+        raise WorkloadSkipped(f"--model {path}: no *.safetensors weights in it (other formats are "
+                              "refused: they can run code when loaded)")
+    return p
+
+
+def load_local_seq2seq(path: str):
+    from transformers import AutoModelForSeq2SeqLM
+
+    p = check_model_dir(path)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(p, local_files_only=True, use_safetensors=True,
+                                                     trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise WorkloadSkipped(f"--model {path}: could not load a seq2seq model ({exc})") from None
+
+
+def model_identity(model, name: str) -> dict:
+    """Name, parameter count and a hash of the architecture config: what makes two models the same."""
+    cfg = model.config.to_dict()
+    arch = {k: cfg.get(k) for k in sorted(cfg) if k not in ("_name_or_path", "transformers_version",
+                                                             "torch_dtype", "dtype", "architectures",
+                                                             "_attn_implementation_autoset")}
+    digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    label = name if name in BLENDER_CONFIGS else f"local:{Path(name).name}"
+    return {"model": label, "model_type": cfg.get("model_type"), "parameters": model.num_parameters(),
+            "config_hash": digest}
+
+
+# ---- FLOPs ---------------------------------------------------------------------------------------
+# Matmul FLOPs (2*m*n*k) of an encoder-decoder forward, per part, as torch's FlopCounterMode counts
+# them with eager attention. A training step is 3x forward (backward = 2x forward). 6*params*tokens
+# overstates this model ~2.6x (FACTS.md), so it is not used.
+
+def encoder_flops(cfg, batch: int, src: int) -> float:
+    d, f, n = cfg.d_model, cfg.encoder_ffn_dim, cfg.encoder_layers
+    per_layer = 8 * batch * src * d * d + 4 * batch * src * src * d + 4 * batch * src * d * f
+    return float(n * per_layer)
+
+
+def decoder_flops(cfg, batch: int, tgt: int, src: int, past: int = 0) -> float:
+    """Decoder over tgt new positions attending to past+tgt self positions and src encoder states.
+    With past > 0 (KV cache), cross-attention K/V of the encoder states are not recomputed."""
+    d, f, n = cfg.d_model, cfg.decoder_ffn_dim, cfg.decoder_layers
+    self_attn = 8 * batch * tgt * d * d + 4 * batch * tgt * (past + tgt) * d
+    cross_kv = 0 if past else 4 * batch * src * d * d
+    cross = 4 * batch * tgt * d * d + cross_kv + 4 * batch * tgt * src * d
+    ffn = 4 * batch * tgt * d * f
+    return float(n * (self_attn + cross + ffn))
+
+
+def lm_head_flops(cfg, batch: int, tgt: int) -> float:
+    return float(2 * batch * tgt * cfg.d_model * cfg.vocab_size)
+
+
+def seq2seq_train_flops(cfg, batch: int, src: int, tgt: int) -> float:
+    forward = encoder_flops(cfg, batch, src) + decoder_flops(cfg, batch, tgt, src) + lm_head_flops(cfg, batch, tgt)
+    return 3.0 * forward
