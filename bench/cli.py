@@ -24,8 +24,9 @@ from bench.errors import BenchError, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _run_parser(sub) -> None:

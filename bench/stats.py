@@ -87,15 +87,14 @@ def mann_whitney_p(a, b) -> float | None:
     return float(math.erfc(max(z, 0) / math.sqrt(2)))
 
 
-def steady_state_start(times, window: int = 3, tolerance: float = 0.10) -> int:
-    """Index of the first step from which every rolling median stays within tolerance of the
-    overall median of the second half: steps before it were still warming up."""
+def steady_state_start(times, tolerance: float = 0.10) -> int:
+    """Number of leading steps slower than (1 + tolerance) x the median of the second half: steps
+    that were still warming up. Only the first half is searched, so noise late in a run is not it."""
     x = np.asarray(times, float)
-    if x.size < 2 * window:
+    if x.size < 6:
         return 0
     ref = float(np.median(x[x.size // 2:]))
     start = 0
-    for i in range(x.size - window + 1):
-        if abs(float(np.median(x[i:i + window])) - ref) > tolerance * ref:
-            start = i + 1
-    return min(start, x.size - window)
+    while start < x.size // 2 and x[start] > (1 + tolerance) * ref:
+        start += 1
+    return start

@@ -63,7 +63,7 @@ def run_summary(report: dict) -> Table:
     table = Table(title=escape(title), title_justify="left")
     for col in ("workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50",
                 "first step", "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "workload")
     for r in report["results"]:
         m = r.get("metrics", {})
         mem = r.get("memory", {})

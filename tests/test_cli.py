@@ -1,0 +1,137 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from fakes import CountingWorkload
+
+from bench import cli
+from bench.schema import load_report
+
+
+def run_cli(args, capsys):
+    try:
+        code = cli.cli(args)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("args,names", [
+    (["run", "--device", "tpu"], ["auto", "cpu", "cuda", "hpu"]),
+    (["run", "--preset", "huge"], ["tiny", "seed"]),
+    (["run", "--precision", "int4"], ["fp32", "bf16", "fp16"]),
+    (["run", "--workload", "nope", "--device", "cpu"], ["blender-finetune"]),
+    (["run", "--steps", "0", "--device", "cpu"], ["--steps"]),
+    (["run", "--steps", "-2", "--device", "cpu"], ["--steps"]),
+    (["run", "--steps", "3", "--warmup", "3", "--device", "cpu"], ["--warmup"]),
+    (["run", "--steps", "three"], ["--steps"]),
+    (["run", "--opt", "novalue", "--device", "cpu"], ["KEY=VALUE"]),
+])
+def test_bad_input_exits_2_and_names_the_choices(args, names, capsys, tmp_path):
+    code, out, err = run_cli(args + ["--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    for n in names:
+        assert n in err
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_unwritable_out_is_refused_before_anything_runs(capsys, tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    code, out, err = run_cli(["run", "--device", "cpu", "--out", str(blocker / "x")], capsys)
+    assert code == 2 and "--out" in err
+
+
+@pytest.mark.parametrize("device,needle", [("cuda", "CUDA build of torch"), ("hpu", "Gaudi software stack")])
+def test_absent_device_is_an_error_never_a_fallback(device, needle, capsys, tmp_path):
+    code, out, err = run_cli(["run", "--device", device, "--out", str(tmp_path)], capsys)
+    assert code == 2 and needle in err.replace("\n", " ")
+    assert list(tmp_path.glob("*.json")) == []
+
+
+class FakeEntryPoint:
+    def __init__(self, cls):
+        self.cls, self.value = cls, f"tests:{cls.__name__}"
+
+    def load(self):
+        return self.cls
+
+
+class Boom(CountingWorkload):
+    name = "boom"
+
+    def __init__(self, cfg, backend):
+        super().__init__(cfg, backend, fail_at=2)
+
+
+class Fine(CountingWorkload):
+    name = "fine"
+
+
+def test_a_failing_workload_does_not_stop_the_others(monkeypatch, capsys, tmp_path):
+    import bench.registry
+
+    monkeypatch.setattr(bench.registry, "workload_entry_points",
+                        lambda: {"boom": FakeEntryPoint(Boom), "fine": FakeEntryPoint(Fine)})
+    code, out, err = run_cli(["run", "--device", "cpu", "--steps", "3", "--warmup", "1", "--sample-hz", "0",
+                              "--out", str(tmp_path), "--quiet"], capsys)
+    assert code == 1
+    [path] = tmp_path.glob("*.json")
+    assert out.strip().endswith(path.name)
+    report = load_report(path)
+    by = {r["workload"]: r for r in report["results"]}
+    assert by["boom"]["status"] == "failed" and "boom at step 2" in by["boom"]["error"]
+    assert by["fine"]["status"] == "ok" and len(by["fine"]["timing"]["step_times_s"]) == 3
+    assert report["status"] == "failed"
+
+
+def bench_cmd(*args):
+    return [sys.executable, "-c", "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()", *args]
+
+
+def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
+    done = subprocess.run(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "5",
+                                    "--warmup", "1", "--out", str(tmp_path), "--label", "smoke"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    [path] = tmp_path.glob("*.json")
+    assert path.name.split("_")[1] == "cpu"
+    report = load_report(path)
+    assert report["label"] == "smoke" and report["status"] == "ok"
+    [r] = report["results"]
+    assert r["workload"] == "blender-finetune" and r["status"] == "ok"
+    assert len(r["timing"]["step_times_s"]) == 5
+    assert r["metrics"]["samples_per_s"]["value"] > 0
+    assert r["flops_per_step"] > 0 and r["metrics"]["mfu"]["peak_source"]
+    assert report["telemetry"]["collectors"]["host"]["available"] is True
+    assert len(report["telemetry"]["samples"]) > 0
+    assert {p["phase"] for p in report["telemetry"]["phases"]} == {"setup", "warmup", "measure"}
+    assert report["environment"]["device"]["threads"] >= 1
+    assert "blender-finetune" in done.stdout and str(path) in done.stdout.replace("\n", "")
+
+
+def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
+    proc = subprocess.Popen(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "100000",
+                                      "--warmup", "1", "--out", str(tmp_path), "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    # the sampler child starts after the signal handler is installed: wait for it, then for steps
+    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    files = os.listdir(tmp_path)
+    assert len(files) == 1 and files[0].endswith(".json"), files  # no temporary left behind
+    report = load_report(tmp_path / files[0])
+    assert report["status"] == "interrupted"
+    assert report["results"][0]["status"] == "interrupted"

@@ -1,0 +1,127 @@
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.telemetry import CollectorUnavailable, build_collector
+from bench.telemetry.habana import parse_hl_smi
+from bench.telemetry.host import Rapl
+from bench.telemetry.nvml import SMI_FIELDS, parse_nvidia_smi
+from bench.telemetry.sampler import Sampler
+from bench.telemetry.smi import ParseError, parse_smi_csv, parse_value
+from bench.telemetry.summary import energy_from_samples, phase_summaries, summarize
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def test_parse_value_units_and_missing():
+    assert parse_value("512 MiB") == 512.0
+    assert parse_value("631.95 W") == 631.95
+    assert parse_value("100 %") == 100.0
+    for missing in ("[N/A]", "[Not Supported]", "N/A", ""):
+        assert parse_value(missing) is None
+    assert parse_value("HL-205") == "HL-205"
+
+
+def test_nvidia_smi_capture_with_header_and_units():
+    fields = ["timestamp", "name", "index", "utilization.gpu", "memory.used", "memory.total",
+              "power.draw", "temperature.gpu"]
+    rows = parse_smi_csv((FIX / "nvidia-smi-h100.csv").read_text(), fields)
+    assert rows == [{"timestamp": "2026/07/14 08:12:53.353", "name": "NVIDIA H100 80GB HBM3", "index": 0.0,
+                     "utilization.gpu": 100.0, "memory.used": 19818.0, "memory.total": 81559.0,
+                     "power.draw": 631.95, "temperature.gpu": 59.0}]
+
+
+def test_nvidia_smi_rows_map_to_keys_and_missing_becomes_null():
+    text = "0, Tesla P100-PCIE-16GB, 0, [N/A], 15733, 16280, 37.00, 56, [Not Supported]\n"
+    s = parse_nvidia_smi(text, [0])
+    assert s["gpu0.util_percent"] == 0.0 and s["gpu0.mem_util_percent"] is None
+    assert s["gpu0.mem_used_bytes"] == 15733 * 1024 * 1024
+    assert s["gpu0.power_w"] == 37.0 and s["gpu0.sm_clock_mhz"] is None
+    assert len(SMI_FIELDS) == 9
+
+
+def test_hl_smi_capture_maps_to_hpu_keys():
+    fields = ["name", "uuid", "power.draw", "temperature.aip", "utilization.aip", "memory.used", "memory.total"]
+    text = (FIX / "hl-smi-hl205.csv").read_text()
+    rows = parse_smi_csv(text, fields)
+    assert rows[0]["utilization.aip"] == 15.0 and rows[0]["memory.total"] == 32768.0
+    with_index = "0, HL-205, 3, 512 MiB, 32768 MiB, 99 W, 46 C\n"
+    s = parse_hl_smi(with_index, [0])
+    assert s == {"hpu0.util_percent": 3.0, "hpu0.mem_used_bytes": 512 * 2**20,
+                 "hpu0.mem_total_bytes": 32768 * 2**20, "hpu0.power_w": 99.0, "hpu0.temp_c": 46.0}
+
+
+@pytest.mark.parametrize("garbage", ["", "Segmentation fault", "0, 1, 2\n", "\x00\x01 binary"])
+def test_garbage_is_a_parse_error(garbage):
+    with pytest.raises(ParseError):
+        parse_nvidia_smi(garbage, [0])
+
+
+def test_host_collector_samples_this_process():
+    c = build_collector({"name": "host", "pid": os.getpid()})
+    time.sleep(0.05)
+    s = c.sample()
+    assert s["host.rss_bytes"] > 10 * 2**20
+    assert len(s["host.percpu_percent"]) == os.cpu_count()
+    assert 0 <= s["host.mem_percent"] <= 100
+
+
+def test_missing_collector_library_or_tool_says_why(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(CollectorUnavailable, match="nvidia-smi not found"):
+        build_collector({"name": "nvml", "indices": [0]})
+    with pytest.raises(CollectorUnavailable, match="hl-smi not found"):
+        build_collector({"name": "habana", "indices": [0]})
+
+
+def test_rapl_unwraps_the_counter(tmp_path):
+    dom = tmp_path / "intel-rapl:0"
+    dom.mkdir()
+    (dom / "max_energy_range_uj").write_text("1000000")
+    (dom / "energy_uj").write_text("900000")
+    rapl = Rapl(str(tmp_path / "intel-rapl:[0-9]*"))
+    (dom / "energy_uj").write_text("950000")
+    assert rapl.read_j() == pytest.approx(0.05)
+    (dom / "energy_uj").write_text("100000")  # wrapped past 1,000,000
+    assert rapl.read_j() == pytest.approx(0.2)
+    assert Rapl(str(tmp_path / "absent*")).read_j() is None
+
+
+def test_sampler_process_samples_and_stops():
+    t0 = time.monotonic_ns()
+    s = Sampler([{"name": "host", "pid": os.getpid()}, {"name": "nvml", "indices": [0]}], 20, t0).start()
+    time.sleep(0.6)
+    status, samples = s.stop()
+    assert status["host"]["available"] is True
+    assert status["nvml"]["available"] is False and status["nvml"]["reason"]
+    assert len(samples) >= 5
+    ts = [x["t"] for x in samples]
+    assert ts == sorted(ts) and 0 <= ts[0] < 0.6 + 1.0
+    assert s.proc is None
+
+
+def test_phase_summaries_split_samples_by_phase():
+    samples = [{"t": t / 10, "gpu0.util_percent": 0.0 if t < 10 else 90.0} for t in range(30)]
+    phases = [{"workload": "w", "phase": "setup", "start_s": 0, "end_s": 0.95},
+              {"workload": "w", "phase": "measure", "start_s": 1.0, "end_s": 2.9}]
+    s = phase_summaries(samples, phases, "w")
+    assert s["setup"]["gpu0.util_percent"]["mean"] == 0.0
+    assert s["measure"]["gpu0.util_percent"]["mean"] == 90.0
+    assert summarize([{"t": 0, "x": [1, 2], "y": "s"}]) == {}
+
+
+def test_energy_from_counter_interpolates_the_window_edges():
+    samples = [{"t": t, "gpu0.energy_j": 100.0 * t, "gpu0.power_w": 100.0} for t in range(0, 11)]
+    e = energy_from_samples(samples, 2.5, 7.5, "gpu0.")
+    assert e["method"] == "energy counter" and e["joules"] == pytest.approx(500.0)
+
+
+def test_energy_falls_back_to_integrated_power_then_null():
+    samples = [{"t": t / 2, "gpu0.power_w": 200.0} for t in range(0, 21)]
+    e = energy_from_samples(samples, 1.0, 9.0, "gpu0.")
+    assert e["joules"] == pytest.approx(1600.0) and "estimate" in e["method"]
+    assert energy_from_samples(samples, 1.0, 1.5, "gpu0.")["joules"] is None  # window < 1 s
+    e = energy_from_samples([{"t": 0}, {"t": 5}], 1.0, 4.0, "gpu0.")
+    assert e["joules"] is None and "no energy counter" in e["reason"]
