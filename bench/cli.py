@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from bench import __version__
-from bench.config import DATA_SOURCES, DEVICES, HPU_MODES, OPTIMIZERS, PRECISIONS, PRESETS, RunConfig
+from bench.config import (DATA_SOURCES, DEVICES, ENCODERS, HPU_MODES, OPTIMIZERS, PRECISIONS, PRESETS,
+                          SCORINGS, RunConfig)
 from bench.errors import BenchError, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -50,6 +51,17 @@ def _run_parser(sub) -> None:
     g.add_argument("--data", choices=DATA_SOURCES, help="shipped dialogue sample or seeded synthetic ids")
     g.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="adamax is what ParlAI used")
     g.add_argument("--lr", type=float, help="learning rate (default: preset)")
+    r = p.add_argument_group("generation and retrieval")
+    r.add_argument("--new-tokens", type=int, help="tokens generated per sequence, forced (default: preset)")
+    r.add_argument("--beams", type=int, default=1, help="beam size, 1 = greedy (1-8; the seed recommends 1-3)")
+    r.add_argument("--static-shapes", action="store_true",
+                   help="pad generation inputs to --context-len (static shapes, as HPU graphs need)")
+    r.add_argument("--encoder", choices=ENCODERS, help="retrieval encoder (default: bert-tiny for tiny, "
+                                                       "bert-base for seed; minilm = the real all-MiniLM-L6-v2)")
+    r.add_argument("--scoring", default="poly", choices=SCORINGS, help="bi-encoder or poly-encoder scoring")
+    r.add_argument("--poly-codes", type=int, default=64, help="poly-encoder codes m (ParlAI: 64)")
+    r.add_argument("--pool-size", type=int, help="candidate pool for top-k scoring (default: preset)")
+    r.add_argument("--top-k", type=int, default=10)
     g.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="an option for a plug-in workload (repeatable)")
     m = p.add_argument_group("how to measure")
@@ -97,7 +109,8 @@ def config_from_args(args) -> RunConfig:
         opts[key] = value
     names = ("device", "workloads", "preset", "precision", "steps", "time_budget_s", "min_steps", "warmup",
              "repeats", "batch_size", "context_len", "label_len", "seed", "out_dir", "label", "sample_hz",
-             "threads", "model", "data", "optimizer", "lr", "peak_tflops", "hpu_mode", "hpu_graphs", "compile")
+             "threads", "model", "data", "optimizer", "lr", "peak_tflops", "hpu_mode", "hpu_graphs", "compile",
+             "new_tokens", "beams", "static_shapes", "encoder", "scoring", "poly_codes", "pool_size", "top_k")
     values = {n: getattr(args, n) for n in names if hasattr(args, n)}
     values["workloads"] = values.get("workloads") or []
     return RunConfig(**values, options=opts)

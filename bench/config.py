@@ -13,6 +13,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "adamax")
 DATA_SOURCES = ("shipped", "synthetic")
 HPU_MODES = ("lazy", "eager", "compile")
+ENCODERS = ("bert-tiny", "bert-base", "minilm")
+SCORINGS = ("bi", "poly")
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,18 @@ class Preset:
     new_tokens: int
     pool_size: int
     lr: float
+    encoder: str
 
 
 PRESETS = {
     # Small config from FACTS.md: smoke runs in seconds on a laptop or CI.
     "tiny": Preset("tiny", batch_size=8, context_len=32, label_len=16, data="shipped",
-                   steps=20, warmup=3, new_tokens=8, pool_size=1000, lr=1e-3),
+                   steps=20, warmup=3, new_tokens=8, pool_size=1000, lr=1e-3,
+                   encoder="bert-tiny"),
     # The seed's configuration: BlenderBot-90M, batch 24, 163 context and 18 label tokens (BST means).
     "seed": Preset("blenderbot-90m", batch_size=24, context_len=163, label_len=18, data="synthetic",
-                   steps=10, warmup=2, new_tokens=20, pool_size=10_000, lr=1e-5),
+                   steps=10, warmup=2, new_tokens=20, pool_size=10_000, lr=1e-5,
+                   encoder="bert-base"),
 }
 
 
@@ -69,7 +74,8 @@ class RunConfig:
     pool_size: int | None = None
     top_k: int = 10
     poly_codes: int = 64
-    encoder: str = "bert-base"
+    encoder: str | None = None
+    scoring: str = "poly"
     static_shapes: bool = False
     hpu_mode: str | None = None
     hpu_graphs: bool = False
@@ -82,7 +88,7 @@ class RunConfig:
         preset = PRESETS[self.preset]
         values = asdict(self)
         for name in ("batch_size", "context_len", "label_len", "warmup", "data",
-                     "new_tokens", "pool_size", "lr"):
+                     "new_tokens", "pool_size", "lr", "encoder"):
             if values[name] is None:
                 values[name] = getattr(preset, name)
         if values["steps"] is None and self.time_budget_s is None:
@@ -116,6 +122,9 @@ def validate(cfg: RunConfig, known_workloads) -> RunConfig:
     _choice("--preset", cfg.preset, tuple(PRESETS))
     _choice("--precision", cfg.precision, PRECISIONS)
     _choice("--optimizer", cfg.optimizer, OPTIMIZERS)
+    _choice("--scoring", cfg.scoring, SCORINGS)
+    if cfg.encoder is not None:
+        _choice("--encoder", cfg.encoder, ENCODERS)
     if cfg.data is not None:
         _choice("--data", cfg.data, DATA_SOURCES)
     if cfg.hpu_mode is not None:
@@ -142,6 +151,8 @@ def validate(cfg: RunConfig, known_workloads) -> RunConfig:
     if cfg.peak_tflops is not None:
         _positive("--peak-tflops", cfg.peak_tflops)
     out = cfg.resolved()
+    if out.pool_size < out.top_k:
+        raise ConfigError(f"--pool-size: {out.pool_size} candidates is fewer than --top-k {out.top_k}")
     if out.steps is not None and out.warmup >= out.steps:
         raise ConfigError(f"--warmup: must be below --steps ({out.warmup} >= {out.steps})")
     check_writable(out.out_dir)

@@ -17,6 +17,9 @@ def core_metrics(timing: dict, flops_per_step: float | None, peak: float | None,
     tokens = timing.get("step_tokens") or [0] * len(times)
     out = {"samples_per_s": stats.rate_ci(samples, times), "tokens_per_s": stats.rate_ci(tokens, times),
            "steps_per_s": stats.rate_ci([1] * len(times), times), "step_time_s": stats.summary(times)}
+    step_flops = timing.get("step_flops")
+    if step_flops and len(step_flops) == len(times):
+        flops_per_step = sum(step_flops) / len(step_flops)
     if flops_per_step:
         achieved = flops_per_step * len(times) / sum(times)
         out["achieved_flops_per_s"] = achieved

