@@ -111,8 +111,10 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
     assert path.name.split("_")[1] == "cpu"
     report = load_report(path)
     assert report["label"] == "smoke" and report["status"] == "ok"
-    [r] = report["results"]
-    assert r["workload"] == "blender-finetune" and r["status"] == "ok"
+    by = {r["workload"]: r for r in report["results"]}
+    assert set(by) == {"blender-finetune", "blender-generate", "retrieval-encode", "retrieve-refine"}
+    assert all(r["status"] == "ok" for r in by.values()), [r["error"] for r in by.values()]
+    r = by["blender-finetune"]
     assert len(r["timing"]["step_times_s"]) == 5
     assert r["metrics"]["samples_per_s"]["value"] > 0
     assert r["flops_per_step"] > 0 and r["metrics"]["mfu"]["peak_source"]
