@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
+    cp = sub.add_parser("compare", help="compare reports: tables, CSV/Markdown, one HTML file",
+                        description="Pair runs by workload identity and compare throughput with confidence "
+                                    "intervals; runs whose identity differs are shown as not comparable.",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cp.add_argument("files", nargs="+", metavar="FILE", help="report files or globs (reports/*.json)")
+    cp.add_argument("--baseline", metavar="LABEL_OR_FILE", help="the run others are compared to "
+                                                                "(default: the first file's run)")
+    cp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML report (needs plotly)")
+    cp.add_argument("--csv", metavar="OUT.csv", help="write the comparison rows as CSV")
+    cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison rows as a Markdown table")
+    cp.add_argument("--fail-on", metavar="METRIC:PCT", action="append", default=[],
+                    help="exit 1 when a run is significantly slower than the baseline by more than PCT "
+                         "(the whole CI below 1 - PCT), e.g. tokens_per_s:5%%")
+    cp.add_argument("--force", action="store_true", help="compare runs whose workload identity differs (marked)")
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here")
     lp.add_argument("--json", action="store_true")
     ep = sub.add_parser("env", help="the environment record a report would carry")
@@ -188,7 +202,54 @@ def cmd_env(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env}
+def cmd_compare(args) -> int:
+    from bench.compare import compare, regressions
+    from bench.report.export import comparison_frame, load_many, write_csv, write_markdown
+    from bench.report.terminal import print_comparisons
+
+    loaded, problems = load_many(args.files)
+    for p in problems:
+        err.print(f"[red]skipped:[/] {escape(p)}")
+    if not loaded:
+        err.print("[red]error:[/] no usable report among the files given")
+        return EXIT_USAGE
+    comparisons = compare(loaded, args.baseline, args.force)
+    if not comparisons:
+        err.print("[red]error:[/] the reports hold no successful workload result to compare")
+        return EXIT_USAGE
+    failures = [f for spec in args.fail_on for f in regressions(comparisons, spec)]
+    print_comparisons(out, comparisons)
+    frame = comparison_frame(comparisons)
+    if args.csv:
+        _write(args.csv, lambda path: write_csv(frame, path))
+    if args.markdown:
+        _write(args.markdown, lambda path: write_markdown(frame, path))
+    if args.html:
+        _write(args.html, lambda path: _write_html(comparisons, loaded, path))
+    for f in failures:
+        err.print(f"[red]regression:[/] {escape(f)}")
+    return EXIT_FAILED if failures or problems else EXIT_OK
+
+
+def _write(target: str, writer) -> None:
+    try:
+        writer(target)
+    except OSError as exc:
+        raise BenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    out.print(f"wrote {escape(target)}")
+
+
+def _write_html(comparisons, loaded, target: str) -> None:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
+    from bench.report.html import render
+
+    Path(target).write_text(render(comparisons, loaded), encoding="utf-8")
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
 
 
 def cli(argv=None) -> int:

@@ -49,7 +49,7 @@ def timed_step(workload, backend):
 
 
 def new_result(name: str) -> dict:
-    return {"workload": name, "status": "ok", "error": None, "params": {}, "tokens_are": None,
+    return {"workload": name, "status": "ok", "error": None, "params": {}, "tokens_are": None, "main_metric": None,
             "timing": {"setup_s": None, "first_step_s": None, "warmup_s": None, "step_times_s": [],
                        "step_samples": [], "step_tokens": [], "repeats": []},
             "metrics": {}, "memory": {}, "flops_per_step": None, "warnings": []}
@@ -102,6 +102,7 @@ class Measurement:
         self.result["model_device"] = str(first.device) if first is not None else None
         self.result["params"] = self.wl.params()
         self.result["tokens_are"] = self.wl.tokens_are
+        self.result["main_metric"] = self.wl.main_metric
         self.result["flops_per_step"] = self.wl.flops_per_step()
 
     def _warmup(self) -> None:

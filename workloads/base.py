@@ -23,6 +23,7 @@ class Workload:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     tokens_are: ClassVar[str] = "tokens"  # what StepResult.tokens counts, said in the report
+    main_metric: ClassVar[str] = "samples_per_s"  # the throughput comparisons lead with
 
     def __init__(self, cfg, backend):
         self.cfg = cfg

@@ -11,6 +11,7 @@ class BlenderFinetune(Workload):
     name = "blender-finetune"
     description = "BlenderBot fine-tune step: forward, backward, optimizer step (AdamW or Adamax)"
     tokens_are = "context + label tokens (ParlAI tps)"
+    main_metric = "samples_per_s"
 
     def setup(self) -> None:
         import torch

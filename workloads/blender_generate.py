@@ -49,6 +49,7 @@ class BlenderGenerate(Workload):
     name = "blender-generate"
     description = "BlenderBot generating replies: greedy or beam search, forced length, KV cache"
     tokens_are = "new tokens (batch x new tokens per request)"
+    main_metric = "tokens_per_s"
 
     def setup(self) -> None:
         import torch

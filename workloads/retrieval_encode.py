@@ -67,6 +67,7 @@ class RetrievalEncode(Workload):
     name = "retrieval-encode"
     description = "Retriever: encode candidates and contexts, bi- or poly-encoder scoring, top-k of a pool"
     tokens_are = "context + candidate tokens encoded"
+    main_metric = "samples_per_s"
 
     def setup(self) -> None:
         import torch

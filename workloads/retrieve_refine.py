@@ -16,6 +16,7 @@ class RetrieveRefine(Workload):
     name = "retrieve-refine"
     description = "Retrieve a candidate reply (bi-encoder, top-1 of a pool), append it, then generate"
     tokens_are = "new tokens (batch x new tokens per request)"
+    main_metric = "tokens_per_s"
 
     def setup(self) -> None:
         import torch

@@ -92,3 +92,74 @@ def print_problems(console: Console, report: dict) -> None:
     for name, status in report["telemetry"]["collectors"].items():
         if not status.get("available"):
             console.print(f"[dim]collector {escape(name)} unavailable: {escape(status.get('reason', ''))}[/]")
+
+
+# ---- bench compare -------------------------------------------------------------------------------
+
+def _ci_cell(v: dict) -> str:
+    return with_ci({"value": v["value"], "ci_low": v["ci_low"], "ci_high": v["ci_high"]})
+
+
+def util_cell(v: dict) -> str:
+    """Mean device utilization in the measured phase; '≤ max' where only a range was published."""
+    if v["device_util_percent"] is not None:
+        return f"{v['device_util_percent']:.0f} %"
+    if v["device_util_max_percent"] is not None:
+        return f"≤ {v['device_util_max_percent']:.0f} %"
+    return DASH
+
+
+ALWAYS_SHOWN = 4  # run, device, throughput, verdict: the rest only where some row has a value
+
+
+def compare_table(comp) -> Table:
+    """One row per run; columns that hold nothing but "—" for every run are left out."""
+    from bench.compare import row_values
+    from bench.report.format import num
+
+    cols = ["run", "device", f"{comp.main_metric} [95% CI]", "vs baseline", "step p50", "step p99",
+            "peak mem", "util", "power", "J/sample", "exps", "ups", "tps", "ctps", "ltps", "MFU", "warnings"]
+    body = []
+    for row in comp.rows:
+        v = row_values(row, comp.main_metric)
+        origin = " (published)" if v["origin"] == "published" else ""
+        body.append(([escape(v["run"] + origin), escape(v["device"]), _ci_cell(v), escape(v["verdict"]),
+                      seconds(v["step_p50_s"]), seconds(v["step_p99_s"]), size(v["peak_mem_bytes"]), util_cell(v),
+                      DASH if v["device_power_w"] is None else f"{v['device_power_w']:.0f} W",
+                      DASH if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j']:.3g}",
+                      *[num(v[f"parlai_{k}"], 4) for k in ("exps", "ups", "tps", "ctps", "ltps")],
+                      percent(v["mfu"]), escape(v["warnings"]) or DASH], v["comparable"]))
+    keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
+    table = Table(title=escape(f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.name}"),
+                  title_justify="left")
+    for i in keep:
+        table.add_column(cols[i], overflow="fold", no_wrap=i == 0)
+    for cells, comparable in body:
+        table.add_row(*[cells[i] for i in keep], style=None if comparable else "dim")
+    return table
+
+
+def compare_notes(comp) -> list[str]:
+    """Plain sentences: why rows are not comparable, what the warnings mean, where figures came from."""
+    notes = []
+    for row in comp.rows:
+        r = row.run
+        if r.published:
+            notes.append(f"{r.name}: published figures, not measured by bench ({r.report.get('source') or 'source not given'})")
+        if not row.comparable and not row.baseline:
+            diffs = "; ".join(f"{k}: {r.params.get(k)!r} vs {comp.baseline.params.get(k)!r}" for k in row.differences)
+            notes.append(f"{r.name} vs {comp.baseline.name}: not the same workload ({diffs})")
+        for w in r.result.get("warnings", []):
+            notes.append(f"{r.name}: {w['code']}: {w['message']}")
+    return notes
+
+
+def print_comparisons(console, comparisons) -> None:
+    for comp in comparisons:
+        console.print(compare_table(comp))
+        notes = compare_notes(comp)
+        if notes:
+            console.print("[bold yellow]Read before trusting these numbers:[/]")
+        for note in notes:
+            console.print(f"  • {escape(note)}")
+        console.print()

@@ -1,0 +1,136 @@
+import html
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from reportgen import make_report
+
+from bench import cli
+from bench.schema import SCHEMA_VERSION, dump_atomic
+
+EVIL = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+
+
+def run_cli(args, capsys):
+    try:
+        code = cli.cli(args)
+    except SystemExit as exc:
+        code = exc.code
+    c = capsys.readouterr()
+    return code, c.out, c.err
+
+
+@pytest.fixture
+def two(tmp_path):
+    a = dump_atomic(make_report("fp32", 0.2), tmp_path / "a.json")
+    b = dump_atomic(make_report("bf16", 0.1, seed=1), tmp_path / "b.json")
+    return a, b
+
+
+def test_compare_two_runs_prints_speedup_and_exports(two, tmp_path, capsys):
+    code, out, err = run_cli(["compare", str(two[0]), str(two[1]), "--csv", str(tmp_path / "c.csv"),
+                              "--markdown", str(tmp_path / "c.md")], capsys)
+    assert code == 0, err
+    assert "baseline" in out and "x faster" in out
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "c.csv")
+    assert list(frame["run"]) == ["fp32", "bf16"] and frame["speedup"].iloc[1] == pytest.approx(2.0, rel=0.05)
+    assert "| fp32" in (tmp_path / "c.md").read_text()
+
+
+def test_glob_in_quotes_is_expanded(two, tmp_path, capsys):
+    code, out, _ = run_cli(["compare", str(tmp_path / "*.json")], capsys)
+    assert code == 0 and "bf16" in out
+
+
+def test_bad_inputs_are_named_and_the_rest_still_compared(two, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{nope")
+    (tmp_path / "list.json").write_text("[1]")
+    (tmp_path / "other.json").write_text(json.dumps({"name": "not bench"}))
+    newer = make_report("new", 0.1)
+    newer["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    full = Path(two[0]).read_text()
+    (tmp_path / "cut.json").write_text(full[: len(full) // 2])
+    args = ["compare", str(two[0]), str(two[1]), str(tmp_path / "missing.json"), str(tmp_path / "nomatch*.json")]
+    args += [str(tmp_path / n) for n in ("bad.json", "list.json", "other.json", "newer.json", "cut.json")]
+    code, out, err = run_cli(args, capsys)
+    assert code == 1
+    flat = err.replace("\n", " ")
+    for needle in ("missing.json: no such file", "matches no file", "bad.json: invalid JSON", "list.json: not a bench report",
+                   "other.json: not a bench report", "newer than this bench", "cut.json: invalid JSON"):
+        assert needle in flat, needle
+    assert "Traceback" not in err and "x faster" in out
+
+
+def test_nothing_usable_exits_2(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("")
+    code, out, err = run_cli(["compare", str(tmp_path / "bad.json")], capsys)
+    assert code == 2 and "empty file" in err
+
+
+def test_fail_on_gate(tmp_path, capsys):
+    a = dump_atomic(make_report("base", 0.1), tmp_path / "a.json")
+    b = dump_atomic(make_report("slow", 0.13, seed=2), tmp_path / "b.json")
+    code, _, err = run_cli(["compare", str(a), str(b), "--fail-on", "samples_per_s:5%"], capsys)
+    assert code == 1 and "regression" in err
+    code, _, _ = run_cli(["compare", str(a), str(b), "--fail-on", "samples_per_s:50%"], capsys)
+    assert code == 0
+
+
+def test_reference_comparison_says_why_it_does_not_hold(capsys):
+    code, out, err = run_cli(["compare", "reports/reference/seed-habana-dl1.json",
+                              "reports/reference/seed-colab-p100.json"], capsys)
+    flat = " ".join(out.split())
+    assert code == 0
+    assert "not comparable" in flat and "idle_accelerator" in flat and "published figures" in flat
+    assert "blended_skill_talk" in flat and "tutorial_transformer_generator" in flat
+
+
+def evil_reports(tmp_path):
+    a = make_report(EVIL, 0.2, params={"model": EVIL}, host=EVIL, device_name=EVIL,
+                    warnings=[{"code": "noisy", "message": EVIL}])
+    b = make_report("plain", 0.1, seed=1, params={"model": EVIL})
+    return dump_atomic(a, tmp_path / "a.json"), dump_atomic(b, tmp_path / "b.json")
+
+
+def test_html_is_self_contained_and_escapes_report_strings(tmp_path, capsys):
+    a, b = evil_reports(tmp_path)
+    out_html = tmp_path / "r.html"
+    code, _, err = run_cli(["compare", str(a), str(b), "--html", str(out_html)], capsys)
+    assert code == 0, err
+    page = out_html.read_text()
+    assert EVIL not in page and "<img src=x" not in page
+    assert html.escape(EVIL, quote=True) in page  # shown as text
+    assert "<script src=" not in page and "src=\"http" not in page  # plotly.js is inline, no CDN
+    assert page.count('class="plotly-graph-div"') >= 3
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (apt-get install chromium); .ci/run installs it")
+def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, capsys):
+    a, b = evil_reports(tmp_path)
+    ref = Path("reports/reference")
+    page = tmp_path / "r.html"
+    code, _, err = run_cli(["compare", str(a), str(b), *map(str, sorted(ref.glob("*.json"))), "--html", str(page)], capsys)
+    assert code == 0, err
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('class="main-svg"') >= 4, "plotly did not draw the charts"
+    assert "pwned" not in dom.stdout.split("</title>")[0], "a report string ran as code"
+    assert "<script>document.title" not in dom.stdout
+    console_errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
+    assert console_errors == []
+    shot = Path("reports") / "compare-screenshot.png"
+    subprocess.run([_chromium(), *flags, "--window-size=1400,2600", f"--screenshot={shot.resolve()}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
