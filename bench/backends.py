@@ -101,6 +101,22 @@ class Backend:
     def collector_specs(self) -> list[dict]:
         return [{"name": "host", "pid": os.getpid()}]
 
+    def energy_meter(self):
+        """A function returning the device's cumulative energy counter in joules, read in this
+        process right after a sync (None where the device has no counter)."""
+        return None
+
+
+def _counter(collector_cls, index: int):
+    from bench.telemetry import CollectorUnavailable
+
+    collector = collector_cls({"indices": [index]})
+    try:
+        collector.open()
+    except CollectorUnavailable:
+        return None
+    return lambda: collector.energy_j(index)
+
 
 class CpuBackend(Backend):
     name = "cpu"
@@ -120,6 +136,12 @@ class CpuBackend(Backend):
 
     def peak_flops(self, precision: str):
         return cpu_peak(self.torch.get_num_threads(), precision)
+
+    def energy_meter(self):
+        from bench.telemetry.host import Rapl
+
+        rapl = Rapl()
+        return rapl.read_j if rapl.domains else None
 
     def describe(self) -> dict:
         return {"backend": "cpu", "device": "cpu", "device_name": _cpu_model(),
@@ -193,6 +215,11 @@ class CudaBackend(Backend):
 
     def collector_specs(self) -> list[dict]:
         return super().collector_specs() + [{"name": "nvml", "indices": [self._physical_index()]}]
+
+    def energy_meter(self):
+        from bench.telemetry.nvml import NvmlCollector
+
+        return _counter(NvmlCollector, self._physical_index())
 
     def _physical_index(self) -> int:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -302,6 +329,11 @@ class HpuBackend(Backend):
 
     def collector_specs(self) -> list[dict]:
         return super().collector_specs() + [{"name": "habana", "indices": [self.local_rank]}]
+
+    def energy_meter(self):
+        from bench.telemetry.habana import HlmlCollector
+
+        return _counter(HlmlCollector, self.local_rank)
 
 
 BACKENDS = {"cpu": CpuBackend, "cuda": CudaBackend, "hpu": HpuBackend}

@@ -124,8 +124,25 @@ class Measurement:
         elapsed = (time.perf_counter_ns() - started_ns) / 1e9
         return n < self.cfg.min_steps or elapsed < self.cfg.time_budget_s
 
+    def _read_energy(self, meter):
+        """Device sync, then the energy counter and the clock (None without a counter)."""
+        self.backend.synchronize()
+        joules = meter() if meter else None
+        return joules, time.perf_counter_ns()
+
     def _measure(self) -> None:
         timing = self.result["timing"]
+        meter = self.backend.energy_meter() if hasattr(self.backend, "energy_meter") else None
+        e0, t0 = self._read_energy(meter)
+        try:
+            self._measure_repeats(timing)
+        finally:
+            e1, t1 = self._read_energy(meter)
+            if e0 is not None and e1 is not None:
+                self.result["energy_counter"] = {"joules": e1 - e0, "window_s": (t1 - t0) / 1e9,
+                                                 "method": "energy counter read after a device sync"}
+
+    def _measure_repeats(self, timing) -> None:
         with self.phases.phase(self.wl.name, "measure"):
             for _ in range(self.cfg.repeats):
                 n = 0

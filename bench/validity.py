@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from bench.metrics import warn
-from bench.telemetry.summary import (accelerator_utilization, energy_from_samples, in_window,
-                                     phase_summaries)
+from bench.telemetry.summary import (MIN_ENERGY_WINDOW_S, accelerator_utilization, energy_from_samples,
+                                     in_window, phase_summaries)
 
 IDLE_UTIL_PERCENT = 20.0
 # NVML clock-event reasons that mean the clocks were held down: SW power cap, HW slowdown,
@@ -33,7 +33,21 @@ def energy_prefixes(samples: list[dict]) -> list[str]:
     return sorted(found)
 
 
+def per_work(result: dict, joules: float, window_s: float) -> dict:
+    """Joules per sample and per token of the timed steps (the window also holds the syncs and
+    bookkeeping between steps, so the energy is scaled to the steps' own share of it)."""
+    times = result["timing"]
+    samples_n, tokens_n = sum(times["step_samples"]), sum(times["step_tokens"])
+    step_joules = joules * (sum(times["step_times_s"]) / window_s if window_s > 0 else 1.0)
+    return {"per_sample_j": step_joules / samples_n if samples_n else None,
+            "per_token_j": step_joules / tokens_n if tokens_n else None}
+
+
 def workload_energy(result: dict, telemetry: dict, window) -> dict:
+    direct = result.pop("energy_counter", None)
+    if direct and direct["window_s"] >= MIN_ENERGY_WINDOW_S and direct["joules"] >= 0:
+        return {"joules": direct["joules"], "window_s": direct["window_s"], "method": direct["method"],
+                **per_work(result, direct["joules"], direct["window_s"])}
     samples = telemetry["samples"]
     prefixes = energy_prefixes(samples)
     if not prefixes:
@@ -43,16 +57,8 @@ def workload_energy(result: dict, telemetry: dict, window) -> dict:
     known = [v["joules"] for v in parts.values() if v["joules"] is not None]
     if not known:
         return {"joules": None, "reason": "; ".join(v["reason"] for v in parts.values()), "devices": parts}
-    joules = sum(known)
-    times = result["timing"]
-    samples_n, tokens_n = sum(times["step_samples"]), sum(times["step_tokens"])
-    window_s = window[1] - window[0]
-    # The window also holds the syncs and bookkeeping between steps: scale to the steps' own time.
-    scale = sum(times["step_times_s"]) / window_s if window_s > 0 else 1.0
-    step_joules = joules * scale
-    return {"joules": joules, "window_s": window_s, "devices": parts,
-            "per_sample_j": step_joules / samples_n if samples_n else None,
-            "per_token_j": step_joules / tokens_n if tokens_n else None}
+    joules, window_s = sum(known), window[1] - window[0]
+    return {"joules": joules, "window_s": window_s, "devices": parts, **per_work(result, joules, window_s)}
 
 
 def throttled(samples: list[dict]) -> int:

@@ -1,0 +1,142 @@
+import types
+
+import pytest
+
+from bench.peaks import cpu_peak
+from bench.runner import new_result
+from bench.validity import telemetry_checks
+
+CUDA = types.SimpleNamespace(name="cuda")
+CPU = types.SimpleNamespace(name="cpu")
+
+
+def result_with_steps(n=10, step=0.2):
+    r = new_result("w")
+    r["timing"].update(step_times_s=[step] * n, step_samples=[8] * n, step_tokens=[80] * n)
+    return r
+
+
+def telemetry(util, start=1.0, end=3.0, extra=None):
+    samples = []
+    for i in range(41):
+        s = {"t": i * 0.1, "gpu0.util_percent": util, "gpu0.power_w": 300.0, "gpu0.energy_j": 1000.0 + 300.0 * i * 0.1,
+             "host.rss_bytes": 2**30}
+        s.update(extra or {})
+        samples.append(s)
+    return {"samples": samples, "phases": [{"workload": "w", "phase": "warmup", "start_s": 0.0, "end_s": start},
+                                           {"workload": "w", "phase": "measure", "start_s": start, "end_s": end}]}
+
+
+def codes(r):
+    return {w["code"] for w in r["warnings"]}
+
+
+def test_idle_accelerator_is_flagged():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=4.0), CUDA)
+    assert "idle_accelerator" in codes(r)
+    assert "4 %" in [w for w in r["warnings"] if w["code"] == "idle_accelerator"][0]["message"]
+
+
+def test_busy_accelerator_is_not_flagged():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=95.0), CUDA)
+    assert codes(r) == set()
+    assert r["telemetry_summary"]["measure"]["gpu0.util_percent"]["mean"] == 95.0
+
+
+def test_no_utilization_sampled_says_nothing_proves_it():
+    r = result_with_steps()
+    t = telemetry(util=None)
+    telemetry_checks(r, t, CUDA)
+    assert "no_utilization" in codes(r)
+
+
+def test_cpu_runs_are_not_checked_for_accelerator_idleness():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=0.0), CPU)
+    assert "idle_accelerator" not in codes(r)
+
+
+def test_throttle_reasons_during_measure_are_flagged():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.clock_event_reasons": 0x40}), CUDA)
+    assert "throttled" in codes(r)
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.clock_event_reasons": 0x1}), CUDA)  # idle bit only
+    assert "throttled" not in codes(r)
+
+
+def test_model_not_on_device():
+    r = result_with_steps()
+    r["model_device"] = "cpu"
+    telemetry_checks(r, telemetry(util=99.0), CUDA)
+    assert "model_not_on_device" in codes(r)
+
+
+def test_energy_per_sample_from_the_counter_scaled_to_step_time():
+    r = result_with_steps(n=10, step=0.2)  # 2.0 s of steps in a 2.0 s window
+    telemetry_checks(r, telemetry(util=99.0), CUDA)
+    e = r["energy"]
+    assert e["joules"] == pytest.approx(600.0) and e["devices"]["gpu0"]["method"] == "energy counter"
+    assert e["per_sample_j"] == pytest.approx(600.0 / 80) and e["per_token_j"] == pytest.approx(600.0 / 800)
+    assert r["memory"]["host_peak_rss_bytes"] == 2**30
+
+
+def test_energy_is_null_with_a_reason_when_nothing_measures_it():
+    r = result_with_steps()
+    t = telemetry(util=99.0)
+    for s in t["samples"]:
+        del s["gpu0.energy_j"], s["gpu0.power_w"]
+    telemetry_checks(r, t, CUDA)
+    assert r["energy"]["joules"] is None and r["energy"]["reason"]
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
+model name\t: Test CPU
+cpu MHz\t\t: 2000.000
+flags\t\t: fpu sse2 avx2 fma {flags}
+"""
+
+
+@pytest.mark.parametrize("vendor,flags,precision,per_cycle", [
+    ("GenuineIntel", "avx512f", "fp32", 64), ("AuthenticAMD", "avx512f avx512_bf16", "fp32", 32),
+    ("AuthenticAMD", "avx512f avx512_bf16", "bf16", 64), ("GenuineIntel", "avx512f amx_bf16", "bf16", 2048),
+    ("GenuineIntel", "", "fp32", 32), ("GenuineIntel", "", "bf16", None),
+])
+def test_cpu_peak_estimate(vendor, flags, precision, per_cycle):
+    peak, source = cpu_peak(2, precision, CPUINFO.format(vendor=vendor, flags=flags))
+    if per_cycle is None:
+        assert peak is None and "no bf16" in source
+    else:
+        assert peak == 2 * 2.0e9 * per_cycle and source.startswith("estimate")
+
+
+def test_direct_counter_reading_wins_over_samples():
+    r = result_with_steps(n=10, step=0.2)
+    r["energy_counter"] = {"joules": 500.0, "window_s": 2.5, "method": "energy counter read after a device sync"}
+    telemetry_checks(r, telemetry(util=99.0), CUDA)
+    assert r["energy"]["joules"] == 500.0 and "after a device sync" in r["energy"]["method"]
+    assert r["energy"]["per_sample_j"] == pytest.approx(500.0 * (2.0 / 2.5) / 80)
+    assert "energy_counter" not in r
+
+
+def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
+    import time
+
+    from fakes import CountingWorkload, LoggingBackend
+
+    from bench.config import RunConfig
+    from bench.runner import Measurement, NullProgress, PhaseLog
+
+    log = []
+    backend = LoggingBackend(log)
+    counter = iter([100.0, 175.0])
+    backend.energy_meter = lambda: (lambda: (log.append("energy"), next(counter))[1])
+    cfg = RunConfig(device="cpu", out_dir=str(tmp_path), steps=3, warmup=0, sample_hz=0).resolved()
+    r = Measurement(CountingWorkload(cfg, backend), backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
+    assert r["energy_counter"]["joules"] == 75.0
+    for i, e in enumerate(log):
+        if e == "energy":
+            assert log[i - 1] == "sync"
