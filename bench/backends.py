@@ -11,6 +11,7 @@ import importlib.util
 import os
 import resource
 import sys
+import time
 
 from bench.errors import ConfigError, DeviceUnavailable
 from bench.peaks import cpu_peak, cuda_peak, hpu_peak
@@ -100,6 +101,27 @@ class Backend:
 
     def collector_specs(self) -> list[dict]:
         return [{"name": "host", "pid": os.getpid()}]
+
+    world_size = 1
+    rank = 0
+
+    def time_allreduce(self, numel: int, repeats: int = 5) -> dict:
+        """Median time of a standalone all-reduce of a gradient-sized fp32 buffer, synced around it.
+        DDP overlaps this communication with backward, so it bounds, not measures, the step's share."""
+        import statistics
+
+        import torch.distributed as dist
+
+        buf = self.torch.zeros(numel, device=self.device)
+        times = []
+        for _ in range(repeats + 1):
+            self.synchronize()
+            t0 = time.perf_counter_ns()
+            dist.all_reduce(buf)
+            self.synchronize()
+            times.append((time.perf_counter_ns() - t0) / 1e9)
+        return {"allreduce_median_s": statistics.median(times[1:]), "bytes": numel * 4,
+                "what": "standalone all-reduce of a gradient-sized fp32 buffer; DDP overlaps it with backward"}
 
     def energy_meter(self):
         """A function returning the device's cumulative energy counter in joules, read in this

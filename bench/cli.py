@@ -76,6 +76,16 @@ def _run_parser(sub) -> None:
     m.add_argument("--sample-hz", type=float, default=10.0, help="telemetry sampling rate; 0 turns it off")
     m.add_argument("--peak-tflops", type=float, help="device peak for MFU, overriding the built-in table")
     m.add_argument("--compile", action="store_true", help="torch.compile the model (cuda/cpu)")
+    d = p.add_argument_group("several devices (through torchrun)")
+    d.add_argument("--nproc", type=int, default=1, help="workers on this node, one per device (gloo on cpu, "
+                                                          "nccl on cuda, hccl on hpu)")
+    d.add_argument("--nnodes", type=int, default=1, help="machines taking part")
+    d.add_argument("--node-rank", type=int, default=0, help="this machine's rank among --nnodes")
+    d.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="rendezvous on node 0, for --nnodes above 1")
+    d.add_argument("--scaling", metavar="N,N,...", type=_int_list,
+                   help="run at each world size (e.g. 1,2,4,8) and report scaling efficiency")
+    d.add_argument("--dist-timeout", type=float, default=300.0, dest="dist_timeout_s", metavar="SECONDS",
+                   help="bound on any collective: a hung rank fails the run instead of hanging it")
     h = p.add_argument_group("Gaudi (hpu)")
     h.add_argument("--hpu-mode", choices=HPU_MODES, help="sets PT_HPU_LAZY_MODE before habana_frameworks "
                                                           "is imported (default lazy)")
@@ -84,6 +94,13 @@ def _run_parser(sub) -> None:
     o.add_argument("--out", dest="out_dir", default="reports", help="directory for the JSON report")
     o.add_argument("--label", help="a name for this run in comparisons")
     o.add_argument("--quiet", action="store_true", help="no progress or table: print only the report path")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,4,8, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +141,8 @@ def config_from_args(args) -> RunConfig:
     names = ("device", "workloads", "preset", "precision", "steps", "time_budget_s", "min_steps", "warmup",
              "repeats", "batch_size", "context_len", "label_len", "seed", "out_dir", "label", "sample_hz",
              "threads", "model", "data", "optimizer", "lr", "peak_tflops", "hpu_mode", "hpu_graphs", "compile",
-             "new_tokens", "beams", "static_shapes", "encoder", "scoring", "poly_codes", "pool_size", "top_k")
+             "new_tokens", "beams", "static_shapes", "encoder", "scoring", "poly_codes", "pool_size", "top_k",
+             "nproc", "nnodes", "node_rank", "rdzv_endpoint", "scaling", "dist_timeout_s")
     values = {n: getattr(args, n) for n in names if hasattr(args, n)}
     values["workloads"] = values.get("workloads") or []
     return RunConfig(**values, options=opts)
@@ -144,9 +162,8 @@ def cmd_run(args) -> int:
     from bench.backends import detect_device, make_backend
     from bench.config import validate
     from bench.registry import load_workloads, workload_entry_points
-    from bench.report.terminal import RichProgress, print_problems, run_summary
+    from bench.report.terminal import RichProgress
     from bench.runner import NullProgress, run_workloads
-    from bench.schema import dump_atomic
 
     cfg = validate(config_from_args(args), workload_entry_points())
     explicit = bool(cfg.workloads)
@@ -155,12 +172,20 @@ def cmd_run(args) -> int:
         if not args.quiet:
             err.print(f"--device auto: using [bold]{cfg.device}[/]")
     workloads = load_workloads(cfg.workloads)
-    backend = make_backend(cfg)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if cfg.nproc > 1 or cfg.nnodes > 1 or cfg.scaling:
+        return _run_distributed(cfg, args.quiet, explicit)
+    backend = make_backend(cfg)
     progress = NullProgress() if args.quiet else RichProgress(err)
-    report = run_workloads(cfg, workloads, backend, progress)
+    return _finish_run(run_workloads(cfg, workloads, backend, progress), cfg, args.quiet, explicit)
+
+
+def _finish_run(report: dict, cfg, quiet: bool, explicit: bool) -> int:
+    from bench.report.terminal import print_problems, run_summary
+    from bench.schema import dump_atomic
+
     path = dump_atomic(report, Path(cfg.out_dir) / report_filename(report, cfg.device))
-    if not args.quiet:
+    if not quiet:
         out.print(run_summary(report))
         print_problems(err, report)
     out.print(str(path), soft_wrap=True)
@@ -169,6 +194,30 @@ def cmd_run(args) -> int:
     if explicit and any(r["status"] == "skipped" for r in report["results"]):
         return EXIT_USAGE
     return EXIT_FAILED if report["status"] == "failed" else EXIT_OK
+
+
+def _run_distributed(cfg, quiet: bool, explicit: bool) -> int:
+    from bench.distributed import launch
+    from bench.report.terminal import scaling_table
+
+    sizes = cfg.scaling or [cfg.nproc]
+    codes, reports = [], []
+    for n in sizes:
+        if not quiet:
+            err.print(f"torchrun: {n} worker(s) per node x {cfg.nnodes} node(s) on {cfg.device}")
+        report, _ = launch(cfg, n, quiet)
+        if cfg.node_rank > 0:
+            out.print(f"node {cfg.node_rank}: this node's ranks finished; node 0 writes the report")
+            continue
+        reports.append(report)
+        codes.append(_finish_run(report, cfg, quiet, explicit))
+        if codes[-1] == EXIT_INTERRUPTED:
+            break
+    if len(reports) > 1 and not quiet:
+        from bench.compare import scaling_groups
+
+        out.print(scaling_table(scaling_groups([(r["run_id"], r) for r in reports])))
+    return max(codes, default=EXIT_OK)
 
 
 def cmd_list(args) -> int:
@@ -203,9 +252,9 @@ def cmd_env(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from bench.compare import compare, regressions
+    from bench.compare import compare, regressions, scaling_groups
     from bench.report.export import comparison_frame, load_many, write_csv, write_markdown
-    from bench.report.terminal import print_comparisons
+    from bench.report.terminal import print_comparisons, scaling_table
 
     loaded, problems = load_many(args.files)
     for p in problems:
@@ -219,6 +268,9 @@ def cmd_compare(args) -> int:
         return EXIT_USAGE
     failures = [f for spec in args.fail_on for f in regressions(comparisons, spec)]
     print_comparisons(out, comparisons)
+    groups = scaling_groups(loaded)
+    if groups:
+        out.print(scaling_table(groups))
     frame = comparison_frame(comparisons)
     if args.csv:
         _write(args.csv, lambda path: write_csv(frame, path))

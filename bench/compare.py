@@ -84,7 +84,19 @@ def recompute_metrics(result: dict) -> dict:
     mfu = (result.get("metrics") or {}).get("mfu") or {}
     fresh = core_metrics(timing, result.get("flops_per_step"), mfu.get("peak_flops_per_s"),
                          mfu.get("peak_source") or mfu.get("reason") or "unknown peak")
+    if result.get("per_rank"):
+        from bench.distributed import global_metrics
+
+        fresh.update(global_metrics(result["per_rank"]))
     return {**(result.get("metrics") or {}), **fresh}
+
+
+def work_parts(result: dict, metric: str) -> list[tuple]:
+    """[(work, times)] per rank (one part for a single-process run) for throughput `metric`."""
+    key = WORK_OF[metric]
+    sources = [p["timing"] for p in result["per_rank"]] if result.get("per_rank") else [result["timing"]]
+    return [(t[key] if key else [1] * len(t["step_times_s"]), t["step_times_s"]) for t in sources
+            if t.get("step_times_s")]
 
 
 def make_runs(loaded: list[tuple[str, dict]]) -> list[Run]:
@@ -116,11 +128,7 @@ def throughput(run: Run, metric: str) -> dict:
 def speedup(run: Run, base: Run, metric: str) -> dict:
     """Throughput ratio run / base with a bootstrap CI where both have raw step times."""
     if run.raw and base.raw and metric in WORK_OF:
-        key = WORK_OF[metric]
-        ta, tb = run.result["timing"], base.result["timing"]
-        wa = ta[key] if key else [1] * len(ta["step_times_s"])
-        wb = tb[key] if key else [1] * len(tb["step_times_s"])
-        return stats.ratio_ci(wa, ta["step_times_s"], wb, tb["step_times_s"])
+        return stats.parts_ratio_ci(work_parts(run.result, metric), work_parts(base.result, metric))
     a, b = throughput(run, metric).get("value"), throughput(base, metric).get("value")
     return {"value": a / b if a and b else None, "ci_low": None, "ci_high": None, "significant": None}
 
@@ -237,3 +245,31 @@ def regressions(comparisons, spec: str) -> list[str]:
                 failures.append(f"{comp.workload}: {row.run.name} {metric} is {1 - s['value']:.1%} below "
                                 f"{comp.baseline.name} (CI {s['ci_low']:.3f}-{s['ci_high']:.3f}), limit {limit:.0%}")
     return failures
+
+
+# ---- scaling across world sizes ------------------------------------------------------------------
+
+def scaling_groups(loaded: list[tuple[str, dict]]) -> list[dict]:
+    """Runs whose identity matches but for world_size, as scaling series:
+    [{workload, metric, points: [{world_size, value, ci_low, ci_high, efficiency}]}].
+    Efficiency = throughput at N / (N / N0 x throughput at the smallest world size N0)."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in make_runs(loaded):
+        key = (run.workload, repr(sorted((k, repr(v)) for k, v in run.params.items() if k != "world_size")))
+        groups.setdefault(key, []).append(run)
+    out = []
+    for (workload, _), runs in groups.items():
+        sizes = {r.params.get("world_size", 1) for r in runs}
+        if len(sizes) < 2:
+            continue
+        metric = runs[0].result.get("main_metric") or "samples_per_s"
+        runs = sorted(runs, key=lambda r: r.params.get("world_size", 1))
+        n0, t0 = runs[0].params.get("world_size", 1), throughput(runs[0], metric).get("value")
+        points = []
+        for r in runs:
+            n, tp = r.params.get("world_size", 1), throughput(r, metric)
+            eff = tp["value"] / (n / n0 * t0) if tp.get("value") and t0 else None
+            points.append({"world_size": n, "value": tp.get("value"), "ci_low": tp.get("ci_low"),
+                           "ci_high": tp.get("ci_high"), "efficiency": eff, "run": r.name})
+        out.append({"workload": workload, "metric": metric, "points": points})
+    return out

@@ -81,6 +81,12 @@ class RunConfig:
     hpu_graphs: bool = False
     compile: bool = False
     peak_tflops: float | None = None
+    nproc: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str | None = None
+    scaling: list[int] | None = None
+    dist_timeout_s: float = 300.0
     options: dict[str, str] = field(default_factory=dict)
 
     def resolved(self) -> "RunConfig":
@@ -148,6 +154,7 @@ def validate(cfg: RunConfig, known_workloads) -> RunConfig:
     if cfg.steps is not None and cfg.time_budget_s is not None:
         raise ConfigError("--steps and --time-budget: give one of them, not both")
     _positive("--lr", cfg.lr)
+    _check_distributed(cfg)
     if cfg.peak_tflops is not None:
         _positive("--peak-tflops", cfg.peak_tflops)
     out = cfg.resolved()
@@ -170,3 +177,20 @@ def check_writable(path: str) -> None:
         raise ConfigError(f"--out: cannot write to {path!r} ({exc.strerror or exc}); "
                           "choose a directory you can write to") from None
 
+
+
+def _check_distributed(cfg: RunConfig) -> None:
+    _positive("--nproc", cfg.nproc)
+    _positive("--nnodes", cfg.nnodes)
+    _positive("--dist-timeout", cfg.dist_timeout_s)
+    if not 0 <= cfg.node_rank < cfg.nnodes:
+        raise ConfigError(f"--node-rank: must be between 0 and --nnodes - 1, got {cfg.node_rank}")
+    if cfg.nnodes > 1 and not cfg.rdzv_endpoint:
+        raise ConfigError("--rdzv-endpoint: needed with --nnodes above 1 (HOST:PORT of node 0)")
+    if cfg.rdzv_endpoint is not None:
+        host, sep, port = cfg.rdzv_endpoint.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--rdzv-endpoint: expected HOST:PORT with a port 1-65535, got {cfg.rdzv_endpoint!r}")
+    if cfg.scaling is not None:
+        if not cfg.scaling or any(n < 1 for n in cfg.scaling):
+            raise ConfigError(f"--scaling: expected world sizes like 1,2,4,8, got {cfg.scaling}")

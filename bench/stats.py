@@ -32,36 +32,56 @@ def rate(work, times) -> float | None:
     return float(np.sum(work)) / total if total > 0 else None
 
 
+def _boot_total_rate(parts, rng) -> np.ndarray:
+    """Bootstrap distribution of the summed rate of independent parts (one part per rank): each
+    part's steps are resampled on their own, its rate taken, and the rates added."""
+    total = np.zeros(BOOTSTRAP_RESAMPLES)
+    for work, times in parts:
+        w, t = np.asarray(work, float), np.asarray(times, float)
+        idx = rng.integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
+        total += w[idx].sum(axis=1) / t[idx].sum(axis=1)
+    return total
+
+
+def _total_rate(parts) -> float | None:
+    rates = [rate(w, t) for w, t in parts]
+    return None if not rates or any(r is None for r in rates) else float(sum(rates))
+
+
+def _bounds(boots, level: float) -> tuple[float, float]:
+    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def parts_rate_ci(parts, level: float = 0.95, seed: int = 0) -> dict:
+    """Summed throughput of parts [(work, times), ...] with a percentile-bootstrap CI over steps."""
+    value = _total_rate(parts)
+    if value is None or any(len(t) < 2 for _, t in parts):
+        return {"value": value, "ci_low": None, "ci_high": None, "level": level}
+    lo, hi = _bounds(_boot_total_rate(parts, _rng(seed)), level)
+    return {"value": value, "ci_low": lo, "ci_high": hi, "level": level}
+
+
 def rate_ci(work, times, level: float = 0.95, seed: int = 0) -> dict:
     """Throughput sum(work)/sum(time) with a percentile-bootstrap CI over steps."""
-    w, t = np.asarray(work, float), np.asarray(times, float)
-    value = rate(w, t)
-    if value is None:
-        return {"value": None, "ci_low": None, "ci_high": None, "level": level}
-    if t.size < 2:
-        return {"value": value, "ci_low": None, "ci_high": None, "level": level}
-    idx = _rng(seed).integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
-    boots = w[idx].sum(axis=1) / t[idx].sum(axis=1)
-    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return {"value": value, "ci_low": float(lo), "ci_high": float(hi), "level": level}
+    return parts_rate_ci([(work, times)], level, seed)
+
+
+def parts_ratio_ci(parts_a, parts_b, level: float = 0.95, seed: int = 0) -> dict:
+    """Summed rate of a over summed rate of b, bootstrap CI (sides resampled independently), verdict."""
+    ra, rb = _total_rate(parts_a), _total_rate(parts_b)
+    if not ra or not rb:
+        return {"value": None, "ci_low": None, "ci_high": None, "significant": None, "level": level}
+    if any(len(t) < 2 for _, t in list(parts_a) + list(parts_b)):
+        return {"value": ra / rb, "ci_low": None, "ci_high": None, "significant": None, "level": level}
+    rng = _rng(seed)
+    lo, hi = _bounds(_boot_total_rate(parts_a, rng) / _boot_total_rate(parts_b, rng), level)
+    return {"value": ra / rb, "ci_low": lo, "ci_high": hi, "significant": bool(lo > 1 or hi < 1), "level": level}
 
 
 def ratio_ci(work_a, times_a, work_b, times_b, level: float = 0.95, seed: int = 0) -> dict:
     """rate(a) / rate(b) with a bootstrap CI (each side resampled independently) and a verdict."""
-    wa, ta, wb, tb = (np.asarray(v, float) for v in (work_a, times_a, work_b, times_b))
-    ra, rb = rate(wa, ta), rate(wb, tb)
-    if not ra or not rb:
-        return {"value": None, "ci_low": None, "ci_high": None, "significant": None, "level": level}
-    value = ra / rb
-    if ta.size < 2 or tb.size < 2:
-        return {"value": value, "ci_low": None, "ci_high": None, "significant": None, "level": level}
-    rng = _rng(seed)
-    ia = rng.integers(0, ta.size, size=(BOOTSTRAP_RESAMPLES, ta.size))
-    ib = rng.integers(0, tb.size, size=(BOOTSTRAP_RESAMPLES, tb.size))
-    boots = (wa[ia].sum(1) / ta[ia].sum(1)) / (wb[ib].sum(1) / tb[ib].sum(1))
-    lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return {"value": value, "ci_low": float(lo), "ci_high": float(hi),
-            "significant": bool(lo > 1 or hi < 1), "level": level}
+    return parts_ratio_ci([(work_a, times_a)], [(work_b, times_b)], level, seed)
 
 
 def mann_whitney_p(a, b) -> float | None:

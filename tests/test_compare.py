@@ -88,3 +88,16 @@ def test_reference_reports_are_flagged():
     assert codes == {"idle_accelerator"}
     v = row_values(c.rows[0], "samples_per_s")
     assert v["device_util_max_percent"] == 6.0 and v["parlai_exps"] == pytest.approx(29.01)
+
+
+def test_scaling_groups_compute_efficiency():
+    from bench.compare import scaling_groups
+
+    one = make_report("n1", 0.1, params={"world_size": 1})
+    two = make_report("n2", 0.1, params={"world_size": 2}, seed=1)
+    two["results"][0]["per_rank"] = [{"rank": r, "status": "ok", "error": None, "timing": two["results"][0]["timing"],
+                                      "warnings": []} for r in (0, 1)]
+    [g] = scaling_groups([("a", one), ("b", two)])
+    assert [p["world_size"] for p in g["points"]] == [1, 2]
+    assert g["points"][1]["value"] == pytest.approx(2 * g["points"][0]["value"], rel=0.05)
+    assert g["points"][1]["efficiency"] == pytest.approx(1.0, rel=0.05)

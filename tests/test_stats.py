@@ -58,3 +58,12 @@ def test_mann_whitney_separates_shifted_samples():
 def test_steady_state_start_finds_slow_first_steps():
     assert stats.steady_state_start([5.0, 3.0] + [1.0] * 20) == 2
     assert stats.steady_state_start([1.0] * 20) == 0
+
+
+def test_parts_rate_is_the_sum_of_each_parts_rate():
+    a = ([8] * 10, [0.1] * 10)
+    b = ([8] * 10, [0.2] * 10)
+    r = stats.parts_rate_ci([a, b])
+    assert r["value"] == pytest.approx(80 + 40)
+    assert r["ci_low"] <= r["value"] <= r["ci_high"]
+    assert stats.parts_ratio_ci([a, b], [a])["value"] == pytest.approx(120 / 80)

@@ -29,6 +29,19 @@ class Workload:
         self.cfg = cfg
         self.backend = backend
 
+    @property
+    def world_size(self) -> int:
+        return getattr(self.backend, "world_size", 1)
+
+    @property
+    def rank(self) -> int:
+        return getattr(self.backend, "rank", 0)
+
+    @property
+    def data_seed(self) -> int:
+        """Each rank draws its own data shard; the model seed stays the same on every rank."""
+        return self.cfg.seed + self.rank
+
     def setup(self) -> None:
         """Build the model and inputs, move them to the device. Timed apart as setup."""
 

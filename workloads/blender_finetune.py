@@ -22,14 +22,25 @@ class BlenderFinetune(Workload):
         model.train()
         self.identity = model_identity(model, cfg.model_name)
         self.config = model.config
-        self.model = self.backend.wrap_train(model)
+        self.model = self.backend.wrap_train(self._data_parallel(model))
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adamax
         self.optimizer = opt_cls(model.parameters(), lr=cfg.lr)
         self.scaler = self.backend.grad_scaler(cfg.precision)
         self.batches = [self._to_tensors(c, l) for c, l in make_batches(
-            cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, self.config.vocab_size, cfg.seed)]
+            cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, self.config.vocab_size, self.data_seed)]
         self.losses = []
         self.i = 0
+
+    def _data_parallel(self, model):
+        """DistributedDataParallel across ranks (gradients all-reduced in backward); and the time of
+        a standalone all-reduce of a gradient-sized buffer, the communication DDP overlaps."""
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.allreduce_s = self.backend.time_allreduce(sum(p.numel() for p in model.parameters()))
+        ids = [self.backend.local_rank] if self.backend.name == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     def _to_tensors(self, contexts, labels) -> dict:
         import torch
@@ -45,7 +56,7 @@ class BlenderFinetune(Workload):
         c = self.cfg
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
                 "label_len": c.label_len, "precision": c.precision, "optimizer": c.optimizer,
-                "data": c.data, "world_size": 1}
+                "data": c.data, "world_size": self.world_size}
 
     def step(self) -> StepResult:
         batch = self.batches[self.i % len(self.batches)]
@@ -80,7 +91,8 @@ class BlenderFinetune(Workload):
         ctx = sum(s.extra["context_tokens"] for s in steps)
         lbl = sum(s.extra["label_tokens"] for s in steps)
         losses = [float(x) for x in self.losses]
-        return {"parlai": {"exps": n_samples / total, "ups": len(steps) / total,
+        comm = getattr(self, "allreduce_s", None)
+        return {"comm": comm, "parlai": {"exps": n_samples / total, "ups": len(steps) / total,
                            "tps": (ctx + lbl) / total, "ctps": ctx / total, "ltps": lbl / total,
                            "clen": ctx / n_samples, "llen": lbl / n_samples},
                 "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,

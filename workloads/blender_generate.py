@@ -60,7 +60,7 @@ class BlenderGenerate(Workload):
         self.identity = model_identity(model, cfg.model_name)
         self.config = model.config
         self.model = self.backend.wrap_inference(model)
-        batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, self.config.vocab_size, cfg.seed)
+        batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, self.config.vocab_size, self.data_seed)
         self.batches = [self._inputs(ctx) for ctx, _ in batches]
         self.i = 0
 
@@ -78,7 +78,7 @@ class BlenderGenerate(Workload):
         c = self.cfg
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
                 "new_tokens": c.new_tokens, "beams": c.beams, "precision": c.precision, "data": c.data,
-                "static_shapes": c.static_shapes, "kv_cache": True, "world_size": 1}
+                "static_shapes": c.static_shapes, "kv_cache": True, "world_size": self.world_size}
 
 
     def step(self) -> StepResult:

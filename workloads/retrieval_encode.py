@@ -89,9 +89,9 @@ class RetrievalEncode(Workload):
     def _token_batches(self):
         cfg = self.cfg
         if self.tokenizer is not None:
-            return text_batches(self.tokenizer, cfg.batch_size, cfg.context_len, cfg.label_len, cfg.seed)
+            return text_batches(self.tokenizer, cfg.batch_size, cfg.context_len, cfg.label_len, self.data_seed)
         vocab = self.encoder_config.vocab_size
-        return make_batches(cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, vocab, cfg.seed)
+        return make_batches(cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, vocab, self.data_seed)
 
     def _to_device(self, contexts, candidates) -> dict:
         import torch
@@ -109,7 +109,7 @@ class RetrievalEncode(Workload):
                 "candidate_len": c.label_len, "pool_size": c.pool_size, "top_k": c.top_k,
                 "scoring": c.scoring, "poly_codes": c.poly_codes if c.scoring == "poly" else None,
                 "precision": c.precision, "data": c.data if self.tokenizer is None else "shipped",
-                "world_size": 1}
+                "world_size": self.world_size}
 
     def encode(self, ids, mask):
         return self.model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -39,7 +39,7 @@ class RetrieveRefine(Workload):
         self.keep = cfg.context_len - cfg.label_len - 1
         if self.keep < 1:
             raise ValueError(f"--context-len {cfg.context_len} leaves no room for a {cfg.label_len}-token reply")
-        batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, vocab, cfg.seed)
+        batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, vocab, self.data_seed)
         self.batches = [self._inputs(ctx) for ctx, _ in batches]
         self.i = 0
 
@@ -60,7 +60,7 @@ class RetrieveRefine(Workload):
         return {**self.identity, "retriever": "bert-tiny" if c.encoder == "bert-tiny" else "bert-base",
                 "batch_size": c.batch_size, "context_len": c.context_len, "retrieved_len": c.label_len,
                 "pool_size": c.pool_size, "new_tokens": c.new_tokens, "beams": c.beams,
-                "precision": c.precision, "data": c.data, "world_size": 1}
+                "precision": c.precision, "data": c.data, "world_size": self.world_size}
 
     def step(self) -> StepResult:
         import torch

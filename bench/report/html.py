@@ -70,6 +70,26 @@ def speedup_figure(comp):
     return fig
 
 
+def scaling_figure(group: dict):
+    """Throughput and scaling efficiency against world size."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    pts = group["points"]
+    x = [p["world_size"] for p in pts]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[esc_chart(group["metric"]), "scaling efficiency"])
+    fig.add_trace(go.Scatter(x=x, y=[p["value"] for p in pts], mode="lines+markers", name=esc_chart(group["metric"]),
+                             error_y={"type": "data", "symmetric": False,
+                                      "array": [(p["ci_high"] - p["value"]) if p["ci_high"] else 0 for p in pts],
+                                      "arrayminus": [(p["value"] - p["ci_low"]) if p["ci_low"] else 0 for p in pts]}),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=[p["efficiency"] for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
+    fig.add_hline(y=1.0, line_dash="dash", row=1, col=2)
+    fig.update_xaxes(title_text="world size", type="log", tickvals=x)
+    fig.update_layout(title=esc_chart(f"{group['workload']}: scaling"), height=360)
+    return fig
+
+
 def telemetry_figure(name: str, report: dict):
     import re
 
@@ -148,10 +168,13 @@ th{background:#f3f3f3}.banner{background:#fff4e5;border:1px solid #f0a030;paddin
 .banner li{margin:3px 0}h2{margin-top:36px;border-bottom:1px solid #ddd}"""
 
 
-def render(comparisons, loaded, extra_figures=()) -> str:
+def render(comparisons, loaded) -> str:
     """The whole page as a string."""
     from plotly.offline import get_plotlyjs
 
+    from bench.compare import scaling_groups
+
+    extra_figures = [(f"{g['workload']}: scaling with world size", scaling_figure(g)) for g in scaling_groups(loaded)]
     parts, n = [], 0
     notes = [note for comp in comparisons for note in compare_notes(comp)]
     if notes:

@@ -163,3 +163,16 @@ def print_comparisons(console, comparisons) -> None:
         for note in notes:
             console.print(f"  • {escape(note)}")
         console.print()
+
+
+def scaling_table(groups: list[dict]) -> Table:
+    """World size, global throughput with CI, and scaling efficiency, per workload."""
+    table = Table(title="scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
+                  title_justify="left")
+    for col in ("workload", "world size", "throughput [95% CI]", "efficiency"):
+        table.add_column(col)
+    for group in groups:
+        for p in group["points"]:
+            table.add_row(escape(group["workload"]), str(p["world_size"]),
+                          with_ci(p) + f" {escape(group['metric'])}", percent(p["efficiency"]))
+    return table

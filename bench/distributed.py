@@ -1,0 +1,206 @@
+"""Multi-process runs through PyTorch's own launcher (torch.distributed.run, i.e. torchrun).
+
+The parent `bench run --nproc N` starts torchrun, which starts one worker per device; each worker
+times its own steps and samples its own device, writes its report to a run directory, and rank 0
+gathers every rank's report over the process group. A rank that fails exits at once, so torchrun
+tears the group down instead of leaving the others in a collective; the process-group timeout
+bounds a hang. The parent merges what came back into one report that names the failed ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+from bench import stats
+from bench.config import RunConfig
+from bench.errors import ConfigError
+
+DIST_BACKENDS = {"cpu": "gloo", "cuda": "nccl", "hpu": "hccl"}
+
+
+def devices_present(cfg: RunConfig) -> int | None:
+    """How many devices of cfg.device this node has (None: no limit, as on cpu)."""
+    if cfg.device == "cuda":
+        import torch
+
+        return torch.cuda.device_count()
+    if cfg.device == "hpu":
+        from bench.backends import make_backend
+
+        return make_backend(cfg).hthpu.device_count()
+    return None
+
+
+def check_nproc(cfg: RunConfig, nproc: int) -> None:
+    present = devices_present(cfg)
+    if present is not None and nproc > present:
+        raise ConfigError(f"--nproc {nproc}: only {present} {cfg.device} device(s) on this node")
+
+
+def torchrun_argv(cfg: RunConfig, nproc: int, cfg_path: str, run_dir: str, quiet: bool) -> list[str]:
+    argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={cfg.nnodes}",
+            f"--node-rank={cfg.node_rank}", "--max-restarts=0"]
+    if cfg.rdzv_endpoint:
+        argv += ["--rdzv-backend=c10d", f"--rdzv-endpoint={cfg.rdzv_endpoint}", "--rdzv-id=bench"]
+    else:
+        argv += ["--standalone"]
+    return argv + ["-m", "bench.distributed", cfg_path, run_dir] + (["--quiet"] if quiet else [])
+
+
+def launch(cfg: RunConfig, nproc: int, quiet: bool) -> tuple[dict, int]:
+    """Run torchrun and return (merged report, torchrun's exit code)."""
+    check_nproc(cfg, nproc)
+    run_dir = tempfile.mkdtemp(prefix="bench-dist-")
+    try:
+        cfg_path = os.path.join(run_dir, "config.json")
+        Path(cfg_path).write_text(json.dumps(asdict(cfg)), encoding="utf-8")
+        proc = subprocess.Popen(torchrun_argv(cfg, nproc, cfg_path, run_dir, quiet))
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)  # torchrun passes it on; workers write what they have
+            code = proc.wait()
+        world = nproc * cfg.nnodes
+        return merge(collect(run_dir, world), world, cfg, code), code
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def collect(run_dir: str, world: int) -> dict[int, dict | None]:
+    """Every rank's report: rank 0's gathered set if it exists, else the rank files written here."""
+    gathered = Path(run_dir, "gathered.json")
+    if gathered.exists():
+        reports = json.loads(gathered.read_text(encoding="utf-8"))["ranks"]
+        return {r["rank"]["rank"]: r for r in reports}
+    out: dict[int, dict | None] = {r: None for r in range(world)}
+    for path in Path(run_dir).glob("rank*.json"):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        out[report["rank"]["rank"]] = report
+    return out
+
+
+def merge(by_rank: dict[int, dict | None], world: int, cfg: RunConfig, exit_code: int) -> dict:
+    """One report: rank 0's (or the lowest present) as the frame, every rank's results attached."""
+    present = {r: rep for r, rep in by_rank.items() if rep is not None}
+    if not present:
+        from bench.errors import BenchError
+
+        raise BenchError(f"no rank reported back (torchrun exited {exit_code}); see the output above")
+    base = json.loads(json.dumps(present[min(present)]))
+    ranks = []
+    for r in range(world):
+        rep = by_rank.get(r)
+        if rep is None:
+            ranks.append({"rank": r, "status": "failed", "error": "no report: the process died or was "
+                          "stopped after another rank failed, or runs on another node", "host": None})
+        else:
+            bad = [f"{x['workload']}: {x['error']}" for x in rep["results"] if x["status"] != "ok"]
+            ranks.append({**rep["rank"], "status": rep["status"], "error": "; ".join(bad) or None})
+    base["distributed"] = {"world_size": world, "nnodes": cfg.nnodes, "backend": DIST_BACKENDS[cfg.device],
+                           "launcher": "torch.distributed.run", "exit_code": exit_code, "ranks": ranks}
+    base["telemetry"]["other_ranks"] = {str(r): rep["telemetry"] for r, rep in present.items() if r != min(present)}
+    base["results"] = [merge_result(res, present, ranks) for res in base["results"]]
+    statuses = {r["status"] for r in ranks}
+    base["status"] = "interrupted" if "interrupted" in statuses else "failed" if statuses - {"ok"} else "ok"
+    base.pop("rank", None)
+    return base
+
+
+def merge_result(res: dict, present: dict, ranks: list[dict]) -> dict:
+    per_rank = []
+    for r, rep in sorted(present.items()):
+        other = next((x for x in rep["results"] if x["workload"] == res["workload"]), None)
+        if other is not None:
+            per_rank.append({"rank": r, "status": other["status"], "error": other["error"], "timing": other["timing"],
+                             "memory": other.get("memory"), "energy": other.get("energy"), "warnings": other["warnings"]})
+    res["per_rank"] = per_rank
+    problems = [f"rank {p['rank']}: {p['error']}" for p in per_rank if p["status"] != "ok"]
+    problems += [f"rank {x['rank']}: {x['error']}" for x in ranks if x["rank"] not in present]
+    statuses = {p["status"] for p in per_rank}
+    if "failed" in statuses or len(per_rank) < len(ranks):
+        res["status"] = "failed"
+    elif "interrupted" in statuses:
+        res["status"] = "interrupted"
+    if problems:
+        res["error"] = "; ".join(problems)
+    res["metrics"].update(global_metrics(per_rank))
+    return res
+
+
+def rank_parts(per_rank: list[dict], key: str | None) -> list[tuple]:
+    parts = []
+    for p in per_rank:
+        t = p["timing"]
+        if t["step_times_s"]:
+            parts.append((t[key] if key else [1] * len(t["step_times_s"]), t["step_times_s"]))
+    return parts
+
+
+def global_metrics(per_rank: list[dict]) -> dict:
+    """Global throughput: the sum over ranks of each rank's rate over its own timed steps."""
+    out = {}
+    for name, key in (("samples_per_s", "step_samples"), ("tokens_per_s", "step_tokens"), ("steps_per_s", None)):
+        parts = rank_parts(per_rank, key)
+        if parts:
+            out[name] = {**stats.parts_rate_ci(parts), "ranks": len(parts), "how": "sum over ranks"}
+    return out
+
+
+# ---- the worker, one per rank, started by torchrun --------------------------------------------------
+
+def worker_main(argv: list[str]) -> int:
+    import torch.distributed as dist
+
+    from bench.backends import make_backend
+    from bench.registry import load_workloads
+    from bench.report.terminal import RichProgress
+    from bench.runner import NullProgress, run_workloads
+    from bench.schema import dump_atomic
+
+    cfg_path, run_dir, quiet = argv[0], argv[1], "--quiet" in argv
+    cfg = RunConfig(**json.loads(Path(cfg_path).read_text(encoding="utf-8")))
+    rank, local, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if cfg.device == "cpu" and not cfg.threads:
+        cfg.threads = max(1, len(os.sched_getaffinity(0)) // local_world)
+    backend = make_backend(cfg, local)
+    backend.rank, backend.world_size = rank, world
+    if cfg.device == "hpu":
+        import habana_frameworks.torch.distributed.hccl  # noqa: F401 - registers the hccl backend
+    dist.init_process_group(DIST_BACKENDS[cfg.device], timeout=timedelta(seconds=cfg.dist_timeout_s))
+    progress = RichProgress(_stderr_console()) if rank == 0 and not quiet else NullProgress()
+    report = run_workloads(cfg, load_workloads(cfg.workloads), backend, progress)
+    report["rank"] = {"rank": rank, "local_rank": local, "host": report["environment"]["host"]["hostname"]}
+    dump_atomic(report, Path(run_dir, f"rank{rank}.json"))
+    if report["status"] != "ok":
+        os._exit(1)  # no collective after a failure: torchrun stops the group, nothing waits forever
+    gathered = [None] * world if rank == 0 else None
+    dist.gather_object(report, gathered, dst=0)
+    if rank == 0:
+        dump_atomic({"ranks": gathered}, Path(run_dir, "gathered.json"))
+    dist.destroy_process_group()
+    return 0
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, width=160)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))
