@@ -59,10 +59,13 @@ def test_garbage_is_a_parse_error(garbage):
         parse_nvidia_smi(garbage, [0])
 
 
-def test_host_collector_samples_this_process():
-    c = build_collector({"name": "host", "pid": os.getpid()})
+def test_host_collector_samples_this_process_at_its_own_period():
+    c = build_collector({"name": "host", "pid": os.getpid(), "period_s": 0.3})
     time.sleep(0.05)
     s = c.sample()
+    assert c.sample() == {}  # not due again yet
+    time.sleep(0.3)
+    assert "host.cpu_percent" in c.sample()
     assert s["host.rss_bytes"] > 10 * 2**20
     assert len(s["host.percpu_percent"]) == os.cpu_count()
     assert 0 <= s["host.mem_percent"] <= 100
@@ -91,12 +94,12 @@ def test_rapl_unwraps_the_counter(tmp_path):
 
 def test_sampler_process_samples_and_stops():
     t0 = time.monotonic_ns()
-    s = Sampler([{"name": "host", "pid": os.getpid()}, {"name": "nvml", "indices": [0]}], 20, t0).start()
-    time.sleep(0.6)
+    s = Sampler([{"name": "host", "pid": os.getpid(), "period_s": 0.05}, {"name": "nvml", "indices": [0]}], 20, t0).start()
+    time.sleep(1.0)
     status, samples = s.stop()
     assert status["host"]["available"] is True
     assert status["nvml"]["available"] is False and status["nvml"]["reason"]
-    assert len(samples) >= 5
+    assert len(samples) >= 5 and all("host.cpu_percent" in x for x in samples)
     ts = [x["t"] for x in samples]
     assert ts == sorted(ts) and 0 <= ts[0] < 0.6 + 1.0
     assert s.proc is None

@@ -65,8 +65,10 @@ def child_main(spec_json: str, out_path: str) -> int:
         out.flush()
         due = time.monotonic()
         while not stop.is_set():
-            out.write(json.dumps(_tick(collectors, spec["t0_ns"])) + "\n")
-            out.flush()
+            row = _tick(collectors, spec["t0_ns"])
+            if len(row) > 1:  # a tick where no collector was due writes nothing
+                out.write(json.dumps(row) + "\n")
+                out.flush()
             due += period
             stop.wait(max(0.0, due - time.monotonic()))
     for c in collectors:
