@@ -22,6 +22,7 @@ class Backend:
 
     name = "base"
     collectors: tuple[str, ...] = ("host",)
+    static_shapes = False  # True where every new input shape costs a graph compile (Gaudi)
 
     def __init__(self, cfg, local_rank: int = 0):
         self.cfg = cfg
@@ -258,6 +259,7 @@ class HpuBackend(Backend):
     name = "hpu"
     torch_device_type = "hpu"
     collectors = ("host", "habana")
+    static_shapes = True
 
     def __init__(self, cfg, local_rank: int = 0):
         super().__init__(cfg, local_rank)

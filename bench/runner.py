@@ -81,6 +81,7 @@ class Measurement:
         except Exception as exc:  # noqa: BLE001 - recorded as failed; the other workloads still run
             self.result.update(status="failed", error=self._describe_error(exc))
         finally:
+            self.progress.stop()
             with contextlib.suppress(Exception):
                 self.wl.teardown()
         return self.result
@@ -171,7 +172,6 @@ class Measurement:
         return self.cfg.steps * self.cfg.repeats if self.cfg.steps is not None else None
 
     def _finish(self, partial: bool = False) -> None:
-        self.progress.stop()
         r, timing = self.result, self.result["timing"]
         with contextlib.suppress(Exception):
             r["memory"] = self.backend.memory_stats()

@@ -126,3 +126,16 @@ def test_retrieve_refine_splits_time(tmp_path):
 def test_bad_model_dir_skips_generation(tmp_path):
     r = run(BlenderGenerate, cfg_for(tmp_path, model=str(tmp_path / "missing")))
     assert r["status"] == "skipped" and "not a directory" in r["error"]
+
+
+def test_static_shapes_pad_to_context_len_and_hpu_forces_them(tmp_path):
+    cfg = cfg_for(tmp_path, context_len=64)
+    backend = CpuBackend(cfg)
+    backend.prepare()
+    wl = BlenderGenerate(cfg, backend)
+    wl.setup()
+    assert all(b["input_ids"].shape[1] < 64 for b in wl.batches)  # trimmed: shipped contexts are short
+    backend.static_shapes = True  # as the hpu backend declares
+    wl = BlenderGenerate(cfg, backend)
+    wl.setup()
+    assert all(b["input_ids"].shape[1] == 64 for b in wl.batches) and wl.params()["static_shapes"] is True

@@ -68,17 +68,22 @@ class BlenderGenerate(Workload):
         import torch
 
         ids = torch.tensor(contexts, dtype=torch.long)
-        if not self.cfg.static_shapes:  # drop columns that are padding in every row (contexts keep their end)
-            keep = (ids != PAD).any(dim=0).nonzero()
-            ids = ids[:, int(keep[0]):] if len(keep) else ids
+        if not self.static_shapes:  # drop the trailing columns that are padding in every row
+            used = (ids != PAD).any(dim=0).nonzero()
+            ids = ids[:, : int(used[-1]) + 1] if len(used) else ids
         dev = self.backend.device
         return {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)}
+
+    @property
+    def static_shapes(self) -> bool:
+        """Fixed input shapes when asked, or where the device recompiles per shape (hpu)."""
+        return self.cfg.static_shapes or getattr(self.backend, "static_shapes", False)
 
     def params(self) -> dict:
         c = self.cfg
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
                 "new_tokens": c.new_tokens, "beams": c.beams, "precision": c.precision, "data": c.data,
-                "static_shapes": c.static_shapes, "kv_cache": True, "world_size": self.world_size}
+                "static_shapes": self.static_shapes, "kv_cache": True, "world_size": self.world_size}
 
 
     def step(self) -> StepResult:
