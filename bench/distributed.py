@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -63,16 +62,27 @@ def launch(cfg: RunConfig, nproc: int, quiet: bool) -> tuple[dict, int]:
     try:
         cfg_path = os.path.join(run_dir, "config.json")
         Path(cfg_path).write_text(json.dumps(asdict(cfg)), encoding="utf-8")
-        proc = subprocess.Popen(torchrun_argv(cfg, nproc, cfg_path, run_dir, quiet))
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)  # torchrun passes it on; workers write what they have
-            code = proc.wait()
+        code = run_torchrun(torchrun_argv(cfg, nproc, cfg_path, run_dir, quiet)[3:])
         world = nproc * cfg.nnodes
         return merge(collect(run_dir, world), world, cfg, code), code
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_torchrun(args: list[str]) -> int:
+    """torchrun's own entry point, in this process (its agent starts the workers), so that a failed
+    worker comes back as an exit code here rather than as torchrun's traceback."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    try:
+        run(get_args_parser().parse_args(args))
+    except ChildFailedError:
+        return 1
+    except (KeyboardInterrupt, SignalException):
+        return 130
+    return 0
 
 
 def collect(run_dir: str, world: int) -> dict[int, dict | None]:
@@ -105,12 +115,17 @@ def merge(by_rank: dict[int, dict | None], world: int, cfg: RunConfig, exit_code
         else:
             bad = [f"{x['workload']}: {x['error']}" for x in rep["results"] if x["status"] != "ok"]
             ranks.append({**rep["rank"], "status": rep["status"], "error": "; ".join(bad) or None})
+    failed = [str(r["rank"]) for r in ranks if r["status"] == "failed"]
+    for r in ranks:
+        if r["status"] == "interrupted" and failed:
+            r["error"] = f"stopped by the launcher after rank {', '.join(failed)} failed"
     base["distributed"] = {"world_size": world, "nnodes": cfg.nnodes, "backend": DIST_BACKENDS[cfg.device],
                            "launcher": "torch.distributed.run", "exit_code": exit_code, "ranks": ranks}
     base["telemetry"]["other_ranks"] = {str(r): rep["telemetry"] for r, rep in present.items() if r != min(present)}
     base["results"] = [merge_result(res, present, ranks) for res in base["results"]]
     statuses = {r["status"] for r in ranks}
-    base["status"] = "interrupted" if "interrupted" in statuses else "failed" if statuses - {"ok"} else "ok"
+    # a rank the launcher stopped because another failed is not a user's interrupt: failure wins
+    base["status"] = "failed" if "failed" in statuses else "interrupted" if "interrupted" in statuses else "ok"
     base.pop("rank", None)
     return base
 
@@ -123,7 +138,9 @@ def merge_result(res: dict, present: dict, ranks: list[dict]) -> dict:
             per_rank.append({"rank": r, "status": other["status"], "error": other["error"], "timing": other["timing"],
                              "memory": other.get("memory"), "energy": other.get("energy"), "warnings": other["warnings"]})
     res["per_rank"] = per_rank
-    problems = [f"rank {p['rank']}: {p['error']}" for p in per_rank if p["status"] != "ok"]
+    stopped = {x["rank"]: x["error"] for x in ranks if x["status"] == "interrupted"}
+    problems = [f"rank {p['rank']}: {stopped.get(p['rank']) if p['status'] == 'interrupted' else p['error']}"
+                for p in per_rank if p["status"] != "ok"]
     problems += [f"rank {x['rank']}: {x['error']}" for x in ranks if x["rank"] not in present]
     statuses = {p["status"] for p in per_rank}
     if "failed" in statuses or len(per_rank) < len(ranks):

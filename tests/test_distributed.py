@@ -120,3 +120,20 @@ def test_global_metrics_sum_ranks():
                 {"timing": {"step_times_s": [0.2] * 5, "step_samples": [4] * 5, "step_tokens": [40] * 5}}]
     g = global_metrics(per_rank)
     assert g["samples_per_s"]["value"] == pytest.approx(40 + 20) and g["tokens_per_s"]["value"] == pytest.approx(600)
+
+
+def test_a_rank_stopped_because_another_failed_is_not_called_a_user_interrupt():
+    from reportgen import make_report
+
+    r0, r1 = make_report("x", 0.1), make_report("x", 0.1, seed=1)
+    r0["results"][0].update(status="interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
+    r0["status"] = "interrupted"
+    r1["results"][0].update(status="failed", error="RuntimeError: boom")
+    r1["status"] = "failed"
+    for i, r in enumerate((r0, r1)):
+        r["rank"] = {"rank": i, "local_rank": i, "host": "h"}
+    merged = merge({0: r0, 1: r1}, 2, RunConfig(device="cpu"), exit_code=1)
+    assert merged["status"] == "failed"
+    assert merged["distributed"]["ranks"][0]["error"] == "stopped by the launcher after rank 1 failed"
+    assert merged["results"][0]["status"] == "failed"
+    assert "rank 0: stopped by the launcher after rank 1 failed" in merged["results"][0]["error"]
