@@ -128,7 +128,12 @@ def throughput(run: Run, metric: str) -> dict:
 def speedup(run: Run, base: Run, metric: str) -> dict:
     """Throughput ratio run / base with a bootstrap CI where both have raw step times."""
     if run.raw and base.raw and metric in WORK_OF:
-        return stats.parts_ratio_ci(work_parts(run.result, metric), work_parts(base.result, metric))
+        a, b = work_parts(run.result, metric), work_parts(base.result, metric)
+        out = stats.parts_ratio_ci(a, b)
+        # a second opinion that assumes nothing about the shape: per-step rates, Mann-Whitney U
+        rates = [[w / t for part in parts for w, t in zip(*part)] for parts in (a, b)]
+        out["mann_whitney_p"] = stats.mann_whitney_p(*rates)
+        return out
     a, b = throughput(run, metric).get("value"), throughput(base, metric).get("value")
     return {"value": a / b if a and b else None, "ci_low": None, "ci_high": None, "significant": None}
 
@@ -215,6 +220,7 @@ def row_values(row: Row, metric: str) -> dict:
     return {"workload": r.workload, "run": r.name, "device": r.device_label, "origin": r.report.get("origin", "measured"),
             "metric": metric, "value": tp.get("value"), "ci_low": tp.get("ci_low"), "ci_high": tp.get("ci_high"),
             "speedup": sp.get("value"), "speedup_ci_low": sp.get("ci_low"), "speedup_ci_high": sp.get("ci_high"),
+            "mann_whitney_p": sp.get("mann_whitney_p"),
             "verdict": row.verdict, "comparable": row.comparable or row.baseline,
             "step_p50_s": st.get("median"), "step_p99_s": st.get("p99"),
             "peak_mem_bytes": mem.get("device_peak_bytes") or mem.get("host_peak_rss_bytes"),

@@ -28,6 +28,3 @@ class WorkloadSkipped(BenchError):
 
     exit_code = 2
 
-
-class Interrupted(BaseException):
-    """Raised from the SIGTERM handler so that the run unwinds like Ctrl-C."""

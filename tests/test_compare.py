@@ -101,3 +101,19 @@ def test_scaling_groups_compute_efficiency():
     assert [p["world_size"] for p in g["points"]] == [1, 2]
     assert g["points"][1]["value"] == pytest.approx(2 * g["points"][0]["value"], rel=0.05)
     assert g["points"][1]["efficiency"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_speedup_carries_a_mann_whitney_second_opinion():
+    [c] = cmp(make_report("slow", 0.2), make_report("fast", 0.1, seed=1))
+    assert c.rows[1].speedup["mann_whitney_p"] < 1e-6
+    assert row_values(c.rows[1], "samples_per_s")["mann_whitney_p"] < 1e-6
+
+
+def test_load_reports_gives_one_row_per_run_and_workload(tmp_path):
+    import bench
+    from bench.schema import dump_atomic
+
+    paths = [dump_atomic(make_report(n, 0.1, seed=i), tmp_path / f"{n}.json") for i, n in enumerate("ab")]
+    frame = bench.load_reports(paths)
+    assert list(frame["label"]) == ["a", "b"] and frame["value"].iloc[0] == pytest.approx(80, rel=0.05)
+    assert "param_batch_size" in frame.columns and "verdict" not in frame.columns

@@ -53,7 +53,7 @@ def load_reports(paths):
     rows = []
     for run in make_runs(loaded):
         row = row_values(_Row(run), run.result.get("main_metric") or "samples_per_s")
-        for k in ("speedup", "speedup_ci_low", "speedup_ci_high", "verdict", "comparable"):
+        for k in ("speedup", "speedup_ci_low", "speedup_ci_high", "mann_whitney_p", "verdict", "comparable"):
             row.pop(k)
         row.update({"file": run.path, "run_id": run.report["run_id"], "status": run.result["status"],
                     "label": run.report.get("label"), "created_at": run.report.get("created_at"),
