@@ -81,14 +81,14 @@ def load_local_seq2seq(path: str):
         raise WorkloadSkipped(f"--model {path}: could not load a seq2seq model ({exc})") from None
 
 
-def model_identity(model, name: str) -> dict:
+def model_identity(model, name: str, label: str | None = None) -> dict:
     """Name, parameter count and a hash of the architecture config: what makes two models the same."""
     cfg = model.config.to_dict()
     arch = {k: cfg.get(k) for k in sorted(cfg) if k not in ("_name_or_path", "transformers_version",
                                                              "torch_dtype", "dtype", "architectures",
                                                              "_attn_implementation_autoset")}
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    label = name if name in BLENDER_CONFIGS else f"local:{Path(name).name}"
+    label = label or (name if name in BLENDER_CONFIGS else f"local:{Path(name).name}")
     return {"model": label, "model_type": cfg.get("model_type"), "parameters": model.num_parameters(),
             "config_hash": digest}
 

@@ -17,6 +17,13 @@ from workloads.models import bert_flops, build_encoder, model_identity
 POOL_CHUNK = 4096  # poly scoring works on this many candidates at a time (bounds memory)
 
 
+def random_pool(size: int, dim: int, generator):
+    """size random unit vectors: a candidate pool whose scoring costs what a real one costs."""
+    import torch
+
+    return torch.nn.functional.normalize(torch.randn(size, dim, generator=generator), dim=-1)
+
+
 def mean_pool(states, mask):
     m = mask.unsqueeze(-1).to(states.dtype)
     return (states * m).sum(1) / m.sum(1).clamp(min=1)
@@ -76,12 +83,11 @@ class RetrievalEncode(Workload):
         torch.manual_seed(cfg.seed)
         model, self.tokenizer = build_encoder(cfg.encoder)
         self.encoder_config = model.config
-        self.identity = model_identity_encoder(model, cfg.encoder)
+        self.identity = model_identity(model, cfg.encoder, label=cfg.encoder)
         self.model = self.backend.wrap_inference(model.to(dev).eval())
         d = model.config.hidden_size
         gen = torch.Generator().manual_seed(cfg.seed)
-        pool = torch.randn(cfg.pool_size, d, generator=gen)
-        self.pool = torch.nn.functional.normalize(pool, dim=-1).to(dev)
+        self.pool = random_pool(cfg.pool_size, d, gen).to(dev)
         self.codes = (torch.randn(cfg.poly_codes, d, generator=gen) * d ** -0.5).to(dev)
         self.batches = [self._to_device(c, l) for c, l in self._token_batches()]
         self.i = 0
@@ -186,12 +192,6 @@ class RetrievalEncode(Workload):
 
     def teardown(self) -> None:
         self.model = self.batches = self.pool = None
-
-
-def model_identity_encoder(model, name: str) -> dict:
-    ident = model_identity(model, name)
-    ident["model"] = name
-    return ident
 
 
 def text_batches(tokenizer, batch: int, context_len: int, cand_len: int, seed: int, n: int = 8):

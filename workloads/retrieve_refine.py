@@ -7,7 +7,7 @@ from workloads.base import StepResult, Workload
 from workloads.blender_generate import forced_generate
 from workloads.data import EOS, PAD, make_batches
 from workloads.models import (bert_flops, build_blender, build_encoder, generate_flops, model_identity)
-from workloads.retrieval_encode import Timer, bi_scores, mean_pool, scoring_flops
+from workloads.retrieval_encode import Timer, bi_scores, mean_pool, random_pool, scoring_flops
 
 SEP = EOS  # turn delimiter between the context and the retrieved reply
 
@@ -32,7 +32,7 @@ class RetrieveRefine(Workload):
         self.encoder = self.backend.wrap_inference(encoder.to(dev).eval())
         g = torch.Generator().manual_seed(cfg.seed)
         d = encoder.config.hidden_size
-        self.pool = torch.nn.functional.normalize(torch.randn(cfg.pool_size, d, generator=g), dim=-1).to(dev)
+        self.pool = random_pool(cfg.pool_size, d, g).to(dev)
         # the pool's replies as generator token ids (what gets appended to the context)
         vocab = self.gen_config.vocab_size
         self.pool_ids = torch.randint(4, vocab, (cfg.pool_size, cfg.label_len), generator=g).to(dev)
