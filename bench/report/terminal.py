@@ -60,6 +60,9 @@ def _warnings(result: dict) -> str:
 def run_summary(report: dict) -> Table:
     device = report["environment"].get("device", {})
     title = f"bench run {report['run_id'][:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
+    if report.get("distributed"):
+        d = report["distributed"]
+        title += f" · world size {d['world_size']} ({d['backend']}; throughput summed over ranks)"
     table = Table(title=escape(title), title_justify="left")
     for col in ("workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50",
                 "first step", "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"):
