@@ -171,6 +171,8 @@ def cmd_run(args) -> int:
         cfg.device = detect_device()
         if not args.quiet:
             err.print(f"--device auto: using [bold]{cfg.device}[/]")
+        if (cfg.hpu_mode or cfg.hpu_graphs) and cfg.device != "hpu":
+            raise ConfigError(f"--hpu-mode/--hpu-graphs: --device auto found no Gaudi and picked {cfg.device}")
     workloads = load_workloads(cfg.workloads)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if cfg.nproc > 1 or cfg.nnodes > 1 or cfg.scaling:

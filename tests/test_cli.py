@@ -38,6 +38,9 @@ def run_cli(args, capsys):
     (["run", "--new-tokens", "0", "--device", "cpu"], ["--new-tokens"]),
     (["run", "--pool-size", "5", "--top-k", "10", "--device", "cpu"], ["--pool-size", "--top-k"]),
     (["run", "--encoder", "gpt", "--device", "cpu"], ["minilm", "bert-base"]),
+    (["run", "--hpu-mode", "lazy", "--device", "auto"], ["--hpu-mode", "picked cpu"]),
+    (["run", "--nproc", "0", "--device", "cpu"], ["--nproc"]),
+    (["run", "--rdzv-endpoint", "host", "--device", "cpu"], ["--rdzv-endpoint", "HOST:PORT"]),
 ])
 def test_bad_input_exits_2_and_names_the_choices(args, names, capsys, tmp_path):
     code, out, err = run_cli(args + ["--out", str(tmp_path)], capsys)
