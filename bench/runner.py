@@ -73,7 +73,7 @@ class Measurement:
         except KeyboardInterrupt:
             self.result["status"] = "interrupted"
             self.result["error"] = "interrupted by the user (Ctrl-C or SIGTERM)"
-            self._finish(partial=True)
+            self._finish()
         except WorkloadSkipped as exc:
             self.result.update(status="skipped", error=str(exc))
         except ConfigError:
@@ -171,7 +171,7 @@ class Measurement:
     def _total(self) -> int | None:
         return self.cfg.steps * self.cfg.repeats if self.cfg.steps is not None else None
 
-    def _finish(self, partial: bool = False) -> None:
+    def _finish(self) -> None:
         r, timing = self.result, self.result["timing"]
         with contextlib.suppress(Exception):
             r["memory"] = self.backend.memory_stats()
@@ -210,7 +210,7 @@ def run_workloads(cfg, workload_classes: dict, backend, progress=None) -> dict:
               "environment": collect_environment(backend), "config": cfg.to_dict(), "results": []}
     sampler = Sampler(backend.collector_specs(), cfg.sample_hz, t0_ns).start() if cfg.sample_hz else None
     try:
-        for name, cls in workload_classes.items():
+        for cls in workload_classes.values():
             result = Measurement(cls(cfg, backend), backend, cfg, phases, progress).run()
             report["results"].append(result)
             if result["status"] == "interrupted":

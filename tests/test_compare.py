@@ -1,4 +1,3 @@
-import json
 
 import pytest
 from reportgen import make_report

@@ -1,7 +1,6 @@
 """Multi-process runs through torchrun on CPU (gloo): one report, per-rank times, global = sum,
 and a failing rank that neither hangs the run nor goes unreported."""
 
-import json
 import os
 import subprocess
 import sys
