@@ -49,7 +49,9 @@ def torchrun_argv(cfg: RunConfig, nproc: int, cfg_path: str, run_dir: str, quiet
     argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={cfg.nnodes}",
             f"--node-rank={cfg.node_rank}", "--max-restarts=0"]
     if cfg.rdzv_endpoint:
-        argv += ["--rdzv-backend=c10d", f"--rdzv-endpoint={cfg.rdzv_endpoint}", "--rdzv-id=bench"]
+        # static rendezvous: --node-rank is honoured, so global rank 0 (which gathers and whose
+        # node writes the report) runs on node 0; c10d would hand out ranks in join order
+        argv += ["--rdzv-backend=static", f"--rdzv-endpoint={cfg.rdzv_endpoint}"]
     else:
         argv += ["--standalone"]
     return argv + ["-m", "bench.distributed", cfg_path, run_dir] + (["--quiet"] if quiet else [])

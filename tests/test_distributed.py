@@ -136,3 +136,18 @@ def test_a_rank_stopped_because_another_failed_is_not_called_a_user_interrupt():
     assert merged["distributed"]["ranks"][0]["error"] == "stopped by the launcher after rank 1 failed"
     assert merged["results"][0]["status"] == "failed"
     assert "rank 0: stopped by the launcher after rank 1 failed" in merged["results"][0]["error"]
+
+
+def test_torchrun_arguments_single_node_and_multi_node():
+    from bench.distributed import torchrun_argv
+    from torch.distributed.run import config_from_args, get_args_parser
+
+    one = torchrun_argv(RunConfig(device="cpu"), 2, "c.json", "/tmp/r", quiet=True)
+    assert "--standalone" in one and one[-4:] == ["bench.distributed", "c.json", "/tmp/r", "--quiet"]
+    multi = torchrun_argv(RunConfig(device="cpu", nnodes=2, node_rank=1, rdzv_endpoint="node0:29500"), 8,
+                          "c.json", "/tmp/r", quiet=False)
+    args = get_args_parser().parse_args(multi[3:])
+    launch_cfg, _, _ = config_from_args(args)
+    assert (launch_cfg.min_nodes, launch_cfg.nproc_per_node) == (2, 8)
+    assert launch_cfg.rdzv_backend == "static" and launch_cfg.rdzv_configs["rank"] == 1  # node rank honoured
+    assert launch_cfg.rdzv_endpoint == "node0:29500"
