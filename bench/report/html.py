@@ -8,8 +8,8 @@ import html
 from datetime import datetime, timezone
 
 from bench.compare import row_values
-from bench.report.format import DASH, num, percent, seconds, size
-from bench.report.terminal import compare_notes, util_cell
+from bench.report.format import DASH
+from bench.report.terminal import ALWAYS_SHOWN, compare_cells, compare_notes
 
 PHASE_COLOURS = {"setup": "rgba(150,150,150,0.18)", "warmup": "rgba(255,165,0,0.18)", "measure": "rgba(46,139,87,0.12)"}
 TELEMETRY_PANELS = [("device utilization %", r"^(gpu|hpu)\d+\.util_percent$", 1),
@@ -147,19 +147,10 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def summary_table(comp) -> str:
-    rows = []
-    for r in comp.rows:
-        v = row_values(r, comp.main_metric)
-        ci = "" if v["ci_low"] is None else f" [{num(v['ci_low'])}, {num(v['ci_high'])}]"
-        rows.append([v["run"] + (" (published)" if v["origin"] == "published" else ""), v["device"],
-                     num(v["value"]) + ci, v["verdict"], seconds(v["step_p50_s"]), seconds(v["step_p99_s"]),
-                     size(v["peak_mem_bytes"]),
-                     util_cell(v),
-                     None if v["device_power_w"] is None else f"{v['device_power_w']:.0f} W",
-                     None if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j']:.3g}",
-                     percent(v["mfu"]), v["warnings"]])
-    return _table(["run", "device", comp.main_metric + " [95% CI]", "vs baseline", "step p50", "step p99",
-                   "peak mem", "device util", "device power", "J/sample", "MFU", "warnings"], rows)
+    """The terminal's comparison table as HTML (same cells, same empty columns left out)."""
+    cols, body = compare_cells(comp)
+    keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
+    return _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body])
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1400px}table{border-collapse:collapse;

@@ -57,27 +57,36 @@ def _warnings(result: dict) -> str:
     return ", ".join(codes) if codes else ""
 
 
+def sparse_table(title: str, cols: list[str], rows: list[tuple[list[str], str | None]], always: int) -> Table:
+    """A table without the columns (past the first `always`) that hold only "—" in every row."""
+    keep = [i for i in range(len(cols)) if i < always or any(cells[i] != DASH for cells, _ in rows)]
+    table = Table(title=escape(title), title_justify="left")
+    for i in keep:
+        table.add_column(cols[i], overflow="fold", no_wrap=i == 0)
+    for cells, style in rows:
+        table.add_row(*[cells[i] for i in keep], style=style)
+    return table
+
+
 def run_summary(report: dict) -> Table:
     device = report["environment"].get("device", {})
     title = f"bench run {report['run_id'][:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
     if report.get("distributed"):
         d = report["distributed"]
         title += f" · world size {d['world_size']} ({d['backend']}; throughput summed over ranks)"
-    table = Table(title=escape(title), title_justify="left")
-    for col in ("workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50",
-                "first step", "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"):
-        table.add_column(col, overflow="fold", no_wrap=col == "workload")
+    cols = ["workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50", "first step",
+            "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"]
+    rows = []
     for r in report["results"]:
         m = r.get("metrics", {})
         mem = r.get("memory", {})
-        peak = mem.get("device_peak_bytes") or mem.get("host_peak_rss_bytes")
         energy = (r.get("energy") or {}).get("per_sample_j")
-        table.add_row(escape(r["workload"]), _status(r), with_ci(m.get("samples_per_s")),
-                      with_ci(m.get("tokens_per_s")), seconds((m.get("step_time_s") or {}).get("median")),
-                      seconds(r["timing"].get("first_step_s")), flops(m.get("achieved_flops_per_s")),
-                      percent((m.get("mfu") or {}).get("value")), size(peak),
-                      DASH if energy is None else f"{energy:.3g} J", escape(_warnings(r)))
-    return table
+        rows.append(([escape(r["workload"]), _status(r), with_ci(m.get("samples_per_s")), with_ci(m.get("tokens_per_s")),
+                      seconds((m.get("step_time_s") or {}).get("median")), seconds(r["timing"].get("first_step_s")),
+                      flops(m.get("achieved_flops_per_s")), percent((m.get("mfu") or {}).get("value")),
+                      size(mem.get("device_peak_bytes") or mem.get("host_peak_rss_bytes")),
+                      DASH if energy is None else f"{energy:.3g} J", escape(_warnings(r)) or DASH], None))
+    return sparse_table(title, cols, rows, always=4)
 
 
 def _status(result: dict) -> str:
@@ -115,8 +124,9 @@ def util_cell(v: dict) -> str:
 ALWAYS_SHOWN = 4  # run, device, throughput, verdict: the rest only where some row has a value
 
 
-def compare_table(comp) -> Table:
-    """One row per run; columns that hold nothing but "—" for every run are left out."""
+def compare_cells(comp) -> tuple[list[str], list[tuple[list[str], bool]]]:
+    """Column names and, per run, (plain-text cells, comparable): shared by the terminal table and
+    the HTML page, each of which escapes the cells for its own medium."""
     from bench.compare import row_values
     from bench.report.format import num
 
@@ -126,20 +136,21 @@ def compare_table(comp) -> Table:
     for row in comp.rows:
         v = row_values(row, comp.main_metric)
         origin = " (published)" if v["origin"] == "published" else ""
-        body.append(([escape(v["run"] + origin), escape(v["device"]), _ci_cell(v), escape(v["verdict"]),
+        body.append(([v["run"] + origin, v["device"], _ci_cell(v), v["verdict"],
                       seconds(v["step_p50_s"]), seconds(v["step_p99_s"]), size(v["peak_mem_bytes"]), util_cell(v),
                       DASH if v["device_power_w"] is None else f"{v['device_power_w']:.0f} W",
                       DASH if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j']:.3g}",
                       *[num(v[f"parlai_{k}"], 4) for k in ("exps", "ups", "tps", "ctps", "ltps")],
-                      percent(v["mfu"]), escape(v["warnings"]) or DASH], v["comparable"]))
-    keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
-    table = Table(title=escape(f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.name}"),
-                  title_justify="left")
-    for i in keep:
-        table.add_column(cols[i], overflow="fold", no_wrap=i == 0)
-    for cells, comparable in body:
-        table.add_row(*[cells[i] for i in keep], style=None if comparable else "dim")
-    return table
+                      percent(v["mfu"]), v["warnings"] or DASH], v["comparable"]))
+    return cols, body
+
+
+def compare_table(comp) -> Table:
+    """One row per run; columns that hold nothing but "—" for every run are left out."""
+    cols, body = compare_cells(comp)
+    rows = [([escape(c) for c in cells], None if ok else "dim") for cells, ok in body]
+    title = f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.name}"
+    return sparse_table(title, cols, rows, ALWAYS_SHOWN)
 
 
 def compare_notes(comp) -> list[str]:
