@@ -21,21 +21,17 @@ PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "psut
 def collect_host() -> dict:
     import psutil
 
+    from bench.backends.cpu import cpu_model
+
     mem = psutil.virtual_memory()
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
     return {"hostname": socket.gethostname(), "platform": platform.platform(),
-            "machine": platform.machine(), "cpu_model": _cpu_model(), "cpu_count_logical": os.cpu_count(),
+            "machine": platform.machine(), "cpu_model": cpu_model(), "cpu_count_logical": os.cpu_count(),
             "cpu_count_physical": psutil.cpu_count(logical=False), "cpu_affinity": affinity,
             "memory_total_bytes": mem.total, "boot_time": psutil.boot_time()}
-
-
-def _cpu_model() -> str | None:
-    from bench.backends import _cpu_model as model
-
-    return model()
 
 
 def collect_python() -> dict:
