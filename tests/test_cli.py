@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -152,3 +153,30 @@ def test_explicit_workload_with_a_missing_model_dir_exits_2(capsys, tmp_path):
     assert "not a directory" in err and "Traceback" not in err
     [path] = tmp_path.glob("*.json")
     assert load_report(path)["results"][0]["status"] == "skipped"
+
+
+def test_list_shows_workloads_presets_devices_and_collectors(capsys):
+    code, out, err = run_cli(["list", "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert {w["workload"] for w in data["workloads"]} >= {"blender-finetune", "blender-generate",
+                                                          "retrieval-encode", "retrieve-refine"}
+    assert {p["preset"] for p in data["presets"]} == {"tiny", "seed"}
+    devices = {d["device"]: d for d in data["devices"]}
+    assert devices["cpu"]["present"] is True
+    assert devices["hpu"]["present"] is False and "habana_frameworks" in devices["hpu"]["reason"]
+    collectors = {c["collector"]: c for c in data["collectors"]}
+    assert collectors["host"]["usable"] is True and collectors["habana"]["reason"]
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0 and "blender-finetune" in out and "collectors" in out
+
+
+def test_env_prints_the_environment_record(capsys):
+    code, out, _ = run_cli(["env", "--json"], capsys)
+    env = json.loads(out)
+    assert code == 0 and env["python"]["bench_version"] and env["torch"]["version"]
+    assert env["host"]["cpu_count_logical"] >= 1 and "packages" in env
+    code, out, _ = run_cli(["env", "--device", "cpu"], capsys)
+    assert code == 0 and "device.threads" in out
+    code, _, err = run_cli(["env", "--device", "cuda"], capsys)
+    assert code == 2 and "CUDA" in err
