@@ -6,7 +6,7 @@ import contextlib
 import io
 
 from bench.telemetry import Collector, CollectorUnavailable
-from bench.telemetry.smi import MIB, SmiPoller, find_tool, parse_smi_csv
+from bench.telemetry.smi import SmiPoller, find_tool, mib_bytes, parse_smi_csv
 
 HL_FIELDS = ["index", "name", "utilization.aip", "memory.used", "memory.total", "power.draw",
              "temperature.aip"]
@@ -78,8 +78,8 @@ def hl_smi_sample(rows: list[dict], indices) -> dict:
             continue
         p = f"hpu{i}."
         out.update({p + "util_percent": row["utilization.aip"],
-                    p + "mem_used_bytes": None if row["memory.used"] is None else int(row["memory.used"] * MIB),
-                    p + "mem_total_bytes": None if row["memory.total"] is None else int(row["memory.total"] * MIB),
+                    p + "mem_used_bytes": mib_bytes(row["memory.used"]),
+                    p + "mem_total_bytes": mib_bytes(row["memory.total"]),
                     p + "power_w": row["power.draw"], p + "temp_c": row["temperature.aip"]})
     return out
 

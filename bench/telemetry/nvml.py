@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.telemetry import Collector, CollectorUnavailable
-from bench.telemetry.smi import MIB, SmiPoller, find_tool, parse_smi_csv
+from bench.telemetry.smi import SmiPoller, find_tool, mib_bytes, parse_smi_csv
 
 SMI_FIELDS = ["index", "name", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
               "power.draw", "temperature.gpu", "clocks.sm"]
@@ -84,8 +84,8 @@ def nvidia_smi_sample(rows: list[dict], indices) -> dict:
         p = f"gpu{i}."
         out.update({p + "util_percent": row["utilization.gpu"],
                     p + "mem_util_percent": row["utilization.memory"],
-                    p + "mem_used_bytes": _mib(row["memory.used"]),
-                    p + "mem_total_bytes": _mib(row["memory.total"]),
+                    p + "mem_used_bytes": mib_bytes(row["memory.used"]),
+                    p + "mem_total_bytes": mib_bytes(row["memory.total"]),
                     p + "power_w": row["power.draw"], p + "temp_c": row["temperature.gpu"],
                     p + "sm_clock_mhz": row["clocks.sm"]})
     return out
@@ -93,10 +93,6 @@ def nvidia_smi_sample(rows: list[dict], indices) -> dict:
 
 def parse_nvidia_smi(text: str, indices) -> dict:
     return nvidia_smi_sample(parse_smi_csv(text, SMI_FIELDS), indices)
-
-
-def _mib(value):
-    return None if value is None else int(value * MIB)
 
 
 class NvidiaSmiCollector(Collector):

@@ -55,6 +55,11 @@ def parse_smi_csv(text: str, fields: list[str]) -> list[dict]:
     return rows
 
 
+def mib_bytes(value):
+    """MiB as printed by the tools -> bytes; None stays None."""
+    return None if value is None else int(value * MIB)
+
+
 def run_tool(argv: list[str]) -> str:
     """Run a query tool with a timeout; raise ParseError with the reason on any failure."""
     try:
