@@ -233,5 +233,17 @@ def attach_telemetry(report: dict, backend) -> None:
     from bench.validity import telemetry_checks
 
     tel = report["telemetry"]
+    label_phases(tel["samples"], tel["phases"])
     for r in report["results"]:
         telemetry_checks(r, tel, backend)
+
+
+def label_phases(samples: list[dict], phases: list[dict]) -> None:
+    """Stamp each sample with the workload and phase it fell in (None between phases)."""
+    spans = sorted(phases, key=lambda p: p["start_s"])
+    i = 0
+    for s in sorted(samples, key=lambda x: x["t"]):
+        while i < len(spans) and spans[i]["end_s"] < s["t"]:
+            i += 1
+        inside = i < len(spans) and spans[i]["start_s"] <= s["t"] <= spans[i]["end_s"]
+        s["workload"], s["phase"] = (spans[i]["workload"], spans[i]["phase"]) if inside else (None, None)

@@ -96,3 +96,14 @@ def test_no_warmup_is_flagged(cpu_cfg):
     result = measure(cfg, CountingWorkload(cfg, LoggingBackend([])), LoggingBackend([]))
     assert result["timing"]["first_step_s"] is None
     assert "no_warmup" in {w["code"] for w in result["warnings"]}
+
+
+def test_samples_are_stamped_with_their_phase():
+    from bench.runner import label_phases
+
+    phases = [{"workload": "w", "phase": "setup", "start_s": 0.0, "end_s": 1.0},
+              {"workload": "w", "phase": "measure", "start_s": 1.5, "end_s": 3.0}]
+    samples = [{"t": 0.5}, {"t": 1.2}, {"t": 2.0}, {"t": 3.5}]
+    label_phases(samples, phases)
+    assert [(s["workload"], s["phase"]) for s in samples] == [("w", "setup"), (None, None), ("w", "measure"),
+                                                              (None, None)]
