@@ -137,6 +137,10 @@ def test_compile_mode_uses_the_hpu_backend(habana, tmp_path, monkeypatch):
     _, b = backend_for(tmp_path, hpu_mode="compile")
     b.wrap_train(torch.nn.Linear(2, 2))
     assert seen == {"backend": "hpu_backend"}
+    seen.clear()
+    model = torch.nn.Linear(2, 2)
+    assert b.wrap_inference(model) is model  # forward compiled in place: generate() uses it
+    assert seen == {"backend": "hpu_backend", "dynamic": True}
 
 
 def test_fp16_is_refused_on_hpu(habana, tmp_path):

@@ -63,13 +63,25 @@ class Backend:
         """A GradScaler where the precision needs one (fp16 on cuda), else None."""
         return None
 
+    @property
+    def compiling(self) -> bool:
+        return bool(self.cfg.compile)
+
+    def compile_options(self) -> dict:
+        return {}
+
     def wrap_train(self, model):
-        if self.cfg.compile:
-            return self.torch.compile(model)
+        if self.compiling:
+            return self.torch.compile(model, **self.compile_options())
         return model
 
     def wrap_inference(self, model):
-        return self.wrap_train(model)
+        """Compile the forward in place, so that model.generate() runs the compiled forward too
+        (a compiled wrapper's .generate would call the eager one). Shapes grow while decoding:
+        dynamic=True avoids a recompile per length."""
+        if self.compiling:
+            model.forward = self.torch.compile(model.forward, dynamic=True, **self.compile_options())
+        return model
 
     # -- memory ----------------------------------------------------------------------------------
     def reset_peak_memory(self) -> None:

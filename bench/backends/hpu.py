@@ -79,17 +79,19 @@ class HpuBackend(Backend):
             raise ConfigError("--precision fp16: use bf16 on hpu (Gaudi autocast runs in bfloat16)")
         return super().autocast(precision)
 
-    def wrap_train(self, model):
-        if self.mode == "compile":
-            return self.torch.compile(model, backend="hpu_backend")
-        return model
+    @property
+    def compiling(self) -> bool:
+        return self.mode == "compile"
+
+    def compile_options(self) -> dict:
+        return {"backend": "hpu_backend"}
 
     def wrap_inference(self, model):
         if self.cfg.hpu_graphs:
             if not self.lazy:
                 raise ConfigError("--hpu-graphs: HPU graphs need --hpu-mode lazy")
             return self.hthpu.wrap_in_hpu_graph(model)
-        return self.wrap_train(model)
+        return super().wrap_inference(model)
 
     def reset_peak_memory(self) -> None:
         self.torch.hpu.reset_peak_memory_stats()
