@@ -29,7 +29,7 @@ def plain_loop(wl, steps: int, new_tokens: int) -> float:
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(steps):
-            inputs = wl.batches[i % len(wl.batches)]
+            inputs = wl.batches[i % len(wl.batches)]["inputs"]
             out = wl.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                     num_beams=wl.cfg.beams, do_sample=False, forced_eos_token_id=None)
             tokens += out.shape[0] * (out.shape[1] - 1)

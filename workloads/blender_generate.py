@@ -72,7 +72,9 @@ class BlenderGenerate(Workload):
             used = (ids != PAD).any(dim=0).nonzero()
             ids = ids[:, : int(used[-1]) + 1] if len(used) else ids
         dev = self.backend.device
-        return {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)}
+        c = self.cfg
+        return {"inputs": {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)},
+                "flops": generate_flops(self.config, ids.shape[0], ids.shape[1], c.new_tokens, c.beams)}
 
     @property
     def static_shapes(self) -> bool:
@@ -89,19 +91,20 @@ class BlenderGenerate(Workload):
     def step(self) -> StepResult:
         import torch
 
-        inputs = self.batches[self.i % len(self.batches)]
+        batch = self.batches[self.i % len(self.batches)]
         self.i += 1
         clock = TokenClock(self.backend)
         self.backend.synchronize()
         start = time.perf_counter_ns()
         with torch.inference_mode(), self.backend.autocast(self.cfg.precision):
-            out = forced_generate(self.model, inputs, self.cfg.new_tokens, self.cfg.beams, clock)
+            out = forced_generate(self.model, batch["inputs"], self.cfg.new_tokens, self.cfg.beams, clock)
         new = out.shape[1] - 1  # minus the decoder start token
         if new != self.cfg.new_tokens:
             raise RuntimeError(f"generated {new} tokens, expected exactly {self.cfg.new_tokens}")
-        b, src = inputs["input_ids"].shape
-        return StepResult(samples=b, tokens=b * new, extra={"new_tokens": new, **request_timing(start, clock.stamps)},
-                          flops=generate_flops(self.config, b, src, new, self.cfg.beams))
+        b = out.shape[0]
+        # raw stamps only: TTFT and gaps are worked out after timing, in generation_metrics
+        return StepResult(samples=b, tokens=b * new, flops=batch["flops"],
+                          extra={"new_tokens": new, "start_ns": start, "stamps": clock.stamps})
 
     def flops_per_step(self) -> float:
         """At the full context length; with trimmed (non-static) shapes each step reports its own."""
@@ -119,10 +122,11 @@ def generation_metrics(steps: list[StepResult], times: list[float]) -> dict:
     """TTFT, decode tokens/s, request latency and per-token latency, counted exactly."""
     from bench import stats
 
-    ttft = [s.extra["ttft_s"] for s in steps if s.extra.get("ttft_s") is not None]
-    gaps = [g for s in steps for g in s.extra.get("gaps_s", [])]
+    timings = [request_timing(s.extra["start_ns"], s.extra["stamps"]) for s in steps]
+    ttft = [t["ttft_s"] for t in timings if t["ttft_s"] is not None]
+    gaps = [g for t in timings for g in t["gaps_s"]]
     decode_tokens = sum(s.samples * (s.extra["new_tokens"] - 1) for s in steps)
-    decode_time = sum(sum(s.extra.get("gaps_s", [])) for s in steps)
+    decode_time = sum(gaps)
     return {"requests": len(steps), "new_tokens_total": sum(s.tokens for s in steps),
             "inter_token_gaps": len(gaps),
             "requests_per_s": len(steps) / sum(times) if times else None,
