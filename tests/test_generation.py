@@ -47,9 +47,11 @@ def test_generate_counts_tokens_and_gaps_exactly(tmp_path, beams):
 def test_generation_metrics_decode_rate():
     from workloads.base import StepResult
 
-    steps = [StepResult(2, 8, {"new_tokens": 4, "ttft_s": 0.5, "gaps_s": [0.1, 0.1, 0.2]})]
+    ms = 1_000_000
+    steps = [StepResult(2, 8, {"new_tokens": 4, "start_ns": 0, "stamps": [500 * ms, 600 * ms, 700 * ms, 900 * ms]})]
     m = generation_metrics(steps, [1.0])
     assert m["decode_tokens_per_s"] == pytest.approx(2 * 3 / 0.4)
+    assert m["ttft_s"]["median"] == pytest.approx(0.5) and m["inter_token_gaps"] == 3
 
 
 def test_generate_flops_match_torch_counter_for_greedy():
@@ -134,8 +136,14 @@ def test_static_shapes_pad_to_context_len_and_hpu_forces_them(tmp_path):
     backend.prepare()
     wl = BlenderGenerate(cfg, backend)
     wl.setup()
-    assert all(b["input_ids"].shape[1] < 64 for b in wl.batches)  # trimmed: shipped contexts are short
+    assert all(b["inputs"]["input_ids"].shape[1] < 64 for b in wl.batches)  # trimmed: shipped contexts are short
     backend.static_shapes = True  # as the hpu backend declares
     wl = BlenderGenerate(cfg, backend)
     wl.setup()
-    assert all(b["input_ids"].shape[1] == 64 for b in wl.batches) and wl.params()["static_shapes"] is True
+    assert all(b["inputs"]["input_ids"].shape[1] == 64 for b in wl.batches) and wl.params()["static_shapes"] is True
+
+
+def test_retrieve_refine_without_room_for_the_reply_is_skipped_before_building(tmp_path):
+    r = run(RetrieveRefine, cfg_for(tmp_path, context_len=10, label_len=16))
+    assert r["status"] == "skipped" and "--context-len 10" in r["error"]
+    assert r["timing"]["setup_s"] is None

@@ -3,11 +3,24 @@
 
 from __future__ import annotations
 
+from bench.errors import WorkloadSkipped
 from workloads.base import StepResult, Workload
 from workloads.blender_generate import forced_generate
 from workloads.data import EOS, PAD, make_batches
-from workloads.models import (bert_flops, build_blender, build_encoder, generate_flops, model_identity)
-from workloads.retrieval_encode import Timer, bi_scores, mean_pool, random_pool, scoring_flops
+from workloads.models import (
+    bert_flops,
+    build_blender,
+    build_encoder,
+    generate_flops,
+    model_identity,
+)
+from workloads.retrieval_encode import (
+    Timer,
+    bi_scores,
+    mean_pool,
+    random_pool,
+    scoring_flops,
+)
 
 SEP = EOS  # turn delimiter between the context and the retrieved reply
 
@@ -18,16 +31,25 @@ class RetrieveRefine(Workload):
     tokens_are = "new tokens (batch x new tokens per request)"
     main_metric = "tokens_per_s"
 
+    @property
+    def retriever(self) -> str:
+        """The retrieval encoder: bert-tiny for smoke runs, else ParlAI's BERT-base size."""
+        return "bert-tiny" if self.cfg.encoder == "bert-tiny" else "bert-base"
+
     def setup(self) -> None:
         import torch
 
         cfg, dev = self.cfg, self.backend.device
+        self.keep = cfg.context_len - cfg.label_len - 1  # context tokens kept before SEP + reply
+        if self.keep < 1:
+            raise WorkloadSkipped(f"--context-len {cfg.context_len} leaves no room for the SEP token and a "
+                                  f"{cfg.label_len}-token retrieved reply; raise --context-len or lower --label-len")
         torch.manual_seed(cfg.seed)
         gen_model = build_blender(cfg.model_name).to(dev).eval()
         self.gen_config = gen_model.config
         self.identity = model_identity(gen_model, cfg.model_name)
         self.generator = self.backend.wrap_inference(gen_model)
-        encoder, _ = build_encoder("bert-tiny" if cfg.encoder == "bert-tiny" else "bert-base")
+        encoder, _ = build_encoder(self.retriever)
         self.enc_config = encoder.config
         self.encoder = self.backend.wrap_inference(encoder.to(dev).eval())
         g = torch.Generator().manual_seed(cfg.seed)
@@ -36,9 +58,6 @@ class RetrieveRefine(Workload):
         # the pool's replies as generator token ids (what gets appended to the context)
         vocab = self.gen_config.vocab_size
         self.pool_ids = torch.randint(4, vocab, (cfg.pool_size, cfg.label_len), generator=g).to(dev)
-        self.keep = cfg.context_len - cfg.label_len - 1
-        if self.keep < 1:
-            raise ValueError(f"--context-len {cfg.context_len} leaves no room for a {cfg.label_len}-token reply")
         batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, vocab, self.data_seed)
         self.batches = [self._inputs(ctx) for ctx, _ in batches]
         self.i = 0
@@ -57,7 +76,7 @@ class RetrieveRefine(Workload):
 
     def params(self) -> dict:
         c = self.cfg
-        return {**self.identity, "retriever": "bert-tiny" if c.encoder == "bert-tiny" else "bert-base",
+        return {**self.identity, "retriever": self.retriever,
                 "batch_size": c.batch_size, "context_len": c.context_len, "retrieved_len": c.label_len,
                 "pool_size": c.pool_size, "new_tokens": c.new_tokens, "beams": c.beams,
                 "precision": c.precision, "data": c.data, "world_size": self.world_size}
