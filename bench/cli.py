@@ -154,7 +154,8 @@ def report_filename(report: dict, device: str) -> str:
     return f"{stamp}_{device}_{host}_{report['run_id'][:8]}.json"
 
 
-def _raise_interrupt(signum, frame):
+def raise_interrupt(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so the report so far is written (status interrupted)."""
     raise KeyboardInterrupt
 
 
@@ -174,7 +175,7 @@ def cmd_run(args) -> int:
         if (cfg.hpu_mode or cfg.hpu_graphs) and cfg.device != "hpu":
             raise ConfigError(f"--hpu-mode/--hpu-graphs: --device auto found no Gaudi and picked {cfg.device}")
     workloads = load_workloads(cfg.workloads)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     if cfg.nproc > 1 or cfg.nnodes > 1 or cfg.scaling:
         return _run_distributed(cfg, args.quiet, explicit)
     backend = make_backend(cfg)

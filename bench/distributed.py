@@ -180,6 +180,7 @@ def worker_main(argv: list[str]) -> int:
     import torch.distributed as dist
 
     from bench.backends import make_backend
+    from bench.cli import raise_interrupt
     from bench.registry import load_workloads
     from bench.report.terminal import RichProgress
     from bench.runner import NullProgress, run_workloads
@@ -189,7 +190,7 @@ def worker_main(argv: list[str]) -> int:
     cfg = RunConfig(**json.loads(Path(cfg_path).read_text(encoding="utf-8")))
     rank, local, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     if cfg.device == "cpu" and not cfg.threads:
         cfg.threads = max(1, len(os.sched_getaffinity(0)) // local_world)
     backend = make_backend(cfg, local)
@@ -209,10 +210,6 @@ def worker_main(argv: list[str]) -> int:
         dump_atomic({"ranks": gathered}, Path(run_dir, "gathered.json"))
     dist.destroy_process_group()
     return 0
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _stderr_console():
