@@ -21,7 +21,7 @@ from rich.markup import escape
 from bench import __version__
 from bench.config import (DATA_SOURCES, DEVICES, ENCODERS, HPU_MODES, OPTIMIZERS, PRECISIONS, PRESETS,
                           SCORINGS, RunConfig)
-from bench.errors import BenchError, ConfigError
+from bench.core.errors import BenchError, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -148,10 +148,10 @@ def config_from_args(args) -> RunConfig:
     return RunConfig(**values, options=opts)
 
 
-def report_filename(report: dict, device: str) -> str:
-    stamp = datetime.fromisoformat(report["created_at"]).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+def report_filename(report, device: str) -> str:
+    stamp = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
-    return f"{stamp}_{device}_{host}_{report['run_id'][:8]}.json"
+    return f"{stamp}_{device}_{host}_{report.run_id[:8]}.json"
 
 
 def raise_interrupt(signum, frame):
@@ -183,20 +183,20 @@ def cmd_run(args) -> int:
     return _finish_run(run_workloads(cfg, workloads, backend, progress), cfg, args.quiet, explicit)
 
 
-def _finish_run(report: dict, cfg, quiet: bool, explicit: bool) -> int:
+def _finish_run(report, cfg, quiet: bool, explicit: bool) -> int:
+    from bench.model.io import dump_report
     from bench.report.terminal import print_problems, run_summary
-    from bench.schema import dump_atomic
 
-    path = dump_atomic(report, Path(cfg.out_dir) / report_filename(report, cfg.device))
+    path = dump_report(report, Path(cfg.out_dir) / report_filename(report, cfg.device))
     if not quiet:
         out.print(run_summary(report))
         print_problems(err, report)
     out.print(str(path), soft_wrap=True)
-    if report["status"] == "interrupted":
+    if report.status == "interrupted":
         return EXIT_INTERRUPTED
-    if explicit and any(r["status"] == "skipped" for r in report["results"]):
+    if explicit and any(r.status == "skipped" for r in report.results):
         return EXIT_USAGE
-    return EXIT_FAILED if report["status"] == "failed" else EXIT_OK
+    return EXIT_FAILED if report.status == "failed" else EXIT_OK
 
 
 def _run_distributed(cfg, quiet: bool, explicit: bool) -> int:
@@ -219,7 +219,7 @@ def _run_distributed(cfg, quiet: bool, explicit: bool) -> int:
     if len(reports) > 1 and not quiet:
         from bench.compare import scaling_groups
 
-        out.print(scaling_table(scaling_groups([(r["run_id"], r) for r in reports])))
+        out.print(scaling_table(scaling_groups([(r.run_id, r) for r in reports])))
     return max(codes, default=EXIT_OK)
 
 

@@ -7,37 +7,36 @@ raw step times; published reports without raw times keep their transcribed value
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import stats
-from bench.errors import ConfigError
-from bench.metrics import core_metrics
-from bench.telemetry.summary import ACCEL_UTIL
+from bench.core import stats
+from bench.core.errors import ConfigError
+from bench.model.derive import WORK, recompute, work_parts
+from bench.model.report import Interval, Metrics, Report, Result
 
-WORK_OF = {"samples_per_s": "step_samples", "tokens_per_s": "step_tokens", "steps_per_s": None}
+WORK_OF = WORK
 
 
 @dataclass
 class Run:
     name: str
     path: str
-    report: dict
-    result: dict
-    metrics: dict = field(default_factory=dict)
+    report: Report
+    result: Result
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def workload(self) -> str:
-        return self.result["workload"]
+        return self.result.workload
 
     @property
     def params(self) -> dict:
-        return self.result.get("params") or {}
+        return self.result.params
 
     @property
     def device(self) -> dict:
-        return self.report.get("environment", {}).get("device", {})
+        return self.report.environment.device
 
     @property
     def device_label(self) -> str:
@@ -46,11 +45,11 @@ class Run:
 
     @property
     def published(self) -> bool:
-        return self.report.get("origin") == "published"
+        return self.report.origin == "published"
 
     @property
     def raw(self) -> bool:
-        return bool(self.result.get("timing", {}).get("step_times_s"))
+        return bool(self.result.timing.step_times_s)
 
 
 @dataclass
@@ -72,39 +71,16 @@ class WorkloadComparison:
     rows: list[Row]
 
 
-def run_name(report: dict, path: str) -> str:
-    return report.get("label") or Path(path).stem
+def run_name(report: Report, path: str) -> str:
+    return report.label or Path(path).stem
 
 
-def recompute_metrics(result: dict) -> dict:
-    """Metrics from the raw step times (the file's own figures are not trusted blindly)."""
-    timing = result.get("timing", {})
-    if not timing.get("step_times_s"):
-        return dict(result.get("metrics") or {})
-    mfu = (result.get("metrics") or {}).get("mfu") or {}
-    fresh = core_metrics(timing, result.get("flops_per_step"), mfu.get("peak_flops_per_s"),
-                         mfu.get("peak_source") or mfu.get("reason") or "unknown peak")
-    if result.get("per_rank"):
-        from bench.distributed import global_metrics
-
-        fresh.update(global_metrics(result["per_rank"]))
-    return {**(result.get("metrics") or {}), **fresh}
-
-
-def work_parts(result: dict, metric: str) -> list[tuple]:
-    """[(work, times)] per rank (one part for a single-process run) for throughput `metric`."""
-    key = WORK_OF[metric]
-    sources = [p["timing"] for p in result["per_rank"]] if result.get("per_rank") else [result["timing"]]
-    return [(t[key] if key else [1] * len(t["step_times_s"]), t["step_times_s"]) for t in sources
-            if t.get("step_times_s")]
-
-
-def make_runs(loaded: list[tuple[str, dict]]) -> list[Run]:
+def make_runs(loaded: list[tuple[str, Report]]) -> list[Run]:
     runs = []
     for path, report in loaded:
-        for result in report.get("results", []):
-            if result.get("status") in ("ok", "interrupted"):
-                runs.append(Run(run_name(report, path), path, report, result, recompute_metrics(result)))
+        for result in report.results:
+            if result.status in ("ok", "interrupted"):
+                runs.append(Run(run_name(report, path), path, report, result, recompute(result)))
     return runs
 
 
@@ -116,26 +92,31 @@ def pick_baseline(runs: list[Run], baseline: str | None) -> Run:
     if baseline is None:
         return runs[0]
     for r in runs:
-        if baseline in (r.name, r.path, Path(r.path).name, r.report.get("run_id")):
+        if baseline in (r.name, r.path, Path(r.path).name, r.report.run_id):
             return r
     return runs[0]
 
 
-def throughput(run: Run, metric: str) -> dict:
-    return run.metrics.get(metric) or {"value": None}
+def throughput(run: Run, metric: str) -> Interval:
+    return getattr(run.metrics, metric, None) or Interval(None)
 
 
 def speedup(run: Run, base: Run, metric: str) -> dict:
     """Throughput ratio run / base with a bootstrap CI where both have raw step times."""
     if run.raw and base.raw and metric in WORK_OF:
-        a, b = work_parts(run.result, metric), work_parts(base.result, metric)
+        a, b = _parts(run, metric), _parts(base, metric)
         out = stats.parts_ratio_ci(a, b)
         # a second opinion that assumes nothing about the shape: per-step rates, Mann-Whitney U
         rates = [[w / t for part in parts for w, t in zip(*part)] for parts in (a, b)]
         out["mann_whitney_p"] = stats.mann_whitney_p(*rates)
         return out
-    a, b = throughput(run, metric).get("value"), throughput(base, metric).get("value")
+    a, b = throughput(run, metric).value, throughput(base, metric).value
     return {"value": a / b if a and b else None, "ci_low": None, "ci_high": None, "significant": None}
+
+
+def _parts(run: Run, metric: str) -> list[tuple]:
+    timings = [p.timing for p in run.result.per_rank] if run.result.per_rank else [run.result.timing]
+    return work_parts(timings, metric)
 
 
 def verdict(s: dict) -> str:
@@ -151,7 +132,7 @@ def verdict(s: dict) -> str:
 
 
 def compare_workload(runs: list[Run], base: Run, force: bool) -> WorkloadComparison:
-    metric = base.result.get("main_metric") or "samples_per_s"
+    metric = base.result.main_metric or "samples_per_s"
     rows = []
     for r in runs:
         if r is base:
@@ -168,11 +149,11 @@ def compare_workload(runs: list[Run], base: Run, force: bool) -> WorkloadCompari
     return WorkloadComparison(base.workload, metric, base, rows)
 
 
-def compare(loaded: list[tuple[str, dict]], baseline: str | None = None, force: bool = False):
+def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force: bool = False):
     """One WorkloadComparison per workload, in first-seen order."""
     runs = make_runs(loaded)
     if baseline is not None and not any(baseline in (r.name, r.path, Path(r.path).name,
-                                                     r.report.get("run_id")) for r in runs):
+                                                     r.report.run_id) for r in runs):
         names = sorted({r.name for r in runs})
         raise ConfigError(f"--baseline {baseline!r} matches no run; labels here: {', '.join(names)}")
     by: dict[str, list[Run]] = {}
@@ -184,52 +165,56 @@ def compare(loaded: list[tuple[str, dict]], baseline: str | None = None, force: 
 # ---- what the tables show per run ---------------------------------------------------------------
 
 def measure_summary(run: Run) -> dict:
-    return (run.result.get("telemetry_summary") or {}).get("measure") or {}
+    return run.result.telemetry_summary.get("measure") or {}
 
 
-def mean_of(summary: dict, pattern: str) -> float | None:
-    rx = re.compile(pattern)
-    vals = [v.get("mean") for k, v in summary.items() if rx.match(k) and v.get("mean") is not None]
-    return sum(vals) / len(vals) if vals else None
+def accelerator_prefixes(run: Run) -> list[str]:
+    return [p for p, src in run.report.telemetry.sources.items() if src.role == "accelerator"]
+
+
+def _accel_stats(run: Run, key: str, stat: str) -> list[float]:
+    s = measure_summary(run)
+    vals = [getattr(s.get(f"{p}.{key}"), stat, None) for p in accelerator_prefixes(run)]
+    return [v for v in vals if v is not None]
 
 
 def device_utilization(run: Run) -> float | None:
-    return mean_of(measure_summary(run), ACCEL_UTIL.pattern)
+    vals = _accel_stats(run, "util_percent", "mean")
+    return sum(vals) / len(vals) if vals else None
 
 
 def device_utilization_max(run: Run) -> float | None:
-    vals = [v.get("max") for k, v in measure_summary(run).items() if ACCEL_UTIL.match(k) and v.get("max") is not None]
+    vals = _accel_stats(run, "util_percent", "max")
     return max(vals) if vals else None
 
 
 def device_power(run: Run) -> float | None:
-    s = measure_summary(run)
-    rx = re.compile(r"^(gpu|hpu)\d+\.power_w$")
-    vals = [v["mean"] for k, v in s.items() if rx.match(k) and v.get("mean") is not None]
+    vals = _accel_stats(run, "power_w", "mean")
     return sum(vals) if vals else None
 
 
 def row_values(row: Row, metric: str) -> dict:
     """The flat values of one row, shared by the terminal table, CSV, Markdown and HTML."""
     r, m = row.run, row.run.metrics
-    st = m.get("step_time_s") or {}
-    mem = r.result.get("memory") or {}
+    st = m.step_time_s
+    mem = r.result.memory
     tp = throughput(r, metric)
     sp = row.speedup or {}
-    parlai = m.get("parlai") or {}
-    return {"workload": r.workload, "run": r.name, "device": r.device_label, "origin": r.report.get("origin", "measured"),
-            "metric": metric, "value": tp.get("value"), "ci_low": tp.get("ci_low"), "ci_high": tp.get("ci_high"),
+    wm = r.result.workload_metrics
+    energy = r.result.energy.device
+    return {"workload": r.workload, "run": r.name, "device": r.device_label, "origin": r.report.origin,
+            "metric": metric, "value": tp.value, "ci_low": tp.ci_low, "ci_high": tp.ci_high,
             "speedup": sp.get("value"), "speedup_ci_low": sp.get("ci_low"), "speedup_ci_high": sp.get("ci_high"),
             "mann_whitney_p": sp.get("mann_whitney_p"),
             "verdict": row.verdict, "comparable": row.comparable or row.baseline,
-            "step_p50_s": st.get("median"), "step_p99_s": st.get("p99"),
-            "peak_mem_bytes": mem.get("device_peak_bytes") or mem.get("host_peak_rss_bytes"),
+            "step_p50_s": st.median if st else None, "step_p99_s": st.p99 if st else None,
+            "peak_mem_bytes": mem.device_peak_bytes or mem.host_peak_rss_bytes,
             "device_util_percent": device_utilization(r), "device_util_max_percent": device_utilization_max(r),
             "device_power_w": device_power(r),
-            "energy_per_sample_j": (r.result.get("energy") or {}).get("per_sample_j"),
-            "mfu": (m.get("mfu") or {}).get("value"),
-            "warnings": ", ".join(sorted({w["code"] for w in r.result.get("warnings", [])})),
-            **{f"parlai_{k}": parlai.get(k) for k in ("exps", "ups", "tps", "ctps", "ltps")}}
+            "energy_per_sample_j": energy.per_sample_j if energy else None,
+            "mfu": m.mfu.value if m.mfu else None,
+            "warnings": ", ".join(sorted(r.result.codes())),
+            **{f"parlai_{k}": wm.get(f"parlai.{k}") for k in ("exps", "ups", "tps", "ctps", "ltps")}}
 
 
 def regressions(comparisons, spec: str) -> list[str]:
@@ -255,12 +240,14 @@ def regressions(comparisons, spec: str) -> list[str]:
 
 # ---- scaling across world sizes ------------------------------------------------------------------
 
-def scaling_groups(loaded: list[tuple[str, dict]]) -> list[dict]:
+def scaling_groups(loaded: list[tuple[str, Report]]) -> list[dict]:
     """Runs whose identity matches but for world_size, as scaling series:
     [{workload, metric, points: [{world_size, value, ci_low, ci_high, efficiency}]}].
     Efficiency = throughput at N / (N / N0 x throughput at the smallest world size N0)."""
     groups: dict[tuple, list[Run]] = {}
     for run in make_runs(loaded):
+        if type(run.params.get("world_size", 1)) is not int:
+            continue  # a published run's "8 cards present, none used" is not a world size
         key = (run.workload, repr(sorted((k, repr(v)) for k, v in run.params.items() if k != "world_size")))
         groups.setdefault(key, []).append(run)
     out = []
@@ -268,14 +255,14 @@ def scaling_groups(loaded: list[tuple[str, dict]]) -> list[dict]:
         sizes = {r.params.get("world_size", 1) for r in runs}
         if len(sizes) < 2:
             continue
-        metric = runs[0].result.get("main_metric") or "samples_per_s"
+        metric = runs[0].result.main_metric or "samples_per_s"
         runs = sorted(runs, key=lambda r: r.params.get("world_size", 1))
-        n0, t0 = runs[0].params.get("world_size", 1), throughput(runs[0], metric).get("value")
+        n0, t0 = runs[0].params.get("world_size", 1), throughput(runs[0], metric).value
         points = []
         for r in runs:
             n, tp = r.params.get("world_size", 1), throughput(r, metric)
-            eff = tp["value"] / (n / n0 * t0) if tp.get("value") and t0 else None
-            points.append({"world_size": n, "value": tp.get("value"), "ci_low": tp.get("ci_low"),
-                           "ci_high": tp.get("ci_high"), "efficiency": eff, "run": r.name})
+            eff = tp.value / (n / n0 * t0) if tp.value and t0 else None
+            points.append({"world_size": n, "value": tp.value, "ci_low": tp.ci_low,
+                           "ci_high": tp.ci_high, "efficiency": eff, "run": r.name})
         out.append({"workload": workload, "metric": metric, "points": points})
     return out

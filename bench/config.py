@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "hpu")
 PRECISIONS = ("fp32", "bf16", "fp16")

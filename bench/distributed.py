@@ -19,9 +19,11 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
-from bench import stats
 from bench.config import RunConfig
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
+from bench.model.derive import recompute
+from bench.model.io import report_from_data
+from bench.model.report import RankStatus, Report
 
 DIST_BACKENDS = {"cpu": "gloo", "cuda": "nccl", "hpu": "hccl"}
 
@@ -57,7 +59,7 @@ def torchrun_argv(cfg: RunConfig, nproc: int, cfg_path: str, run_dir: str, quiet
     return argv + ["-m", "bench.distributed", cfg_path, run_dir] + (["--quiet"] if quiet else [])
 
 
-def launch(cfg: RunConfig, nproc: int, quiet: bool) -> tuple[dict, int]:
+def launch(cfg: RunConfig, nproc: int, quiet: bool) -> tuple[Report, int]:
     """Run torchrun and return (merged report, torchrun's exit code)."""
     check_nproc(cfg, nproc)
     run_dir = tempfile.mkdtemp(prefix="bench-dist-")
@@ -87,91 +89,36 @@ def run_torchrun(args: list[str]) -> int:
     return 0
 
 
-def collect(run_dir: str, world: int) -> dict[int, dict | None]:
-    """Every rank's report: rank 0's gathered set if it exists, else the rank files written here."""
+def _rank_entry(data: dict):
+    report = report_from_data(data["report"], f"rank {data['rank']['rank']}")
+    r = data["rank"]
+    bad = [f"{x.workload}: {x.error}" for x in report.results if x.status != "ok"]
+    return report, RankStatus(r["rank"], report.status, "; ".join(bad) or None, r["local_rank"], r["host"])
+
+
+def collect(run_dir: str, world: int) -> dict[int, tuple | None]:
+    """Every rank's (report, status): rank 0's gathered set if it exists, else the rank files here."""
     gathered = Path(run_dir, "gathered.json")
     if gathered.exists():
-        reports = json.loads(gathered.read_text(encoding="utf-8"))["ranks"]
-        return {r["rank"]["rank"]: r for r in reports}
-    out: dict[int, dict | None] = {r: None for r in range(world)}
-    for path in Path(run_dir).glob("rank*.json"):
-        report = json.loads(path.read_text(encoding="utf-8"))
-        out[report["rank"]["rank"]] = report
+        entries = [json.loads(x) for x in json.loads(gathered.read_text(encoding="utf-8"))["ranks"]]
+    else:
+        entries = [json.loads(p.read_text(encoding="utf-8")) for p in Path(run_dir).glob("rank*.json")]
+    out: dict[int, tuple | None] = {r: None for r in range(world)}
+    for e in entries:
+        out[e["rank"]["rank"]] = _rank_entry(e)
     return out
 
 
-def merge(by_rank: dict[int, dict | None], world: int, cfg: RunConfig, exit_code: int) -> dict:
+def merge(by_rank: dict[int, tuple | None], world: int, cfg: RunConfig, exit_code: int) -> Report:
     """One report: rank 0's (or the lowest present) as the frame, every rank's results attached."""
-    present = {r: rep for r, rep in by_rank.items() if rep is not None}
-    if not present:
-        from bench.errors import BenchError
+    if not any(v is not None for v in by_rank.values()):
+        from bench.core.errors import BenchError
 
         raise BenchError(f"no rank reported back (torchrun exited {exit_code}); see the output above")
-    base = json.loads(json.dumps(present[min(present)]))
-    ranks = []
-    for r in range(world):
-        rep = by_rank.get(r)
-        if rep is None:
-            ranks.append({"rank": r, "status": "failed", "error": "no report: the process died or was "
-                          "stopped after another rank failed, or runs on another node", "host": None})
-        else:
-            bad = [f"{x['workload']}: {x['error']}" for x in rep["results"] if x["status"] != "ok"]
-            ranks.append({**rep["rank"], "status": rep["status"], "error": "; ".join(bad) or None})
-    failed = [str(r["rank"]) for r in ranks if r["status"] == "failed"]
-    for r in ranks:
-        if r["status"] == "interrupted" and failed:
-            r["error"] = f"stopped by the launcher after rank {', '.join(failed)} failed"
-    base["distributed"] = {"world_size": world, "nnodes": cfg.nnodes, "backend": DIST_BACKENDS[cfg.device],
-                           "launcher": "torch.distributed.run", "exit_code": exit_code, "ranks": ranks}
-    base["telemetry"]["other_ranks"] = {str(r): rep["telemetry"] for r, rep in present.items() if r != min(present)}
-    base["results"] = [merge_result(res, present, ranks) for res in base["results"]]
-    statuses = {r["status"] for r in ranks}
-    # a rank the launcher stopped because another failed is not a user's interrupt: failure wins
-    base["status"] = "failed" if "failed" in statuses else "interrupted" if "interrupted" in statuses else "ok"
-    base.pop("rank", None)
-    return base
-
-
-def merge_result(res: dict, present: dict, ranks: list[dict]) -> dict:
-    per_rank = []
-    for r, rep in sorted(present.items()):
-        other = next((x for x in rep["results"] if x["workload"] == res["workload"]), None)
-        if other is not None:
-            per_rank.append({"rank": r, "status": other["status"], "error": other["error"], "timing": other["timing"],
-                             "memory": other.get("memory"), "energy": other.get("energy"), "warnings": other["warnings"]})
-    res["per_rank"] = per_rank
-    stopped = {x["rank"]: x["error"] for x in ranks if x["status"] == "interrupted"}
-    problems = [f"rank {p['rank']}: {stopped.get(p['rank']) if p['status'] == 'interrupted' else p['error']}"
-                for p in per_rank if p["status"] != "ok"]
-    problems += [f"rank {x['rank']}: {x['error']}" for x in ranks if x["rank"] not in present]
-    statuses = {p["status"] for p in per_rank}
-    if "failed" in statuses or len(per_rank) < len(ranks):
-        res["status"] = "failed"
-    elif "interrupted" in statuses:
-        res["status"] = "interrupted"
-    if problems:
-        res["error"] = "; ".join(problems)
-    res["metrics"].update(global_metrics(per_rank))
-    return res
-
-
-def rank_parts(per_rank: list[dict], key: str | None) -> list[tuple]:
-    parts = []
-    for p in per_rank:
-        t = p["timing"]
-        if t["step_times_s"]:
-            parts.append((t[key] if key else [1] * len(t["step_times_s"]), t["step_times_s"]))
-    return parts
-
-
-def global_metrics(per_rank: list[dict]) -> dict:
-    """Global throughput: the sum over ranks of each rank's rate over its own timed steps."""
-    out = {}
-    for name, key in (("samples_per_s", "step_samples"), ("tokens_per_s", "step_tokens"), ("steps_per_s", None)):
-        parts = rank_parts(per_rank, key)
-        if parts:
-            out[name] = {**stats.parts_rate_ci(parts), "ranks": len(parts), "how": "sum over ranks"}
-    return out
+    merged = Report.merge_ranks(by_rank, world, cfg.nnodes, DIST_BACKENDS[cfg.device], exit_code)
+    for res in merged.results:
+        res.metrics = recompute(res)
+    return merged
 
 
 # ---- the worker, one per rank, started by torchrun --------------------------------------------------
@@ -184,7 +131,7 @@ def worker_main(argv: list[str]) -> int:
     from bench.registry import load_workloads
     from bench.report.terminal import RichProgress
     from bench.runner import NullProgress, run_workloads
-    from bench.schema import dump_atomic
+    from bench.model.io import write_atomic
 
     cfg_path, run_dir, quiet = argv[0], argv[1], "--quiet" in argv
     cfg = RunConfig(**json.loads(Path(cfg_path).read_text(encoding="utf-8")))
@@ -200,14 +147,15 @@ def worker_main(argv: list[str]) -> int:
     dist.init_process_group(DIST_BACKENDS[cfg.device], timeout=timedelta(seconds=cfg.dist_timeout_s))
     progress = RichProgress(_stderr_console()) if rank == 0 and not quiet else NullProgress()
     report = run_workloads(cfg, load_workloads(cfg.workloads), backend, progress)
-    report["rank"] = {"rank": rank, "local_rank": local, "host": report["environment"]["host"]["hostname"]}
-    dump_atomic(report, Path(run_dir, f"rank{rank}.json"))
-    if report["status"] != "ok":
+    entry = json.dumps({"rank": {"rank": rank, "local_rank": local, "host": report.environment.host.get("hostname")},
+                        "report": report.to_json()})
+    write_atomic(Path(run_dir, f"rank{rank}.json"), entry)
+    if report.status != "ok":
         os._exit(1)  # no collective after a failure: torchrun stops the group, nothing waits forever
     gathered = [None] * world if rank == 0 else None
-    dist.gather_object(report, gathered, dst=0)
+    dist.gather_object(entry, gathered, dst=0)  # JSON text, not objects
     if rank == 0:
-        dump_atomic({"ranks": gathered}, Path(run_dir, "gathered.json"))
+        write_atomic(Path(run_dir, "gathered.json"), json.dumps({"ranks": gathered}))
     dist.destroy_process_group()
     return 0
 

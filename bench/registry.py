@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 GROUP = "bench.workloads"
 

@@ -10,7 +10,7 @@ import pytest
 from fakes import CountingWorkload
 
 from bench import cli
-from bench.schema import load_report
+from bench.model.io import load_report
 
 
 def run_cli(args, capsys):
@@ -41,7 +41,7 @@ def run_cli(args, capsys):
     (["run", "--nproc", "0", "--device", "cpu"], ["--nproc"]),
     (["run", "--rdzv-endpoint", "host", "--device", "cpu"], ["--rdzv-endpoint", "HOST:PORT"]),
 ])
-def test_bad_input_exits_2_and_names_the_choices(args, names, capsys, tmp_path):
+def test_bad_input_exits_2_and_names_the_choices(args, names, capsys, tmp_path, no_accelerators):
     code, out, err = run_cli(args + ["--out", str(tmp_path)], capsys)
     assert code == 2
     assert "Traceback" not in err
@@ -58,7 +58,7 @@ def test_unwritable_out_is_refused_before_anything_runs(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("device,needle", [("cuda", "CUDA build of torch"), ("hpu", "Gaudi software stack")])
-def test_absent_device_is_an_error_never_a_fallback(device, needle, capsys, tmp_path):
+def test_absent_device_is_an_error_never_a_fallback(device, needle, capsys, tmp_path, no_accelerators):
     code, out, err = run_cli(["run", "--device", device, "--out", str(tmp_path)], capsys)
     assert code == 2 and needle in err.replace("\n", " ")
     assert list(tmp_path.glob("*.json")) == []
@@ -94,16 +94,17 @@ def test_a_failing_workload_does_not_stop_the_others(monkeypatch, capsys, tmp_pa
     [path] = tmp_path.glob("*.json")
     assert out.strip().endswith(path.name)
     report = load_report(path)
-    by = {r["workload"]: r for r in report["results"]}
-    assert by["boom"]["status"] == "failed" and "boom at step 2" in by["boom"]["error"]
-    assert by["fine"]["status"] == "ok" and len(by["fine"]["timing"]["step_times_s"]) == 3
-    assert report["status"] == "failed"
+    by = {r.workload: r for r in report.results}
+    assert by["boom"].status == "failed" and "boom at step 2" in by["boom"].error
+    assert by["fine"].status == "ok" and len(by["fine"].timing.step_times_s) == 3
+    assert report.status == "failed"
 
 
 def bench_cmd(*args):
     return [sys.executable, "-c", "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()", *args]
 
 
+@pytest.mark.slow
 def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
     done = subprocess.run(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "5",
                                     "--warmup", "1", "--out", str(tmp_path), "--label", "smoke"),
@@ -112,21 +113,22 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
     [path] = tmp_path.glob("*.json")
     assert path.name.split("_")[1] == "cpu"
     report = load_report(path)
-    assert report["label"] == "smoke" and report["status"] == "ok"
-    by = {r["workload"]: r for r in report["results"]}
+    assert report.label == "smoke" and report.status == "ok"
+    by = {r.workload: r for r in report.results}
     assert set(by) == {"blender-finetune", "blender-generate", "retrieval-encode", "retrieve-refine"}
-    assert all(r["status"] == "ok" for r in by.values()), [r["error"] for r in by.values()]
+    assert all(r.status == "ok" for r in by.values()), [r.error for r in by.values()]
     r = by["blender-finetune"]
-    assert len(r["timing"]["step_times_s"]) == 5
-    assert r["metrics"]["samples_per_s"]["value"] > 0
-    assert r["flops_per_step"] > 0 and r["metrics"]["mfu"]["peak_source"]
-    assert report["telemetry"]["collectors"]["host"]["available"] is True
-    assert len(report["telemetry"]["samples"]) > 0
-    assert {p["phase"] for p in report["telemetry"]["phases"]} == {"setup", "warmup", "measure"}
-    assert report["environment"]["device"]["threads"] >= 1
+    assert len(r.timing.step_times_s) == 5
+    assert r.metrics.samples_per_s.value > 0
+    assert r.flops_per_step > 0 and r.metrics.mfu.peak_source
+    assert report.telemetry.collectors["host"].available is True
+    assert len(report.telemetry.samples) > 0
+    assert {p.phase for p in report.telemetry.phases} == {"setup", "warmup", "measure"}
+    assert report.environment.device["threads"] >= 1
     assert "blender-finetune" in done.stdout and str(path) in done.stdout.replace("\n", "")
 
 
+@pytest.mark.slow
 def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
     proc = subprocess.Popen(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "100000",
                                       "--warmup", "1", "--out", str(tmp_path), "--quiet"),
@@ -142,8 +144,8 @@ def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
     files = os.listdir(tmp_path)
     assert len(files) == 1 and files[0].endswith(".json"), files  # no temporary left behind
     report = load_report(tmp_path / files[0])
-    assert report["status"] == "interrupted"
-    assert report["results"][0]["status"] == "interrupted"
+    assert report.status == "interrupted"
+    assert report.results[0].status == "interrupted"
 
 
 def test_explicit_workload_with_a_missing_model_dir_exits_2(capsys, tmp_path):
@@ -152,10 +154,10 @@ def test_explicit_workload_with_a_missing_model_dir_exits_2(capsys, tmp_path):
     assert code == 2
     assert "not a directory" in err and "Traceback" not in err
     [path] = tmp_path.glob("*.json")
-    assert load_report(path)["results"][0]["status"] == "skipped"
+    assert load_report(path).results[0].status == "skipped"
 
 
-def test_list_shows_workloads_presets_devices_and_collectors(capsys):
+def test_list_shows_workloads_presets_devices_and_collectors(capsys, no_accelerators):
     code, out, err = run_cli(["list", "--json"], capsys)
     assert code == 0
     data = json.loads(out)
@@ -165,13 +167,31 @@ def test_list_shows_workloads_presets_devices_and_collectors(capsys):
     devices = {d["device"]: d for d in data["devices"]}
     assert devices["cpu"]["present"] is True
     assert devices["hpu"]["present"] is False and "habana_frameworks" in devices["hpu"]["reason"]
+    assert devices["cuda"]["present"] is False and "is_available() is False" in devices["cuda"]["reason"]
     collectors = {c["collector"]: c for c in data["collectors"]}
-    assert collectors["host"]["usable"] is True and collectors["habana"]["reason"]
+    assert collectors["host"]["usable"] is True
+    assert "hl-smi not found" in collectors["habana"]["reason"] and "nvidia-smi not found" in collectors["nvml"]["reason"]
     code, out, _ = run_cli(["list"], capsys)
     assert code == 0 and "blender-finetune" in out and "collectors" in out
 
 
-def test_env_prints_the_environment_record(capsys):
+def test_list_on_a_box_with_a_gpu_and_gaudi_stack(capsys, monkeypatch):
+    """The same listing where torch sees a GPU and habana_frameworks is importable (faked)."""
+    import importlib.util
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: object() if name == "habana_frameworks"
+                        else real(name, *a, **k))
+    code, out, _ = run_cli(["list", "--json"], capsys)
+    devices = {d["device"]: d for d in json.loads(out)["devices"]}
+    assert code == 0 and devices["cuda"]["present"] is True and devices["hpu"]["present"] is True
+    assert devices["cuda"]["reason"] is None and devices["hpu"]["reason"] is None
+
+
+def test_env_prints_the_environment_record(capsys, no_accelerators):
     code, out, _ = run_cli(["env", "--json"], capsys)
     env = json.loads(out)
     assert code == 0 and env["python"]["bench_version"] and env["torch"]["version"]

@@ -3,11 +3,12 @@ import pytest
 from reportgen import make_report
 
 from bench.compare import compare, regressions, row_values
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
+from bench.model.report import RankResult
 
 
 def cmp(*reports, **kw):
-    return compare([(f"{r['label']}.json", r) for r in reports], **kw)
+    return compare([(f"{r.label}.json", r) for r in reports], **kw)
 
 
 def test_same_identity_gives_a_significant_speedup_with_ci():
@@ -51,7 +52,7 @@ def test_baseline_by_label_and_unknown_baseline():
 
 def test_metrics_are_recomputed_from_raw_times_not_trusted():
     r = make_report("a", 0.1)
-    r["results"][0]["metrics"]["samples_per_s"]["value"] = 1e9  # a lie in the file
+    r.results[0].metrics.samples_per_s.value = 1e9  # a lie in the file
     [c] = cmp(r)
     v = row_values(c.rows[0], "samples_per_s")
     assert v["value"] == pytest.approx(8 / 0.1, rel=0.05)
@@ -76,14 +77,14 @@ def test_fail_on_flags_only_significant_regressions_beyond_the_limit():
 
 
 def test_reference_reports_are_flagged():
-    from bench.schema import load_report
+    from bench.model.io import load_report
 
     loaded = [(p, load_report(p)) for p in ("reports/reference/seed-habana-dl1.json", "reports/reference/seed-colab-p100.json")]
     [c] = compare(loaded)
     assert all(r.run.published for r in c.rows)
     other = c.rows[1]
     assert not other.comparable and {"model", "data", "batch_size"} <= set(other.differences)
-    codes = {w["code"] for r in c.rows for w in r.run.result["warnings"]}
+    codes = {w.code for r in c.rows for w in r.run.result.warnings}
     assert codes == {"idle_accelerator"}
     v = row_values(c.rows[0], "samples_per_s")
     assert v["device_util_max_percent"] == 6.0 and v["parlai_exps"] == pytest.approx(29.01)
@@ -94,8 +95,7 @@ def test_scaling_groups_compute_efficiency():
 
     one = make_report("n1", 0.1, params={"world_size": 1})
     two = make_report("n2", 0.1, params={"world_size": 2}, seed=1)
-    two["results"][0]["per_rank"] = [{"rank": r, "status": "ok", "error": None, "timing": two["results"][0]["timing"],
-                                      "warnings": []} for r in (0, 1)]
+    two.results[0].per_rank = [RankResult(r, "ok", timing=two.results[0].timing) for r in (0, 1)]
     [g] = scaling_groups([("a", one), ("b", two)])
     assert [p["world_size"] for p in g["points"]] == [1, 2]
     assert g["points"][1]["value"] == pytest.approx(2 * g["points"][0]["value"], rel=0.05)
@@ -110,7 +110,7 @@ def test_speedup_carries_a_mann_whitney_second_opinion():
 
 def test_load_reports_gives_one_row_per_run_and_workload(tmp_path):
     import bench
-    from bench.schema import dump_atomic
+    from bench.model.io import dump_report as dump_atomic
 
     paths = [dump_atomic(make_report(n, 0.1, seed=i), tmp_path / f"{n}.json") for i, n in enumerate("ab")]
     frame = bench.load_reports(paths)

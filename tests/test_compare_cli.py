@@ -8,7 +8,8 @@ import pytest
 from reportgen import make_report
 
 from bench import cli
-from bench.schema import SCHEMA_VERSION, dump_atomic
+from bench.model.io import dump_report as dump_atomic
+from bench.model.report import SCHEMA_VERSION
 
 EVIL = "<script>document.title='pwned'</script><img src=x onerror=\"document.title='pwned'\">"
 
@@ -50,7 +51,7 @@ def test_bad_inputs_are_named_and_the_rest_still_compared(two, tmp_path, capsys)
     (tmp_path / "bad.json").write_text("{nope")
     (tmp_path / "list.json").write_text("[1]")
     (tmp_path / "other.json").write_text(json.dumps({"name": "not bench"}))
-    newer = make_report("new", 0.1)
+    newer = make_report("new", 0.1).to_json()
     newer["schema_version"] = SCHEMA_VERSION + 1
     (tmp_path / "newer.json").write_text(json.dumps(newer))
     full = Path(two[0]).read_text()
@@ -113,6 +114,7 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (apt-get install chromium); .ci/run installs it")
 def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, capsys):
     a, b = evil_reports(tmp_path)
@@ -130,7 +132,47 @@ def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, caps
     assert "<script>document.title" not in dom.stdout
     console_errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
     assert console_errors == []
-    shot = Path("reports") / "compare-screenshot.png"
-    subprocess.run([_chromium(), *flags, "--window-size=1400,2600", f"--screenshot={shot.resolve()}", page.as_uri()],
-                   capture_output=True, timeout=120)
+    shot = Path("reports") / "compare-screenshot.png"  # a CI artifact
+    shot.unlink(missing_ok=True)  # a stale file from an earlier run must not pass this test
+    done = subprocess.run([_chromium(), *flags, "--window-size=1400,2600", f"--screenshot={shot.resolve()}",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def _mutated(tmp_path, name, mutate):
+    d = make_report("bad", 0.1).to_json()
+    mutate(d)
+    p = tmp_path / name
+    p.write_text(json.dumps(d))  # json.dumps writes NaN and Infinity as bare tokens, as a careless tool would
+    return str(p)
+
+
+def test_malformed_reports_are_named_with_the_field_and_the_others_compared(two, tmp_path, capsys):
+    rep0 = lambda d: d["results"][0]["timing"]["repeats"][0]  # noqa: E731
+    bad = [_mutated(tmp_path, "code.json", lambda d: d["results"][0]["warnings"].append({"code": 3, "message": "m"})),
+           _mutated(tmp_path, "mfu.json", lambda d: d["results"][0]["metrics"].update(mfu="12 %")),
+           _mutated(tmp_path, "short.json", lambda d: rep0(d)["step_samples"].pop()),
+           _mutated(tmp_path, "device.json", lambda d: d["environment"].update(device="cuda")),
+           _mutated(tmp_path, "nan.json", lambda d: rep0(d)["step_times_s"].__setitem__(1, float("nan"))),
+           _mutated(tmp_path, "inf.json", lambda d: rep0(d)["step_samples"].__setitem__(0, float("inf")))]
+    code, out, err = run_cli(["compare", str(two[0]), *bad, str(two[1])], capsys)
+    flat = " ".join(err.split())
+    assert code == 1 and "Traceback" not in err
+    for needle in ("code.json: invalid at results[0].warnings[0].code", "mfu.json: invalid at results[0].metrics.mfu",
+                   "short.json: invalid at results[0].timing.repeats[0]: per-item lists differ",
+                   "device.json: invalid at environment.device",
+                   "nan.json: invalid at results[0].timing.repeats[0].step_times_s[1]: not a finite number",
+                   "inf.json: invalid at results[0].timing.repeats[0].step_samples[0]: not a finite number"):
+        assert needle in flat, needle
+    assert "x faster" in out  # the two good files are still compared
+
+
+def test_odd_but_valid_values_do_not_break_compare(tmp_path, capsys):
+    a = make_report("a", 0.1, params={"world_size": "8 cards present, none used", "note": None})
+    b = make_report("b", 0.1, seed=1, params={"world_size": 2, "note": None})
+    c = make_report("c", 0.1, seed=2, params={"world_size": 1, "note": None})
+    paths = [dump_atomic(r, tmp_path / f"{r.label}.json") for r in (a, b, c)]
+    code, out, err = run_cli(["compare", *map(str, paths), "--force", "--csv", str(tmp_path / "x.csv")], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and "scaling" in out  # b and c form a series; a's text is left out of it

@@ -1,7 +1,7 @@
 import pytest
 
 from bench.config import RunConfig, validate
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 KNOWN = {"blender-finetune": None}
 

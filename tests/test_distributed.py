@@ -9,9 +9,11 @@ import textwrap
 import pytest
 
 from bench.config import RunConfig, validate
-from bench.distributed import check_nproc, global_metrics, merge
-from bench.errors import ConfigError
-from bench.schema import load_report
+from bench.distributed import check_nproc, merge
+from bench.model.derive import global_metrics
+from bench.model.report import RankResult, RankStatus, Repeat, Timing
+from bench.core.errors import ConfigError
+from bench.model.io import load_report
 
 KNOWN = {"blender-finetune": None}
 
@@ -21,22 +23,23 @@ def bench(*args, env=None, timeout=240):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_two_cpu_workers_write_one_report_with_global_throughput(tmp_path):
     done = bench("run", "--device", "cpu", "--preset", "tiny", "--nproc", "2", "--workload", "blender-finetune",
                  "--steps", "4", "--warmup", "1", "--out", str(tmp_path), "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     [path] = tmp_path.glob("*.json")
     report = load_report(path)
-    assert report["distributed"]["world_size"] == 2 and report["distributed"]["backend"] == "gloo"
-    assert [r["status"] for r in report["distributed"]["ranks"]] == ["ok", "ok"]
-    [res] = report["results"]
-    assert res["params"]["world_size"] == 2
-    assert [p["rank"] for p in res["per_rank"]] == [0, 1]
-    assert all(len(p["timing"]["step_times_s"]) == 4 for p in res["per_rank"])
-    rates = [sum(p["timing"]["step_samples"]) / sum(p["timing"]["step_times_s"]) for p in res["per_rank"]]
-    assert res["metrics"]["samples_per_s"]["value"] == pytest.approx(sum(rates))
-    assert res["metrics"]["comm"]["allreduce_median_s"] > 0
-    assert "1" in report["telemetry"]["other_ranks"]
+    assert report.distributed.world_size == 2 and report.distributed.backend == "gloo"
+    assert [r.status for r in report.distributed.ranks] == ["ok", "ok"]
+    [res] = report.results
+    assert res.params["world_size"] == 2
+    assert [p.rank for p in res.per_rank] == [0, 1]
+    assert all(len(p.timing.step_times_s) == 4 for p in res.per_rank)
+    rates = [sum(p.timing.step_samples) / sum(p.timing.step_times_s) for p in res.per_rank]
+    assert res.metrics.samples_per_s.value == pytest.approx(sum(rates))
+    assert res.workload_metrics["comm.allreduce_median_s"] > 0
+    assert "1" in report.telemetry.other_ranks
 
 
 PLUGIN = '''
@@ -58,6 +61,7 @@ class FailOnRank1(Workload):
 '''
 
 
+@pytest.mark.slow
 def test_a_failing_rank_is_reported_and_does_not_hang(tmp_path):
     site = tmp_path / "site"
     (site / "failplug-0.1.dist-info").mkdir(parents=True)
@@ -72,10 +76,10 @@ def test_a_failing_rank_is_reported_and_does_not_hang(tmp_path):
     assert done.returncode == 1, done.stderr[-3000:]
     [path] = out.glob("*.json")
     report = load_report(path)
-    ranks = {r["rank"]: r for r in report["distributed"]["ranks"]}
-    assert ranks[1]["status"] == "failed" and "rank one is broken" in ranks[1]["error"]
-    [res] = report["results"]
-    assert res["status"] == "failed" and "rank 1: RuntimeError: rank one is broken" in res["error"]
+    ranks = {r.rank: r for r in report.distributed.ranks}
+    assert ranks[1].status == "failed" and "rank one is broken" in ranks[1].error
+    [res] = report.results
+    assert res.status == "failed" and "rank 1: RuntimeError: rank one is broken" in res.error
     assert "rank one is broken" in done.stderr
 
 
@@ -98,6 +102,7 @@ def test_nproc_above_the_devices_present_is_refused(monkeypatch):
     check_nproc(RunConfig(device="cuda"), 4)
 
 
+@pytest.mark.slow
 def test_cli_rejects_nproc_zero_with_exit_2(tmp_path):
     done = bench("run", "--device", "cpu", "--nproc", "0", "--out", str(tmp_path))
     assert done.returncode == 2 and "--nproc" in done.stderr and "Traceback" not in done.stderr
@@ -107,35 +112,36 @@ def test_merge_names_a_rank_that_never_reported():
     from reportgen import make_report
 
     r0 = make_report("x", 0.1)
-    r0["rank"] = {"rank": 0, "local_rank": 0, "host": "h"}
-    merged = merge({0: r0, 1: None}, 2, RunConfig(device="cpu"), exit_code=1)
-    assert merged["status"] == "failed"
-    assert merged["distributed"]["ranks"][1]["status"] == "failed"
-    assert "no report" in merged["results"][0]["error"]
+    merged = merge({0: (r0, RankStatus(0, "ok", local_rank=0, host="h")), 1: None}, 2, RunConfig(device="cpu"),
+                   exit_code=1)
+    assert merged.status == "failed"
+    assert merged.distributed.ranks[1].status == "failed"
+    assert "no report" in merged.results[0].error
 
 
 def test_global_metrics_sum_ranks():
-    per_rank = [{"timing": {"step_times_s": [0.1] * 5, "step_samples": [4] * 5, "step_tokens": [40] * 5}},
-                {"timing": {"step_times_s": [0.2] * 5, "step_samples": [4] * 5, "step_tokens": [40] * 5}}]
+    per_rank = [RankResult(r, "ok", timing=Timing([Repeat(0, step_times_s=[t] * 5, step_samples=[4] * 5,
+                                                          step_tokens=[40] * 5)]))
+                for r, t in enumerate((0.1, 0.2))]
     g = global_metrics(per_rank)
-    assert g["samples_per_s"]["value"] == pytest.approx(40 + 20) and g["tokens_per_s"]["value"] == pytest.approx(600)
+    assert g["samples_per_s"].value == pytest.approx(40 + 20) and g["tokens_per_s"].value == pytest.approx(600)
+    assert g["samples_per_s"].ranks == 2
 
 
 def test_a_rank_stopped_because_another_failed_is_not_called_a_user_interrupt():
     from reportgen import make_report
 
     r0, r1 = make_report("x", 0.1), make_report("x", 0.1, seed=1)
-    r0["results"][0].update(status="interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
-    r0["status"] = "interrupted"
-    r1["results"][0].update(status="failed", error="RuntimeError: boom")
-    r1["status"] = "failed"
-    for i, r in enumerate((r0, r1)):
-        r["rank"] = {"rank": i, "local_rank": i, "host": "h"}
-    merged = merge({0: r0, 1: r1}, 2, RunConfig(device="cpu"), exit_code=1)
-    assert merged["status"] == "failed"
-    assert merged["distributed"]["ranks"][0]["error"] == "stopped by the launcher after rank 1 failed"
-    assert merged["results"][0]["status"] == "failed"
-    assert "rank 0: stopped by the launcher after rank 1 failed" in merged["results"][0]["error"]
+    r0.results[0].status, r0.results[0].error = "interrupted", "interrupted by the user (Ctrl-C or SIGTERM)"
+    r0.status = "interrupted"
+    r1.results[0].status, r1.results[0].error = "failed", "RuntimeError: boom"
+    r1.status = "failed"
+    by_rank = {0: (r0, RankStatus(0, "interrupted", "interrupted", 0, "h")), 1: (r1, RankStatus(1, "failed", "boom", 1, "h"))}
+    merged = merge(by_rank, 2, RunConfig(device="cpu"), exit_code=1)
+    assert merged.status == "failed"
+    assert merged.distributed.ranks[0].error == "stopped by the launcher after rank 1 failed"
+    assert merged.results[0].status == "failed"
+    assert "rank 0: stopped by the launcher after rank 1 failed" in merged.results[0].error
 
 
 def test_torchrun_arguments_single_node_and_multi_node():

@@ -11,7 +11,7 @@ from fakes import logging_clock
 
 from bench.backends import HpuBackend, detect_device
 from bench.config import RunConfig
-from bench.errors import ConfigError, DeviceUnavailable
+from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.runner import Measurement, NullProgress, PhaseLog
 
 FAKE = str(Path(__file__).parent / "fake_habana")
@@ -97,7 +97,7 @@ def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before
     logging_clock(monkeypatch, log)
     log.clear()
     result = Measurement(wl, b, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
-    assert result["status"] == "ok", result["error"]
+    assert result.status == "ok", result.error
     for i, e in enumerate(log):
         if e == "clock":
             assert log[i - 2:i] == ["mark_step", "hpu.synchronize"], log[max(0, i - 4):i + 1]
@@ -106,8 +106,8 @@ def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before
         if e == "optimizer.step":
             assert log[i + 1] == "mark_step"
     assert log.count("backward") == log.count("optimizer.step") == cfg.warmup + cfg.steps
-    assert result["memory"]["device_peak_bytes"] == 123 * 2**20
-    assert result["memory"]["device_total_bytes"] == 96 * 2**30
+    assert result.memory.device_peak_bytes == 123 * 2**20
+    assert result.memory.device_total_bytes == 96 * 2**30
 
 
 def _wrap_step(optimizer, log):

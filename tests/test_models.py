@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.errors import WorkloadSkipped
+from bench.core.errors import WorkloadSkipped
 from workloads import models
 
 
+@pytest.mark.slow
 def test_blenderbot_90m_has_parlais_parameter_count():
     m = models.build_blender("blenderbot-90m")
     assert m.num_parameters() == 87_508_992

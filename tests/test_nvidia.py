@@ -68,7 +68,7 @@ def test_nvml_sample_maps_units(monkeypatch):
     assert c.source == "nvidia-ml-py"
     assert s["gpu0.util_percent"] == 97.0 and s["gpu0.mem_used_bytes"] == 20 * 2**30
     assert s["gpu0.power_w"] == 650.0 and s["gpu0.energy_j"] == 1234.0
-    assert s["gpu0.temp_c"] == 61 and s["gpu0.sm_clock_mhz"] == 1980 and s["gpu0.clock_event_reasons"] == 0x20
+    assert s["gpu0.temp_c"] == 61 and s["gpu0.sm_clock_hz"] == 1980e6 and s["gpu0.clock_event_reasons"] == 0x20
 
 
 def test_nvml_not_supported_is_null_and_not_asked_again(monkeypatch):
@@ -96,7 +96,18 @@ def test_nvml_missing_library_falls_back_to_nvidia_smi(monkeypatch, tmp_path):
     assert s["gpu0.util_percent"] == 100.0 and s["gpu0.power_w"] == 631.95 and s["gpu0.mem_used_bytes"] == 19818 * 2**20
 
 
-def test_hl_smi_fallback_with_captured_output(monkeypatch, tmp_path):
+NODRIVER = str(Path(__file__).parent / "fake_nodriver")
+
+
+@pytest.fixture
+def no_gaudi_driver(monkeypatch):
+    """pyhlml that finds no libhlml.so, in this process and in the sampler's (tests/fake_nodriver)."""
+    monkeypatch.syspath_prepend(NODRIVER)
+    monkeypatch.delitem(sys.modules, "pyhlml", raising=False)
+    monkeypatch.setenv("PYTHONPATH", f"{NODRIVER}:{os.environ.get('PYTHONPATH', '')}")
+
+
+def test_hl_smi_fallback_with_captured_output(monkeypatch, tmp_path, no_gaudi_driver):
     write_tool(tmp_path, "hl-smi", "echo '0, HL-205, 15, 512, 32768, 103, 36'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     c = build_collector({"name": "habana", "indices": [0]})  # pyhlml finds no libhlml.so here
@@ -107,7 +118,8 @@ def test_hl_smi_fallback_with_captured_output(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("body,reason", [("sleep 30", "did not answer within"), ("echo 'garbage!'", "expected 7 fields"),
                                          ("echo boom >&2; exit 3", "exited 3")])
-def test_a_hanging_or_garbled_tool_is_bounded_and_explained(monkeypatch, tmp_path, body, reason):
+@pytest.mark.slow
+def test_a_hanging_or_garbled_tool_is_bounded_and_explained(monkeypatch, tmp_path, body, reason, no_gaudi_driver):
     write_tool(tmp_path, "hl-smi", body)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     start = time.monotonic()
@@ -116,7 +128,8 @@ def test_a_hanging_or_garbled_tool_is_bounded_and_explained(monkeypatch, tmp_pat
     assert time.monotonic() - start < 10
 
 
-def test_sampler_goes_on_when_a_collector_is_unavailable(monkeypatch, tmp_path):
+@pytest.mark.slow
+def test_sampler_goes_on_when_a_collector_is_unavailable(monkeypatch, tmp_path, no_gaudi_driver):
     write_tool(tmp_path, "hl-smi", "sleep 30")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     s = Sampler([{"name": "host", "pid": os.getpid()}, {"name": "habana", "indices": [0]}], 20, time.monotonic_ns()).start()
@@ -147,15 +160,28 @@ def test_cuda_backend_syncs_before_every_clock_read(fake_cuda, monkeypatch, tmp_
     assert fake_cuda[-1] == "set1" and b.device_str() == "cuda:1"
     logging_clock(monkeypatch, fake_cuda)
     result = Measurement(CountingWorkload(cfg, b, log=fake_cuda), b, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
-    assert result["status"] == "ok"
+    assert result.status == "ok"
     for i, e in enumerate(fake_cuda):
         if e == "clock":
             assert fake_cuda[i - 1] == "sync"
-    assert result["memory"]["device_peak_bytes"] == 5 * 2**30
+    assert result.memory.device_peak_bytes == 5 * 2**30
     peak, source = b.peak_flops("bf16")
     assert peak == pytest.approx(989.4e12) and "datasheet" in source
     d = b.describe()
-    assert d["capability"] == "9.0" and d["tf32_matmul"] in (True, False)
+    assert d["capability"] == "9.0" and d["tf32_matmul"] is False  # torch's default
+
+
+def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
+    b = CudaBackend(RunConfig(device="cuda", out_dir=str(tmp_path)).resolved())
+    b.prepare()
+    matmul = torch.backends.cuda.matmul  # a module-like object: its flags are set, not patched
+    try:
+        matmul.allow_tf32 = True
+        assert b.describe()["tf32_matmul"] is True
+        assert b.peak_flops("fp32") == (pytest.approx(494.7e12), "NVIDIA datasheet, dense (H100, tf32)")
+    finally:
+        matmul.allow_tf32 = False
+    assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
 
 
 def test_cuda_rank_maps_through_cuda_visible_devices(fake_cuda, monkeypatch, tmp_path):
@@ -182,8 +208,14 @@ def test_cuda_fp16_training_gets_a_grad_scaler(fake_cuda, tmp_path):
 ])
 def test_cuda_peak_table(name, precision, tf32, expected):
     peak, source = cuda_peak(name, precision, tf32)
-    assert peak == (pytest.approx(expected) if expected else None)
-    assert source
+    key = "tf32" if tf32 else precision
+    if expected:
+        assert peak == pytest.approx(expected)
+        assert source.startswith("NVIDIA datasheet, dense (") and source.endswith(f", {key})")
+    elif "Mystery" in name:
+        assert peak is None and source == f"{name!r} is not in the peak table; pass --peak-tflops"
+    else:
+        assert peak is None and source == f"no {key} peak listed for {name}"
 
 
 def test_hpu_peak_table():

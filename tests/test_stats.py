@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench import stats
+from bench.core import stats
 
 
 def test_summary_matches_numpy():

@@ -2,8 +2,8 @@ import types
 
 import pytest
 
+from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource, Timing
 from bench.peaks import cpu_peak
-from bench.runner import new_result
 from bench.validity import telemetry_checks
 
 CUDA = types.SimpleNamespace(name="cuda")
@@ -11,9 +11,8 @@ CPU = types.SimpleNamespace(name="cpu")
 
 
 def result_with_steps(n=10, step=0.2):
-    r = new_result("w")
-    r["timing"].update(step_times_s=[step] * n, step_samples=[8] * n, step_tokens=[80] * n)
-    return r
+    return Result("w", "ok", timing=Timing([Repeat(0, step_times_s=[step] * n, step_samples=[8] * n,
+                                                  step_tokens=[80] * n)]))
 
 
 def telemetry(util, start=1.0, end=3.0, extra=None):
@@ -23,26 +22,26 @@ def telemetry(util, start=1.0, end=3.0, extra=None):
              "host.rss_bytes": 2**30}
         s.update(extra or {})
         samples.append(s)
-    return {"samples": samples, "phases": [{"workload": "w", "phase": "warmup", "start_s": 0.0, "end_s": start},
-                                           {"workload": "w", "phase": "measure", "start_s": start, "end_s": end}]}
+    return Telemetry(10, sources={"gpu0": TelemetrySource("accelerator", "cuda", 0), "host": TelemetrySource("host")},
+                     samples=samples, phases=[Phase("w", "warmup", 0.0, start), Phase("w", "measure", start, end)])
 
 
 def codes(r):
-    return {w["code"] for w in r["warnings"]}
+    return r.codes()
 
 
 def test_idle_accelerator_is_flagged():
     r = result_with_steps()
     telemetry_checks(r, telemetry(util=4.0), CUDA)
     assert "idle_accelerator" in codes(r)
-    assert "4 %" in [w for w in r["warnings"] if w["code"] == "idle_accelerator"][0]["message"]
+    assert "4 %" in [w for w in r.warnings if w.code == "idle_accelerator"][0].message
 
 
 def test_busy_accelerator_is_not_flagged():
     r = result_with_steps()
     telemetry_checks(r, telemetry(util=95.0), CUDA)
     assert codes(r) == set()
-    assert r["telemetry_summary"]["measure"]["gpu0.util_percent"]["mean"] == 95.0
+    assert r.telemetry_summary["measure"]["gpu0.util_percent"].mean == 95.0
 
 
 def test_no_utilization_sampled_says_nothing_proves_it():
@@ -69,7 +68,7 @@ def test_throttle_reasons_during_measure_are_flagged():
 
 def test_model_not_on_device():
     r = result_with_steps()
-    r["model_device"] = "cpu"
+    r.model_device = "cpu"
     telemetry_checks(r, telemetry(util=99.0), CUDA)
     assert "model_not_on_device" in codes(r)
 
@@ -77,19 +76,20 @@ def test_model_not_on_device():
 def test_energy_per_sample_from_the_counter_scaled_to_step_time():
     r = result_with_steps(n=10, step=0.2)  # 2.0 s of steps in a 2.0 s window
     telemetry_checks(r, telemetry(util=99.0), CUDA)
-    e = r["energy"]
-    assert e["joules"] == pytest.approx(600.0) and e["devices"]["gpu0"]["method"] == "energy counter"
-    assert e["per_sample_j"] == pytest.approx(600.0 / 80) and e["per_token_j"] == pytest.approx(600.0 / 800)
-    assert r["memory"]["host_peak_rss_bytes"] == 2**30
+    e = r.energy.device
+    assert e.joules == pytest.approx(600.0) and e.parts["gpu0"].method == "energy counter"
+    assert e.per_sample_j == pytest.approx(600.0 / 80) and e.per_token_j == pytest.approx(600.0 / 800)
+    assert r.memory.host_peak_rss_bytes == 2**30
+    assert r.energy.host.joules is None and "RAPL" in r.energy.host.reason  # host energy is its own figure
 
 
 def test_energy_is_null_with_a_reason_when_nothing_measures_it():
     r = result_with_steps()
     t = telemetry(util=99.0)
-    for s in t["samples"]:
+    for s in t.samples:
         del s["gpu0.energy_j"], s["gpu0.power_w"]
     telemetry_checks(r, t, CUDA)
-    assert r["energy"]["joules"] is None and r["energy"]["reason"]
+    assert r.energy.device.joules is None and "no energy counter or power samples for gpu0" in r.energy.device.reason
 
 
 CPUINFO = """processor\t: 0
@@ -115,11 +115,10 @@ def test_cpu_peak_estimate(vendor, flags, precision, per_cycle):
 
 def test_direct_counter_reading_wins_over_samples():
     r = result_with_steps(n=10, step=0.2)
-    r["energy_counter"] = {"joules": 500.0, "window_s": 2.5, "method": "energy counter read after a device sync"}
-    telemetry_checks(r, telemetry(util=99.0), CUDA)
-    assert r["energy"]["joules"] == 500.0 and "after a device sync" in r["energy"]["method"]
-    assert r["energy"]["per_sample_j"] == pytest.approx(500.0 * (2.0 / 2.5) / 80)
-    assert "energy_counter" not in r
+    counter = {"joules": 500.0, "window_s": 2.5, "method": "energy counter read after a device sync"}
+    telemetry_checks(r, telemetry(util=99.0), CUDA, counter)
+    assert r.energy.device.joules == 500.0 and "after a device sync" in r.energy.device.method
+    assert r.energy.device.per_sample_j == pytest.approx(500.0 * (2.0 / 2.5) / 80)
 
 
 def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
@@ -135,8 +134,9 @@ def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
     counter = iter([100.0, 175.0])
     backend.energy_meter = lambda: (lambda: (log.append("energy"), next(counter))[1])
     cfg = RunConfig(device="cpu", out_dir=str(tmp_path), steps=3, warmup=0, sample_hz=0).resolved()
-    r = Measurement(CountingWorkload(cfg, backend), backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
-    assert r["energy_counter"]["joules"] == 75.0
+    m = Measurement(CountingWorkload(cfg, backend), backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress())
+    m.run()
+    assert m.energy_counter["joules"] == 75.0
     for i, e in enumerate(log):
         if e == "energy":
             assert log[i - 1] == "sync"

@@ -57,7 +57,12 @@ class Workload:
         return None
 
     def extra_metrics(self, steps: list[StepResult], times: list[float]) -> dict:
-        """Workload-specific metrics computed after timing (never inside a step)."""
+        """The workload's own figures, computed after timing (never inside a step): a flat map of
+        dotted names to numbers, strings, bools, None, or bench.model Interval / Summary values."""
+        return {}
+
+    def series(self) -> dict[str, list]:
+        """Per-step series (e.g. the loss curve), computed after timing."""
         return {}
 
     def teardown(self) -> None:

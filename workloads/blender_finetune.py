@@ -90,13 +90,18 @@ class BlenderFinetune(Workload):
         n_samples = sum(s.samples for s in steps)
         ctx = sum(s.extra["context_tokens"] for s in steps)
         lbl = sum(s.extra["label_tokens"] for s in steps)
-        losses = [float(x) for x in self.losses]
+        losses = self.series()["loss"]
+        parlai = {"exps": n_samples / total, "ups": len(steps) / total, "tps": (ctx + lbl) / total,
+                  "ctps": ctx / total, "ltps": lbl / total, "clen": ctx / n_samples, "llen": lbl / n_samples}
+        out = {f"parlai.{k}": v for k, v in parlai.items()}
+        out.update({"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None})
         comm = getattr(self, "allreduce_s", None)
-        return {"comm": comm, "parlai": {"exps": n_samples / total, "ups": len(steps) / total,
-                           "tps": (ctx + lbl) / total, "ctps": ctx / total, "ltps": lbl / total,
-                           "clen": ctx / n_samples, "llen": lbl / n_samples},
-                "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
-                "losses": losses}
+        if comm:
+            out.update({f"comm.{k}": v for k, v in comm.items()})
+        return out
+
+    def series(self) -> dict[str, list]:
+        return {"loss": [float(x) for x in self.losses]}
 
     def teardown(self) -> None:
         self.model = self.optimizer = self.batches = None

@@ -120,7 +120,7 @@ class BlenderGenerate(Workload):
 
 def generation_metrics(steps: list[StepResult], times: list[float]) -> dict:
     """TTFT, decode tokens/s, request latency and per-token latency, counted exactly."""
-    from bench import stats
+    from bench.model.derive import summary
 
     timings = [request_timing(s.extra["start_ns"], s.extra["stamps"]) for s in steps]
     ttft = [t["ttft_s"] for t in timings if t["ttft_s"] is not None]
@@ -130,6 +130,6 @@ def generation_metrics(steps: list[StepResult], times: list[float]) -> dict:
     return {"requests": len(steps), "new_tokens_total": sum(s.tokens for s in steps),
             "inter_token_gaps": len(gaps),
             "requests_per_s": len(steps) / sum(times) if times else None,
-            "ttft_s": stats.summary(ttft), "request_latency_s": stats.summary(times),
-            "token_latency_s": stats.summary(gaps),
+            "ttft_s": summary(ttft), "request_latency_s": summary(times),
+            "token_latency_s": summary(gaps),
             "decode_tokens_per_s": decode_tokens / decode_time if decode_time > 0 else None}

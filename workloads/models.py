@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from bench.errors import WorkloadSkipped
+from bench.core.errors import WorkloadSkipped
 
 # FACTS.md: ParlAI blender_90M == HF blenderbot_small-90M. The HF defaults differ (vocab 50265,
 # scale_embedding False): both are set explicitly here.

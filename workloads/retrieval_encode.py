@@ -150,16 +150,17 @@ class RetrievalEncode(Workload):
                 + scoring_flops(c.scoring, c.batch_size, c.pool_size, e.hidden_size, c.poly_codes, c.context_len))
 
     def extra_metrics(self, steps, times) -> dict:
-        from bench import stats
+        from bench.model.derive import summary
 
         n = sum(s.samples for s in steps)
         cand = sum(s.extra["candidate_encode_s"] for s in steps)
         ctx = sum(s.extra["context_encode_s"] for s in steps)
         out = {"candidates_per_s": n / cand if cand else None, "contexts_per_s": n / ctx if ctx else None,
-               "score_topk_latency_s": stats.summary([s.extra["score_s"] for s in steps])}
-        out["recall"] = self.recall() if self.tokenizer is not None else {
+               "score_topk_latency_s": summary([s.extra["score_s"] for s in steps])}
+        recall = self.recall() if self.tokenizer is not None else {
             "recall_at_1": None, "recall_at_10": None,
             "reason": f"{self.cfg.encoder} is random-initialised; recall needs --encoder minilm"}
+        out.update({f"recall.{k}": v for k, v in recall.items()})
         return out
 
     def recall(self) -> dict:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.errors import WorkloadSkipped
+from bench.core.errors import WorkloadSkipped
 from workloads.base import StepResult, Workload
 from workloads.blender_generate import forced_generate
 from workloads.data import EOS, PAD, make_batches
@@ -112,12 +112,12 @@ class RetrieveRefine(Workload):
                 + generate_flops(self.gen_config, c.batch_size, c.context_len, c.new_tokens, c.beams))
 
     def extra_metrics(self, steps, times) -> dict:
-        from bench import stats
+        from bench.model.derive import summary
 
         retrieve = [s.extra["retrieve_s"] for s in steps]
         generate = [s.extra["generate_s"] for s in steps]
         total = sum(retrieve) + sum(generate)
-        return {"retrieve_s": stats.summary(retrieve), "generate_s": stats.summary(generate),
+        return {"retrieve_s": summary(retrieve), "generate_s": summary(generate),
                 "retrieve_share": sum(retrieve) / total if total else None,
                 "generate_share": sum(generate) / total if total else None}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from bench.backends.base import Backend, _counter
-from bench.errors import DeviceUnavailable
+from bench.core.errors import DeviceUnavailable
 from bench.peaks import cuda_peak
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 from bench.backends.base import Backend, _counter
-from bench.errors import ConfigError, DeviceUnavailable
+from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.peaks import hpu_peak
 
 

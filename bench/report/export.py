@@ -6,8 +6,8 @@ import glob
 from pathlib import Path
 
 from bench.compare import make_runs, row_values
-from bench.errors import ReportError
-from bench.schema import load_report
+from bench.core.errors import ReportError
+from bench.model.io import load_report
 
 
 def expand(patterns: list[str]) -> tuple[list[str], list[str]]:
@@ -52,11 +52,11 @@ def load_reports(paths):
     loaded = [(str(p), load_report(p)) for p in expand([str(p) for p in paths])[0]]
     rows = []
     for run in make_runs(loaded):
-        row = row_values(_Row(run), run.result.get("main_metric") or "samples_per_s")
+        row = row_values(_Row(run), run.result.main_metric or "samples_per_s")
         for k in ("speedup", "speedup_ci_low", "speedup_ci_high", "mann_whitney_p", "verdict", "comparable"):
             row.pop(k)
-        row.update({"file": run.path, "run_id": run.report["run_id"], "status": run.result["status"],
-                    "label": run.report.get("label"), "created_at": run.report.get("created_at"),
+        row.update({"file": run.path, "run_id": run.report.run_id, "status": run.result.status,
+                    "label": run.report.label, "created_at": run.report.created_at,
                     **{f"param_{k}": v for k, v in run.params.items()}})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -16,12 +16,17 @@ def num(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def with_ci(m: dict | None, digits: int = 3) -> str:
-    if not m or m.get("value") is None:
+def with_ci(m, digits: int = 3) -> str:
+    """An Interval (or a dict with value, ci_low, ci_high) as 'v [lo, hi]'."""
+    if isinstance(m, dict):
+        value, lo, hi = m.get("value"), m.get("ci_low"), m.get("ci_high")
+    else:
+        value, lo, hi = (m.value, m.ci_low, m.ci_high) if m is not None else (None, None, None)
+    if value is None:
         return DASH
-    if m.get("ci_low") is None:
-        return num(m["value"], digits)
-    return f"{num(m['value'], digits)} [{num(m['ci_low'], digits)}, {num(m['ci_high'], digits)}]"
+    if lo is None or hi is None:
+        return num(value, digits)
+    return f"{num(value, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
 
 
 def percent(value) -> str:

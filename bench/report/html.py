@@ -8,6 +8,7 @@ import html
 from datetime import datetime, timezone
 
 from bench.compare import row_values
+from bench.model.fields import encode
 from bench.report.format import DASH
 from bench.report.terminal import ALWAYS_SHOWN, compare_cells, compare_notes
 
@@ -96,7 +97,7 @@ def telemetry_figure(name: str, report: dict):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    samples = (report.get("telemetry") or {}).get("samples") or []
+    samples = report.telemetry.samples
     panels = [(t, re.compile(p), scale) for t, p, scale in TELEMETRY_PANELS
               if any(re.match(p, k) for s in samples[:3] for k in s)]
     if not samples or not panels:
@@ -110,8 +111,8 @@ def telemetry_figure(name: str, report: dict):
             if pts:
                 fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines",
                                          name=esc_chart(k), showlegend=True), row=i, col=1)
-    for ph in (report.get("telemetry") or {}).get("phases", []):
-        fig.add_vrect(x0=ph["start_s"], x1=ph["end_s"], fillcolor=PHASE_COLOURS.get(ph["phase"], "rgba(0,0,0,0.05)"),
+    for ph in report.telemetry.phases:
+        fig.add_vrect(x0=ph.start_s, x1=ph.end_s, fillcolor=PHASE_COLOURS.get(ph.phase, "rgba(0,0,0,0.05)"),
                       line_width=0, layer="below", row="all", col=1)
     fig.update_layout(title=esc_chart(f"telemetry: {name} (grey setup, orange warm-up, green measured)"),
                       height=200 * len(panels) + 80, margin={"t": 70})
@@ -132,7 +133,7 @@ def environment_diff(loaded) -> tuple[list[str], list[tuple[str, list]]]:
     flat = []
     for _, report in loaded:
         f: dict = {}
-        _flatten("", report.get("environment") or {}, f)
+        _flatten("", encode(report.environment), f)
         flat.append(f)
     keys = sorted({k for f in flat for k in f})
     rows = [(k, [f.get(k) for f in flat]) for k in keys
@@ -182,9 +183,9 @@ def render(comparisons, loaded) -> str:
         parts.append(f"<h2>{esc(title)}</h2>" + _fig_html(fig, f"chart{n}"))
     parts.append("<h2>Telemetry over time</h2>")
     for path, report in loaded:
-        fig = telemetry_figure(report.get("label") or path, report)
+        fig = telemetry_figure(report.label or path, report)
         if fig is None:
-            parts.append(f"<p>{esc(report.get('label') or path)}: no telemetry samples in this report.</p>")
+            parts.append(f"<p>{esc(report.label or path)}: no telemetry samples in this report.</p>")
         else:
             n += 1
             parts.append(_fig_html(fig, f"chart{n}"))

@@ -52,9 +52,8 @@ class RichProgress:
         self.progress.stop()
 
 
-def _warnings(result: dict) -> str:
-    codes = sorted({w["code"] for w in result.get("warnings", [])})
-    return ", ".join(codes) if codes else ""
+def _warnings(result) -> str:
+    return ", ".join(sorted(result.codes()))
 
 
 def sparse_table(title: str, cols: list[str], rows: list[tuple[list[str], str | None]], always: int) -> Table:
@@ -68,42 +67,41 @@ def sparse_table(title: str, cols: list[str], rows: list[tuple[list[str], str | 
     return table
 
 
-def run_summary(report: dict) -> Table:
-    device = report["environment"].get("device", {})
-    title = f"bench run {report['run_id'][:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
-    if report.get("distributed"):
-        d = report["distributed"]
-        title += f" · world size {d['world_size']} ({d['backend']}; throughput summed over ranks)"
+def run_summary(report) -> Table:
+    device = report.environment.device
+    title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
+    if report.distributed:
+        d = report.distributed
+        title += f" · world size {d.world_size} ({d.backend}; throughput summed over ranks)"
     cols = ["workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50", "first step",
             "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"]
     rows = []
-    for r in report["results"]:
-        m = r.get("metrics", {})
-        mem = r.get("memory", {})
-        energy = (r.get("energy") or {}).get("per_sample_j")
-        rows.append(([escape(r["workload"]), _status(r), with_ci(m.get("samples_per_s")), with_ci(m.get("tokens_per_s")),
-                      seconds((m.get("step_time_s") or {}).get("median")), seconds(r["timing"].get("first_step_s")),
-                      flops(m.get("achieved_flops_per_s")), percent((m.get("mfu") or {}).get("value")),
-                      size(mem.get("device_peak_bytes") or mem.get("host_peak_rss_bytes")),
+    for r in report.results:
+        m, mem = r.metrics, r.memory
+        energy = r.energy.device.per_sample_j if r.energy.device else None
+        rows.append(([escape(r.workload), _status(r), with_ci(m.samples_per_s), with_ci(m.tokens_per_s),
+                      seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
+                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
+                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
                       DASH if energy is None else f"{energy:.3g} J", escape(_warnings(r)) or DASH], None))
     return sparse_table(title, cols, rows, always=4)
 
 
-def _status(result: dict) -> str:
-    colour = {"ok": "green", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}[result["status"]]
-    return f"[{colour}]{result['status']}[/]"
+def _status(result) -> str:
+    colour = {"ok": "green", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}[result.status]
+    return f"[{colour}]{result.status}[/]"
 
 
-def print_problems(console: Console, report: dict) -> None:
+def print_problems(console: Console, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
-    for r in report["results"]:
-        if r["error"]:
-            console.print(f"[bold]{escape(r['workload'])}[/]: {escape(r['error'])}")
-        for w in r.get("warnings", []):
-            console.print(f"[yellow]warning[/] {escape(r['workload'])}: {escape(w['message'])}")
-    for name, status in report["telemetry"]["collectors"].items():
-        if not status.get("available"):
-            console.print(f"[dim]collector {escape(name)} unavailable: {escape(status.get('reason', ''))}[/]")
+    for r in report.results:
+        if r.error:
+            console.print(f"[bold]{escape(r.workload)}[/]: {escape(r.error)}")
+        for w in r.warnings:
+            console.print(f"[yellow]warning[/] {escape(r.workload)}: {escape(w.message)}")
+    for name, status in report.telemetry.collectors.items():
+        if not status.available:
+            console.print(f"[dim]collector {escape(name)} unavailable: {escape(status.reason or '')}[/]")
 
 
 # ---- bench compare -------------------------------------------------------------------------------
@@ -159,12 +157,12 @@ def compare_notes(comp) -> list[str]:
     for row in comp.rows:
         r = row.run
         if r.published:
-            notes.append(f"{r.name}: published figures, not measured by bench ({r.report.get('source') or 'source not given'})")
+            notes.append(f"{r.name}: published figures, not measured by bench ({r.report.source or 'source not given'})")
         if not row.comparable and not row.baseline:
             diffs = "; ".join(f"{k}: {r.params.get(k)!r} vs {comp.baseline.params.get(k)!r}" for k in row.differences)
             notes.append(f"{r.name} vs {comp.baseline.name}: not the same workload ({diffs})")
-        for w in r.result.get("warnings", []):
-            notes.append(f"{r.name}: {w['code']}: {w['message']}")
+        for w in r.result.warnings:
+            notes.append(f"{r.name}: {w.code}: {w.message}")
     return notes
 
 

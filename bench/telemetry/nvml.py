@@ -9,6 +9,10 @@ SMI_FIELDS = ["index", "name", "utilization.gpu", "utilization.memory", "memory.
               "power.draw", "temperature.gpu", "clocks.sm"]
 
 
+def _hz(mhz):
+    return None if mhz is None else mhz * 1e6
+
+
 class NvmlCollector(Collector):
     name = "nvml"
     source = "nvidia-ml-py"
@@ -62,7 +66,7 @@ class NvmlCollector(Collector):
                 p + "power_w": None if power is None else power / 1000.0,
                 p + "energy_j": self.energy_j(i),
                 p + "temp_c": self._query("temp", nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
-                p + "sm_clock_mhz": self._query("clock", nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
+                p + "sm_clock_hz": _hz(self._query("clock", nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM)),
                 p + "clock_event_reasons": self._reasons(h),
             })
         return out
@@ -87,7 +91,7 @@ def nvidia_smi_sample(rows: list[dict], indices) -> dict:
                     p + "mem_used_bytes": mib_bytes(row["memory.used"]),
                     p + "mem_total_bytes": mib_bytes(row["memory.total"]),
                     p + "power_w": row["power.draw"], p + "temp_c": row["temperature.gpu"],
-                    p + "sm_clock_mhz": row["clocks.sm"]})
+                    p + "sm_clock_hz": _hz(row["clocks.sm"])})
     return out
 
 

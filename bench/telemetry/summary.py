@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-ACCEL_UTIL = re.compile(r"^(gpu|hpu)\d+\.util_percent$")
 MIN_ENERGY_WINDOW_S = 1.0
 
 
@@ -25,17 +22,24 @@ def summarize(samples: list[dict]) -> dict:
             for k, v in values.items()}
 
 
-def phase_summaries(samples: list[dict], phases: list[dict], workload: str) -> dict:
-    out = {}
+def phase_summaries(samples: list[dict], phases, workload: str) -> dict:
+    """{phase: summary} over every span of that phase of the workload (all repeats together)."""
+    spans: dict[str, list] = {}
     for p in phases:
-        if p["workload"] == workload:
-            out[p["phase"]] = summarize(in_window(samples, p["start_s"], p["end_s"]))
-    return out
+        if p.workload == workload:
+            spans.setdefault(p.phase, []).append(p)
+    return {name: summarize([s for p in ps for s in in_window(samples, p.start_s, p.end_s)])
+            for name, ps in spans.items()}
 
 
-def accelerator_utilization(summary: dict) -> float | None:
+def accelerator_utilization(summary: dict, prefixes: list[str]) -> float | None:
     """Mean utilization over the accelerators sampled in a phase summary, or None if none was."""
-    means = [v["mean"] for k, v in summary.items() if ACCEL_UTIL.match(k)]
+    means = []
+    for p in prefixes:
+        stat = summary.get(p + ".util_percent")
+        mean = stat.mean if hasattr(stat, "mean") else (stat or {}).get("mean")
+        if mean is not None:
+            means.append(mean)
     return float(np.mean(means)) if means else None
 
 

@@ -1,0 +1,581 @@
+"""The report, as dataclasses: the one place its shape is written.
+
+One `bench run` writes one Report. The JSON Schema (bench/report.schema.json) and the field tables in
+docs/report-format.md are generated from these classes (`python -m bench.model.schema --write`);
+a test fails when the checked-in copies drift. Structures are closed (no unknown keys); the open
+maps — params, environment sections, workload metrics, telemetry samples — hold typed values only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from bench.model.fields import ModelError, alias, decode, encode, fld
+
+SCHEMA_VERSION = 2
+ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
+
+Scalar = alias("scalar (number, string, bool or null)", bool | int | float | str | None)
+Status = Literal["ok", "failed", "skipped", "interrupted"]
+RunStatus = Literal["ok", "failed", "interrupted"]
+PhaseName = Literal["setup", "warmup", "measure", "verify"]
+
+# Every warning code a result can carry, with what it means (the docs table is built from this).
+WARNING_CODES = {
+    "no_warmup": "no warm-up step: the first measured step includes one-time costs",
+    "not_steady": "the first measured steps were slower than the rest: raise --warmup",
+    "noisy": "step times vary more than 5 % (CV), or the CPU time fell short of the threads: a shared machine",
+    "few_steps": "fewer than 5 measured steps: the within-run interval is weak",
+    "idle_accelerator": "mean device utilization under 20 % during the measured steps (the seed's failure)",
+    "no_utilization": "device utilization was not sampled: nothing proves the accelerator did the work",
+    "model_not_on_device": "the model's parameters were not on the device the run names",
+    "throttled": "a stated share of the measured samples carried a throttling reason",
+    "not_judged": "a telemetry check could not be made (window too short, coverage too thin); the reason says which",
+    "contended": "other load shared the machine or the accelerator during the measured steps",
+    "metrics_failed": "the workload's own metrics could not be computed; the core figures stand",
+    "non_finite": "a measured value was NaN or infinite (a diverging loss, an overflow); it is null in the report",
+    "sampler_gaps": "the telemetry sampler missed part of the run (it died, froze or fell behind)",
+    "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
+}
+WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
+
+
+def _same_lengths(path: str, owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
+    lengths = {n: len(getattr(owner, n)) for n in names}
+    for n in optional:
+        if getattr(owner, n) is not None:
+            lengths[n] = len(getattr(owner, n))
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{n} {k}" for n, k in lengths.items())
+        raise ModelError(path, f"per-item lists differ in length ({detail})")
+
+
+# ---- figures -------------------------------------------------------------------------------------
+
+@dataclass
+class Interval:
+    """A figure with its confidence interval."""
+
+    value: float | None = fld("the figure")
+    ci_low: float | None = fld("lower bound of the interval, or null where none could be computed", None)
+    ci_high: float | None = fld("upper bound of the interval", None)
+    level: float | None = fld("confidence level, e.g. 0.95", None, minimum=0, maximum=1)
+    method: str | None = fld("how the interval was computed", None)
+    ranks: int | None = fld("distributed runs: how many ranks were summed", None, minimum=1)
+
+
+@dataclass
+class Summary:
+    """Order statistics of a list of values (null where the list was empty)."""
+
+    n: int | None = fld("how many values", None, minimum=0)
+    mean: float | None = fld("mean", None)
+    median: float | None = fld("median (p50)", None)
+    p90: float | None = fld("90th percentile", None)
+    p99: float | None = fld("99th percentile", None)
+    stdev: float | None = fld("sample standard deviation", None)
+    cv: float | None = fld("coefficient of variation, stdev / mean", None)
+    min: float | None = fld("smallest value", None)
+    max: float | None = fld("largest value", None)
+
+
+FigureValue = alias("Interval, Summary or scalar", Interval | Summary | bool | int | float | str | None)
+
+
+@dataclass
+class Mfu:
+    """Model FLOP utilization: achieved FLOP/s over the device's peak, and where the peak came from."""
+
+    value: float | None = fld("achieved / peak, or null with a reason", None, minimum=0)
+    peak_flops_per_s: float | None = fld("the peak used", None, minimum=0)
+    peak_source: str | None = fld("where the peak came from (datasheet, estimate, --peak-tflops)", None)
+    reason: str | None = fld("why there is no value", None)
+
+
+@dataclass
+class Metrics:
+    """The core figures of a result, recomputed from the raw step times whenever a report is loaded."""
+
+    samples_per_s: Interval | None = fld("samples of the timed steps over their summed time", None)
+    tokens_per_s: Interval | None = fld("tokens (see the result's tokens_are) over the summed time", None)
+    steps_per_s: Interval | None = fld("timed steps per second", None)
+    step_time_s: Summary | None = fld("the measured step times", None)
+    achieved_flops_per_s: float | None = fld("counted FLOPs of the timed steps over their summed time", None, minimum=0)
+    mfu: Mfu | None = fld("model FLOP utilization", None)
+
+
+@dataclass
+class FigureSpec:
+    """A figure a workload declares it leads with or adds, so every output shows it with its unit."""
+
+    key: str = fld("where the figure is: `metrics.<name>` or `workload_metrics.<name>[.<stat>]`")
+    label: str = fld("short column name, e.g. `TTFT p50`")
+    unit: str = fld("unit of the value, e.g. `s`, `tokens/s`, `%`, or empty")
+    better: Literal["higher", "lower", "none"] = fld("which direction is better", "none")
+    lead: bool = fld("the figure comparisons lead with", False)
+
+
+# ---- timing --------------------------------------------------------------------------------------
+
+@dataclass
+class Contention:
+    """What else used the machine or the accelerator while a repeat was measured."""
+
+    other_load_cores: float | None = fld("mean CPU cores busy with other processes during the measured steps", None)
+    steal_percent: float | None = fld("CPU steal time (hypervisor) during the measured steps, %", None, minimum=0)
+    device_processes: int | None = fld("other processes seen on the accelerator", None, minimum=0)
+    reasons: list[str] = fld("why the repeat counts as contended (empty: it does not)", factory=list)
+
+
+@dataclass
+class Repeat:
+    """One repeat: in its own worker process, model and data built anew."""
+
+    index: int = fld("0-based repeat number", minimum=0)
+    status: RunStatus = fld("how the repeat ended", "ok")
+    error: str | None = fld("what went wrong", None)
+    pid: int | None = fld("the worker process", None)
+    setup_s: float | None = fld("model build, data, moving to the device", None, minimum=0)
+    first_step_s: float | None = fld("the first warm-up step (compile, allocation)", None, minimum=0)
+    warmup_s: float | None = fld("all warm-up steps", None, minimum=0)
+    step_times_s: list[float] = fld("every measured step, in order, seconds", factory=list, exclusive_minimum=0)
+    step_samples: list[float] = fld("samples of each measured step", factory=list, minimum=0)
+    step_tokens: list[float] = fld("tokens of each measured step", factory=list, minimum=0)
+    step_flops: list[float] | None = fld("FLOPs of each step where they vary by step", None, minimum=0)
+    wall_s: float | None = fld("wall time of the measured steps and the syncs between them", None, minimum=0)
+    cpu_s: float | None = fld("CPU time of the worker over the same span", None, minimum=0)
+    cpu_wall_ratio: float | None = fld("cpu_s / wall_s: well below the thread count means the cores were taken", None, minimum=0)
+    threads: int | None = fld("torch intra-op threads", None, minimum=1)
+    contention: Contention | None = fld("other load during the measured steps", None)
+
+    def check(self, path: str) -> None:
+        _same_lengths(path, self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
+
+
+@dataclass
+class Timing:
+    """Raw timing: each repeat's step times kept apart."""
+
+    repeats: list[Repeat] = fld("one per repeat", factory=list)
+
+    def _concat(self, name: str) -> list:
+        return [x for r in self.repeats for x in getattr(r, name)]
+
+    @property
+    def step_times_s(self) -> list[float]:
+        return self._concat("step_times_s")
+
+    @property
+    def step_samples(self) -> list[float]:
+        return self._concat("step_samples")
+
+    @property
+    def step_tokens(self) -> list[float]:
+        return self._concat("step_tokens")
+
+    @property
+    def step_flops(self) -> list[float] | None:
+        if not self.repeats or any(r.step_flops is None for r in self.repeats):
+            return None
+        return self._concat("step_flops")
+
+    def _median(self, name: str) -> float | None:
+        vals = sorted(getattr(r, name) for r in self.repeats if getattr(r, name) is not None)
+        return vals[len(vals) // 2] if vals else None
+
+    @property
+    def setup_s(self) -> float | None:
+        return self._median("setup_s")
+
+    @property
+    def first_step_s(self) -> float | None:
+        return self._median("first_step_s")
+
+    @property
+    def warmup_s(self) -> float | None:
+        return self._median("warmup_s")
+
+    @property
+    def measured(self) -> list[Repeat]:
+        """Repeats with at least one measured step."""
+        return [r for r in self.repeats if r.step_times_s]
+
+
+# ---- memory and energy ---------------------------------------------------------------------------
+
+@dataclass
+class Memory:
+    """Peak memory of the measured steps."""
+
+    device_peak_bytes: float | None = fld("peak bytes allocated on the device", None, minimum=0)
+    device_peak_reason: str | None = fld("why there is no device peak", None)
+    device_peak_reserved_bytes: float | None = fld("peak bytes the allocator reserved (cuda)", None, minimum=0)
+    device_total_bytes: float | None = fld("device memory", None, minimum=0)
+    device_max_in_use_bytes: float | None = fld("peak bytes in use (hpu MaxInUse)", None, minimum=0)
+    process_max_rss_bytes: float | None = fld("the worker's peak resident memory", None, minimum=0)
+    host_peak_rss_bytes: float | None = fld("peak resident memory of the process tree, from telemetry", None, minimum=0)
+
+
+@dataclass
+class EnergyPart:
+    """Energy of one device or domain over the measured window."""
+
+    joules: float | None = fld("energy", None, minimum=0)
+    method: str | None = fld("energy counter, or integrated power samples (estimate)", None)
+    reason: str | None = fld("why it is null", None)
+
+
+@dataclass
+class EnergyFigure:
+    """Energy of the measured steps, for the accelerator or for the host, never mixed."""
+
+    joules: float | None = fld("energy of the measured window", None, minimum=0)
+    window_s: float | None = fld("the window it covers", None, minimum=0)
+    method: str | None = fld("how it was measured", None)
+    estimate: bool = fld("true when integrated from power samples rather than read from a counter", False)
+    per_sample_j: float | None = fld("joules per sample of the timed steps", None, minimum=0)
+    per_token_j: float | None = fld("joules per token of the timed steps", None, minimum=0)
+    reason: str | None = fld("why it is null", None)
+    parts: dict[str, EnergyPart] = fld("per device or RAPL domain", factory=dict)
+
+
+@dataclass
+class Energy:
+    """Device energy and host energy as separate figures."""
+
+    device: EnergyFigure | None = fld("the accelerator(s): counter delta after a sync, or integrated power", None)
+    host: EnergyFigure | None = fld("the host CPU packages (RAPL package-* domains)", None)
+
+
+# ---- per-result extras ---------------------------------------------------------------------------
+
+@dataclass
+class ResultWarning:
+    """Something the reader must know before trusting a figure."""
+
+    code: WarningCode = fld("one of the codes in the warnings table")
+    message: str = fld("what happened, in words")
+
+
+@dataclass
+class TelemetryStat:
+    """One telemetry key over one phase."""
+
+    mean: float | None = fld("mean", None)
+    min: float | None = fld("smallest", None)
+    max: float | None = fld("largest", None)
+    n: int | None = fld("samples", None, minimum=0)
+
+
+@dataclass
+class Fingerprint:
+    """What the workload computed on fixed inputs, so that runs on different devices can be checked
+    for computing the same thing (tolerance by precision)."""
+
+    kind: str = fld("what was computed, e.g. `loss after 3 fixed steps`")
+    precision: str = fld("precision it ran in")
+    values: list[float] = fld("continuous outputs, compared with a relative tolerance", factory=list)
+    tokens: list[int] = fld("discrete outputs (token or candidate ids), compared where margins allow", factory=list)
+    margins: list[float] = fld("decision margin of each discrete output (top-1 minus top-2 score)", factory=list)
+
+    def check(self, path: str) -> None:
+        if self.margins and len(self.margins) != len(self.tokens):
+            raise ModelError(path, f"margins ({len(self.margins)}) and tokens ({len(self.tokens)}) differ in length")
+
+
+@dataclass
+class RequestLog:
+    """Per-request records of a serving scenario, one column per field, on the runner's clock."""
+
+    arrival_s: list[float] = fld("when the request arrived", factory=list, minimum=0)
+    start_s: list[float | None] = fld("when its batch started (null: never served)", factory=list, minimum=0)
+    first_token_s: list[float | None] = fld("when its first token was ready", factory=list, minimum=0)
+    finish_s: list[float | None] = fld("when its last token was ready", factory=list, minimum=0)
+    prompt_tokens: list[int] = fld("prompt length", factory=list, minimum=0)
+    new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
+    batch: list[int | None] = fld("the batch it was served in", factory=list, minimum=0)
+
+    def check(self, path: str) -> None:
+        _same_lengths(path, self, [f.name for f in dataclasses.fields(self)])
+
+
+@dataclass
+class RankResult:
+    """One rank's own timing and figures in a multi-device run."""
+
+    rank: int = fld("global rank", minimum=0)
+    status: Status = fld("how the rank ended")
+    error: str | None = fld("what went wrong", None)
+    local_rank: int | None = fld("rank on its node", None, minimum=0)
+    host: str | None = fld("the node", None)
+    timing: Timing = fld("the rank's step times, per repeat", factory=Timing)
+    memory: Memory = fld("the rank's memory", factory=Memory)
+    energy: Energy | None = fld("the rank's energy", None)
+    warnings: list[ResultWarning] = fld("the rank's warnings", factory=list)
+
+
+@dataclass
+class Result:
+    """One workload of a run."""
+
+    workload: str = fld("workload name")
+    status: Status = fld("`failed` with the message, `skipped` with the reason, `interrupted`")
+    error: str | None = fld("what went wrong", None)
+    params: dict[str, Scalar] = fld("the workload's identity: two runs are comparable when these match", factory=dict)
+    tokens_are: str | None = fld("what tokens_per_s counts for this workload", None)
+    main_metric: str | None = fld("the throughput comparisons lead with (a Metrics field)", None)
+    model_device: str | None = fld("where the model's parameters were", None)
+    flops_per_step: float | None = fld("matmul FLOPs of one step", None, minimum=0)
+    timing: Timing = fld("raw step times, per repeat", factory=Timing)
+    metrics: Metrics = fld("core figures (recomputed from timing on load)", factory=Metrics)
+    workload_metrics: dict[str, FigureValue] = fld("the workload's own figures, dotted names", factory=dict)
+    series: dict[str, list[float | None]] = fld("per-step series, e.g. the loss curve", factory=dict)
+    figures: list[FigureSpec] = fld("what the workload leads with and adds, with units", factory=list)
+    memory: Memory = fld("peak memory", factory=Memory)
+    energy: Energy = fld("energy of the measured steps", factory=Energy)
+    warnings: list[ResultWarning] = fld("see the warnings table", factory=list)
+    telemetry_summary: dict[str, dict[str, TelemetryStat]] = fld("per phase: per telemetry key", factory=dict)
+    per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
+    fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
+    requests: RequestLog | None = fld("serving scenarios: every request", None)
+
+    def warn(self, code: str, message: str) -> None:
+        if not any(w.code == code and w.message == message for w in self.warnings):
+            self.warnings.append(ResultWarning(code, message))
+
+    def codes(self) -> set[str]:
+        return {w.code for w in self.warnings}
+
+    def merge_ranks(self, by_rank: dict[int, Result | None], ranks: list[RankStatus]) -> None:
+        """Attach every rank's own timing and figures; the result fails if any rank did."""
+        self.per_rank = [RankResult(r, res.status, res.error, timing=res.timing, memory=res.memory,
+                                    energy=res.energy, warnings=list(res.warnings))
+                         for r, res in sorted(by_rank.items()) if res is not None]
+        stopped = {x.rank: x.error for x in ranks if x.status == "interrupted"}
+        problems = [f"rank {p.rank}: {stopped.get(p.rank) if p.status == 'interrupted' else p.error}"
+                    for p in self.per_rank if p.status != "ok"]
+        reported = {p.rank for p in self.per_rank}
+        problems += [f"rank {x.rank}: {x.error}" for x in ranks if x.rank not in reported]
+        statuses = {p.status for p in self.per_rank}
+        if "failed" in statuses or len(self.per_rank) < len(ranks):
+            self.status = "failed"
+        elif "interrupted" in statuses:
+            self.status = "interrupted"
+        if problems:
+            self.error = "; ".join(problems)
+
+
+# ---- telemetry -----------------------------------------------------------------------------------
+
+@dataclass
+class CollectorStatus:
+    """Whether a collector worked, through which library or tool, or why not."""
+
+    available: bool = fld("it sampled")
+    source: str | None = fld("the library or tool that answered", None)
+    reason: str | None = fld("why it is unavailable", None)
+    fallback_reasons: list[str] = fld("why the preferred sources before it failed", factory=list)
+
+
+@dataclass
+class TelemetrySource:
+    """What a key prefix in the samples stands for (`gpu0.` -> an accelerator)."""
+
+    role: Literal["host", "accelerator", "host_energy"] = fld("what the prefix measures")
+    device: str | None = fld("the device kind (cpu, cuda, hpu)", None)
+    index: int | None = fld("the collector's index of the card (NVML / HLML index)", None, minimum=0)
+    name: str | None = fld("device name", None)
+    uuid: str | None = fld("device UUID", None)
+    module_id: int | None = fld("Gaudi module ID (what the PyTorch bridge pins ranks to)", None, minimum=0)
+    mig: bool | None = fld("an NVIDIA MIG instance: utilization unsupported, power is the whole GPU's", None)
+    rank: int | None = fld("the local rank using it", None, minimum=0)
+
+
+@dataclass
+class Phase:
+    """A span on the run's monotonic clock."""
+
+    workload: str | None = fld("workload")
+    phase: PhaseName = fld("setup, warmup, measure or verify")
+    start_s: float = fld("seconds since the run started")
+    end_s: float = fld("seconds since the run started")
+    repeat: int | None = fld("repeat number", None, minimum=0)
+
+    def check(self, path: str) -> None:
+        if self.end_s < self.start_s:
+            raise ModelError(path, f"ends ({self.end_s}) before it starts ({self.start_s})")
+
+
+@dataclass
+class PhaseCoverage:
+    """How well the sampler covered one phase."""
+
+    workload: str | None = fld("workload")
+    phase: PhaseName = fld("phase")
+    duration_s: float = fld("length of the phase", minimum=0)
+    samples: int = fld("samples inside it", minimum=0)
+    repeat: int | None = fld("repeat", None)
+    samples_per_s: float | None = fld("samples / duration", None, minimum=0)
+    max_gap_s: float | None = fld("the longest span without a sample (edges included)", None, minimum=0)
+
+
+@dataclass
+class SamplerHealth:
+    """Whether the sampler lived through the run and kept its rate."""
+
+    alive_to_end: bool | None = fld("the sampler process was still running when the run ended", None)
+    reason: str | None = fld("what happened to it", None)
+    phases: list[PhaseCoverage] = fld("coverage per phase", factory=list)
+
+
+SampleValue = alias("scalar or list of number", bool | int | float | str | None | list[float])
+
+
+@dataclass
+class Telemetry:
+    """Hardware samples on the run's clock, with the phases they fall in."""
+
+    sample_hz: float = fld("sampling rate of device collectors (0: off)", minimum=0)
+    collectors: dict[str, CollectorStatus] = fld("per collector", factory=dict)
+    sources: dict[str, TelemetrySource] = fld("what each key prefix in the samples stands for", factory=dict)
+    phases: list[Phase] = fld("setup / warm-up / measured spans", factory=list)
+    samples: list[dict[str, SampleValue]] = fld("flat samples: `t` (seconds since the run started) and keys like `gpu0.power_w`", factory=list)
+    health: SamplerHealth | None = fld("sampler coverage", None)
+    other_ranks: dict[str, Telemetry] = fld("multi-device runs: telemetry of the other ranks or nodes", factory=dict)
+
+    def check(self, path: str) -> None:
+        for i, s in enumerate(self.samples):
+            if not isinstance(s.get("t"), int | float) or isinstance(s.get("t"), bool):
+                raise ModelError(f"{path}.samples[{i}]", "every sample needs a number `t`")
+
+
+# ---- the report ----------------------------------------------------------------------------------
+
+@dataclass
+class Provenance:
+    """What produced the report."""
+
+    command: list[str] = fld("the command line", factory=list)
+    bench_version: str | None = fld("bench's version", None)
+    git_commit: str | None = fld("bench's git commit, where it ran from a checkout", None)
+    git_dirty: bool | None = fld("the checkout had uncommitted changes", None)
+    analysis_version: int = fld("version of the statistics method (docs/report-format.md)", ANALYSIS_VERSION)
+    launcher: Literal["inline", "process", "torchrun"] | None = fld("how repeats ran: inline shares one process", None)
+
+
+@dataclass
+class Environment:
+    """Everything a reader needs to trust or question the numbers."""
+
+    host: dict[str, Scalar] = fld("host, CPU, memory", factory=dict)
+    python: dict[str, Scalar] = fld("interpreter", factory=dict)
+    packages: dict[str, str | None] = fld("versions of the packages that matter", factory=dict)
+    torch: dict[str, Scalar] = fld("torch build and settings", factory=dict)
+    env_vars: dict[str, str] = fld("relevant environment variables", factory=dict)
+    device: dict[str, Scalar] = fld("the device's description (backend, device_name, driver, mode, ...)", factory=dict)
+
+
+@dataclass
+class RankStatus:
+    """How one rank of a multi-device run ended."""
+
+    rank: int = fld("global rank", minimum=0)
+    status: Status = fld("how it ended")
+    error: str | None = fld("what went wrong", None)
+    local_rank: int | None = fld("rank on its node", None, minimum=0)
+    host: str | None = fld("node", None)
+
+
+@dataclass
+class Distributed:
+    """A multi-device run through torchrun."""
+
+    world_size: int = fld("ranks", minimum=1)
+    nnodes: int = fld("machines", minimum=1)
+    backend: str = fld("process-group backend (gloo, nccl, hccl)")
+    launcher: str = fld("torch.distributed.run")
+    exit_code: int | None = fld("the launcher's exit code", None)
+    ranks: list[RankStatus] = fld("every rank", factory=list)
+
+
+ConfigValue = alias("scalar, list of scalars, or a map of those", Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]])
+
+
+@dataclass
+class Report:
+    """One `bench run`."""
+
+    schema_version: int = fld("format version (see History)", minimum=1)
+    bench_version: str = fld("version of bench that wrote it")
+    run_id: str = fld("random hex id; its first 8 characters end the file name")
+    created_at: str = fld("UTC ISO 8601")
+    status: RunStatus = fld("the run as a whole")
+    label: str | None = fld("`--label`", None)
+    origin: Literal["measured", "published"] = fld("`published`: transcribed from elsewhere, not measured by bench", "measured")
+    source: str | None = fld("where a published report's figures come from", None)
+    provenance: Provenance | None = fld("command line, version, commit", None)
+    environment: Environment = fld("host, software, device", factory=Environment)
+    config: dict[str, ConfigValue] = fld("the resolved configuration, by option group", factory=dict)
+    results: list[Result] = fld("one per workload (per offered rate for serving)", factory=list)
+    telemetry: Telemetry = fld("hardware samples", factory=lambda: Telemetry(sample_hz=0))
+    distributed: Distributed | None = fld("multi-device runs", None)
+
+    def check(self, path: str) -> None:
+        if not self.run_id:
+            raise ModelError(f"{path}.run_id" if path else "run_id", "must not be empty")
+        try:
+            datetime.fromisoformat(self.created_at)
+        except ValueError:
+            raise ModelError("created_at", f"not an ISO 8601 time: {self.created_at[:40]!r}") from None
+
+    # -- (de)serialisation -------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, data: dict) -> Report:
+        return decode(cls, data)
+
+    def to_json(self) -> dict:
+        """Plain JSON data, checked exactly as a loader will check it."""
+        data = encode(self)
+        decode(Report, data)  # validation at write: what is written will load
+        return data
+
+    def result(self, workload: str) -> Result | None:
+        return next((r for r in self.results if r.workload == workload), None)
+
+    @classmethod
+    def merge_ranks(cls, by_rank: dict[int, tuple[Report, RankStatus] | None], world: int, nnodes: int,
+                    backend: str, exit_code: int | None) -> Report:
+        """One report from every rank's: the lowest rank present is the frame, each result gains every
+        rank's timing (per_rank), ranks that never reported are named, and failure wins over a stop
+        (a rank the launcher stopped because another failed is not a user's interrupt)."""
+        present = {r: v for r, v in by_rank.items() if v is not None}
+        if not present:
+            raise ValueError("no rank reported back")
+        frame = decode(Report, encode(present[min(present)][0]))  # a deep copy
+        ranks = [present[r][1] if r in present else
+                 RankStatus(r, "failed", "no report: the process died or was stopped after another rank failed, "
+                                         "or runs on another node") for r in range(world)]
+        failed = [str(r.rank) for r in ranks if r.status == "failed"]
+        for r in ranks:
+            if r.status == "interrupted" and failed:
+                r.error = f"stopped by the launcher after rank {', '.join(failed)} failed"
+        frame.distributed = Distributed(world, nnodes, backend, "torch.distributed.run", exit_code, ranks)
+        frame.telemetry.other_ranks = {str(r): rep.telemetry for r, (rep, _) in present.items() if r != min(present)}
+        for res in frame.results:
+            res.merge_ranks({r: rep.result(res.workload) for r, (rep, _) in present.items()}, ranks)
+        statuses = {r.status for r in ranks}
+        frame.status = "failed" if "failed" in statuses else "interrupted" if "interrupted" in statuses else "ok"
+        return frame
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def interval(value, ci_low=None, ci_high=None, level=None, method=None, ranks=None) -> Interval:
+    return Interval(value, ci_low, ci_high, level, method, ranks)
+

@@ -1,0 +1,230 @@
+"""The report model: strict loading with the field named, validation at write, the schema and docs
+generated from the model, and the migration from schema 1 (0.1's real output as fixtures)."""
+
+import copy
+import json
+import os
+import stat
+
+import pytest
+from reportgen import make_report
+
+from bench.core.errors import ReportError
+from bench.model.fields import ModelError
+from bench.model.io import dump_report, dumps_report, load_report, report_from_data
+from bench.model.report import SCHEMA_VERSION, Report
+from bench.model.schema import DOCS_PATH, SCHEMA_PATH, docs_text, json_schema, schema_text
+
+FIX = os.path.join(os.path.dirname(__file__), "fixtures")
+V1 = os.path.join(FIX, "report-v1-tiny.json")
+V1_DIST = os.path.join(FIX, "report-v1-nproc2.json")
+
+
+def data(**over):
+    d = make_report("x", 0.1, repeats=2).to_json()
+    d.update(over)
+    return d
+
+
+def test_dump_then_load_round_trips(tmp_path):
+    r = make_report("x", 0.1, repeats=3)
+    path = dump_report(r, tmp_path / "r.json")
+    back = load_report(path)
+    assert back == r and len(back.results[0].timing.repeats) == 3
+    assert os.listdir(tmp_path) == ["r.json"]
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o044, "a report is readable by others (umask permitting)"
+
+
+def test_a_failed_write_leaves_no_temporary_and_keeps_the_old_file(tmp_path):
+    good = dump_report(make_report("x", 0.1), tmp_path / "r.json")
+    before = good.read_text()
+    bad = make_report("x", 0.1)
+    bad.results[0].timing.repeats[0].step_times_s[0] = float("nan")
+    with pytest.raises(ReportError, match=r"results\[0\]\.timing\.repeats\[0\]\.step_times_s\[0\].*nan"):
+        dump_report(bad, tmp_path / "r.json")
+    assert os.listdir(tmp_path) == ["r.json"] and good.read_text() == before
+
+
+# Parseable JSON that 0.1's schema accepted and that then crashed `bench compare`, or was silently
+# wrong: each is refused naming the field.
+@pytest.mark.parametrize("mutate,where", [
+    (lambda d: d["results"][0]["warnings"].append({"code": 7, "message": "m"}), "results[0].warnings[0].code"),
+    (lambda d: d["results"][0]["metrics"].update(mfu="high"), "results[0].metrics.mfu"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0]["step_samples"].pop(), "results[0].timing.repeats[0]"),
+    (lambda d: d["environment"].update(device="cuda"), "environment.device"),
+    (lambda d: d["results"][0]["params"].update(world_size=[2]), "results[0].params.world_size"),
+    (lambda d: d["results"][0]["timing"]["repeats"][1]["step_times_s"].__setitem__(2, float("inf")),
+     "results[0].timing.repeats[1].step_times_s[2]"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0]["step_tokens"].__setitem__(0, float("nan")),
+     "results[0].timing.repeats[0].step_tokens[0]"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0]["step_times_s"].__setitem__(0, 0.0),
+     "results[0].timing.repeats[0].step_times_s[0]"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0]["step_samples"].__setitem__(0, "8"),
+     "results[0].timing.repeats[0].step_samples[0]"),
+    (lambda d: d["results"][0].update(status="great"), "results[0].status"),
+    (lambda d: d["results"][0].update(colour="blue"), "results[0].colour"),
+    (lambda d: d["results"][0]["workload_metrics"].update(x={"value": 1, "oops": 2}), "results[0].workload_metrics.x"),
+    (lambda d: d["telemetry"]["samples"].append({"host.cpu_percent": 3}), "telemetry.samples[10]"),
+    (lambda d: d["telemetry"]["phases"][0].update(start_s=5.0, end_s=1.0), "telemetry.phases[0]"),
+    (lambda d: d.update(created_at="yesterday"), "created_at"),
+    (lambda d: d.update(run_id=""), "run_id"),
+])
+def test_malformed_but_parseable_reports_name_the_field(mutate, where):
+    d = data()
+    mutate(d)
+    with pytest.raises(ReportError) as exc:
+        report_from_data(json.loads(json.dumps(d)), "f.json")
+    assert f"f.json: invalid at {where}" in str(exc.value)
+
+
+def test_open_maps_take_typed_values_so_unknown_plugins_still_load():
+    d = data()
+    d["results"][0]["params"].update(plugin_knob="x", depth=3, fast=True, ratio=0.5, note=None)
+    d["results"][0]["workload_metrics"].update({"plug.latency_s": {"n": 2, "median": 0.1},
+                                                 "plug.rate": {"value": 3.0, "ci_low": 2.0, "ci_high": 4.0}})
+    d["environment"]["device"].update(vendor_field="anything", count=8)
+    r = report_from_data(d)
+    assert r.results[0].workload_metrics["plug.latency_s"].median == 0.1
+    assert r.results[0].workload_metrics["plug.rate"].ci_high == 4.0
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("", "empty file"), ("{not json", "invalid JSON"), ('{"schema_version": 1, "run_id": "a"', "truncated"),
+    ("[1, 2]", "not a bench report"), ('{"hello": 1}', "no schema_version"),
+    ('{"schema_version": "2"}', "non-integer schema_version"), ("[" * 100000, "nested too deeply"),
+])
+def test_bad_files_say_what_is_wrong(tmp_path, text, expect):
+    p = tmp_path / "bad.json"
+    p.write_text(text)
+    with pytest.raises(ReportError, match=expect):
+        load_report(p)
+
+
+def test_binary_fifo_directory_and_oversized_files_are_refused_quickly(tmp_path, monkeypatch):
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ReportError, match="not UTF-8"):
+        load_report(tmp_path / "bin.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(ReportError, match="not a regular file"):
+        load_report(tmp_path / "fifo.json")  # opening a FIFO for reading would block forever
+    with pytest.raises(ReportError, match="not a regular file"):
+        load_report(tmp_path)
+    import bench.model.io as io
+
+    big = dump_report(make_report("x", 0.1), tmp_path / "big.json")
+    monkeypatch.setattr(io, "MAX_REPORT_BYTES", 1000)
+    with pytest.raises(ReportError, match="larger than"):
+        io.load_report(big)
+
+
+def test_missing_file_and_newer_version():
+    with pytest.raises(ReportError, match="no such file"):
+        load_report("/nonexistent/r.json")
+    with pytest.raises(ReportError, match="newer than this bench"):
+        report_from_data(data(schema_version=SCHEMA_VERSION + 1))
+
+
+def test_checked_in_schema_and_docs_are_generated_from_the_model():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), \
+        "bench/report.schema.json drifted from the model: python -m bench.model.schema --write"
+    assert DOCS_PATH.read_text(encoding="utf-8") == docs_text(), \
+        "docs/report-format.md drifted from the model: python -m bench.model.schema --write"
+
+
+def test_generated_schema_agrees_with_the_model_on_real_reports():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for report in (make_report("x", 0.1, repeats=2), load_report(V1), load_report(V1_DIST)):
+        errors = list(validator.iter_errors(report.to_json()))
+        assert errors == [], errors[0].message
+    bad = data()
+    bad["results"][0]["colour"] = "blue"  # closed structures: the schema refuses unknown keys too
+    assert list(validator.iter_errors(bad))
+
+
+def described_keys(node, sch, schema, path=""):
+    """Every key of a closed object in node that the schema does not name."""
+    sch = schema["$defs"][sch["$ref"].split("/")[-1]] if "$ref" in sch else sch
+    missing = []
+    if isinstance(node, dict) and sch.get("additionalProperties") is False:
+        for k, v in node.items():
+            if k not in sch["properties"]:
+                missing.append(f"{path}.{k}")
+            else:
+                missing += described_keys(v, sch["properties"][k], schema, f"{path}.{k}")
+    elif isinstance(node, list) and "items" in sch:
+        for i, v in enumerate(node):
+            missing += described_keys(v, sch["items"], schema, f"{path}[{i}]")
+    return missing
+
+
+def test_every_field_a_migrated_report_has_is_described():
+    schema = json_schema()
+    for path in (V1, V1_DIST):
+        assert described_keys(load_report(path).to_json(), schema, schema) == []
+
+
+def test_a_v1_report_from_bench_0_1_migrates():
+    raw = json.load(open(V1))
+    assert raw["schema_version"] == 1
+    r = load_report(V1)
+    assert r.schema_version == SCHEMA_VERSION and r.label == "v1-fixture"
+    ft = r.result("blender-finetune")
+    # 0.1 concatenated both repeats' steps; v2 keeps them apart, with setup and warm-up on the first
+    assert [len(x.step_times_s) for x in ft.timing.repeats] == [3, 3]
+    assert ft.timing.step_times_s == raw["results"][0]["timing"]["step_times_s"]
+    assert ft.timing.repeats[0].first_step_s == raw["results"][0]["timing"]["first_step_s"]
+    assert ft.timing.repeats[1].cpu_wall_ratio == raw["results"][0]["timing"]["repeats"][1]["cpu_wall_ratio"]
+    assert ft.workload_metrics["parlai.exps"] == raw["results"][0]["metrics"]["parlai"]["exps"]
+    assert ft.series["loss"] == raw["results"][0]["metrics"]["losses"]
+    gen = r.result("blender-generate")
+    assert gen.workload_metrics["ttft_s"].n == raw["results"][1]["metrics"]["ttft_s"]["n"]
+    assert r.result("retrieval-encode").workload_metrics["recall.recall_at_1"] is None
+    assert r.telemetry.sources["host"].role == "host"
+
+
+def test_v1_energy_is_split_into_device_and_host_and_clock_keys_get_base_units():
+    raw = copy.deepcopy(json.load(open(V1)))
+    raw["telemetry"]["samples"][0]["gpu0.sm_clock_mhz"] = 1980
+    raw["results"][0]["energy"] = {"joules": 150.0, "window_s": 2.0, "per_sample_j": 1.5, "per_token_j": 0.15,
+                                   "devices": {"gpu0": {"joules": 100.0, "method": "energy counter", "reason": None},
+                                               "cpu": {"joules": 50.0, "method": "energy counter", "reason": None}}}
+    r = report_from_data(raw)
+    e = r.results[0].energy
+    assert e.device.joules == 100.0 and e.host.joules == 50.0  # 0.1 summed them under one name
+    assert e.device.per_sample_j == pytest.approx(1.0) and e.host.per_sample_j == pytest.approx(0.5)
+    assert r.telemetry.samples[0]["gpu0.sm_clock_hz"] == 1980e6 and "gpu0.sm_clock_mhz" not in r.telemetry.samples[0]
+    assert r.telemetry.sources["gpu0"].role == "accelerator"
+
+
+def test_a_v1_multi_device_report_migrates_with_its_ranks():
+    r = load_report(V1_DIST)
+    res = r.results[0]
+    assert r.distributed.world_size == 2 and [p.rank for p in res.per_rank] == [0, 1]
+    assert all(len(p.timing.step_times_s) == 3 for p in res.per_rank)
+    assert res.metrics.samples_per_s.value > 0
+
+
+def test_published_reference_reports_load_unchanged():
+    for name in ("seed-habana-dl1.json", "seed-colab-p100.json"):
+        path = os.path.join("reports", "reference", name)
+        assert json.load(open(path))["schema_version"] == 1  # kept as published
+        r = load_report(path)
+        assert r.origin == "published" and r.results[0].metrics.samples_per_s.value > 0
+        assert r.results[0].warnings[0].code == "idle_accelerator"
+
+
+def test_the_model_checks_what_it_writes():
+    r = make_report("x", 0.1)
+    r.results[0].params["bad"] = object()
+    with pytest.raises(TypeError):
+        dumps_report(r)
+    r = make_report("x", 0.1)
+    r.results[0].status = "splendid"
+    with pytest.raises(ReportError, match="results\\[0\\].status"):
+        dumps_report(r)
+    assert isinstance(Report.from_json(make_report("y", 0.1).to_json()), Report)
+    with pytest.raises(ModelError):
+        Report.from_json({"schema_version": 2})
