@@ -1,10 +1,13 @@
-"""bench: the same dialogue-model workloads on Gaudi, NVIDIA and CPU, measured honestly."""
+"""bench: the same dialogue-model workloads on Gaudi, NVIDIA and CPU, measured honestly.
 
-__version__ = "0.1.0"
+This package's __init__ imports nothing at load time: every module of bench runs it first.
+"""
+
+__version__ = "0.2.0"
 
 
 def load_reports(paths):
     """Load bench reports into a pandas DataFrame, one row per run x workload (for notebooks)."""
-    from bench.report.export import load_reports as _load
+    from bench.analysis.frame import load_reports as _load
 
     return _load(paths)

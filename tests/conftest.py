@@ -9,12 +9,38 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def run_config(*args):
+    """A checked RunConfig from command-line flags, through the generated parser (as `bench run`)."""
+    from bench.cli import build_parser
+    from bench.launch.config import build
+
+    return build(build_parser().parse_args(["run", *map(str, args)]))
+
+
+def common(preset="tiny", **given):
+    from workloads.common import CommonOptions
+
+    return CommonOptions.build(given, preset)
+
+
+def measure(preset="tiny", **given):
+    from bench.measure.options import MeasureOptions
+
+    return MeasureOptions.build(given, preset)
+
+
+def cpu_backend(**device):
+    from bench.devices.cpu.backend import CpuBackend
+    from bench.devices.options import DeviceOptions
+
+    b = CpuBackend(DeviceOptions(device="cpu", **device))
+    b.prepare()
+    return b
+
+
 @pytest.fixture
 def cpu_cfg(tmp_path):
-    from bench.config import RunConfig
-
-    return RunConfig(device="cpu", preset="tiny", out_dir=str(tmp_path), steps=4, warmup=1,
-                     sample_hz=0).resolved()
+    return run_config("--device", "cpu", "--steps", 4, "--warmup", 1, "--sample-hz", 0, "--out", tmp_path)
 
 
 @pytest.fixture
@@ -38,3 +64,15 @@ def no_accelerators(monkeypatch):
                         else real_which(name, *a, **k))
     for name in ("pynvml", "pyhlml"):
         monkeypatch.setitem(sys.modules, name, None)  # `import pynvml` raises ImportError
+
+
+def run_inline(*flags):
+    """A real run through the launcher, in this process (--in-process), telemetry off: the Report."""
+    from bench.launch.config import check_before_run
+    from bench.launch.launcher import launch
+
+    import tempfile
+
+    cfg = check_before_run(run_config("--device", "cpu", "--in-process", "--sample-hz", 0, "--repeats", 1,
+                                      "--steps", 3, "--warmup", 1, "--out", tempfile.mkdtemp(), *flags))
+    return launch(cfg)

@@ -1,11 +1,11 @@
-"""Fakes shared by the tests: a backend that logs syncs and a clock that logs reads."""
+"""Fakes shared by the tests: a backend that logs syncs, a workload that counts, a clock that logs reads."""
 
 from __future__ import annotations
 
 import time
 import types
 
-from workloads.base import StepResult, Workload
+from workloads.base import NoOptions, StepResult, Workload
 
 
 class LoggingBackend:
@@ -13,9 +13,10 @@ class LoggingBackend:
 
     name = "cpu"
     torch_device_type = "cpu"
+    static_shapes = False
 
-    def __init__(self, log: list):
-        self.log = log
+    def __init__(self, log: list | None = None):
+        self.log = log if log is not None else []
         self.torch = types.SimpleNamespace(get_num_threads=lambda: 1)
 
     def synchronize(self):
@@ -39,6 +40,12 @@ class LoggingBackend:
     def is_oom(self, exc):
         return "out of memory" in str(exc)
 
+    def threads(self):
+        return None
+
+    def energy_meter(self):
+        return None
+
     def collector_specs(self):
         return []
 
@@ -50,14 +57,14 @@ class CountingWorkload(Workload):
     name = "counting"
     description = "does nothing, counts"
 
-    def __init__(self, cfg, backend, fail_at=None, interrupt_at=None, log=None):
-        super().__init__(cfg, backend)
+    def __init__(self, common=None, options=None, backend=None, fail_at=None, interrupt_at=None, log=None):
+        super().__init__(common, options or NoOptions(), backend)
         self.fail_at, self.interrupt_at = fail_at, interrupt_at
         self.calls = 0
         self.log = log if log is not None else []
 
     def params(self):
-        return {"model": "none", "batch_size": self.cfg.batch_size, "precision": self.cfg.precision}
+        return {"model": "none", "batch_size": 2, "precision": "fp32"}
 
     def step(self):
         self.calls += 1

@@ -7,7 +7,7 @@ import time
 
 import psutil
 import pytest
-from fakes import CountingWorkload
+from plugins import plugin_site, workload_eps
 
 from bench import cli
 from bench.model.io import load_report
@@ -31,7 +31,7 @@ def run_cli(args, capsys):
     (["run", "--steps", "-2", "--device", "cpu"], ["--steps"]),
     (["run", "--steps", "3", "--warmup", "3", "--device", "cpu"], ["--warmup"]),
     (["run", "--steps", "three"], ["--steps"]),
-    (["run", "--opt", "novalue", "--device", "cpu"], ["KEY=VALUE"]),
+    (["run", "--lr", "nan", "--device", "cpu"], ["--lr", "finite"]),
     (["run", "--beams", "0", "--device", "cpu"], ["--beams"]),
     (["run", "--beams", "9", "--device", "cpu"], ["--beams"]),
     (["run", "--new-tokens", "0", "--device", "cpu"], ["--new-tokens"]),
@@ -64,31 +64,17 @@ def test_absent_device_is_an_error_never_a_fallback(device, needle, capsys, tmp_
     assert list(tmp_path.glob("*.json")) == []
 
 
-class FakeEntryPoint:
-    def __init__(self, cls):
-        self.cls, self.value = cls, f"tests:{cls.__name__}"
-
-    def load(self):
-        return self.cls
-
-
-class Boom(CountingWorkload):
-    name = "boom"
-
-    def __init__(self, cfg, backend):
-        super().__init__(cfg, backend, fail_at=2)
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    site = plugin_site(tmp_path, workload_eps("boom", "fine", "crash"))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", f"{site}:{os.environ.get('PYTHONPATH', '')}")
+    return site
 
 
-class Fine(CountingWorkload):
-    name = "fine"
-
-
-def test_a_failing_workload_does_not_stop_the_others(monkeypatch, capsys, tmp_path):
-    import bench.registry
-
-    monkeypatch.setattr(bench.registry, "workload_entry_points",
-                        lambda: {"boom": FakeEntryPoint(Boom), "fine": FakeEntryPoint(Fine)})
-    code, out, err = run_cli(["run", "--device", "cpu", "--steps", "3", "--warmup", "1", "--sample-hz", "0",
+def test_a_failing_workload_does_not_stop_the_others(plugins, capsys, tmp_path):
+    code, out, err = run_cli(["run", "--device", "cpu", "--workload", "boom", "--workload", "fine", "--steps", "3",
+                              "--warmup", "1", "--sample-hz", "0", "--repeats", "1", "--in-process",
                               "--out", str(tmp_path), "--quiet"], capsys)
     assert code == 1
     [path] = tmp_path.glob("*.json")
@@ -97,7 +83,22 @@ def test_a_failing_workload_does_not_stop_the_others(monkeypatch, capsys, tmp_pa
     by = {r.workload: r for r in report.results}
     assert by["boom"].status == "failed" and "boom at step 2" in by["boom"].error
     assert by["fine"].status == "ok" and len(by["fine"].timing.step_times_s) == 3
-    assert report.status == "failed"
+    assert report.status == "failed" and report.provenance.launcher == "inline"
+
+
+@pytest.mark.slow
+def test_each_repeat_is_a_fresh_process_and_a_dead_worker_is_reported(plugins, capsys, tmp_path):
+    code, out, err = run_cli(["run", "--device", "cpu", "--workload", "crash", "--workload", "fine", "--steps", "3",
+                              "--warmup", "1", "--sample-hz", "0", "--repeats", "3", "--out", str(tmp_path),
+                              "--quiet"], capsys)
+    assert code == 1, err
+    report = load_report(next(tmp_path.glob("*.json")))
+    crash, fine = report.results
+    assert crash.status == "failed" and "killed by signal 9" in crash.error
+    assert fine.status == "ok" and [len(r.step_times_s) for r in fine.timing.repeats] == [3, 3, 3]
+    pids = [r.pid for r in fine.timing.repeats]
+    assert len(set(pids)) == 3 and os.getpid() not in pids  # three workers, none of them this process
+    assert report.provenance.launcher == "process"
 
 
 def bench_cmd(*args):
@@ -106,7 +107,7 @@ def bench_cmd(*args):
 
 @pytest.mark.slow
 def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
-    done = subprocess.run(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "5",
+    done = subprocess.run(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "5", "--repeats", "1",
                                     "--warmup", "1", "--out", str(tmp_path), "--label", "smoke"),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -123,7 +124,7 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
     assert r.flops_per_step > 0 and r.metrics.mfu.peak_source
     assert report.telemetry.collectors["host"].available is True
     assert len(report.telemetry.samples) > 0
-    assert {p.phase for p in report.telemetry.phases} == {"setup", "warmup", "measure"}
+    assert {p.phase for p in report.telemetry.phases} == {"setup", "warmup", "measure", "verify"}
     assert report.environment.device["threads"] >= 1
     assert "blender-finetune" in done.stdout and str(path) in done.stdout.replace("\n", "")
 
@@ -131,13 +132,13 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
 @pytest.mark.slow
 def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
     proc = subprocess.Popen(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "100000",
-                                      "--warmup", "1", "--out", str(tmp_path), "--quiet"),
+                                      "--warmup", "1", "--repeats", "1", "--out", str(tmp_path), "--quiet"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    # the sampler child starts after the signal handler is installed: wait for it, then for steps
-    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+    # the sampler and the worker start after the signal handler is installed: wait for them, then for steps
+    while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(6)
+    time.sleep(8)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -148,13 +149,12 @@ def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
     assert report.results[0].status == "interrupted"
 
 
-def test_explicit_workload_with_a_missing_model_dir_exits_2(capsys, tmp_path):
-    code, out, err = run_cli(["run", "--device", "cpu", "--workload", "blender-generate", "--model",
-                              str(tmp_path / "nope"), "--sample-hz", "0", "--out", str(tmp_path)], capsys)
+def test_a_missing_model_dir_exits_2_before_any_work(capsys, tmp_path):
+    code, out, err = run_cli(["run", "--device", "cpu", "--model", str(tmp_path / "nope"), "--sample-hz", "0",
+                              "--out", str(tmp_path)], capsys)
     assert code == 2
     assert "not a directory" in err and "Traceback" not in err
-    [path] = tmp_path.glob("*.json")
-    assert load_report(path).results[0].status == "skipped"
+    assert list(tmp_path.glob("*.json")) == []  # refused before any workload ran: no report
 
 
 def test_list_shows_workloads_presets_devices_and_collectors(capsys, no_accelerators):

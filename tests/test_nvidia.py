@@ -11,12 +11,15 @@ import pytest
 import torch
 from fakes import CountingWorkload, logging_clock
 
-from bench.backends import CudaBackend
-from bench.config import RunConfig
-from bench.peaks import cuda_peak, hpu_peak
-from bench.runner import Measurement, NullProgress, PhaseLog
-from bench.telemetry import CollectorUnavailable, build_collector
-from bench.telemetry.sampler import Sampler
+from conftest import measure
+
+from bench.devices.collectors import CollectorUnavailable
+from bench.devices.registry import build_collector
+from bench.devices.cuda.backend import CudaBackend
+from bench.devices.options import DeviceOptions
+from bench.devices.peaks import cuda_peak, hpu_peak
+from bench.measure.runner import Measurement
+from bench.measure.sampler import Sampler
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -132,7 +135,7 @@ def test_a_hanging_or_garbled_tool_is_bounded_and_explained(monkeypatch, tmp_pat
 def test_sampler_goes_on_when_a_collector_is_unavailable(monkeypatch, tmp_path, no_gaudi_driver):
     write_tool(tmp_path, "hl-smi", "sleep 30")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    s = Sampler([{"name": "host", "pid": os.getpid()}, {"name": "habana", "indices": [0]}], 20, time.monotonic_ns()).start()
+    s = Sampler(20, time.monotonic_ns()).start([{"name": "host", "pid": os.getpid()}, {"name": "habana", "indices": [0]}])
     time.sleep(3.5)
     status, samples = s.stop()
     assert status["habana"]["available"] is False and "did not answer" in status["habana"]["reason"]
@@ -154,12 +157,11 @@ def fake_cuda(monkeypatch):
 
 
 def test_cuda_backend_syncs_before_every_clock_read(fake_cuda, monkeypatch, tmp_path):
-    cfg = RunConfig(device="cuda", out_dir=str(tmp_path), steps=3, warmup=1, sample_hz=0).resolved()
-    b = CudaBackend(cfg, local_rank=1)
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=1)
     b.prepare()
     assert fake_cuda[-1] == "set1" and b.device_str() == "cuda:1"
     logging_clock(monkeypatch, fake_cuda)
-    result = Measurement(CountingWorkload(cfg, b, log=fake_cuda), b, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
+    result = Measurement(CountingWorkload(backend=b, log=fake_cuda), b, measure(steps=3, warmup=1)).run().result
     assert result.status == "ok"
     for i, e in enumerate(fake_cuda):
         if e == "clock":
@@ -172,7 +174,7 @@ def test_cuda_backend_syncs_before_every_clock_read(fake_cuda, monkeypatch, tmp_
 
 
 def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
-    b = CudaBackend(RunConfig(device="cuda", out_dir=str(tmp_path)).resolved())
+    b = CudaBackend(DeviceOptions(device="cuda"))
     b.prepare()
     matmul = torch.backends.cuda.matmul  # a module-like object: its flags are set, not patched
     try:
@@ -186,14 +188,13 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
 
 def test_cuda_rank_maps_through_cuda_visible_devices(fake_cuda, monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    cfg = RunConfig(device="cuda", out_dir=str(tmp_path)).resolved()
-    b = CudaBackend(cfg, local_rank=1)
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=1)
     b.prepare()
     assert b.collector_specs()[-1] == {"name": "nvml", "indices": [5]}
 
 
 def test_cuda_fp16_training_gets_a_grad_scaler(fake_cuda, tmp_path):
-    b = CudaBackend(RunConfig(device="cuda", out_dir=str(tmp_path)).resolved())
+    b = CudaBackend(DeviceOptions(device="cuda"))
     b.prepare()
     assert b.grad_scaler("fp16") is not None and b.grad_scaler("bf16") is None
 

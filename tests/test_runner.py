@@ -1,109 +1,103 @@
-import time
-
 import pytest
+from conftest import measure
 from fakes import CountingWorkload, LoggingBackend, logging_clock
 
-from bench.runner import Measurement, NullProgress, PhaseLog
+from bench.measure.runner import Measurement
 
 
-def measure(cfg, wl, backend):
-    return Measurement(wl, backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress()).run()
+def run(wl, backend, m=None, **kw):
+    return Measurement(wl, backend, m or measure(steps=4, warmup=1), **kw).run()
 
 
-def test_every_clock_read_is_preceded_by_a_sync(cpu_cfg, monkeypatch):
+def test_every_clock_read_is_preceded_by_a_sync(monkeypatch):
     log = []
     backend = LoggingBackend(log)
-    wl = CountingWorkload(cpu_cfg, backend, log=log)
+    wl = CountingWorkload(backend=backend, log=log)
     logging_clock(monkeypatch, log)
-    result = measure(cpu_cfg, wl, backend)
-    assert result.status == "ok"
+    out = run(wl, backend)
+    assert out.result.status == "ok"
     reads = [i for i, e in enumerate(log) if e == "clock"]
     assert reads, "the runner read no clock"
     for i in reads:
         assert log[i - 1] == "sync", f"clock read #{i} follows {log[i - 1]!r}, not a sync"
-    # every step sits between a sync+clock pair on both sides
-    for i, e in enumerate(log):
+    for i, e in enumerate(log):  # every step sits between a sync+clock pair on both sides
         if e == "step":
             assert log[i - 2:i] == ["sync", "clock"] and log[i + 1:i + 3] == ["sync", "clock"]
 
 
-def test_raw_times_and_warmup_are_kept_apart(cpu_cfg, monkeypatch):
+def test_raw_times_and_warmup_are_kept_apart(monkeypatch):
     logging_clock(monkeypatch, [], step_ns=2_000_000)
-    wl = CountingWorkload(cpu_cfg, LoggingBackend([]))
-    result = measure(cpu_cfg, wl, LoggingBackend([]))
-    t = result.timing
-    assert wl.calls == cpu_cfg.warmup + cpu_cfg.steps
-    assert len(t.step_times_s) == cpu_cfg.steps
-    assert t.step_times_s == [pytest.approx(0.002)] * cpu_cfg.steps
-    assert t.first_step_s == pytest.approx(0.002)
-    assert result.metrics.samples_per_s.value == pytest.approx(2 / 0.002)
-    assert result.metrics.tokens_per_s.value == pytest.approx(10 / 0.002)
+    wl = CountingWorkload(backend=LoggingBackend())
+    out = run(wl, LoggingBackend())
+    rep = out.result.timing.repeats[0]
+    assert wl.calls == 1 + 4
+    assert rep.step_times_s == [pytest.approx(0.002)] * 4
+    assert rep.first_step_s == pytest.approx(0.002) and rep.warmup_s == pytest.approx(0.002)
+    assert rep.step_samples == [2] * 4 and rep.step_tokens == [10] * 4
+    assert rep.wall_s > 0 and rep.cpu_wall_ratio is not None and rep.pid
 
 
-def test_repeats_each_record_cpu_over_wall(cpu_cfg):
-    cfg = cpu_cfg
-    cfg.repeats = 3
-    result = measure(cfg, CountingWorkload(cfg, LoggingBackend([])), LoggingBackend([]))
-    reps = result.timing.repeats
-    assert [len(r.step_times_s) for r in reps] == [cfg.steps] * 3
-    assert all(r.wall_s > 0 and r.cpu_wall_ratio is not None for r in reps)
-    assert len(result.timing.step_times_s) == 3 * cfg.steps
+def test_one_measurement_is_one_repeat_with_its_index():
+    out = run(CountingWorkload(backend=LoggingBackend()), LoggingBackend(), index=2)
+    assert [r.index for r in out.result.timing.repeats] == [2]
+    assert [p.phase for p in out.phases] == ["setup", "warmup", "measure", "verify"]
+    assert {p.repeat for p in out.phases} == {2}
 
 
-def test_time_budget_runs_until_budget_and_at_least_min_steps(cpu_cfg, monkeypatch):
-    cfg = cpu_cfg
-    cfg.steps, cfg.time_budget_s, cfg.min_steps = None, 0.0105, 3
+def test_time_budget_runs_until_budget_and_at_least_min_steps(monkeypatch):
     logging_clock(monkeypatch, [], step_ns=1_000_000)
-    result = measure(cfg, CountingWorkload(cfg, LoggingBackend([])), LoggingBackend([]))
-    n = len(result.timing.step_times_s)
+    m = measure(time_budget=0.0105, min_steps=3)
+    out = run(CountingWorkload(backend=LoggingBackend()), LoggingBackend(), m)
     # each loop costs 3 fake-clock reads (budget check + two around the step) of 1 ms each:
     # the budget check sees 1, 4, 7, 10, 13 ms elapsed -> four steps fit in 10.5 ms
-    assert n == 4
-    cfg.time_budget_s = 1e-9
-    result = measure(cfg, CountingWorkload(cfg, LoggingBackend([])), LoggingBackend([]))
-    assert len(result.timing.step_times_s) == 3
+    assert len(out.result.timing.step_times_s) == 4
+    out = run(CountingWorkload(backend=LoggingBackend()), LoggingBackend(), measure(time_budget=1e-9, min_steps=3))
+    assert len(out.result.timing.step_times_s) == 3
 
 
-def test_failing_workload_is_recorded_with_its_message(cpu_cfg):
-    result = measure(cpu_cfg, CountingWorkload(cpu_cfg, LoggingBackend([]), fail_at=3), LoggingBackend([]))
-    assert result.status == "failed"
-    assert "boom at step 3" in result.error
+def test_failing_workload_is_recorded_with_its_message():
+    out = run(CountingWorkload(backend=LoggingBackend(), fail_at=3), LoggingBackend())
+    assert out.result.status == "failed" and "boom at step 3" in out.result.error
+    assert out.result.timing.repeats[0].status == "failed"
 
 
-def test_out_of_memory_names_the_batch_size(cpu_cfg):
+@pytest.mark.parametrize("exc,where", [(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "device memory"),
+                                       (MemoryError(), "host memory")])
+def test_out_of_memory_says_which_memory_and_what_to_lower(exc, where):
     class Oom(CountingWorkload):
         def step(self):
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise exc
 
-    result = measure(cpu_cfg, Oom(cpu_cfg, LoggingBackend([])), LoggingBackend([]))
-    assert result.status == "failed"
-    assert "out of memory" in result.error and f"batch size {cpu_cfg.batch_size}" in result.error
-
-
-def test_interrupt_keeps_the_steps_so_far(cpu_cfg):
-    cfg = cpu_cfg
-    cfg.steps = 10
-    wl = CountingWorkload(cfg, LoggingBackend([]), interrupt_at=cfg.warmup + 4)
-    result = measure(cfg, wl, LoggingBackend([]))
-    assert result.status == "interrupted"
-    assert len(result.timing.step_times_s) == 3
-    assert result.metrics.samples_per_s.value > 0
+    out = run(Oom(backend=LoggingBackend()), LoggingBackend())
+    assert out.result.status == "failed"
+    assert f"out of {where}" in out.result.error and "--batch-size" in out.result.error
 
 
-def test_no_warmup_is_flagged(cpu_cfg):
-    cfg = cpu_cfg
-    cfg.warmup = 0
-    result = measure(cfg, CountingWorkload(cfg, LoggingBackend([])), LoggingBackend([]))
-    assert result.timing.first_step_s is None
-    assert "no_warmup" in result.codes()
+def test_interrupt_keeps_the_steps_so_far():
+    wl = CountingWorkload(backend=LoggingBackend(), interrupt_at=1 + 4)
+    out = run(wl, LoggingBackend(), measure(steps=10, warmup=1))
+    assert out.result.status == "interrupted"
+    assert len(out.result.timing.step_times_s) == 3
 
 
-def test_samples_are_stamped_with_their_phase():
-    from bench.model.report import Phase
-    from bench.runner import label_phases
+def test_a_nan_loss_becomes_null_with_a_warning():
+    class Diverging(CountingWorkload):
+        def series(self):
+            return {"loss": [1.0, float("nan"), float("inf"), 2.0]}
 
-    phases = [Phase("w", "setup", 0.0, 1.0), Phase("w", "measure", 1.5, 3.0)]
-    samples = [{"t": 0.5}, {"t": 1.2}, {"t": 2.0}, {"t": 3.5}]
-    label_phases(samples, phases)
-    assert [(s["workload"], s["phase"]) for s in samples] == [("w", "setup"), (None, None), ("w", "measure"),
-                                                              (None, None)]
+    out = run(Diverging(backend=LoggingBackend()), LoggingBackend())
+    assert out.result.timing.repeats[0].series["loss"] == [1.0, None, None, 2.0]
+    assert "non_finite" in out.result.codes()
+    from bench.model.fields import decode, encode
+    from bench.model.report import Result
+
+    assert decode(Result, encode(out.result)).status == "ok"  # and the result can be written
+
+
+def test_step_records_are_kept_per_step_and_per_item():
+    class Recording(CountingWorkload):
+        def record(self, step):
+            return {"per_step": self.calls * 1.0, "per_token": [0.1, 0.2]}
+
+    rep = run(Recording(backend=LoggingBackend()), LoggingBackend()).result.timing.repeats[0]
+    assert rep.series["per_step"] == [2.0, 3.0, 4.0, 5.0] and len(rep.series["per_token"]) == 8

@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from bench.model.report import Phase
-from bench.telemetry import CollectorUnavailable, build_collector
-from bench.telemetry.habana import parse_hl_smi
-from bench.telemetry.host import Rapl
-from bench.telemetry.nvml import SMI_FIELDS, parse_nvidia_smi
-from bench.telemetry.sampler import Sampler
-from bench.telemetry.smi import ParseError, parse_smi_csv, parse_value
-from bench.telemetry.summary import energy_from_samples, phase_summaries, summarize
+from bench.devices.collectors import CollectorUnavailable
+from bench.devices.registry import build_collector
+from bench.devices.cpu.collectors import Rapl
+from bench.devices.cuda.collectors import SMI_FIELDS, parse_nvidia_smi
+from bench.devices.hpu.collectors import parse_hl_smi
+from bench.devices.smi import ParseError, parse_smi_csv, parse_value
+from bench.measure.sampler import Sampler
+from bench.model.samples import energy_from_samples, phase_summaries, summarize
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -95,7 +96,7 @@ def test_rapl_unwraps_the_counter(tmp_path):
 @pytest.mark.slow
 def test_sampler_process_samples_and_stops():
     t0 = time.monotonic_ns()
-    s = Sampler([{"name": "host", "pid": os.getpid(), "period_s": 0.05}, {"name": "no-such-collector"}], 20, t0).start()
+    s = Sampler(20, t0).start([{"name": "host", "pid": os.getpid(), "period_s": 0.05}, {"name": "no-such-collector"}])
     time.sleep(1.0)
     status, samples = s.stop()
     assert status["host"]["available"] is True

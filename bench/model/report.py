@@ -8,6 +8,7 @@ maps — params, environment sections, workload metrics, telemetry samples — h
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -151,6 +152,11 @@ class Repeat:
     cpu_wall_ratio: float | None = fld("cpu_s / wall_s: well below the thread count means the cores were taken", None, minimum=0)
     threads: int | None = fld("torch intra-op threads", None, minimum=1)
     contention: Contention | None = fld("other load during the measured steps", None)
+    series: dict[str, list[float | None]] = fld("the workload's raw values per measured step (or per token, "
+                                                 "e.g. `token_gap_s`), from which its figures are computed",
+                                                 factory=dict)
+    figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
+                                          "timing (recall, the all-reduce time)", factory=dict)
 
     def check(self, path: str) -> None:
         _same_lengths(path, self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
@@ -333,7 +339,8 @@ class Result:
     timing: Timing = fld("raw step times, per repeat", factory=Timing)
     metrics: Metrics = fld("core figures (recomputed from timing on load)", factory=Metrics)
     workload_metrics: dict[str, FigureValue] = fld("the workload's own figures, dotted names", factory=dict)
-    series: dict[str, list[float | None]] = fld("per-step series, e.g. the loss curve", factory=dict)
+    series: dict[str, list[float | None]] = fld("series not tied to one repeat (a published run's log lines)",
+                                                 factory=dict)
     figures: list[FigureSpec] = fld("what the workload leads with and adds, with units", factory=list)
     memory: Memory = fld("peak memory", factory=Memory)
     energy: Energy = fld("energy of the measured steps", factory=Energy)
@@ -352,7 +359,7 @@ class Result:
 
     def merge_ranks(self, by_rank: dict[int, Result | None], ranks: list[RankStatus]) -> None:
         """Attach every rank's own timing and figures; the result fails if any rank did."""
-        self.per_rank = [RankResult(r, res.status, res.error, timing=res.timing, memory=res.memory,
+        self.per_rank = [RankResult(r, res.status, res.error, timing=copy.deepcopy(res.timing), memory=res.memory,
                                     energy=res.energy, warnings=list(res.warnings))
                          for r, res in sorted(by_rank.items()) if res is not None]
         stopped = {x.rank: x.error for x in ranks if x.status == "interrupted"}

@@ -1,0 +1,149 @@
+"""The Backend interface: what a workload and the runner need from a device."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+
+class Backend:
+    """What a workload and the runner need from a device. Subclasses fill in the device specifics."""
+
+    name = "base"
+    collectors: tuple[str, ...] = ("host",)
+    static_shapes = False  # True where every new input shape costs a graph compile (Gaudi)
+
+    def __init__(self, options, own=None, local_rank: int = 0):
+        self.options, self.own = options, own  # DeviceOptions, and the device's own group (or None)
+        self.local_rank = local_rank
+        self.torch = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Import torch (and the vendor stack), pick the device, apply thread settings."""
+        import torch
+
+        self.torch = torch
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+
+    @property
+    def device(self):
+        return self.torch.device(self.device_str())
+
+    def device_str(self) -> str:
+        return "cpu"
+
+    # -- timing ----------------------------------------------------------------------------------
+    def synchronize(self) -> None:
+        """Block until all queued device work is done. Called before every clock read."""
+
+    def after_backward(self) -> None:
+        """Hook a training step calls right after loss.backward()."""
+
+    def after_optimizer_step(self) -> None:
+        """Hook a training step calls right after optimizer.step()."""
+
+    # -- numerics --------------------------------------------------------------------------------
+    def autocast(self, precision: str):
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = {"bf16": self.torch.bfloat16, "fp16": self.torch.float16}[precision]
+        return self.torch.autocast(device_type=self.torch_device_type, dtype=dtype)
+
+    torch_device_type = "cpu"
+
+    def grad_scaler(self, precision: str):
+        """A GradScaler where the precision needs one (fp16 on cuda), else None."""
+        return None
+
+    @property
+    def compiling(self) -> bool:
+        return bool(self.options.compile)
+
+    def compile_options(self) -> dict:
+        return {}
+
+    def wrap_train(self, model):
+        if self.compiling:
+            return self.torch.compile(model, **self.compile_options())
+        return model
+
+    def wrap_inference(self, model):
+        """Compile the forward in place, so that model.generate() runs the compiled forward too
+        (a compiled wrapper's .generate would call the eager one). Shapes grow while decoding:
+        dynamic=True avoids a recompile per length."""
+        if self.compiling:
+            model.forward = self.torch.compile(model.forward, dynamic=True, **self.compile_options())
+        return model
+
+    # -- memory ----------------------------------------------------------------------------------
+    def reset_peak_memory(self) -> None:
+        """Start a fresh peak-memory window (where the device allows it)."""
+
+    def memory_stats(self) -> dict:
+        return {"device_peak_bytes": None, "device_peak_reason": "not measured on this device"}
+
+    def is_oom(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return "out of memory" in text or "can't allocate memory" in text
+
+    # -- metadata --------------------------------------------------------------------------------
+    def peak_flops(self, precision: str) -> tuple[float | None, str]:
+        """(peak FLOP/s, where it came from) or (None, why unknown)."""
+        return None, "no peak known for this device"
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "device": self.device_str()}
+
+    def collector_specs(self) -> list[dict]:
+        return [{"name": "host", "pid": os.getpid()}]
+
+    world_size = 1
+    rank = 0
+
+    def init_distributed(self) -> None:
+        """Whatever must happen before torch.distributed.init_process_group (Gaudi registers hccl)."""
+
+    def ddp_device_ids(self) -> list[int] | None:
+        """device_ids for DistributedDataParallel (None: the module's own device)."""
+        return None
+
+    def threads(self) -> int | None:
+        """The CPU threads the measured work should keep busy (None where the host only dispatches)."""
+        return None
+
+    def time_allreduce(self, numel: int, repeats: int = 5) -> dict:
+        """Median time of a standalone all-reduce of a gradient-sized fp32 buffer, synced around it.
+        DDP overlaps this communication with backward, so it bounds, not measures, the step's share."""
+        import statistics
+
+        import torch.distributed as dist
+
+        buf = self.torch.zeros(numel, device=self.device)
+        times = []
+        for _ in range(repeats + 1):
+            self.synchronize()
+            t0 = time.perf_counter_ns()
+            dist.all_reduce(buf)
+            self.synchronize()
+            times.append((time.perf_counter_ns() - t0) / 1e9)
+        return {"allreduce_median_s": statistics.median(times[1:]), "bytes": numel * 4,
+                "what": "standalone all-reduce of a gradient-sized fp32 buffer; DDP overlaps it with backward"}
+
+    def energy_meter(self):
+        """A function returning the device's cumulative energy counter in joules, read in this
+        process right after a sync (None where the device has no counter)."""
+        return None
+
+
+def _counter(collector_cls, index: int):
+    from bench.devices.collectors import CollectorUnavailable
+
+    collector = collector_cls({"indices": [index]})
+    try:
+        collector.open()
+    except CollectorUnavailable:
+        return None
+    return lambda: collector.energy_j(index)

@@ -1,0 +1,28 @@
+"""Telemetry: collectors sample the hardware from a sampler process of their own.
+
+A collector is `open() / sample() -> {key: value} / close()` plus a pure `parse_*()` function for the
+text its tool prints, tested on captured output. Keys are flat: `host.cpu_percent`, `gpu0.power_w`.
+"""
+
+from __future__ import annotations
+
+
+class CollectorUnavailable(Exception):
+    """The collector's library or tool is missing here; the reason goes into the report."""
+
+
+class Collector:
+    name = "base"
+    source = ""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+
+    def open(self) -> None:
+        """Acquire handles; raise CollectorUnavailable(reason) if this collector cannot work here."""
+
+    def sample(self) -> dict:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release handles."""

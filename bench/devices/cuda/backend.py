@@ -1,0 +1,98 @@
+"""cuda: NVIDIA GPUs through torch.cuda; NVML for the driver version and the energy counter."""
+
+from __future__ import annotations
+
+import os
+
+from bench.core.errors import DeviceUnavailable
+from bench.devices.base import Backend, _counter
+from bench.devices.cuda.spec import probe
+from bench.devices.peaks import cuda_peak
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+    torch_device_type = "cuda"
+    collectors = ("host", "nvml")
+
+    def prepare(self) -> None:
+        super().prepare()
+        reason = probe()
+        if reason:
+            raise DeviceUnavailable(f"--device cuda: {reason}")
+        count = self.torch.cuda.device_count()
+        if self.local_rank >= count:
+            raise DeviceUnavailable(f"--device cuda: rank {self.local_rank} needs GPU {self.local_rank}, "
+                                    f"only {count} visible")
+        self.torch.cuda.set_device(self.local_rank)
+
+    def device_str(self) -> str:
+        return f"cuda:{self.local_rank}"
+
+    def synchronize(self) -> None:
+        self.torch.cuda.synchronize()
+
+    def grad_scaler(self, precision: str):
+        if precision == "fp16":
+            return self.torch.amp.GradScaler("cuda")
+        return None
+
+    def reset_peak_memory(self) -> None:
+        self.torch.cuda.reset_peak_memory_stats()
+
+    def memory_stats(self) -> dict:
+        cuda = self.torch.cuda
+        return {"device_peak_bytes": cuda.max_memory_allocated(),
+                "device_peak_reserved_bytes": cuda.max_memory_reserved(),
+                "device_total_bytes": cuda.get_device_properties(self.local_rank).total_memory}
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.torch.cuda.OutOfMemoryError) or super().is_oom(exc)
+
+    def peak_flops(self, precision: str):
+        tf32 = bool(self.torch.backends.cuda.matmul.allow_tf32)
+        return cuda_peak(self.torch.cuda.get_device_name(self.local_rank), precision, tf32)
+
+    def describe(self) -> dict:
+        cuda = self.torch.cuda
+        props = cuda.get_device_properties(self.local_rank)
+        return {"backend": "cuda", "device": self.device_str(), "device_name": props.name,
+                "capability": f"{props.major}.{props.minor}", "device_count": cuda.device_count(),
+                "total_memory_bytes": props.total_memory, "cuda_runtime": self.torch.version.cuda,
+                "cudnn": self.torch.backends.cudnn.version(), "driver": _nvidia_driver(),
+                "tf32_matmul": bool(self.torch.backends.cuda.matmul.allow_tf32),
+                "tf32_cudnn": bool(self.torch.backends.cudnn.allow_tf32),
+                "compile": bool(self.options.compile)}
+
+    def collector_specs(self) -> list[dict]:
+        return super().collector_specs() + [{"name": "nvml", "indices": [self._physical_index()]}]
+
+    def ddp_device_ids(self) -> list[int]:
+        return [self.local_rank]
+
+    def energy_meter(self):
+        from bench.devices.cuda.collectors import NvmlCollector
+
+        return _counter(NvmlCollector, self._physical_index())
+
+    def _physical_index(self) -> int:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible:
+            ids = [v.strip() for v in visible.split(",") if v.strip()]
+            if self.local_rank < len(ids) and ids[self.local_rank].isdigit():
+                return int(ids[self.local_rank])
+        return self.local_rank
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+        return version.decode() if isinstance(version, bytes) else version
+    except Exception:  # noqa: BLE001 - optional metadata; absence is recorded as null
+        return None

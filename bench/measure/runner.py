@@ -1,0 +1,222 @@
+"""The measurement loop of one repeat: setup -> warm-up -> timed steps -> verify, whatever happens.
+
+Every clock read is preceded by backend.synchronize(): timing an asynchronous device from the host
+without a sync measures dispatch, not work. Each step's raw values are recorded after its closing
+clock read; the fingerprint and live-model figures are computed after timing, never inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.model.report import Memory, Phase, Repeat, Result
+
+
+class Clock:
+    """The run's clock: CLOCK_MONOTONIC seconds since t0_ns, the same in every process of a run."""
+
+    def __init__(self, t0_ns: int | None = None):
+        self.t0_ns = time.monotonic_ns() if t0_ns is None else t0_ns
+
+    def now(self) -> float:
+        return (time.monotonic_ns() - self.t0_ns) / 1e9
+
+
+class NullSink:
+    """Where a repeat reports its phases and progress (the worker streams them to the parent)."""
+
+    def phase(self, phase: Phase) -> None: ...
+    def progress(self, phase: str, done: int, total: int | None) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """One repeat's result (its timing holds exactly this repeat) and what the launcher combines."""
+
+    result: Result
+    energy_counter: dict | None = None
+    phases: list[Phase] = field(default_factory=list)
+
+
+def timed_step(workload, backend):
+    """One step between two synchronized clock reads: (StepResult, seconds)."""
+    backend.synchronize()
+    t0 = time.perf_counter_ns()
+    result = workload.step()
+    backend.synchronize()
+    t1 = time.perf_counter_ns()
+    return result, (t1 - t0) / 1e9
+
+
+class Measurement:
+    """Runs one repeat of one workload and fills its Outcome, whatever happens."""
+
+    def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None):
+        self.wl, self.backend, self.m = workload, backend, measure
+        self.clock, self.sink = clock or Clock(), sink or NullSink()
+        self.repeat = Repeat(index=index, pid=os.getpid())
+        self.result = Result(workload=workload.name, status="ok", figures=list(workload.figures))
+        self.result.timing.repeats.append(self.repeat)
+        self.out = Outcome(self.result)
+        self.steps = []
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        start = self.clock.now()
+        try:
+            yield
+        finally:
+            p = Phase(self.wl.name, name, start, self.clock.now(), self.repeat.index)
+            self.out.phases.append(p)
+            self.sink.phase(p)
+
+    def run(self) -> Outcome:
+        r = self.result
+        try:
+            self._setup()
+            self._warmup()
+            self._measure()
+            self._verify()
+        except KeyboardInterrupt:
+            r.status = self.repeat.status = "interrupted"
+            r.error = self.repeat.error = "interrupted (Ctrl-C or SIGTERM)"
+        except WorkloadSkipped as exc:
+            r.status, r.error = "skipped", str(exc)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded as failed; the other workloads still run
+            r.status = self.repeat.status = "failed"
+            r.error = self.repeat.error = self._describe_error(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self.wl.teardown()
+        return self.out
+
+    def _describe_error(self, exc: Exception) -> str:
+        if self.backend.is_oom(exc) or isinstance(exc, MemoryError):
+            where = "host memory (MemoryError)" if isinstance(exc, MemoryError) else "device memory"
+            return (f"out of {where} ({type(exc).__name__}: {str(exc)[:200]}); lower --batch-size, "
+                    "--context-len or --pool-size")
+        return f"{type(exc).__name__}: {exc}"
+
+    def _setup(self) -> None:
+        with self.phase("setup"):
+            self.backend.synchronize()
+            t0 = time.perf_counter_ns()
+            self.wl.setup()
+            self.backend.synchronize()
+            self.repeat.setup_s = (time.perf_counter_ns() - t0) / 1e9
+        r = self.result
+        model = getattr(self.wl, "model", None)
+        first = next(model.parameters(), None) if hasattr(model, "parameters") else None
+        r.model_device = str(first.device) if first is not None else None
+        r.params = dict(self.wl.params())
+        r.tokens_are, r.main_metric = self.wl.tokens_are, self.wl.main_metric
+        r.flops_per_step = self.wl.flops_per_step()
+        self.repeat.threads = self.backend.threads()
+
+    def _warmup(self) -> None:
+        n = self.m.warmup
+        with self.phase("warmup"):
+            times = []
+            for i in range(n):
+                _, dt = timed_step(self.wl, self.backend)
+                times.append(dt)
+                self.sink.progress("warmup", i + 1, n)
+            if times:
+                self.repeat.first_step_s, self.repeat.warmup_s = times[0], sum(times)
+        self.backend.reset_peak_memory()
+        self.wl.start_measuring()
+
+    def _more(self, n: int, started_ns: int) -> bool:
+        if self.m.steps is not None:
+            return n < self.m.steps
+        elapsed = (time.perf_counter_ns() - started_ns) / 1e9
+        return n < self.m.min_steps or elapsed < self.m.time_budget
+
+    def _read_energy(self, meter):
+        """Device sync, then the energy counter and the clock (None without a counter)."""
+        self.backend.synchronize()
+        joules = meter() if meter else None
+        return joules, time.perf_counter_ns()
+
+    def _measure(self) -> None:
+        meter = self.backend.energy_meter()
+        e0, t0 = self._read_energy(meter)
+        try:
+            with self.phase("measure"):
+                self._steps()
+        finally:
+            e1, t1 = self._read_energy(meter)
+            if e0 is not None and e1 is not None:
+                self.out.energy_counter = {"joules": e1 - e0, "window_s": (t1 - t0) / 1e9,
+                                           "method": "energy counter read after a device sync"}
+            self._after_steps()
+
+    def _steps(self) -> None:
+        rep, n = self.repeat, 0
+        cpu0 = time.process_time()
+        self.backend.synchronize()
+        w0 = time.perf_counter_ns()
+        try:
+            while self._more(n, w0):
+                step, dt = timed_step(self.wl, self.backend)
+                rep.step_times_s.append(dt)
+                rep.step_samples.append(step.samples)
+                rep.step_tokens.append(step.tokens)
+                if step.flops is not None:
+                    rep.step_flops = (rep.step_flops or []) + [step.flops]
+                self._record(self.wl.record(step))
+                n += 1
+                self.sink.progress("measure", n, self.m.steps)
+        finally:
+            self.backend.synchronize()
+            rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
+            rep.cpu_s = time.process_time() - cpu0
+            rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
+
+    def _record(self, values: dict) -> None:
+        for name, value in values.items():
+            column = self.repeat.series.setdefault(name, [])
+            if isinstance(value, list | tuple):
+                column.extend(value)
+            else:
+                column.append(value)
+
+    def _after_steps(self) -> None:
+        with contextlib.suppress(Exception):
+            self.result.memory = Memory(**self.backend.memory_stats())
+        try:
+            self.repeat.series.update(self.wl.series())
+        except Exception as exc:  # noqa: BLE001 - the timing stands; say what is missing
+            self.result.warn("metrics_failed", f"per-step values not read: {type(exc).__name__}: {exc}")
+        self._drop_non_finite()
+
+    def _drop_non_finite(self) -> None:
+        """A diverging loss or an overflow is NaN or infinite: null in the report, with a warning."""
+        for name, column in self.repeat.series.items():
+            bad = [i for i, v in enumerate(column) if v is not None and not math.isfinite(v)]
+            for i in bad:
+                column[i] = None
+            if bad:
+                self.result.warn("non_finite", f"{len(bad)} value(s) of {name} were NaN or infinite (a diverging "
+                                               "loss or an overflow); they are null in the report")
+
+    def _verify(self) -> None:
+        with self.phase("verify"):
+            try:
+                fingerprint, figures = self.wl.verify()
+            except Exception as exc:  # noqa: BLE001 - the measurement stands without it
+                self.result.warn("metrics_failed", f"output fingerprint not computed: {type(exc).__name__}: {exc}")
+                return
+        if fingerprint is not None and all(math.isfinite(v) for v in fingerprint.values + fingerprint.margins):
+            self.result.fingerprint = fingerprint
+        elif fingerprint is not None:
+            self.result.warn("non_finite", "the output fingerprint held NaN or infinite values: the model's "
+                                           "outputs overflowed")
+        self.repeat.figures.update(figures)

@@ -1,0 +1,179 @@
+"""The sampler: its own process (no GIL taken from the measured loop), JSON lines to a file.
+
+Parent side: `Sampler(hz, t0_ns).start(specs)`; `.watch(spec)` adds a collector while it runs (the
+launcher learns a worker's device only once the worker has it); `.stop() -> (status, samples, health)`.
+
+Child side: `python -m bench.measure.sampler HZ T0_NS OUT_PATH`, commands as JSON lines on stdin
+(`{"watch": spec}`); it stops at end of input — also when the parent dies — or on SIGTERM. No thread
+reads stdin: the loop waits on select() between ticks, so a signal never meets a blocked reader.
+Timestamps are CLOCK_MONOTONIC seconds since t0, the clock the runner marks its phases with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from bench.core.proc import child_env, python_argv
+from bench.devices.collectors import CollectorUnavailable
+from bench.devices.registry import build_collector
+
+STOP_TIMEOUT_S = 5.0
+
+
+def _open(spec: dict, collectors: dict, status: dict) -> None:
+    name = spec["name"]
+    old = collectors.pop(name, None)
+    if old is not None:  # a second rank's device: one collector watches both
+        spec = {**old.spec, "indices": sorted(set(old.spec.get("indices", [])) | set(spec.get("indices", [])))}
+        old.close()
+    try:
+        c = build_collector(spec)
+        collectors[name] = c
+        status[name] = {"available": True, "source": c.source, "fallback_reasons": getattr(c, "fallback_reasons", [])}
+    except CollectorUnavailable as exc:
+        status[name] = {"available": False, "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - any collector fault is recorded; sampling goes on
+        status[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _tick(collectors: dict, t0_ns: int) -> dict:
+    row = {"t": (time.monotonic_ns() - t0_ns) / 1e9}
+    for c in collectors.values():
+        try:
+            row.update(c.sample())
+        except Exception as exc:  # noqa: BLE001 - a faulty tick is recorded, not fatal
+            row[f"{c.name}.error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return row
+
+
+class _Commands:
+    """Non-blocking JSON-line reader of stdin (raw fd, no buffered reader shared with a thread)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buf, self.eof = fd, b"", False
+
+    def wait(self, timeout: float) -> list[dict]:
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        if not ready:
+            return []
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+            return []
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+def child_main(hz: float, t0_ns: int, out_path: str) -> int:
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    commands = _Commands(sys.stdin.fileno())
+    collectors, status = {}, {}
+    period = 1.0 / hz
+    with open(out_path, "w", encoding="utf-8") as out:
+        due = time.monotonic()
+        while not stop["now"] and not commands.eof:
+            for cmd in commands.wait(due - time.monotonic()):
+                if "watch" in cmd:
+                    _open(cmd["watch"], collectors, status)
+                    out.write(json.dumps({"status": status}) + "\n")
+            if time.monotonic() < due:
+                continue
+            row = _tick(collectors, t0_ns)
+            if len(row) > 1:  # a tick where no collector was due writes nothing
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+            due += period
+            if due < time.monotonic() - period:  # fell behind (a stall): skip, do not burst
+                due = time.monotonic()
+        out.write(json.dumps({"status": status}) + "\n")
+    for c in collectors.values():
+        c.close()
+    return 0
+
+
+class Sampler:
+    """Parent-side handle of the sampler process."""
+
+    def __init__(self, hz: float, t0_ns: int):
+        self.hz, self.t0_ns = hz, t0_ns
+        self.proc: subprocess.Popen | None = None
+        self.path: str | None = None
+        self.exit_code: int | None = None
+
+    def start(self, specs: list[dict]) -> Sampler:
+        fd, self.path = tempfile.mkstemp(prefix="bench-samples-", suffix=".jsonl")
+        os.close(fd)
+        self.proc = subprocess.Popen(python_argv("-m", "bench.measure.sampler", str(self.hz), str(self.t0_ns), self.path), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     start_new_session=True, env=child_env())
+        for spec in specs:
+            self.watch(spec)
+        return self
+
+    def watch(self, spec: dict) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            self.proc.stdin.write((json.dumps({"watch": spec}) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the child died: stop() says so
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> tuple[dict, list[dict]]:
+        """Stop the child and return (collector status, samples); the temporary file is removed."""
+        if self.proc is None:
+            return {}, []
+        try:
+            self.exit_code = self.proc.poll()
+            if self.exit_code is None:
+                try:
+                    self.proc.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+            return read_samples(self.path)
+        finally:
+            if self.path and os.path.exists(self.path):
+                os.unlink(self.path)
+
+
+def read_samples(path: str) -> tuple[dict, list[dict]]:
+    status, samples = {}, []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a last line cut by a kill
+            if "status" in row:
+                status = row["status"]
+            elif isinstance(row, dict) and isinstance(row.get("t"), int | float):
+                samples.append(row)
+    return status, samples
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))

@@ -1,0 +1,113 @@
+"""Validity checks that need telemetry: idle accelerator (the seed's failure), model not on the
+device, throttling; plus the per-phase summaries and energy each result carries."""
+
+from __future__ import annotations
+
+from bench.model.report import EnergyFigure, EnergyPart, Result, Telemetry, TelemetryStat
+from bench.model.samples import (MIN_ENERGY_WINDOW_S, accelerator_utilization, energy_from_samples, in_window,
+                                 phase_summaries)
+
+IDLE_UTIL_PERCENT = 20.0
+# NVML clock-event reasons that mean the clocks were held down: SW power cap, HW slowdown,
+# SW thermal, HW thermal, HW power brake.
+THROTTLE_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+
+
+def measure_spans(telemetry: Telemetry, workload: str) -> list[tuple[float, float]]:
+    """Each repeat's measured span of a workload, on the run's clock."""
+    return [(p.start_s, p.end_s) for p in telemetry.phases if p.workload == workload and p.phase == "measure"]
+
+
+def _prefixes(telemetry: Telemetry, roles: tuple[str, ...]) -> list[str]:
+    return sorted(p for p, src in telemetry.sources.items() if src.role in roles)
+
+
+def per_work(result: Result, joules: float, window_s: float) -> dict:
+    """Joules per sample and per token of the timed steps (the window also holds the syncs and
+    bookkeeping between steps, so the energy is scaled to the steps' own share of it)."""
+    t = result.timing
+    samples_n, tokens_n = sum(t.step_samples), sum(t.step_tokens)
+    step_joules = joules * min(1.0, sum(t.step_times_s) / window_s) if window_s > 0 else joules
+    return {"per_sample_j": step_joules / samples_n if samples_n else None,
+            "per_token_j": step_joules / tokens_n if tokens_n else None}
+
+
+def _part(samples, spans, prefix: str) -> dict:
+    """One device's energy summed over the measured spans (every span must be measurable)."""
+    parts = [energy_from_samples(samples, a, b, prefix + ".") for a, b in spans]
+    missing = [p["reason"] for p in parts if p["joules"] is None]
+    if missing:
+        return {"joules": None, "method": None, "reason": missing[0]}
+    methods = sorted({p["method"] for p in parts})
+    return {"joules": sum(p["joules"] for p in parts), "method": ", ".join(methods), "reason": None}
+
+
+def energy_of(result: Result, telemetry: Telemetry, spans, prefixes: list[str], what: str) -> EnergyFigure:
+    if not prefixes:
+        return EnergyFigure(reason=f"nothing measured {what} energy here")
+    parts = {p: _part(telemetry.samples, spans, p) for p in prefixes}
+    known = [v["joules"] for v in parts.values() if v["joules"] is not None]
+    fig_parts = {p: EnergyPart(v["joules"], v["method"], v["reason"]) for p, v in parts.items()}
+    if not known:
+        return EnergyFigure(reason="; ".join(v["reason"] for v in parts.values()), parts=fig_parts)
+    joules, window_s = sum(known), sum(b - a for a, b in spans)
+    methods = sorted({v["method"] for v in parts.values() if v["method"]})
+    return EnergyFigure(joules=joules, window_s=window_s, method=", ".join(methods),
+                        estimate=any("estimate" in m for m in methods), parts=fig_parts,
+                        **per_work(result, joules, window_s))
+
+
+def device_energy(result: Result, telemetry: Telemetry, spans, counters: list[dict | None]) -> EnergyFigure:
+    """The device counter read in-process after a sync, where every repeat read one over a long
+    enough window; else the sampled counter or power; else null with the reason."""
+    if counters and all(c and c["window_s"] >= MIN_ENERGY_WINDOW_S and c["joules"] >= 0 for c in counters):
+        joules, window = sum(c["joules"] for c in counters), sum(c["window_s"] for c in counters)
+        return EnergyFigure(joules=joules, window_s=window, method=counters[0]["method"],
+                            **per_work(result, joules, window))
+    return energy_of(result, telemetry, spans, _prefixes(telemetry, ("accelerator",)), "device")
+
+
+def throttled(samples: list[dict], prefixes: list[str]) -> int:
+    bits = 0
+    for s in samples:
+        for p in prefixes:
+            v = s.get(p + ".clock_event_reasons")
+            if isinstance(v, int) and not isinstance(v, bool):
+                bits |= v & THROTTLE_MASK
+    return bits
+
+
+def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: list | None = None) -> None:
+    """Summaries, energy and the warnings telemetry supports. device: the DeviceSpec (its name and
+    whether it is an accelerator whose utilization must prove it did the work)."""
+    name = result.workload
+    summaries = phase_summaries(telemetry.samples, telemetry.phases, name)
+    result.telemetry_summary = {ph: {k: TelemetryStat(**v) for k, v in keys.items()} for ph, keys in summaries.items()}
+    rss = [phase["host.rss_bytes"]["max"] for phase in summaries.values() if "host.rss_bytes" in phase]
+    result.memory.host_peak_rss_bytes = max(rss) if rss else None
+    spans = measure_spans(telemetry, name)
+    if not spans or not result.timing.step_times_s:
+        result.energy.device = EnergyFigure(reason="no measured steps")
+        return
+    result.energy.device = device_energy(result, telemetry, spans, counters or [])
+    host = _prefixes(telemetry, ("host_energy",))
+    result.energy.host = energy_of(result, telemetry, spans, host, "host") if host else \
+        EnergyFigure(reason="no readable RAPL counter on this host")
+    if device.accelerator:
+        _accelerator_checks(result, telemetry, spans)
+        where = result.model_device
+        if where is not None and not where.startswith(device.name):
+            result.warn("model_not_on_device", f"model parameters are on {where}, not on {device.name}")
+
+
+def _accelerator_checks(result: Result, telemetry: Telemetry, spans) -> None:
+    accel = _prefixes(telemetry, ("accelerator",))
+    util = accelerator_utilization(result.telemetry_summary.get("measure", {}), accel)
+    if util is None:
+        result.warn("no_utilization", "device utilization was not sampled: nothing proves the accelerator did the work")
+    elif util < IDLE_UTIL_PERCENT:
+        result.warn("idle_accelerator", f"mean device utilization {util:.0f} % during the measured steps "
+                                        f"(< {IDLE_UTIL_PERCENT:.0f} %): the accelerator sat mostly idle")
+    bits = throttled([x for a, b in spans for x in in_window(telemetry.samples, a, b)], accel)
+    if bits:
+        result.warn("throttled", f"clock events during the measured steps (NVML reasons 0x{bits:x}): clocks were held down")

@@ -1,0 +1,35 @@
+"""`bench list` and `bench env` in the terminal."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+
+def _table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in rows[0]:
+        table.add_column(col.replace("_", " "), overflow="fold")
+    for row in rows:
+        table.add_row(*(escape("—" if v is None else str(v)) for v in row.values()))
+    return table
+
+
+def print_listing(console, data: dict) -> None:
+    for key in ("workloads", "presets", "devices", "collectors"):
+        if data[key]:
+            console.print(_table(key, data[key]))
+
+
+def _flatten(prefix: str, value, rows: list) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else k, v, rows)
+    else:
+        rows.append({"field": prefix, "value": value})
+
+
+def print_env(console, env: dict) -> None:
+    rows: list[dict] = []
+    _flatten("", env, rows)
+    console.print(_table("environment", rows))

@@ -1,1 +1,0 @@
-"""Presentation: terminal tables and progress (rich), CSV/Markdown (pandas), HTML (plotly)."""
