@@ -17,7 +17,8 @@ from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
 from bench.devices.cuda.backend import CudaBackend
 from bench.devices.options import DeviceOptions
-from bench.devices.peaks import cuda_peak, hpu_peak
+from bench.devices.cuda.peaks import cuda_peak
+from bench.devices.hpu.peaks import hpu_peak
 from bench.measure.runner import Measurement
 from bench.measure.sampler import Sampler
 
@@ -71,7 +72,7 @@ def test_nvml_sample_maps_units(monkeypatch):
     assert c.source == "nvidia-ml-py"
     assert s["gpu0.util_percent"] == 97.0 and s["gpu0.mem_used_bytes"] == 20 * 2**30
     assert s["gpu0.power_w"] == 650.0 and s["gpu0.energy_j"] == 1234.0
-    assert s["gpu0.temp_c"] == 61 and s["gpu0.sm_clock_hz"] == 1980e6 and s["gpu0.clock_event_reasons"] == 0x20
+    assert s["gpu0.temp_c"] == 61 and s["gpu0.sm_clock_hz"] == 1980e6 and s["gpu0.throttle_reasons"] == 0x20
 
 
 def test_nvml_not_supported_is_null_and_not_asked_again(monkeypatch):
@@ -91,7 +92,8 @@ def write_tool(dirpath: Path, name: str, body: str) -> None:
 
 def test_nvml_missing_library_falls_back_to_nvidia_smi(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error="lib"))
-    write_tool(tmp_path, "nvidia-smi", "echo '0, NVIDIA H100 80GB HBM3, 100, 35, 19818, 81559, 631.95, 59, 1980'")
+    write_tool(tmp_path, "nvidia-smi", "echo 'index, name, utilization.gpu [%], memory.used [MiB], power.draw [W]'; "
+                                       "echo '0, NVIDIA H100 80GB HBM3, 100, 19818, 631.95'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     c = build_collector({"name": "nvml", "indices": [0]})
     assert c.source == "nvidia-smi" and "Shared Library Not Found" in c.fallback_reasons[0]
@@ -111,15 +113,16 @@ def no_gaudi_driver(monkeypatch):
 
 
 def test_hl_smi_fallback_with_captured_output(monkeypatch, tmp_path, no_gaudi_driver):
-    write_tool(tmp_path, "hl-smi", "echo '0, HL-205, 15, 512, 32768, 103, 36'")
+    write_tool(tmp_path, "hl-smi", f"cat {FIX / 'smi' / 'hl-smi-hl205-nounits.csv'} | sed '1s/^/index, /; 2s/^/0, /'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     c = build_collector({"name": "habana", "indices": [0]})  # pyhlml finds no libhlml.so here
     assert c.source == "hl-smi" and "hlmlInit failed" in c.fallback_reasons[0]
     assert c.sample() == {"hpu0.util_percent": 15.0, "hpu0.mem_used_bytes": 512 * 2**20,
                           "hpu0.mem_total_bytes": 32768 * 2**20, "hpu0.power_w": 103.0, "hpu0.temp_c": 36.0}
+    assert c.sources() == {"hpu0": {"role": "accelerator", "device": "hpu", "index": 0}}
 
 
-@pytest.mark.parametrize("body,reason", [("sleep 30", "did not answer within"), ("echo 'garbage!'", "expected 7 fields"),
+@pytest.mark.parametrize("body,reason", [("sleep 30", "did not answer within"), ("echo 'garbage!'", "no CSV header"),
                                          ("echo boom >&2; exit 3", "exited 3")])
 @pytest.mark.slow
 def test_a_hanging_or_garbled_tool_is_bounded_and_explained(monkeypatch, tmp_path, body, reason, no_gaudi_driver):

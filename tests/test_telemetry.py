@@ -8,57 +8,9 @@ from bench.model.report import Phase
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
 from bench.devices.cpu.collectors import Rapl
-from bench.devices.cuda.collectors import SMI_FIELDS, parse_nvidia_smi
-from bench.devices.hpu.collectors import parse_hl_smi
-from bench.devices.smi import ParseError, parse_smi_csv, parse_value
 from bench.measure.sampler import Sampler
 from bench.model.samples import energy_from_samples, phase_summaries, summarize
 
-FIX = Path(__file__).parent / "fixtures"
-
-
-def test_parse_value_units_and_missing():
-    assert parse_value("512 MiB") == 512.0
-    assert parse_value("631.95 W") == 631.95
-    assert parse_value("100 %") == 100.0
-    for missing in ("[N/A]", "[Not Supported]", "N/A", ""):
-        assert parse_value(missing) is None
-    assert parse_value("HL-205") == "HL-205"
-
-
-def test_nvidia_smi_capture_with_header_and_units():
-    fields = ["timestamp", "name", "index", "utilization.gpu", "memory.used", "memory.total",
-              "power.draw", "temperature.gpu"]
-    rows = parse_smi_csv((FIX / "nvidia-smi-h100.csv").read_text(), fields)
-    assert rows == [{"timestamp": "2026/07/14 08:12:53.353", "name": "NVIDIA H100 80GB HBM3", "index": 0.0,
-                     "utilization.gpu": 100.0, "memory.used": 19818.0, "memory.total": 81559.0,
-                     "power.draw": 631.95, "temperature.gpu": 59.0}]
-
-
-def test_nvidia_smi_rows_map_to_keys_and_missing_becomes_null():
-    text = "0, Tesla P100-PCIE-16GB, 0, [N/A], 15733, 16280, 37.00, 56, [Not Supported]\n"
-    s = parse_nvidia_smi(text, [0])
-    assert s["gpu0.util_percent"] == 0.0 and s["gpu0.mem_util_percent"] is None
-    assert s["gpu0.mem_used_bytes"] == 15733 * 1024 * 1024
-    assert s["gpu0.power_w"] == 37.0 and s["gpu0.sm_clock_hz"] is None
-    assert len(SMI_FIELDS) == 9
-
-
-def test_hl_smi_capture_maps_to_hpu_keys():
-    fields = ["name", "uuid", "power.draw", "temperature.aip", "utilization.aip", "memory.used", "memory.total"]
-    text = (FIX / "hl-smi-hl205.csv").read_text()
-    rows = parse_smi_csv(text, fields)
-    assert rows[0]["utilization.aip"] == 15.0 and rows[0]["memory.total"] == 32768.0
-    with_index = "0, HL-205, 3, 512 MiB, 32768 MiB, 99 W, 46 C\n"
-    s = parse_hl_smi(with_index, [0])
-    assert s == {"hpu0.util_percent": 3.0, "hpu0.mem_used_bytes": 512 * 2**20,
-                 "hpu0.mem_total_bytes": 32768 * 2**20, "hpu0.power_w": 99.0, "hpu0.temp_c": 46.0}
-
-
-@pytest.mark.parametrize("garbage", ["", "Segmentation fault", "0, 1, 2\n", "\x00\x01 binary"])
-def test_garbage_is_a_parse_error(garbage):
-    with pytest.raises(ParseError):
-        parse_nvidia_smi(garbage, [0])
 
 
 def test_host_collector_samples_this_process_at_its_own_period():

@@ -3,7 +3,7 @@ import types
 import pytest
 
 from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource, Timing
-from bench.devices.peaks import cpu_peak
+from bench.devices.cpu.peaks import cpu_peak
 from bench.measure.validity import telemetry_checks
 
 CUDA = types.SimpleNamespace(name="cuda", accelerator=True)
@@ -59,10 +59,10 @@ def test_cpu_runs_are_not_checked_for_accelerator_idleness():
 
 def test_throttle_reasons_during_measure_are_flagged():
     r = result_with_steps()
-    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.clock_event_reasons": 0x40}), CUDA)
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0x40}), CUDA)
     assert "throttled" in codes(r)
     r = result_with_steps()
-    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.clock_event_reasons": 0x1}), CUDA)  # idle bit only
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0x1}), CUDA)  # idle bit only
     assert "throttled" not in codes(r)
 
 

@@ -14,9 +14,9 @@ class Backend:
     collectors: tuple[str, ...] = ("host",)
     static_shapes = False  # True where every new input shape costs a graph compile (Gaudi)
 
-    def __init__(self, options, own=None, local_rank: int = 0):
+    def __init__(self, options, own=None, local_rank: int = 0, local_world: int = 1):
         self.options, self.own = options, own  # DeviceOptions, and the device's own group (or None)
-        self.local_rank = local_rank
+        self.local_rank, self.local_world = local_rank, local_world
         self.torch = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -138,12 +138,17 @@ class Backend:
         return None
 
 
-def _counter(collector_cls, index: int):
+def _counter(collector_cls, device: dict):
+    """A function reading the device's energy counter in joules, or None where there is none. A
+    collector that cannot open (no library, no handle) means no counter, never a failed workload."""
     from bench.devices.collectors import CollectorUnavailable
 
-    collector = collector_cls({"indices": [index]})
+    collector = collector_cls({"devices": [device]})
     try:
         collector.open()
     except CollectorUnavailable:
         return None
+    except Exception:  # noqa: BLE001 - a vendor library's own error types: still no counter
+        return None
+    index = next(iter(collector.handles))
     return lambda: collector.energy_j(index)

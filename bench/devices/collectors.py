@@ -24,5 +24,9 @@ class Collector:
     def sample(self) -> dict:
         raise NotImplementedError
 
+    def sources(self) -> dict:
+        """{key prefix: what it stands for} for the report's telemetry.sources (TelemetrySource fields)."""
+        return {}
+
     def close(self) -> None:
         """Release handles."""

@@ -57,9 +57,9 @@ def require(name: str):
     return s
 
 
-def make_backend(name: str, options, own=None, local_rank: int = 0):
+def make_backend(name: str, options, own=None, local_rank: int = 0, local_world: int = 1):
     """Build and prepare the backend of a device; never falls back silently to another device."""
-    backend = spec(name).backend_class()(options, own, local_rank)
+    backend = spec(name).backend_class()(options, own, local_rank, local_world)
     backend.prepare()
     return backend
 
@@ -78,4 +78,6 @@ def build_collector(spec: dict) -> Collector:
             return collector
         except CollectorUnavailable as exc:
             reasons.append(f"{collector.source}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a vendor library's own error: try the next source
+            reasons.append(f"{collector.source}: {type(exc).__name__}: {str(exc)[:200]}")
     raise CollectorUnavailable("; ".join(reasons))

@@ -29,7 +29,6 @@ from bench.measure.signals import deferred
 from bench.measure.validity import telemetry_checks
 from bench.model.derive import recompute, timing_warnings
 from bench.model.fields import decode
-from bench.model.history import telemetry_sources
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing)
 from workloads import registry as workloads
@@ -219,11 +218,12 @@ class Launcher:
     # -- the end ------------------------------------------------------------------------------------
     def finish(self, report: Report) -> None:
         status, samples = self.sampler.stop() if self.sampler else ({}, [])
+        sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
         report.environment = Environment(**self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
         report.telemetry = Telemetry(sample_hz=self.cfg.measure.sample_hz,
                                      collectors={k: CollectorStatus(**v) for k, v in status.items()},
-                                     sources={k: TelemetrySource(**v) for k, v in telemetry_sources(samples).items()},
+                                     sources={k: TelemetrySource(**v) for k, v in sources.items()},
                                      phases=sorted(self.phases, key=lambda p: p.start_s), samples=samples)
         label_phases(report.telemetry.samples, report.telemetry.phases)
         for r in report.results:

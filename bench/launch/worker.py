@@ -69,11 +69,8 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
 
 
 def _backend(cfg: RunConfig, local: int, rank: int, world: int, job: dict):
-    options = cfg.device
-    if cfg.device.device == "cpu" and not options.threads and job.get("local_world_size", 1) > 1:
-        share = max(1, len(os.sched_getaffinity(0)) // job["local_world_size"])
-        options = options.replace(threads=share)
-    backend = devices.make_backend(cfg.device.device, options, cfg.device_own, local)
+    backend = devices.make_backend(cfg.device.device, cfg.device, cfg.device_own, local,
+                                   job.get("local_world_size", 1))
     backend.rank, backend.world_size = rank, world
     if world > 1:
         _init_process_group(cfg, backend)

@@ -36,7 +36,8 @@ def _open(spec: dict, collectors: dict, status: dict) -> None:
     try:
         c = build_collector(spec)
         collectors[name] = c
-        status[name] = {"available": True, "source": c.source, "fallback_reasons": getattr(c, "fallback_reasons", [])}
+        status[name] = {"available": True, "source": c.source, "fallback_reasons": getattr(c, "fallback_reasons", []),
+                        "sources": c.sources()}
     except CollectorUnavailable as exc:
         status[name] = {"available": False, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - any collector fault is recorded; sampling goes on

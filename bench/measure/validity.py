@@ -71,7 +71,7 @@ def throttled(samples: list[dict], prefixes: list[str]) -> int:
     bits = 0
     for s in samples:
         for p in prefixes:
-            v = s.get(p + ".clock_event_reasons")
+            v = s.get(p + ".throttle_reasons")
             if isinstance(v, int) and not isinstance(v, bool):
                 bits |= v & THROTTLE_MASK
     return bits

@@ -20,7 +20,7 @@ HISTORY = [
     (1, "first format (bench 0.1)"),
     (2, "the report model: each repeat's step times kept apart; core metrics apart from the workload's own "
         "(dotted names, per-step series); declared figures; device and host energy as separate figures; "
-        "telemetry sources, sampler health and base-unit keys (`sm_clock_hz`); provenance; room for "
+        "telemetry sources, sampler health and base-unit keys (`sm_clock_hz`, `throttle_reasons`); provenance; room for "
         "fingerprints and per-request records"),
 ]
 
@@ -179,6 +179,8 @@ def _sample_v1(sample: dict) -> dict:
     for key, value in sample.items():
         if key.endswith(".sm_clock_mhz"):
             out[key[: -len("mhz")] + "hz"] = None if value is None else value * 1e6
+        elif key.endswith(".clock_event_reasons"):
+            out[key[: -len("clock_event_reasons")] + "throttle_reasons"] = value
         else:
             out[key] = value
     return out

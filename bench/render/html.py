@@ -9,15 +9,17 @@ from datetime import datetime, timezone
 
 from bench.analysis.compare import row_values, scaling_groups
 from bench.model.fields import encode
+from bench.model.keys import keys_of
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, compare_notes
 from bench.render.format import DASH
 
 PHASE_COLOURS = {"setup": "rgba(150,150,150,0.18)", "warmup": "rgba(255,165,0,0.18)", "measure": "rgba(46,139,87,0.12)"}
-TELEMETRY_PANELS = [("device utilization %", r"^(gpu|hpu)\d+\.util_percent$", 1),
-                    ("device memory GiB", r"^(gpu|hpu)\d+\.mem_used_bytes$", 2**30),
-                    ("device power W", r"^(gpu|hpu)\d+\.power_w$", 1),
-                    ("device temperature °C", r"^(gpu|hpu)\d+\.temp_c$", 1),
-                    ("host CPU % (process tree)", r"^host\.cpu_percent$", 1)]
+# (title, metric, role of the sources it is drawn for, scale): keys come from bench/model/keys.py
+TELEMETRY_PANELS = [("device utilization %", "util_percent", "accelerator", 1),
+                    ("device memory GiB", "mem_used_bytes", "accelerator", 2**30),
+                    ("device power W", "power_w", "accelerator", 1),
+                    ("device temperature °C", "temp_c", "accelerator", 1),
+                    ("host CPU % (process tree)", "cpu_percent", "host", 1)]
 
 
 def esc(value) -> str:
@@ -91,21 +93,22 @@ def scaling_figure(group: dict):
     return fig
 
 
-def telemetry_figure(name: str, report: dict):
-    import re
-
+def telemetry_figure(name: str, report):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     samples = report.telemetry.samples
-    panels = [(t, re.compile(p), scale) for t, p, scale in TELEMETRY_PANELS
-              if any(re.match(p, k) for s in samples[:3] for k in s)]
+    panels = []
+    for title, metric, role, scale in TELEMETRY_PANELS:
+        keys = [k for k in keys_of(report.telemetry, metric, role) if any(isinstance(s.get(k), int | float)
+                                                                          for s in samples)]
+        if keys:
+            panels.append((title, keys, scale))
     if not samples or not panels:
         return None
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, subplot_titles=[esc_chart(t) for t, _, _ in panels],
                         vertical_spacing=0.06)
-    for i, (_, rx, scale) in enumerate(panels, start=1):
-        keys = sorted({k for s in samples for k in s if rx.match(k)})
+    for i, (_, keys, scale) in enumerate(panels, start=1):
         for k in keys:
             pts = [(s["t"], s[k] / scale) for s in samples if isinstance(s.get(k), (int, float))]
             if pts:

@@ -6,7 +6,7 @@ import os
 import resource
 
 from bench.devices.base import Backend
-from bench.devices.peaks import cpu_peak
+from bench.devices.cpu.peaks import cpu_peak
 
 
 class CpuBackend(Backend):
@@ -15,9 +15,10 @@ class CpuBackend(Backend):
     def prepare(self) -> None:
         super().prepare()
         if not self.options.threads:
-            # Explicit, so that the report says how many threads did the work.
-            self.torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                       else os.cpu_count() or 1)
+            # Explicit, so that the report says how many threads did the work: the CPUs this process
+            # may use, shared among the ranks on this node.
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            self.torch.set_num_threads(max(1, cpus // self.local_world))
 
     def memory_stats(self) -> dict:
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

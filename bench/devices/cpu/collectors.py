@@ -76,6 +76,12 @@ class HostCollector(Collector):
                 self.procs[proc.pid] = proc
         self.children_at = time.monotonic()
 
+    def sources(self) -> dict:
+        out = {"host": {"role": "host", "device": "cpu"}}
+        if self.rapl.domains:
+            out["cpu"] = {"role": "host_energy", "device": "cpu"}
+        return out
+
     def sample(self) -> dict:
         """Host figures, or {} between host periods (other collectors keep the sampler's rate)."""
         now = time.monotonic()

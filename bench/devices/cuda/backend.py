@@ -7,7 +7,7 @@ import os
 from bench.core.errors import DeviceUnavailable
 from bench.devices.base import Backend, _counter
 from bench.devices.cuda.spec import probe
-from bench.devices.peaks import cuda_peak
+from bench.devices.cuda.peaks import cuda_peak
 
 
 class CudaBackend(Backend):
@@ -73,7 +73,7 @@ class CudaBackend(Backend):
     def energy_meter(self):
         from bench.devices.cuda.collectors import NvmlCollector
 
-        return _counter(NvmlCollector, self._physical_index())
+        return _counter(NvmlCollector, {"index": self._physical_index()})
 
     def _physical_index(self) -> int:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -1,118 +1,87 @@
-"""NVIDIA collector: NVML through nvidia-ml-py, with `nvidia-smi --query-gpu` CSV as the fall-back."""
+"""NVIDIA telemetry: NVML through nvidia-ml-py, with `nvidia-smi --query-gpu` CSV as the fall-back.
+Both are tables on the shared bases (bench/devices/library.py, bench/devices/smi.py)."""
 
 from __future__ import annotations
 
-from bench.devices.collectors import Collector, CollectorUnavailable
-from bench.devices.smi import SmiPoller, find_tool, mib_bytes, parse_smi_csv
-
-SMI_FIELDS = ["index", "name", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
-              "power.draw", "temperature.gpu", "clocks.sm"]
+from bench.devices.collectors import CollectorUnavailable
+from bench.devices.library import LibraryCollector
+from bench.devices.smi import SmiCollector, hex_int, parse_csv
 
 
-def _hz(mhz):
-    return None if mhz is None else mhz * 1e6
+def _scaled(value, factor):
+    return None if value is None else value * factor
 
 
-class NvmlCollector(Collector):
+class NvmlCollector(LibraryCollector):
     name = "nvml"
     source = "nvidia-ml-py"
+    prefix = "gpu"
+    device_kind = "cuda"
 
-    def open(self) -> None:
+    def load(self):
         try:
             import pynvml
         except ImportError:
             raise CollectorUnavailable("nvidia-ml-py not installed (pip install 'bench[cuda]')") from None
-        self.nv = pynvml
+        return pynvml
+
+    def start(self) -> None:
         try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as exc:
+            self.lib.nvmlInit()
+        except self.lib.NVMLError as exc:
             raise CollectorUnavailable(f"nvmlInit failed: {exc}") from None
-        self.handles = {i: pynvml.nvmlDeviceGetHandleByIndex(i) for i in self.spec.get("indices", [0])}
-        self.unsupported: set[str] = set()
 
-    def _query(self, key: str, fn, *args):
-        """Call fn; None when the device does not support it (and stop asking) or it fails."""
-        if key in self.unsupported:
-            return None
-        try:
-            return fn(*args)
-        except self.nv.NVMLError_NotSupported:
-            self.unsupported.add(key)
-        except self.nv.NVMLError:
-            pass
-        return None
+    def stop(self) -> None:
+        self.lib.nvmlShutdown()
 
-    def energy_j(self, index: int) -> float | None:
-        mj = self._query("energy", self.nv.nvmlDeviceGetTotalEnergyConsumption, self.handles[index])
-        return None if mj is None else mj / 1000.0
+    def errors(self) -> tuple:
+        return (self.lib.NVMLError,)
 
-    def _reasons(self, handle):
-        fn = getattr(self.nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
-            self.nv.nvmlDeviceGetCurrentClocksThrottleReasons
-        return self._query("reasons", fn, handle)
+    def not_supported(self, exc) -> bool:
+        return isinstance(exc, self.lib.NVMLError_NotSupported)
 
-    def sample(self) -> dict:
-        nv, out = self.nv, {}
-        for i, h in self.handles.items():
-            util = self._query("util", nv.nvmlDeviceGetUtilizationRates, h)
-            mem = self._query("mem", lambda hh: nv.nvmlDeviceGetMemoryInfo(hh, version=nv.nvmlMemory_v2), h)
-            power = self._query("power", nv.nvmlDeviceGetPowerUsage, h)
-            p = f"gpu{i}."
-            out.update({
-                p + "util_percent": None if util is None else float(util.gpu),
-                p + "mem_util_percent": None if util is None else float(util.memory),
-                p + "mem_used_bytes": None if mem is None else mem.used,
-                p + "mem_total_bytes": None if mem is None else mem.total,
-                p + "power_w": None if power is None else power / 1000.0,
-                p + "energy_j": self.energy_j(i),
-                p + "temp_c": self._query("temp", nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
-                p + "sm_clock_hz": _hz(self._query("clock", nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM)),
-                p + "clock_event_reasons": self._reasons(h),
-            })
-        return out
+    def handle(self, device: dict):
+        return device["index"], self.lib.nvmlDeviceGetHandleByIndex(device["index"])
 
-    def close(self) -> None:
-        try:
-            self.nv.nvmlShutdown()
-        except self.nv.NVMLError:
-            pass
+    def _reasons(self, h):
+        fn = getattr(self.lib, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+            self.lib.nvmlDeviceGetCurrentClocksThrottleReasons
+        return fn(h)
+
+    QUERIES = (
+        ("util_percent", lambda c, h: float(c.lib.nvmlDeviceGetUtilizationRates(h).gpu)),
+        ("mem_util_percent", lambda c, h: float(c.lib.nvmlDeviceGetUtilizationRates(h).memory)),
+        ("mem_used_bytes", lambda c, h: c.lib.nvmlDeviceGetMemoryInfo(h, version=c.lib.nvmlMemory_v2).used),
+        ("mem_total_bytes", lambda c, h: c.lib.nvmlDeviceGetMemoryInfo(h, version=c.lib.nvmlMemory_v2).total),
+        ("power_w", lambda c, h: c.lib.nvmlDeviceGetPowerUsage(h) / 1000.0),  # mW
+        ("energy_j", lambda c, h: c.lib.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0),  # mJ
+        ("temp_c", lambda c, h: c.lib.nvmlDeviceGetTemperature(h, c.lib.NVML_TEMPERATURE_GPU)),
+        ("sm_clock_hz", lambda c, h: c.lib.nvmlDeviceGetClockInfo(h, c.lib.NVML_CLOCK_SM) * 1e6),  # MHz
+        ("throttle_reasons", lambda c, h: c._reasons(h)),
+    )
 
 
-def nvidia_smi_sample(rows: list[dict], indices) -> dict:
-    """Map parsed nvidia-smi rows to collector keys (MiB -> bytes, missing -> None)."""
-    out = {}
-    for row in rows:
-        i = int(row["index"]) if row["index"] is not None else None
-        if i not in indices:
-            continue
-        p = f"gpu{i}."
-        out.update({p + "util_percent": row["utilization.gpu"],
-                    p + "mem_util_percent": row["utilization.memory"],
-                    p + "mem_used_bytes": mib_bytes(row["memory.used"]),
-                    p + "mem_total_bytes": mib_bytes(row["memory.total"]),
-                    p + "power_w": row["power.draw"], p + "temp_c": row["temperature.gpu"],
-                    p + "sm_clock_hz": _hz(row["clocks.sm"])})
-    return out
+def parse_nvidia_smi(text: str) -> list[dict]:
+    """`nvidia-smi --query-gpu=... --format=csv[,nounits]` output: one dict per GPU, keyed by the
+    header's field names, values in base units (bytes, W, Hz, %, °C); missing markers are None."""
+    return parse_csv(text)
 
 
-def parse_nvidia_smi(text: str, indices) -> dict:
-    return nvidia_smi_sample(parse_smi_csv(text, SMI_FIELDS), indices)
-
-
-class NvidiaSmiCollector(Collector):
+class NvidiaSmiCollector(SmiCollector):
     name = "nvml"
     source = "nvidia-smi"
+    tool = "nvidia-smi"
+    prefix = "gpu"
+    device_kind = "cuda"
+    QUERY = ("index", "uuid", "name", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
+             "power.draw", "temperature.gpu", "clocks.sm", "clocks_throttle_reasons.active")
+    query_flags = ("--query-gpu=" + ",".join(QUERY), "--format=csv,nounits")
+    FIELDS = {"utilization.gpu": ("util_percent", float), "utilization.memory": ("mem_util_percent", float),
+              "memory.used": ("mem_used_bytes", float), "memory.total": ("mem_total_bytes", float),
+              "power.draw": ("power_w", float), "temperature.gpu": ("temp_c", float),
+              "clocks.current.sm": ("sm_clock_hz", float), "clocks.sm": ("sm_clock_hz", float),
+              "clocks_throttle_reasons.active": ("throttle_reasons", hex_int),
+              "clocks_event_reasons.active": ("throttle_reasons", hex_int)}
 
-    def open(self) -> None:
-        tool = find_tool("nvidia-smi")
-        self.indices = list(self.spec.get("indices", [0]))
-        argv = [tool, "--query-gpu=" + ",".join(SMI_FIELDS), "--format=csv,noheader,nounits"]
-        self.poller = SmiPoller(argv, SMI_FIELDS)
-        if self.poller.poll() is None:
-            raise CollectorUnavailable(self.poller.last_error)
-
-    def sample(self) -> dict:
-        rows = self.poller.poll()
-        if rows is None:
-            return {"nvml.error": self.poller.last_error}
-        return nvidia_smi_sample(rows, self.indices)
+    def parse(self, text: str) -> list[dict]:
+        return parse_nvidia_smi(text)

@@ -10,7 +10,7 @@ import sys
 from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.devices.base import Backend, _counter
 from bench.devices.hpu.spec import probe
-from bench.devices.peaks import hpu_peak
+from bench.devices.hpu.peaks import hpu_peak
 
 
 class HpuBackend(Backend):
@@ -21,8 +21,8 @@ class HpuBackend(Backend):
     collectors = ("host", "habana")
     static_shapes = True
 
-    def __init__(self, options, own=None, local_rank: int = 0):
-        super().__init__(options, own, local_rank)
+    def __init__(self, options, own=None, local_rank: int = 0, local_world: int = 1):
+        super().__init__(options, own, local_rank, local_world)
         self.mode = getattr(own, "hpu_mode", None) or "lazy"
         self.graphs = bool(getattr(own, "hpu_graphs", False))
         self.htcore = None
@@ -116,7 +116,7 @@ class HpuBackend(Backend):
     def energy_meter(self):
         from bench.devices.hpu.collectors import HlmlCollector
 
-        return _counter(HlmlCollector, self.local_rank)
+        return _counter(HlmlCollector, {"index": self.local_rank})
 
 
 def _habana_version() -> str | None:
