@@ -48,3 +48,16 @@ def test_python_m_bench_lists_and_runs_from_a_checkout_without_install(tmp_path)
     report = load_report(path)
     assert report.results[0].status == "ok" and report.provenance.launcher == "process"
     assert report.provenance.git_commit is None  # it ran from the archive (no .git), not from this checkout
+
+
+@pytest.mark.slow
+def test_the_device_check_runs_from_a_checkout_on_cpu(tmp_path):
+    src = archive(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([".", sysconfig.get_paths()["purelib"]])}
+    done = subprocess.run([sys.executable, "-S", "benchmarks/device_check.py", "--device", "cpu", "--quick"],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = " ".join(done.stdout.split())
+    for name in ("blender-finetune", "blender-generate", "retrieval-encode", "retrieve-refine"):
+        assert f"{name} │ fp32" in out and f"{name} │ bf16" in out
+    assert "bench/plain" in out and "parity" in out and "same" in out

@@ -1,8 +1,10 @@
-"""The hpu backend against a fake habana_frameworks (tests/fake_habana), which logs every call."""
+"""Gaudi against fakes that follow the vendor's sources: the bridge (tests/fake_habana, after
+HabanaAI/gaudi-pytorch-bridge v1.19.0 and docs.habana.ai) and habana-pyhlml (tests/fake_vendor/pyhlml,
+after the 1.10-1.24 wheels). Each module of the fakes names the file it follows."""
 
+import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,30 +14,35 @@ from fakes import logging_clock
 
 from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.devices.hpu.backend import HpuBackend
-from bench.devices.hpu.spec import HpuOptions
+from bench.devices.hpu.spec import SPEC, HpuOptions, pin_module
 from bench.devices.options import DeviceOptions
 from bench.devices.registry import detect
 from bench.launch.config import check_before_run
 from bench.measure.runner import Measurement
 
 FAKE = str(Path(__file__).parent / "fake_habana")
+VENDOR = str(Path(__file__).parent / "fake_vendor")
+
+
+def forget(prefix):
+    for name in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
+        del sys.modules[name]
 
 
 @pytest.fixture
 def habana(monkeypatch):
     monkeypatch.syspath_prepend(FAKE)
-    monkeypatch.delenv("PT_HPU_LAZY_MODE", raising=False)
-    yield
-    for name in [m for m in sys.modules if m.startswith("habana_frameworks")]:
-        del sys.modules[name]
+    for var in ("PT_HPU_LAZY_MODE", "HLS_MODULE_ID", "HABANA_VISIBLE_MODULES", "FAKE_BRIDGE_STOCK_TORCH",
+                "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FAKE_BRIDGE_RELEASE", "1.23.0")
+    forget("habana_frameworks")
+    yield monkeypatch
+    forget("habana_frameworks")
     if hasattr(torch, "hpu") and type(torch.hpu).__name__ == "SimpleNamespace":
         del torch.hpu
-    os.environ.pop("PT_HPU_LAZY_MODE", None)
-
-
-def forget_habana():
-    for name in [m for m in sys.modules if m.startswith("habana_frameworks")]:
-        del sys.modules[name]
+    for var in ("PT_HPU_LAZY_MODE", "HLS_MODULE_ID"):
+        os.environ.pop(var, None)
 
 
 def events():
@@ -44,34 +51,59 @@ def events():
     return EVENTS
 
 
-def backend_for(tmp_path, cls=HpuBackend, **kw):
-    b = cls(DeviceOptions(device="hpu"), HpuOptions.build(kw))
+def backend_for(cls=HpuBackend, local_world=1, **own):
+    b = cls(DeviceOptions(device="hpu"), HpuOptions.build(own), 0, local_world)
     b.prepare()
-    return None, b
+    return b
+
+
+# ---- the mode: not forced ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("release,env,mode", [("1.23.0", None, "eager"), ("1.19.0", None, "lazy"),
+                                              ("1.23.0", "1", "lazy"), ("1.19.0", "0", "eager")])
+def test_without_hpu_mode_the_variable_or_the_release_default_decides(habana, release, env, mode):
+    habana.setenv("FAKE_BRIDGE_RELEASE", release)
+    if env is not None:
+        habana.setenv("PT_HPU_LAZY_MODE", env)
+    b = backend_for()
+    assert b.mode == mode
+    assert os.environ.get("PT_HPU_LAZY_MODE") == env  # 0.1 set it to 1 whatever the release
+    d = b.describe()
+    assert d["hpu_mode"] == mode and d["PT_HPU_LAZY_MODE"] == env
+    assert d["hpu_mode_from"] == ("PT_HPU_LAZY_MODE as set" if env else "the release's default")
 
 
 @pytest.mark.parametrize("mode,flag", [("lazy", "1"), ("eager", "0"), ("compile", "0")])
-def test_lazy_mode_variable_is_set_before_habana_is_imported(habana, tmp_path, mode, flag):
-    _, b = backend_for(tmp_path, hpu_mode=mode)
+def test_hpu_mode_sets_the_variable_before_habana_is_imported(habana, mode, flag):
+    b = backend_for(hpu_mode=mode)
     import habana_frameworks.torch.core as core
 
     assert core.LAZY_MODE_AT_IMPORT == flag
     assert b.describe()["PT_HPU_LAZY_MODE"] == flag and b.describe()["hpu_mode"] == mode
+    assert b.describe()["hpu_mode_from"] == "--hpu-mode"
+
+
+def test_a_bridge_for_stock_pytorch_refusing_lazy_mode_is_device_unavailable(habana):
+    habana.setenv("FAKE_BRIDGE_STOCK_TORCH", "1")
+    with pytest.raises(DeviceUnavailable, match="refused to load.*Stock PyTorch.*--hpu-mode eager"):
+        backend_for(hpu_mode="lazy")  # 0.1: an AssertionError traceback
+    forget("habana_frameworks")
+    assert backend_for(hpu_mode="eager").mode == "eager"
 
 
 def test_auto_picks_hpu_when_habana_is_importable(habana):
     assert detect() == "hpu"
 
 
-def test_sync_in_lazy_mode_is_mark_step_then_device_sync(habana, tmp_path):
-    _, b = backend_for(tmp_path)
+def test_sync_in_lazy_mode_is_mark_step_then_device_sync(habana):
+    b = backend_for(hpu_mode="lazy")
     events().clear()
     b.synchronize()
     assert events() == ["mark_step", "hpu.synchronize"]
 
 
-def test_eager_mode_has_no_mark_steps(habana, tmp_path):
-    _, b = backend_for(tmp_path, hpu_mode="eager")
+def test_eager_mode_has_no_mark_steps(habana):
+    b = backend_for(hpu_mode="eager")
     events().clear()
     b.synchronize()
     b.after_backward()
@@ -86,10 +118,10 @@ class OnCpu(HpuBackend):
         return "cpu"
 
 
-def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before_clocks(habana, tmp_path, monkeypatch):
+def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before_clocks(habana, monkeypatch):
     from workloads.blender_finetune import BlenderFinetune, FinetuneOptions
 
-    _, b = backend_for(tmp_path, cls=OnCpu)
+    b = backend_for(cls=OnCpu, hpu_mode="lazy")
     wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), b)
     log = events()
     real_backward = torch.Tensor.backward
@@ -102,14 +134,11 @@ def test_training_step_marks_steps_after_backward_and_optimizer_and_syncs_before
     for i, e in enumerate(log):
         if e == "clock":
             assert log[i - 2:i] == ["mark_step", "hpu.synchronize"], log[max(0, i - 4):i + 1]
-        if e == "backward":
-            assert log[i + 1] == "mark_step"
-        if e == "optimizer.step":
+        if e in ("backward", "optimizer.step"):
             assert log[i + 1] == "mark_step"
     assert log.count("backward") == 1 + 3 + 3  # warm-up, measured steps, the fingerprint's fixed steps
     assert log.count("optimizer.step") == 1 + 3  # the fingerprint builds its own optimizer (not wrapped here)
-    assert result.memory.device_peak_bytes == 123 * 2**20
-    assert result.memory.device_total_bytes == 96 * 2**30
+    assert result.memory.device_peak_bytes == 123 * 2**20 and result.memory.device_total_bytes == 96 * 2**30
 
 
 def _wrap_step(optimizer, log):
@@ -123,20 +152,53 @@ def _wrap_step(optimizer, log):
     optimizer.step = step
 
 
-def test_hpu_graphs_wrap_inference_models_in_lazy_mode_only(habana, tmp_path):
-    _, b = backend_for(tmp_path, hpu_graphs=True)
-    model = torch.nn.Linear(2, 2)
-    assert b.wrap_inference(model)._wrapped_in_hpu_graph is True
-    forget_habana()
-    _, b = backend_for(tmp_path, hpu_graphs=True, hpu_mode="eager")
-    with pytest.raises(ConfigError, match="lazy"):
-        b.wrap_inference(model)
+# ---- HPU graphs ----------------------------------------------------------------------------------------
+
+def test_an_hpu_graph_replays_without_running_the_python_forward(habana):
+    """The fake's caching rule, as the bridge's graphs.py: same shapes -> no forward, same outputs."""
+    habana.setenv("PT_HPU_LAZY_MODE", "1")
+    import habana_frameworks.torch.hpu as hthpu
+
+    calls = []
+
+    class M(torch.nn.Module):
+        def forward(self, x, cache):
+            calls.append(cache.step)
+            return x * (cache.step + 1)
+
+    class Cache:  # like transformers' cache objects: hashed by identity, mutated from step to step
+        step = 0
+
+    m = hthpu.wrap_in_hpu_graph(M())
+    cache = Cache()
+    first = m(torch.ones(2), cache=cache)
+    cache.step = 1
+    second = m(torch.ones(2), cache=cache)  # same shapes, same object (hashed by identity): the same key
+    assert calls == [0] and second is first  # the forward did not run: step one's outputs again
+    m(torch.ones(3), cache=cache)  # a new shape is a new graph
+    assert calls == [0, 1]
 
 
-def test_compile_mode_uses_the_hpu_backend(habana, tmp_path, monkeypatch):
+def test_hpu_graphs_with_generation_are_refused_before_anything_runs(habana, tmp_path):
+    with pytest.raises(ConfigError, match="--hpu-graphs: not with blender-generate, retrieve-refine"):
+        check_before_run(run_config("--device", "hpu", "--hpu-graphs", "--hpu-mode", "lazy", "--out", tmp_path))
+    with pytest.raises(ConfigError, match="add --hpu-mode lazy"):  # newer releases default to eager
+        check_before_run(run_config("--device", "hpu", "--hpu-graphs", "--workload", "retrieval-encode",
+                                    "--out", tmp_path))
+    cfg = check_before_run(run_config("--device", "hpu", "--hpu-graphs", "--hpu-mode", "lazy", "--workload",
+                                      "retrieval-encode", "--out", tmp_path))
+    assert cfg.device_own.hpu_graphs
+
+
+def test_hpu_graphs_wrap_inference_models_in_lazy_mode(habana):
+    b = backend_for(hpu_graphs=True, hpu_mode="lazy")
+    assert b.wrap_inference(torch.nn.Linear(2, 2))._wrapped_in_hpu_graph is True
+
+
+def test_compile_mode_uses_the_hpu_backend(habana, monkeypatch):
     seen = {}
     monkeypatch.setattr(torch, "compile", lambda m, **k: seen.update(k) or m)
-    _, b = backend_for(tmp_path, hpu_mode="compile")
+    b = backend_for(hpu_mode="compile")
     b.wrap_train(torch.nn.Linear(2, 2))
     assert seen == {"backend": "hpu_backend"}
     seen.clear()
@@ -145,40 +207,146 @@ def test_compile_mode_uses_the_hpu_backend(habana, tmp_path, monkeypatch):
     assert seen == {"backend": "hpu_backend", "dynamic": True}
 
 
-def test_fp16_is_refused_on_hpu_before_anything_runs(habana, tmp_path):
+def test_fp16_and_mode_clashes_are_refused_before_anything_runs(habana, tmp_path):
     with pytest.raises(ConfigError, match="--precision fp16: hpu runs fp32 or bf16"):
         check_before_run(run_config("--device", "hpu", "--precision", "fp16", "--out", tmp_path))
-    _, b = backend_for(tmp_path)
-    with pytest.raises(ConfigError, match="bf16"):
-        b.autocast("fp16")
-
-
-def test_graphs_without_lazy_mode_are_refused_before_anything_runs(habana, tmp_path):
     with pytest.raises(ConfigError, match="--hpu-graphs: HPU graphs need lazy mode, not --hpu-mode eager"):
         check_before_run(run_config("--device", "hpu", "--hpu-graphs", "--hpu-mode", "eager", "--out", tmp_path))
     with pytest.raises(ConfigError, match="--compile: on hpu use --hpu-mode compile"):
         check_before_run(run_config("--device", "hpu", "--compile", "--out", tmp_path))
 
 
-def test_no_device_present_is_an_error(habana, tmp_path, monkeypatch):
-    import habana_frameworks.torch.hpu as fake
-
-    monkeypatch.setattr(fake, "DEVICE_COUNT", 0)
+def test_no_device_present_is_an_error(habana):
+    habana.setenv("FAKE_HPU_COUNT", "0")
     with pytest.raises(DeviceUnavailable, match="no Gaudi device"):
-        backend_for(tmp_path)
+        backend_for()
 
 
-def test_peak_and_description(habana, tmp_path):
-    _, b = backend_for(tmp_path)
+def test_peak_and_description(habana):
+    b = backend_for(hpu_mode="lazy")
     peak, source = b.peak_flops("bf16")
     assert peak == 432e12 and "GAUDI2" in source
     assert b.peak_flops("fp32")[0] is None
     d = b.describe()
     assert d["device_name"] == "GAUDI2" and d["device_count"] == 1
-    assert b.collector_specs()[-1] == {"name": "habana", "indices": [0]}
+    from importlib import metadata
+
+    installed = [f"{n} {metadata.version(n)}" for n in ("habana-pyhlml",) if metadata.distributions(name=n)]
+    assert d["software"] in (None, *installed)
 
 
-def test_switching_lazy_mode_after_import_is_refused(habana, tmp_path):
-    backend_for(tmp_path, hpu_mode="lazy")
+def test_switching_lazy_mode_after_import_is_refused(habana):
+    backend_for(hpu_mode="lazy")
     with pytest.raises(ConfigError, match="new process"):
-        backend_for(tmp_path, hpu_mode="eager")
+        backend_for(hpu_mode="eager")
+
+
+# ---- which card: module IDs, not indices ---------------------------------------------------------------
+
+CARDS = [  # HLML index -> module ID differ, as in Habana's `hl-smi -Q index,module_id` example
+    {"index": 0, "module_id": 5, "uuid": "00P1-A", "name": "HL-225", "util": 96, "mem_used": 60 * 2**30,
+     "mem_total": 96 * 2**30, "power_mw": 550000, "energy_mj": 10**6, "temp": 60, "throttle": 0},
+    {"index": 1, "module_id": 2, "uuid": "00P1-B", "name": "HL-225", "util": 0, "mem_used": 2**29,
+     "mem_total": 96 * 2**30, "power_mw": 95000, "energy_mj": 10**6, "temp": 35, "throttle": 0x2},
+    {"index": 2, "module_id": 7, "uuid": "00P1-C", "name": "HL-225", "util": 0, "mem_used": 2**29,
+     "mem_total": 96 * 2**30, "power_mw": 96000, "energy_mj": 10**6, "temp": 34, "throttle": 0x1},
+    {"index": 3, "module_id": 0, "uuid": "00P1-D", "name": "HL-225", "util": 88, "mem_used": 40 * 2**30,
+     "mem_total": 96 * 2**30, "power_mw": 500000, "energy_mj": 10**6, "temp": 58, "throttle": 0},
+]
+
+
+@pytest.fixture
+def pyhlml(monkeypatch):
+    """The fake habana-pyhlml with CARDS (also for subprocesses, through PYTHONPATH)."""
+
+    def use(version="1.24.2", lib=True, cards=CARDS):
+        monkeypatch.setenv("FAKE_PYHLML", json.dumps({"version": version, "lib": lib, "cards": cards}))
+        monkeypatch.syspath_prepend(VENDOR)
+        forget("pyhlml")
+        import pyhlml as fake
+
+        return fake
+
+    yield use
+    forget("pyhlml")
+
+
+def test_one_process_is_pinned_to_the_lowest_idle_module_before_import(pyhlml, monkeypatch):
+    pyhlml()
+    for var in ("HLS_MODULE_ID", "HABANA_VISIBLE_MODULES"):
+        monkeypatch.delenv(var, raising=False)
+    env, why = pin_module(1)
+    assert env == {"HLS_MODULE_ID": "2"} and "lowest idle" in why  # not index 0, which 0.1 watched
+    monkeypatch.setenv("HABANA_VISIBLE_MODULES", "7,5")
+    assert pin_module(1)[0] == {"HLS_MODULE_ID": "7"}
+    monkeypatch.setenv("HLS_MODULE_ID", "5")
+    assert pin_module(1) == ({}, "module 5 (HLS_MODULE_ID as set)")
+    monkeypatch.delenv("HLS_MODULE_ID")
+    assert pin_module(2)[0] == {}  # several ranks: the bridge pins rank r itself
+
+
+def test_without_telemetry_the_choice_is_the_bridges_and_said_so(pyhlml, monkeypatch, no_accelerators):
+    monkeypatch.delitem(sys.modules, "pyhlml")
+    pyhlml(lib=False)
+    monkeypatch.delenv("HLS_MODULE_ID", raising=False)
+    env, why = pin_module(1)
+    assert env == {} and "unknown to bench" in why and "hlmlInit failed" in why
+
+
+def test_the_collector_reads_the_card_of_its_module_not_of_its_index(pyhlml):
+    pyhlml()
+    from bench.devices.hpu.collectors import HlmlCollector
+
+    c = HlmlCollector({"devices": [{"module_id": 2}]})
+    c.open()
+    s = c.sample()
+    assert s["hpu1.util_percent"] == 0.0 and s["hpu1.power_w"] == 95.0  # index 1 holds module 2
+    assert not any(k.startswith("hpu0.") for k in s)
+    assert c.sources() == {"hpu1": {"role": "accelerator", "device": "hpu", "index": 1, "module_id": 2,
+                                    "uuid": "00P1-B", "name": "HL-225"}}
+
+
+@pytest.mark.parametrize("version", ["1.10.0", "1.16.0", "1.18.0", "1.19.0", "1.24.2"])
+def test_both_utilization_shapes_and_the_shared_handle_of_old_releases(pyhlml, version):
+    fake = pyhlml(version)
+    assert isinstance(fake.hlmlDeviceGetUtilizationRates.__call__, object)
+    from bench.devices.hpu.collectors import HlmlCollector
+
+    c = HlmlCollector({"devices": [{"module_id": 5}, {"module_id": 0}]})
+    c.open()
+    s = c.sample()
+    assert s["hpu0.util_percent"] == 96.0 and s["hpu3.util_percent"] == 88.0  # 0.1: every sample failed <= 1.18
+    assert s["hpu0.temp_c"] == 60 and s["hpu3.temp_c"] == 58  # <= 1.16: handles alias; looked up per query
+
+
+def test_throttle_reasons_are_sampled_and_judged_by_the_gaudi_mask(pyhlml):
+    pyhlml()
+    from bench.devices.hpu.collectors import HlmlCollector
+    from bench.measure.validity import telemetry_checks
+    from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource, Timing
+
+    c = HlmlCollector({"devices": [{"module_id": 2}, {"module_id": 7}]})
+    c.open()
+    s = c.sample()
+    assert s["hpu1.throttle_reasons"] == 0x2 and s["hpu2.throttle_reasons"] == 0x1
+
+    def judged(reasons):
+        r = Result("w", "ok", timing=Timing([Repeat(0, step_times_s=[0.2] * 10, step_samples=[1] * 10,
+                                                       step_tokens=[1] * 10)]))
+        samples = [{"t": i / 10, "hpu1.util_percent": 90.0, "hpu1.throttle_reasons": reasons} for i in range(30)]
+        tel = Telemetry(10, sources={"hpu1": TelemetrySource("accelerator", "hpu", 1)}, samples=samples,
+                        phases=[Phase("w", "measure", 0.0, 2.9)])
+        telemetry_checks(r, tel, SPEC)
+        return r
+
+    assert "throttled" in judged(0x2).codes() and "thermal" in judged(0x2).warnings[0].message
+    assert "throttled" not in judged(0x1).codes()  # at its power limit: what a loaded card does
+
+
+def test_several_ranks_take_the_bridges_module_and_telemetry_follows(habana, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("HABANA_VISIBLE_MODULES", "4,6")
+    b = backend_for(hpu_mode="eager", local_world=2)
+    assert b.module_id == 6 and "hccl.import" in events()
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"module_id": 6}]}

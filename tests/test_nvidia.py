@@ -1,6 +1,7 @@
 """cuda backend and NVIDIA collectors against fakes: a fake pynvml raising the real error classes'
 shapes, fake nvidia-smi / hl-smi executables on PATH printing captured text, a fake torch.cuda."""
 
+import json
 import os
 import sys
 import time
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakes import CountingWorkload, logging_clock
-
 from conftest import measure
+from fakes import CountingWorkload, logging_clock
 
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
@@ -25,63 +25,116 @@ from bench.measure.sampler import Sampler
 FIX = Path(__file__).parent / "fixtures"
 
 
-def fake_pynvml(init_error=None, unsupported=()):
-    m = types.ModuleType("pynvml")
-
-    class NVMLError(Exception):
-        pass
-
-    class NVMLError_NotSupported(NVMLError):
-        pass
-
-    class NVMLError_LibraryNotFound(NVMLError):
-        pass
-
-    m.NVMLError, m.NVMLError_NotSupported, m.NVMLError_LibraryNotFound = NVMLError, NVMLError_NotSupported, NVMLError_LibraryNotFound
-    m.NVML_TEMPERATURE_GPU, m.NVML_CLOCK_SM, m.nvmlMemory_v2 = 0, 1, 2
-    m.calls = []
-
-    def call(name, value):
-        def fn(*args, **kw):
-            m.calls.append(name)
-            if name in unsupported:
-                raise NVMLError_NotSupported()
-            return value
-        return fn
-
-    def init():
-        if init_error:
-            raise {"lib": NVMLError_LibraryNotFound}[init_error]("NVML Shared Library Not Found")
-
-    m.nvmlInit, m.nvmlShutdown = init, lambda: None
-    m.nvmlDeviceGetHandleByIndex = lambda i: f"handle{i}"
-    m.nvmlDeviceGetUtilizationRates = call("util", types.SimpleNamespace(gpu=97, memory=40))
-    m.nvmlDeviceGetMemoryInfo = call("mem", types.SimpleNamespace(used=20 * 2**30, total=80 * 2**30))
-    m.nvmlDeviceGetPowerUsage = call("power", 650_000)
-    m.nvmlDeviceGetTotalEnergyConsumption = call("energy", 1_234_000)
-    m.nvmlDeviceGetTemperature = call("temp", 61)
-    m.nvmlDeviceGetClockInfo = call("clock", 1980)
-    m.nvmlDeviceGetCurrentClocksEventReasons = call("reasons", 0x20)
-    return m
+VENDOR = str(Path(__file__).parent / "fake_vendor")
+UUIDS = ["GPU-aaaaaaaa-0000-0000-0000-000000000000", "GPU-bbbbbbbb-0000-0000-0000-000000000000",
+         "GPU-cccccccc-0000-0000-0000-000000000000", "GPU-dddddddd-0000-0000-0000-000000000000"]
+MIG = "MIG-eeeeeeee-0000-0000-0000-000000000000"
 
 
-def test_nvml_sample_maps_units(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
-    c = build_collector({"name": "nvml", "indices": [0]})
+def gpu(index, **over):
+    g = {"index": index, "uuid": UUIDS[index], "name": "NVIDIA H100 80GB HBM3", "util": 97, "mem_util": 40,
+         "mem_used": 20 * 2**30, "mem_total": 80 * 2**30, "power_mw": 650_000, "energy_mj": 1_234_000, "temp": 61,
+         "clock_mhz": 1980, "reasons": 0x20, "mig_mode": 0, "processes": []}
+    g.update(over)
+    return g
+
+
+@pytest.fixture
+def nvml(monkeypatch):
+    """The fake nvidia-ml-py (tests/fake_vendor/pynvml.py), here and in subprocesses."""
+
+    def use(gpus=None, lib=True, lacks=()):
+        monkeypatch.setenv("FAKE_PYNVML", json.dumps({"lib": lib, "lacks": list(lacks),
+                                                      "gpus": gpus if gpus is not None else [gpu(0)]}))
+        monkeypatch.syspath_prepend(VENDOR)
+        monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+        import pynvml as fake
+
+        return fake
+
+    yield use
+    sys.modules.pop("pynvml", None)
+
+
+def test_nvml_sample_maps_units(nvml):
+    nvml()
+    c = build_collector({"name": "nvml", "devices": [{"uuid": UUIDS[0]}]})
     s = c.sample()
     assert c.source == "nvidia-ml-py"
     assert s["gpu0.util_percent"] == 97.0 and s["gpu0.mem_used_bytes"] == 20 * 2**30
-    assert s["gpu0.power_w"] == 650.0 and s["gpu0.energy_j"] == 1234.0
+    assert s["gpu0.power_w"] == 650.0 and s["gpu0.energy_j"] > 1234.0
     assert s["gpu0.temp_c"] == 61 and s["gpu0.sm_clock_hz"] == 1980e6 and s["gpu0.throttle_reasons"] == 0x20
+    assert c.sources()["gpu0"] == {"role": "accelerator", "device": "cuda", "index": 0, "uuid": UUIDS[0],
+                                   "name": "NVIDIA H100 80GB HBM3", "mig": False}
 
 
-def test_nvml_not_supported_is_null_and_not_asked_again(monkeypatch):
-    fake = fake_pynvml(unsupported=("energy", "power"))
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    c = build_collector({"name": "nvml", "indices": [0]})
+def test_nvml_not_supported_is_null_and_not_asked_again(nvml):
+    fake = nvml([gpu(0, not_supported=["energy", "power"])])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
     s1, s2 = c.sample(), c.sample()
     assert s1["gpu0.energy_j"] is None and s1["gpu0.power_w"] is None and s2["gpu0.util_percent"] == 97.0
-    assert fake.calls.count("energy") == 1 and fake.calls.count("power") == 1
+    assert fake.CALLS.count("nvmlDeviceGetPowerUsage") == 1 and fake.CALLS.count("nvmlDeviceGetTotalEnergyConsumption") == 1
+
+
+def test_a_driver_without_clock_event_reasons_falls_back_to_throttle_reasons(nvml):
+    fake = nvml([gpu(0, reasons=0x40)], lacks=["nvmlDeviceGetCurrentClocksEventReasons"])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
+    assert c.sample()["gpu0.throttle_reasons"] == 0x40  # 0.1: None for the whole run
+    assert c.sample()["gpu0.throttle_reasons"] == 0x40
+    assert fake.CALLS.count("nvmlDeviceGetCurrentClocksEventReasons") == 1  # asked once, then the older call
+
+
+def test_permission_errors_are_null_not_failures(nvml):
+    nvml([gpu(0, no_permission=["processes", "temp"])])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
+    s = c.sample()
+    assert s["gpu0.processes"] is None and s["gpu0.temp_c"] is None and s["gpu0.util_percent"] == 97.0
+
+
+def test_other_processes_on_the_card_are_counted(nvml):
+    nvml([gpu(0, processes=[os.getpid(), 999_999])])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    s = c.sample()
+    assert s["gpu0.processes"] == 2 and s["gpu0.other_processes"] == 1
+
+
+def test_mig_is_detected_and_labelled(nvml):
+    nvml([gpu(0, mig_mode=1, migs=[{"uuid": MIG, "mem_used": 5 * 2**30, "mem_total": 10 * 2**30}])])
+    c = build_collector({"name": "nvml", "devices": [{"uuid": MIG}]})
+    s = c.sample()
+    assert s["gpu0.util_percent"] is None  # not supported on MIG
+    assert s["gpu0.mem_total_bytes"] == 10 * 2**30  # the instance's memory
+    assert s["gpu0.power_w"] == 650.0  # the whole GPU's, labelled so
+    assert c.sources()["gpu0"]["mig"] is True and c.sources()["gpu0"]["uuid"] == MIG
+
+
+def test_a_handle_lookup_error_neither_fails_workloads_nor_bench_list(fake_cuda, nvml, monkeypatch, capsys,
+                                                                       no_accelerators):
+    nvml([gpu(3)])  # the GPU torch reports is not one NVML knows: every handle lookup fails
+    monkeypatch.delitem(sys.modules, "pynvml")
+    import pynvml  # noqa: F401 - the fake, back after no_accelerators hid it
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # fake_cuda's GPUs, which no_accelerators hid
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    assert b.energy_meter() is None  # no counter, not a failed workload (0.1: the exception failed it)
+    from bench import cli
+
+    assert cli.cli(["list", "--json"]) == 0  # 0.1: a traceback
+    nvml_row = {c["collector"]: c for c in json.loads(capsys.readouterr().out)["collectors"]}["nvml"]
+    assert nvml_row["usable"] is False and "no handle" in nvml_row["reason"]
+
+
+def test_a_handle_lookup_error_falls_back_to_nvidia_smi(nvml, monkeypatch, tmp_path):
+    nvml([gpu(0)])
+    write_tool(tmp_path, "nvidia-smi", "echo 'index, uuid, utilization.gpu [%], power.draw [W]'; "
+                                       f"echo '7, GPU-99999999-0000-0000-0000-000000000000, 50, 300'")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    c = build_collector({"name": "nvml", "devices": [{"uuid": "GPU-99999999-0000-0000-0000-000000000000"}]})
+    assert c.source == "nvidia-smi" and "no handle" in c.fallback_reasons[0]  # 0.1: unavailable, no fall-back
+    assert c.sample() == {"gpu7.util_percent": 50.0, "gpu7.power_w": 300.0}
 
 
 def write_tool(dirpath: Path, name: str, body: str) -> None:
@@ -90,8 +143,8 @@ def write_tool(dirpath: Path, name: str, body: str) -> None:
     tool.chmod(0o755)
 
 
-def test_nvml_missing_library_falls_back_to_nvidia_smi(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(init_error="lib"))
+def test_nvml_missing_library_falls_back_to_nvidia_smi(nvml, monkeypatch, tmp_path):
+    nvml(lib=False)
     write_tool(tmp_path, "nvidia-smi", "echo 'index, name, utilization.gpu [%], memory.used [MiB], power.draw [W]'; "
                                        "echo '0, NVIDIA H100 80GB HBM3, 100, 19818, 631.95'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
@@ -145,14 +198,32 @@ def test_sampler_goes_on_when_a_collector_is_unavailable(monkeypatch, tmp_path, 
     assert status["host"]["available"] and samples
 
 
+class CUuuid:
+    """torch._C._CUuuid: str() is the hex UUID without NVML's "GPU-" prefix (torch/csrc/cuda/Module.cpp)."""
+
+    def __init__(self, nvml_uuid):
+        self.text = nvml_uuid.removeprefix("GPU-")
+
+    def __str__(self):
+        return self.text
+
+
+# CUDA enumerates fastest first by default, NVML by PCI bus: here CUDA ordinal 0 is NVML index 2
+CUDA_ORDER = [UUIDS[2], UUIDS[0]]
+
+
 @pytest.fixture
 def fake_cuda(monkeypatch):
     log = []
     cuda = torch.cuda
-    props = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30)
+
+    def props(i=0):
+        return types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30,
+                                     uuid=CUuuid(CUDA_ORDER[i]))
+
     for name, value in {"is_available": lambda: True, "device_count": lambda: 2, "set_device": lambda i: log.append(f"set{i}"),
-                        "synchronize": lambda *a: log.append("sync"), "get_device_name": lambda i=0: props.name,
-                        "get_device_properties": lambda i=0: props, "max_memory_allocated": lambda *a: 5 * 2**30,
+                        "synchronize": lambda *a: log.append("sync"), "get_device_name": lambda i=0: props(i).name,
+                        "get_device_properties": props, "max_memory_allocated": lambda *a: 5 * 2**30,
                         "max_memory_reserved": lambda *a: 6 * 2**30,
                         "reset_peak_memory_stats": lambda *a: log.append("reset")}.items():
         monkeypatch.setattr(cuda, name, value)
@@ -189,11 +260,45 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
     assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
 
 
-def test_cuda_rank_maps_through_cuda_visible_devices(fake_cuda, monkeypatch, tmp_path):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+def test_a_rank_is_watched_by_the_uuid_torch_reports_not_by_its_ordinal(fake_cuda, nvml, monkeypatch):
+    nvml([gpu(i, util=10 * i) for i in range(4)])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=0)
+    b.prepare()
+    assert b.collector_specs()[-1] == {"name": "nvml", "devices": [{"uuid": UUIDS[2]}]}  # 0.1: index 0
+    c = build_collector(b.collector_specs()[-1])
+    assert c.sample()["gpu2.util_percent"] == 20.0  # the GPU this rank computes on
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{UUIDS[2]},{UUIDS[0]}")  # UUIDs in the variable: 0.1 fell back to 0/1
     b = CudaBackend(DeviceOptions(device="cuda"), local_rank=1)
     b.prepare()
-    assert b.collector_specs()[-1] == {"name": "nvml", "indices": [5]}
+    assert b.identity() == {"uuid": UUIDS[0]}
+    assert b.energy_meter()() > 1234.0  # the counter of that GPU, read in-process
+
+
+def test_a_mig_instance_in_cuda_visible_devices_is_watched_as_one(fake_cuda, nvml, monkeypatch):
+    nvml([gpu(0, mig_mode=1, migs=[{"uuid": MIG, "mem_used": 2**30, "mem_total": 10 * 2**30}])])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", MIG)
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=0)
+    b.prepare()
+    assert b.identity() == {"uuid": MIG} and b.describe()["mig"] is True
+
+
+def test_tf32_is_read_through_the_new_api_once_it_was_used():
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("torch < 2.9: no fp32_precision API")
+    from bench.devices.cuda.backend import tf32_matmul
+
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "tf32"  # as transformers' TF32 helper does on torch >= 2.9
+        with pytest.raises(RuntimeError, match="mix of the legacy and new APIs"):
+            matmul.allow_tf32  # what 0.1 read: it raises  # noqa: B018
+        assert tf32_matmul(torch) is True
+        matmul.fp32_precision = "ieee"
+        assert tf32_matmul(torch) is False
+    finally:
+        matmul.fp32_precision = before
 
 
 def test_cuda_fp16_training_gets_a_grad_scaler(fake_cuda, tmp_path):

@@ -32,11 +32,30 @@ def test_missing_collector_library_or_tool_says_why(no_accelerators):
         build_collector({"name": "habana", "indices": [0]})
 
 
-def test_rapl_unwraps_the_counter(tmp_path):
-    dom = tmp_path / "intel-rapl:0"
+def rapl_domain(root, n, name, energy, max_uj=1000000):
+    dom = root / f"intel-rapl:{n}"
     dom.mkdir()
-    (dom / "max_energy_range_uj").write_text("1000000")
-    (dom / "energy_uj").write_text("900000")
+    (dom / "name").write_text(name + "\n")
+    (dom / "max_energy_range_uj").write_text(str(max_uj))
+    (dom / "energy_uj").write_text(str(energy))
+    return dom
+
+
+def test_rapl_counts_package_domains_only(tmp_path):
+    # client Intel: psys (the platform) already contains the package; summing both counted it twice
+    rapl_domain(tmp_path, 0, "package-0", 1000)
+    rapl_domain(tmp_path, 1, "psys", 5000)
+    sub = tmp_path / "intel-rapl:0:0"  # a sub-domain (core): inside the package
+    sub.mkdir()
+    rapl = Rapl(str(tmp_path / "intel-rapl:*"))
+    assert [d["path"] for d in rapl.domains] == [str(tmp_path / "intel-rapl:0" / "energy_uj")]
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("3000")
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("9000")
+    assert rapl.read_j() == pytest.approx(0.002)
+
+
+def test_rapl_unwraps_the_counter(tmp_path):
+    dom = rapl_domain(tmp_path, 0, "package-0", 900000)
     rapl = Rapl(str(tmp_path / "intel-rapl:[0-9]*"))
     (dom / "energy_uj").write_text("950000")
     assert rapl.read_j() == pytest.approx(0.05)

@@ -6,8 +6,8 @@ from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource
 from bench.devices.cpu.peaks import cpu_peak
 from bench.measure.validity import telemetry_checks
 
-CUDA = types.SimpleNamespace(name="cuda", accelerator=True)
-CPU = types.SimpleNamespace(name="cpu", accelerator=False)
+from bench.devices.cpu.spec import SPEC as CPU  # noqa: E402
+from bench.devices.cuda.spec import SPEC as CUDA  # noqa: E402
 
 
 def result_with_steps(n=10, step=0.2):
@@ -44,11 +44,27 @@ def test_busy_accelerator_is_not_flagged():
     assert r.telemetry_summary["measure"]["gpu0.util_percent"].mean == 95.0
 
 
-def test_no_utilization_sampled_says_nothing_proves_it():
+def test_no_collector_for_the_accelerator_says_nothing_proves_it():
     r = result_with_steps()
-    t = telemetry(util=None)
+    t = telemetry(util=99.0)
+    t.sources.pop("gpu0")
     telemetry_checks(r, t, CUDA)
     assert "no_utilization" in codes(r)
+
+
+def test_a_window_shorter_than_the_sampling_is_not_judged():
+    r = result_with_steps(n=3, step=0.01)
+    telemetry_checks(r, telemetry(util=3.0, start=1.0, end=1.03), CUDA)  # 30 ms: one sample at most
+    assert "not_judged" in codes(r) and "idle_accelerator" not in codes(r)  # 0.1: no_utilization or idle
+    assert "measure longer" in [w for w in r.warnings if w.code == "not_judged"][0].message
+
+
+def test_a_device_that_cannot_report_utilization_is_not_judged():
+    r = result_with_steps()
+    t = telemetry(util=None)
+    t.sources["gpu0"].mig = True
+    telemetry_checks(r, t, CUDA)
+    assert "not_judged" in codes(r) and "MIG" in r.warnings[0].message and "no_utilization" not in codes(r)
 
 
 def test_cpu_runs_are_not_checked_for_accelerator_idleness():
@@ -57,13 +73,30 @@ def test_cpu_runs_are_not_checked_for_accelerator_idleness():
     assert "idle_accelerator" not in codes(r)
 
 
-def test_throttle_reasons_during_measure_are_flagged():
+def test_throttled_means_a_share_of_the_samples_not_one():
     r = result_with_steps()
     telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0x40}), CUDA)
-    assert "throttled" in codes(r)
+    assert "throttled" in codes(r) and "HW thermal" in [w for w in r.warnings if w.code == "throttled"][0].message
+    r = result_with_steps()
+    t = telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0})
+    t.samples[20]["gpu0.throttle_reasons"] = 0x40  # one 100 ms sample of 21 in the window: 0.1 flagged the run
+    telemetry_checks(r, t, CUDA)
+    assert "throttled" not in codes(r)
+
+
+def test_running_at_the_power_cap_is_not_throttling():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0x4}), CUDA)  # SW power cap
+    assert "throttled" not in codes(r)  # a loaded A100/H100 runs at its cap; 0.1 flagged it
     r = result_with_steps()
     telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.throttle_reasons": 0x1}), CUDA)  # idle bit only
     assert "throttled" not in codes(r)
+
+
+def test_another_process_on_the_card_is_contention():
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.other_processes": 1}), CUDA)
+    assert "contended" in codes(r) and "1 other process" in r.warnings[0].message
 
 
 def test_model_not_on_device():

@@ -41,6 +41,7 @@ class Workload:
     main_metric: ClassVar[str] = "samples_per_s"  # the throughput comparisons lead with
     Options: ClassVar[type[Options]] = NoOptions
     figures: ClassVar[tuple[FigureSpec, ...]] = ()  # what every output shows for this workload, with units
+    generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend

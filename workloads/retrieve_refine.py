@@ -35,6 +35,7 @@ class RetrieveRefine(Workload):
     description = "Retrieve a candidate reply (bi-encoder, top-1 of a pool), append it, then generate"
     tokens_are = "new tokens (batch x new tokens per request)"
     main_metric = "tokens_per_s"
+    generates = True  # calls model.generate(): dynamic KV-cache objects (see the hpu spec's --hpu-graphs check)
     figures = (FigureSpec("metrics.tokens_per_s", "new tokens/s", "tokens/s", "higher", lead=True),
                FigureSpec("workload_metrics.retrieve_share", "retrieval share", "%", "none"),
                FigureSpec("workload_metrics.retrieve_s.median", "retrieve p50", "s", "lower"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.core import stats
 from bench.core.errors import ConfigError
 from bench.model.derive import WORK, recompute, work_parts
+from bench.model.parity import disagreement
 from bench.model.report import Interval, Metrics, Report, Result
 
 WORK_OF = WORK
@@ -61,6 +62,7 @@ class Row:
     differences: list[str] = field(default_factory=list)
     speedup: dict | None = None
     verdict: str = ""
+    mismatch: str | None = None  # the outputs disagree with the baseline's beyond the tolerance
 
 
 @dataclass
@@ -139,7 +141,8 @@ def compare_workload(runs: list[Run], base: Run, force: bool) -> WorkloadCompari
             rows.append(Row(r, baseline=True, verdict="baseline"))
             continue
         diff = identity_diff(r.params, base.params)
-        row = Row(r, comparable=not diff, forced=bool(diff) and force, differences=diff)
+        row = Row(r, comparable=not diff, forced=bool(diff) and force, differences=diff,
+                  mismatch=disagreement(base.result.fingerprint, r.result.fingerprint))
         if diff and not force:
             row.verdict = f"not comparable ({len(diff)} field{'s' if len(diff) > 1 else ''} differ)"
         else:
@@ -213,7 +216,8 @@ def row_values(row: Row, metric: str) -> dict:
             "device_power_w": device_power(r),
             "energy_per_sample_j": energy.per_sample_j if energy else None,
             "mfu": m.mfu.value if m.mfu else None,
-            "warnings": ", ".join(sorted(r.result.codes())),
+            "warnings": ", ".join(sorted(r.result.codes() | ({"output_mismatch"} if row.mismatch else set()))),
+            "output_mismatch": row.mismatch,
             **{f"parlai_{k}": wm.get(f"parlai.{k}") for k in ("exps", "ups", "tps", "ctps", "ltps")}}
 
 

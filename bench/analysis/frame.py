@@ -40,3 +40,4 @@ class _Row:
 
     def __init__(self, run):
         self.run, self.speedup, self.verdict, self.comparable, self.baseline = run, None, "", True, False
+        self.mismatch = None

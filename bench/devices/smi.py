@@ -128,7 +128,11 @@ class SmiCollector(Collector):
         rows = self.poll()
         if rows is None:
             raise CollectorUnavailable(self.last_error)
+        self.last_rows = rows
         self.index_of = {id(d): self.match(rows, d) for d in self.devices}
+        missing = [d for d in self.devices if self.index_of[id(d)] is None]
+        if missing:
+            raise CollectorUnavailable(f"{self.tool} lists no device matching {missing}")
 
     def poll(self) -> list[dict] | None:
         if self.failures >= self.MAX_FAILURES:

@@ -26,14 +26,19 @@ class DeviceSpec:
     extra_checks: tuple[Callable, ...] = field(default=())  # (device_options, own_options, common) -> None
     # collector name -> "module:Class" of each source, tried in order (a library first, its tool after)
     collectors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # (nproc) -> (environment for the workers, what was decided): which card each worker will use
+    worker_env: Callable[[int], tuple[dict, str]] | None = None
+    throttle_mask: int = 0  # throttle_reasons bits that mean the clocks were held down
+    throttle_names: dict[int, str] = field(default_factory=dict)
 
     def backend_class(self):
         return load_target(self.backend)
 
-    def check(self, device_options, own, common) -> None:
-        """Before anything runs: refuse what this device cannot do (ConfigError naming the flag)."""
+    def check(self, device_options, own, common, workloads=()) -> None:
+        """Before anything runs: refuse what this device cannot do (ConfigError naming the flag).
+        workloads: the selected Workload classes (their declared traits, e.g. `generates`)."""
         if common.precision not in self.precisions:
             raise ConfigError(f"--precision {common.precision}: {self.name} runs "
                               f"{' or '.join(self.precisions)}; choose one of those")
         for check in self.extra_checks:
-            check(device_options, own, common)
+            check(device_options, own, common, workloads)

@@ -165,7 +165,7 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     more ranks than devices. Returns the config with the device resolved."""
     cfg = resolve_device(cfg)
     spec = devices.spec(cfg.device.device)
-    spec.check(cfg.device, cfg.device_own, cfg.common)
+    spec.check(cfg.device, cfg.device_own, cfg.common, [workloads.load(n) for n in cfg.workloads])
     for name in cfg.workloads:
         workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
     _check_ranks(cfg, spec)

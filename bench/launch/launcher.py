@@ -29,6 +29,7 @@ from bench.measure.signals import deferred
 from bench.measure.validity import telemetry_checks
 from bench.model.derive import recompute, timing_warnings
 from bench.model.fields import decode
+from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing)
 from workloads import registry as workloads
@@ -76,7 +77,8 @@ class Launcher:
 
     def run(self) -> Report:
         run_dir = tempfile.mkdtemp(prefix="bench-run-")
-        runner = self.runner_class()(run_dir, self.on_event)
+        env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc) if self.spec.worker_env else ({}, None)
+        runner = self.runner_class()(run_dir, self.on_event, env)
         report = self.new_report(runner.kind)
         c = self.cfg
         if c.measure.sample_hz:
@@ -124,6 +126,7 @@ class Launcher:
             if self.environment is None:
                 self.environment = event.get("environment")
             for spec in event.get("watch", []):
+                spec = {**spec, "own_pid": os.getpid()}  # processes of this tree on a card are ours
                 key = json.dumps(spec, sort_keys=True)
                 if self.sampler is not None and key not in self.watched:
                     self.watched.add(key)
@@ -199,6 +202,10 @@ class Launcher:
             for w in r.warnings:
                 frame.warn(w.code, w.message)
         frame.memory = _max_memory([r.memory for r in results])
+        for i, r in enumerate(results):
+            why = disagreement(frame.fingerprint, r.fingerprint)
+            if why:
+                frame.warn("output_mismatch", f"repeat {i} computed something else than the first: {why}")
         if self.world > 1:
             _combine_ranks(frame, results)
         self.counters[name] = [c for _, c in outcomes]
@@ -221,6 +228,8 @@ class Launcher:
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
         report.environment = Environment(**self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
+        if getattr(self, "assignment", None):
+            report.environment.device["assignment"] = self.assignment  # which card, and who chose it
         report.telemetry = Telemetry(sample_hz=self.cfg.measure.sample_hz,
                                      collectors={k: CollectorStatus(**v) for k, v in status.items()},
                                      sources={k: TelemetrySource(**v) for k, v in sources.items()},

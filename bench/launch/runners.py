@@ -34,8 +34,9 @@ class Interrupted(Exception):
 class InlineRunner:
     kind = "inline"
 
-    def __init__(self, run_dir: str, on_event):
+    def __init__(self, run_dir: str, on_event, env: dict | None = None):
         self.on_event = on_event
+        os.environ.update(env or {})
 
     def run(self, job: dict) -> list[dict]:
         events = []
@@ -53,8 +54,8 @@ class ProcessRunner:
 
     kind = "process"
 
-    def __init__(self, run_dir: str, on_event):
-        self.run_dir, self.on_event = run_dir, on_event
+    def __init__(self, run_dir: str, on_event, env: dict | None = None):
+        self.run_dir, self.on_event, self.env = run_dir, on_event, env or {}
 
     def run(self, job: dict) -> list[dict]:
         stem = os.path.join(self.run_dir, f"{job['workload']}-{job['repeat']}")
@@ -63,7 +64,7 @@ class ProcessRunner:
             json.dump(job, fh)
         with open(stem + ".log", "wb") as log:
             proc = subprocess.Popen(python_argv("-m", "bench.launch.worker", stem + ".job"), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env(self.env))
         return watch(proc, [EventReader(job["events"])], self.on_event, stem + ".log")
 
 

@@ -37,8 +37,8 @@ def torchrun_argv(cfg: RunConfig, job_path: str) -> list[str]:
 class TorchrunRunner:
     kind = "torchrun"
 
-    def __init__(self, run_dir: str, on_event):
-        self.run_dir, self.on_event = run_dir, on_event
+    def __init__(self, run_dir: str, on_event, env: dict | None = None):
+        self.run_dir, self.on_event, self.env = run_dir, on_event, env or {}
 
     def run(self, job: dict) -> list[dict]:
         cfg = RunConfig.from_json(job["config"])
@@ -48,7 +48,7 @@ class TorchrunRunner:
             json.dump(job, fh)
         first = cfg.launch.node_rank * cfg.launch.nproc
         readers = [EventReader(job["events"].replace("{rank}", str(r))) for r in range(first, first + cfg.launch.nproc)]
-        env = child_env({"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})  # torchrun's default, said
+        env = child_env({"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **self.env})  # torchrun's default
         with open(stem + ".log", "wb") as log:
             proc = subprocess.Popen(torchrun_argv(cfg, stem + ".job"), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)

@@ -31,7 +31,8 @@ def _open(spec: dict, collectors: dict, status: dict) -> None:
     name = spec["name"]
     old = collectors.pop(name, None)
     if old is not None:  # a second rank's device: one collector watches both
-        spec = {**old.spec, "indices": sorted(set(old.spec.get("indices", [])) | set(spec.get("indices", [])))}
+        devices = old.spec.get("devices", []) + [d for d in spec.get("devices", []) if d not in old.spec.get("devices", [])]
+        spec = {**old.spec, **spec, "devices": devices}
         old.close()
     try:
         c = build_collector(spec)

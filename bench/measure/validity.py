@@ -8,9 +8,9 @@ from bench.model.samples import (MIN_ENERGY_WINDOW_S, accelerator_utilization, e
                                  phase_summaries)
 
 IDLE_UTIL_PERCENT = 20.0
-# NVML clock-event reasons that mean the clocks were held down: SW power cap, HW slowdown,
-# SW thermal, HW thermal, HW power brake.
-THROTTLE_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+THROTTLE_SHARE = 0.20  # of the measured samples carrying a throttling reason
+MIN_SAMPLES = 3  # utilization samples needed in the measured steps to judge them
+COVERAGE = 0.5  # of the samples the rate promises
 
 
 def measure_spans(telemetry: Telemetry, workload: str) -> list[tuple[float, float]]:
@@ -67,16 +67,6 @@ def device_energy(result: Result, telemetry: Telemetry, spans, counters: list[di
     return energy_of(result, telemetry, spans, _prefixes(telemetry, ("accelerator",)), "device")
 
 
-def throttled(samples: list[dict], prefixes: list[str]) -> int:
-    bits = 0
-    for s in samples:
-        for p in prefixes:
-            v = s.get(p + ".throttle_reasons")
-            if isinstance(v, int) and not isinstance(v, bool):
-                bits |= v & THROTTLE_MASK
-    return bits
-
-
 def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: list | None = None) -> None:
     """Summaries, energy and the warnings telemetry supports. device: the DeviceSpec (its name and
     whether it is an accelerator whose utilization must prove it did the work)."""
@@ -94,20 +84,70 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
     result.energy.host = energy_of(result, telemetry, spans, host, "host") if host else \
         EnergyFigure(reason="no readable RAPL counter on this host")
     if device.accelerator:
-        _accelerator_checks(result, telemetry, spans)
+        _accelerator_checks(result, telemetry, spans, device)
         where = result.model_device
         if where is not None and not where.startswith(device.name):
             result.warn("model_not_on_device", f"model parameters are on {where}, not on {device.name}")
 
 
-def _accelerator_checks(result: Result, telemetry: Telemetry, spans) -> None:
+def _accelerator_checks(result: Result, telemetry: Telemetry, spans, device) -> None:
     accel = _prefixes(telemetry, ("accelerator",))
+    measured = [x for a, b in spans for x in in_window(telemetry.samples, a, b)]
+    if not _utilization_judged(result, telemetry, spans, accel, measured):
+        return
     util = accelerator_utilization(result.telemetry_summary.get("measure", {}), accel)
-    if util is None:
-        result.warn("no_utilization", "device utilization was not sampled: nothing proves the accelerator did the work")
-    elif util < IDLE_UTIL_PERCENT:
+    if util is not None and util < IDLE_UTIL_PERCENT:
         result.warn("idle_accelerator", f"mean device utilization {util:.0f} % during the measured steps "
                                         f"(< {IDLE_UTIL_PERCENT:.0f} %): the accelerator sat mostly idle")
-    bits = throttled([x for a, b in spans for x in in_window(telemetry.samples, a, b)], accel)
-    if bits:
-        result.warn("throttled", f"clock events during the measured steps (NVML reasons 0x{bits:x}): clocks were held down")
+    _throttling(result, measured, accel, device)
+    _other_processes(result, measured, accel)
+
+
+def _utilization_judged(result, telemetry, spans, accel, measured) -> bool:
+    """Whether the samples can say if the device did the work: `no_utilization` when nothing sampled
+    it at all, `not_judged` (with why) when the samples are too few or the device cannot report it."""
+    if not accel:
+        result.warn("no_utilization", "device utilization was not sampled (no collector for this device): "
+                                      "nothing proves the accelerator did the work")
+        return False
+    values = [s.get(f"{p}.util_percent") for s in measured for p in accel]
+    known = [v for v in values if isinstance(v, int | float)]
+    duration = sum(b - a for a, b in spans)
+    expected = duration * (telemetry.sample_hz or 0)
+    if values and not known:
+        mig = any(telemetry.sources[p].mig for p in accel)
+        why = "the device cannot report it on a MIG instance" if mig else "the device did not report it"
+        result.warn("not_judged", f"device utilization not judged: {why}; its power and memory are in the report")
+        return False
+    if len(known) < MIN_SAMPLES or len(known) < COVERAGE * expected * len(accel):
+        result.warn("not_judged", f"device utilization not judged: the measured steps lasted {duration:.2f} s in "
+                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz; "
+                                  f"measure longer (--time-budget) for a judgement")
+        return False
+    return True
+
+
+def _throttling(result, measured, accel, device) -> None:
+    """`throttled` when at least THROTTLE_SHARE of the measured samples carry a reason the device's
+    vendor counts as throttling (one 100 ms sample at a limit is not a throttled run)."""
+    reasons = [s.get(f"{p}.throttle_reasons") for s in measured for p in accel]
+    known = [int(v) for v in reasons if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not known or not device.throttle_mask:
+        return
+    hit = [v & device.throttle_mask for v in known if v & device.throttle_mask]
+    share = len(hit) / len(known)
+    if share >= THROTTLE_SHARE:
+        bits = 0
+        for v in hit:
+            bits |= v
+        names = ", ".join(n for b, n in sorted(device.throttle_names.items()) if bits & b) or f"0x{bits:x}"
+        result.warn("throttled", f"{share:.0%} of the measured samples carried a throttling reason ({names}): "
+                                 "the clocks were held down")
+
+
+def _other_processes(result, measured, accel) -> None:
+    others = [s.get(f"{p}.other_processes") for s in measured for p in accel]
+    seen = max((v for v in others if isinstance(v, int | float)), default=0)
+    if seen:
+        result.warn("contended", f"{int(seen)} other process(es) ran on the accelerator during the measured "
+                                 "steps: the figures are shared with another job")

@@ -62,6 +62,9 @@ def compare_notes(comp) -> list[str]:
         if not row.comparable and not row.baseline:
             diffs = "; ".join(f"{k}: {r.params.get(k)!r} vs {comp.baseline.params.get(k)!r}" for k in row.differences)
             notes.append(f"{r.name} vs {comp.baseline.name}: not the same workload ({diffs})")
+        if row.mismatch:
+            notes.append(f"{r.name} vs {comp.baseline.name}: output_mismatch: the outputs differ beyond the "
+                         f"precision's tolerance, so the speed compares different computations ({row.mismatch})")
         for w in r.result.warnings:
             notes.append(f"{r.name}: {w.code}: {w.message}")
     return notes

@@ -15,13 +15,15 @@ RAPL_GLOB = "/sys/class/powercap/intel-rapl:[0-9]*"
 
 
 class Rapl:
-    """CPU package energy from RAPL counters (root-only on most systems), unwrapped across wraps."""
+    """CPU package energy from RAPL counters (root-only on most systems), unwrapped across wraps.
+    Only `package-*` domains count: `psys` (client Intel) already contains the package, and the
+    sub-domains (core, dram) are inside it or beside it."""
 
     def __init__(self, root: str = RAPL_GLOB):
         self.domains = []
         for path in sorted(glob.glob(root)):
-            if path.count(":") != 1:
-                continue  # sub-domains (core, dram) are inside the package figure
+            if path.count(":") != 1 or not _domain_name(path).startswith("package-"):
+                continue
             try:
                 max_uj = int(open(os.path.join(path, "max_energy_range_uj")).read())
                 last = int(open(os.path.join(path, "energy_uj")).read())
@@ -41,6 +43,14 @@ class Rapl:
             self.total_uj += now - d["last"] if now >= d["last"] else now + d["max"] - d["last"]
             d["last"] = now
         return self.total_uj / 1e6
+
+
+def _domain_name(path: str) -> str:
+    try:
+        with open(os.path.join(path, "name"), encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 class HostCollector(Collector):

@@ -50,22 +50,38 @@ class CudaBackend(Backend):
         return isinstance(exc, self.torch.cuda.OutOfMemoryError) or super().is_oom(exc)
 
     def peak_flops(self, precision: str):
-        tf32 = bool(self.torch.backends.cuda.matmul.allow_tf32)
-        return cuda_peak(self.torch.cuda.get_device_name(self.local_rank), precision, tf32)
+        return cuda_peak(self.torch.cuda.get_device_name(self.local_rank), precision, tf32_matmul(self.torch))
 
     def describe(self) -> dict:
         cuda = self.torch.cuda
         props = cuda.get_device_properties(self.local_rank)
+        uuid = self.uuid()
         return {"backend": "cuda", "device": self.device_str(), "device_name": props.name,
                 "capability": f"{props.major}.{props.minor}", "device_count": cuda.device_count(),
                 "total_memory_bytes": props.total_memory, "cuda_runtime": self.torch.version.cuda,
                 "cudnn": self.torch.backends.cudnn.version(), "driver": _nvidia_driver(),
-                "tf32_matmul": bool(self.torch.backends.cuda.matmul.allow_tf32),
-                "tf32_cudnn": bool(self.torch.backends.cudnn.allow_tf32),
-                "compile": bool(self.options.compile)}
+                "tf32_matmul": tf32_matmul(self.torch), "uuid": uuid,
+                "mig": uuid.startswith("MIG-") if uuid else None, "compile": bool(self.options.compile)}
+
+    def uuid(self) -> str | None:
+        """The GPU's UUID as NVML spells it: a MIG- entry of CUDA_VISIBLE_DEVICES where this ordinal is a
+        MIG instance, else GPU- and what torch reports (torch leaves the prefix off). The CUDA ordinal
+        is not the NVML index in general (CUDA orders fastest first; CUDA_VISIBLE_DEVICES reorders)."""
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        if self.local_rank < len(visible) and visible[self.local_rank].startswith("MIG-"):
+            return visible[self.local_rank]
+        try:
+            text = str(self.torch.cuda.get_device_properties(self.local_rank).uuid)
+        except (AttributeError, RuntimeError):
+            return None
+        return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+    def identity(self) -> dict:
+        uuid = self.uuid()
+        return {"uuid": uuid} if uuid else {"index": self._physical_index()}
 
     def collector_specs(self) -> list[dict]:
-        return super().collector_specs() + [{"name": "nvml", "indices": [self._physical_index()]}]
+        return super().collector_specs() + [{"name": "nvml", "devices": [self.identity()]}]
 
     def ddp_device_ids(self) -> list[int]:
         return [self.local_rank]
@@ -73,7 +89,7 @@ class CudaBackend(Backend):
     def energy_meter(self):
         from bench.devices.cuda.collectors import NvmlCollector
 
-        return _counter(NvmlCollector, {"index": self._physical_index()})
+        return _counter(NvmlCollector, self.identity())
 
     def _physical_index(self) -> int:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -82,6 +98,20 @@ class CudaBackend(Backend):
             if self.local_rank < len(ids) and ids[self.local_rank].isdigit():
                 return int(ids[self.local_rank])
         return self.local_rank
+
+
+def tf32_matmul(torch) -> bool:
+    """Whether fp32 matmuls may run as TF32. torch >= 2.9 has fp32_precision; once that API was used,
+    reading the legacy allow_tf32 raises ("mix of the legacy and new APIs"), so it is never read there.
+    'none' defers to the generic torch.backends.fp32_precision, and 'none' there means IEEE."""
+    matmul = torch.backends.cuda.matmul
+    try:
+        precision = matmul.fp32_precision
+    except AttributeError:
+        return bool(matmul.allow_tf32)
+    if precision == "none":
+        precision = getattr(torch.backends, "fp32_precision", "none")
+    return precision == "tf32"
 
 
 def _nvidia_driver() -> str | None:

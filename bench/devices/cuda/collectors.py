@@ -3,6 +3,9 @@ Both are tables on the shared bases (bench/devices/library.py, bench/devices/smi
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.library import LibraryCollector
 from bench.devices.smi import SmiCollector, hex_int, parse_csv
@@ -12,7 +15,21 @@ def _scaled(value, factor):
     return None if value is None else value * factor
 
 
+@dataclass
+class GpuHandle:
+    """What the queries need of one GPU: its handle (a MIG instance's where MIG is used) and the whole
+    GPU's, which power, energy and temperature are read from."""
+
+    device: object
+    whole: object
+    mig: bool
+    uuid: str | None
+
+
 class NvmlCollector(LibraryCollector):
+    """GPUs are found by UUID — what torch reports for its CUDA device, whatever CUDA's ordering and
+    CUDA_VISIBLE_DEVICES — and keyed by their NVML index."""
+
     name = "nvml"
     source = "nvidia-ml-py"
     prefix = "gpu"
@@ -30,6 +47,8 @@ class NvmlCollector(LibraryCollector):
             self.lib.nvmlInit()
         except self.lib.NVMLError as exc:
             raise CollectorUnavailable(f"nvmlInit failed: {exc}") from None
+        self.reasons_fn = None
+        self.own = OwnProcesses(self.spec.get("own_pid"))
 
     def stop(self) -> None:
         self.lib.nvmlShutdown()
@@ -38,27 +57,82 @@ class NvmlCollector(LibraryCollector):
         return (self.lib.NVMLError,)
 
     def not_supported(self, exc) -> bool:
-        return isinstance(exc, self.lib.NVMLError_NotSupported)
+        return isinstance(exc, (self.lib.NVMLError_NotSupported, self.lib.NVMLError_NoPermission))
 
     def handle(self, device: dict):
-        return device["index"], self.lib.nvmlDeviceGetHandleByIndex(device["index"])
+        lib = self.lib
+        h = lib.nvmlDeviceGetHandleByUUID(device["uuid"]) if device.get("uuid") else \
+            lib.nvmlDeviceGetHandleByIndex(device["index"])
+        is_mig = bool(self._call(lambda: lib.nvmlDeviceIsMigDeviceHandle(h), False))  # a c_uint: bool(), not ==
+        whole = lib.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h) if is_mig else h
+        mig_mode = self._call(lambda: lib.nvmlDeviceGetMigMode(whole)[0], 0)
+        uuid = device.get("uuid") or self._call(lambda: lib.nvmlDeviceGetUUID(h), None)
+        return lib.nvmlDeviceGetIndex(whole), GpuHandle(h, whole, is_mig or mig_mode == 1, uuid)
 
-    def _reasons(self, h):
-        fn = getattr(self.lib, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
-            self.lib.nvmlDeviceGetCurrentClocksThrottleReasons
-        return fn(h)
+    def _call(self, fn, default):
+        try:
+            return fn()
+        except self.errors():
+            return default
+
+    def identity(self, g: GpuHandle) -> dict:
+        name = self._call(lambda: self.lib.nvmlDeviceGetName(g.whole), None)
+        return {"uuid": g.uuid, "name": name.decode() if isinstance(name, bytes) else name, "mig": g.mig}
+
+    def _reasons(self, g: GpuHandle) -> int:
+        """Clock-event reasons; older drivers' NVML lacks that symbol (FunctionNotFound): then the
+        deprecated throttle-reasons call, which has the same bits."""
+        if self.reasons_fn is None:
+            try:
+                value = self.lib.nvmlDeviceGetCurrentClocksEventReasons(g.whole)
+                self.reasons_fn = self.lib.nvmlDeviceGetCurrentClocksEventReasons
+                return value
+            except (AttributeError, self.lib.NVMLError_FunctionNotFound):
+                self.reasons_fn = self.lib.nvmlDeviceGetCurrentClocksThrottleReasons
+        return self.reasons_fn(g.whole)
+
+    def _processes(self, g: GpuHandle, others: bool):
+        pids = {p.pid for p in self.lib.nvmlDeviceGetComputeRunningProcesses(g.device)}
+        return len(pids - self.own.pids()) if others else len(pids)
 
     QUERIES = (
-        ("util_percent", lambda c, h: float(c.lib.nvmlDeviceGetUtilizationRates(h).gpu)),
-        ("mem_util_percent", lambda c, h: float(c.lib.nvmlDeviceGetUtilizationRates(h).memory)),
-        ("mem_used_bytes", lambda c, h: c.lib.nvmlDeviceGetMemoryInfo(h, version=c.lib.nvmlMemory_v2).used),
-        ("mem_total_bytes", lambda c, h: c.lib.nvmlDeviceGetMemoryInfo(h, version=c.lib.nvmlMemory_v2).total),
-        ("power_w", lambda c, h: c.lib.nvmlDeviceGetPowerUsage(h) / 1000.0),  # mW
-        ("energy_j", lambda c, h: c.lib.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0),  # mJ
-        ("temp_c", lambda c, h: c.lib.nvmlDeviceGetTemperature(h, c.lib.NVML_TEMPERATURE_GPU)),
-        ("sm_clock_hz", lambda c, h: c.lib.nvmlDeviceGetClockInfo(h, c.lib.NVML_CLOCK_SM) * 1e6),  # MHz
-        ("throttle_reasons", lambda c, h: c._reasons(h)),
+        ("util_percent", lambda c, g: float(c.lib.nvmlDeviceGetUtilizationRates(g.device).gpu)),
+        ("mem_util_percent", lambda c, g: float(c.lib.nvmlDeviceGetUtilizationRates(g.device).memory)),
+        ("mem_used_bytes", lambda c, g: c.lib.nvmlDeviceGetMemoryInfo(g.device, version=c.lib.nvmlMemory_v2).used),
+        ("mem_total_bytes", lambda c, g: c.lib.nvmlDeviceGetMemoryInfo(g.device, version=c.lib.nvmlMemory_v2).total),
+        ("power_w", lambda c, g: c.lib.nvmlDeviceGetPowerUsage(g.whole) / 1000.0),  # mW; the whole GPU's on MIG
+        ("energy_j", lambda c, g: c.lib.nvmlDeviceGetTotalEnergyConsumption(g.whole) / 1000.0),  # mJ
+        ("temp_c", lambda c, g: c.lib.nvmlDeviceGetTemperature(g.whole, c.lib.NVML_TEMPERATURE_GPU)),
+        ("sm_clock_hz", lambda c, g: c.lib.nvmlDeviceGetClockInfo(g.whole, c.lib.NVML_CLOCK_SM) * 1e6),  # MHz
+        ("throttle_reasons", lambda c, g: c._reasons(g)),
+        ("processes", lambda c, g: c._processes(g, others=False)),
+        ("other_processes", lambda c, g: c._processes(g, others=True)),
     )
+
+
+class OwnProcesses:
+    """The run's own process tree (the launcher and its workers), refreshed at most once a second:
+    a process on the card outside it is another job."""
+
+    REFRESH_S = 1.0
+
+    def __init__(self, root: int | None):
+        self.root, self.at, self.cache = root, 0.0, set()
+
+    def pids(self) -> set[int]:
+        if self.root is None:
+            return set()
+        now = time.monotonic()
+        if now - self.at >= self.REFRESH_S:
+            try:
+                import psutil
+
+                top = psutil.Process(self.root)
+                self.cache = {top.pid} | {p.pid for p in top.children(recursive=True)}
+            except Exception:  # noqa: BLE001 - psutil missing or the root gone: nothing is ours
+                self.cache = set()
+            self.at = now
+        return self.cache
 
 
 def parse_nvidia_smi(text: str) -> list[dict]:

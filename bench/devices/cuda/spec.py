@@ -19,8 +19,15 @@ def count() -> int:
     return torch.cuda.device_count()
 
 
+# NVML clocks-event (throttle) reasons that mean the clocks were held down: HW slowdown 0x8, SW thermal
+# 0x20, HW thermal 0x40, HW power brake 0x80. SW power cap (0x4) is left out: a fully loaded A100 or
+# H100 runs at its power cap as a matter of course (FACTS.md).
+THROTTLE_MASK = 0x8 | 0x20 | 0x40 | 0x80
+THROTTLE_NAMES = {0x4: "SW power cap", 0x8: "HW slowdown", 0x20: "SW thermal", 0x40: "HW thermal",
+                  0x80: "HW power brake"}
+
 SPEC = DeviceSpec(name="cuda", description="NVIDIA GPUs (torch.cuda; NVML or nvidia-smi telemetry)",
                   backend="bench.devices.cuda.backend:CudaBackend", dist_backend="nccl", probe=probe, count=count,
                   accelerator=True, collectors={"nvml": ("bench.devices.cuda.collectors:NvmlCollector",
                                        "bench.devices.cuda.collectors:NvidiaSmiCollector")},
-                  auto_priority=20)
+                  throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES, auto_priority=20)

@@ -10,7 +10,21 @@ from bench.devices.smi import SmiCollector, parse_csv
 AIP_SENSOR = 0  # HLML_TEMPERATURE_ON_AIP
 
 
+def _util(value) -> float:
+    """habana-pyhlml 1.10-1.18 return the AIP utilization as an int, 1.19+ a struct with .aip."""
+    return float(value if isinstance(value, int) else value.aip)
+
+
+def _text(value) -> str:
+    """pyhlml returns names and UUIDs as bytes in every version."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 class HlmlCollector(LibraryCollector):
+    """Cards are found by module ID — the number the PyTorch bridge pins ranks to — and keyed by
+    their HLML index (the /dev/hl<N> number, another number). Handles are looked up by index at
+    every query: pyhlml 1.10-1.16 return one shared handle object, overwritten by each lookup."""
+
     name = "habana"
     source = "habana-pyhlml"
     prefix = "hpu"
@@ -34,19 +48,82 @@ class HlmlCollector(LibraryCollector):
         self.lib.hlmlShutdown()
 
     def errors(self) -> tuple:
-        return (self.lib.HLMLError,)
+        return (self.lib.HLMLError, AttributeError)  # after a failed hlmlInit, calls raise AttributeError
+
+    def not_supported(self, exc) -> bool:
+        return getattr(exc, "value", None) == 3  # HLML_ERROR_NOT_SUPPORTED (classes exist only after init)
 
     def handle(self, device: dict):
-        return device["index"], self.lib.hlmlDeviceGetHandleByIndex(device["index"])
+        if device.get("module_id") is not None:
+            for i in range(self.lib.hlmlDeviceGetCount()):
+                if self.lib.hlmlDeviceGetModuleID(self.lib.hlmlDeviceGetHandleByIndex(i)) == device["module_id"]:
+                    return i, i
+            raise CollectorUnavailable(f"no Gaudi card with module ID {device['module_id']}")
+        return device["index"], device["index"]
+
+    def _h(self, index):
+        return self.lib.hlmlDeviceGetHandleByIndex(index)
+
+    def identity(self, index) -> dict:
+        out = {}
+        for key, fn in (("module_id", lambda: self.lib.hlmlDeviceGetModuleID(self._h(index))),
+                        ("uuid", lambda: _text(self.lib.hlmlDeviceGetUUID(self._h(index)))),
+                        ("name", lambda: _text(self.lib.hlmlDeviceGetName(self._h(index))))):
+            try:
+                out[key] = fn()
+            except self.errors():
+                pass
+        return out
+
+    @classmethod
+    def module_states(cls) -> dict:
+        c = cls({"devices": []})
+        c.lib = c.load()
+        c.start()
+        try:
+            out = {}
+            for i in range(c.lib.hlmlDeviceGetCount()):
+                mem = c.lib.hlmlDeviceGetMemoryInfo(c._h(i))
+                out[c.lib.hlmlDeviceGetModuleID(c._h(i))] = _busy(
+                    _util(c.lib.hlmlDeviceGetUtilizationRates(c._h(i))), mem.used, mem.total)
+            return out
+        finally:
+            c.close()
 
     QUERIES = (
-        ("util_percent", lambda c, h: float(c.lib.hlmlDeviceGetUtilizationRates(h).aip)),
-        ("mem_used_bytes", lambda c, h: c.lib.hlmlDeviceGetMemoryInfo(h).used),
-        ("mem_total_bytes", lambda c, h: c.lib.hlmlDeviceGetMemoryInfo(h).total),
-        ("power_w", lambda c, h: c.lib.hlmlDeviceGetPowerUsage(h) / 1000.0),  # mW
-        ("energy_j", lambda c, h: c.lib.hlmlDeviceGetTotalEnergyConsumption(h) / 1000.0),  # mJ
-        ("temp_c", lambda c, h: c.lib.hlmlDeviceGetTemperature(h, AIP_SENSOR)),
+        ("util_percent", lambda c, i: _util(c.lib.hlmlDeviceGetUtilizationRates(c._h(i)))),
+        ("mem_used_bytes", lambda c, i: c.lib.hlmlDeviceGetMemoryInfo(c._h(i)).used),
+        ("mem_total_bytes", lambda c, i: c.lib.hlmlDeviceGetMemoryInfo(c._h(i)).total),
+        ("power_w", lambda c, i: c.lib.hlmlDeviceGetPowerUsage(c._h(i)) / 1000.0),  # mW
+        ("energy_j", lambda c, i: c.lib.hlmlDeviceGetTotalEnergyConsumption(c._h(i)) / 1000.0),  # mJ
+        ("temp_c", lambda c, i: c.lib.hlmlDeviceGetTemperature(c._h(i), AIP_SENSOR)),
+        ("throttle_reasons", lambda c, i: int(c.lib.hlmlDeviceGetCurrentClocksThrottleReasons(c._h(i)))),
     )
+
+
+BUSY_UTIL_PERCENT = 5.0
+BUSY_MEMORY_SHARE = 0.10  # an idle HL-205 holds 512 MiB of 32 GiB (1.6 %)
+
+
+def module_states() -> tuple[dict | None, str]:
+    """{module ID: busy?} of every card, through HLML, else hl-smi; (None, why) when neither answers.
+    Busy: utilization above 5 %, or more than 10 % of its memory in use."""
+    from bench.devices.collectors import CollectorUnavailable as Unavailable
+
+    reasons = []
+    for cls in (HlmlCollector, HlSmiCollector):
+        try:
+            return cls.module_states(), ""
+        except (Unavailable, Exception) as exc:  # noqa: BLE001 - the next source, or None with the reasons
+            reasons.append(f"{cls.source}: {exc}")
+    return None, "; ".join(reasons)
+
+
+def _busy(util, used, total) -> bool:
+    return (util or 0) > BUSY_UTIL_PERCENT or (bool(total) and (used or 0) / total > BUSY_MEMORY_SHARE)
+
+
+
 
 
 def parse_hl_smi(text: str) -> list[dict]:
@@ -70,3 +147,19 @@ class HlSmiCollector(SmiCollector):
 
     def parse(self, text: str) -> list[dict]:
         return parse_hl_smi(text)
+
+    @classmethod
+    def module_states(cls) -> dict:
+        c = cls({"devices": []})
+        c.open()
+        rows = c.poll() or []
+        return {int(r["module_id"]): _busy(r.get("utilization.aip"), r.get("memory.used"), r.get("memory.total"))
+                for r in rows if r.get("module_id") is not None}
+
+    def sources(self) -> dict:
+        out = super().sources()
+        for prefix, src in out.items():
+            row = next((r for r in self.last_rows if r.get("index") == src["index"]), {})
+            if row.get("module_id") is not None:
+                src["module_id"] = int(row["module_id"])
+        return out
