@@ -1,9 +1,10 @@
 """`bench run | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
 place that prints errors and picks exit codes.
 
-Exit codes: 0 ok; 1 a workload failed (the report is written) or compare found problems; 2 bad input
-or a missing device, refused before any work; 130 interrupted (Ctrl-C / SIGTERM), the report so far
-written.
+Exit codes: 0 ok; 1 a workload failed (the report is written), a file compare could not use, or a
+--fail-on gate that found a conclusive regression; 2 bad input or a missing device, refused before
+any work; 3 a --fail-on gate that could not rule a regression out; 130 interrupted (Ctrl-C /
+SIGTERM), the report so far written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rich.markup import escape
 from bench import __version__
 from bench.core.errors import BenchError, ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
@@ -51,9 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--csv", metavar="OUT.csv", help="write the comparison rows as CSV")
     cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison rows as a Markdown table")
     cp.add_argument("--fail-on", metavar="METRIC:PCT", action="append", default=[],
-                    help="exit 1 when a run is significantly slower than the baseline by more than PCT "
-                         "(the whole CI below 1 - PCT), e.g. tokens_per_s:5%%")
+                    help="a gate: exit 1 when a run is conclusively slower than the baseline by more than PCT "
+                         "(the whole 95 %% interval below 1 - PCT), exit 3 when that cannot be ruled out "
+                         "(too few repeats, contended runs, a wide interval); e.g. tokens_per_s:5%%")
     cp.add_argument("--force", action="store_true", help="compare runs whose workload identity differs (marked)")
+    cp.add_argument("--min-repeats", type=int, default=3, metavar="N",
+                    help="repeats each side needs for a faster/slower/same verdict (default: 3)")
+    cp.add_argument("--min-effect", default="2%", metavar="PCT",
+                    help="differences inside this band read 'same within PCT'; a verdict needs the interval "
+                         "beyond it (default: 2%%)")
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here")
     lp.add_argument("--json", action="store_true")
     ep = sub.add_parser("env", help="the environment record a report would carry")
@@ -144,23 +151,28 @@ def cmd_env(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from bench.analysis.compare import compare, regressions, scaling_groups
+    from bench.analysis.compare import compare, gates, parse_gate, scaling_groups
     from bench.analysis.frame import comparison_frame
     from bench.analysis.load import load_many
     from bench.render.compare_view import print_comparisons, scaling_table
     from bench.render.tables import write_csv, write_markdown
 
+    for spec in args.fail_on:
+        parse_gate(spec)  # a bad gate is refused before any file is read
+    min_repeats, min_effect = _min_repeats(args.min_repeats), _percent("--min-effect", args.min_effect)
     loaded, problems = load_many(args.files)
     for p in problems:
         err.print(f"[red]skipped:[/] {escape(p)}")
     if not loaded:
         err.print("[red]error:[/] no usable report among the files given")
         return EXIT_USAGE
-    comparisons = compare(loaded, args.baseline, args.force)
+    comparisons = compare(loaded, args.baseline, args.force, min_repeats, min_effect)
     if not comparisons:
+        for note in comparisons.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}")
         err.print("[red]error:[/] the reports hold no successful workload result to compare")
         return EXIT_USAGE
-    failures = [f for spec in args.fail_on for f in regressions(comparisons, spec)]
+    outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
     print_comparisons(out, comparisons)
     groups = scaling_groups(loaded)
     if groups:
@@ -172,9 +184,30 @@ def cmd_compare(args) -> int:
         _write(args.markdown, lambda path: write_markdown(frame, path))
     if args.html:
         _write(args.html, lambda path: _write_html(comparisons, loaded, path))
-    for f in failures:
-        err.print(f"[red]regression:[/] {escape(f)}")
-    return EXIT_FAILED if failures or problems else EXIT_OK
+    for outcome, what in outcomes:
+        err.print(f"[red]regression:[/] {escape(what)}" if outcome == "fail" else
+                  f"[yellow]gate inconclusive:[/] {escape(what)}")
+    if any(o == "fail" for o, _ in outcomes):
+        return EXIT_FAILED
+    if problems:
+        return EXIT_FAILED
+    return EXIT_INCONCLUSIVE if outcomes else EXIT_OK
+
+
+def _min_repeats(value: int) -> int:
+    if not 1 <= value <= 1000:
+        raise ConfigError(f"--min-repeats: between 1 and 1000, got {value}")
+    return value
+
+
+def _percent(flag: str, text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%")) / 100
+    except ValueError:
+        raise ConfigError(f"{flag}: expected a percentage like 2%, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise ConfigError(f"{flag}: between 0% and 100%, got {text!r}")
+    return value
 
 
 def _write(target: str, writer) -> None:

@@ -25,8 +25,8 @@ def run_cli(args, capsys):
 
 @pytest.fixture
 def two(tmp_path):
-    a = dump_atomic(make_report("fp32", 0.2), tmp_path / "a.json")
-    b = dump_atomic(make_report("bf16", 0.1, seed=1), tmp_path / "b.json")
+    a = dump_atomic(make_report("fp32", 0.2, repeats=3), tmp_path / "a.json")
+    b = dump_atomic(make_report("bf16", 0.1, seed=1, repeats=3), tmp_path / "b.json")
     return a, b
 
 
@@ -38,7 +38,8 @@ def test_compare_two_runs_prints_speedup_and_exports(two, tmp_path, capsys):
     import pandas as pd
 
     frame = pd.read_csv(tmp_path / "c.csv")
-    assert list(frame["run"]) == ["fp32", "bf16"] and frame["speedup"].iloc[1] == pytest.approx(2.0, rel=0.05)
+    assert list(frame["run"]) == ["fp32", "bf16"] and frame["ratio"].iloc[1] == pytest.approx(2.0, rel=0.05)
+    assert list(frame["verdict"]) == ["baseline", "faster"] and frame["ratio_ci_low"].iloc[1] > 1.9
     assert "| fp32" in (tmp_path / "c.md").read_text()
 
 
@@ -73,13 +74,35 @@ def test_nothing_usable_exits_2(tmp_path, capsys):
     assert code == 2 and "empty file" in err
 
 
-def test_fail_on_gate(tmp_path, capsys):
-    a = dump_atomic(make_report("base", 0.1), tmp_path / "a.json")
-    b = dump_atomic(make_report("slow", 0.13, seed=2), tmp_path / "b.json")
+def test_fail_on_gate_exit_codes(tmp_path, capsys):
+    a = dump_atomic(make_report("base", 0.1, repeats=3), tmp_path / "a.json")
+    b = dump_atomic(make_report("slow", 0.13, seed=2, repeats=3), tmp_path / "b.json")
     code, _, err = run_cli(["compare", str(a), str(b), "--fail-on", "samples_per_s:5%"], capsys)
     assert code == 1 and "regression" in err
     code, _, _ = run_cli(["compare", str(a), str(b), "--fail-on", "samples_per_s:50%"], capsys)
     assert code == 0
+    one = dump_atomic(make_report("one", 0.13, seed=3), tmp_path / "one.json")  # one repeat: can't be ruled out
+    code, _, err = run_cli(["compare", str(a), str(one), "--fail-on", "samples_per_s:5%"], capsys)
+    assert code == 3 and "gate inconclusive" in err
+    code, _, _ = run_cli(["compare", str(a), str(b)], capsys)
+    assert code == 0  # without --fail-on, verdicts never change the exit code
+    code, _, err = run_cli(["compare", str(a), "--fail-on", "bogus"], capsys)
+    assert code == 2 and "--fail-on" in err
+
+
+@pytest.mark.slow
+def test_two_identical_tiny_runs_never_fail_the_gate_and_get_no_verdict(tmp_path, capsys):
+    from bench.analysis.compare import gates
+
+    for label in ("first", "second"):
+        code, _, err = run_cli(["run", "--device", "cpu", "--workload", "blender-finetune", "--repeats", "3",
+                                "--label", label, "--out", str(tmp_path), "--quiet"], capsys)
+        assert code == 0, err
+    a, b = sorted(tmp_path.glob("*.json"))
+    code, out, err = run_cli(["compare", str(a), str(b), str(a), "--fail-on", "samples_per_s:5%"], capsys)
+    assert code in (0, 3), err
+    assert "x faster" not in out and "x slower" not in out
+    assert f"{a}: dropped, the same run as {a}" in " ".join(out.split())
 
 
 def test_reference_comparison_says_why_it_does_not_hold(capsys):

@@ -48,11 +48,32 @@ def test_ratio_ci_says_significant_only_when_it_is():
     assert r["significant"] is False and r["ci_low"] < 1 < r["ci_high"]
 
 
-def test_mann_whitney_separates_shifted_samples():
-    a = list(range(20))
-    assert stats.mann_whitney_p(a, [x + 100 for x in a]) < 0.001
-    assert stats.mann_whitney_p(a, a) > 0.9
-    assert stats.mann_whitney_p([1.0], [2.0]) is None
+@pytest.mark.parametrize("df,expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423),
+                                         (1e6, 1.9600)])
+def test_t_quantiles_match_the_tables(df, expected):
+    assert stats.t_quantile(0.975, df) == pytest.approx(expected, abs=1e-3)
+    assert stats.t_cdf(stats.t_quantile(0.9, df), df) == pytest.approx(0.9, abs=1e-9)
+
+
+def test_welch_ratio_and_log_t_interval():
+    d = stats.welch_ratio([100, 102, 98], [90, 91, 89])
+    assert d["value"] == pytest.approx(100 / 90, rel=1e-3) and d["ci_low"] < d["value"] < d["ci_high"]
+    assert stats.welch_ratio([100, 100, 100], [50, 50, 50])["ci_low"] == pytest.approx(2.0)  # no spread
+    one = stats.welch_ratio([100], [50, 60])
+    assert one["ci_low"] is None and one["value"] == pytest.approx(100 / (50 * 60) ** 0.5)
+    i = stats.log_t_interval([100, 102, 98])
+    assert i["ci_low"] < 100 < i["ci_high"] and i["n"] == 3
+
+
+def test_the_bootstrap_of_a_million_steps_uses_bounded_memory():
+    import tracemalloc
+
+    n = 1_000_000
+    tracemalloc.start()
+    r = stats.rate_ci(np.ones(n), np.full(n, 0.01))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r["value"] == pytest.approx(100.0) and peak < 200 * 2**20  # 0.1 allocated 2000 x n: 15 GiB
 
 
 def test_steady_state_start_finds_slow_first_steps():

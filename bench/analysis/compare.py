@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.core import stats
+from bench.analysis import verdicts
 from bench.core.errors import ConfigError
-from bench.model.derive import WORK, recompute, work_parts
+from bench.model.derive import WORK, recompute
 from bench.model.parity import disagreement
 from bench.model.report import Interval, Metrics, Report, Result
 
-WORK_OF = WORK
 
 
 @dataclass
@@ -52,6 +51,11 @@ class Run:
     def raw(self) -> bool:
         return bool(self.result.timing.step_times_s)
 
+    @property
+    def display(self) -> str:
+        """The name, marked where the run did not end well."""
+        return self.name + {"interrupted": " (interrupted)", "failed": " (failed)"}.get(self.result.status, "")
+
 
 @dataclass
 class Row:
@@ -60,8 +64,9 @@ class Row:
     comparable: bool = True
     forced: bool = False
     differences: list[str] = field(default_factory=list)
-    speedup: dict | None = None
-    verdict: str = ""
+    speedup: verdicts.Speedup | None = None
+    verdict: str = ""  # in words
+    code: str = ""  # baseline | faster | slower | same | inconclusive | no_verdict | not_comparable | failed
     mismatch: str | None = None  # the outputs disagree with the baseline's beyond the tolerance
 
 
@@ -73,96 +78,132 @@ class WorkloadComparison:
     rows: list[Row]
 
 
+@dataclass
+class Comparison:
+    workloads: list[WorkloadComparison]
+    notes: list[str] = field(default_factory=list)  # duplicates dropped, handicaps, missing baselines
+    min_repeats: int = 3
+    min_effect: float = 0.02
+
+    def __iter__(self):
+        return iter(self.workloads)
+
+    def __len__(self):
+        return len(self.workloads)
+
+
 def run_name(report: Report, path: str) -> str:
     return report.label or Path(path).stem
 
 
-def make_runs(loaded: list[tuple[str, Report]]) -> list[Run]:
-    runs = []
+def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[str]]:
+    """Every result as a Run (failed ones too: they are shown, marked), and a note for each file
+    dropped as a duplicate of another (the same path, or the same run_id)."""
+    runs, notes, seen = [], [], {}
     for path, report in loaded:
+        key_path = str(Path(path).resolve())
+        first = seen.get(report.run_id) or seen.get(key_path)
+        if first is not None:
+            notes.append(f"{path}: dropped, the same run as {first} (run_id {report.run_id[:12]})")
+            continue
+        seen[report.run_id] = seen[key_path] = path
         for result in report.results:
-            if result.status in ("ok", "interrupted"):
+            if result.status in ("ok", "interrupted", "failed"):
                 runs.append(Run(run_name(report, path), path, report, result, recompute(result)))
-    return runs
+    return runs, notes
 
 
 def identity_diff(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def pick_baseline(runs: list[Run], baseline: str | None) -> Run:
-    if baseline is None:
-        return runs[0]
+def baseline_candidates(runs: list[Run], spec: str) -> dict[str, Run]:
+    """Reports that `--baseline spec` names: by label, path, file name, or a run_id prefix."""
+    found = {}
     for r in runs:
-        if baseline in (r.name, r.path, Path(r.path).name, r.report.run_id):
-            return r
-    return runs[0]
+        rid = r.report.run_id
+        if spec in (r.name, r.report.label, r.path, Path(r.path).name) or (len(spec) >= 4 and rid.startswith(spec)):
+            found.setdefault(rid, r)
+    return found
+
+
+def pick_baseline(runs: list[Run], spec: str | None) -> str:
+    """The run_id of the baseline report: the first file's, or the one --baseline names alone."""
+    if spec is None:
+        return runs[0].report.run_id
+    found = baseline_candidates(runs, spec)
+    if not found:
+        names = ", ".join(sorted({r.name for r in runs}))
+        raise ConfigError(f"--baseline {spec!r} matches no run; labels here: {names}")
+    if len(found) > 1:
+        listed = "; ".join(f"{r.name} ({r.path}, run id {rid[:8]})" for rid, r in found.items())
+        raise ConfigError(f"--baseline {spec!r} is ambiguous, it matches {len(found)} runs: {listed}. Name one by "
+                          "its file or a run-id prefix")
+    return next(iter(found))
 
 
 def throughput(run: Run, metric: str) -> Interval:
     return getattr(run.metrics, metric, None) or Interval(None)
 
 
-def speedup(run: Run, base: Run, metric: str) -> dict:
-    """Throughput ratio run / base with a bootstrap CI where both have raw step times."""
-    if run.raw and base.raw and metric in WORK_OF:
-        a, b = _parts(run, metric), _parts(base, metric)
-        out = stats.parts_ratio_ci(a, b)
-        # a second opinion that assumes nothing about the shape: per-step rates, Mann-Whitney U
-        rates = [[w / t for part in parts for w, t in zip(*part)] for parts in (a, b)]
-        out["mann_whitney_p"] = stats.mann_whitney_p(*rates)
-        return out
-    a, b = throughput(run, metric).value, throughput(base, metric).value
-    return {"value": a / b if a and b else None, "ci_low": None, "ci_high": None, "significant": None}
+def handicap(run: Run) -> float:
+    measure = run.report.config.get("measure")
+    value = measure.get("handicap") if isinstance(measure, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _parts(run: Run, metric: str) -> list[tuple]:
-    timings = [p.timing for p in run.result.per_rank] if run.result.per_rank else [run.result.timing]
-    return work_parts(timings, metric)
-
-
-def verdict(s: dict) -> str:
-    r = s.get("value")
-    if r is None:
-        return "no throughput to compare"
-    word = f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"
-    if s.get("significant") is None:
-        return f"{word} (no CI: no raw step times)"
-    if not s["significant"]:
-        return f"not significant ({r:.2f}x, CI {s['ci_low']:.2f}-{s['ci_high']:.2f})"
-    return f"{word} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
-
-
-def compare_workload(runs: list[Run], base: Run, force: bool) -> WorkloadComparison:
+def compare_workload(runs: list[Run], base: Run, force: bool, min_repeats: int, min_effect: float) -> WorkloadComparison:
     metric = base.result.main_metric or "samples_per_s"
     rows = []
     for r in runs:
         if r is base:
-            rows.append(Row(r, baseline=True, verdict="baseline"))
+            rows.append(Row(r, baseline=True, verdict="baseline", code="baseline"))
+            continue
+        if r.result.status == "failed" or not r.raw and not r.published:
+            rows.append(Row(r, comparable=False, verdict=f"failed: {r.result.error or 'no measured steps'}",
+                            code="failed"))
             continue
         diff = identity_diff(r.params, base.params)
         row = Row(r, comparable=not diff, forced=bool(diff) and force, differences=diff,
                   mismatch=disagreement(base.result.fingerprint, r.result.fingerprint))
         if diff and not force:
-            row.verdict = f"not comparable ({len(diff)} field{'s' if len(diff) > 1 else ''} differ)"
+            row.verdict = (f"not comparable ({', '.join(diff)} differ{'s' if len(diff) == 1 else ''}; --force "
+                           "compares anyway, marked)")
+            row.code = "not_comparable"
         else:
-            row.speedup = speedup(r, base, metric)
-            row.verdict = verdict(row.speedup) + (" (forced: " + ", ".join(diff) + " differ)" if diff else "")
+            row.speedup = verdicts.speedup(r, base, metric, min_repeats, min_effect)
+            row.verdict, row.code = row.speedup.text, row.speedup.verdict
+            if diff:
+                row.verdict += f" (forced: {', '.join(diff)} differ)"
         rows.append(row)
     return WorkloadComparison(base.workload, metric, base, rows)
 
 
-def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force: bool = False):
-    """One WorkloadComparison per workload, in first-seen order."""
-    runs = make_runs(loaded)
-    if baseline is not None and not any(baseline in (r.name, r.path, Path(r.path).name,
-                                                     r.report.run_id) for r in runs):
-        names = sorted({r.name for r in runs})
-        raise ConfigError(f"--baseline {baseline!r} matches no run; labels here: {', '.join(names)}")
+def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force: bool = False,
+            min_repeats: int = 3, min_effect: float = 0.02) -> Comparison:
+    """One WorkloadComparison per workload, in first-seen order, and notes on what was dropped."""
+    runs, notes = make_runs(loaded)
+    if not runs:
+        return Comparison([], notes)
+    base_id = pick_baseline(runs, baseline)
     by: dict[str, list[Run]] = {}
     for r in runs:
         by.setdefault(r.workload, []).append(r)
-    return [compare_workload(rs, pick_baseline(rs, baseline), force) for rs in by.values()]
+    out = []
+    for workload, rs in by.items():
+        base = next((r for r in rs if r.report.run_id == base_id and r.result.status != "failed"), None)
+        if base is None:
+            notes.append(f"{workload}: the baseline has no usable result for it; the first run is its baseline")
+            base = next((r for r in rs if r.result.status != "failed"), None)
+        if base is None:
+            notes.append(f"{workload}: no run measured it")
+            continue
+        out.append(compare_workload(rs, base, force, min_repeats, min_effect))
+    for r in runs:
+        if handicap(r):
+            notes.append(f"{r.name}: ran with --handicap {handicap(r):g} %, a deliberate slow-down for testing "
+                         "comparisons: its figures are not the device's")
+    return Comparison(out, list(dict.fromkeys(notes)), min_repeats, min_effect)
 
 
 # ---- what the tables show per run ---------------------------------------------------------------
@@ -202,14 +243,15 @@ def row_values(row: Row, metric: str) -> dict:
     st = m.step_time_s
     mem = r.result.memory
     tp = throughput(r, metric)
-    sp = row.speedup or {}
+    sp = row.speedup
     wm = r.result.workload_metrics
     energy = r.result.energy.device
-    return {"workload": r.workload, "run": r.name, "device": r.device_label, "origin": r.report.origin,
+    return {"workload": r.workload, "run": r.display, "run_id": r.report.run_id, "status": r.result.status,
+            "device": r.device_label, "origin": r.report.origin,
             "metric": metric, "value": tp.value, "ci_low": tp.ci_low, "ci_high": tp.ci_high,
-            "speedup": sp.get("value"), "speedup_ci_low": sp.get("ci_low"), "speedup_ci_high": sp.get("ci_high"),
-            "mann_whitney_p": sp.get("mann_whitney_p"),
-            "verdict": row.verdict, "comparable": row.comparable or row.baseline,
+            "ratio": sp.ratio if sp else None, "ratio_ci_low": sp.ci_low if sp else None,
+            "ratio_ci_high": sp.ci_high if sp else None, "repeats": len(r.result.timing.measured),
+            "verdict": row.code, "verdict_text": row.verdict, "comparable": row.comparable or row.baseline,
             "step_p50_s": st.median if st else None, "step_p99_s": st.p99 if st else None,
             "peak_mem_bytes": mem.device_peak_bytes or mem.host_peak_rss_bytes,
             "device_util_percent": device_utilization(r), "device_util_max_percent": device_utilization_max(r),
@@ -221,25 +263,32 @@ def row_values(row: Row, metric: str) -> dict:
             **{f"parlai_{k}": wm.get(f"parlai.{k}") for k in ("exps", "ups", "tps", "ctps", "ltps")}}
 
 
-def regressions(comparisons, spec: str) -> list[str]:
-    """--fail-on METRIC:PCT: runs significantly slower than the baseline by more than PCT."""
+def parse_gate(spec: str) -> tuple[str, float]:
     metric, _, pct = spec.partition(":")
     try:
-        limit = float(pct.rstrip("%")) / 100
+        limit = float(pct.strip().rstrip("%")) / 100
     except ValueError:
         raise ConfigError(f"--fail-on: expected METRIC:PCT like tokens_per_s:5%, got {spec!r}") from None
-    if metric not in WORK_OF or not 0 < limit < 1:
-        raise ConfigError(f"--fail-on: metric must be one of {', '.join(WORK_OF)} and PCT between 0 and 100")
-    failures = []
-    for comp in comparisons:
+    if metric not in WORK or not 0 < limit < 1:
+        raise ConfigError(f"--fail-on: metric must be one of {', '.join(WORK)} and PCT between 0 and 100, got {spec!r}")
+    return metric, limit
+
+
+def gates(comparison: Comparison, spec: str) -> list[tuple[str, str]]:
+    """--fail-on METRIC:PCT over every comparable row: [(fail | inconclusive, what)]; rows that pass
+    are left out. A regression fails only when conclusive: the whole interval below 1 - PCT."""
+    metric, limit = parse_gate(spec)
+    out = []
+    for comp in comparison:
         for row in comp.rows:
-            if row.baseline or not row.comparable:
+            if row.baseline or row.code in ("not_comparable", "failed"):
                 continue
-            s = speedup(row.run, comp.baseline, metric)
-            if s.get("value") is not None and s.get("significant") and s["ci_high"] < 1 - limit:
-                failures.append(f"{comp.workload}: {row.run.name} {metric} is {1 - s['value']:.1%} below "
-                                f"{comp.baseline.name} (CI {s['ci_low']:.3f}-{s['ci_high']:.3f}), limit {limit:.0%}")
-    return failures
+            s = verdicts.speedup(row.run, comp.baseline, metric, comparison.min_repeats, comparison.min_effect)
+            outcome = verdicts.gate(s, limit)
+            if outcome != "pass":
+                out.append((outcome, f"{comp.workload}: {row.run.name} vs {comp.baseline.name}, {metric}: "
+                                     f"{s.text} — limit {limit:.0%} below"))
+    return out
 
 
 # ---- scaling across world sizes ------------------------------------------------------------------
@@ -249,7 +298,9 @@ def scaling_groups(loaded: list[tuple[str, Report]]) -> list[dict]:
     [{workload, metric, points: [{world_size, value, ci_low, ci_high, efficiency}]}].
     Efficiency = throughput at N / (N / N0 x throughput at the smallest world size N0)."""
     groups: dict[tuple, list[Run]] = {}
-    for run in make_runs(loaded):
+    for run in make_runs(loaded)[0]:
+        if run.result.status == "failed":
+            continue
         if type(run.params.get("world_size", 1)) is not int:
             continue  # a published run's "8 cards present, none used" is not a world size
         key = (run.workload, repr(sorted((k, repr(v)) for k, v in run.params.items() if k != "world_size")))

@@ -24,9 +24,9 @@ def load_reports(paths):
         paths = [str(paths)]
     loaded = [(str(p), load_report(p)) for p in expand([str(p) for p in paths])[0]]
     rows = []
-    for run in make_runs(loaded):
+    for run in make_runs(loaded)[0]:
         row = row_values(_Row(run), run.result.main_metric or "samples_per_s")
-        for k in ("speedup", "speedup_ci_low", "speedup_ci_high", "mann_whitney_p", "verdict", "comparable"):
+        for k in ("ratio", "ratio_ci_low", "ratio_ci_high", "verdict", "verdict_text", "comparable"):
             row.pop(k)
         row.update({"file": run.path, "run_id": run.report.run_id, "status": run.result.status,
                     "label": run.report.label, "created_at": run.report.created_at,
@@ -40,4 +40,5 @@ class _Row:
 
     def __init__(self, run):
         self.run, self.speedup, self.verdict, self.comparable, self.baseline = run, None, "", True, False
+        self.code = ""
         self.mismatch = None

@@ -32,12 +32,25 @@ def rate(work, times) -> float | None:
     return float(np.sum(work)) / total if total > 0 else None
 
 
+MAX_BLOCKS = 500  # longer runs are resampled in blocks of consecutive steps: memory stays bounded
+
+
+def _blocks(work, times) -> tuple[np.ndarray, np.ndarray]:
+    """Steps grouped into at most MAX_BLOCKS blocks of consecutive steps (sums of work and time)."""
+    w, t = np.asarray(work, float), np.asarray(times, float)
+    if t.size <= MAX_BLOCKS:
+        return w, t
+    edges = np.linspace(0, t.size, MAX_BLOCKS + 1).astype(int)
+    return np.add.reduceat(w, edges[:-1]), np.add.reduceat(t, edges[:-1])
+
+
 def _boot_total_rate(parts, rng) -> np.ndarray:
     """Bootstrap distribution of the summed rate of independent parts (one part per rank): each
-    part's steps are resampled on their own, its rate taken, and the rates added."""
+    part's steps (or blocks of steps, for long runs) are resampled on their own, its rate taken,
+    and the rates added. Memory: BOOTSTRAP_RESAMPLES x MAX_BLOCKS at most, whatever the steps."""
     total = np.zeros(BOOTSTRAP_RESAMPLES)
     for work, times in parts:
-        w, t = np.asarray(work, float), np.asarray(times, float)
+        w, t = _blocks(work, times)
         idx = rng.integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
         total += w[idx].sum(axis=1) / t[idx].sum(axis=1)
     return total
@@ -84,29 +97,6 @@ def ratio_ci(work_a, times_a, work_b, times_b, level: float = 0.95, seed: int = 
     return parts_ratio_ci([(work_a, times_a)], [(work_b, times_b)], level, seed)
 
 
-def mann_whitney_p(a, b) -> float | None:
-    """Two-sided Mann-Whitney U p-value (normal approximation with tie correction)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    n1, n2 = a.size, b.size
-    if n1 < 2 or n2 < 2:
-        return None
-    both = np.concatenate([a, b])
-    order = both.argsort(kind="mergesort")
-    ranks = np.empty_like(both)
-    ranks[order] = np.arange(1, both.size + 1)
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]  # average ranks for ties
-    u = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    n = n1 + n2
-    tie = (counts ** 3 - counts).sum() / (n * (n - 1))
-    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie))
-    if sigma == 0:
-        return 1.0
-    z = (abs(u - n1 * n2 / 2) - 0.5) / sigma
-    return float(math.erfc(max(z, 0) / math.sqrt(2)))
-
-
 def steady_state_start(times, tolerance: float = 0.10) -> int:
     """Number of leading steps slower than (1 + tolerance) x the median of the second half: steps
     that were still warming up. Only the first half is searched, so noise late in a run is not it."""
@@ -118,3 +108,92 @@ def steady_state_start(times, tolerance: float = 0.10) -> int:
     while start < x.size // 2 and x[start] > (1 + tolerance) * ref:
         start += 1
     return start
+
+
+# ---- intervals over repeats (run-to-run variance) ---------------------------------------------------
+# Kalibera & Jones, "Rigorous benchmarking in reasonable time" (ISMM 2013): the repeats of a benchmark
+# in fresh processes are the independent unit; steps within one process share its state and are
+# correlated, so an interval over steps leaves out the variance between runs. Throughputs are compared
+# on the log scale (a ratio of geometric means), with Student's t, Welch's for two sides.
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (Numerical Recipes 6.4)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > 1e-300 else 1e-300
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > 1e-300 else 1e-300
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betai(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student's t distribution function."""
+    tail = 0.5 * _betai(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (bisection on t_cdf; df may be fractional, as Welch's is)."""
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def log_t_interval(rates, level: float = 0.95) -> dict:
+    """Geometric mean of per-repeat throughputs with a t interval on the log scale."""
+    x = np.log(np.asarray(rates, float))
+    n = x.size
+    center = float(np.exp(x.mean()))
+    if n < 2:
+        return {"value": center, "ci_low": None, "ci_high": None, "level": level, "n": n}
+    half = t_quantile((1 + level) / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return {"value": center, "ci_low": float(np.exp(x.mean() - half)), "ci_high": float(np.exp(x.mean() + half)),
+            "level": level, "n": n}
+
+
+def welch_ratio(rates_a, rates_b, level: float = 0.95) -> dict:
+    """Ratio of geometric means a / b with Welch's t interval on the log scale (each side needs 2+)."""
+    a, b = np.log(np.asarray(rates_a, float)), np.log(np.asarray(rates_b, float))
+    ratio = float(np.exp(a.mean() - b.mean()))
+    if a.size < 2 or b.size < 2:
+        return {"value": ratio, "ci_low": None, "ci_high": None, "level": level, "df": None}
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return {"value": ratio, "ci_low": ratio, "ci_high": ratio, "level": level, "df": math.inf}
+    df = (va + vb) ** 2 / ((va**2 / (a.size - 1) if a.size > 1 else 0) + (vb**2 / (b.size - 1) if b.size > 1 else 0))
+    half = t_quantile((1 + level) / 2, df) * se
+    d = a.mean() - b.mean()
+    return {"value": ratio, "ci_low": float(np.exp(d - half)), "ci_high": float(np.exp(d + half)), "level": level,
+            "df": df}

@@ -27,7 +27,7 @@ from bench.measure.runner import Clock
 from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
 from bench.measure.validity import telemetry_checks
-from bench.model.derive import recompute, timing_warnings
+from bench.model.derive import contention_reasons, recompute, timing_warnings
 from bench.model.fields import decode
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
@@ -106,7 +106,8 @@ class Launcher:
         outcomes = []
         for r in range(self.cfg.measure.repeats):
             self.view.job(name, index, r)
-            job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns}
+            job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
+                   "tree_root": os.getpid()}
             try:
                 events = runner.run(job)
             except Interrupted as exc:
@@ -217,6 +218,9 @@ class Launcher:
         result.metrics = recompute(result)
         for w in timing_warnings(result.timing, result.metrics, result.timing.repeats[0].threads):
             result.warn(w.code, w.message)
+        shared = contention_reasons(result.timing)
+        if shared:
+            result.warn("contended", "; ".join(shared))
         try:
             result.workload_metrics = workloads.load(result.workload).metrics(result.timing.measured, result.params)
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing

@@ -58,7 +58,8 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
          watch=[s for s in backend.collector_specs() if s["name"] != "host"],
          environment=encode(collect_environment(backend)))
     wl = workloads.load(name)(cfg.common, cfg.options_of(name), backend, rank, world)
-    out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank)).run()
+    out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
+                      tree_root=job.get("tree_root")).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
     payload = {"rank": rank, "result": encode(out.result), "energy_counter": out.energy_counter,

@@ -23,6 +23,9 @@ class MeasureOptions(Options):
     repeats: int = opt(3, "repeats, each in a fresh worker process (model and data built anew): a verdict "
                           "needs run-to-run variance, and 3 per side is the least that gives one",
                        minimum=1, maximum=1000)
+    handicap: float = opt(0.0, "slow every measured step down by this many percent with busy compute, inside the "
+                               "timed region: a known difference for testing comparisons (benchmarks/verdicts.py); "
+                               "recorded, and flagged by compare", minimum=0, maximum=100, metavar="PCT")
     sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
                                  "turns sampling off", minimum=0, maximum=100)
 

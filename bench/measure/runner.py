@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.measure.contention import HostSnapshot, contention
 from bench.model.report import Memory, Phase, Repeat, Result
 
 
@@ -43,21 +44,33 @@ class Outcome:
     phases: list[Phase] = field(default_factory=list)
 
 
-def timed_step(workload, backend):
-    """One step between two synchronized clock reads: (StepResult, seconds)."""
+def timed_step(workload, backend, handicap: float = 0.0):
+    """One step between two synchronized clock reads: (StepResult, seconds). handicap > 0 adds that
+    share of the step's time as busy compute on this thread, inside the timed region (a deliberate,
+    recorded slow-down for testing comparisons; a sleep would look like contention)."""
     backend.synchronize()
     t0 = time.perf_counter_ns()
     result = workload.step()
     backend.synchronize()
+    if handicap:
+        _spin(t0, handicap)
     t1 = time.perf_counter_ns()
     return result, (t1 - t0) / 1e9
+
+
+def _spin(t0: int, handicap: float) -> None:
+    until = time.perf_counter_ns() + int((time.perf_counter_ns() - t0) * handicap)
+    while time.perf_counter_ns() < until:
+        pass
 
 
 class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
-    def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None):
+    def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
+                 tree_root: int | None = None):
         self.wl, self.backend, self.m = workload, backend, measure
+        self.tree_root = tree_root  # the run's own process tree: CPU used outside it is other load
         self.clock, self.sink = clock or Clock(), sink or NullSink()
         self.repeat = Repeat(index=index, pid=os.getpid())
         self.result = Result(workload=workload.name, status="ok", figures=list(workload.figures))
@@ -160,12 +173,14 @@ class Measurement:
 
     def _steps(self) -> None:
         rep, n = self.repeat, 0
+        handicap = getattr(self.m, "handicap", 0.0) / 100.0
+        host0 = HostSnapshot.take(self.tree_root)
         cpu0 = time.process_time()
         self.backend.synchronize()
         w0 = time.perf_counter_ns()
         try:
             while self._more(n, w0):
-                step, dt = timed_step(self.wl, self.backend)
+                step, dt = timed_step(self.wl, self.backend, handicap)
                 rep.step_times_s.append(dt)
                 rep.step_samples.append(step.samples)
                 rep.step_tokens.append(step.tokens)
@@ -179,6 +194,7 @@ class Measurement:
             rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
             rep.cpu_s = time.process_time() - cpu0
             rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
+            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
 
     def _record(self, values: dict) -> None:
         for name, value in values.items():

@@ -29,13 +29,41 @@ def work_parts(timings: list[Timing], metric: str) -> list[tuple[list, list]]:
     return parts
 
 
+WITHIN_RUN = "1 repeat: a bootstrap over its steps; the run-to-run variance is unknown"
+
+
+def repeat_rates(timings: list[Timing], metric: str) -> list[float]:
+    """Throughput of each repeat (work over its summed step time); with several ranks (timings), the
+    sum over ranks of each rank's rate in that repeat. Repeats some rank lacks are left out."""
+    key = WORK[metric]
+    by_index: dict[int, list[float]] = {}
+    for t in timings:
+        for r in t.measured:
+            work = sum(getattr(r, key)) if key else len(r.step_times_s)
+            by_index.setdefault(r.index, []).append(work / sum(r.step_times_s))
+    return [sum(v) for i, v in sorted(by_index.items()) if len(v) == len(timings)]
+
+
+def rate_interval(timings: list[Timing], metric: str) -> Interval:
+    """A run's throughput: with 2+ repeats, the geometric mean of the repeats' throughputs with a t
+    interval on the log scale (run-to-run variance included); with one, the pooled rate and a
+    bootstrap over its steps, labelled as within-run."""
+    rates = repeat_rates(timings, metric)
+    ranks = len(timings) if len(timings) > 1 else None
+    if len(rates) >= 2:
+        d = stats.log_t_interval(rates)
+        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"],
+                        f"t interval over {len(rates)} repeats (log scale)", ranks)
+    return interval(stats.parts_rate_ci(work_parts(timings, metric)), WITHIN_RUN, ranks)
+
+
 def core_metrics(timing: Timing, flops_per_step: float | None, peak: float | None, peak_source: str | None) -> Metrics:
     times = timing.step_times_s
     if not times:
         return Metrics()
     out = Metrics(step_time_s=summary(times))
     for metric in WORK:
-        setattr(out, metric, interval(stats.parts_rate_ci(work_parts([timing], metric)), "bootstrap over steps"))
+        setattr(out, metric, rate_interval([timing], metric))
     step_flops = timing.step_flops
     if step_flops and len(step_flops) == len(times):
         flops_per_step = sum(step_flops) / len(step_flops)
@@ -50,14 +78,10 @@ def core_metrics(timing: Timing, flops_per_step: float | None, peak: float | Non
 
 
 def global_metrics(per_rank: list[RankResult]) -> dict[str, Interval]:
-    """Global throughput of a multi-device run: the sum over ranks of each rank's rate over its own
-    timed steps, with a bootstrap interval (each rank's steps resampled on their own)."""
-    out = {}
-    for metric in WORK:
-        parts = work_parts([p.timing for p in per_rank], metric)
-        if parts:
-            out[metric] = interval(stats.parts_rate_ci(parts), "sum over ranks; bootstrap over steps", len(parts))
-    return out
+    """Global throughput of a multi-device run: in each repeat, the sum over ranks of each rank's rate
+    over its own timed steps; the interval as for one rank (over repeats, or within the one repeat)."""
+    timings = [p.timing for p in per_rank if p.timing.step_times_s]
+    return {metric: rate_interval(timings, metric) for metric in WORK} if timings else {}
 
 
 def recompute(result, peak: float | None = None, peak_source: str | None = None) -> Metrics:
@@ -96,3 +120,22 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
     if 0 < len(times) < 5:
         out.append(ResultWarning("few_steps", f"only {len(times)} measured steps: the confidence interval is weak"))
     return out
+
+
+CV_OUTLIER = 3.0  # a repeat whose step times vary this many times more than its repeats' norm was disturbed
+
+
+def contention_reasons(timing: Timing) -> list[str]:
+    """Why the measured repeats of a result count as shared with other work: what each repeat
+    recorded (other processes' CPU, steal, others on the accelerator), and any repeat whose step-time
+    CV is far above its repeats' norm."""
+    measured = timing.measured
+    reasons = [f"repeat {r.index}: {why}" for r in measured for why in (r.contention.reasons if r.contention else [])]
+    cvs = [stats.summary(r.step_times_s)["cv"] or 0.0 for r in measured]
+    if len(cvs) >= 3:
+        norm = sorted(cvs)[len(cvs) // 2]
+        for r, cv in zip(measured, cvs):
+            if cv > NOISY_CV and cv > CV_OUTLIER * max(norm, 1e-9):
+                reasons.append(f"repeat {r.index}: its steps varied {cv:.0%} (CV), {cv / max(norm, 1e-9):.1f}x "
+                               "the other repeats'")
+    return reasons

@@ -35,7 +35,7 @@ def compare_cells(comp) -> tuple[list[str], list[tuple[list[str], bool]]]:
     for row in comp.rows:
         v = row_values(row, comp.main_metric)
         origin = " (published)" if v["origin"] == "published" else ""
-        body.append(([v["run"] + origin, v["device"], _ci_cell(v), v["verdict"],
+        body.append(([v["run"] + origin, v["device"], _ci_cell(v), v["verdict_text"],
                       seconds(v["step_p50_s"]), seconds(v["step_p99_s"]), size(v["peak_mem_bytes"]), util_cell(v),
                       DASH if v["device_power_w"] is None else f"{v['device_power_w']:.0f} W",
                       DASH if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j']:.3g}",
@@ -48,7 +48,7 @@ def compare_table(comp) -> Table:
     """One row per run; columns that hold nothing but "—" for every run are left out."""
     cols, body = compare_cells(comp)
     rows = [([escape(c) for c in cells], None if ok else "dim") for cells, ok in body]
-    title = f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.name}"
+    title = f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.display}"
     return sparse_table(title, cols, rows, ALWAYS_SHOWN)
 
 
@@ -71,6 +71,8 @@ def compare_notes(comp) -> list[str]:
 
 
 def print_comparisons(console, comparisons) -> None:
+    for note in comparisons.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     for comp in comparisons:
         console.print(compare_table(comp))
         notes = compare_notes(comp)

@@ -58,17 +58,17 @@ def throughput_figure(comp):
 def speedup_figure(comp):
     import plotly.graph_objects as go
 
-    rows = [r for r in comp.rows if r.speedup and r.speedup.get("value") is not None]
+    rows = [r for r in comp.rows if r.speedup and r.speedup.ratio is not None]
     if not rows:
         return None
     x = [esc_chart(r.run.name) for r in rows]
     s = [r.speedup for r in rows]
-    fig = go.Figure(go.Bar(x=x, y=[v["value"] for v in s], marker_color=["#4169e1" if v.get("significant") else "#9aa9d6" for v in s],
+    fig = go.Figure(go.Bar(x=x, y=[v.ratio for v in s], marker_color=["#4169e1" if v.conclusive else "#9aa9d6" for v in s],
                            error_y={"type": "data", "symmetric": False,
-                                    "array": [(v["ci_high"] - v["value"]) if v.get("ci_high") else 0 for v in s],
-                                    "arrayminus": [(v["value"] - v["ci_low"]) if v.get("ci_low") else 0 for v in s]}))
+                                    "array": [(v.ci_high - v.ratio) if v.ci_high else 0 for v in s],
+                                    "arrayminus": [(v.ratio - v.ci_low) if v.ci_low else 0 for v in s]}))
     fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-    fig.update_layout(title=esc_chart(f"{comp.workload}: speedup vs {comp.baseline.name} (pale = not significant)"),
+    fig.update_layout(title=esc_chart(f"{comp.workload}: speedup vs {comp.baseline.name} (pale = no verdict)"),
                       yaxis_title="x baseline", height=340, margin={"t": 60, "b": 80})
     return fig
 

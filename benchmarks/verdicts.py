@@ -1,0 +1,151 @@
+"""How often does `bench compare` give a verdict it should not, and how often does it see a real one?
+
+    python benchmarks/verdicts.py --dir /tmp/verdicts                 # generate, then evaluate
+    python benchmarks/verdicts.py --dir /tmp/verdicts --evaluate      # evaluate runs already made
+
+A/A: the same command twice (`bench run --device cpu --preset tiny --workload blender-finetune
+--repeats 3`): any faster/slower verdict is false, and so is a failed `--fail-on samples_per_s:5%`
+gate. A/B: the second run slowed down by a known 10-20 % with busy compute inside the timed region
+(`--handicap`, recorded in its config; compare flags it), its workload identity unchanged: a
+`slower` verdict is a detection. Runs are generated in rounds (A, A', and every other round a
+handicapped B), so slow drifts of a shared machine fall on both sides alike; generation resumes
+where it stopped. It reports each rate with its 95 % Clopper-Pearson interval. A benchmark, not a
+CI test: 200 A/A and 100 A/B pairs take about two hours on a 2-vCPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+COMMAND = ["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-finetune", "--repeats", "3", "--quiet"]
+HANDICAPS = (12.5, 22.0)  # percent of step time added: about 11 % and 18 % lower throughput
+
+
+def bench(args: list[str]) -> subprocess.CompletedProcess:
+    from bench.core.proc import python_argv
+
+    return subprocess.run(python_argv("-m", "bench", *args), capture_output=True, text=True, cwd=ROOT)
+
+
+def generate(out: Path, aa: int, ab: int) -> None:
+    """Rounds of A, A' (and every other round a handicapped B), appended to out/index.jsonl."""
+    index = out / "index.jsonl"
+    done = {(e["round"], e["role"]) for e in map(json.loads, index.read_text().splitlines())} if index.exists() else set()
+    started = time.monotonic()
+    for k in range(aa):
+        roles = [("A", 0.0), ("A2", 0.0)] + ([("B", HANDICAPS[(k // 2) % 2])] if k % 2 == 0 and k // 2 < ab else [])
+        for role, handicap in roles:
+            if (k, role) in done:
+                continue
+            run_dir = out / f"{k:04d}-{role}"
+            extra = ["--handicap", str(handicap)] if handicap else []
+            done_run = bench([*COMMAND, *extra, "--out", str(run_dir), "--label", f"{k}-{role}"])
+            paths = sorted(run_dir.glob("*.json"))
+            entry = {"round": k, "role": role, "handicap": handicap, "exit": done_run.returncode,
+                     "path": str(paths[-1]) if paths else None, "at": time.time()}
+            with index.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+        if k % 10 == 0:
+            print(f"round {k}/{aa}: {time.monotonic() - started:.0f} s", flush=True)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for k successes of n (bisection on the binomial tail)."""
+    def tail_ge(p):  # P(X >= k)
+        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+    def tail_le(p):  # P(X <= k)
+        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(0, k + 1))
+
+    def solve(f, target, increasing):
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if (f(mid) < target) == increasing:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    alpha = 1 - level
+    lower = 0.0 if k == 0 else solve(tail_ge, alpha / 2, True)
+    upper = 1.0 if k == n else solve(tail_le, alpha / 2, False)
+    return lower, upper
+
+
+def _verdict(path_a: str, path_b: str) -> tuple[str, str, str]:
+    """(verdict code, gate outcome, text) of `bench compare A B --fail-on samples_per_s:5%`."""
+    from bench.analysis.compare import compare, gates
+    from bench.model.io import load_report
+
+    comp = compare([(path_a, load_report(path_a)), (path_b, load_report(path_b))])
+    row = comp.workloads[0].rows[1]
+    outcomes = gates(comp, "samples_per_s:5%")
+    gate = outcomes[0][0] if outcomes else "pass"
+    return row.code, gate, row.verdict
+
+
+def evaluate(out: Path) -> dict:
+    entries = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines() if line.strip()]
+    by = {(e["round"], e["role"]): e for e in entries if e["exit"] == 0 and e["path"]}
+    rounds = sorted({k for k, _ in by})
+    aa = [(by[(k, "A")], by[(k, "A2")]) for k in rounds if (k, "A") in by and (k, "A2") in by]
+    ab = [(by[(k, "A2")], by[(k, "B")]) for k in rounds if (k, "A2") in by and (k, "B") in by]
+    results = {"aa": [_verdict(a["path"], b["path"]) for a, b in aa],
+               "ab": [(_verdict(a["path"], b["path"]), b["handicap"]) for a, b in ab]}
+    n = len(results["aa"])
+    false_verdicts = sum(1 for code, _, _ in results["aa"] if code in ("faster", "slower"))
+    gate_fails = sum(1 for _, gate, _ in results["aa"] if gate == "fail")
+    kinds = {}
+    for code, _, _ in results["aa"]:
+        kinds[code] = kinds.get(code, 0) + 1
+    print(f"A/A pairs: {n} (the same command twice)")
+    for label, k in (("faster/slower verdicts", false_verdicts), ("failed 5 % gates", gate_fails)):
+        lo, hi = clopper_pearson(k, n) if n else (0, 1)
+        print(f"  {label}: {k}/{n} = {k / max(n, 1):.1%} (95 % CI {lo:.1%}-{hi:.1%}; goal: upper bound <= 5 %)")
+    print("  verdicts:", ", ".join(f"{c} {v}" for c, v in sorted(kinds.items())))
+    gates_seen = {}
+    for _, gate, _ in results["aa"]:
+        gates_seen[gate] = gates_seen.get(gate, 0) + 1
+    print("  gate outcomes:", ", ".join(f"{g} {v}" for g, v in sorted(gates_seen.items())))
+    for handicap in sorted({h for _, h in results["ab"]}):
+        pairs = [v for v, h in results["ab"] if h == handicap]
+        found = sum(1 for code, _, _ in pairs if code == "slower")
+        wrong = sum(1 for code, _, _ in pairs if code == "faster")
+        lo, hi = clopper_pearson(found, len(pairs))
+        print(f"A/B pairs, --handicap {handicap:g} %: {len(pairs)}; detected as slower {found} = "
+              f"{found / len(pairs):.1%} (95 % CI {lo:.1%}-{hi:.1%}); called faster {wrong}")
+        codes = {}
+        for code, _, _ in pairs:
+            codes[code] = codes.get(code, 0) + 1
+        print("  verdicts:", ", ".join(f"{c} {v}" for c, v in sorted(codes.items())))
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--aa", type=int, default=200, help="A/A pairs")
+    p.add_argument("--ab", type=int, default=100, help="A/B pairs")
+    p.add_argument("--evaluate", action="store_true", help="only evaluate the runs already in --dir")
+    p.add_argument("--generate-only", action="store_true", help="only make the runs")
+    args = p.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if not args.evaluate:
+        generate(args.dir, args.aa, args.ab)
+    if not args.generate_only:
+        evaluate(args.dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
