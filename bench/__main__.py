@@ -1,5 +1,5 @@
 """`python -m bench` works like the `bench` command (also from a checkout with PYTHONPATH=.)."""
 
-from bench.cli import main
+from bench.entry import main
 
 main()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import sys
@@ -18,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from bench import __version__
 from bench.core.errors import BenchError, ConfigError
+from bench.render.format import shown
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -77,9 +78,7 @@ def report_filename(report, device: str) -> str:
 
 def cmd_run(args) -> int:
     from bench.launch.config import build, check_before_run
-    from bench.launch.launcher import NullView, launch
     from bench.measure.signals import interrupt_on_sigterm
-    from bench.render.progress import RichView
 
     interrupt_on_sigterm()
     cfg = build(args)
@@ -94,12 +93,12 @@ def cmd_run(args) -> int:
         c = cfg.replace(launch=cfg.launch.replace(nproc=n, scaling=None)) if cfg.launch.scaling else cfg
         if c.launch.distributed and not quiet:
             err.print(f"torchrun: {n} worker(s) per node x {c.launch.nnodes} node(s) on {c.device.device}")
-        report = launch(c, NullView() if quiet else RichView(err), command=["bench", *sys.argv[1:]])
+        report, saved, late = _launch(c)
         if c.launch.node_rank > 0:
             out.print(f"node {c.launch.node_rank}: this node's ranks finished; node 0 writes the report")
             continue
         reports.append(report)
-        codes.append(_finish_run(report, c))
+        codes.append(_finish_run(report, saved, c, late))
         if codes[-1] == EXIT_INTERRUPTED:
             break
     if len(reports) > 1 and not quiet:
@@ -110,18 +109,42 @@ def cmd_run(args) -> int:
     return max(codes, default=EXIT_OK)
 
 
-def _finish_run(report, cfg) -> int:
-    from bench.measure.signals import deferred
-    from bench.model.io import dump_report
+def _launch(cfg):
+    """(report, how it was saved, whether a signal came once it was) for one launch. The report is
+    written inside the launcher's signal-deferred end, so a signal at the last moment arrives after
+    the write; it is caught here, and the run ends as interrupted with its report on disk."""
+    from bench.launch.launcher import Launcher, NullView
+    from bench.model.io import save_report
+    from bench.render.progress import RichView
+
+    def write(report):
+        if cfg.launch.node_rank > 0:
+            return None
+        return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
+
+    launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write)
+    try:
+        return launcher.run(), launcher.written, False
+    except KeyboardInterrupt:
+        if launcher.report is None:
+            raise
+        return launcher.report, launcher.written, True
+
+
+def _finish_run(report, saved, cfg, late: bool = False) -> int:
     from bench.render.summary import print_problems, run_summary
 
-    with deferred():
-        path = dump_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
-    if not cfg.output.quiet:
+    if not cfg.output.quiet and not late:
         out.print(run_summary(report))
         print_problems(err, report)
-    out.print(str(path), soft_wrap=True)
-    if report.status == "interrupted":
+    if saved.problem:
+        err.print(f"[red]error:[/] {shown(saved.problem)}")
+    out.print(shown(str(saved.path)), soft_wrap=True)
+    if late:
+        err.print("interrupted after the report was written")
+    if saved.rescued:
+        return EXIT_FAILED
+    if report.status == "interrupted" or late:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.status == "failed" else EXIT_OK
 
@@ -162,14 +185,14 @@ def cmd_compare(args) -> int:
     min_repeats, min_effect = _min_repeats(args.min_repeats), _percent("--min-effect", args.min_effect)
     loaded, problems = load_many(args.files)
     for p in problems:
-        err.print(f"[red]skipped:[/] {escape(p)}")
+        err.print(f"[red]skipped:[/] {shown(p)}")
     if not loaded:
         err.print("[red]error:[/] no usable report among the files given")
         return EXIT_USAGE
     comparisons = compare(loaded, args.baseline, args.force, min_repeats, min_effect)
     if not comparisons:
         for note in comparisons.notes:
-            err.print(f"[yellow]note:[/] {escape(note)}")
+            err.print(f"[yellow]note:[/] {shown(note)}")
         err.print("[red]error:[/] the reports hold no successful workload result to compare")
         return EXIT_USAGE
     outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
@@ -185,8 +208,8 @@ def cmd_compare(args) -> int:
     if args.html:
         _write(args.html, lambda path: _write_html(comparisons, loaded, path))
     for outcome, what in outcomes:
-        err.print(f"[red]regression:[/] {escape(what)}" if outcome == "fail" else
-                  f"[yellow]gate inconclusive:[/] {escape(what)}")
+        err.print(f"[red]regression:[/] {shown(what)}" if outcome == "fail" else
+                  f"[yellow]gate inconclusive:[/] {shown(what)}")
     if any(o == "fail" for o, _ in outcomes):
         return EXIT_FAILED
     if problems:
@@ -215,7 +238,7 @@ def _write(target: str, writer) -> None:
         writer(target)
     except OSError as exc:
         raise BenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    out.print(f"wrote {escape(target)}")
+    out.print(f"wrote {shown(target)}")
 
 
 def _write_html(comparisons, loaded, target: str) -> None:
@@ -223,30 +246,50 @@ def _write_html(comparisons, loaded, target: str) -> None:
         import plotly  # noqa: F401
     except ImportError:
         raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
+    from bench.model.io import write_atomic
     from bench.render.html import render
 
-    Path(target).write_text(render(comparisons, loaded), encoding="utf-8")
+    write_atomic(target, render(comparisons, loaded))
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
 
 
+def _tolerant_streams() -> None:
+    """A terminal or pipe that cannot encode a character (PYTHONIOENCODING=ascii, LANG=C) shows an
+    ASCII stand-in for it (— as -, · as |) instead of failing the command after its work is done."""
+    import codecs
+
+    from bench.core.text import ascii_fallback
+
+    codecs.register_error("bench-ascii", lambda exc: (ascii_fallback(exc.object[exc.start:exc.end]), exc.end))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="bench-ascii")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def cli(argv=None) -> int:
+    _tolerant_streams()
     try:
         parser = build_parser()
     except BenchError as exc:  # a plug-in whose flag collides, or that cannot be imported
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        err.print(f"[red]error:[/] {shown(str(exc))}")
         return EXIT_USAGE
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        err.print(f"[red]error:[/] {shown(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/] {shown(f'{type(exc).__name__}: {exc}')} (a bug in bench; "
+                  "BENCH_DEBUG=1 shows the traceback)")
+        return EXIT_FAILED
 
-
-def main() -> None:
-    sys.exit(cli())

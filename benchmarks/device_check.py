@@ -109,7 +109,7 @@ def check(device, name, precision, args, cpu) -> dict:
     rate = bench_rate(wl, backend, args.steps, tokens)
     backend.synchronize()
     e1, b = (meter() if meter else None), (time.monotonic_ns() - t0) / 1e9
-    status, samples = sampler.stop()
+    status, samples, _ = sampler.stop()
     prefixes = sorted({k.split(".")[0] for s in samples for k in s if k.endswith(".util_percent")})
     row.update(telemetry(samples, a, b, prefixes))
     row["energy_j"] = (e1 - e0) if e0 is not None and e1 is not None else None

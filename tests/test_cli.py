@@ -102,7 +102,7 @@ def test_each_repeat_is_a_fresh_process_and_a_dead_worker_is_reported(plugins, c
 
 
 def bench_cmd(*args):
-    return [sys.executable, "-c", "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()", *args]
+    return [sys.executable, "-c", "import sys; from bench.entry import main; sys.argv[0] = 'bench'; main()", *args]
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ SPEC = DeviceSpec(name="fakedev", description="a plug-in accelerator", backend="
 
 
 def bench(args, env, timeout=300):
-    cmd = [sys.executable, "-c", "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()", *args]
+    cmd = [sys.executable, "-c", "import sys; from bench.entry import main; sys.argv[0] = 'bench'; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

@@ -40,7 +40,7 @@ def module_name(path: Path) -> str:
 def layer(mod: str) -> str:
     if mod == "bench":
         return "root"
-    if mod in ("bench.cli", "bench.__main__"):
+    if mod in ("bench.cli", "bench.__main__", "bench.entry"):
         return "cli"
     if mod == "workloads" or mod.startswith("workloads."):
         return "workloads"

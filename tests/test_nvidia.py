@@ -193,7 +193,7 @@ def test_sampler_goes_on_when_a_collector_is_unavailable(monkeypatch, tmp_path, 
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     s = Sampler(20, time.monotonic_ns()).start([{"name": "host", "pid": os.getpid()}, {"name": "habana", "indices": [0]}])
     time.sleep(3.5)
-    status, samples = s.stop()
+    status, samples, _ = s.stop()
     assert status["habana"]["available"] is False and "did not answer" in status["habana"]["reason"]
     assert status["host"]["available"] and samples
 

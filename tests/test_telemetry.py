@@ -69,7 +69,7 @@ def test_sampler_process_samples_and_stops():
     t0 = time.monotonic_ns()
     s = Sampler(20, t0).start([{"name": "host", "pid": os.getpid(), "period_s": 0.05}, {"name": "no-such-collector"}])
     time.sleep(1.0)
-    status, samples = s.stop()
+    status, samples, _ = s.stop()
     assert status["host"]["available"] is True
     assert status["no-such-collector"]["available"] is False
     assert "unknown collector" in status["no-such-collector"]["reason"]

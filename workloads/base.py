@@ -42,6 +42,7 @@ class Workload:
     Options: ClassVar[type[Options]] = NoOptions
     figures: ClassVar[tuple[FigureSpec, ...]] = ()  # what every output shows for this workload, with units
     generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
+    memory_flags: ClassVar[tuple[str, ...]] = ("--batch-size",)  # what an out-of-memory error tells the user to lower
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend

@@ -28,6 +28,7 @@ class BlenderFinetune(Workload):
     description = "BlenderBot fine-tune step: forward, backward, optimizer step (AdamW or Adamax)"
     tokens_are = "context + label tokens (ParlAI tps)"
     main_metric = "samples_per_s"
+    memory_flags = ("--batch-size", "--context-len", "--label-len")
     Options = FinetuneOptions
     figures = (FigureSpec("metrics.samples_per_s", "samples/s", "samples/s", "higher", lead=True),
                FigureSpec("workload_metrics.parlai.exps", "exps", "examples/s", "higher"),

@@ -72,6 +72,7 @@ class BlenderGenerate(Workload):
     description = "BlenderBot generating replies: greedy or beam search, forced length, KV cache"
     tokens_are = "new tokens (batch x new tokens per request)"
     main_metric = "tokens_per_s"
+    memory_flags = ("--batch-size", "--beams", "--context-len", "--new-tokens")
     generates = True  # calls model.generate(): dynamic KV-cache objects (see the hpu spec's --hpu-graphs check)
     Options = GenerateOptions
     figures = GENERATION_FIGURES

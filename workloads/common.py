@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
 
 PRESETS = {
@@ -20,6 +21,9 @@ PRESETS = {
              "new_tokens": 20, "pool_size": 10_000, "encoder": "bert-base"},
 }
 PRECISIONS = ("fp32", "bf16", "fp16")
+# Tokens one step may hold (batch x (context + label), times beams when generating): 64 x the seed's
+# 4,344. Beyond it the inputs alone take minutes to build as Python lists and gigabytes to hold.
+MAX_STEP_TOKENS = 1 << 21
 ENCODERS = ("bert-tiny", "bert-base", "minilm")
 
 
@@ -49,3 +53,14 @@ class CommonOptions(Options):
                                 preset=True)
     seed: int = opt(0, "seed of model initialisation and data (each rank adds its rank)", minimum=0,
                     maximum=2**63 - 1 - 4096)
+
+    def check(self) -> None:
+        """Bounds that span fields: the work one step holds (before anything is built)."""
+        lengths = [x for x in (self.context_len, self.label_len, self.new_tokens) if x is not None]
+        if self.batch_size is None or not lengths:
+            return
+        tokens = self.batch_size * self.beams * sum(lengths)
+        if tokens > MAX_STEP_TOKENS:
+            raise ConfigError(f"--batch-size {self.batch_size} x --beams {self.beams} x (--context-len + --label-len + "
+                              f"--new-tokens = {sum(lengths)}) is {tokens:,} tokens per step; at most "
+                              f"{MAX_STEP_TOKENS:,}: lower --batch-size or the lengths")

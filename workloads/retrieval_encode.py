@@ -17,7 +17,8 @@ from bench.model.derive import summary
 from bench.model.report import FigureSpec, Fingerprint
 from workloads.base import StepResult, Workload, concat, first_figure
 from workloads.data import IGNORE, PAD, load_dialogues, make_batches
-from workloads.models import bert_flops, build_encoder, check_encoder, check_positions, model_identity
+from workloads.models import (bert_flops, build_encoder, check_encoder, check_fits_host, check_positions,
+                              model_identity)
 
 POOL_CHUNK = 4096  # poly scoring works on this many candidates at a time (bounds memory)
 
@@ -90,6 +91,7 @@ class RetrievalEncode(Workload):
     description = "Retriever: encode candidates and contexts, bi- or poly-encoder scoring, top-k of a pool"
     tokens_are = "context + candidate tokens encoded"
     main_metric = "samples_per_s"
+    memory_flags = ("--pool-size", "--batch-size", "--context-len", "--label-len")
     Options = RetrievalOptions
     figures = (FigureSpec("metrics.samples_per_s", "contexts/s", "samples/s", "higher", lead=True),
                FigureSpec("workload_metrics.candidates_per_s", "candidates/s", "candidates/s", "higher"),
@@ -104,6 +106,9 @@ class RetrievalEncode(Workload):
         check_positions(common.encoder, cfg, **{"--context-len": common.context_len, "--label-len": common.label_len})
         if common.pool_size < options.top_k:
             raise ConfigError(f"--pool-size: {common.pool_size} candidates is fewer than --top-k {options.top_k}")
+        # the pool is drawn on the host (fp32, plus a normalized copy) before it moves to the device
+        check_fits_host(f"--pool-size {common.pool_size:,} x {cfg['hidden_size']} dimensions",
+                        2 * 4 * common.pool_size * cfg["hidden_size"])
 
     def setup(self) -> None:
         import torch

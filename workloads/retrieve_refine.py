@@ -14,6 +14,7 @@ from workloads.models import (
     build_blender,
     build_encoder,
     check_encoder,
+    check_fits_host,
     check_positions,
     generate_flops,
     model_config,
@@ -35,6 +36,7 @@ class RetrieveRefine(Workload):
     description = "Retrieve a candidate reply (bi-encoder, top-1 of a pool), append it, then generate"
     tokens_are = "new tokens (batch x new tokens per request)"
     main_metric = "tokens_per_s"
+    memory_flags = ("--batch-size", "--beams", "--context-len", "--new-tokens", "--pool-size")
     generates = True  # calls model.generate(): dynamic KV-cache objects (see the hpu spec's --hpu-graphs check)
     figures = (FigureSpec("metrics.tokens_per_s", "new tokens/s", "tokens/s", "higher", lead=True),
                FigureSpec("workload_metrics.retrieve_share", "retrieval share", "%", "none"),
@@ -55,8 +57,11 @@ class RetrieveRefine(Workload):
         cfg = model_config(common.model)
         check_positions(common.model, cfg, **{"--context-len": common.context_len,
                                               "--new-tokens": common.new_tokens + 1})
-        check_positions(cls.retriever(common.encoder), check_encoder(cls.retriever(common.encoder)),
-                        **{"--context-len": common.context_len})
+        enc = check_encoder(cls.retriever(common.encoder))
+        check_positions(cls.retriever(common.encoder), enc, **{"--context-len": common.context_len})
+        # the pool on the host: embeddings (fp32, plus a normalized copy) and each reply's token ids
+        check_fits_host(f"--pool-size {common.pool_size:,} (embeddings and reply tokens)",
+                        common.pool_size * (2 * 4 * enc["hidden_size"] + 8 * common.label_len))
 
     def setup(self) -> None:
         import torch

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
+
+THREADS_PER_CPU = 4  # beyond 4 threads per CPU torch only oversubscribes (and at 100,000 it crashes)
 
 
 @dataclass(frozen=True)
@@ -19,3 +23,9 @@ class DeviceOptions(Options):
     compile: bool = opt(False, "torch.compile the model (cpu and cuda; on hpu use --hpu-mode compile)")
     peak_tflops: float | None = opt(None, "the device's dense peak in TFLOP/s for MFU, overriding the built-in "
                                           "table", exclusive_minimum=0, maximum=1e6)
+
+    def check(self) -> None:
+        cpus = os.cpu_count() or 1
+        if self.threads is not None and self.threads > THREADS_PER_CPU * cpus:
+            raise ConfigError(f"--threads: {self.threads} is more than {THREADS_PER_CPU} per CPU of this host "
+                              f"({cpus} CPUs); at most {THREADS_PER_CPU * cpus}")

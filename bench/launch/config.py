@@ -3,6 +3,8 @@ declare, frozen once checked. Every check that can run before a run runs here.""
 
 from __future__ import annotations
 
+import errno
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,8 +171,26 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     for name in cfg.workloads:
         workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
     _check_ranks(cfg, spec)
+    check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
     return cfg
+
+
+def check_rendezvous(launch) -> None:
+    """On node 0 the rendezvous store listens on the port on every interface: it must be free here
+    (torchrun would fail with a traceback after the other nodes joined). Other nodes only connect."""
+    if not launch.distributed or not launch.rdzv_endpoint or launch.node_rank != 0:
+        return
+    port = int(launch.rdzv_endpoint.rpartition(":")[2])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free to listen on
+        try:
+            s.bind(("", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"--rdzv-endpoint: port {port} is already in use on this machine (another "
+                                  "run?); choose a free port") from None
+            raise ConfigError(f"--rdzv-endpoint: cannot listen on port {port} here ({exc.strerror or exc})") from None
 
 
 def _check_ranks(cfg: RunConfig, spec) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 
 import bench
 from bench.devices import registry as devices
+from bench.devices.cpu.collectors import HOST_PERIOD_S
 from bench.launch.config import RunConfig
 from bench.launch.runners import InlineRunner, Interrupted, ProcessRunner
 from bench.launch.torchrun import TorchrunRunner
@@ -26,9 +28,9 @@ from bench.measure.environment import collect_host, collect_packages, collect_py
 from bench.measure.runner import Clock
 from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
-from bench.measure.validity import telemetry_checks
+from bench.measure.validity import sampler_health, telemetry_checks
 from bench.model.derive import contention_reasons, recompute, timing_warnings
-from bench.model.fields import decode
+from bench.model.fields import decode, null_non_finite
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing)
@@ -49,8 +51,15 @@ class NullView:
 # ---- the launcher ---------------------------------------------------------------------------------
 
 class Launcher:
-    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None):
+    """write: called with the finished report inside the same signal-deferred block that assembles
+    it, so a Ctrl-C or SIGTERM at the last moment cannot come between the two; what it returns (the
+    path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds."""
+
+    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None):
         self.cfg, self.view = cfg, view or NullView()
+        self.write = write
+        self.report: Report | None = None
+        self.written = None
         self.spec = devices.spec(cfg.device.device)
         self.clock = Clock()
         self.command = command or []
@@ -96,9 +105,19 @@ class Launcher:
             report.status = "interrupted"
         finally:
             with deferred():
-                self.finish(report)
-                shutil.rmtree(run_dir, ignore_errors=True)
-                self.view.end()
+                fault = None
+                try:
+                    self.finish(report)
+                except Exception as exc:  # noqa: BLE001 - what was measured is written all the same
+                    fault = exc
+                finally:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    self.view.end()
+                self.report = report
+                if self.write is not None:
+                    self.written = self.write(report)
+                if fault is not None:
+                    raise fault
         return report
 
     # -- one workload, all its repeats --------------------------------------------------------------
@@ -162,7 +181,8 @@ class Launcher:
         why = f"the worker process exited with code {died['code']}" if died else "the worker sent no result"
         if died and died.get("code", 0) < 0:
             why = f"the worker process was killed by signal {-died['code']} (out of memory?)"
-        tail = f"; its last output: {died['log'][-1500:]}" if died and died.get("log") else ""
+        last = last_error(died.get("log", "")) if died else None
+        tail = f": {last}" if last else ""
         return Result(workload=name, status="failed", error=f"repeat {repeat}: {why}{tail}"), None
 
     def rank_statuses(self, results: dict[int, Result], events: list[dict]) -> list[RankStatus]:
@@ -228,7 +248,7 @@ class Launcher:
 
     # -- the end ------------------------------------------------------------------------------------
     def finish(self, report: Report) -> None:
-        status, samples = self.sampler.stop() if self.sampler else ({}, [])
+        status, samples, fate = self.sampler.stop() if self.sampler else ({}, [], {})
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
         report.environment = Environment(**self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
@@ -239,6 +259,9 @@ class Launcher:
                                      sources={k: TelemetrySource(**v) for k, v in sources.items()},
                                      phases=sorted(self.phases, key=lambda p: p.start_s), samples=samples)
         label_phases(report.telemetry.samples, report.telemetry.phases)
+        if self.sampler is not None:
+            report.telemetry.health = sampler_health(report.telemetry, self.sample_period(status), fate)
+            report.telemetry.health.non_finite = len(null_non_finite(report.telemetry.samples))
         for r in report.results:
             telemetry_checks(r, report.telemetry, self.spec, self.counters.get(r.workload))
         if self.world > 1:
@@ -247,10 +270,43 @@ class Launcher:
                                              [self.ranks[r] for r in sorted(self.ranks)])
         if report.status == "ok" and any(r.status == "failed" for r in report.results):
             report.status = "failed"
+        null_non_finite_results(report)
+
+    def sample_period(self, status: dict) -> float:
+        """The spacing of samples the sampler promises: the device collectors' rate, or the host's
+        (at most 2 Hz) where it is the only one that sampled."""
+        period = 1.0 / self.cfg.measure.sample_hz
+        devices_sampled = any(v.get("available") for k, v in status.items() if k != "host")
+        return period if devices_sampled else max(period, HOST_PERIOD_S)
 
 
 def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:
     return Launcher(cfg, view, command).run()
+
+
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Failure)\b.*"
+                         r"|Fatal Python error:.*|Segmentation fault.*|Killed.*)$")
+
+
+def last_error(log: str, limit: int = 400) -> str | None:
+    """The line of a worker's output that says what went wrong (the last exception's type and
+    message), not the traceback above it; else its last non-empty line."""
+    lines = [x.strip() for x in log.splitlines() if x.strip()]
+    for line in reversed(lines):
+        if _ERROR_LINE.match(line):
+            return line[:limit]
+    return lines[-1][:limit] if lines else None
+
+
+def null_non_finite_results(report: Report) -> None:
+    """No NaN or infinity reaches the file (JSON has none, and the run would be lost): any left in a
+    result becomes null with a `non_finite` warning naming where; elsewhere it becomes null."""
+    for r in report.results:
+        paths = null_non_finite(r)
+        if paths:
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            r.warn("non_finite", f"{len(paths)} value(s) were NaN or infinite and are null: {shown}")
+    null_non_finite(report)
 
 
 def label_phases(samples: list[dict], phases: list[Phase]) -> None:

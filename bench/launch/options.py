@@ -23,7 +23,7 @@ class LaunchOptions(Options):
     scaling: tuple[int, ...] | None = opt(None, "run at each world size (e.g. 1,2,4,8) and report scaling efficiency",
                                           minimum=1, maximum=1024)
     dist_timeout: float = opt(300.0, "bound on any collective: a hung rank fails the run instead of hanging it",
-                              exclusive_minimum=0, maximum=86_400, metavar="SECONDS")
+                              minimum=1, maximum=86_400, metavar="SECONDS")
     in_process: bool = opt(False, "run every repeat in this process (debugging, profiling): faster to start, but "
                                   "the repeats share one process, so the run-to-run variance they show is "
                                   "understated (the report says so)")

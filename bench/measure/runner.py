@@ -113,8 +113,9 @@ class Measurement:
     def _describe_error(self, exc: Exception) -> str:
         if self.backend.is_oom(exc) or isinstance(exc, MemoryError):
             where = "host memory (MemoryError)" if isinstance(exc, MemoryError) else "device memory"
-            return (f"out of {where} ({type(exc).__name__}: {str(exc)[:200]}); lower --batch-size, "
-                    "--context-len or --pool-size")
+            flags = type(self.wl).memory_flags
+            lower = ", ".join(flags[:-1]) + " or " + flags[-1] if len(flags) > 1 else flags[0]
+            return f"out of {where} ({type(exc).__name__}: {str(exc)[:200]}); lower {lower}"
         return f"{type(exc).__name__}: {exc}"
 
     def _setup(self) -> None:

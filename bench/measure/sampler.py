@@ -1,7 +1,8 @@
 """The sampler: its own process (no GIL taken from the measured loop), JSON lines to a file.
 
 Parent side: `Sampler(hz, t0_ns).start(specs)`; `.watch(spec)` adds a collector while it runs (the
-launcher learns a worker's device only once the worker has it); `.stop() -> (status, samples, health)`.
+launcher learns a worker's device only once the worker has it); `.stop() -> (status, samples, fate)`,
+fate saying whether the child lived to the end and, if not, how it ended.
 
 Child side: `python -m bench.measure.sampler HZ T0_NS OUT_PATH`, commands as JSON lines on stdin
 (`{"watch": spec}`); it stops at end of input — also when the parent dies — or on SIGTERM. No thread
@@ -121,8 +122,14 @@ class Sampler:
     def start(self, specs: list[dict]) -> Sampler:
         fd, self.path = tempfile.mkstemp(prefix="bench-samples-", suffix=".jsonl")
         os.close(fd)
-        self.proc = subprocess.Popen(python_argv("-m", "bench.measure.sampler", str(self.hz), str(self.t0_ns), self.path), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     start_new_session=True, env=child_env())
+        try:
+            self.proc = subprocess.Popen(python_argv("-m", "bench.measure.sampler", str(self.hz), str(self.t0_ns),
+                                                     self.path),
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
+                                         env=child_env())
+        except BaseException:
+            os.unlink(self.path)
+            raise
         for spec in specs:
             self.watch(spec)
         return self
@@ -139,13 +146,19 @@ class Sampler:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> tuple[dict, list[dict]]:
-        """Stop the child and return (collector status, samples); the temporary file is removed."""
+    def stop(self) -> tuple[dict, list[dict], dict]:
+        """Stop the child; return (collector status, samples, fate). fate: {"alive_to_end": bool,
+        "reason": str | None}: a child that died during the run, or froze and had to be killed, is
+        said so. The temporary file is always removed."""
         if self.proc is None:
-            return {}, []
+            return {}, [], {"alive_to_end": None, "reason": "sampling was off"}
+        fate = {"alive_to_end": True, "reason": None}
         try:
             self.exit_code = self.proc.poll()
-            if self.exit_code is None:
+            if self.exit_code is not None:
+                how = f"killed by signal {-self.exit_code}" if self.exit_code < 0 else f"exit code {self.exit_code}"
+                fate = {"alive_to_end": False, "reason": f"the sampler process ended before the run did ({how})"}
+            else:
                 try:
                     self.proc.stdin.close()
                 except OSError:
@@ -155,8 +168,10 @@ class Sampler:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
+                    fate["reason"] = f"the sampler did not stop within {STOP_TIMEOUT_S:g} s (frozen?) and was killed"
             self.proc = None
-            return read_samples(self.path)
+            status, samples = read_samples(self.path)
+            return status, samples, fate
         finally:
             if self.path and os.path.exists(self.path):
                 os.unlink(self.path)

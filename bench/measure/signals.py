@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -20,13 +22,29 @@ def interrupt_on_sigterm() -> None:
 @contextlib.contextmanager
 def deferred():
     """Hold SIGINT and SIGTERM until the block is done (the final assembly and write of a report):
-    a signal that arrives meanwhile is delivered right after it, not in the middle."""
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    except (AttributeError, ValueError, OSError):  # not the main thread, or no sigmask on this OS
+    a signal that arrives meanwhile is delivered right after it, not in the middle.
+
+    The Python-level handlers are swapped for ones that only take note: a signal mask would hold the
+    signal for this thread alone, and the kernel hands a process signal to any thread that does not
+    block it (torch's and rich's threads), whose handler then interrupts the main thread anyway."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pending: list[int] = []
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s in STOP_SIGNALS:
+        signal.signal(s, lambda signum, frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            _deliver(pending[0], old[pending[0]])
+
+
+def _deliver(signum: int, handler) -> None:
+    if callable(handler):
+        handler(signum, None)  # raise_interrupt / default_int_handler raise KeyboardInterrupt here
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)

@@ -3,7 +3,10 @@ device, throttling; plus the per-phase summaries and energy each result carries.
 
 from __future__ import annotations
 
-from bench.model.report import EnergyFigure, EnergyPart, Result, Telemetry, TelemetryStat
+import bisect
+
+from bench.model.report import (EnergyFigure, EnergyPart, PhaseCoverage, Result, SamplerHealth, Telemetry,
+                                TelemetryStat)
 from bench.model.samples import (MIN_ENERGY_WINDOW_S, accelerator_utilization, energy_from_samples, in_window,
                                  phase_summaries)
 
@@ -11,6 +14,54 @@ IDLE_UTIL_PERCENT = 20.0
 THROTTLE_SHARE = 0.20  # of the measured samples carrying a throttling reason
 MIN_SAMPLES = 3  # utilization samples needed in the measured steps to judge them
 COVERAGE = 0.5  # of the samples the rate promises
+GAP_PERIODS = 5  # a span without samples longer than this many periods (and than MIN_GAP_S) is a gap
+MIN_GAP_S = 1.0
+
+
+def sampler_health(telemetry: Telemetry, period_s: float, fate: dict) -> SamplerHealth:
+    """How the sampler covered each phase: samples per second and the longest span without one
+    (the phase's edges included), plus whether its process lived to the end."""
+    times = sorted(s["t"] for s in telemetry.samples)
+    phases = []
+    for p in sorted(telemetry.phases, key=lambda x: x.start_s):
+        inside = times[bisect.bisect_left(times, p.start_s):bisect.bisect_right(times, p.end_s)]
+        edges = [p.start_s, *inside, p.end_s]
+        duration = p.end_s - p.start_s
+        phases.append(PhaseCoverage(p.workload, p.phase, duration, len(inside), p.repeat,
+                                    len(inside) / duration if duration > 0 else None,
+                                    max(b - a for a, b in zip(edges, edges[1:])), p.start_s))
+    return SamplerHealth(fate.get("alive_to_end"), fate.get("reason"), period_s, phases)
+
+
+def gap_limit(period_s: float) -> float:
+    return max(GAP_PERIODS * period_s, MIN_GAP_S)
+
+
+def sampler_checks(result: Result, telemetry: Telemetry) -> bool:
+    """`sampler_gaps` when the sampler missed part of this workload's measured steps (it died, froze
+    or fell behind). Returns whether coverage was good enough to judge the telemetry by."""
+    health = telemetry.health
+    if health is None or not health.expected_period_s:
+        return True
+    limit = gap_limit(health.expected_period_s)
+    last = max((s["t"] for s in telemetry.samples), default=float("-inf"))
+    thin = []
+    for c in health.phases:
+        if c.workload != result.workload or c.phase != "measure":
+            continue
+        span = f"repeat {c.repeat}" if c.repeat is not None else "the measured steps"
+        end = (c.start_s or 0.0) + c.duration_s
+        if c.max_gap_s is not None and c.max_gap_s > limit:
+            thin.append(f"{span}: no sample for {c.max_gap_s:.1f} s ({c.samples} in {c.duration_s:.1f} s)")
+        elif health.alive_to_end is False and last < end:
+            thin.append(f"{span}: ended after the last sample")
+    if not thin:
+        return True
+    why = f"; {health.reason}" if health.reason else ""
+    result.warn("sampler_gaps", f"telemetry missed part of the measured steps (a sample was due every "
+                                f"{health.expected_period_s:g} s): {'; '.join(thin[:3])}"
+                                f"{f' (and {len(thin) - 3} more)' if len(thin) > 3 else ''}{why}")
+    return False
 
 
 def measure_spans(telemetry: Telemetry, workload: str) -> list[tuple[float, float]]:
@@ -79,15 +130,21 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
     if not spans or not result.timing.step_times_s:
         result.energy.device = EnergyFigure(reason="no measured steps")
         return
+    covered = sampler_checks(result, telemetry)
     result.energy.device = device_energy(result, telemetry, spans, counters or [])
+    if not covered and result.energy.device.estimate:
+        result.energy.device = EnergyFigure(reason="the power samples have gaps (sampler_gaps): no estimate")
     host = _prefixes(telemetry, ("host_energy",))
     result.energy.host = energy_of(result, telemetry, spans, host, "host") if host else \
         EnergyFigure(reason="no readable RAPL counter on this host")
-    if device.accelerator:
+    if device.accelerator and not covered:
+        result.warn("not_judged", "device utilization and throttling not judged: the sampler missed part of "
+                                  "the measured steps (see sampler_gaps)")
+    elif device.accelerator:
         _accelerator_checks(result, telemetry, spans, device)
-        where = result.model_device
-        if where is not None and not where.startswith(device.name):
-            result.warn("model_not_on_device", f"model parameters are on {where}, not on {device.name}")
+    where = result.model_device
+    if device.accelerator and where is not None and not where.startswith(device.name):
+        result.warn("model_not_on_device", f"model parameters are on {where}, not on {device.name}")
 
 
 def _accelerator_checks(result: Result, telemetry: Telemetry, spans, device) -> None:

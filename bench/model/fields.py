@@ -195,6 +195,17 @@ def _decode_dataclass(cls, value, path: str):
 
 # ---- encoding ------------------------------------------------------------------------------------
 
+def _unicode(text: str) -> str:
+    """Text that came through a C locale (argv, paths, tool output decoded with surrogateescape)
+    holds lone surrogates that no UTF-8 file can store: its bytes are read as UTF-8 instead, any
+    that are not UTF-8 shown as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def encode(value):
     """Typed value -> plain JSON data (numpy and torch scalars become Python numbers)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -203,7 +214,9 @@ def encode(value):
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return {str(k): encode(v) for k, v in value.items()}
-    if value is None or type(value) in (bool, int, float, str):
+    if type(value) is str:
+        return _unicode(value)
+    if value is None or type(value) in (bool, int, float):
         return value
     for plain in (bool, int, float, str):  # subclasses: numpy.float64, torch's TorchVersion, IntEnum
         if isinstance(value, plain):
@@ -211,6 +224,42 @@ def encode(value):
     if hasattr(value, "item"):  # numpy / torch scalar
         return value.item()
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def null_non_finite(value, path: str = "") -> list[str]:
+    """Replace, in place, every NaN or infinite float inside dataclasses, lists and dicts with None;
+    return the paths it replaced (a diverging loss or a tool's `nan` must not cost the whole report)."""
+    found: list[str] = []
+
+    def bad(v) -> bool:
+        return isinstance(v, float) and not math.isfinite(v)
+
+    def walk(obj, where: str) -> None:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            for f in dataclasses.fields(obj):
+                v, here = getattr(obj, f.name), f"{where}.{f.name}" if where else f.name
+                if bad(v):
+                    setattr(obj, f.name, None)
+                    found.append(here)
+                else:
+                    walk(v, here)
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                if bad(v):
+                    obj[i] = None
+                    found.append(f"{where}[{i}]")
+                else:
+                    walk(v, f"{where}[{i}]")
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                if bad(v):
+                    obj[k] = None
+                    found.append(f"{where}.{k}")
+                else:
+                    walk(v, f"{where}.{k}")
+
+    walk(value, path)
+    return found
 
 
 def round_trip(cls, obj):

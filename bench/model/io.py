@@ -7,18 +7,24 @@ the file, the field and the reason.
 dump_report(report, path): checks the report exactly as the loader will, writes it to a temporary
 file beside the target, fsyncs and renames: a reader never sees half a file, and a failed write leaves
 any earlier file in place.
+
+save_report(report, path) -> Saved: dump_report, and where that fails (disk full, a file-size limit,
+a report that fails its own checks) the report goes to `bench-rescue/` in the system temporary
+directory instead, and Saved says where and why: a measured run is never lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import ReportError
-from bench.model.fields import ModelError, decode
+from bench.model.fields import ModelError, decode, encode, null_non_finite
 from bench.model.history import MIGRATIONS
 from bench.model.report import SCHEMA_VERSION, Report
 
@@ -71,6 +77,8 @@ def parse_json(raw: bytes, name: str):
         raise ReportError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}") from None
     except RecursionError:
         raise ReportError(f"{name}: JSON nested too deeply to be a bench report") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ReportError(f"{name}: JSON a report cannot hold ({str(exc)[:120]})") from None
 
 
 def migrate(data: dict, name: str) -> dict:
@@ -147,3 +155,76 @@ def dumps_report(report: Report) -> str:
 
 def dump_report(report: Report, path: str | Path) -> Path:
     return write_atomic(path, dumps_report(report))
+
+
+@dataclass
+class Saved:
+    path: Path
+    rescued: bool = False
+    problem: str | None = None  # why the report is not where it was asked to be, or not checked
+
+
+RESCUE_DIR = "bench-rescue"
+
+
+def rescue_dir() -> Path:
+    """bench-rescue/ in the temporary directory: ours, not a link someone else planted (if it is not,
+    a fresh private directory beside it)."""
+    base = Path(tempfile.gettempdir())
+    target = base / RESCUE_DIR
+    try:
+        target.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(target)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            return target
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix=RESCUE_DIR + "-", dir=base))
+
+
+def save_report(report: Report, path: str | Path) -> Saved:
+    """Write the report where asked; failing that, to the rescue directory (see the module doc)."""
+    path = Path(path)
+    try:
+        text, unchecked = dumps_report(report), None
+    except ReportError as exc:  # a bug let an invalid value in: keep the data, say it is unchecked
+        data = encode(report)
+        null_non_finite(data)
+        text, unchecked = json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str), str(exc)
+    if unchecked is None:
+        try:
+            return Saved(write_atomic(path, text))
+        except OSError as exc:
+            why = f"cannot write {path} ({exc.strerror or exc})"
+    else:
+        why = f"{unchecked}; it would not load, so it was not written to {path}"
+    try:
+        with _file_size_limit_lifted():  # the limit that failed the first write applies to this one too
+            rescued = write_atomic(rescue_dir() / path.name, text)
+    except OSError as exc:
+        raise ReportError(f"{why}, nor to the rescue directory {tempfile.gettempdir()}/{RESCUE_DIR} "
+                          f"({exc.strerror or exc}): the report is lost") from None
+    return Saved(rescued, rescued=True, problem=f"{why}; the report was saved to {rescued}")
+
+
+@contextlib.contextmanager
+def _file_size_limit_lifted():
+    """A soft RLIMIT_FSIZE raised to the hard limit for the rescue write (no-op elsewhere)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    lifted = soft != hard
+    if lifted:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    try:
+        yield
+    finally:
+        if lifted:
+            with contextlib.suppress(OSError, ValueError):
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+

@@ -428,6 +428,7 @@ class PhaseCoverage:
     repeat: int | None = fld("repeat", None)
     samples_per_s: float | None = fld("samples / duration", None, minimum=0)
     max_gap_s: float | None = fld("the longest span without a sample (edges included)", None, minimum=0)
+    start_s: float | None = fld("when it started, seconds since the run started", None)
 
 
 @dataclass
@@ -436,7 +437,9 @@ class SamplerHealth:
 
     alive_to_end: bool | None = fld("the sampler process was still running when the run ended", None)
     reason: str | None = fld("what happened to it", None)
+    expected_period_s: float | None = fld("the spacing of samples its rate promises", None, minimum=0)
     phases: list[PhaseCoverage] = fld("coverage per phase", factory=list)
+    non_finite: int = fld("sample values that were NaN or infinite and are null", 0, minimum=0)
 
 
 SampleValue = alias("scalar or list of number", bool | int | float | str | None | list[float])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
 
 from bench.analysis.compare import row_values
-from bench.render.format import DASH, num, percent, seconds, size, with_ci
+from bench.render.format import DASH, num, percent, seconds, shown, size, with_ci
 from bench.render.summary import sparse_table
 
 
@@ -47,7 +46,7 @@ def compare_cells(comp) -> tuple[list[str], list[tuple[list[str], bool]]]:
 def compare_table(comp) -> Table:
     """One row per run; columns that hold nothing but "—" for every run are left out."""
     cols, body = compare_cells(comp)
-    rows = [([escape(c) for c in cells], None if ok else "dim") for cells, ok in body]
+    rows = [([shown(c) for c in cells], None if ok else "dim") for cells, ok in body]
     title = f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.display}"
     return sparse_table(title, cols, rows, ALWAYS_SHOWN)
 
@@ -72,14 +71,14 @@ def compare_notes(comp) -> list[str]:
 
 def print_comparisons(console, comparisons) -> None:
     for note in comparisons.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {shown(note)}")
     for comp in comparisons:
         console.print(compare_table(comp))
         notes = compare_notes(comp)
         if notes:
             console.print("[bold yellow]Read before trusting these numbers:[/]")
         for note in notes:
-            console.print(f"  • {escape(note)}")
+            console.print(f"  • {shown(note)}")
         console.print()
 
 
@@ -91,6 +90,6 @@ def scaling_table(groups: list[dict]) -> Table:
         table.add_column(col)
     for group in groups:
         for p in group["points"]:
-            table.add_row(escape(group["workload"]), str(p["world_size"]),
-                          with_ci(p) + f" {escape(group['metric'])}", percent(p["efficiency"]))
+            table.add_row(shown(group["workload"]), str(p["world_size"]),
+                          with_ci(p) + f" {shown(group['metric'])}", percent(p["efficiency"]))
     return table

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
+from rich.markup import escape
+
+from bench.core.text import terminal_safe
+
 DASH = "—"
+
+
+def shown(value) -> str:
+    """A string from a report or a tool, for rich: control sequences neutralised, markup escaped."""
+    return escape(terminal_safe(DASH if value is None else value))
+
+
+def cell(value) -> str:
+    """Any table value as text: numbers formatted, booleans as yes/no, unknown (None, NaN) as "—"."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return num(value, 4)
+    return str(value)
 
 
 def num(value, digits: int = 3) -> str:

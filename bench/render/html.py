@@ -8,6 +8,7 @@ import html
 from datetime import datetime, timezone
 
 from bench.analysis.compare import row_values, scaling_groups
+from bench.core.text import clip
 from bench.model.fields import encode
 from bench.model.keys import keys_of
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, compare_notes
@@ -22,14 +23,17 @@ TELEMETRY_PANELS = [("device utilization %", "util_percent", "accelerator", 1),
                     ("host CPU % (process tree)", "cpu_percent", "host", 1)]
 
 
+MAX_POINTS = 5000  # per telemetry line
+
+
 def esc(value) -> str:
-    return html.escape(DASH if value is None else str(value), quote=True)
+    return html.escape(clip(DASH if value is None else str(value)), quote=True)
 
 
 def esc_chart(value) -> str:
     """For plotly text: <, > and & become entities (plotly shows those as text); quotes stay, since
     the figure JSON escapes them and plotly would print &quot; literally."""
-    return html.escape(DASH if value is None else str(value), quote=False)
+    return html.escape(clip(DASH if value is None else str(value), 200), quote=False)
 
 
 def _fig_html(fig, div_id: str) -> str:
@@ -111,6 +115,7 @@ def telemetry_figure(name: str, report):
     for i, (_, keys, scale) in enumerate(panels, start=1):
         for k in keys:
             pts = [(s["t"], s[k] / scale) for s in samples if isinstance(s.get(k), (int, float))]
+            pts = pts[::-(-len(pts) // MAX_POINTS)]  # a long run's samples thinned evenly: the page stays small
             if pts:
                 fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines",
                                          name=esc_chart(k), showlegend=True), row=i, col=1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
+
+from bench.render.format import shown
 
 
 def _table(title: str, rows: list[dict]) -> Table:
@@ -11,7 +12,7 @@ def _table(title: str, rows: list[dict]) -> Table:
     for col in rows[0]:
         table.add_column(col.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(*(escape("—" if v is None else str(v)) for v in row.values()))
+        table.add_row(*(shown(v) for v in row.values()))
     return table
 
 

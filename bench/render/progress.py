@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from bench.render.format import shown
 
 CPU_REFRESH_S = 0.5
 
@@ -34,7 +35,7 @@ class RichView:
 
     def job(self, workload: str, index: int, repeat: int) -> None:
         repeats = self.plan[index][1] if index < len(self.plan) else 1
-        label = f"{escape(workload)} ({index + 1}/{len(self.plan)}) · repeat {repeat + 1}/{repeats}"
+        label = f"{shown(workload)} ({index + 1}/{len(self.plan)}) · repeat {repeat + 1}/{repeats}"
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.label = label
@@ -62,7 +63,7 @@ class RichView:
     def finished(self, result) -> None: ...
 
     def note(self, text: str) -> None:
-        self.progress.console.print(escape(text))
+        self.progress.console.print(shown(text))
 
     def end(self) -> None:
         self.progress.stop()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from bench.render.format import DASH, flops, percent, seconds, size, with_ci
+from bench.render.format import DASH, flops, percent, seconds, shown, size, with_ci
 
 
 def _warnings(result) -> str:
@@ -16,7 +15,7 @@ def _warnings(result) -> str:
 def sparse_table(title: str, cols: list[str], rows: list[tuple[list[str], str | None]], always: int) -> Table:
     """A table without the columns (past the first `always`) that hold only "—" in every row."""
     keep = [i for i in range(len(cols)) if i < always or any(cells[i] != DASH for cells, _ in rows)]
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=shown(title), title_justify="left")
     for i in keep:
         table.add_column(cols[i], overflow="fold", no_wrap=i == 0)
     for cells, style in rows:
@@ -36,11 +35,11 @@ def run_summary(report) -> Table:
     for r in report.results:
         m, mem = r.metrics, r.memory
         energy = r.energy.device.per_sample_j if r.energy.device else None
-        rows.append(([escape(r.workload), _status(r), with_ci(m.samples_per_s), with_ci(m.tokens_per_s),
+        rows.append(([shown(r.workload), _status(r), with_ci(m.samples_per_s), with_ci(m.tokens_per_s),
                       seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
                       flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                       size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
-                      DASH if energy is None else f"{energy:.3g} J", escape(_warnings(r)) or DASH], None))
+                      DASH if energy is None else f"{energy:.3g} J", shown(_warnings(r)) or DASH], None))
     return sparse_table(title, cols, rows, always=4)
 
 
@@ -53,9 +52,9 @@ def print_problems(console: Console, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
     for r in report.results:
         if r.error:
-            console.print(f"[bold]{escape(r.workload)}[/]: {escape(r.error)}")
+            console.print(f"[bold]{shown(r.workload)}[/]: {shown(r.error)}")
         for w in r.warnings:
-            console.print(f"[yellow]warning[/] {escape(r.workload)}: {escape(w.message)}")
+            console.print(f"[yellow]warning[/] {shown(r.workload)}: {shown(w.message)}")
     for name, status in report.telemetry.collectors.items():
         if not status.available:
-            console.print(f"[dim]collector {escape(name)} unavailable: {escape(status.reason or '')}[/]")
+            console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]")
