@@ -6,8 +6,9 @@ This package's __init__ imports nothing at load time: every module of bench runs
 __version__ = "0.2.0"
 
 
-def load_reports(paths):
-    """Load bench reports into a pandas DataFrame, one row per run x workload (for notebooks)."""
+def load_reports(paths, **options):
+    """Load bench reports into a pandas DataFrame, one row per run x workload, compared as `bench compare`
+    does (options: baseline, force, min_repeats, min_effect). See bench/analysis/frame.py."""
     from bench.analysis.frame import load_reports as _load
 
-    return _load(paths)
+    return _load(paths, **options)

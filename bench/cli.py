@@ -26,9 +26,9 @@ from bench.render.format import shown
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-# Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# The width is the terminal's (COLUMNS where set, also when piped), else 80; `compare --width` overrides.
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not broken mid-path; tables still fit
+out = Console(highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "(default: the first file's run)")
     cp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML report (needs plotly)")
     cp.add_argument("--csv", metavar="OUT.csv", help="write the comparison rows as CSV")
-    cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison rows as a Markdown table")
+    cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown tables (one per workload)")
+    cp.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON (its own format version; "
+                                                        "docs/compare-format.md); `-` writes it to stdout instead "
+                                                        "of the tables")
+    cp.add_argument("--width", type=int, metavar="COLUMNS", help="lay the tables out for this many columns "
+                                                                 "(default: the terminal's, or COLUMNS)")
     cp.add_argument("--fail-on", metavar="METRIC:PCT", action="append", default=[],
                     help="a gate: exit 1 when a run is conclusively slower than the baseline by more than PCT "
                          "(the whole 95 %% interval below 1 - PCT), exit 3 when that cannot be ruled out "
@@ -135,7 +140,7 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
     from bench.render.summary import print_problems, run_summary
 
     if not cfg.output.quiet and not late:
-        out.print(run_summary(report))
+        out.print(run_summary(report, out))
         print_problems(err, report)
     if saved.problem:
         err.print(f"[red]error:[/] {shown(saved.problem)}")
@@ -176,12 +181,17 @@ def cmd_env(args) -> int:
 def cmd_compare(args) -> int:
     from bench.analysis.compare import compare, gates, parse_gate, scaling_groups
     from bench.analysis.frame import comparison_frame
+    from bench.analysis.table import document
     from bench.analysis.load import load_many
     from bench.render.compare_view import print_comparisons, scaling_table
     from bench.render.tables import write_csv, write_markdown
 
     for spec in args.fail_on:
         parse_gate(spec)  # a bad gate is refused before any file is read
+    if args.width is not None:
+        if not 20 <= args.width <= 10_000:
+            raise ConfigError(f"--width: between 20 and 10000 columns, got {args.width}")
+        out.width = err.width = args.width
     min_repeats, min_effect = _min_repeats(args.min_repeats), _percent("--min-effect", args.min_effect)
     loaded, problems = load_many(args.files)
     for p in problems:
@@ -196,17 +206,23 @@ def cmd_compare(args) -> int:
         err.print("[red]error:[/] the reports hold no successful workload result to compare")
         return EXIT_USAGE
     outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
-    print_comparisons(out, comparisons)
     groups = scaling_groups(loaded)
-    if groups:
-        out.print(scaling_table(groups))
-    frame = comparison_frame(comparisons)
+    if args.json != "-":
+        print_comparisons(out, comparisons)
+        if groups:
+            out.print(scaling_table(groups))
+    else:
+        for note in comparisons.notes:
+            err.print(f"[yellow]note:[/] {shown(note)}")
     if args.csv:
-        _write(args.csv, lambda path: write_csv(frame, path))
+        _write(args.csv, lambda path: write_csv(comparison_frame(comparisons), path))
     if args.markdown:
-        _write(args.markdown, lambda path: write_markdown(frame, path))
+        _write(args.markdown, lambda path: write_markdown(comparisons, path))
     if args.html:
         _write(args.html, lambda path: _write_html(comparisons, loaded, path))
+    if args.json:
+        _write_json(args.json, document(comparisons, groups, outcomes, __version__,
+                                        datetime.now(timezone.utc).isoformat(timespec="seconds")))
     for outcome, what in outcomes:
         err.print(f"[red]regression:[/] {shown(what)}" if outcome == "fail" else
                   f"[yellow]gate inconclusive:[/] {shown(what)}")
@@ -238,7 +254,17 @@ def _write(target: str, writer) -> None:
         writer(target)
     except OSError as exc:
         raise BenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    out.print(f"wrote {shown(target)}")
+    err.print(f"wrote {shown(target)}")
+
+
+def _write_json(target: str, data: dict) -> None:
+    from bench.model.io import write_atomic
+
+    text = json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    _write(target, lambda path: write_atomic(path, text + "\n"))
 
 
 def _write_html(comparisons, loaded, target: str) -> None:

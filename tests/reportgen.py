@@ -19,16 +19,19 @@ def make_repeat(index, rng, mean_s, n, samples, cv=0.02) -> Repeat:
 
 def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune", device="cpu",
                 device_name="Test CPU", seed=0, samples=8, util=None, host="host-a", warnings=(), repeats=1,
-                cv=0.02, repeat_means=None) -> Report:
+                cv=0.02, repeat_means=None, main_metric="samples_per_s", figures=(), workload_metrics=None,
+                peak_mem=None) -> Report:
     rng = random.Random(seed)
     means = repeat_means or [mean_s] * repeats
     timing = Timing([make_repeat(i, rng, m, n, samples, cv) for i, m in enumerate(means)])
     summary = {} if util is None else {"measure": {"gpu0.util_percent": TelemetryStat(util, util, util, 5)}}
     p = {"model": "tiny", "parameters": 363264, "batch_size": samples, "precision": "fp32"}
     p.update(params or {})
-    result = Result(workload=workload, status="ok", params=p, main_metric="samples_per_s", timing=timing,
+    result = Result(workload=workload, status="ok", params=p, main_metric=main_metric, timing=timing,
                     metrics=core_metrics(timing, 1e9, 1e12, "test peak"), flops_per_step=1e9,
-                    warnings=[ResultWarning(**w) for w in warnings], telemetry_summary=summary)
+                    warnings=[ResultWarning(**w) for w in warnings], telemetry_summary=summary,
+                    figures=list(figures), workload_metrics=dict(workload_metrics or {}))
+    result.memory.device_peak_bytes = peak_mem
     total = sum(timing.step_times_s)
     sources = {"host": TelemetrySource("host", "cpu")}
     if util is not None:
@@ -42,3 +45,19 @@ def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune
                     results=[result], telemetry=telemetry)
     report.to_json()  # the model's own check: what tests build must be a valid report
     return report
+
+
+def generation_report(label, mean_s=0.1, ttft_s=0.012, seed=0, **kw) -> Report:
+    """A blender-generate run: tokens/s leads, TTFT and request latency as the workload declares them."""
+    from workloads.blender_generate import GENERATION_FIGURES
+
+    from bench.model.report import Summary
+
+    def lat(median):
+        return Summary(n=40, mean=median * 1.05, median=median, p90=median * 1.4, p99=median * 1.9, min=median * 0.8,
+                       max=median * 2.0)
+
+    metrics = {"ttft_s": lat(ttft_s), "request_latency_s": lat(mean_s), "token_latency_s": lat(mean_s / 20),
+               "decode_tokens_per_s": 20 / mean_s}
+    return make_report(label, mean_s, workload="blender-generate", main_metric="tokens_per_s", seed=seed,
+                       figures=GENERATION_FIGURES, workload_metrics=metrics, **kw)

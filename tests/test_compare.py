@@ -6,7 +6,8 @@ import random
 import pytest
 from reportgen import make_report
 
-from bench.analysis.compare import compare, gates, row_values
+from bench.analysis.compare import compare, gates
+from bench.analysis.table import record
 from bench.core import stats
 from bench.core.errors import ConfigError
 from bench.model.report import Contention, RankResult
@@ -91,7 +92,7 @@ def test_a_failed_result_is_shown_as_failed():
     b.results[0].timing.repeats[0].step_tokens = []
     [c] = cmp(make_report("a", 0.2), b)
     assert c.rows[1].code == "failed" and c.rows[1].verdict == "failed: RuntimeError: boom"
-    assert row_values(c.rows[1], "samples_per_s")["run"] == "b (failed)"
+    assert record(c.rows[1], c)["status"] == "failed" and c.rows[1].run.display == "b (failed)"
 
 
 def test_different_identity_is_not_comparable_and_says_force_compares_anyway():
@@ -150,12 +151,12 @@ def test_metrics_are_recomputed_from_raw_times_not_trusted():
     r = make_report("a", 0.1)
     r.results[0].metrics.samples_per_s.value = 1e9  # a lie in the file
     [c] = cmp(r)
-    assert row_values(c.rows[0], "samples_per_s")["value"] == pytest.approx(8 / 0.1, rel=0.05)
+    assert record(c.rows[0], c)["samples_per_s"] == pytest.approx(8 / 0.1, rel=0.05)
 
 
 def test_unknown_values_stay_none():
     [c] = cmp(make_report("a", 0.1))
-    v = row_values(c.rows[0], "samples_per_s")
+    v = record(c.rows[0], c)
     assert v["device_power_w"] is None and v["energy_per_sample_j"] is None and v["device_util_percent"] is None
 
 
@@ -169,8 +170,8 @@ def test_reference_reports_are_flagged():
     other = c.rows[1]
     assert not other.comparable and {"model", "data", "batch_size"} <= set(other.differences)
     assert {w.code for r in c.rows for w in r.run.result.warnings} == {"idle_accelerator"}
-    v = row_values(c.rows[0], "samples_per_s")
-    assert v["device_util_max_percent"] == 6.0 and v["parlai_exps"] == pytest.approx(29.01)
+    v = record(c.rows[0], c)
+    assert v["device_util_max_percent"] == 6.0 and v["parlai.exps"] == pytest.approx(29.01)
     [c] = compare(loaded, force=True)
     assert "published figures: no raw times" in c.rows[1].verdict and c.rows[1].code == "no_verdict"
 
@@ -193,8 +194,10 @@ def test_load_reports_gives_one_row_per_run_and_workload(tmp_path):
 
     paths = [dump_report(make_report(n, 0.1, seed=i), tmp_path / f"{n}.json") for i, n in enumerate("ab")]
     frame = bench.load_reports(paths)
-    assert list(frame["label"]) == ["a", "b"] and frame["value"].iloc[0] == pytest.approx(80, rel=0.05)
+    assert list(frame["label"]) == ["a", "b"] and frame["samples_per_s"].iloc[0] == pytest.approx(80, rel=0.05)
     assert "param_batch_size" in frame.columns
+    assert list(frame["verdict"]) == ["baseline", "no_verdict"] and frame["speedup"].iloc[1] > 0
+    assert str(frame["created_at"].dtype).startswith("datetime64") and frame["created_at"].dt.tz is not None
 
 
 def simulated_false_verdicts(method, pairs=400, repeats=3, between=0.05, within=0.02, steps=20, seed=7):

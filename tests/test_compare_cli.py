@@ -20,7 +20,7 @@ def run_cli(args, capsys):
     except SystemExit as exc:
         code = exc.code
     c = capsys.readouterr()
-    return code, c.out, c.err
+    return code, c.out, " ".join(c.err.split())  # stderr as one line: rich wraps it at the console's width
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def test_compare_two_runs_prints_speedup_and_exports(two, tmp_path, capsys):
     assert "baseline" in out and "x faster" in out
     import pandas as pd
 
-    frame = pd.read_csv(tmp_path / "c.csv")
-    assert list(frame["run"]) == ["fp32", "bf16"] and frame["ratio"].iloc[1] == pytest.approx(2.0, rel=0.05)
-    assert list(frame["verdict"]) == ["baseline", "faster"] and frame["ratio_ci_low"].iloc[1] > 1.9
+    frame = pd.read_csv(tmp_path / "c.csv", na_values=["—"])
+    assert list(frame["run"]) == ["fp32", "bf16"] and frame["speedup"].iloc[1] == pytest.approx(2.0, rel=0.05)
+    assert list(frame["verdict"]) == ["baseline", "faster"] and float(frame["speedup_ci_low"].iloc[1]) > 1.9
     assert "| fp32" in (tmp_path / "c.md").read_text()
 
 

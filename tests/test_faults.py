@@ -59,7 +59,7 @@ def run_cli(capsys, *args):
         code = exc.code
     c = capsys.readouterr()
     assert "Traceback" not in c.out + c.err, c.out + c.err
-    return code, c.out, c.err
+    return code, c.out, " ".join(c.err.split())  # stderr as one line: rich wraps it at the console's width
 
 
 def bench_cmd(*args):

@@ -207,13 +207,14 @@ def test_a_v1_multi_device_report_migrates_with_its_ranks():
     assert res.metrics.samples_per_s.value > 0
 
 
-def test_published_reference_reports_load_unchanged():
+def test_published_reference_reports_load_with_their_figures():
     for name in ("seed-habana-dl1.json", "seed-colab-p100.json"):
         path = os.path.join("reports", "reference", name)
-        assert json.load(open(path))["schema_version"] == 1  # kept as published
+        assert json.load(open(path))["schema_version"] == SCHEMA_VERSION  # kept current: they are shown
         r = load_report(path)
         assert r.origin == "published" and r.results[0].metrics.samples_per_s.value > 0
         assert r.results[0].warnings[0].code == "idle_accelerator"
+        assert [f.label for f in r.results[0].figures] == ["samples/s", "exps", "ups", "tps", "ctps", "ltps"]
 
 
 def test_the_model_checks_what_it_writes():

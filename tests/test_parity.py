@@ -3,7 +3,8 @@
 import pytest
 from reportgen import make_report
 
-from bench.analysis.compare import compare, row_values
+from bench.analysis.compare import compare
+from bench.analysis.table import record
 from bench.model.parity import disagreement
 from bench.model.report import Fingerprint
 
@@ -43,7 +44,7 @@ def test_compare_flags_a_planted_disagreement():
     [c] = compare([(f"{r.label}.json", r) for r in (base, same, wrong)])
     rows = {r.run.name: r for r in c.rows}
     assert rows["gpu"].mismatch is None and rows["fast"].mismatch is not None
-    v = row_values(rows["fast"], "samples_per_s")
+    v = record(rows["fast"], c)
     assert "output_mismatch" in v["warnings"] and "value 1" in v["output_mismatch"]
     from bench.render.compare_view import compare_notes
 

@@ -39,7 +39,7 @@ class RetrieveRefine(Workload):
     memory_flags = ("--batch-size", "--beams", "--context-len", "--new-tokens", "--pool-size")
     generates = True  # calls model.generate(): dynamic KV-cache objects (see the hpu spec's --hpu-graphs check)
     figures = (FigureSpec("metrics.tokens_per_s", "new tokens/s", "tokens/s", "higher", lead=True),
-               FigureSpec("workload_metrics.retrieve_share", "retrieval share", "%", "none"),
+               FigureSpec("workload_metrics.retrieve_share", "retrieval share", "fraction", "none"),
                FigureSpec("workload_metrics.retrieve_s.median", "retrieve p50", "s", "lower"),
                FigureSpec("workload_metrics.generate_s.median", "generate p50", "s", "lower"),
                FigureSpec("metrics.step_time_s.p99", "request p99", "s", "lower"))

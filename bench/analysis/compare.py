@@ -8,10 +8,12 @@ raw step times; published reports without raw times keep their transcribed value
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.analysis import verdicts
 from bench.core.errors import ConfigError
+from bench.core.text import clip
 from bench.model.derive import WORK, recompute
 from bench.model.parity import disagreement
 from bench.model.report import Interval, Metrics, Report, Result
@@ -92,8 +94,33 @@ class Comparison:
         return len(self.workloads)
 
 
+NAME_CHARS = 24  # a run's display name: long labels are cut, names that then collide get a run-id prefix
+
+
 def run_name(report: Report, path: str) -> str:
-    return report.label or Path(path).stem
+    """The label, else the device kind and when it ran (`cuda 11-28 14:02`)."""
+    if report.label and report.label.strip():
+        return clip(" ".join(report.label.split()), NAME_CHARS, "…")
+    backend = str(report.environment.device.get("backend") or Path(path).stem.split("_")[1:2] or "run")
+    try:
+        when = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%m-%d %H:%M")
+    except ValueError:
+        when = Path(path).stem[:16]
+    return f"{clip(backend, 12, '…')} {when}"
+
+
+def unique_names(runs: list[Run]) -> None:
+    """Runs of different reports that would show the same name get their run_id's first characters."""
+    by_name: dict[str, set[str]] = {}
+    for r in runs:
+        by_name.setdefault(r.name, set()).add(r.report.run_id)
+    for r in runs:
+        ids = by_name[r.name]
+        if len(ids) > 1:
+            width = 6
+            while len({i[:width] for i in ids}) < len(ids) and width < 32:
+                width += 2
+            r.name = f"{r.name} #{r.report.run_id[:width]}"
 
 
 def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[str]]:
@@ -110,6 +137,7 @@ def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[str]]:
         for result in report.results:
             if result.status in ("ok", "interrupted", "failed"):
                 runs.append(Run(run_name(report, path), path, report, result, recompute(result)))
+    unique_names(runs)
     return runs, notes
 
 
@@ -235,32 +263,6 @@ def device_utilization_max(run: Run) -> float | None:
 def device_power(run: Run) -> float | None:
     vals = _accel_stats(run, "power_w", "mean")
     return sum(vals) if vals else None
-
-
-def row_values(row: Row, metric: str) -> dict:
-    """The flat values of one row, shared by the terminal table, CSV, Markdown and HTML."""
-    r, m = row.run, row.run.metrics
-    st = m.step_time_s
-    mem = r.result.memory
-    tp = throughput(r, metric)
-    sp = row.speedup
-    wm = r.result.workload_metrics
-    energy = r.result.energy.device
-    return {"workload": r.workload, "run": r.display, "run_id": r.report.run_id, "status": r.result.status,
-            "device": r.device_label, "origin": r.report.origin,
-            "metric": metric, "value": tp.value, "ci_low": tp.ci_low, "ci_high": tp.ci_high,
-            "ratio": sp.ratio if sp else None, "ratio_ci_low": sp.ci_low if sp else None,
-            "ratio_ci_high": sp.ci_high if sp else None, "repeats": len(r.result.timing.measured),
-            "verdict": row.code, "verdict_text": row.verdict, "comparable": row.comparable or row.baseline,
-            "step_p50_s": st.median if st else None, "step_p99_s": st.p99 if st else None,
-            "peak_mem_bytes": mem.device_peak_bytes or mem.host_peak_rss_bytes,
-            "device_util_percent": device_utilization(r), "device_util_max_percent": device_utilization_max(r),
-            "device_power_w": device_power(r),
-            "energy_per_sample_j": energy.per_sample_j if energy else None,
-            "mfu": m.mfu.value if m.mfu else None,
-            "warnings": ", ".join(sorted(r.result.codes() | ({"output_mismatch"} if row.mismatch else set()))),
-            "output_mismatch": row.mismatch,
-            **{f"parlai_{k}": wm.get(f"parlai.{k}") for k in ("exps", "ups", "tps", "ctps", "ltps")}}
 
 
 def parse_gate(spec: str) -> tuple[str, float]:

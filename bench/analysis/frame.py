@@ -1,44 +1,37 @@
-"""Comparisons and reports as pandas DataFrames (for notebooks, CSV and Markdown)."""
+"""Comparisons as pandas DataFrames (notebooks; the CSV export is one), and the facade `load_reports` in bench/__init__.py.
+
+One row per run x workload, the columns of analysis/table.py: identity (workload, run, label, file,
+run_id, created_at as a UTC timestamp, status, device), the lead figure with its interval, the
+speedup against the baseline with its interval and verdict, every figure the workload declares,
+the common figures, warnings, and the workload's params as `param_<name>`. `frame.attrs["units"]`
+maps each figure column to its unit.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.analysis.compare import make_runs, row_values
+from bench.analysis.compare import compare
 from bench.analysis.load import expand
+from bench.analysis.table import columns, records
 from bench.model.io import load_report
 
 
 def comparison_frame(comparisons):
     import pandas as pd
 
-    rows = [row_values(row, comp.main_metric) for comp in comparisons for row in comp.rows]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(records(comparisons))
+    if "created_at" in frame:
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, errors="coerce")
+    frame.attrs["units"] = {c.key: c.unit for comp in comparisons for c in columns(comp) if c.unit}
+    return frame
 
 
-def load_reports(paths):
-    """DataFrame with one row per run x workload (for notebooks). Raises ReportError on a bad file."""
-    import pandas as pd
-
+def load_reports(paths, baseline: str | None = None, force: bool = False, min_repeats: int = 3,
+                 min_effect: float = 0.02):
+    """DataFrame of report files or globs, compared as `bench compare` would (the first file's run is
+    the baseline unless `baseline` names one). Raises ReportError on a file that is not a report."""
     if isinstance(paths, (str, Path)):
-        paths = [str(paths)]
+        paths = [paths]
     loaded = [(str(p), load_report(p)) for p in expand([str(p) for p in paths])[0]]
-    rows = []
-    for run in make_runs(loaded)[0]:
-        row = row_values(_Row(run), run.result.main_metric or "samples_per_s")
-        for k in ("ratio", "ratio_ci_low", "ratio_ci_high", "verdict", "verdict_text", "comparable"):
-            row.pop(k)
-        row.update({"file": run.path, "run_id": run.report.run_id, "status": run.result.status,
-                    "label": run.report.label, "created_at": run.report.created_at,
-                    **{f"param_{k}": v for k, v in run.params.items()}})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-class _Row:
-    """A bare row (no baseline) for load_reports."""
-
-    def __init__(self, run):
-        self.run, self.speedup, self.verdict, self.comparable, self.baseline = run, None, "", True, False
-        self.code = ""
-        self.mismatch = None
+    return comparison_frame(compare(loaded, baseline, force, min_repeats, min_effect))

@@ -103,6 +103,22 @@ def _published(run, base, metric, n, level) -> Speedup:
     return Speedup(ratio, None, None, level, "published figures", n, "no_verdict", text)
 
 
+def short(code: str, s: Speedup | None) -> str:
+    """The verdict in a few words for a table cell; the full sentence (why a verdict is withheld)
+    goes in the notes under the table."""
+    if code in ("baseline", "not_comparable", "failed") or s is None or s.ratio is None:
+        return {"not_comparable": "not comparable", "no_verdict": "no verdict"}.get(code, code)
+    ci = f" [{s.ci_low:.2f}–{s.ci_high:.2f}]" if s.ci_low is not None and s.ci_high is not None else ""
+    if code == "faster":
+        return f"{s.ratio:.2f}x faster{ci}"
+    if code == "slower":
+        inv = f" [{1 / s.ci_high:.2f}–{1 / s.ci_low:.2f}]" if ci else ""
+        return f"{1 / s.ratio:.2f}x slower{inv}"
+    if code == "same":
+        return f"same{ci}"
+    return f"{s.ratio:.2f}x, {code.replace('_', ' ')}"
+
+
 def gate(s: Speedup, limit: float) -> str:
     """--fail-on: 'fail' for a conclusive regression beyond the limit (the whole interval below
     1 - limit), 'inconclusive' when it cannot be ruled out, else 'pass'."""

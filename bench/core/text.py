@@ -12,8 +12,13 @@ MAX_SHOWN = 500  # characters of one report string in any output
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def clip(text: str, limit: int = MAX_SHOWN) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit:,} more characters)"
+def clip(text: str, limit: int = MAX_SHOWN, mark: str | None = None) -> str:
+    """At most `limit` characters and a mark saying it was cut (by default how much was)."""
+    if len(text) <= limit:
+        return text
+    if mark is not None:
+        return text[:max(0, limit - len(mark))] + mark
+    return text[:limit] + f"... ({len(text) - limit:,} more characters)"
 
 
 def terminal_safe(value, limit: int = MAX_SHOWN) -> str:

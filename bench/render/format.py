@@ -73,3 +73,38 @@ def seconds(value) -> str:
 
 def flops(value) -> str:
     return DASH if value is None else f"{value / 1e9:,.1f} G"
+
+
+def figure_cell(col, rec: dict) -> str:
+    """One column's value of a run (analysis/table.py record) as text: intervals as 'v [lo, hi]',
+    times and sizes with their unit, fractions as percent, unknown as "—"."""
+    key = col.key
+    if col.kind == "interval":
+        return with_ci({"value": rec.get(key), "ci_low": rec.get(f"{key}_ci_low"), "ci_high": rec.get(f"{key}_ci_high")})
+    if col.kind == "verdict":
+        return rec.get("verdict_short") or DASH
+    if col.kind == "util":
+        if rec.get("device_util_percent") is not None:
+            return f"{rec['device_util_percent']:.0f} %"
+        if rec.get("device_util_max_percent") is not None:
+            return f"≤ {rec['device_util_max_percent']:.0f} %"  # a published run gave only its range
+        return DASH
+    return unit_cell(rec.get(key), col.unit)
+
+
+def unit_cell(value, unit: str = "") -> str:
+    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return cell(value)
+    return {"s": seconds, "bytes": size, "fraction": percent}.get(unit, lambda v: _with_unit(v, unit))(value)
+
+
+def _with_unit(value, unit: str) -> str:
+    if unit == "%":
+        return f"{num(value)} %"
+    if unit == "W":
+        return f"{value:.0f} W"
+    if unit == "J":
+        return f"{value:.3g} J"
+    return num(value, 4)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 from datetime import datetime, timezone
 
-from bench.analysis.compare import row_values, scaling_groups
+from bench.analysis.compare import scaling_groups
+from bench.analysis.table import record
 from bench.core.text import clip
 from bench.model.fields import encode
 from bench.model.keys import keys_of
@@ -46,10 +47,11 @@ def _fig_html(fig, div_id: str) -> str:
 def throughput_figure(comp):
     import plotly.graph_objects as go
 
-    vals = [row_values(r, comp.main_metric) for r in comp.rows]
-    y = [v["value"] for v in vals]
-    err_hi = [(v["ci_high"] - v["value"]) if v["ci_high"] is not None else 0 for v in vals]
-    err_lo = [(v["value"] - v["ci_low"]) if v["ci_low"] is not None else 0 for v in vals]
+    m = comp.main_metric
+    vals = [record(r, comp) for r in comp.rows]
+    y = [v[m] for v in vals]
+    err_hi = [(v[f"{m}_ci_high"] - v[m]) if v[f"{m}_ci_high"] is not None else 0 for v in vals]
+    err_lo = [(v[m] - v[f"{m}_ci_low"]) if v[f"{m}_ci_low"] is not None else 0 for v in vals]
     names = [esc_chart(f"{v['run']} · {v['device']}") for v in vals]
     colours = ["#2e8b57" if v["comparable"] else "#b0b0b0" for v in vals]
     fig = go.Figure(go.Bar(x=names, y=y, marker_color=colours,
@@ -159,13 +161,14 @@ def summary_table(comp) -> str:
     """The terminal's comparison table as HTML (same cells, same empty columns left out)."""
     cols, body = compare_cells(comp)
     keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
-    return _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body])
+    return ('<div class="scroll">' + _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body])
+            + "</div>")
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1400px}table{border-collapse:collapse;
 margin:8px 0 16px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
 th{background:#f3f3f3}.banner{background:#fff4e5;border:1px solid #f0a030;padding:10px 14px;margin:12px 0}
-.banner li{margin:3px 0}h2{margin-top:36px;border-bottom:1px solid #ddd}"""
+.banner li{margin:3px 0}h2{margin-top:36px;border-bottom:1px solid #ddd}.scroll{overflow-x:auto}"""
 
 
 def render(comparisons, loaded) -> str:

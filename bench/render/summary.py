@@ -1,60 +1,67 @@
-"""The run view's end: a summary table of the report and the problems in words."""
+"""The run view's end: every workload's figures, laid out for the terminal's width, and the
+problems in words."""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, Group
+from rich.text import Text
 
-from bench.render.format import DASH, flops, percent, seconds, shown, size, with_ci
+from bench.analysis.table import figure_key, resolve_in
+from bench.render.format import DASH, flops, percent, seconds, shown, size, unit_cell, with_ci
+from bench.render.layout import fit
 
 
 def _warnings(result) -> str:
     return ", ".join(sorted(result.codes()))
 
 
-def sparse_table(title: str, cols: list[str], rows: list[tuple[list[str], str | None]], always: int) -> Table:
-    """A table without the columns (past the first `always`) that hold only "—" in every row."""
-    keep = [i for i in range(len(cols)) if i < always or any(cells[i] != DASH for cells, _ in rows)]
-    table = Table(title=shown(title), title_justify="left")
-    for i in keep:
-        table.add_column(cols[i], overflow="fold", no_wrap=i == 0)
-    for cells, style in rows:
-        table.add_row(*[cells[i] for i in keep], style=style)
-    return table
+def _lead(result) -> tuple[str, str]:
+    """(unit, 'value [lo, hi]') of the figure the workload leads with."""
+    metric = result.main_metric or "samples_per_s"
+    spec = next((f for f in result.figures if f.lead), None)
+    unit = spec.unit if spec else metric.replace("_per_s", "/s")
+    return unit, with_ci(getattr(result.metrics, metric, None))
 
 
-def run_summary(report) -> Table:
+def run_summary(report, console: Console):
     device = report.environment.device
     title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
     if report.distributed:
         d = report.distributed
         title += f" · world size {d.world_size} ({d.backend}; throughput summed over ranks)"
-    cols = ["workload", "status", "samples/s [95% CI]", "tokens/s [95% CI]", "step p50", "first step",
-            "FLOP/s", "MFU", "peak mem", "energy/sample", "warnings"]
+    headers = ["workload", "status", "throughput [95% CI]", "step p50", "first step", "FLOP/s", "MFU", "peak mem",
+               "energy/sample", "warnings"]
     rows = []
     for r in report.results:
         m, mem = r.metrics, r.memory
         energy = r.energy.device.per_sample_j if r.energy.device else None
-        rows.append(([shown(r.workload), _status(r), with_ci(m.samples_per_s), with_ci(m.tokens_per_s),
-                      seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
-                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
-                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
-                      DASH if energy is None else f"{energy:.3g} J", shown(_warnings(r)) or DASH], None))
-    return sparse_table(title, cols, rows, always=4)
+        unit, lead = _lead(r)
+        rows.append([r.workload, r.status, lead if lead == DASH else f"{lead} {unit}",
+                     seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
+                     flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
+                     size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
+                     DASH if energy is None else f"{energy:.3g} J", _warnings(r) or DASH])
+    return Group(fit(console, title, headers, rows, always=3), *figure_lines(report))
 
 
-def _status(result) -> str:
-    colour = {"ok": "green", "failed": "red", "skipped": "yellow", "interrupted": "yellow"}[result.status]
-    return f"[{colour}]{result.status}[/]"
+def figure_lines(report) -> list[Text]:
+    """Per workload, the figures it declares beyond its lead: TTFT, request latency, recall, ..."""
+    lines = []
+    for r in report.results:
+        parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
+                 if not f.lead and figure_key(f.key) != r.main_metric]
+        if parts and r.timing.step_times_s:
+            lines.append(Text.from_markup(f"[bold]{shown(r.workload)}[/]: " + shown(" · ".join(parts))))
+    return lines
 
 
 def print_problems(console: Console, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
     for r in report.results:
         if r.error:
-            console.print(f"[bold]{shown(r.workload)}[/]: {shown(r.error)}")
+            console.print(f"[bold]{shown(r.workload)}[/]: {shown(r.error)}", soft_wrap=False)
         for w in r.warnings:
-            console.print(f"[yellow]warning[/] {shown(r.workload)}: {shown(w.message)}")
+            console.print(f"[yellow]warning[/] {shown(r.workload)}: {shown(w.message)}", soft_wrap=False)
     for name, status in report.telemetry.collectors.items():
         if not status.available:
-            console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]")
+            console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]", soft_wrap=False)

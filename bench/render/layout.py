@@ -1,0 +1,64 @@
+"""Tables that read at any width: one row per run where the page is wide enough, else one column per
+run (transposed), else one block per run. Nothing is cut to three characters."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from bench.render.format import DASH, shown
+
+
+def fit(console: Console, title: str, headers: list[str], rows: list[list[str]], always: int = 1,
+        dim: list[bool] | None = None):
+    """The first layout whose natural width fits the console. headers and cells are plain text
+    (escaped here); the first column names each row (the run)."""
+    dim = dim or [False] * len(rows)
+    keep = [i for i in range(len(headers)) if i < always or any(r[i] != DASH for r in rows)]
+    wide = _wide(title, headers, rows, keep, dim)
+    if natural_width(console, wide) <= console.width:
+        return wide
+    across = _transposed(title, headers, rows, keep, dim)
+    if natural_width(console, across) <= console.width:
+        return across
+    return _blocks(title, headers, rows, keep, dim, always)
+
+
+def natural_width(console: Console, renderable) -> int:
+    """The width it takes unconstrained (console.measure caps it at the console's width)."""
+    return Measurement.get(console, console.options.update_width(1_000_000), renderable).maximum
+
+
+def _wide(title, headers, rows, keep, dim) -> Table:
+    table = Table(title=shown(title), title_justify="left")
+    for i in keep:
+        table.add_column(shown(headers[i]), no_wrap=True)
+    for r, d in zip(rows, dim):
+        table.add_row(*[shown(r[i]) for i in keep], style="dim" if d else None)
+    return table
+
+
+def _transposed(title, headers, rows, keep, dim) -> Table:
+    table = Table(title=shown(title), title_justify="left")
+    table.add_column("", no_wrap=True, style="bold")
+    for r, d in zip(rows, dim):
+        table.add_column(shown(r[0]), no_wrap=True, style="dim" if d else None)
+    for i in keep[1:]:
+        table.add_row(shown(headers[i]), *[shown(r[i]) for r in rows])
+    return table
+
+
+def _blocks(title, headers, rows, keep, dim, always: int) -> Group:
+    parts = [Text(title, style="italic")]
+    for r, d in zip(rows, dim):
+        block = Table(show_header=False, box=None, padding=(0, 1), title=shown(r[0]), title_justify="left",
+                      title_style="bold dim" if d else "bold")
+        block.add_column(no_wrap=True, style="dim")
+        block.add_column(overflow="fold")
+        for i in keep[1:]:
+            if r[i] != DASH or i < always:
+                block.add_row(shown(headers[i]), shown(r[i]))
+        parts.append(block)
+    return Group(*parts)
