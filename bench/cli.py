@@ -42,15 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run workloads on one device (each repeat in a fresh worker process), sample "
                                     "the hardware while they run, and write reports/<UTC time>_<device>_<host>_<id>"
                                     ".json.")
+    rp.epilog = ("exit codes: 0 ok; 1 a workload failed, or the report could not be written under --out (it is in "
+                 "bench-rescue/ in the temporary directory); 2 bad input or a missing device, before any work; 130 "
+                 "interrupted, the report so far written")
     add_run_arguments(rp)
-    cp = sub.add_parser("compare", help="compare reports: tables, CSV/Markdown, one HTML file",
+    cp = sub.add_parser("compare", help="compare reports: tables, CSV, Markdown, JSON, one HTML file",
                         description="Pair runs by workload identity and compare throughput with confidence "
-                                    "intervals; runs whose identity differs are shown as not comparable.")
+                                    "intervals that include run-to-run variance, with every figure each workload "
+                                    "declares (latency, recall, ...); runs whose identity differs are shown as not "
+                                    "comparable.",
+                        epilog="exit codes: 0 ok; 1 a file could not be used, or a --fail-on gate found a conclusive "
+                               "regression; 2 bad input or nothing usable; 3 a --fail-on gate could not rule a "
+                               "regression out")
     cp.add_argument("files", nargs="+", metavar="FILE", help="report files or globs (reports/*.json)")
     cp.add_argument("--baseline", metavar="LABEL_OR_FILE", help="the run others are compared to "
                                                                 "(default: the first file's run)")
     cp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML report (needs plotly)")
-    cp.add_argument("--csv", metavar="OUT.csv", help="write the comparison rows as CSV")
+    cp.add_argument("--csv", metavar="OUT.csv", help="write one row per run x workload as CSV (raw values in the "
+                                                      "units docs/compare-format.md names; unknown as —)")
     cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown tables (one per workload)")
     cp.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON (its own format version; "
                                                         "docs/compare-format.md); `-` writes it to stdout instead "
@@ -67,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--min-effect", default="2%", metavar="PCT",
                     help="differences inside this band read 'same within PCT'; a verdict needs the interval "
                          "beyond it (default: 2%%)")
-    lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here")
-    lp.add_argument("--json", action="store_true")
-    ep = sub.add_parser("env", help="the environment record a report would carry")
+    lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
+                        description="What this installation can run: registered workloads (with where they come "
+                                    "from), presets, devices found here and the telemetry collectors.")
+    lp.add_argument("--json", action="store_true", help="machine-readable")
+    ep = sub.add_parser("env", help="the environment record a report would carry",
+                        description="Host, Python, packages, torch and (with --device) the device, as a report "
+                                    "records them.")
     ep.add_argument("--json", action="store_true", help="machine-readable")
     ep.add_argument("--device", metavar="DEVICE", help="also describe this device (cpu, cuda, hpu, auto)")
     return parser
@@ -188,6 +201,11 @@ def cmd_compare(args) -> int:
 
     for spec in args.fail_on:
         parse_gate(spec)  # a bad gate is refused before any file is read
+    if args.html:
+        try:
+            import plotly  # noqa: F401
+        except ImportError:
+            raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
     if args.width is not None:
         if not 20 <= args.width <= 10_000:
             raise ConfigError(f"--width: between 20 and 10000 columns, got {args.width}")
@@ -268,10 +286,6 @@ def _write_json(target: str, data: dict) -> None:
 
 
 def _write_html(comparisons, loaded, target: str) -> None:
-    try:
-        import plotly  # noqa: F401
-    except ImportError:
-        raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
     from bench.model.io import write_atomic
     from bench.render.html import render
 
@@ -296,8 +310,52 @@ def _tolerant_streams() -> None:
             pass
 
 
+class _QuietOnClosedPipe:
+    """stdout or stderr that a reader closed (`bench compare ... | head -3`): the rest of the output is
+    dropped without a word, and the command still finishes its work and returns its exit code."""
+
+    def __init__(self, stream):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text):
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self):
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self):
+        self.closed_pipe = True
+        try:  # the interpreter's last flush at exit goes to /dev/null too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def cli(argv=None) -> int:
     _tolerant_streams()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _QuietOnClosedPipe(sys.stdout), _QuietOnClosedPipe(sys.stderr)
+    try:
+        return _cli(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _cli(argv=None) -> int:
     try:
         parser = build_parser()
     except BenchError as exc:  # a plug-in whose flag collides, or that cannot be imported

@@ -157,6 +157,28 @@ def test_a_missing_model_dir_exits_2_before_any_work(capsys, tmp_path):
     assert list(tmp_path.glob("*.json")) == []  # refused before any workload ran: no report
 
 
+def test_a_missing_model_is_refused_even_for_workloads_that_do_not_use_it(capsys, tmp_path):
+    code, _, err = run_cli(["run", "--device", "cpu", "--model", "/nonexistent", "--workload", "retrieval-encode",
+                            "--out", str(tmp_path)], capsys)
+    assert code == 2 and "--model /nonexistent" in err and not list(tmp_path.glob("*.json"))
+
+
+def test_html_without_plotly_is_refused_before_any_table(capsys, tmp_path, monkeypatch):
+    from reportgen import make_report
+
+    from bench.model.io import dump_report
+
+    a = dump_report(make_report("a", 0.1), tmp_path / "a.json")
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    code, out, err = run_cli(["compare", str(a), "--html", str(tmp_path / "r.html")], capsys)
+    assert code == 2 and "pip install 'bench[html]'" in err and out == ""
+
+
+def test_env_shows_times_and_sizes_for_people(capsys):
+    code, out, _ = run_cli(["env"], capsys)
+    assert code == 0 and " UTC" in out and "GiB" in out
+
+
 def test_list_shows_workloads_presets_devices_and_collectors(capsys, no_accelerators):
     code, out, err = run_cli(["list", "--json"], capsys)
     assert code == 0

@@ -155,8 +155,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, caps
     assert "<script>document.title" not in dom.stdout
     console_errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
     assert console_errors == []
-    shot = Path("reports") / "compare-screenshot.png"  # a CI artifact
-    shot.unlink(missing_ok=True)  # a stale file from an earlier run must not pass this test
+    shot = tmp_path / "compare.png"
     done = subprocess.run([_chromium(), *flags, "--window-size=1400,2600", f"--screenshot={shot.resolve()}",
                            page.as_uri()], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -596,6 +596,19 @@ def test_an_ascii_terminal_gets_every_command_working(tmp_path):
     assert only_report(out).label == "caf\u00e9 \u2014"  # the report itself keeps the text
 
 
+@pytest.mark.parametrize("extra", [[], ["--fail-on", "samples_per_s:5%"]])
+def test_a_closed_pipe_ends_quietly_with_the_commands_own_exit_code(extra, tmp_path):
+    a = dump_report(make_report("a", 0.2, repeats=3), tmp_path / "a.json")
+    b = dump_report(make_report("b", 0.4, seed=1, repeats=3), tmp_path / "b.json")  # conclusively slower
+    proc = subprocess.Popen(bench_cmd("compare", a, b, "--width", 80, *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == (1 if extra else 0)  # the gate still decides
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
 def test_a_rendezvous_port_in_use_is_refused_before_anything_runs(tmp_path, capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

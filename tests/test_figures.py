@@ -139,3 +139,41 @@ def test_the_run_summary_fits_80_columns_and_names_every_figure():
     for label in ("TTFT p50", "TTFT p99", "request p50", "request p99", "per-token p50", "decode tok/s"):
         assert label in text
     assert "12.0 ms" in text  # TTFT p50
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (apt-get install chromium); .ci/run installs it")
+def test_the_page_shows_latency_warnings_under_their_workload_and_a_legend(tmp_path, capsys):
+    """What a reader sees once plotly has drawn: the DOM after scripts ran, at 800 px wide."""
+    import re
+    import subprocess
+
+    pytest.importorskip("plotly")
+    a = dump_report(generation_report("gpu-a", 0.10, ttft_s=0.0123, repeats=3), tmp_path / "a.json")
+    b = dump_report(generation_report("gpu-b", 0.05, ttft_s=0.0061, seed=1, repeats=3,
+                                      warnings=[{"code": "noisy", "message": "step times vary (CV 9% > 5%)"}]),
+                    tmp_path / "b.json")
+    f = dump_report(make_report("ft", 0.1, repeats=3), tmp_path / "f.json")
+    page = tmp_path / "r.html"
+    code, _, err = run_cli(capsys, "compare", a, b, f, "--html", page)
+    assert code == 0, err
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--window-size=800,3000"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    gen = dom[dom.index("id=\"wl-blender-generate\""):dom.index("id=\"wl-blender-finetune\"")]
+    table = gen[gen.index("<table"):gen.index("</table>")]
+    for label in ("TTFT p50", "TTFT p99", "request p99", "vs baseline"):
+        assert f"<th>{label}</th>" in table, label
+    assert "12.3 ms" in table and "6.1 ms" in table
+    notes = gen[gen.index("class=\"banner\""):]
+    assert re.search(r"<dt>gpu-b</dt><dd><ul>.*noisy: step times vary", notes), "the warning is not under its run"
+    assert "noisy" not in dom[dom.index("id=\"wl-blender-finetune\""):dom.index("id=\"telemetry\"")]
+    legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', gen)
+    assert "baseline" in legend and "comparable" in legend, legend  # drawn by plotly, not only declared

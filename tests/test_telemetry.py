@@ -15,7 +15,8 @@ from bench.model.samples import energy_from_samples, phase_summaries, summarize
 
 def test_host_collector_samples_this_process_at_its_own_period():
     c = build_collector({"name": "host", "pid": os.getpid(), "period_s": 0.3})
-    time.sleep(0.05)
+    assert c.sample() == {}  # the first reading comes a period after priming, not microseconds after
+    time.sleep(0.35)
     s = c.sample()
     assert c.sample() == {}  # not due again yet
     time.sleep(0.3)
@@ -23,6 +24,38 @@ def test_host_collector_samples_this_process_at_its_own_period():
     assert s["host.rss_bytes"] > 10 * 2**20
     assert len(s["host.percpu_percent"]) == os.cpu_count()
     assert 0 <= s["host.mem_percent"] <= 100
+
+
+def test_a_process_is_read_a_period_after_it_was_primed_never_at_once(monkeypatch):
+    """psutil's cpu_percent(None) divides by the time since the previous call: read microseconds after
+    priming, one 10 ms tick becomes thousands of percent (a first host sample of 1,439 % on 2 cores)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    calls: list[tuple[int, float]] = []
+    real = psutil.Process.cpu_percent
+
+    def spy(self, interval=None):
+        calls.append((self.pid, time.monotonic()))
+        return real(self, interval)
+
+    monkeypatch.setattr(psutil.Process, "cpu_percent", spy)
+    c = build_collector({"name": "host", "pid": os.getpid(), "period_s": 0.05})
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sum(1 for pid, _ in calls if pid == busy.pid) < 3:
+            time.sleep(0.06)
+            c.sample()
+    finally:
+        busy.kill()
+        busy.wait()
+    for pid in {os.getpid(), busy.pid}:
+        times = [t for p, t in calls if p == pid]
+        assert len(times) >= 2, pid
+        assert min(b - a for a, b in zip(times, times[1:])) >= 0.04  # a period apart, from the prime on
 
 
 def test_missing_collector_library_or_tool_says_why(no_accelerators):

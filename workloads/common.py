@@ -55,7 +55,12 @@ class CommonOptions(Options):
                     maximum=2**63 - 1 - 4096)
 
     def check(self) -> None:
-        """Bounds that span fields: the work one step holds (before anything is built)."""
+        """Bounds that span fields: the work one step holds (before anything is built); a --model
+        directory that cannot be used, whichever workloads are selected."""
+        from workloads.models import BLENDER_CONFIGS, check_model_dir
+
+        if self.model is not None and self.model not in BLENDER_CONFIGS:
+            check_model_dir(self.model)
         lengths = [x for x in (self.context_len, self.label_len, self.new_tokens) if x is not None]
         if self.batch_size is None or not lengths:
             return

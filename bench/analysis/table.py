@@ -39,7 +39,8 @@ class Column:
     def header(self) -> str:
         """The label, with the unit where the label does not already say it and the cells will not
         (times and sizes are formatted with their unit in each cell)."""
-        if not self.unit or self.unit in self.label or self.unit in ("s", "bytes", "fraction", "%", "W", "J"):
+        if self.kind == "interval" or not self.unit or self.unit in self.label or \
+                self.unit in ("s", "bytes", "fraction", "%", "W", "J"):
             return self.label
         if self.label.endswith("/s") and self.unit.endswith("/s"):  # "decode tok/s" says it already
             return self.label

@@ -36,7 +36,7 @@ class Sink:
 
     def progress(self, phase: str, done: int, total: int | None) -> None:
         now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_S or done == total:
+        if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:
             self.last = now
             self.emit("progress", rank=self.rank, phase=phase, done=done, total=total)
 

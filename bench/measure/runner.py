@@ -138,6 +138,7 @@ class Measurement:
         n = self.m.warmup
         with self.phase("warmup"):
             times = []
+            self.sink.progress("warmup", 0, n)
             for i in range(n):
                 _, dt = timed_step(self.wl, self.backend)
                 times.append(dt)
@@ -175,6 +176,7 @@ class Measurement:
     def _steps(self) -> None:
         rep, n = self.repeat, 0
         handicap = getattr(self.m, "handicap", 0.0) / 100.0
+        self.sink.progress("measure", 0, self.m.steps)  # before the clocks: the view shows the phase began
         host0 = HostSnapshot.take(self.tree_root)
         cpu0 = time.process_time()
         self.backend.synchronize()

@@ -107,8 +107,8 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
         out.append(ResultWarning("no_warmup", "no warm-up step: the first measured step includes one-time costs"))
     slow = max((stats.steady_state_start(r.step_times_s) for r in timing.repeats), default=0)
     if slow:
-        out.append(ResultWarning("not_steady", f"the first {slow} measured step{'s were' if slow > 1 else ' was'} "
-                                              "slower than the rest: raise --warmup"))
+        first = f"first {slow} measured steps were" if slow > 1 else "first measured step was"
+        out.append(ResultWarning("not_steady", f"the {first} slower than the rest: raise --warmup"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
     if cv is not None and cv > NOISY_CV:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
@@ -116,9 +116,10 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
         low = [r.cpu_wall_ratio for r in timing.repeats if r.cpu_wall_ratio and r.cpu_wall_ratio < 0.75 * threads]
         if low:
             out.append(ResultWarning("noisy", f"CPU-time / wall-time {min(low):.2f} is well below the {threads} "
-                                              "threads: other load took the cores"))
+                                              f"thread{'s' if threads > 1 else ''}: other load took the cores"))
     if 0 < len(times) < 5:
-        out.append(ResultWarning("few_steps", f"only {len(times)} measured steps: the confidence interval is weak"))
+        out.append(ResultWarning("few_steps", f"only {len(times)} measured step{'s' if len(times) > 1 else ''}: the "
+                                              "confidence interval is weak"))
     return out
 
 

@@ -35,26 +35,32 @@ def compare_table(console, comp):
                [not ok for _, ok in body])
 
 
-def compare_notes(comp) -> list[str]:
-    """Plain sentences: why rows are not comparable, what the warnings mean, where figures came from."""
+def run_notes(comp) -> list[tuple[str, str]]:
+    """(run, sentence) pairs: the verdict and why, why a row is not comparable, what the warnings
+    mean, where published figures came from."""
     notes = []
     for row in comp.rows:
-        r = row.run
+        r, base = row.run, comp.baseline.name
         if r.published:
-            notes.append(f"{r.name}: published figures, not measured by bench ({r.report.source or 'source not given'})")
+            notes.append((r.name, f"published figures, not measured by bench ({r.report.source or 'source not given'})"))
         if not row.comparable and not row.baseline:
             diffs = "; ".join(f"{k}: {r.params.get(k)!r} vs {comp.baseline.params.get(k)!r}" for k in row.differences)
-            notes.append(f"{r.name} vs {comp.baseline.name}: not the same workload ({diffs})")
+            notes.append((r.name, f"vs {base}: not the same workload ({diffs})"))
         if not row.baseline and row.code not in ("not_comparable", "failed") and row.verdict:
-            notes.append(f"{r.name} vs {comp.baseline.name}: {row.verdict}")
+            notes.append((r.name, f"vs {base}: {row.verdict}"))
         if row.code == "failed":
-            notes.append(f"{r.name}: {row.verdict}")
+            notes.append((r.name, row.verdict))
         if row.mismatch:
-            notes.append(f"{r.name} vs {comp.baseline.name}: output_mismatch: the outputs differ beyond the "
-                         f"precision's tolerance, so the speed compares different computations ({row.mismatch})")
+            notes.append((r.name, f"vs {base}: output_mismatch: the outputs differ beyond the precision's tolerance, "
+                                  f"so the speed compares different computations ({row.mismatch})"))
         for w in r.result.warnings:
-            notes.append(f"{r.name}: {w.code}: {w.message}")
+            notes.append((r.name, f"{w.code}: {w.message}"))
     return notes
+
+
+def compare_notes(comp) -> list[str]:
+    """The notes as plain sentences, each starting with its run."""
+    return [f"{run}: {text}" if not text.startswith("vs ") else f"{run} {text}" for run, text in run_notes(comp)]
 
 
 def print_comparisons(console, comparisons) -> None:

@@ -71,6 +71,14 @@ def seconds(value) -> str:
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def clock(seconds_: float) -> str:
+    """A duration as h:mm:ss or m:ss."""
+    total = int(round(max(0.0, seconds_)))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def flops(value) -> str:
     return DASH if value is None else f"{value / 1e9:,.1f} G"
 

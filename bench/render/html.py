@@ -1,30 +1,38 @@
-"""One self-contained HTML file (plotly.js embedded, no CDN): throughput with CIs, speedups,
-telemetry over time with the phases shaded, what differs between environments, and warnings.
-Every string that came from a report or a tool is escaped before it reaches the page or a chart."""
+"""One self-contained HTML file (plotly.js embedded, no CDN).
+
+Per workload: the comparison table (the terminal's columns: every declared figure), throughput with
+its 95 % interval and the speedups (each chart with a legend), and the notes under it, grouped by
+run. Then scaling, telemetry over time per report (device utilization, power, memory and host CPU
+panels where sampled, the phases shaded and labelled), and what differs between the environments.
+The layout holds from 800 px (tables scroll sideways inside their box, charts resize). Every string
+from a report or a tool is escaped before it reaches the page or a chart."""
 
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timezone
 
 from bench.analysis.compare import scaling_groups
-from bench.analysis.table import record
+from bench.analysis.table import figure_specs, lead_column, record
 from bench.core.text import clip
 from bench.model.fields import encode
 from bench.model.keys import keys_of
-from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, compare_notes
+from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
 from bench.render.format import DASH
 
-PHASE_COLOURS = {"setup": "rgba(150,150,150,0.18)", "warmup": "rgba(255,165,0,0.18)", "measure": "rgba(46,139,87,0.12)"}
+PHASES = {"setup": ("set-up", "rgba(120,120,120,0.16)"), "warmup": ("warm-up", "rgba(255,165,0,0.20)"),
+          "measure": ("measured", "rgba(46,139,87,0.16)"), "verify": ("verify", "rgba(65,105,225,0.10)")}
 # (title, metric, role of the sources it is drawn for, scale): keys come from bench/model/keys.py
 TELEMETRY_PANELS = [("device utilization %", "util_percent", "accelerator", 1),
-                    ("device memory GiB", "mem_used_bytes", "accelerator", 2**30),
                     ("device power W", "power_w", "accelerator", 1),
+                    ("device memory GiB", "mem_used_bytes", "accelerator", 2**30),
                     ("device temperature °C", "temp_c", "accelerator", 1),
                     ("host CPU % (process tree)", "cpu_percent", "host", 1)]
-
-
+COLOURS = {"baseline": "#1f4e79", "comparable": "#2e8b57", "not comparable": "#b0b0b0",
+           "verdict": "#4169e1", "inconclusive or no verdict": "#9aa9d6"}
 MAX_POINTS = 5000  # per telemetry line
+MAX_BAND_LABELS = 24  # more measured spans than this in one chart: the colour key alone names them
 
 
 def esc(value) -> str:
@@ -37,45 +45,61 @@ def esc_chart(value) -> str:
     return html.escape(clip(DASH if value is None else str(value), 200), quote=False)
 
 
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
 def _fig_html(fig, div_id: str) -> str:
     import plotly.io as pio
 
-    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+    fig.update_layout(autosize=True, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+                      margin={"t": 40, "r": 10, "l": 60})
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
                        config={"displaylogo": False, "responsive": True})
 
 
 def throughput_figure(comp):
+    """One bar per run with its 95 % interval; baseline, comparable and not comparable in the legend."""
     import plotly.graph_objects as go
 
     m = comp.main_metric
-    vals = [record(r, comp) for r in comp.rows]
-    y = [v[m] for v in vals]
-    err_hi = [(v[f"{m}_ci_high"] - v[m]) if v[f"{m}_ci_high"] is not None else 0 for v in vals]
-    err_lo = [(v[m] - v[f"{m}_ci_low"]) if v[f"{m}_ci_low"] is not None else 0 for v in vals]
-    names = [esc_chart(f"{v['run']} · {v['device']}") for v in vals]
-    colours = ["#2e8b57" if v["comparable"] else "#b0b0b0" for v in vals]
-    fig = go.Figure(go.Bar(x=names, y=y, marker_color=colours,
-                           error_y={"type": "data", "symmetric": False, "array": err_hi, "arrayminus": err_lo}))
-    fig.update_layout(title=esc_chart(f"{comp.workload}: {comp.main_metric} (95% CI; grey = not comparable)"),
-                      yaxis_title=esc_chart(comp.main_metric), height=380, margin={"t": 60, "b": 80})
+    fig = go.Figure()
+    for kind in ("baseline", "comparable", "not comparable"):
+        rows = [v for v in (record(r, comp) for r in comp.rows)
+                if ("baseline" if v["baseline"] else "comparable" if v["comparable"] else "not comparable") == kind]
+        if not rows:
+            continue
+        fig.add_trace(go.Bar(
+            name=kind, x=[esc_chart(f"{v['run']} · {v['device']}") for v in rows], y=[v[m] for v in rows],
+            marker_color=COLOURS[kind],
+            error_y={"type": "data", "symmetric": False,
+                     "array": [(v[f"{m}_ci_high"] - v[m]) if v[f"{m}_ci_high"] is not None else 0 for v in rows],
+                     "arrayminus": [(v[m] - v[f"{m}_ci_low"]) if v[f"{m}_ci_low"] is not None else 0 for v in rows]}))
+    fig.update_layout(yaxis_title=esc_chart(m.replace("_per_s", "/s").replace("_", " ")), height=360, barmode="group",
+                      showlegend=True)
     return fig
 
 
 def speedup_figure(comp):
+    """run / baseline with its interval; conclusive verdicts and the rest in the legend."""
     import plotly.graph_objects as go
 
     rows = [r for r in comp.rows if r.speedup and r.speedup.ratio is not None]
     if not rows:
         return None
-    x = [esc_chart(r.run.name) for r in rows]
-    s = [r.speedup for r in rows]
-    fig = go.Figure(go.Bar(x=x, y=[v.ratio for v in s], marker_color=["#4169e1" if v.conclusive else "#9aa9d6" for v in s],
-                           error_y={"type": "data", "symmetric": False,
-                                    "array": [(v.ci_high - v.ratio) if v.ci_high else 0 for v in s],
-                                    "arrayminus": [(v.ratio - v.ci_low) if v.ci_low else 0 for v in s]}))
-    fig.add_hline(y=1.0, line_dash="dash", line_color="black")
-    fig.update_layout(title=esc_chart(f"{comp.workload}: speedup vs {comp.baseline.name} (pale = no verdict)"),
-                      yaxis_title="x baseline", height=340, margin={"t": 60, "b": 80})
+    fig = go.Figure()
+    for kind, pick in (("verdict", True), ("inconclusive or no verdict", False)):
+        sel = [r for r in rows if r.speedup.conclusive is pick]
+        if not sel:
+            continue
+        s = [r.speedup for r in sel]
+        fig.add_trace(go.Bar(name=kind, x=[esc_chart(r.run.name) for r in sel], y=[v.ratio for v in s],
+                             marker_color=COLOURS[kind],
+                             error_y={"type": "data", "symmetric": False,
+                                      "array": [(v.ci_high - v.ratio) if v.ci_high else 0 for v in s],
+                                      "arrayminus": [(v.ratio - v.ci_low) if v.ci_low else 0 for v in s]}))
+    fig.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="baseline", annotation_position="top left")
+    fig.update_layout(yaxis_title="× baseline", height=320, showlegend=True)
     return fig
 
 
@@ -95,11 +119,13 @@ def scaling_figure(group: dict):
     fig.add_trace(go.Scatter(x=x, y=[p["efficiency"] for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
     fig.add_hline(y=1.0, line_dash="dash", row=1, col=2)
     fig.update_xaxes(title_text="world size", type="log", tickvals=x)
-    fig.update_layout(title=esc_chart(f"{group['workload']}: scaling"), height=360)
+    fig.update_layout(height=360)
     return fig
 
 
-def telemetry_figure(name: str, report):
+def telemetry_figure(report):
+    """Stacked panels of what was sampled, on the run's clock, with the phases shaded; each measured
+    span labelled with its workload and repeat."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -113,7 +139,7 @@ def telemetry_figure(name: str, report):
     if not samples or not panels:
         return None
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, subplot_titles=[esc_chart(t) for t, _, _ in panels],
-                        vertical_spacing=0.06)
+                        vertical_spacing=0.08)
     for i, (_, keys, scale) in enumerate(panels, start=1):
         for k in keys:
             pts = [(s["t"], s[k] / scale) for s in samples if isinstance(s.get(k), (int, float))]
@@ -121,11 +147,15 @@ def telemetry_figure(name: str, report):
             if pts:
                 fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines",
                                          name=esc_chart(k), showlegend=True), row=i, col=1)
+    measured = [p for p in report.telemetry.phases if p.phase == "measure"]
     for ph in report.telemetry.phases:
-        fig.add_vrect(x0=ph.start_s, x1=ph.end_s, fillcolor=PHASE_COLOURS.get(ph.phase, "rgba(0,0,0,0.05)"),
-                      line_width=0, layer="below", row="all", col=1)
-    fig.update_layout(title=esc_chart(f"telemetry: {name} (grey setup, orange warm-up, green measured)"),
-                      height=200 * len(panels) + 80, margin={"t": 70})
+        label = ""
+        if ph.phase == "measure" and len(measured) <= MAX_BAND_LABELS:
+            label = esc_chart(f"{ph.workload} #{(ph.repeat or 0) + 1}")
+        fig.add_vrect(x0=ph.start_s, x1=ph.end_s, fillcolor=PHASES.get(ph.phase, ("", "rgba(0,0,0,0.05)"))[1],
+                      line_width=0, layer="below", row="all", col=1, annotation_text=label,
+                      annotation_position="top left", annotation_textangle=-90, annotation_font_size=9)
+    fig.update_layout(height=210 * len(panels) + 60)
     fig.update_xaxes(title_text="seconds since the run started", row=len(panels), col=1)
     return fig
 
@@ -151,58 +181,88 @@ def environment_diff(loaded) -> tuple[list[str], list[tuple[str, list]]]:
     return [p for p, _ in loaded], rows
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
+def _table(headers: list[str], rows: list[list], dim: list[bool] | None = None) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(("<tr class='dim'>" if dim and dim[i] else "<tr>") + "".join(f"<td>{esc(c)}</td>" for c in r)
+                   + "</tr>" for i, r in enumerate(rows))
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def summary_table(comp) -> str:
     """The terminal's comparison table as HTML (same cells, same empty columns left out)."""
     cols, body = compare_cells(comp)
     keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
-    return ('<div class="scroll">' + _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body])
-            + "</div>")
+    return _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body], [not ok for _, ok in body])
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1400px}table{border-collapse:collapse;
-margin:8px 0 16px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
-th{background:#f3f3f3}.banner{background:#fff4e5;border:1px solid #f0a030;padding:10px 14px;margin:12px 0}
-.banner li{margin:3px 0}h2{margin-top:36px;border-bottom:1px solid #ddd}.scroll{overflow-x:auto}"""
+def notes_box(comp) -> str:
+    """The notes of one workload, under their run."""
+    by_run: dict[str, list[str]] = {}
+    for run, text in run_notes(comp):
+        by_run.setdefault(run, []).append(text)
+    if not by_run:
+        return ""
+    items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t)}</li>' for t in dict.fromkeys(texts))}"
+                    f"</ul></dd>" for run, texts in by_run.items())
+    return (f"<div class='banner' data-workload='{esc(comp.workload)}'><b>Read before trusting these numbers "
+            f"({esc(comp.workload)})</b><dl>{items}</dl></div>")
+
+
+PHASE_KEY = "".join(f"<span class='key' style='background:{colour}'></span>{name} " for name, colour in PHASES.values())
+
+CSS = """body{font-family:system-ui,sans-serif;margin:16px auto;padding:0 16px;max-width:1400px;min-width:0;
+color:#222}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;
+text-align:left;white-space:nowrap}th{background:#f3f3f3;position:sticky;top:0}tr.dim td{color:#888}
+.scroll{overflow-x:auto;max-width:100%}.banner{background:#fff8ec;border:1px solid #f0a030;padding:8px 14px;
+margin:12px 0;font-size:14px}.banner dt{font-weight:600;margin-top:6px}.banner dd{margin:0 0 0 4px}
+.banner ul{margin:2px 0;padding-left:20px}h2{margin-top:36px;border-bottom:1px solid #ddd}h3{font-size:15px;
+margin:14px 0 0}.charts{display:grid;grid-template-columns:1fr;gap:8px}@media(min-width:1100px){
+.charts{grid-template-columns:1fr 1fr}}.meta{color:#555;font-size:13px}.key{display:inline-block;width:14px;
+height:10px;margin:0 4px 0 10px;border:1px solid #aaa}nav a{margin-right:12px}"""
 
 
 def render(comparisons, loaded) -> str:
     """The whole page as a string."""
     from plotly.offline import get_plotlyjs
 
-    extra_figures = [(f"{g['workload']}: scaling with world size", scaling_figure(g)) for g in scaling_groups(loaded)]
     parts, n = [], 0
-    notes = [note for comp in comparisons for note in compare_notes(comp)]
-    if notes:
-        items = "".join(f"<li>{esc(x)}</li>" for x in dict.fromkeys(notes))
-        parts.append(f'<div class="banner" id="warnings"><b>Read before trusting these numbers</b><ul>{items}</ul></div>')
-    for comp in comparisons:
-        parts.append(f"<h2>{esc(comp.workload)}</h2>{summary_table(comp)}")
-        for fig in (throughput_figure(comp), speedup_figure(comp)):
-            if fig is not None:
-                n += 1
-                parts.append(_fig_html(fig, f"chart{n}"))
-    for title, fig in extra_figures:
+
+    def chart(title: str, fig) -> None:
+        nonlocal n
         n += 1
-        parts.append(f"<h2>{esc(title)}</h2>" + _fig_html(fig, f"chart{n}"))
-    parts.append("<h2>Telemetry over time</h2>")
+        parts.append(f"<div class='chart'><h3>{esc(title)}</h3>{_fig_html(fig, f'chart{n}')}</div>")
+
+    nav = "".join(f"<a href='#wl-{slug(c.workload)}'>{esc(c.workload)}</a>" for c in comparisons)
+    parts.append(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
+    for comp in comparisons:
+        parts.append(f"<section class='workload' id='wl-{slug(comp.workload)}'><h2>{esc(comp.workload)}</h2>"
+                     f"<p class='meta'>{esc(comp.main_metric)} · baseline {esc(comp.baseline.display)}</p>")
+        parts.append(summary_table(comp))
+        parts.append(notes_box(comp))
+        parts.append("<div class='charts'>")
+        lead = lead_column(comp, figure_specs(comp)).label.replace(" [95% CI]", "")
+        chart(f"{lead} with its 95 % interval", throughput_figure(comp))
+        fig = speedup_figure(comp)
+        if fig is not None:
+            chart(f"speedup vs {comp.baseline.name}", fig)
+        parts.append("</div></section>")
+    for g in scaling_groups(loaded):
+        parts.append(f"<h2>{esc(g['workload'])}: scaling with world size</h2>")
+        chart("throughput and efficiency", scaling_figure(g))
+    parts.append(f"<h2 id='telemetry'>Telemetry over time</h2><p class='meta'>Phases: {PHASE_KEY}</p>")
     for path, report in loaded:
-        fig = telemetry_figure(report.label or path, report)
+        fig = telemetry_figure(report)
+        name = report.label or path
         if fig is None:
-            parts.append(f"<p>{esc(report.label or path)}: no telemetry samples in this report.</p>")
+            parts.append(f"<p>{esc(name)}: no telemetry samples in this report.</p>")
         else:
-            n += 1
-            parts.append(_fig_html(fig, f"chart{n}"))
+            chart(name, fig)
     files, diff = environment_diff(loaded)
-    parts.append("<h2>What differs between the environments</h2>")
+    parts.append("<h2 id='environment'>What differs between the environments</h2>")
     parts.append(_table(["field"] + files, [[k] + vals for k, vals in diff]) if diff else "<p>Nothing differs.</p>")
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>bench compare</title>"
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>bench compare</title>"
             f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-            f"<h1>bench compare</h1><p>{len(loaded)} report(s), generated {esc(stamp)}.</p>"
+            f"<h1>bench compare</h1><p class='meta'>{len(loaded)} report(s), generated {esc(stamp)}.</p>"
             + "".join(parts) + "</body></html>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from bench.render.format import shown
+from bench.render.format import shown, size
 
 
 def _table(title: str, rows: list[dict]) -> Table:
@@ -27,7 +27,19 @@ def _flatten(prefix: str, value, rows: list) -> None:
         for k, v in value.items():
             _flatten(f"{prefix}.{k}" if prefix else k, v, rows)
     else:
-        rows.append({"field": prefix, "value": value})
+        rows.append({"field": prefix, "value": human(prefix, value)})
+
+
+def human(key: str, value):
+    """Epoch times as UTC dates, byte counts in KiB..GiB (the raw value stays in --json)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if key.endswith("_time") and value > 1e8:
+            from datetime import datetime, timezone
+
+            return datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if key.endswith("_bytes"):
+            return f"{size(value)} ({value:,.0f} bytes)"
+    return value
 
 
 def print_env(console, env: dict) -> None:

@@ -1,4 +1,10 @@
-"""The run view while it runs: which workload of how many, which repeat, the phase, steps, rate."""
+"""The run view while it runs: workload i of n, the repeat, the phase, steps, rate and an ETA.
+
+One live line, updated in place (never re-printed); a finished workload leaves one line above it.
+The line is redrawn by rich's own thread, so its spinner and clock keep moving inside a long step.
+The ETA of the current workload comes from its steps so far — across its repeat processes — plus
+what setting up a repeat took the first time.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +13,105 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from bench.render.format import shown
+from bench.render.format import DASH, clock, shown, with_ci
 
-CPU_REFRESH_S = 0.5
+CPU_REFRESH_S = 1.0
+
+
+class Eta:
+    """Time left in one workload: steps left at the measured pace, plus each remaining repeat's
+    set-up and warm-up as the first repeat took them."""
+
+    def __init__(self, repeats: int, steps: int | None, warmup: int, budget: float | None):
+        self.repeats, self.steps, self.warmup, self.budget = repeats, steps, warmup, budget
+        self.repeat, self.phase, self.done = 0, "setup", 0
+        self.step_s: float | None = None  # mean measured step of the latest repeat
+        self.overhead_s: float | None = None  # first repeat: start to the first measured step
+        self.repeat_t0 = self.phase_t0 = time.monotonic()
+
+    def start_repeat(self, repeat: int) -> None:
+        self.repeat, self.phase, self.done = repeat, "setup", 0
+        self.repeat_t0 = time.monotonic()
+
+    def progress(self, phase: str, done: int) -> None:
+        now = time.monotonic()
+        if phase != self.phase:
+            if phase == "measure" and self.overhead_s is None:
+                self.overhead_s = now - self.repeat_t0
+            self.phase, self.phase_t0 = phase, now
+        self.done = done
+        if phase == "measure" and done:
+            self.step_s = (now - self.phase_t0) / done  # kept into the next repeat until it has its own
+
+    def seconds_left(self) -> float | None:
+        if self.step_s is None or self.overhead_s is None:
+            return None
+        later = self.repeats - self.repeat - 1
+        if self.budget is not None:
+            now_left = max(0.0, self.budget - (time.monotonic() - self.phase_t0)) if self.phase == "measure" else \
+                self.budget
+            return now_left + later * (self.overhead_s + self.budget)
+        steps = self.steps or 0
+        left_now = (steps - self.done if self.phase == "measure" else steps) * self.step_s
+        if self.phase != "measure":
+            left_now += max(0.0, self.overhead_s - (time.monotonic() - self.repeat_t0))
+        return left_now + later * (self.overhead_s + steps * self.step_s)
 
 
 class RichView:
     """Draws the launcher's events (bench/launch/launcher.py NullView is the protocol)."""
 
     def __init__(self, console: Console):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.proc.cpu_percent(None)
-        self.cpu, self.cpu_at = 0.0, 0.0
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        self.console = console
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20),
                                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                                 TextColumn("CPU {task.fields[cpu]}"), TimeElapsedColumn(),
-                                 console=console, transient=False)
+                                 TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
+                                 console=console, transient=True, refresh_per_second=8)
         self.task = None
         self.plan: list[tuple[str, int]] = []
-        self.phase, self.phase_t0 = None, 0.0
+        self.eta: Eta | None = None
+        self.label = ""
+        self.cfg = None
 
     def begin(self, cfg, plan) -> None:
-        self.plan = plan
+        self.cfg, self.plan = cfg, plan
+        self.task = self.progress.add_task("starting", total=None, rate="", eta="")
         self.progress.start()
 
     def job(self, workload: str, index: int, repeat: int) -> None:
         repeats = self.plan[index][1] if index < len(self.plan) else 1
-        label = f"{shown(workload)} ({index + 1}/{len(self.plan)}) · repeat {repeat + 1}/{repeats}"
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.label = label
-        self.task = self.progress.add_task(label + " · starting", total=None, rate="", cpu="")
+        self.label = (f"workload {index + 1}/{len(self.plan)} {shown(workload)} · repeat {repeat + 1}/{repeats}")
+        if repeat == 0 or self.eta is None:
+            m = self.cfg.measure if self.cfg is not None else None
+            self.eta = Eta(repeats, getattr(m, "steps", None), getattr(m, "warmup", 0) or 0,
+                           getattr(m, "time_budget", None))
+        self.eta.start_repeat(repeat)
+        self.progress.update(self.task, description=f"{self.label} · setting up", completed=0, total=None,
+                             rate="", eta=self._eta())
 
     def event(self, event: dict) -> None:
         if self.task is None or event.get("rank", 0) != 0:
             return
-        if event["event"] == "phase":
-            self.progress.update(self.task, description=f"{self.label} · {event['phase']['phase']} done")
-        elif event["event"] == "progress":
-            self._progress(event["phase"], event["done"], event["total"])
+        if event["event"] == "progress":
+            phase, done, total = event["phase"], event["done"], event["total"]
+            self.eta.progress(phase, done)
+            step = self.eta.step_s
+            rate = f"{1 / step:.2f} steps/s" if phase == "measure" and step else ""
+            self.progress.update(self.task, description=f"{self.label} · {phase}", completed=done, total=total,
+                                 rate=rate, eta=self._eta())
 
-    def _progress(self, phase: str, done: int, total) -> None:
-        now = time.monotonic()
-        if phase != self.phase:
-            self.phase, self.phase_t0 = phase, now
-        if now - self.cpu_at >= CPU_REFRESH_S:
-            self.cpu, self.cpu_at = self.proc.cpu_percent(None), now
-        elapsed = now - self.phase_t0
-        rate = f"{done / elapsed:.2f} it/s" if elapsed > 0 and phase == "measure" else ""
-        self.progress.update(self.task, description=f"{self.label} · {phase}", completed=done, total=total,
-                             rate=rate, cpu=f"{self.cpu:.0f}%")
+    def _eta(self) -> str:
+        left = self.eta.seconds_left() if self.eta else None
+        return "" if left is None else f"ETA {clock(left)}"
 
-    def finished(self, result) -> None: ...
+    def finished(self, result) -> None:
+        metric = result.main_metric or "samples_per_s"
+        value = with_ci(getattr(result.metrics, metric, None))
+        unit = next((f.unit for f in result.figures if f.lead), metric.replace("_per_s", "/s"))
+        colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
+        figure = f" {value} {shown(unit)}" if value != DASH else ""
+        self.progress.console.print(f"[{colour}]{result.status}[/] {shown(result.workload)}:{figure} "
+                                    f"({len(result.timing.measured)} repeat(s))", soft_wrap=False)
 
     def note(self, text: str) -> None:
         self.progress.console.print(shown(text))

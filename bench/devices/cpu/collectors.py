@@ -73,18 +73,24 @@ class HostCollector(Collector):
         psutil.cpu_percent(percpu=True)  # the first call of each counter returns 0.0: prime them
         self.rapl = Rapl(self.spec.get("rapl_glob", RAPL_GLOB))
         self.period = self.spec.get("period_s", HOST_PERIOD_S)
-        self.due = 0.0
+        # the first reading one period after priming: a percentage over a few microseconds is noise
+        # (a first host sample of 1,439 % on 2 cores)
+        self.due = time.monotonic() + self.period
 
-    def _refresh_tree(self) -> None:
+    def _refresh_tree(self) -> set[int]:
+        """Track the process tree; returns the pids primed just now (not readable this round)."""
         try:
             tree = [self.root] + self.root.children(recursive=True)
         except self.psutil.Error:
             tree = [self.root]
+        new = set()
         for proc in tree:
             if proc.pid not in self.procs:
                 proc.cpu_percent(None)  # prime; keep the object alive so the next call is meaningful
                 self.procs[proc.pid] = proc
+                new.add(proc.pid)
         self.children_at = time.monotonic()
+        return new
 
     def sources(self) -> dict:
         out = {"host": {"role": "host", "device": "cpu"}}
@@ -98,13 +104,13 @@ class HostCollector(Collector):
         if now < self.due:
             return {}
         self.due = now + self.period
-        if now - self.children_at >= CHILD_REFRESH_S:
-            self._refresh_tree()
+        fresh = self._refresh_tree() if now - self.children_at >= CHILD_REFRESH_S else set()
         cpu, rss = 0.0, 0
         for pid, proc in list(self.procs.items()):
             try:
                 with proc.oneshot():
-                    cpu += proc.cpu_percent(None)
+                    if pid not in fresh:  # primed a moment ago: its share counts from the next round
+                        cpu += proc.cpu_percent(None)
                     rss += proc.memory_info().rss
             except self.psutil.Error:
                 del self.procs[pid]
