@@ -194,9 +194,10 @@ def cmd_env(args) -> int:
 def cmd_compare(args) -> int:
     from bench.analysis.compare import compare, gates, parse_gate, scaling_groups
     from bench.analysis.frame import comparison_frame
+    from bench.analysis.serving import serving_curves
     from bench.analysis.table import document
     from bench.analysis.load import load_many
-    from bench.render.compare_view import print_comparisons, scaling_table
+    from bench.render.compare_view import print_comparisons, scaling_table, serving_table
     from bench.render.tables import write_csv, write_markdown
 
     for spec in args.fail_on:
@@ -225,10 +226,13 @@ def cmd_compare(args) -> int:
         return EXIT_USAGE
     outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
     groups = scaling_groups(loaded)
+    curves = serving_curves(loaded)
     if args.json != "-":
         print_comparisons(out, comparisons)
         if groups:
             out.print(scaling_table(groups))
+        if curves:
+            out.print(serving_table(out, curves))
     else:
         for note in comparisons.notes:
             err.print(f"[yellow]note:[/] {shown(note)}")
@@ -240,7 +244,7 @@ def cmd_compare(args) -> int:
         _write(args.html, lambda path: _write_html(comparisons, loaded, path))
     if args.json:
         _write_json(args.json, document(comparisons, groups, outcomes, __version__,
-                                        datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                                        datetime.now(timezone.utc).isoformat(timespec="seconds"), curves))
     for outcome, what in outcomes:
         err.print(f"[red]regression:[/] {shown(what)}" if outcome == "fail" else
                   f"[yellow]gate inconclusive:[/] {shown(what)}")

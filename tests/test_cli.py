@@ -116,7 +116,7 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
     report = load_report(path)
     assert report.label == "smoke" and report.status == "ok"
     by = {r.workload: r for r in report.results}
-    assert set(by) == {"blender-finetune", "blender-generate", "retrieval-encode", "retrieve-refine"}
+    assert set(by) == {"blender-finetune", "blender-generate", "retrieval-encode", "retrieve-refine", "blender-serve"}
     assert all(r.status == "ok" for r in by.values()), [r.error for r in by.values()]
     r = by["blender-finetune"]
     assert len(r.timing.step_times_s) == 5

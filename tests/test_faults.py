@@ -112,7 +112,7 @@ def test_nan_anywhere_in_a_result_becomes_null_with_a_warning(tmp_path, capsys, 
     from workloads.retrieval_encode import RetrievalEncode
 
     monkeypatch.setattr(RetrievalEncode, "metrics",
-                        classmethod(lambda cls, repeats, params: {"odd.value": float("nan"), "odd.big": float("inf"),
+                        classmethod(lambda cls, repeats, params, options=None: {"odd.value": float("nan"), "odd.big": float("inf"),
                                                                   "fine": 1.5}))
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", out)

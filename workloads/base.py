@@ -43,6 +43,7 @@ class Workload:
     figures: ClassVar[tuple[FigureSpec, ...]] = ()  # what every output shows for this workload, with units
     generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
     memory_flags: ClassVar[tuple[str, ...]] = ("--batch-size",)  # what an out-of-memory error tells the user to lower
+    serves: ClassVar[bool] = False  # an open-loop serving scenario (serving_plan, serve_batch) instead of steps
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend
@@ -54,6 +55,13 @@ class Workload:
         return self.common.seed + self.rank
 
     # -- before anything runs ------------------------------------------------------------------------
+    @classmethod
+    def variants(cls, options):
+        """The option changes to run one after another, each its own result (serving: one per offered
+        rate). A generator: the launcher sends it each variant's Result and it may choose the next
+        from it (a capacity search). The default runs the options as given, once."""
+        yield {}
+
     @classmethod
     def check(cls, common, options, device) -> None:
         """Refuse, with ConfigError, a configuration this workload cannot run (lengths beyond the
@@ -87,6 +95,17 @@ class Workload:
         """Per-step values that can only be read after timing (the loss: reading it syncs)."""
         return {}
 
+    # -- serving scenarios (serves = True) ------------------------------------------------------------
+    def serving_plan(self):
+        """The session's requests: a bench.core.arrivals.ServingPlan (arrival offsets, prompt
+        lengths, batching). Built in setup's terms; not timed."""
+        raise NotImplementedError
+
+    def serve_batch(self, members: list[int], clock) -> tuple[list[float], list[int]]:
+        """Generate for these requests (indices into the plan); return each one's first-token time on
+        `clock` (read after a device sync) and its new-token count."""
+        raise NotImplementedError
+
     def verify(self) -> tuple[Fingerprint | None, dict]:
         """After timing, on fixed inputs: the output fingerprint (for parity across devices) and
         figures that need the live model (recall). Not timed."""
@@ -97,9 +116,10 @@ class Workload:
 
     # -- after all repeats ---------------------------------------------------------------------------
     @classmethod
-    def metrics(cls, repeats: list[Repeat], params: dict) -> dict:
+    def metrics(cls, repeats: list[Repeat], params: dict, options=None) -> dict:
         """The workload's own figures from the raw data of every repeat (pure, no model): a flat map of
-        dotted names to numbers, strings, None, or Interval / Summary values."""
+        dotted names to numbers, strings, None, or Interval / Summary values. `options`: the workload's
+        options as run (what is not identity but judges the figures, such as a serving SLO)."""
         return {}
 
 

@@ -152,7 +152,7 @@ class BlenderFinetune(Workload):
         self.model = self.optimizer = self.batches = None
 
     @classmethod
-    def metrics(cls, repeats, params) -> dict:
+    def metrics(cls, repeats, params, options=None) -> dict:
         """The seed's ParlAI names (exps, ups, tps, ctps, ltps, clen, llen) and the loss."""
         measured = [r for r in repeats if r.step_times_s]
         total = sum(sum(r.step_times_s) for r in measured)

@@ -153,7 +153,7 @@ class BlenderGenerate(Workload):
         self.model = self.batches = None
 
     @classmethod
-    def metrics(cls, repeats, params) -> dict:
+    def metrics(cls, repeats, params, options=None) -> dict:
         return generation_metrics(repeats, params)
 
 

@@ -82,3 +82,24 @@ def make_batches(source: str, batch: int, context_len: int, label_len: int, voca
     if source == "shipped":
         return shipped_batches(batch, context_len, label_len, seed, n=n, vocab_size=min(vocab_size, 1000))
     return synthetic_batches(batch, context_len, label_len, vocab_size, seed, n=n)
+
+
+def request_prompts(source: str, n: int, context_len: int, vocab_size: int, seed: int,
+                    lengths: list[int] | None = None) -> list[list[int]]:
+    """n serving prompts (id lists, unpadded). shipped: the sample's contexts in a seeded order, each
+    its own length (truncated to its last context_len tokens); synthetic: random ids, lengths drawn
+    uniformly between a quarter of context_len and context_len. `lengths` (an arrivals file) fixes
+    each prompt's length instead, capped at context_len."""
+    rng = random.Random(f"prompts-{seed}")
+    if lengths is None and source == "shipped":
+        dialogues = list(load_dialogues())
+        rng.shuffle(dialogues)
+        tok = shipped_tokenizer(min(vocab_size, 1000))
+        prompts = []
+        for i in range(n):
+            ids = tok.encode(dialogues[i % len(dialogues)]["context"]).ids[-context_len:]
+            prompts.append(ids or [UNK])
+        return prompts
+    if lengths is None:
+        lengths = [rng.randint(max(1, context_len // 4), context_len) for _ in range(n)]
+    return [[rng.randrange(4, vocab_size) for _ in range(min(k, context_len))] for k in lengths]

@@ -208,7 +208,7 @@ class RetrievalEncode(Workload):
         return fingerprint, {f"recall.{k}": v for k, v in recall.items()}
 
     @classmethod
-    def metrics(cls, repeats, params) -> dict:
+    def metrics(cls, repeats, params, options=None) -> dict:
         measured = [r for r in repeats if r.step_times_s]
         if not measured:
             return {}

@@ -141,7 +141,7 @@ class RetrieveRefine(Workload):
         return greedy_fingerprint(self.generator, self.backend, self.common, self.gen_config.vocab_size), {}
 
     @classmethod
-    def metrics(cls, repeats, params) -> dict:
+    def metrics(cls, repeats, params, options=None) -> dict:
         measured = [r for r in repeats if r.step_times_s]
         retrieve, generate = concat(measured, "retrieve_s"), concat(measured, "generate_s")
         total = sum(retrieve) + sum(generate)

@@ -16,7 +16,7 @@ from bench.core.errors import ConfigError
 from bench.core.text import clip
 from bench.model.derive import WORK, recompute
 from bench.model.parity import disagreement
-from bench.model.report import Interval, Metrics, Report, Result
+from bench.model.report import Interval, Metrics, Report, Result, variant_label
 
 
 
@@ -35,6 +35,10 @@ class Run:
     @property
     def params(self) -> dict:
         return self.result.params
+
+    @property
+    def variant(self) -> str | None:
+        return variant_label(self.result.variant)
 
     @property
     def device(self) -> dict:
@@ -78,6 +82,11 @@ class WorkloadComparison:
     main_metric: str
     baseline: Run
     rows: list[Row]
+    variant: str | None = None  # serving: the offered rate these runs share (`qps=4`)
+
+    @property
+    def title(self) -> str:
+        return f"{self.workload} {self.variant}" if self.variant else self.workload
 
 
 @dataclass
@@ -204,7 +213,7 @@ def compare_workload(runs: list[Run], base: Run, force: bool, min_repeats: int, 
             if diff:
                 row.verdict += f" (forced: {', '.join(diff)} differ)"
         rows.append(row)
-    return WorkloadComparison(base.workload, metric, base, rows)
+    return WorkloadComparison(base.workload, metric, base, rows, base.variant)
 
 
 def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force: bool = False,
@@ -214,11 +223,12 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     if not runs:
         return Comparison([], notes)
     base_id = pick_baseline(runs, baseline)
-    by: dict[str, list[Run]] = {}
+    by: dict[tuple[str, str | None], list[Run]] = {}
     for r in runs:
-        by.setdefault(r.workload, []).append(r)
+        by.setdefault((r.workload, r.variant), []).append(r)
     out = []
-    for workload, rs in by.items():
+    for (name, variant), rs in by.items():
+        workload = f"{name} {variant}" if variant else name
         base = next((r for r in rs if r.report.run_id == base_id and r.result.status != "failed"), None)
         if base is None:
             notes.append(f"{workload}: the baseline has no usable result for it; the first run is its baseline")

@@ -133,7 +133,7 @@ def record(row: Row, comp: WorkloadComparison, cols: list[Column] | None = None)
     sp = row.speedup
     st, mem, energy = m.step_time_s, r.result.memory, r.result.energy.device
     out = {
-        "workload": r.workload, "run": r.name, "label": r.report.label, "file": r.path, "run_id": r.report.run_id,
+        "workload": r.workload, "variant": r.variant, "run": r.name, "label": r.report.label, "file": r.path, "run_id": r.report.run_id,
         "created_at": r.report.created_at, "status": r.result.status, "origin": r.report.origin,
         "device": r.device_label, "backend": r.device.get("backend"), "host": r.report.environment.host.get("hostname"),
         "metric": comp.main_metric,
@@ -165,18 +165,20 @@ def records(comparisons) -> list[dict]:
 
 
 def document(comparisons, scaling: list[dict], gate_outcomes: list[tuple[str, str]], bench_version: str,
-             created_at: str) -> dict:
+             created_at: str, serving: list[dict] | None = None) -> dict:
     """`bench compare --json`: every workload's columns (with units) and rows, the notes, scaling
     and gate outcomes, under its own format version."""
     return {
         "format": "bench-compare", "format_version": FORMAT_VERSION, "bench_version": bench_version,
         "created_at": created_at, "min_repeats": comparisons.min_repeats, "min_effect": comparisons.min_effect,
         "notes": list(comparisons.notes),
-        "workloads": [{"workload": comp.workload, "main_metric": comp.main_metric, "baseline": comp.baseline.name,
+        "workloads": [{"workload": comp.workload, "variant": comp.variant, "main_metric": comp.main_metric,
+                       "baseline": comp.baseline.name,
                        "baseline_run_id": comp.baseline.report.run_id,
                        "columns": [{"key": c.key, "label": c.label, "unit": c.unit, "better": c.better}
                                    for c in columns(comp)],
                        "rows": [record(row, comp) for row in comp.rows]} for comp in comparisons],
         "scaling": scaling,
+        "serving": serving or [],
         "gates": [{"outcome": o, "what": w} for o, w in gate_outcomes],
     }

@@ -98,7 +98,8 @@ class Options:
                                   "a plug-in must choose another name")
             taken[flag] = cls.title or cls.__name__
             base, _, seq = _inner(tp)
-            kw: dict[str, Any] = {"dest": cls.dest(f.name), "help": cls._help(f, o), "default": argparse.SUPPRESS}
+            kw: dict[str, Any] = {"dest": cls.dest(f.name), "help": cls._help(f, o).replace("%", "%%"),
+                                  "default": argparse.SUPPRESS}
             if base is bool and not seq:
                 kw["action"] = "store_true"
             else:

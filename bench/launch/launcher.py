@@ -33,7 +33,8 @@ from bench.model.derive import contention_reasons, recompute, timing_warnings
 from bench.model.fields import decode, null_non_finite
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
-                                Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing)
+                                Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
+                                variant_label)
 from workloads import registry as workloads
 
 
@@ -41,7 +42,7 @@ class NullView:
     """What the launcher tells a progress display (render/progress.py draws one)."""
 
     def begin(self, cfg, plan: list[tuple[str, int]]) -> None: ...
-    def job(self, workload: str, index: int, repeat: int) -> None: ...
+    def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None: ...
     def event(self, event: dict) -> None: ...
     def finished(self, result: Result) -> None: ...
     def note(self, text: str) -> None: ...
@@ -95,10 +96,7 @@ class Launcher:
         self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
         try:
             for i, name in enumerate(c.workloads):
-                result = self.run_workload(runner, name, i)
-                report.results.append(result)
-                self.view.finished(result)
-                if result.status == "interrupted":
+                if not self.run_variants(runner, name, i, report):
                     report.status = "interrupted"
                     break
         except KeyboardInterrupt:
@@ -120,13 +118,35 @@ class Launcher:
                     raise fault
         return report
 
-    # -- one workload, all its repeats --------------------------------------------------------------
-    def run_workload(self, runner, name: str, index: int) -> Result:
+    # -- one workload: each of its variants, each with all its repeats ------------------------------
+    def run_variants(self, runner, name: str, index: int, report: Report) -> bool:
+        """Every variant the workload asks for (serving: each offered rate; a capacity search chooses
+        the next from the last result). False when interrupted."""
+        plan = workloads.load(name).variants(self.cfg.options_of(name))
+        variant = next(plan, None)
+        while variant is not None:
+            result = self.run_workload(runner, name, index, variant)
+            report.results.append(result)
+            self.view.finished(result)
+            if result.status == "interrupted":
+                return False
+            try:
+                variant = plan.send(result)
+            except StopIteration:
+                variant = None
+        return True
+
+    def options(self, name: str, variant: dict):
+        return self.cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v
+                                                    for k, v in (variant or {}).items()})
+
+    def run_workload(self, runner, name: str, index: int, variant: dict | None = None) -> Result:
         outcomes = []
+        variant = json.loads(json.dumps(variant or {}))  # as the worker will see it: lists, not tuples
         for r in range(self.cfg.measure.repeats):
-            self.view.job(name, index, r)
+            self.view.job(name, index, r, variant_label(variant))
             job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
-                   "tree_root": os.getpid()}
+                   "tree_root": os.getpid(), "variant": variant}
             try:
                 events = runner.run(job)
             except Interrupted as exc:
@@ -138,7 +158,7 @@ class Launcher:
             outcomes.append(self.outcome(events, name, r))
             if outcomes[-1][0].status != "ok":
                 break  # a repeat that failed, was skipped or stopped: the next would fare no better
-        return self.combine(name, outcomes)
+        return self.combine(name, outcomes, variant)
 
     def on_event(self, event: dict) -> None:
         kind = event["event"]
@@ -203,7 +223,7 @@ class Launcher:
                 self.ranks[x.rank] = x
         return ranks
 
-    def combine(self, name: str, outcomes) -> Result:
+    def combine(self, name: str, outcomes, variant: dict | None = None) -> Result:
         """The repeats of one workload as one Result: every repeat's timing kept apart, the figures
         computed over all of them, the worst status and every error."""
         results = [r for r, _ in outcomes]
@@ -229,7 +249,8 @@ class Launcher:
                 frame.warn("output_mismatch", f"repeat {i} computed something else than the first: {why}")
         if self.world > 1:
             _combine_ranks(frame, results)
-        self.counters[name] = [c for _, c in outcomes]
+        frame.variant = dict(variant or {})
+        self.counters[id(frame)] = [c for _, c in outcomes]
         if frame.timing.step_times_s:
             self._figures(frame)
         return frame
@@ -242,7 +263,8 @@ class Launcher:
         if shared:
             result.warn("contended", "; ".join(shared))
         try:
-            result.workload_metrics = workloads.load(result.workload).metrics(result.timing.measured, result.params)
+            result.workload_metrics = workloads.load(result.workload).metrics(
+                result.timing.measured, result.params, self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")
 
@@ -263,7 +285,7 @@ class Launcher:
             report.telemetry.health = sampler_health(report.telemetry, self.sample_period(status), fate)
             report.telemetry.health.non_finite = len(null_non_finite(report.telemetry.samples))
         for r in report.results:
-            telemetry_checks(r, report.telemetry, self.spec, self.counters.get(r.workload))
+            telemetry_checks(r, report.telemetry, self.spec, self.counters.get(id(r)))
         if self.world > 1:
             report.distributed = Distributed(self.world, self.cfg.launch.nnodes, self.spec.dist_backend,
                                              "torch.distributed.run", None,

@@ -57,9 +57,11 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     emit("started", rank=rank, local_rank=local, pid=os.getpid(), device=backend.describe(),
          watch=[s for s in backend.collector_specs() if s["name"] != "host"],
          environment=encode(collect_environment(backend)))
-    wl = workloads.load(name)(cfg.common, cfg.options_of(name), backend, rank, world)
+    variant = job.get("variant") or {}
+    options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
+    wl = workloads.load(name)(cfg.common, options, backend, rank, world)
     out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
-                      tree_root=job.get("tree_root")).run()
+                      tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
     payload = {"rank": rank, "result": encode(out.result), "energy_counter": out.energy_counter,

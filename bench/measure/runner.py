@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.contention import HostSnapshot, contention
-from bench.model.report import Memory, Phase, Repeat, Result
+from bench.measure.serving import serve
+from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
 
 class Clock:
@@ -68,12 +69,14 @@ class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
     def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
-                 tree_root: int | None = None):
+                 tree_root: int | None = None, variant: dict | None = None):
         self.wl, self.backend, self.m = workload, backend, measure
         self.tree_root = tree_root  # the run's own process tree: CPU used outside it is other load
         self.clock, self.sink = clock or Clock(), sink or NullSink()
         self.repeat = Repeat(index=index, pid=os.getpid())
-        self.result = Result(workload=workload.name, status="ok", figures=list(workload.figures))
+        self.result = Result(workload=workload.name, status="ok", figures=list(workload.figures),
+                             variant=dict(variant or {}))
+        self.variant = variant_label(self.result.variant)
         self.result.timing.repeats.append(self.repeat)
         self.out = Outcome(self.result)
         self.steps = []
@@ -84,7 +87,7 @@ class Measurement:
         try:
             yield
         finally:
-            p = Phase(self.wl.name, name, start, self.clock.now(), self.repeat.index)
+            p = Phase(self.wl.name, name, start, self.clock.now(), self.repeat.index, self.variant)
             self.out.phases.append(p)
             self.sink.phase(p)
 
@@ -165,7 +168,7 @@ class Measurement:
         e0, t0 = self._read_energy(meter)
         try:
             with self.phase("measure"):
-                self._steps()
+                self._serve() if self.wl.serves else self._steps()
         finally:
             e1, t1 = self._read_energy(meter)
             if e0 is not None and e1 is not None:
@@ -194,6 +197,36 @@ class Measurement:
                 self.sink.progress("measure", n, self.m.steps)
         finally:
             self.backend.synchronize()
+            rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
+            rep.cpu_s = time.process_time() - cpu0
+            rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
+            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
+
+    def _serve(self) -> None:
+        """An open-loop session (measure/serving.py): each batch is recorded as a step (its time,
+        requests and new tokens), and every request's times go in the repeat's request log."""
+        rep = self.repeat
+        plan = self.wl.serving_plan()
+        self.sink.progress("measure", 0, len(plan.arrivals))
+        host0 = HostSnapshot.take(self.tree_root)
+        cpu0 = time.process_time()
+        self.backend.synchronize()
+        w0 = time.perf_counter_ns()
+
+        def run_batch(members):
+            out = self.wl.serve_batch(members, self.clock.now)
+            self.backend.synchronize()
+            return out
+
+        try:
+            log, batches = serve(plan, run_batch, self.clock.now,
+                                 progress=lambda done, total: self.sink.progress("measure", done, total))
+            rep.requests = log
+            for b in batches:
+                rep.step_times_s.append(b.end_s - b.start_s)
+                rep.step_samples.append(b.size)
+                rep.step_tokens.append(b.new_tokens)
+        finally:
             rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
             rep.cpu_s = time.process_time() - cpu0
             rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 
 from bench.model.report import (EnergyFigure, EnergyPart, PhaseCoverage, Result, SamplerHealth, Telemetry,
-                                TelemetryStat)
+                                TelemetryStat, variant_label)
 from bench.model.samples import (MIN_ENERGY_WINDOW_S, accelerator_utilization, energy_from_samples, in_window,
                                  phase_summaries)
 
@@ -29,7 +29,7 @@ def sampler_health(telemetry: Telemetry, period_s: float, fate: dict) -> Sampler
         duration = p.end_s - p.start_s
         phases.append(PhaseCoverage(p.workload, p.phase, duration, len(inside), p.repeat,
                                     len(inside) / duration if duration > 0 else None,
-                                    max(b - a for a, b in zip(edges, edges[1:])), p.start_s))
+                                    max(b - a for a, b in zip(edges, edges[1:])), p.start_s, p.variant))
     return SamplerHealth(fate.get("alive_to_end"), fate.get("reason"), period_s, phases)
 
 
@@ -47,7 +47,7 @@ def sampler_checks(result: Result, telemetry: Telemetry) -> bool:
     last = max((s["t"] for s in telemetry.samples), default=float("-inf"))
     thin = []
     for c in health.phases:
-        if c.workload != result.workload or c.phase != "measure":
+        if c.workload != result.workload or c.variant != variant_label(result.variant) or c.phase != "measure":
             continue
         span = f"repeat {c.repeat}" if c.repeat is not None else "the measured steps"
         end = (c.start_s or 0.0) + c.duration_s
@@ -64,9 +64,11 @@ def sampler_checks(result: Result, telemetry: Telemetry) -> bool:
     return False
 
 
-def measure_spans(telemetry: Telemetry, workload: str) -> list[tuple[float, float]]:
-    """Each repeat's measured span of a workload, on the run's clock."""
-    return [(p.start_s, p.end_s) for p in telemetry.phases if p.workload == workload and p.phase == "measure"]
+def measure_spans(telemetry: Telemetry, result: Result) -> list[tuple[float, float]]:
+    """Each repeat's measured span of a result, on the run's clock."""
+    variant = variant_label(result.variant)
+    return [(p.start_s, p.end_s) for p in telemetry.phases
+            if p.workload == result.workload and p.variant == variant and p.phase == "measure"]
 
 
 def _prefixes(telemetry: Telemetry, roles: tuple[str, ...]) -> list[str]:
@@ -122,11 +124,11 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
     """Summaries, energy and the warnings telemetry supports. device: the DeviceSpec (its name and
     whether it is an accelerator whose utilization must prove it did the work)."""
     name = result.workload
-    summaries = phase_summaries(telemetry.samples, telemetry.phases, name)
+    summaries = phase_summaries(telemetry.samples, telemetry.phases, name, variant_label(result.variant))
     result.telemetry_summary = {ph: {k: TelemetryStat(**v) for k, v in keys.items()} for ph, keys in summaries.items()}
     rss = [phase["host.rss_bytes"]["max"] for phase in summaries.values() if "host.rss_bytes" in phase]
     result.memory.host_peak_rss_bytes = max(rss) if rss else None
-    spans = measure_spans(telemetry, name)
+    spans = measure_spans(telemetry, result)
     if not spans or not result.timing.step_times_s:
         result.energy.device = EnergyFigure(reason="no measured steps")
         return

@@ -155,6 +155,7 @@ class Repeat:
     series: dict[str, list[float | None]] = fld("the workload's raw values per measured step (or per token, "
                                                  "e.g. `token_gap_s`), from which its figures are computed",
                                                  factory=dict)
+    requests: RequestLog | None = fld("serving scenarios: every request of this repeat's open-loop session", None)
     figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
                                           "timing (recall, the all-reduce time)", factory=dict)
 
@@ -332,6 +333,8 @@ class Result:
     status: Status = fld("`failed` with the message, `skipped` with the reason, `interrupted`")
     error: str | None = fld("what went wrong", None)
     params: dict[str, Scalar] = fld("the workload's identity: two runs are comparable when these match", factory=dict)
+    variant: dict[str, Scalar | list[Scalar]] = fld("the options that made this one of several results of its workload "
+                                                    "in one run (serving: the offered rate)", factory=dict)
     tokens_are: str | None = fld("what tokens_per_s counts for this workload", None)
     main_metric: str | None = fld("the throughput comparisons lead with (a Metrics field)", None)
     model_device: str | None = fld("where the model's parameters were", None)
@@ -348,7 +351,6 @@ class Result:
     telemetry_summary: dict[str, dict[str, TelemetryStat]] = fld("per phase: per telemetry key", factory=dict)
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
-    requests: RequestLog | None = fld("serving scenarios: every request", None)
 
     def warn(self, code: str, message: str) -> None:
         if not any(w.code == code and w.message == message for w in self.warnings):
@@ -411,6 +413,7 @@ class Phase:
     start_s: float = fld("seconds since the run started")
     end_s: float = fld("seconds since the run started")
     repeat: int | None = fld("repeat number", None, minimum=0)
+    variant: str | None = fld("which of its workload's results, e.g. `qps=4` (see Result.variant)", None)
 
     def check(self, path: str) -> None:
         if self.end_s < self.start_s:
@@ -429,6 +432,7 @@ class PhaseCoverage:
     samples_per_s: float | None = fld("samples / duration", None, minimum=0)
     max_gap_s: float | None = fld("the longest span without a sample (edges included)", None, minimum=0)
     start_s: float | None = fld("when it started, seconds since the run started", None)
+    variant: str | None = fld("which of its workload's results", None)
 
 
 @dataclass
@@ -580,6 +584,17 @@ class Report:
         statuses = {r.status for r in ranks}
         frame.status = "failed" if "failed" in statuses else "interrupted" if "interrupted" in statuses else "ok"
         return frame
+
+
+def variant_label(variant: dict) -> str | None:
+    """`qps=4` for {"qps": [4.0]}: how phases name the result they belong to."""
+    if not variant:
+        return None
+    parts = []
+    for k, v in variant.items():
+        v = v if isinstance(v, list | tuple) else [v]
+        parts.append(f"{k}=" + ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v))
+    return " ".join(parts)
 
 
 def is_finite_number(value) -> bool:

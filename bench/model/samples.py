@@ -22,11 +22,11 @@ def summarize(samples: list[dict]) -> dict:
             for k, v in values.items()}
 
 
-def phase_summaries(samples: list[dict], phases, workload: str) -> dict:
-    """{phase: summary} over every span of that phase of the workload (all repeats together)."""
+def phase_summaries(samples: list[dict], phases, workload: str, variant: str | None = None) -> dict:
+    """{phase: summary} over every span of that phase of the workload's result (all repeats together)."""
     spans: dict[str, list] = {}
     for p in phases:
-        if p.workload == workload:
+        if p.workload == workload and p.variant == variant:
             spans.setdefault(p.phase, []).append(p)
     return {name: summarize([s for p in ps for s in in_window(samples, p.start_s, p.end_s)])
             for name, ps in spans.items()}

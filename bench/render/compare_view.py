@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from bench.analysis.table import columns, record
-from bench.render.format import figure_cell, percent, shown, with_ci
+from bench.render.format import figure_cell, percent, seconds, shown, with_ci
 from bench.render.layout import fit
 
 ALWAYS_SHOWN = 4  # run, device, the lead figure, the verdict: the rest only where some run has a value
@@ -26,7 +26,7 @@ def compare_cells(comp) -> tuple[list[str], list[tuple[list[str], bool]]]:
 
 
 def compare_title(comp) -> str:
-    return f"{comp.workload} · {comp.main_metric} · baseline {comp.baseline.display}"
+    return f"{comp.title} · {comp.main_metric} · baseline {comp.baseline.display}"
 
 
 def compare_table(console, comp):
@@ -96,3 +96,14 @@ def scaling_table(groups: list[dict]) -> Table:
             table.add_row(shown(group["workload"]), str(p["world_size"]),
                           with_ci(p) + f" {shown(group['metric'])}", percent(p["efficiency"]))
     return table
+
+
+def serving_table(console, curves: list[dict]):
+    """Per run: its SLO, its capacity with the bracket, and TTFT p99 at each offered rate."""
+    headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "TTFT p99 by offered rate (req/s)"]
+    rows = []
+    for c in curves:
+        by_rate = " · ".join(f"{p['qps']:g}: {seconds(p['ttft_p99_s'])}{'' if p['slo_met'] in (True, None) else ' ✗'}"
+                             for p in c["points"])
+        rows.append([c["run"], c["device"], seconds(c["slo_ttft_s"]), c["capacity_text"], by_rate])
+    return fit(console, f"{curves[0]['workload']}: latency against offered load, and capacity", headers, rows, 4)

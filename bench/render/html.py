@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timezone
 
 from bench.analysis.compare import scaling_groups
+from bench.analysis.serving import serving_curves
 from bench.analysis.table import figure_specs, lead_column, record
 from bench.core.text import clip
 from bench.model.fields import encode
@@ -123,6 +124,29 @@ def scaling_figure(group: dict):
     return fig
 
 
+def serving_figure(curves: list[dict]):
+    """TTFT p99 (solid) and p50 (dotted) against offered load, one colour per run, the SLO dashed."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    fig = go.Figure()
+    for i, c in enumerate(curves):
+        colour = qualitative.Plotly[i % len(qualitative.Plotly)]
+        x = [p["qps"] for p in c["points"]]
+        name = esc_chart(f"{c['run']} · {c['device']}")
+        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p99_s"] for p in c["points"]], mode="lines+markers",
+                                 name=f"{name}: p99", line={"color": colour}))
+        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p50_s"] for p in c["points"]], mode="lines+markers",
+                                 name=f"{name}: p50", line={"color": colour, "dash": "dot"}))
+    slos = {c["slo_ttft_s"] for c in curves if c["slo_ttft_s"] is not None}
+    for slo in slos:
+        fig.add_hline(y=slo, line_dash="dash", line_color="#c0392b", annotation_text=f"SLO {slo * 1000:g} ms",
+                      annotation_position="top left")
+    fig.update_layout(xaxis_title="offered load (requests/s)", yaxis_title="time to first token (s)", height=380,
+                      showlegend=True)
+    return fig
+
+
 def telemetry_figure(report):
     """Stacked panels of what was sampled, on the run's clock, with the phases shaded; each measured
     span labelled with its workload and repeat."""
@@ -204,8 +228,8 @@ def notes_box(comp) -> str:
         return ""
     items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t)}</li>' for t in dict.fromkeys(texts))}"
                     f"</ul></dd>" for run, texts in by_run.items())
-    return (f"<div class='banner' data-workload='{esc(comp.workload)}'><b>Read before trusting these numbers "
-            f"({esc(comp.workload)})</b><dl>{items}</dl></div>")
+    return (f"<div class='banner' data-workload='{esc(comp.title)}'><b>Read before trusting these numbers "
+            f"({esc(comp.title)})</b><dl>{items}</dl></div>")
 
 
 PHASE_KEY = "".join(f"<span class='key' style='background:{colour}'></span>{name} " for name, colour in PHASES.values())
@@ -232,10 +256,10 @@ def render(comparisons, loaded) -> str:
         n += 1
         parts.append(f"<div class='chart'><h3>{esc(title)}</h3>{_fig_html(fig, f'chart{n}')}</div>")
 
-    nav = "".join(f"<a href='#wl-{slug(c.workload)}'>{esc(c.workload)}</a>" for c in comparisons)
+    nav = "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparisons)
     parts.append(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
     for comp in comparisons:
-        parts.append(f"<section class='workload' id='wl-{slug(comp.workload)}'><h2>{esc(comp.workload)}</h2>"
+        parts.append(f"<section class='workload' id='wl-{slug(comp.title)}'><h2>{esc(comp.title)}</h2>"
                      f"<p class='meta'>{esc(comp.main_metric)} · baseline {esc(comp.baseline.display)}</p>")
         parts.append(summary_table(comp))
         parts.append(notes_box(comp))
@@ -246,6 +270,13 @@ def render(comparisons, loaded) -> str:
         if fig is not None:
             chart(f"speedup vs {comp.baseline.name}", fig)
         parts.append("</div></section>")
+    curves = serving_curves(loaded)
+    if curves:
+        parts.append("<h2 id='serving'>Serving: latency against offered load</h2>")
+        parts.append(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],
+                            [[c["run"], c["device"], DASH if c["slo_ttft_s"] is None else f"{c['slo_ttft_s'] * 1000:g} ms",
+                              c["capacity_text"]] for c in curves]))
+        chart("time to first token against offered load", serving_figure(curves))
     for g in scaling_groups(loaded):
         parts.append(f"<h2>{esc(g['workload'])}: scaling with world size</h2>")
         chart("throughput and efficiency", scaling_figure(g))

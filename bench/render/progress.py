@@ -13,6 +13,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from bench.model.report import variant_label
 from bench.render.format import DASH, clock, shown, with_ci
 
 CPU_REFRESH_S = 1.0
@@ -78,9 +79,10 @@ class RichView:
         self.task = self.progress.add_task("starting", total=None, rate="", eta="")
         self.progress.start()
 
-    def job(self, workload: str, index: int, repeat: int) -> None:
+    def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None:
         repeats = self.plan[index][1] if index < len(self.plan) else 1
-        self.label = (f"workload {index + 1}/{len(self.plan)} {shown(workload)} · repeat {repeat + 1}/{repeats}")
+        at = f" {shown(variant)}" if variant else ""
+        self.label = f"workload {index + 1}/{len(self.plan)} {shown(workload)}{at} · repeat {repeat + 1}/{repeats}"
         if repeat == 0 or self.eta is None:
             m = self.cfg.measure if self.cfg is not None else None
             self.eta = Eta(repeats, getattr(m, "steps", None), getattr(m, "warmup", 0) or 0,
@@ -110,7 +112,8 @@ class RichView:
         unit = next((f.unit for f in result.figures if f.lead), metric.replace("_per_s", "/s"))
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
         figure = f" {value} {shown(unit)}" if value != DASH else ""
-        self.progress.console.print(f"[{colour}]{result.status}[/] {shown(result.workload)}:{figure} "
+        at = f" {shown(variant_label(result.variant))}" if result.variant else ""
+        self.progress.console.print(f"[{colour}]{result.status}[/] {shown(result.workload)}{at}:{figure} "
                                     f"({len(result.timing.measured)} repeat(s))", soft_wrap=False)
 
     def note(self, text: str) -> None:

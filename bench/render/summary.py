@@ -7,8 +7,15 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from bench.analysis.table import figure_key, resolve_in
+from bench.model.report import variant_label
 from bench.render.format import DASH, flops, percent, seconds, shown, size, unit_cell, with_ci
 from bench.render.layout import fit
+
+
+def named(result) -> str:
+    """The workload, with the variant where it is one of several results (`blender-serve qps=4`)."""
+    label = variant_label(result.variant)
+    return f"{result.workload} {label}" if label else result.workload
 
 
 def _warnings(result) -> str:
@@ -36,7 +43,7 @@ def run_summary(report, console: Console):
         m, mem = r.metrics, r.memory
         energy = r.energy.device.per_sample_j if r.energy.device else None
         unit, lead = _lead(r)
-        rows.append([r.workload, r.status, lead if lead == DASH else f"{lead} {unit}",
+        rows.append([named(r), r.status, lead if lead == DASH else f"{lead} {unit}",
                      seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
@@ -51,7 +58,7 @@ def figure_lines(report) -> list[Text]:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
-            lines.append(Text.from_markup(f"[bold]{shown(r.workload)}[/]: " + shown(" · ".join(parts))))
+            lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(" · ".join(parts))))
     return lines
 
 
@@ -59,9 +66,9 @@ def print_problems(console: Console, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
     for r in report.results:
         if r.error:
-            console.print(f"[bold]{shown(r.workload)}[/]: {shown(r.error)}", soft_wrap=False)
+            console.print(f"[bold]{shown(named(r))}[/]: {shown(r.error)}", soft_wrap=False)
         for w in r.warnings:
-            console.print(f"[yellow]warning[/] {shown(r.workload)}: {shown(w.message)}", soft_wrap=False)
+            console.print(f"[yellow]warning[/] {shown(named(r))}: {shown(w.message)}", soft_wrap=False)
     for name, status in report.telemetry.collectors.items():
         if not status.available:
             console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]", soft_wrap=False)

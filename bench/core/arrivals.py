@@ -1,0 +1,85 @@
+"""When serving requests arrive: a seeded Poisson process, or a file of recorded arrivals.
+
+Offsets are seconds from the start of a serving session. A Poisson process at rate q has independent
+exponential gaps of mean 1/q (MLPerf LoadGen's Server scenario draws its query arrivals the same
+way); the same seed gives the same arrivals on every device, so two devices face the same load.
+
+An arrivals file has one request per line, `seconds_since_start prompt_tokens`, whitespace-separated,
+the seconds non-decreasing; `#` starts a comment; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.core.errors import ConfigError
+
+@dataclass(frozen=True)
+class ServingPlan:
+    """One open-loop session (bench/measure/serving.py serves it)."""
+
+    arrivals: tuple[float, ...]  # seconds from the session's start, non-decreasing
+    prompt_tokens: tuple[int, ...]
+    max_batch: int
+    batch_wait_s: float
+
+
+MAX_FILE_BYTES = 16 * 2**20
+MAX_REQUESTS = 1_000_000
+
+
+def poisson_arrivals(qps: float, n: int, seed: int) -> list[float]:
+    """n arrival offsets of a Poisson process at qps requests per second (the first after one gap)."""
+    if not (math.isfinite(qps) and qps > 0) or n < 0:
+        raise ValueError(f"need a positive rate and a count, got {qps}, {n}")
+    rng = random.Random(f"bench-arrivals-{seed}-{qps!r}")
+    t, out = 0.0, []
+    for _ in range(n):
+        t += rng.expovariate(qps)
+        out.append(t)
+    return out
+
+
+def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], list[int]]:
+    """(offsets, prompt tokens) from an arrivals file; ConfigError naming the line on anything else."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"{flag} {path}: not a file")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{flag} {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{flag} {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
+    offsets: list[float] = []
+    tokens: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise ConfigError(f"{flag} {path}:{number}: expected `seconds prompt_tokens`, got {line[:60]!r}")
+        try:
+            t, k = float(fields[0]), int(fields[1])
+        except ValueError:
+            raise ConfigError(f"{flag} {path}:{number}: not numbers: {line[:60]!r}") from None
+        if not math.isfinite(t) or t < 0:
+            raise ConfigError(f"{flag} {path}:{number}: the time must be a finite number of seconds >= 0")
+        if offsets and t < offsets[-1]:
+            raise ConfigError(f"{flag} {path}:{number}: {t:g} s comes before the line above ({offsets[-1]:g} s); "
+                              "times must not decrease")
+        if k < 1:
+            raise ConfigError(f"{flag} {path}:{number}: a request needs at least 1 prompt token")
+        offsets.append(t)
+        tokens.append(k)
+        if len(offsets) > MAX_REQUESTS:
+            raise ConfigError(f"{flag} {path}: more than {MAX_REQUESTS:,} requests")
+    if not offsets:
+        raise ConfigError(f"{flag} {path}: no requests in it")
+    return offsets, tokens
