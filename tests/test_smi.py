@@ -143,7 +143,7 @@ def test_binary_output_is_decoded_without_error(tmp_path):
 
 
 @pytest.mark.parametrize("body,why", [
-    ("head -c 2000 /dev/urandom", "no CSV header"),
+    ("cat {binary}", "no CSV header"),
     ("head -c 300000000 /dev/zero", "printed more than"),
     ("sh -c 'sleep 619'", "did not answer"),
 ])
@@ -153,7 +153,11 @@ def test_bench_list_with_a_hostile_nvidia_smi(tmp_path, monkeypatch, capsys, bod
 
     from bench import cli
 
-    write_tool(tmp_path, "nvidia-smi", body)
+    import random
+
+    binary = tmp_path / "noise.bin"  # 2000 random bytes, the same every run
+    binary.write_bytes(random.Random(7).randbytes(2000).replace(b"\n", b"\x00"))
+    write_tool(tmp_path, "nvidia-smi", body.format(binary=binary))
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(tmp_path / name) if name == "nvidia-smi" else None)
     start = time.monotonic()
     code = cli.cli(["list", "--json"])
