@@ -10,6 +10,7 @@ SIGTERM), the report so far written.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -64,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON (its own format version; "
                                                         "docs/compare-format.md); `-` writes it to stdout instead "
                                                         "of the tables")
+    cp.add_argument("--price", action="append", default=[], metavar="LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES]",
+                    help="price runs: per instance-hour, for an instance of DEVICES devices (default 1); the cost is "
+                         "scaled to the devices a run used. LABEL_OR_DEVICE is a run's label or a device kind "
+                         "(hpu, cuda, cpu); the price may name a known instance instead: hpu=dl1.24xlarge. "
+                         "Repeatable; e.g. hpu=13.11/8")
+    cp.add_argument("--prices", metavar="FILE", help="prices, one LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES] per line "
+                                                     "(# comments)")
+    cp.add_argument("--kwh-price", metavar="USD", help="price of a kWh: adds the cost of the device energy each run "
+                                                        "measured")
     cp.add_argument("--width", type=int, metavar="COLUMNS", help="lay the tables out for this many columns "
                                                                  "(default: the terminal's, or COLUMNS)")
     cp.add_argument("--fail-on", metavar="METRIC:PCT", action="append", default=[],
@@ -156,7 +166,7 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
         out.print(run_summary(report, out))
         print_problems(err, report)
     if saved.problem:
-        err.print(f"[red]error:[/] {shown(saved.problem)}")
+        err.print(f"[red]error:[/] {shown(saved.problem)}", soft_wrap=False)
     out.print(shown(str(saved.path)), soft_wrap=True)
     if late:
         err.print("interrupted after the report was written")
@@ -212,13 +222,15 @@ def cmd_compare(args) -> int:
             raise ConfigError(f"--width: between 20 and 10000 columns, got {args.width}")
         out.width = err.width = args.width
     min_repeats, min_effect = _min_repeats(args.min_repeats), _percent("--min-effect", args.min_effect)
+    costing = _costing(args)
+    _check_outputs(args)
     loaded, problems = load_many(args.files)
     for p in problems:
         err.print(f"[red]skipped:[/] {shown(p)}")
     if not loaded:
         err.print("[red]error:[/] no usable report among the files given")
         return EXIT_USAGE
-    comparisons = compare(loaded, args.baseline, args.force, min_repeats, min_effect)
+    comparisons = compare(loaded, args.baseline, args.force, min_repeats, min_effect, costing)
     if not comparisons:
         for note in comparisons.notes:
             err.print(f"[yellow]note:[/] {shown(note)}")
@@ -226,7 +238,7 @@ def cmd_compare(args) -> int:
         return EXIT_USAGE
     outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
     groups = scaling_groups(loaded)
-    curves = serving_curves(loaded)
+    curves = serving_curves(loaded, costing)
     if args.json != "-":
         print_comparisons(out, comparisons)
         if groups:
@@ -253,6 +265,35 @@ def cmd_compare(args) -> int:
     if problems:
         return EXIT_FAILED
     return EXIT_INCONCLUSIVE if outcomes else EXIT_OK
+
+
+def _check_outputs(args) -> None:
+    """An export must not replace a report being compared, nor another export of the same command."""
+    from bench.analysis.load import expand
+
+    inputs = {os.path.realpath(p) for p in expand(args.files)[0]}
+    seen: dict[str, str] = {}
+    for flag in ("csv", "markdown", "html", "json"):
+        target = getattr(args, flag)
+        if target is None or target == "-":
+            continue
+        real = os.path.realpath(target)
+        if real in inputs:
+            raise ConfigError(f"--{flag} {target}: is one of the reports being compared; it would be overwritten")
+        if real in seen:
+            raise ConfigError(f"--{flag} {target}: --{seen[real]} writes there too")
+        seen[real] = flag
+
+
+def _costing(args):
+    """Prices from --price and --prices, and --kwh-price; None when none was given (no cost columns)."""
+    from bench.analysis.cost import Costing, kwh_price, parse_price, read_prices
+
+    prices = [parse_price(p) for p in args.price]
+    if args.prices:
+        prices += read_prices(args.prices)
+    kwh = kwh_price(args.kwh_price) if args.kwh_price is not None else None
+    return Costing(tuple(prices), kwh) if prices or kwh is not None else None
 
 
 def _min_repeats(value: int) -> int:
@@ -315,8 +356,11 @@ def _tolerant_streams() -> None:
 
 
 class _QuietOnClosedPipe:
-    """stdout or stderr that a reader closed (`bench compare ... | head -3`): the rest of the output is
-    dropped without a word, and the command still finishes its work and returns its exit code."""
+    """stdout or stderr that a reader closed (`bench compare ... | head -3`) or a terminal that hung up:
+    the rest of the output is dropped without a word, and the command still finishes its work and
+    returns its exit code."""
+
+    GONE = (errno.EPIPE, errno.EIO, errno.ECONNRESET)
 
     def __init__(self, stream):
         self.stream, self.closed_pipe = stream, False
@@ -325,7 +369,9 @@ class _QuietOnClosedPipe:
         if not self.closed_pipe:
             try:
                 return self.stream.write(text)
-            except BrokenPipeError:
+            except OSError as exc:
+                if exc.errno not in self.GONE:
+                    raise
                 self._silence()
         return len(text)
 
@@ -333,7 +379,9 @@ class _QuietOnClosedPipe:
         if not self.closed_pipe:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
+            except OSError as exc:
+                if exc.errno not in self.GONE:
+                    raise
                 self._silence()
 
     def _silence(self):

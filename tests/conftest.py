@@ -76,3 +76,17 @@ def run_inline(*flags):
     cfg = check_before_run(run_config("--device", "cpu", "--in-process", "--sample-hz", 0, "--repeats", 1,
                                       "--steps", 3, "--warmup", 1, "--out", tempfile.mkdtemp(), *flags))
     return launch(cfg)
+
+
+def cli_run(capsys, *args):
+    """`bench ARGS` in this process: (exit code, stdout, stderr as one line). No traceback may reach the
+    user, whatever the case: it is asserted here for every caller."""
+    from bench import cli
+
+    try:
+        code = cli.cli([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    c = capsys.readouterr()
+    assert "Traceback" not in c.out + c.err, c.out + c.err
+    return code, c.out, " ".join(c.err.split())  # rich wraps stderr at the console's width

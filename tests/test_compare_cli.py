@@ -92,8 +92,6 @@ def test_fail_on_gate_exit_codes(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_two_identical_tiny_runs_never_fail_the_gate_and_get_no_verdict(tmp_path, capsys):
-    from bench.analysis.compare import gates
-
     for label in ("first", "second"):
         code, _, err = run_cli(["run", "--device", "cpu", "--workload", "blender-finetune", "--repeats", "3",
                                 "--label", label, "--out", str(tmp_path), "--quiet"], capsys)

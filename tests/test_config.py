@@ -74,6 +74,9 @@ def test_model_directory_checks_before_run(tmp_path):
         check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
     (d / "config.json").write_text('{"model_type": "blenderbot-small", "max_position_embeddings": 64}')
     (d / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="not a safetensors file"):
+        check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
+    safetensors_file(d / "model.safetensors", {"w": 2})
     with pytest.raises(ConfigError, match="--context-len: 100 is more than the 64 positions"):
         check_before_run(run_config("--device", "cpu", "--model", d, "--context-len", 100, "--out", tmp_path))
     (d / "config.json").write_text("{broken")
@@ -126,3 +129,42 @@ def test_help_says_where_defaults_come_from(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: from the preset: tiny 8, seed 24)" in text
     assert "(default: None)" not in text and "(default: preset)" not in text
+
+
+def safetensors_file(path, tensors: dict, names=None, header_len=None, offsets=None):
+    """A safetensors file as the format defines it: 8-byte little-endian header length, JSON header,
+    then the bytes (F32 tensors of the given lengths)."""
+    import json
+    import struct
+
+    header, begin = {}, 0
+    for name, n in tensors.items():
+        header[name] = {"dtype": "F32", "shape": [n], "data_offsets": offsets or [begin, begin + 4 * n]}
+        begin += 4 * n
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", header_len or len(raw)) + raw + b"\0" * begin)
+
+
+@pytest.mark.parametrize("make,said", [
+    (lambda p: safetensors_file(p, {"w": 2}, header_len=10**12), "has a header of"),
+    (lambda p: safetensors_file(p, {"w": 2}, offsets=[0, 4096]), "does not fit the file"),
+    (lambda p: safetensors_file(p, {"\x1b[2J\x1b]0;PWNED\x07": 2}), "not plain"),
+    (lambda p: p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00" + b"\xff" * 16), "not JSON"),
+])
+def test_a_hostile_safetensors_file_is_refused_before_anything_runs(make, said, tmp_path):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    (d / "config.json").write_text('{"model_type": "blenderbot-small"}')
+    make(d / "model.safetensors")
+    with pytest.raises(ConfigError, match=said):
+        check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
+
+
+def test_a_config_with_absurd_sizes_is_refused(tmp_path):
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    safetensors_file(d / "model.safetensors", {"w": 2})
+    for bad in ('"d_model": 10000000', '"encoder_layers": 0', '"vocab_size": 1e9', '"d_model": NaN'):
+        (d / "config.json").write_text('{"model_type": "blenderbot-small", ' + bad + "}")
+        with pytest.raises(ConfigError, match="config.json"):
+            check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))

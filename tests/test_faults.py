@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli_run as run_cli
 from reportgen import make_report
 
-from bench import cli
 from bench.model.io import dump_report, load_report
 
 QUICK = ["--device", "cpu", "--preset", "tiny", "--repeats", "1", "--steps", "3", "--warmup", "1"]
@@ -51,15 +51,6 @@ def own_tmp_and_handlers(tmp_path, monkeypatch):
     for s, h in saved.items():
         signal.signal(s, h)
 
-
-def run_cli(capsys, *args):
-    try:
-        code = cli.cli([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    c = capsys.readouterr()
-    assert "Traceback" not in c.out + c.err, c.out + c.err
-    return code, c.out, " ".join(c.err.split())  # stderr as one line: rich wraps it at the console's width
 
 
 def bench_cmd(*args):
@@ -124,6 +115,18 @@ def test_nan_anywhere_in_a_result_becomes_null_with_a_warning(tmp_path, capsys, 
     assert "workload_metrics.odd.value" in w.message and "2 value(s)" in w.message
 
 
+def test_an_infinite_figure_made_in_the_worker_keeps_the_steps(tmp_path, capsys, monkeypatch):
+    from bench.launch import worker
+
+    monkeypatch.setattr(worker, "_peak", lambda backend, cfg: (1e-300, "a peak too small to be real"))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", out)
+    assert code == 0, err
+    result = only_report(out).results[0]
+    assert result.timing.step_times_s and result.status == "ok"
+    assert "non_finite" in result.codes() and result.metrics.mfu.value is None
+
+
 def test_nan_telemetry_values_become_null_and_are_counted():
     from bench.model.fields import null_non_finite
 
@@ -161,6 +164,7 @@ def test_a_full_disk_sends_the_report_to_the_rescue_folder(tmp_path, capsys, mon
     assert not list(out.iterdir()) and leftovers(own_tmp_and_handlers) == []
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_sends_the_report_to_the_rescue_folder(tmp_path, own_tmp_and_handlers):
     def limit():  # a soft limit below the report's size; the hard limit stays unlimited
         resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))
@@ -175,6 +179,26 @@ def test_a_file_size_limit_sends_the_report_to_the_rescue_folder(tmp_path, own_t
     assert not list(out.glob("*")), "no half-written report where the limit struck"
 
 
+@pytest.mark.slow
+def test_a_file_size_limit_in_the_worker_processes_loses_nothing(tmp_path, own_tmp_and_handlers):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))
+
+    out = tmp_path / "out"
+    done = run_bench("run", *QUICK, *ONE, "--sample-hz", 2, "--out", out, "--quiet", preexec_fn=limit)
+    assert done.returncode == 1, done.stderr  # the report itself was rescued
+    report = only_report(own_tmp_and_handlers / "bench-rescue")
+    assert report.results[0].status == "ok" and len(report.results[0].timing.step_times_s) == 3
+
+
+def test_a_temporary_directory_that_takes_no_file_is_refused_before_work(tmp_path):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+    done = run_bench("run", *QUICK, *ONE, "--out", tmp_path / "out", preexec_fn=limit)
+    assert done.returncode == 2 and "temporary directory" in done.stderr
+
+
 def test_when_even_the_rescue_fails_the_error_says_the_report_is_lost(tmp_path, capsys, monkeypatch):
     from bench.model import io
 
@@ -184,6 +208,19 @@ def test_when_even_the_rescue_fails_the_error_says_the_report_is_lost(tmp_path, 
     monkeypatch.setattr(io, "write_atomic", failing)
     code, _, err = run_cli(capsys, "run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", tmp_path / "o")
     assert code == 1 and "the report is lost" in err and "Read-only file system" in err
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--markdown", "--json"])
+def test_an_export_never_replaces_a_device_file_or_an_input(flag, tmp_path, capsys):
+    import stat
+
+    a = dump_report(make_report("a", 0.2, repeats=3), tmp_path / "a.json")
+    b = dump_report(make_report("b", 0.1, seed=1, repeats=3), tmp_path / "b.json")
+    code, _, _ = run_cli(capsys, "compare", a, b, flag, "/dev/null")
+    assert code == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode)  # written into, not renamed over
+    before = b.read_bytes()
+    code, _, err = run_cli(capsys, "compare", a, b, flag, b)
+    assert code == 2 and "is one of the reports being compared" in err and b.read_bytes() == before
 
 
 @pytest.mark.parametrize("flag", ["--csv", "--markdown", "--html"])
@@ -233,6 +270,34 @@ def _signal_on(monkeypatch, match, sig=signal.SIGTERM):
     return sent
 
 
+def test_nohup_keeps_a_run_going_through_a_hangup(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(["nohup", *bench_cmd("run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", out,
+                                                 "--quiet")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGHUP)  # the terminal closed: nohup asked for the run to go on
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert only_report(out).status == "ok"
+
+
+def test_a_second_ctrl_c_while_a_worker_is_stopped_leaves_no_orphan():
+    import threading
+
+    from bench.core.proc import stop_group
+
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); time.sleep(60)"], start_new_session=True)
+    time.sleep(0.5)
+    os.kill(child.pid, signal.SIGSTOP)  # a worker frozen by the user
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # the impatient second Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        stop_group(child, grace_s=30)
+    assert child.poll() is not None  # killed, not left stopped with init as its parent
+
+
 PHASES = {
     "setup": lambda e: e["event"] == "started",
     "warmup": lambda e: e["event"] == "progress" and e.get("phase") == "warmup",
@@ -244,7 +309,7 @@ PHASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("phase,sig", [("setup", signal.SIGTERM), ("warmup", signal.SIGINT),
                                        ("measure", signal.SIGTERM), ("measure", signal.SIGINT),
-                                       ("verify", signal.SIGTERM)])
+                                       ("measure", signal.SIGHUP), ("verify", signal.SIGTERM)])
 def test_a_signal_in_a_worker_phase_writes_an_interrupted_report(phase, sig, tmp_path, capsys, monkeypatch,
                                                                   own_tmp_and_handlers):
     sent = _signal_on(monkeypatch, PHASES[phase], sig)
@@ -350,6 +415,10 @@ UNBOUNDED = [
     (["--model", "x" * 5000], "--model"),
     (["--batch-size", "1" + "0" * 5000], "--batch-size"),
     (["--rdzv-endpoint", "host:99999", "--nnodes", "2"], "--rdzv-endpoint"),
+    (["--rdzv-endpoint", "localhost:\u00b2", "--nnodes", "2"], "--rdzv-endpoint"),  # isdigit() says yes, int() no
+    (["--peak-tflops", "5e-324"], "--peak-tflops"),  # a peak that makes MFU infinite
+    (["--scaling", ",".join(["1"] * 5000)], "--scaling"),
+    (["--scaling", "1,2,2"], "--scaling"),
 ]
 
 
@@ -516,6 +585,27 @@ def test_a_hostile_file_is_named_and_skipped_and_the_rest_compared(kind, tmp_pat
     assert "samples_per_s" in out  # the two good reports were still compared
 
 
+@pytest.mark.parametrize("kind", ["no work", "steps of 1 ns", "steps of 100 days"])
+def test_extreme_but_valid_values_give_dashes_not_nan_or_numpy_warnings(kind, tmp_path, capsys):
+    import warnings
+
+    r = make_report("odd", 0.1, repeats=3)
+    for rep in r.results[0].timing.repeats:
+        n = len(rep.step_times_s)
+        if kind == "no work":
+            rep.step_samples, rep.step_tokens = [0.0] * n, [0.0] * n
+        else:
+            rep.step_times_s = [1e-9 if kind == "steps of 1 ns" else 8.64e6] * n
+    a = dump_report(r, tmp_path / "a.json")
+    b = _good(tmp_path, "b.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would fail the command here
+        code, out, err = run_cli(capsys, "compare", a, b, "--csv", tmp_path / "o.csv", "--width", 200)
+    assert code == 0, err
+    assert "nan" not in out.lower() and "inf " not in out and "RuntimeWarning" not in err
+    assert "nan" not in (tmp_path / "o.csv").read_text().lower()
+
+
 def test_a_file_that_is_nothing_but_hostile_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("[" * 200_000)
@@ -607,6 +697,15 @@ def test_a_closed_pipe_ends_quietly_with_the_commands_own_exit_code(extra, tmp_p
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == (1 if extra else 0)  # the gate still decides
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_standard_stream_is_no_traceback(closed, tmp_path):
+    done = subprocess.run(bench_cmd("list"), capture_output=closed == 1 and False, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(closed), stdout=subprocess.PIPE if closed == 2 else None,
+                          stderr=subprocess.PIPE if closed == 1 else None)
+    assert done.returncode == 0, (done.stdout or "") + (done.stderr or "")
+    assert "Traceback" not in (done.stdout or "") + (done.stderr or "")
 
 
 def test_a_rendezvous_port_in_use_is_refused_before_anything_runs(tmp_path, capsys):

@@ -7,24 +7,15 @@ import csv
 import json
 
 import pytest
+from conftest import cli_run as run_cli
 from reportgen import generation_report, make_report
 from rich.console import Console
 
-from bench import cli
 from bench.model.io import dump_report
 
 HEADERS = ["new tokens/s [95% CI]", "vs baseline", "TTFT p50", "TTFT p99", "request p50", "request p99",
            "per-token p50", "decode tok/s"]
 
-
-def run_cli(capsys, *args):
-    try:
-        code = cli.cli([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    c = capsys.readouterr()
-    assert "Traceback" not in c.out + c.err
-    return code, c.out, c.err
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from bench.model.schema import DOCS_PATH, SCHEMA_PATH, docs_text, json_schema, s
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 V1 = os.path.join(FIX, "report-v1-tiny.json")
+V2 = os.path.join(os.path.dirname(__file__), "fixtures", "report-v2-tiny.json")  # a 0.2 development run
 V1_DIST = os.path.join(FIX, "report-v1-nproc2.json")
 
 
@@ -205,6 +206,16 @@ def test_a_v1_multi_device_report_migrates_with_its_ranks():
     assert r.distributed.world_size == 2 and [p.rank for p in res.per_rank] == [0, 1]
     assert all(len(p.timing.step_times_s) == 3 for p in res.per_rank)
     assert res.metrics.samples_per_s.value > 0
+
+
+def test_a_v2_report_migrates_to_v3():
+    raw = json.load(open(V2))
+    assert raw["schema_version"] == 2 and "requests" in raw["results"][0]
+    r = load_report(V2)
+    assert r.schema_version == SCHEMA_VERSION == 3
+    res = r.results[0]
+    assert res.variant == {} and all(rep.requests is None for rep in res.timing.repeats)
+    assert res.timing.step_times_s == [t for rep in raw["results"][0]["timing"]["repeats"] for t in rep["step_times_s"]]
 
 
 def test_published_reference_reports_load_with_their_figures():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.core.errors import ConfigError
 from workloads import models
 
 
@@ -54,8 +54,8 @@ def test_local_checkpoint_loads_with_safetensors(tmp_path):
     assert ident["config_hash"] == models.model_identity(m, "tiny")["config_hash"]
 
 
-def test_garbage_safetensors_is_skipped_with_reason(tmp_path):
+def test_garbage_safetensors_is_refused_naming_the_file(tmp_path):
     models.blender_config("tiny").save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"not a tensor file")
-    with pytest.raises(WorkloadSkipped, match="could not load"):
+    with pytest.raises(ConfigError, match="model.safetensors has a header of"):
         models.build_blender(str(tmp_path))

@@ -1,5 +1,3 @@
-import types
-
 import pytest
 
 from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource, Timing
@@ -155,8 +153,6 @@ def test_direct_counter_reading_wins_over_samples():
 
 
 def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
-    import time
-
     from conftest import measure
     from fakes import CountingWorkload, LoggingBackend
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from bench.core.errors import ConfigError, WorkloadSkipped
@@ -65,12 +66,69 @@ def check_model_dir(path: str) -> Path:
                               "name a local checkpoint directory")
         if not (p / "config.json").is_file():
             raise ConfigError(f"--model {shown}: no config.json in it; it is not a checkpoint directory")
-        if not any(p.glob("*.safetensors")):
+        weights = sorted(p.glob("*.safetensors"))
+        if not weights:
             raise ConfigError(f"--model {shown}: no *.safetensors weights in it (other formats are refused: they "
                               "can run code when loaded)")
+        if len(weights) > MAX_WEIGHT_FILES:
+            raise ConfigError(f"--model {shown}: {len(weights)} weight files; at most {MAX_WEIGHT_FILES}")
+        total = sum(check_safetensors(w, shown) for w in weights)
     except OSError as exc:
         raise ConfigError(f"--model {shown}: cannot read it ({exc.strerror or exc})") from None
+    check_fits_host(f"--model {shown}: {total / 2**30:.1f} GiB of weights", total)
     return p
+
+
+MAX_WEIGHT_FILES = 64
+MAX_HEADER_BYTES = 100 * 2**20
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+_NAME = re.compile(r"^[A-Za-z0-9_.\-/:]{1,512}$")
+
+
+def check_safetensors(path: Path, shown: str) -> int:
+    """The bytes of a safetensors file's tensors, after checking its header as the format defines it
+    (an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape and byte
+    range): a truncated, oversized or hostile file is refused before any workload starts, not found
+    half-way through a run. Tensor names are plain (no control characters reach a terminal)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ConfigError(f"--model {shown}: {path.name} is not a safetensors file (too short)")
+        n = int.from_bytes(head, "little")
+        if n > min(MAX_HEADER_BYTES, size - 8):
+            raise ConfigError(f"--model {shown}: {path.name} has a header of {n:,} bytes in a {size:,}-byte file: "
+                              "not a safetensors file")
+        try:
+            header = json.loads(fh.read(n).decode("utf-8"))
+        except (ValueError, RecursionError):
+            raise ConfigError(f"--model {shown}: {path.name}: its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise ConfigError(f"--model {shown}: {path.name}: its header is not a JSON object")
+    data = size - 8 - n
+    total = 0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if not _NAME.match(name):
+            raise ConfigError(f"--model {shown}: {path.name}: a tensor name that is not plain: {name[:60]!r}")
+        try:
+            dtype, shape, (begin, end) = t["dtype"], t["shape"], t["data_offsets"]
+            count = 1
+            for dim in shape:
+                if type(dim) is not int or dim < 0:
+                    raise ValueError
+                count *= dim
+            ok = dtype in DTYPE_BYTES and type(begin) is int and type(end) is int and 0 <= begin <= end <= data \
+                and end - begin == count * DTYPE_BYTES[dtype]
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"--model {shown}: {path.name}: tensor {name!r} does not fit the file (dtype, shape "
+                              "and byte range disagree)")
+        total += end - begin
+    return total
 
 
 def model_config(name: str) -> dict:
@@ -86,8 +144,22 @@ def model_config(name: str) -> dict:
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
         raise ConfigError(f"--model {clip(name, 200)}: config.json is not readable JSON ({type(exc).__name__})") from None
     if not isinstance(cfg, dict) or not cfg.get("is_encoder_decoder", cfg.get("model_type") in SEQ2SEQ_TYPES):
-        raise ConfigError(f"--model {name}: config.json does not describe an encoder-decoder (seq2seq) model")
+        raise ConfigError(f"--model {clip(name, 200)}: config.json does not describe an encoder-decoder (seq2seq) model")
+    for key, bound in CONFIG_BOUNDS.items():
+        value = cfg.get(key)
+        if value is not None and (type(value) is not int or not 1 <= value <= bound):
+            raise ConfigError(f"--model {clip(name, 200)}: config.json {key} = {str(value)[:40]} is not a size a model "
+                              f"has (a whole number from 1 to {bound:,})")
     return cfg
+
+
+# what a config.json may say before building from it would exhaust memory (BlenderBot-90M: d_model 512,
+# 8 layers, vocab 54,944; the largest public seq2seq models stay far inside these)
+CONFIG_BOUNDS = {"d_model": 65_536, "hidden_size": 65_536, "encoder_layers": 1_000, "decoder_layers": 1_000,
+                 "num_layers": 1_000, "num_decoder_layers": 1_000, "encoder_ffn_dim": 1_048_576,
+                 "decoder_ffn_dim": 1_048_576, "d_ff": 1_048_576, "vocab_size": 10_000_000,
+                 "max_position_embeddings": 1_048_576, "encoder_attention_heads": 4_096,
+                 "decoder_attention_heads": 4_096, "num_heads": 4_096}
 
 
 SEQ2SEQ_TYPES = ("blenderbot-small", "blenderbot", "bart", "t5", "marian", "pegasus", "mbart")
@@ -112,7 +184,8 @@ def load_local_seq2seq(path: str):
         return AutoModelForSeq2SeqLM.from_pretrained(p, local_files_only=True, use_safetensors=True,
                                                      trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - any loader fault means: no usable weights there
-        raise WorkloadSkipped(f"--model {path}: could not load a seq2seq model ({exc})") from None
+        raise RuntimeError(f"--model {clip(path, 200)}: could not load a seq2seq model "
+                           f"({clip(str(exc), 300)})") from None
 
 
 def model_identity(model, name: str, label: str | None = None) -> dict:

@@ -91,7 +91,7 @@ class RetrievalEncode(Workload):
     description = "Retriever: encode candidates and contexts, bi- or poly-encoder scoring, top-k of a pool"
     tokens_are = "context + candidate tokens encoded"
     main_metric = "samples_per_s"
-    memory_flags = ("--pool-size", "--batch-size", "--context-len", "--label-len")
+    memory_flags = ("--pool-size", "--batch-size", "--poly-codes", "--context-len", "--label-len")
     Options = RetrievalOptions
     figures = (FigureSpec("metrics.samples_per_s", "contexts/s", "samples/s", "higher", lead=True),
                FigureSpec("workload_metrics.candidates_per_s", "candidates/s", "candidates/s", "higher"),

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.analysis import verdicts
+from bench.analysis.cost import Costing
 from bench.core.errors import ConfigError
 from bench.core.text import clip
 from bench.model.derive import WORK, recompute
@@ -83,6 +84,7 @@ class WorkloadComparison:
     baseline: Run
     rows: list[Row]
     variant: str | None = None  # serving: the offered rate these runs share (`qps=4`)
+    costing: Costing | None = None  # prices and a kWh price, when the user gave them
 
     @property
     def title(self) -> str:
@@ -217,7 +219,7 @@ def compare_workload(runs: list[Run], base: Run, force: bool, min_repeats: int, 
 
 
 def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force: bool = False,
-            min_repeats: int = 3, min_effect: float = 0.02) -> Comparison:
+            min_repeats: int = 3, min_effect: float = 0.02, costing: Costing | None = None) -> Comparison:
     """One WorkloadComparison per workload, in first-seen order, and notes on what was dropped."""
     runs, notes = make_runs(loaded)
     if not runs:
@@ -236,7 +238,9 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
         if base is None:
             notes.append(f"{workload}: no run measured it")
             continue
-        out.append(compare_workload(rs, base, force, min_repeats, min_effect))
+        comp = compare_workload(rs, base, force, min_repeats, min_effect)
+        comp.costing = costing
+        out.append(comp)
     for r in runs:
         if handicap(r):
             notes.append(f"{r.name}: ran with --handicap {handicap(r):g} %, a deliberate slow-down for testing "

@@ -10,6 +10,7 @@ two. "At least" where every rate met it; "below" where none did.
 from __future__ import annotations
 
 from bench.analysis.compare import make_runs
+from bench.analysis.cost import devices_used, price_for
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
 
@@ -18,7 +19,7 @@ def _stat(value, name: str):
     return getattr(value, name, None) if value is not None else None
 
 
-def serving_curves(loaded) -> list[dict]:
+def serving_curves(loaded, costing=None) -> list[dict]:
     groups: dict[tuple, list] = {}
     for run in make_runs(loaded)[0]:
         wm = run.result.workload_metrics or {}
@@ -38,11 +39,26 @@ def serving_curves(loaded) -> list[dict]:
                            "slo_attainment": wm.get("slo_attainment"), "requests": wm.get("requests")})
         first = runs[0]
         slo = first.result.workload_metrics.get("slo.ttft_s")
-        curves.append({"workload": workload, "run": first.name, "run_id": first.report.run_id,
-                       "device": first.device_label, "slo_ttft_s": slo,
-                       "slo_e2e_s": first.result.workload_metrics.get("slo.e2e_s"), "points": points,
-                       **capacity(points)})
+        curve = {"workload": workload, "run": first.name, "run_id": first.report.run_id,
+                 "device": first.device_label, "slo_ttft_s": slo,
+                 "slo_e2e_s": first.result.workload_metrics.get("slo.e2e_s"), "points": points, **capacity(points)}
+        curve.update(capacity_cost(first, costing, curve["capacity_qps"], curve["capacity_below_qps"]))
+        curves.append(curve)
     return curves
+
+
+def capacity_cost(run, costing, qps, below) -> dict:
+    """USD per 1k requests served at capacity: the least a request can cost while the SLO holds.
+    The capacity lies between qps and the lowest rate that missed (below), so the cost lies between
+    the cost at `below` and the cost at qps."""
+    price = price_for(run, costing)
+    if price is None or not qps:
+        return {}
+    hourly = price.usd_per_hour * devices_used(run) / price.devices
+    per_1k = 1000 * hourly / 3600
+    return {"usd_per_1k_requests_at_capacity": per_1k / qps,
+            "usd_per_1k_requests_at_capacity_low": per_1k / below if below else None,
+            "price_source": price.source}
 
 
 def capacity(points: list[dict]) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.analysis import verdicts
+from bench.analysis import cost, verdicts
 from bench.analysis.compare import Row, WorkloadComparison, device_power, device_utilization, device_utilization_max
 from bench.model.report import FigureSpec, Interval, Summary
 
@@ -84,14 +84,33 @@ def lead_column(comp: WorkloadComparison, specs: list[FigureSpec]) -> Column:
     return Column(metric, f"{label} [95% CI]", unit, kind="interval", always=True, better="higher")
 
 
+def serves(run) -> bool:
+    return "offered_qps" in (run.result.workload_metrics or {})
+
+
+def cost_columns(comp: WorkloadComparison) -> list[Column]:
+    """The cost of a unit of output, where the user gave prices (and a kWh price)."""
+    if comp.costing is None:
+        return []
+    key, _, words = cost.unit_of(comp.main_metric, serves(comp.baseline))
+    label = words.replace("USD / ", "USD/").replace("requests", "req").replace("tokens", "tok")
+    cols = []
+    if comp.costing.prices:
+        cols.append(Column(key, f"{label} [95% CI]" if not serves(comp.baseline) else label, "USD",
+                           kind="interval", better="lower"))
+    if comp.costing.kwh_usd is not None:
+        cols.append(Column(f"energy_{key}", f"energy {label}", "USD", better="lower"))
+    return cols
+
+
 def columns(comp: WorkloadComparison) -> list[Column]:
     specs = figure_specs(comp)
     lead = lead_column(comp, specs)
     declared = [Column(figure_key(s.key), s.label, s.unit, better=s.better) for s in specs
                 if figure_key(s.key) != lead.key]
     return [Column("run", "run", kind="text", always=True), Column("device", "device", kind="text", always=True),
-            lead, Column("speedup", "vs baseline", kind="verdict", always=True), Column("repeats", "reps"),
-            *declared, *COMMON]
+            lead, Column("speedup", "vs baseline", kind="verdict", always=True), *cost_columns(comp),
+            Column("repeats", "reps"), *declared, *COMMON]
 
 
 def resolve(row: Row, key: str):
@@ -156,6 +175,15 @@ def record(row: Row, comp: WorkloadComparison, cols: list[Column] | None = None)
         key = figure_key(spec.key)
         if key not in out:
             out[key] = resolve(row, spec.key)
+    if serves(r):  # an instance is paid while it waits for requests: the cost is at the rate achieved
+        q = r.result.workload_metrics.get("achieved_qps")
+        rates = (q, q, q)
+    else:
+        rates = (lead.value, lead.ci_low, lead.ci_high)
+    per_unit_j = None
+    if energy is not None:
+        per_unit_j = energy.per_token_j if comp.main_metric == "tokens_per_s" else energy.per_sample_j
+    out.update(cost.run_cost(r, comp.costing, *rates, per_unit_j, comp.main_metric, serves(r)))
     out.update({f"param_{k}": v for k, v in r.params.items()})
     return out
 

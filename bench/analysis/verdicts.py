@@ -18,6 +18,7 @@ Human text puts the interval in the headline's direction: "1.56x slower (95 % CI
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.core import stats
@@ -74,6 +75,9 @@ def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.
         d = stats.parts_ratio_ci(work_parts(timings(run), metric), work_parts(timings(base), metric), level)
         method = WITHIN_RUN
     ratio, lo, hi = d["value"], d["ci_low"], d["ci_high"]
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return Speedup(None, None, None, level, method, n, "no_verdict",
+                       "no ratio: a run's throughput is zero or not a finite number (no work measured?)")
     ci = f"95 % CI {_span(lo, hi)}" if lo is not None else "no interval"
     for side in (run, base):
         why = withheld(side)
@@ -84,6 +88,8 @@ def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.
             f"{min(n)} repeats: a verdict needs {min_repeats} per side (--min-repeats)"
         return Speedup(ratio, lo, hi, level, method, n, "no_verdict",
                        f"{ratio:.2f}x ({unknown}; within-run {ci})" if min(n) == 1 else f"{ratio:.2f}x ({unknown}; {ci})")
+    if lo is None or hi is None:
+        return Speedup(ratio, lo, hi, level, method, n, "inconclusive", f"no clear difference: {ratio:.2f}x (no interval)")
     band_hi, band_lo = 1 + min_effect, 1 / (1 + min_effect)
     if lo > band_hi:
         return Speedup(ratio, lo, hi, level, method, n, "faster", f"{ratio:.2f}x faster ({ci})")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.core.errors import ConfigError
+from bench.core.text import read_lines
 
 @dataclass(frozen=True)
 class ServingPlan:
@@ -45,23 +45,9 @@ def poisson_arrivals(qps: float, n: int, seed: int) -> list[float]:
 
 def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], list[int]]:
     """(offsets, prompt tokens) from an arrivals file; ConfigError naming the line on anything else."""
-    p = Path(path)
-    try:
-        if not p.is_file():
-            raise ConfigError(f"{flag} {path}: not a file")
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{flag} {path}: larger than {MAX_FILE_BYTES // 2**20} MiB")
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{flag} {path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
     offsets: list[float] = []
     tokens: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
+    for number, line in read_lines(path, flag, MAX_FILE_BYTES):
         fields = line.split()
         if len(fields) != 2:
             raise ConfigError(f"{flag} {path}:{number}: expected `seconds prompt_tokens`, got {line[:60]!r}")

@@ -26,16 +26,46 @@ def child_env(extra: dict | None = None) -> dict:
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> int:
-    """SIGTERM the child's process group (it runs in a session of its own), wait, then SIGKILL."""
+    """SIGTERM the child's process group (it runs in a session of its own; SIGCONT wakes it if it was
+    stopped), wait, then SIGKILL. A second Ctrl-C while waiting skips to SIGKILL, so no child is ever
+    left behind."""
+    interrupted = False
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         if proc.poll() is not None:
             break
         try:
             os.killpg(proc.pid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(proc.pid, signal.SIGCONT)
         except ProcessLookupError:
             break
         try:
             proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             continue
-    return proc.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            continue
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGKILL)
+        code, interrupted = proc.wait(), True
+    if interrupted:
+        raise KeyboardInterrupt
+    return code
+
+
+def lift_file_size_limit() -> bool:
+    """Raise a soft RLIMIT_FSIZE to the hard limit (a write of bench's own files hit it: the run's
+    events, samples, or the rescue of its report). True when it was lifted."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft == hard:
+            return False
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        return True
+    except (ImportError, OSError, ValueError):
+        return False

@@ -49,10 +49,11 @@ def _boot_total_rate(parts, rng) -> np.ndarray:
     part's steps (or blocks of steps, for long runs) are resampled on their own, its rate taken,
     and the rates added. Memory: BOOTSTRAP_RESAMPLES x MAX_BLOCKS at most, whatever the steps."""
     total = np.zeros(BOOTSTRAP_RESAMPLES)
-    for work, times in parts:
-        w, t = _blocks(work, times)
-        idx = rng.integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
-        total += w[idx].sum(axis=1) / t[idx].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a resample of zero work: inf, dropped
+        for work, times in parts:
+            w, t = _blocks(work, times)
+            idx = rng.integers(0, t.size, size=(BOOTSTRAP_RESAMPLES, t.size))
+            total += w[idx].sum(axis=1) / t[idx].sum(axis=1)
     return total
 
 
@@ -61,7 +62,10 @@ def _total_rate(parts) -> float | None:
     return None if not rates or any(r is None for r in rates) else float(sum(rates))
 
 
-def _bounds(boots, level: float) -> tuple[float, float]:
+def _bounds(boots, level: float) -> tuple[float | None, float | None]:
+    boots = boots[np.isfinite(boots)]
+    if boots.size < 2:
+        return None, None
     lo, hi = np.percentile(boots, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
 
@@ -88,8 +92,10 @@ def parts_ratio_ci(parts_a, parts_b, level: float = 0.95, seed: int = 0) -> dict
     if any(len(t) < 2 for _, t in list(parts_a) + list(parts_b)):
         return {"value": ra / rb, "ci_low": None, "ci_high": None, "significant": None, "level": level}
     rng = _rng(seed)
-    lo, hi = _bounds(_boot_total_rate(parts_a, rng) / _boot_total_rate(parts_b, rng), level)
-    return {"value": ra / rb, "ci_low": lo, "ci_high": hi, "significant": bool(lo > 1 or hi < 1), "level": level}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lo, hi = _bounds(_boot_total_rate(parts_a, rng) / _boot_total_rate(parts_b, rng), level)
+    significant = None if lo is None else bool(lo > 1 or hi < 1)
+    return {"value": ra / rb, "ci_low": lo, "ci_high": hi, "significant": significant, "level": level}
 
 
 def ratio_ci(work_a, times_a, work_b, times_b, level: float = 0.95, seed: int = 0) -> dict:
@@ -170,9 +176,19 @@ def t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2
 
 
+def _positive(rates) -> np.ndarray | None:
+    """The rates as an array, or None where one is not a positive finite number (a run with no work,
+    or steps too short to be real): no geometric mean and no interval then, rather than NaN."""
+    x = np.asarray(rates, float)
+    return x if x.size and np.all(np.isfinite(x)) and np.all(x > 0) else None
+
+
 def log_t_interval(rates, level: float = 0.95) -> dict:
     """Geometric mean of per-repeat throughputs with a t interval on the log scale."""
-    x = np.log(np.asarray(rates, float))
+    r = _positive(rates)
+    if r is None:
+        return {"value": None, "ci_low": None, "ci_high": None, "level": level, "n": len(rates)}
+    x = np.log(r)
     n = x.size
     center = float(np.exp(x.mean()))
     if n < 2:
@@ -184,7 +200,10 @@ def log_t_interval(rates, level: float = 0.95) -> dict:
 
 def welch_ratio(rates_a, rates_b, level: float = 0.95) -> dict:
     """Ratio of geometric means a / b with Welch's t interval on the log scale (each side needs 2+)."""
-    a, b = np.log(np.asarray(rates_a, float)), np.log(np.asarray(rates_b, float))
+    ra, rb = _positive(rates_a), _positive(rates_b)
+    if ra is None or rb is None:
+        return {"value": None, "ci_low": None, "ci_high": None, "level": level, "df": None}
+    a, b = np.log(ra), np.log(rb)
     ratio = float(np.exp(a.mean() - b.mean()))
     if a.size < 2 or b.size < 2:
         return {"value": ratio, "ci_low": None, "ci_high": None, "level": level, "df": None}

@@ -39,11 +39,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "
 
 
 def csv_cell(value):
-    """A CSV cell a spreadsheet will not run: text that starts like a formula gets a leading quote.
-    Numbers (also negative ones) stay numbers."""
+    """A CSV cell a spreadsheet will not run, nor a terminal that prints the file: control characters
+    shown as escapes, text that starts like a formula given a leading quote. Numbers (also negative
+    ones) stay numbers."""
     if not isinstance(value, str):
         return value
-    text = clip(value)
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], clip(value))
     if text.lstrip(" ").startswith(FORMULA_START) and not _number(text):
         return "'" + text
     return text
@@ -62,3 +63,30 @@ def ascii_fallback(text: str) -> str:
     text = text.replace("—", "-").replace("–", "-").replace("·", "|").replace("≤", "<=").replace("≥", ">=")
     text = text.replace("×", "x").replace("…", "...").replace("°", " deg")
     return unicodedata.normalize("NFKD", text).encode("ascii", "replace").decode("ascii")
+
+
+def read_lines(path: str, flag: str, limit: int) -> list[tuple[int, str]]:
+    """(line number, text) of a small UTF-8 file the user names, `#` comments and blank lines left
+    out; ConfigError naming the flag for anything that is not such a file (a directory, a FIFO, too
+    large, not UTF-8)."""
+    from pathlib import Path
+
+    from bench.core.errors import ConfigError
+
+    p, shown = Path(path), clip(str(path), 200)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"{flag} {shown}: not a file")
+        if p.stat().st_size > limit:
+            raise ConfigError(f"{flag} {shown}: larger than {limit / 2**20:g} MiB")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{flag} {shown}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} {shown}: cannot read it ({exc.strerror or exc})") from None
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append((number, line))
+    return out

@@ -4,6 +4,7 @@ declare, frozen once checked. Every check that can run before a run runs here.""
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -173,7 +174,19 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     _check_ranks(cfg, spec)
     check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
+    check_temporary()
     return cfg
+
+
+def check_temporary() -> None:
+    """The run's events and samples go to the temporary directory: it must take a file."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-probe-") as d, open(os.path.join(d, "probe"), "wb") as fh:
+            fh.write(b"bench probe\n" * 16)
+    except (OSError, FileNotFoundError) as exc:
+        where = os.environ.get("TMPDIR") or "the system default"
+        raise ConfigError(f"the temporary directory ({where}) cannot take a file: "
+                          f"{getattr(exc, 'strerror', None) or exc}; set TMPDIR to a writable directory") from None
 
 
 def check_rendezvous(launch) -> None:

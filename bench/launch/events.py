@@ -7,8 +7,11 @@ at the end. A file rather than a pipe: torchrun starts the workers itself and wo
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+
+from bench.core.proc import lift_file_size_limit
 
 
 class EventWriter:
@@ -16,8 +19,19 @@ class EventWriter:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def emit(self, event: str, **data) -> None:
-        line = json.dumps({"event": event, **data}, allow_nan=False, default=str) + "\n"
-        os.write(self.fd, line.encode())  # one write per line: a reader never sees half of two
+        """One line per event, written whole: a short write (a file-size limit reached mid-line) is
+        finished, and an error is raised, never lost (the soft file-size limit is lifted once)."""
+        data = json.dumps({"event": event, **data}, allow_nan=False, default=str).encode() + b"\n"
+        lifted = False
+        while data:
+            try:
+                n = os.write(self.fd, data)
+            except OSError as exc:
+                if exc.errno == errno.EFBIG and not lifted and lift_file_size_limit():
+                    lifted = True
+                    continue
+                raise
+            data = data[n:]
 
     def close(self) -> None:
         os.close(self.fd)

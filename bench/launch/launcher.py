@@ -30,7 +30,7 @@ from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
 from bench.measure.validity import sampler_health, telemetry_checks
 from bench.model.derive import contention_reasons, recompute, timing_warnings
-from bench.model.fields import decode, null_non_finite
+from bench.model.fields import ModelError, decode, null_non_finite
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
@@ -188,7 +188,11 @@ class Launcher:
                 by_rank.update({p["rank"]: p for p in e["results"]})
         by_rank.update({e.get("rank", 0): e for e in events if e["event"] == "result"})
         if by_rank:
-            results = {r: decode(Result, p["result"]) for r, p in by_rank.items()}
+            try:
+                results = {r: decode(Result, p["result"]) for r, p in by_rank.items()}
+            except ModelError as exc:  # a result the model refuses: the repeat failed, the run goes on
+                return Result(workload=name, status="failed",
+                              error=f"repeat {repeat}: the worker sent a result that is not valid ({exc})"), None
             result = results[min(results)]
             if self.world > 1:
                 result.merge_ranks(results, self.rank_statuses(results, events))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
 
+MAX_SCALING = 16  # world sizes one --scaling run may try
+
 
 @dataclass(frozen=True)
 class LaunchOptions(Options):
@@ -35,8 +37,11 @@ class LaunchOptions(Options):
             raise ConfigError("--rdzv-endpoint: needed with --nnodes above 1 (HOST:PORT of node 0)")
         if self.rdzv_endpoint is not None:
             host, sep, port = self.rdzv_endpoint.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise ConfigError(f"--rdzv-endpoint: expected HOST:PORT with a port 1-65535, got {self.rdzv_endpoint!r}")
+        if self.scaling is not None and (len(self.scaling) > MAX_SCALING or len(set(self.scaling)) < len(self.scaling)):
+            raise ConfigError(f"--scaling: at most {MAX_SCALING} different world sizes, each once; got "
+                              f"{len(self.scaling)} ({len(set(self.scaling))} different)")
         if self.in_process and (self.distributed or self.scaling):
             raise ConfigError("--in-process: one process cannot hold several ranks; drop it with --nproc/--scaling")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 from bench.core.proc import child_env, python_argv, stop_group

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 from bench.core.proc import child_env, python_argv
 from bench.launch.config import RunConfig

@@ -4,6 +4,7 @@ the measurement and streams events (launch/events.py) to the parent."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ import time
 from datetime import timedelta
 
 from bench.core.errors import BenchError
+from bench.model.fields import null_non_finite
 from bench.devices import registry as devices
 from bench.launch.config import RunConfig
 from bench.launch.events import EventWriter
@@ -64,6 +66,9 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
                       tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
+    bad = null_non_finite(out.result)  # JSON has no NaN or infinity: the result must still reach the parent
+    if bad:
+        out.result.warn("non_finite", f"{len(bad)} value(s) were NaN or infinite and are null: {', '.join(bad[:3])}")
     payload = {"rank": rank, "result": encode(out.result), "energy_counter": out.energy_counter,
                "phases": [encode(p) for p in out.phases]}
     with deferred():
@@ -121,15 +126,23 @@ def main(argv: list[str]) -> int:
     elif job.get("parent_pid"):
         _die_with_parent(job["parent_pid"])
     interrupt_on_sigterm()
-    writer = EventWriter(job["events"])
+    try:
+        writer = EventWriter(job["events"])
+    except OSError as exc:
+        print(f"OSError: the worker cannot create its event file ({exc.strerror or exc})", file=sys.stderr)
+        return 3
     try:
         payload, backend = run_job(job, writer.emit)
         if job.get("world_size", 1) > 1:
             _distributed_tail(job, payload, backend, writer.emit)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # the events could not be written (a full disk): say so in one line
+        print(f"OSError: the worker could not write its results ({exc.strerror or exc})", file=sys.stderr)
+        return 3
     finally:
-        writer.close()
+        with contextlib.suppress(OSError, UnboundLocalError):
+            writer.close()
     return 0
 
 

@@ -12,6 +12,8 @@ Timestamps are CLOCK_MONOTONIC seconds since t0, the clock the runner marks its 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import select
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from bench.core.proc import child_env, python_argv
+from bench.core.proc import child_env, lift_file_size_limit, python_argv
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
 
@@ -81,14 +83,48 @@ class _Commands:
         return out
 
 
+class _Out:
+    """The samples file: a write that hits a soft file-size limit lifts it once; any other failure
+    (a full disk) ends sampling with one line on stderr, which the parent puts in the report."""
+
+    def __init__(self, path: str):
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        self.lifted = False
+
+    def write(self, line: str, flush: bool = False) -> None:
+        while True:
+            try:
+                self.fh.write(line)
+                if flush:
+                    self.fh.flush()
+                return
+            except OSError as exc:
+                if exc.errno == errno.EFBIG and not self.lifted and lift_file_size_limit():
+                    self.lifted = True
+                    continue
+                raise
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def child_main(hz: float, t0_ns: int, out_path: str) -> int:
+    try:
+        return _sample(hz, t0_ns, out_path)
+    except OSError as exc:
+        print(f"cannot write its samples ({exc.strerror or exc}); sampling stopped", file=sys.stderr)
+        return 3
+
+
+def _sample(hz: float, t0_ns: int, out_path: str) -> int:
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     commands = _Commands(sys.stdin.fileno())
     collectors, status = {}, {}
     period = 1.0 / hz
-    with open(out_path, "w", encoding="utf-8") as out:
+    out = _Out(out_path)
+    try:
         due = time.monotonic()
         while not stop["now"] and not commands.eof:
             for cmd in commands.wait(due - time.monotonic()):
@@ -99,14 +135,17 @@ def child_main(hz: float, t0_ns: int, out_path: str) -> int:
                 continue
             row = _tick(collectors, t0_ns)
             if len(row) > 1:  # a tick where no collector was due writes nothing
-                out.write(json.dumps(row) + "\n")
-                out.flush()
+                out.write(json.dumps(row) + "\n", flush=True)
             due += period
             if due < time.monotonic() - period:  # fell behind (a stall): skip, do not burst
                 due = time.monotonic()
-        out.write(json.dumps({"status": status}) + "\n")
-    for c in collectors.values():
-        c.close()
+        out.write(json.dumps({"status": status}) + "\n", flush=True)
+    finally:
+        for c in collectors.values():
+            with contextlib.suppress(Exception):
+                c.close()
+        with contextlib.suppress(OSError):
+            out.close()
     return 0
 
 
@@ -125,8 +164,8 @@ class Sampler:
         try:
             self.proc = subprocess.Popen(python_argv("-m", "bench.measure.sampler", str(self.hz), str(self.t0_ns),
                                                      self.path),
-                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
-                                         env=child_env())
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         start_new_session=True, env=child_env())
         except BaseException:
             os.unlink(self.path)
             raise
@@ -143,6 +182,15 @@ class Sampler:
         except OSError:
             pass  # the child died: stop() says so
 
+    def _said(self) -> str:
+        """The last line the (ended) sampler wrote on stderr: why it stopped."""
+        try:
+            text = self.proc.stderr.read(65536).decode("utf-8", "replace") if self.proc.stderr else ""
+        except (OSError, ValueError):
+            return ""
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        return lines[-1][:300] if lines else ""
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -157,7 +205,9 @@ class Sampler:
             self.exit_code = self.proc.poll()
             if self.exit_code is not None:
                 how = f"killed by signal {-self.exit_code}" if self.exit_code < 0 else f"exit code {self.exit_code}"
-                fate = {"alive_to_end": False, "reason": f"the sampler process ended before the run did ({how})"}
+                said = self._said()
+                fate = {"alive_to_end": False,
+                        "reason": f"the sampler process ended before the run did ({how}{': ' + said if said else ''})"}
             else:
                 try:
                     self.proc.stdin.close()
@@ -169,6 +219,8 @@ class Sampler:
                     self.proc.kill()
                     self.proc.wait()
                     fate["reason"] = f"the sampler did not stop within {STOP_TIMEOUT_S:g} s (frozen?) and was killed"
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
             self.proc = None
             status, samples = read_samples(self.path)
             return status, samples, fate

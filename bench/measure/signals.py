@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # SIGHUP: the terminal went away
 
 
 def raise_interrupt(signum, frame):
@@ -16,7 +16,10 @@ def raise_interrupt(signum, frame):
 
 
 def interrupt_on_sigterm() -> None:
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    """SIGTERM and SIGHUP unwind like Ctrl-C, unless the caller ignores them (nohup ignores SIGHUP)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, raise_interrupt)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@
 |---|---|
 | 1 | first format (bench 0.1) |
 | 2 | the report model: each repeat's step times kept apart; core metrics apart from the workload's own (dotted names, per-step series); declared figures; device and host energy as separate figures; telemetry sources, sampler health, base-unit keys (`sm_clock_hz`); provenance; room for fingerprints and per-request records |
+| 3 | serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result names its variant (`Result.variant`, e.g. the offered rate), and so do phases |
 
 A migration takes the plain JSON of version N and returns plain JSON of version N + 1; the model then
 checks the result like any other report. Keep this table and MIGRATIONS in step with SCHEMA_VERSION.
@@ -22,6 +23,8 @@ HISTORY = [
         "(dotted names, per-step series); declared figures; device and host energy as separate figures; "
         "telemetry sources, sampler health and base-unit keys (`sm_clock_hz`, `throttle_reasons`); provenance; room for "
         "fingerprints and per-request records"),
+    (3, "serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result "
+        "names its variant (`Result.variant`, e.g. the offered rate), and so do phases"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}
@@ -239,4 +242,12 @@ def v1_to_v2(report: dict) -> dict:
     return out
 
 
-MIGRATIONS = {1: v1_to_v2}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1
+def v2_to_v3(report: dict) -> dict:
+    """Version 2 had a request log per result that nothing filled: it goes; the rest is unchanged."""
+    out = dict(report, schema_version=3)
+    out["results"] = [{k: v for k, v in r.items() if k != "requests"} if isinstance(r, dict) else r
+                      for r in report.get("results", [])]
+    return out
+
+
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1

@@ -16,6 +16,7 @@ directory instead, and Saved says where and why: a measured run is never lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -121,8 +122,19 @@ def load_report(path: str | Path) -> Report:
 
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write text to a temporary file in the same directory, fsync, rename. On any failure the
-    temporary file is removed and an existing file at path is left as it was."""
+    temporary file is removed and an existing file at path is left as it was. A symbolic link is
+    followed (the file it names is replaced, not the link); a target that exists and is not a regular
+    file (/dev/stdout, a FIFO, /dev/full) is written in place, never renamed over."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+        return path
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared

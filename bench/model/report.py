@@ -17,7 +17,7 @@ from typing import Literal
 
 from bench.model.fields import ModelError, alias, decode, encode, fld
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
 Scalar = alias("scalar (number, string, bool or null)", bool | int | float | str | None)
@@ -143,7 +143,8 @@ class Repeat:
     setup_s: float | None = fld("model build, data, moving to the device", None, minimum=0)
     first_step_s: float | None = fld("the first warm-up step (compile, allocation)", None, minimum=0)
     warmup_s: float | None = fld("all warm-up steps", None, minimum=0)
-    step_times_s: list[float] = fld("every measured step, in order, seconds", factory=list, exclusive_minimum=0)
+    step_times_s: list[float] = fld("every measured step, in order, seconds (1 ns to ~115 days: a clock reads "
+                                    "nothing outside that)", factory=list, minimum=1e-9, maximum=1e7)
     step_samples: list[float] = fld("samples of each measured step", factory=list, minimum=0)
     step_tokens: list[float] = fld("tokens of each measured step", factory=list, minimum=0)
     step_flops: list[float] | None = fld("FLOPs of each step where they vary by step", None, minimum=0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from bench.analysis.cost import price_note
 from bench.analysis.table import columns, record
-from bench.render.format import figure_cell, percent, seconds, shown, with_ci
+from bench.render.format import DASH, figure_cell, num, percent, seconds, shown, with_ci
 from bench.render.layout import fit
 
 ALWAYS_SHOWN = 4  # run, device, the lead figure, the verdict: the rest only where some run has a value
@@ -55,6 +56,9 @@ def run_notes(comp) -> list[tuple[str, str]]:
                                   f"so the speed compares different computations ({row.mismatch})"))
         for w in r.result.warnings:
             notes.append((r.name, f"{w.code}: {w.message}"))
+        priced = price_note(r, comp.costing)
+        if priced:
+            notes.append((r.name, priced))
     return notes
 
 
@@ -100,10 +104,20 @@ def scaling_table(groups: list[dict]) -> Table:
 
 def serving_table(console, curves: list[dict]):
     """Per run: its SLO, its capacity with the bracket, and TTFT p99 at each offered rate."""
-    headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "TTFT p99 by offered rate (req/s)"]
+    headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "USD/1k req at capacity",
+               "TTFT p99 by offered rate (req/s)"]
     rows = []
     for c in curves:
         by_rate = " · ".join(f"{p['qps']:g}: {seconds(p['ttft_p99_s'])}{'' if p['slo_met'] in (True, None) else ' ✗'}"
                              for p in c["points"])
-        rows.append([c["run"], c["device"], seconds(c["slo_ttft_s"]), c["capacity_text"], by_rate])
+        rows.append([c["run"], c["device"], seconds(c["slo_ttft_s"]), c["capacity_text"], capacity_cost_cell(c),
+                     by_rate])
     return fit(console, f"{curves[0]['workload']}: latency against offered load, and capacity", headers, rows, 4)
+
+
+def capacity_cost_cell(curve: dict) -> str:
+    usd = curve.get("usd_per_1k_requests_at_capacity")
+    if usd is None:
+        return DASH
+    low = curve.get("usd_per_1k_requests_at_capacity_low")
+    return f"{num(low, 3)}–{num(usd, 3)}" if low else num(usd, 3)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from bench.analysis.compare import scaling_groups
 from bench.analysis.serving import serving_curves
 from bench.analysis.table import figure_specs, lead_column, record
-from bench.core.text import clip
+from bench.core.text import terminal_safe
 from bench.model.fields import encode
 from bench.model.keys import keys_of
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
@@ -37,13 +37,15 @@ MAX_BAND_LABELS = 24  # more measured spans than this in one chart: the colour k
 
 
 def esc(value) -> str:
-    return html.escape(clip(DASH if value is None else str(value)), quote=True)
+    """HTML text: escaped, cut at 500 characters, control and bidi-override characters shown as
+    escapes (a label must not reorder the text around it)."""
+    return html.escape(terminal_safe(DASH if value is None else value), quote=True)
 
 
 def esc_chart(value) -> str:
     """For plotly text: <, > and & become entities (plotly shows those as text); quotes stay, since
     the figure JSON escapes them and plotly would print &quot; literally."""
-    return html.escape(clip(DASH if value is None else str(value), 200), quote=False)
+    return html.escape(terminal_safe(DASH if value is None else value, 200), quote=False)
 
 
 def slug(text: str) -> str:
@@ -270,7 +272,7 @@ def render(comparisons, loaded) -> str:
         if fig is not None:
             chart(f"speedup vs {comp.baseline.name}", fig)
         parts.append("</div></section>")
-    curves = serving_curves(loaded)
+    curves = serving_curves(loaded, next((c.costing for c in comparisons), None))
     if curves:
         parts.append("<h2 id='serving'>Serving: latency against offered load</h2>")
         parts.append(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],

@@ -95,7 +95,7 @@ class CudaBackend(Backend):
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if visible:
             ids = [v.strip() for v in visible.split(",") if v.strip()]
-            if self.local_rank < len(ids) and ids[self.local_rank].isdigit():
+            if self.local_rank < len(ids) and ids[self.local_rank].isascii() and ids[self.local_rank].isdigit():
                 return int(ids[self.local_rank])
         return self.local_rank
 

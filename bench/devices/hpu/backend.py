@@ -71,7 +71,7 @@ class HpuBackend(Backend):
         """The Gaudi module this process uses: HLS_MODULE_ID, set by the launcher before the bridge was
         imported (one process) or by the bridge's hccl from HABANA_VISIBLE_MODULES (several ranks)."""
         value = os.environ.get("HLS_MODULE_ID")
-        return int(value) if value is not None and value.strip().isdigit() else None
+        return int(value) if value is not None and value.strip().isascii() and value.strip().isdigit() else None
 
     def device_str(self) -> str:
         return "hpu"

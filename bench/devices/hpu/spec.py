@@ -38,8 +38,8 @@ def count() -> int | None:
     """Gaudi cards on this node, from the driver's device nodes (/dev/hl<N>; /dev/accel/accel<N> in newer
     drivers); None (unknown) where there are none to count. Importing habana_frameworks here would fix
     PT_HPU_LAZY_MODE for this process and could claim a card."""
-    nodes = [p for p in glob.glob("/dev/hl[0-9]*") if os.path.basename(p)[2:].isdigit()]
-    nodes += [p for p in glob.glob("/dev/accel/accel[0-9]*") if os.path.basename(p)[5:].isdigit()]
+    nodes = [p for p in glob.glob("/dev/hl[0-9]*") if os.path.basename(p)[2:].isascii() and os.path.basename(p)[2:].isdigit()]
+    nodes += [p for p in glob.glob("/dev/accel/accel[0-9]*") if os.path.basename(p)[5:].isascii() and os.path.basename(p)[5:].isdigit()]
     return len(nodes) or None
 
 
@@ -76,7 +76,7 @@ def pin_module(nproc: int) -> tuple[dict, str]:
     from bench.devices.hpu.collectors import module_states
 
     visible = os.environ.get("HABANA_VISIBLE_MODULES")
-    allowed = {int(x) for x in visible.split(",") if x.strip().isdigit()} if visible else None
+    allowed = {int(x) for x in visible.split(",") if x.strip().isascii() and x.strip().isdigit()} if visible else None
     states, why = module_states()
     if states is None:
         return {}, f"chosen by the bridge, unknown to bench ({why}): telemetry cannot tell which card it used"
