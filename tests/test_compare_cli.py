@@ -43,6 +43,16 @@ def test_compare_two_runs_prints_speedup_and_exports(two, tmp_path, capsys):
     assert "| fp32" in (tmp_path / "c.md").read_text()
 
 
+def test_a_note_keeps_a_long_path_whole_on_a_narrow_terminal(two, tmp_path, capsys, monkeypatch):
+    deep = tmp_path / ("d_" * 30) / "run_with_a_long_name_cpu_vm_b5f6e036.json"
+    deep.parent.mkdir()
+    deep.write_bytes(Path(two[0]).read_bytes())
+    monkeypatch.setattr(cli.out, "width", 40)
+    code, out, err = run_cli(["compare", str(two[0]), str(deep), str(two[1])], capsys)
+    assert code == 0, err
+    assert f"{deep}: dropped, the same run as {two[0]}" in out  # one line, nothing broken to copy
+
+
 def test_glob_in_quotes_is_expanded(two, tmp_path, capsys):
     code, out, _ = run_cli(["compare", str(tmp_path / "*.json")], capsys)
     assert code == 0 and "bf16" in out

@@ -68,8 +68,8 @@ def compare_notes(comp) -> list[str]:
 
 
 def print_comparisons(console, comparisons) -> None:
-    for note in comparisons.notes:
-        console.print(f"[yellow]note:[/] {shown(note)}")
+    for note in comparisons.notes:  # the terminal wraps a note, so a path in it stays whole for copying
+        console.print(f"[yellow]note:[/] {shown(note)}", soft_wrap=True)
     for comp in comparisons:
         console.print(compare_table(console, comp))
         notes = compare_notes(comp)
