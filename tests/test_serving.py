@@ -128,6 +128,21 @@ def test_session_figures_come_from_every_request():
     assert m["new_tokens_per_s"] == pytest.approx(32 / 3.6)
 
 
+def test_batch_times_that_follow_batch_sizes_are_not_called_noise():
+    from bench.model.derive import core_metrics, timing_warnings
+    from bench.model.report import Timing
+
+    log, batches = session(1.0, n=40)
+    times = [b.end_s - b.start_s for b in batches]
+    assert len(set(b.size for b in batches)) > 1
+    sizes, tokens = [b.size for b in batches], [b.new_tokens for b in batches]
+    served = Timing([Repeat(0, first_step_s=0.1, step_times_s=times, step_samples=sizes, step_tokens=tokens,
+                            requests=log)])
+    looped = Timing([Repeat(0, first_step_s=0.1, step_times_s=times, step_samples=sizes, step_tokens=tokens)])
+    noisy = [[w.code for w in timing_warnings(t, core_metrics(t, None, None, None), None)] for t in (served, looped)]
+    assert noisy == [[], ["noisy"]]
+
+
 def test_the_capacity_search_brackets_the_capacity_in_few_probes():
     def probe(q, capacity=10.0):
         return Result("blender-serve", "ok", workload_metrics={"slo.met": q <= capacity})
@@ -182,6 +197,8 @@ def test_blender_serve_writes_one_result_per_rate_that_keeps_up(tmp_path, capsys
         assert 0 < wm["achieved_qps"] <= 1.1 * wm["realised_qps"], wm
         assert wm["ttft_s"].p99 >= wm["ttft_s"].median > 0
         assert r.params["qps"] == r.variant["qps"][0] and r.params["arrival_seed"] == 0
+        rep = r.timing.repeats[0]  # the CPU is judged over the batches, not the waits between arrivals
+        assert rep.cpu_wall_ratio == pytest.approx(rep.cpu_s / sum(rep.step_times_s)) and rep.wall_s > sum(rep.step_times_s)
     capsys.readouterr()
     code = cli.cli(["compare", str(path), "--json", "-"])
     doc = json.loads(capsys.readouterr().out)

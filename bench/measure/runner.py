@@ -229,7 +229,8 @@ class Measurement:
         finally:
             rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
             rep.cpu_s = time.process_time() - cpu0
-            rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
+            busy = sum(rep.step_times_s)  # waiting for arrivals is idle by design, not cores taken by others
+            rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
             rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
 
     def _record(self, values: dict) -> None:

@@ -110,7 +110,8 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
         first = f"first {slow} measured steps were" if slow > 1 else "first measured step was"
         out.append(ResultWarning("not_steady", f"the {first} slower than the rest: raise --warmup"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
-    if cv is not None and cv > NOISY_CV:
+    serving = any(r.requests for r in timing.repeats)  # a batch's time follows its size and lengths, not noise
+    if cv is not None and cv > NOISY_CV and not serving:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
     if threads:
         low = [r.cpu_wall_ratio for r in timing.repeats if r.cpu_wall_ratio and r.cpu_wall_ratio < 0.75 * threads]

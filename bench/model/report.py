@@ -150,7 +150,9 @@ class Repeat:
     step_flops: list[float] | None = fld("FLOPs of each step where they vary by step", None, minimum=0)
     wall_s: float | None = fld("wall time of the measured steps and the syncs between them", None, minimum=0)
     cpu_s: float | None = fld("CPU time of the worker over the same span", None, minimum=0)
-    cpu_wall_ratio: float | None = fld("cpu_s / wall_s: well below the thread count means the cores were taken", None, minimum=0)
+    cpu_wall_ratio: float | None = fld("cpu_s / wall_s (serving: / the batches' time; waiting for requests is idle "
+                                       "by design): well below the thread count means the cores were taken", None,
+                                       minimum=0)
     threads: int | None = fld("torch intra-op threads", None, minimum=1)
     contention: Contention | None = fld("other load during the measured steps", None)
     series: dict[str, list[float | None]] = fld("the workload's raw values per measured step (or per token, "
