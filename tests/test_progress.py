@@ -29,14 +29,18 @@ def drive(view, plan, steps=10):
     view.end()
 
 
-def test_a_piped_display_prints_each_finished_workload_once_and_no_bars():
+def test_a_piped_display_prints_each_repeat_started_and_workload_finished_once_and_no_bars():
     buf = io.StringIO()
     view = RichView(Console(file=buf, force_terminal=False, width=100))
     plan = [("blender-finetune", 2), ("blender-generate", 2), ("retrieval-encode", 2), ("retrieve-refine", 2)]
     drive(view, plan)
     lines = [x for x in buf.getvalue().splitlines() if x.strip()]
-    assert [x.split()[1].rstrip(":") for x in lines] == [n for n, _ in plan]
-    assert all(x.startswith("ok ") and "samples/s" in x and "(2 repeat(s))" in x for x in lines)
+    started = [x for x in lines if x.startswith("workload ")]
+    finished = [x for x in lines if not x.startswith("workload ")]
+    assert started == [f"workload {i + 1}/4 {n} · repeat {r + 1}/2 ..." for i, (n, _) in enumerate(plan) for r in range(2)]
+    assert [x.split()[1].rstrip(":") for x in finished] == [n for n, _ in plan]
+    assert all(x.startswith("ok ") and "samples/s" in x and "(2 repeat(s))" in x for x in finished)
+    assert not any("━" in x for x in lines)
 
 
 def test_the_live_line_names_the_workload_of_n_and_the_repeat():

@@ -88,6 +88,8 @@ class RichView:
             self.eta = Eta(repeats, getattr(m, "steps", None), getattr(m, "warmup", 0) or 0,
                            getattr(m, "time_budget", None))
         self.eta.start_repeat(repeat)
+        if not self.console.is_terminal:  # a log file gets no live bar: one line per repeat started instead
+            self.console.print(f"{self.label} ...", soft_wrap=True)
         self.progress.update(self.task, description=f"{self.label} · setting up", completed=0, total=None,
                              rate="", eta=self._eta())
 
@@ -109,7 +111,7 @@ class RichView:
     def finished(self, result) -> None:
         metric = result.main_metric or "samples_per_s"
         value = with_ci(getattr(result.metrics, metric, None))
-        unit = next((f.unit for f in result.figures if f.lead), metric.replace("_per_s", "/s"))
+        unit = next((f.label for f in result.figures if f.lead), metric.replace("_per_s", "/s"))  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
         figure = f" {value} {shown(unit)}" if value != DASH else ""
         at = f" {shown(variant_label(result.variant))}" if result.variant else ""
