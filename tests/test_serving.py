@@ -95,6 +95,8 @@ def test_a_batch_waits_for_company_only_as_long_as_asked():
 def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
     a = poisson_arrivals(4.0, 20_000, seed=1)
     assert a == poisson_arrivals(4.0, 20_000, seed=1) and a != poisson_arrivals(4.0, 20_000, seed=2)
+    slow = poisson_arrivals(2.0, 20_000, seed=1)  # the same pattern at half the rate: a curve's points differ by rate only
+    assert slow == pytest.approx([2 * x for x in a])
     assert len(a) / a[-1] == pytest.approx(4.0, rel=0.03)
     assert all(y >= x for x, y in zip(a, a[1:]))
 
