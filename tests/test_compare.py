@@ -77,6 +77,26 @@ def test_a_contended_run_withholds_the_verdict_and_says_why():
     assert "inconclusive: n was contended (repeat 2: its steps varied" in c.rows[1].verdict
 
 
+def _probed(label, mean_s, probe_s, seed=0, host="host-a"):
+    r = make_report(label, mean_s, seed=seed, repeats=3, host=host)
+    for i, rep in enumerate(r.results[0].timing.repeats):
+        rep.host_probe_s = probe_s * (1 + 0.01 * i)
+    return r
+
+
+def test_a_machine_whose_own_speed_moved_between_two_runs_gets_no_verdict():
+    # the A/A case it comes from: the same command 12 s apart, 1.30x slower, every repeat agreeing
+    a, b = _probed("a", 0.1, 0.0032), _probed("b", 0.13, 0.0041, seed=1)
+    [c] = cmp(a, b)
+    assert c.rows[1].code == "inconclusive"
+    assert c.rows[1].verdict.startswith("inconclusive: the machine itself ran 1.28x slower during b (a fixed reference")
+    assert [o for o, _ in gates(compare([("a", a), ("b", b)]), "samples_per_s:5%")] == ["inconclusive"]
+    [c] = cmp(a, _probed("b", 0.13, 0.0033, seed=1))  # the machine held its speed: the workload changed
+    assert c.rows[1].code == "slower"
+    [c] = cmp(a, _probed("b", 0.13, 0.0041, seed=1, host="host-b"))  # another machine: its workload decides
+    assert c.rows[1].code == "slower"
+
+
 def test_an_interrupted_run_is_marked_and_gets_no_verdict():
     b = make_report("b", 0.1, seed=1, repeats=3)
     b.results[0].status = "interrupted"

@@ -35,6 +35,7 @@ def test_raw_times_and_warmup_are_kept_apart(monkeypatch):
     assert rep.first_step_s == pytest.approx(0.002) and rep.warmup_s == pytest.approx(0.002)
     assert rep.step_samples == [2] * 4 and rep.step_tokens == [10] * 4
     assert rep.wall_s > 0 and rep.cpu_wall_ratio is not None and rep.pid
+    assert 0 < rep.host_probe_s < 1  # the machine's own speed, timed before the steps
 
 
 def test_one_measurement_is_one_repeat_with_its_index():

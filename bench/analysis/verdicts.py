@@ -10,7 +10,8 @@ narrow: ~19 % false verdicts at 5 % CV in a simulation). A verdict needs `min_re
     faster        the whole interval above 1 + min_effect
     slower        the whole interval below 1 / (1 + min_effect)
     same          the whole interval inside the band ("same within 2 %")
-    inconclusive  anything else, or a contended or interrupted run (saying which and why)
+    inconclusive  anything else, or a contended or interrupted run, or a machine whose own speed moved
+                  between two runs on it (saying which and why)
     no_verdict    fewer repeats than a verdict needs (one repeat: run-to-run variance unknown)
 
 Human text puts the interval in the headline's direction: "1.56x slower (95 % CI 1.52-1.61x)".
@@ -59,6 +60,28 @@ def withheld(run) -> str | None:
     return f"{run.name} was contended ({shared[0]})" if shared else None
 
 
+HOST_DRIFT = 0.10  # the reference kernel's spread on one quiet machine is ~2 %; a changed machine moved 25 %
+
+
+def host_probe(run) -> float | None:
+    """Median of the host's reference-kernel time over the run's measured repeats (measure/probe.py)."""
+    values = sorted(r.host_probe_s for r in run.result.timing.measured if r.host_probe_s)
+    return values[len(values) // 2] if values else None
+
+
+def host_changed(run, base) -> str | None:
+    """Why two runs on the same machine cannot be compared: the machine's own speed moved between
+    them (the same fixed kernel ran more than HOST_DRIFT apart), which the workload would read as a
+    difference. Runs on different machines are compared on their workloads alone."""
+    same = [run.report.environment.host.get(k) == base.report.environment.host.get(k) for k in ("hostname", "cpu_model")]
+    a, b = host_probe(run), host_probe(base)
+    if not all(same) or not a or not b or max(a, b) / min(a, b) <= 1 + HOST_DRIFT:
+        return None
+    slower = run if a > b else base
+    return (f"the machine itself ran {max(a, b) / min(a, b):.2f}x slower during {slower.name} (a fixed reference "
+            "kernel, same host): its speed changed between the runs; run both again")
+
+
 def _span(lo: float, hi: float) -> str:
     return f"{lo:.2f}–{hi:.2f}x"
 
@@ -79,8 +102,7 @@ def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.
         return Speedup(None, None, None, level, method, n, "no_verdict",
                        "no ratio: a run's throughput is zero or not a finite number (no work measured?)")
     ci = f"95 % CI {_span(lo, hi)}" if lo is not None else "no interval"
-    for side in (run, base):
-        why = withheld(side)
+    for why in (withheld(run), withheld(base), host_changed(run, base)):
         if why:
             return Speedup(ratio, lo, hi, level, method, n, "inconclusive", f"inconclusive: {why}")
     if min(n) < min_repeats:
@@ -131,7 +153,7 @@ def gate(s: Speedup, limit: float) -> str:
     if s.ratio is None or s.ci_low is None:
         return "inconclusive"
     if s.verdict == "inconclusive" and s.text.startswith("inconclusive:"):
-        return "inconclusive"  # contended or interrupted: no judgement either way
+        return "inconclusive"  # contended, interrupted, or the machine changed: no judgement either way
     if s.verdict == "no_verdict":
         return "inconclusive"
     if s.ci_high < 1 - limit:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.contention import HostSnapshot, contention
+from bench.measure.probe import host_speed_s
 from bench.measure.serving import serve
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
@@ -164,6 +165,7 @@ class Measurement:
         return joules, time.perf_counter_ns()
 
     def _measure(self) -> None:
+        self.repeat.host_probe_s = host_speed_s()  # the machine's own speed now (bench/measure/probe.py)
         meter = self.backend.energy_meter()
         e0, t0 = self._read_energy(meter)
         try:
