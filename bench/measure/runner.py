@@ -165,7 +165,7 @@ class Measurement:
         return joules, time.perf_counter_ns()
 
     def _measure(self) -> None:
-        self.repeat.host_probe_s = host_speed_s()  # the machine's own speed now (bench/measure/probe.py)
+        before = self.repeat.host_probe_s = host_speed_s()  # the machine's own speed (bench/measure/probe.py)
         meter = self.backend.energy_meter()
         e0, t0 = self._read_energy(meter)
         try:
@@ -177,6 +177,8 @@ class Measurement:
                 self.out.energy_counter = {"joules": e1 - e0, "window_s": (t1 - t0) / 1e9,
                                            "method": "energy counter read after a device sync"}
             self._after_steps()
+        after = host_speed_s()  # and again after the steps: the machine's state can turn within a repeat
+        self.repeat.host_probe_s = (before + after) / 2 if before and after else before or after
 
     def _steps(self) -> None:
         rep, n = self.repeat, 0

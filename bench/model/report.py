@@ -155,8 +155,9 @@ class Repeat:
                                        minimum=0)
     threads: int | None = fld("torch intra-op threads", None, minimum=1)
     contention: Contention | None = fld("other load during the measured steps", None)
-    host_probe_s: float | None = fld("the host's own speed just before the measured steps: median seconds of a "
-                                     "fixed CPU kernel (bench/measure/probe.py)", None, minimum=1e-9, maximum=1e7)
+    host_probe_s: float | None = fld("the host's own speed around the measured steps: seconds of a fixed CPU "
+                                     "kernel, the mean of before and after (bench/measure/probe.py)", None,
+                                     minimum=1e-9, maximum=1e7)
     series: dict[str, list[float | None]] = fld("the workload's raw values per measured step (or per token, "
                                                  "e.g. `token_gap_s`), from which its figures are computed",
                                                  factory=dict)
