@@ -89,14 +89,30 @@ def test_a_non_finite_option_is_refused_before_anything_runs(flag, value, tmp_pa
     assert not list((tmp_path / "out").glob("*.json")) if (tmp_path / "out").exists() else True
 
 
-def test_a_diverging_loss_keeps_its_report(tmp_path, capsys):
+def test_a_diverging_loss_keeps_its_report(tmp_path, capsys, monkeypatch):
+    """The loss turns NaN, then infinite, at fixed steps: injected, not left to a CPU's rounding (whether
+    a large learning rate diverges depends on the machine's arithmetic)."""
+    import torch
+
+    from workloads.blender_finetune import BlenderFinetune
+
+    real, calls = BlenderFinetune.train_step, []
+
+    def diverging(self, batch):
+        loss = real(self, batch)
+        calls.append(1)
+        bad = {4: float("nan"), 5: float("inf")}.get(len(calls))  # after the warm-up step: measured steps 3, 4
+        return torch.full_like(loss, bad) if bad is not None else loss
+
+    monkeypatch.setattr(BlenderFinetune, "train_step", diverging)
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "run", *QUICK, "--steps", 5, "--workload", "blender-finetune", "--lr", 10,
-                           "--precision", "bf16", "--in-process", "--sample-hz", 0, "--out", out, "--quiet")
+    code, _, err = run_cli(capsys, "run", *QUICK, "--steps", 5, "--workload", "blender-finetune",
+                           "--in-process", "--sample-hz", 0, "--out", out, "--quiet")
     assert code == 0, err
     result = only_report(out).results[0]
     loss = result.timing.repeats[0].series["loss"]
-    assert None in loss and "non_finite" in result.codes()
+    assert len(loss) == 5 and loss[2] is None and loss[3] is None and None not in loss[:2] + loss[4:]
+    assert "non_finite" in result.codes() and len(result.timing.step_times_s) == 5
 
 
 def test_nan_anywhere_in_a_result_becomes_null_with_a_warning(tmp_path, capsys, monkeypatch):
