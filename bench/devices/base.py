@@ -78,6 +78,13 @@ class Backend:
             model.forward = self.torch.compile(model.forward, dynamic=True, **self.compile_options())
         return model
 
+    def compile_stats(self) -> dict | None:
+        """Graph compiles of this process so far, where the device's stack counts them:
+        {"graphs": int | None, "seconds": float | None, "source": str}, cumulative since the process
+        started. None: nothing here counts compiles (eager CPU). The runner and the serving scenario read
+        it around each phase; the difference is that phase's compiles (report: Repeat.compiles)."""
+        return None
+
     # -- memory ----------------------------------------------------------------------------------
     def reset_peak_memory(self) -> None:
         """Start a fresh peak-memory window (where the device allows it)."""

@@ -5,6 +5,7 @@
 | 1 | first format (bench 0.1) |
 | 2 | the report model: each repeat's step times kept apart; core metrics apart from the workload's own (dotted names, per-step series); declared figures; device and host energy as separate figures; telemetry sources, sampler health, base-unit keys (`sm_clock_hz`); provenance; room for fingerprints and per-request records |
 | 3 | serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result names its variant (`Result.variant`, e.g. the offered rate), and so do phases |
+| 4 | graph compiles per phase of each repeat (`Repeat.compiles`) |
 
 A migration takes the plain JSON of version N and returns plain JSON of version N + 1; the model then
 checks the result like any other report. Keep this table and MIGRATIONS in step with SCHEMA_VERSION.
@@ -25,6 +26,7 @@ HISTORY = [
         "fingerprints and per-request records"),
     (3, "serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result "
         "names its variant (`Result.variant`, e.g. the offered rate), and so do phases"),
+    (4, "graph compiles per phase of each repeat (`Repeat.compiles`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}
@@ -250,4 +252,9 @@ def v2_to_v3(report: dict) -> dict:
     return out
 
 
-MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1
+def v3_to_v4(report: dict) -> dict:
+    """Version 4 only adds fields (with defaults): a version 3 report is a version 4 one."""
+    return dict(report, schema_version=4)
+
+
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1

@@ -17,7 +17,7 @@ from typing import Literal
 
 from bench.model.fields import ModelError, alias, decode, encode, fld
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
 Scalar = alias("scalar (number, string, bool or null)", bool | int | float | str | None)
@@ -41,6 +41,8 @@ WARNING_CODES = {
     "non_finite": "a measured value was NaN or infinite (a diverging loss, an overflow); it is null in the report",
     "sampler_gaps": "the telemetry sampler missed part of the run (it died, froze or fell behind)",
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
+    "compiled_while_measuring": "graphs were compiled during the measured steps: compile time is inside the measured "
+                                "figures (a shape the warm-up did not cover)",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
@@ -133,6 +135,16 @@ class Contention:
 
 
 @dataclass
+class Compiles:
+    """Graph compiles counted during one phase of a repeat, where the device's stack counts them."""
+
+    phase: PhaseName = fld("the phase they fell in")
+    graphs: int | None = fld("graphs compiled (null: the stack does not count them)", None, minimum=0)
+    seconds: float | None = fld("time spent compiling them", None, minimum=0)
+    source: str | None = fld("what counted them", None)
+
+
+@dataclass
 class Repeat:
     """One repeat: in its own worker process, model and data built anew."""
 
@@ -164,6 +176,8 @@ class Repeat:
     requests: RequestLog | None = fld("serving scenarios: every request of this repeat's open-loop session", None)
     figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
                                           "timing (recall, the all-reduce time)", factory=dict)
+    compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
+                                   "metrics; torch.compile: dynamo's counters)", factory=list)
 
     def check(self, path: str) -> None:
         _same_lengths(path, self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
