@@ -196,7 +196,7 @@ def cmd_compare(args) -> int:
     costing = judge.costing()
     loaded, problems = load_many(args.files)
     for p in problems:
-        err.print(f"[red]skipped:[/] {shown(p)}")
+        err.print(f"[red]skipped:[/] {shown(str(p))}")
     if not loaded:
         err.print("[red]error:[/] no usable report among the files given")
         return EXIT_USAGE

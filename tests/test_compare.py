@@ -59,6 +59,7 @@ def test_an_interval_that_straddles_the_band_is_inconclusive():
     b = make_report("b", 0.1, seed=4, repeat_means=[0.1, 0.085, 0.115])
     [c] = cmp(a, b)
     assert c.rows[1].speedup.verdict == "inconclusive" and said(c.rows[1]).startswith("no clear difference: ")
+    assert c.rows[1].speedup.reason.code == "unclear"
 
 
 def test_one_repeat_gives_a_ratio_but_no_verdict():
@@ -68,6 +69,7 @@ def test_one_repeat_gives_a_ratio_but_no_verdict():
     assert "1 repeat: run-to-run variance unknown; within-run 95 % CI" in said(c.rows[1])
     [c] = cmp(make_report("a", 0.2, repeats=2), make_report("b", 0.1, seed=1, repeats=2))
     assert "a verdict needs 3 per side (--min-repeats)" in said(c.rows[1])
+    assert c.rows[1].speedup.reason.values == {"repeats": 2, "needed": 3}
     [c] = cmp(make_report("a", 0.2, repeats=2), make_report("b", 0.1, seed=1, repeats=2), min_repeats=2)
     assert c.rows[1].speedup.verdict == "faster"
 
@@ -204,6 +206,7 @@ def test_reference_reports_are_flagged():
     assert v["device_util_max_percent"] == 6.0 and v["parlai.exps"] == pytest.approx(29.01)
     [c] = compare(loaded, force=True)
     assert "published figures: no raw times" in said(c.rows[1]) and c.rows[1].verdict == "no_verdict"
+    assert c.rows[1].speedup.reason.code == "no_raw_times"
 
 
 def test_scaling_groups_compute_efficiency():

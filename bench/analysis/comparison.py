@@ -24,7 +24,7 @@ Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_ve
 
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
 ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
-                     "published", "no_throughput", "no_interval", "unclear"]
+                     "no_raw_times", "no_throughput", "no_interval", "unclear"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced"]

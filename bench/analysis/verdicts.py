@@ -102,7 +102,7 @@ def judge(ratio, lo, hi, n, min_repeats, min_effect, why: Note | None) -> tuple[
 def _published(run, base, kw) -> Speedup:
     a, b = run.throughput(kw["metric"]), base.throughput(kw["metric"])
     ratio = a.value / b.value if a.value and b.value else None
-    reason = Note(code="no_throughput" if ratio is None else "published")
+    reason = Note(code="no_throughput" if ratio is None else "no_raw_times")
     return Speedup(ratio=ratio, ci_low=None, ci_high=None, method="published", verdict="no_verdict", reason=reason,
                    **kw)
 

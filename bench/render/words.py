@@ -28,7 +28,7 @@ REASONS = {
     "few_repeats": lambda s, v: (f"{s.ratio:.2f}x ({v['repeats']} repeats: a verdict needs {v['needed']} per side "
                                  f"(--min-repeats); {_ci(s)})"),
     "no_ratio": lambda s, v: "no ratio: a run's throughput is zero or not a finite number (no work measured?)",
-    "published": lambda s, v: f"{s.ratio:.2f}x (published figures: no raw times, no interval)",
+    "no_raw_times": lambda s, v: f"{s.ratio:.2f}x (published figures: no raw times, no interval)",
     "no_throughput": lambda s, v: "no throughput to compare",
     "no_interval": lambda s, v: f"no clear difference: {s.ratio:.2f}x (no interval)",
     "unclear": lambda s, v: f"no clear difference: {s.ratio:.2f}x ({_ci(s)})",
