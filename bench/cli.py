@@ -217,14 +217,14 @@ def _render_comparison(comparison, export) -> None:
     """The tables (or, with `--json -`, the JSON) on stdout, each export written, the gates said."""
     from bench.render.compare_view import print_comparison, print_gates, print_notes
 
-    if export.json == "-":
+    if export.json_out == "-":
         print_notes(err, comparison)
         sys.stdout.write(_json_text(comparison) + "\n")
     else:
         print_comparison(out, comparison)
     writers = _writers(comparison)
-    for flag, target in export.targets().items():
-        _write(target, writers[flag])
+    for field, _, target in export.targets():
+        _write(target, writers[field])
     print_gates(err, comparison)
 
 
@@ -237,7 +237,7 @@ def _writers(comparison) -> dict:
     return {"csv": lambda path: write_csv(comparison_frame(comparison), path),
             "markdown": lambda path: write_markdown(comparison, path),
             "html": lambda path: write_atomic(path, render(comparison)),
-            "json": lambda path: write_atomic(path, _json_text(comparison) + "\n")}
+            "json_out": lambda path: write_atomic(path, _json_text(comparison) + "\n")}
 
 
 def _json_text(comparison) -> str:
@@ -261,12 +261,12 @@ def _check_exports(files: list[str], export) -> None:
         out.width = err.width = export.width
     inputs = {os.path.realpath(p) for p in expand(files)[0]}
     seen: dict[str, str] = {}
-    for flag, target in export.targets().items():
+    for _, flag, target in export.targets():
         real = os.path.realpath(target)
         if real in inputs:
-            raise ConfigError(f"--{flag} {target}: is one of the reports being compared; it would be overwritten")
+            raise ConfigError(f"{flag} {target}: is one of the reports being compared; it would be overwritten")
         if real in seen:
-            raise ConfigError(f"--{flag} {target}: --{seen[real]} writes there too")
+            raise ConfigError(f"{flag} {target}: {seen[real]} writes there too")
         seen[real] = flag
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, InstanceOf
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 from bench.model.report import Report
 
@@ -249,7 +249,7 @@ class Source(Typed):
     """A report compared, as read from its file (the HTML page draws its telemetry)."""
 
     path: str
-    report: InstanceOf[Report]  # checked as an instance, never copied or revalidated
+    report: InstanceOf[Report] = Field(exclude=True)  # an instance, never copied, revalidated or dumped
 
 
 class Comparison(Typed):

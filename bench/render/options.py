@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bench.core.options import Options, opt
 
-EXPORTS = ("csv", "markdown", "html", "json")
+EXPORTS = ("csv", "markdown", "html", "json_out")
 
 
 @dataclass(frozen=True)
@@ -18,11 +18,11 @@ class ExportOptions(Options):
     csv: str | None = opt(None, "write one row per run x workload as CSV (raw values in the units "
                                 "docs/compare-format.md names; unknown as —)", metavar="OUT.csv")
     markdown: str | None = opt(None, "write the comparison as Markdown tables (one per workload)", metavar="OUT.md")
-    json: str | None = opt(None, "write the comparison as JSON (its own format version; docs/compare-format.md); "
-                                 "`-` writes it to stdout instead of the tables", metavar="OUT.json")
+    json_out: str | None = opt(None, "write the comparison as JSON (its own format version; docs/compare-format.md); "
+                                     "`-` writes it to stdout instead of the tables", flag="--json", metavar="OUT.json")
     width: int | None = opt(None, "lay the tables out for this many columns (default: the terminal's, or COLUMNS)",
                             minimum=20, maximum=10_000, metavar="COLUMNS")
 
-    def targets(self) -> dict[str, str]:
-        """{flag name: path} of the exports asked for (`--json -` is stdout, not a file)."""
-        return {k: getattr(self, k) for k in EXPORTS if getattr(self, k) not in (None, "-")}
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(field, flag, path) of each export asked for (`--json -` is stdout, not a file)."""
+        return [(k, self.flag_of(k), getattr(self, k)) for k in EXPORTS if getattr(self, k) not in (None, "-")]
