@@ -205,6 +205,7 @@ class ServingCurve(Typed):
     points: list[CurvePoint]
     capacity: Capacity
     cost: CapacityCost | None = None
+    notes: list[Note] = []  # what to know about the curve (a point's values name its rate)
 
 
 class ScalingPoint(Typed):

@@ -71,9 +71,10 @@ def serving_document(comparison: Comparison) -> list[dict]:
         cost = {} if c.cost is None else {"usd_per_1k_requests_at_capacity": c.cost.usd,
                                           "usd_per_1k_requests_at_capacity_low": c.cost.usd_low,
                                           "price_source": c.cost.price_source}
-        out.append({**c.model_dump(mode="json", exclude={"capacity", "cost"}), "capacity": c.capacity.code,
+        out.append({**c.model_dump(mode="json", exclude={"capacity", "cost", "notes"}), "capacity": c.capacity.code,
                     "capacity_qps": c.capacity.qps, "capacity_below_qps": c.capacity.below_qps,
-                    "capacity_text": words.capacity_text(c.capacity), **cost})
+                    "capacity_text": words.capacity_text(c.capacity), **cost,
+                    "notes": [note_record(n) for n in c.notes]})
     return out
 
 
