@@ -218,3 +218,13 @@ def test_the_json_lists_every_gate_and_the_notes_as_codes(tmp_path, capsys):
     [dup] = doc["notes"]
     assert dup["code"] == "duplicate" and dup["values"]["first"] == str(a) and dup["text"].startswith(f"{a}: dropped")
     assert "dropped, the same run" in err  # and said on stderr, off stdout
+
+
+def test_names_of_another_type_in_the_environment_are_shown_not_a_crash(tmp_path, capsys):
+    a = make_report("a", 0.1, repeats=3, host=7, device=True)
+    b = make_report("b", 0.1, seed=1, repeats=3, device_name=12.5)
+    paths = [dump_report(r, tmp_path / f"{r.label}.json") for r in (a, b)]
+    code, out, err = run_cli(capsys, "compare", *paths, "--width", 200, "--json", "-")
+    rows = json.loads(out)["workloads"][0]["rows"]
+    assert code == 0 and [(r["host"], r["backend"], r["device"]) for r in rows] == [("7", "True", "Test CPU"),
+                                                                                   ("host-a", "cpu", "12.5")]

@@ -60,8 +60,13 @@ class Run:
         r = self.report
         return RunInfo(name=self.name, path=self.path, run_id=r.run_id, label=r.label, created_at=r.created_at,
                        status=self.result.status, origin=r.origin, device=self.device_label,
-                       backend=self.device.get("backend"), host=r.environment.host.get("hostname"),
+                       backend=_text(self.device.get("backend")), host=_text(r.environment.host.get("hostname")),
                        workload=self.workload, variant=self.variant, params=dict(self.params))
+
+
+def _text(value) -> str | None:
+    """A scalar of the environment as text (a report may hold a number where a name belongs)."""
+    return None if value is None else str(value)
 
 
 NAME_CHARS = 24  # a run's display name: long labels are cut, names that then collide get a run-id prefix
