@@ -8,7 +8,7 @@ __version__ = "0.2.0"
 
 def load_reports(paths, **options):
     """Load bench reports into a pandas DataFrame, one row per run x workload, compared as `bench compare`
-    does (options: baseline, force, min_repeats, min_effect). See bench/analysis/frame.py."""
-    from bench.analysis.frame import load_reports as _load
+    does (options: baseline, force, min_repeats, min_effect). See bench/render/frame.py."""
+    from bench.render.frame import load_reports as _load
 
     return _load(paths, **options)

@@ -56,36 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "regression; 2 bad input or nothing usable; 3 a --fail-on gate could not rule a "
                                "regression out")
     cp.add_argument("files", nargs="+", metavar="FILE", help="report files or globs (reports/*.json)")
-    cp.add_argument("--baseline", metavar="LABEL_OR_FILE", help="the run others are compared to "
-                                                                "(default: the first file's run)")
-    cp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML report (needs plotly)")
-    cp.add_argument("--csv", metavar="OUT.csv", help="write one row per run x workload as CSV (raw values in the "
-                                                      "units docs/compare-format.md names; unknown as —)")
-    cp.add_argument("--markdown", metavar="OUT.md", help="write the comparison as Markdown tables (one per workload)")
-    cp.add_argument("--json", metavar="OUT.json", help="write the comparison as JSON (its own format version; "
-                                                        "docs/compare-format.md); `-` writes it to stdout instead "
-                                                        "of the tables")
-    cp.add_argument("--price", action="append", default=[], metavar="LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES]",
-                    help="price runs: per instance-hour, for an instance of DEVICES devices (default 1); the cost is "
-                         "scaled to the devices a run used. LABEL_OR_DEVICE is a run's label or a device kind "
-                         "(hpu, cuda, cpu); the price may name a known instance instead: hpu=dl1.24xlarge. "
-                         "Repeatable; e.g. hpu=13.11/8")
-    cp.add_argument("--prices", metavar="FILE", help="prices, one LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES] per line "
-                                                     "(# comments)")
-    cp.add_argument("--kwh-price", metavar="USD", help="price of a kWh: adds the cost of the device energy each run "
-                                                        "measured")
-    cp.add_argument("--width", type=int, metavar="COLUMNS", help="lay the tables out for this many columns "
-                                                                 "(default: the terminal's, or COLUMNS)")
-    cp.add_argument("--fail-on", metavar="METRIC:PCT", action="append", default=[],
-                    help="a gate: exit 1 when a run is conclusively slower than the baseline by more than PCT "
-                         "(the whole 95 %% interval below 1 - PCT), exit 3 when that cannot be ruled out "
-                         "(too few repeats, contended runs, a wide interval); e.g. tokens_per_s:5%%")
-    cp.add_argument("--force", action="store_true", help="compare runs whose workload identity differs (marked)")
-    cp.add_argument("--min-repeats", type=int, default=3, metavar="N",
-                    help="repeats each side needs for a faster/slower/same verdict (default: 3)")
-    cp.add_argument("--min-effect", default="2%", metavar="PCT",
-                    help="differences inside this band read 'same within PCT'; a verdict needs the interval "
-                         "beyond it (default: 2%%)")
+    add_compare_arguments(cp)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
                         description="What this installation can run: registered workloads (with where they come "
                                     "from), presets, devices found here and the telemetry collectors.")
@@ -96,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--json", action="store_true", help="machine-readable")
     ep.add_argument("--device", metavar="DEVICE", help="also describe this device (cpu, cuda, hpu, auto)")
     return parser
+
+
+def add_compare_arguments(parser) -> None:
+    from bench.analysis.options import CompareOptions
+    from bench.render.options import ExportOptions
+
+    taken: dict[str, str] = {"--help": "bench", "-h": "bench"}
+    for group in (CompareOptions, ExportOptions):
+        group.add_arguments(parser, taken)
 
 
 def report_filename(report, device: str) -> str:
@@ -130,10 +110,10 @@ def cmd_run(args) -> int:
         if codes[-1] == EXIT_INTERRUPTED:
             break
     if len(reports) > 1 and not quiet:
-        from bench.analysis.compare import scaling_groups
+        from bench.analysis.scaling import scaling_of
         from bench.render.compare_view import scaling_table
 
-        out.print(scaling_table(scaling_groups([(r.run_id, r) for r in reports])))
+        out.print(scaling_table(scaling_of([(r.run_id, r) for r in reports])))
     return max(codes, default=EXIT_OK)
 
 
@@ -202,114 +182,92 @@ def cmd_env(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from bench.analysis.compare import compare, gates, parse_gate, scaling_groups
-    from bench.analysis.frame import comparison_frame
-    from bench.analysis.serving import serving_curves
-    from bench.analysis.table import document
+    """Parse -> compare -> render: every option checked and the prices read before any report is."""
+    from bench.analysis.compare import compare
     from bench.analysis.load import load_many
-    from bench.render.compare_view import print_comparisons, scaling_table, serving_table
+    from bench.analysis.options import CompareOptions
+    from bench.core.options import namespace_values
+    from bench.render.compare_view import print_notes
+    from bench.render.options import ExportOptions
+
+    judge = CompareOptions.build(namespace_values(args, CompareOptions))
+    export = ExportOptions.build(namespace_values(args, ExportOptions))
+    _check_exports(args.files, export)
+    costing = judge.costing()
+    loaded, problems = load_many(args.files)
+    for p in problems:
+        err.print(f"[red]skipped:[/] {shown(str(p))}")
+    if not loaded:
+        err.print("[red]error:[/] no usable report among the files given")
+        return EXIT_USAGE
+    comparison = compare(loaded, judge.baseline, judge.force, judge.min_repeats, judge.effect(), costing,
+                         judge.gates())
+    if not comparison:
+        print_notes(err, comparison)
+        err.print("[red]error:[/] the reports hold no successful workload result to compare")
+        return EXIT_USAGE
+    _render_comparison(comparison, export)
+    outcomes = {g.outcome for g in comparison.gates}
+    if "fail" in outcomes or problems:
+        return EXIT_FAILED
+    return EXIT_INCONCLUSIVE if "inconclusive" in outcomes else EXIT_OK
+
+
+def _render_comparison(comparison, export) -> None:
+    """The tables (or, with `--json -`, the JSON) on stdout, each export written, the gates said."""
+    from bench.render.compare_view import print_comparison, print_gates, print_notes
+
+    if export.json_out == "-":
+        print_notes(err, comparison)
+        sys.stdout.write(_json_text(comparison) + "\n")
+    else:
+        print_comparison(out, comparison)
+    writers = _writers(comparison)
+    for field, _, target in export.targets():
+        _write(target, writers[field])
+    print_gates(err, comparison)
+
+
+def _writers(comparison) -> dict:
+    from bench.model.io import write_atomic
+    from bench.render.frame import comparison_frame
+    from bench.render.html import render
     from bench.render.tables import write_csv, write_markdown
 
-    for spec in args.fail_on:
-        parse_gate(spec)  # a bad gate is refused before any file is read
-    if args.html:
+    return {"csv": lambda path: write_csv(comparison_frame(comparison), path),
+            "markdown": lambda path: write_markdown(comparison, path),
+            "html": lambda path: write_atomic(path, render(comparison)),
+            "json_out": lambda path: write_atomic(path, _json_text(comparison) + "\n")}
+
+
+def _json_text(comparison) -> str:
+    from bench.render.records import document
+
+    data = document(comparison, __version__, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str)
+
+
+def _check_exports(files: list[str], export) -> None:
+    """Plotly for --html; the width; an export must not replace a report being compared, nor
+    another export of the same command."""
+    from bench.analysis.load import expand
+
+    if export.html:
         try:
             import plotly  # noqa: F401
         except ImportError:
             raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
-    if args.width is not None:
-        if not 20 <= args.width <= 10_000:
-            raise ConfigError(f"--width: between 20 and 10000 columns, got {args.width}")
-        out.width = err.width = args.width
-    min_repeats, min_effect = _min_repeats(args.min_repeats), _percent("--min-effect", args.min_effect)
-    costing = _costing(args)
-    _check_outputs(args)
-    loaded, problems = load_many(args.files)
-    for p in problems:
-        err.print(f"[red]skipped:[/] {shown(p)}")
-    if not loaded:
-        err.print("[red]error:[/] no usable report among the files given")
-        return EXIT_USAGE
-    comparisons = compare(loaded, args.baseline, args.force, min_repeats, min_effect, costing)
-    if not comparisons:
-        for note in comparisons.notes:
-            err.print(f"[yellow]note:[/] {shown(note)}")
-        err.print("[red]error:[/] the reports hold no successful workload result to compare")
-        return EXIT_USAGE
-    outcomes = [o for spec in args.fail_on for o in gates(comparisons, spec)]
-    groups = scaling_groups(loaded)
-    curves = serving_curves(loaded, costing)
-    if args.json != "-":
-        print_comparisons(out, comparisons)
-        if groups:
-            out.print(scaling_table(groups))
-        if curves:
-            out.print(serving_table(out, curves))
-    else:
-        for note in comparisons.notes:
-            err.print(f"[yellow]note:[/] {shown(note)}")
-    if args.csv:
-        _write(args.csv, lambda path: write_csv(comparison_frame(comparisons), path))
-    if args.markdown:
-        _write(args.markdown, lambda path: write_markdown(comparisons, path))
-    if args.html:
-        _write(args.html, lambda path: _write_html(comparisons, loaded, path))
-    if args.json:
-        _write_json(args.json, document(comparisons, groups, outcomes, __version__,
-                                        datetime.now(timezone.utc).isoformat(timespec="seconds"), curves))
-    for outcome, what in outcomes:
-        err.print(f"[red]regression:[/] {shown(what)}" if outcome == "fail" else
-                  f"[yellow]gate inconclusive:[/] {shown(what)}")
-    if any(o == "fail" for o, _ in outcomes):
-        return EXIT_FAILED
-    if problems:
-        return EXIT_FAILED
-    return EXIT_INCONCLUSIVE if outcomes else EXIT_OK
-
-
-def _check_outputs(args) -> None:
-    """An export must not replace a report being compared, nor another export of the same command."""
-    from bench.analysis.load import expand
-
-    inputs = {os.path.realpath(p) for p in expand(args.files)[0]}
+    if export.width is not None:
+        out.width = err.width = export.width
+    inputs = {os.path.realpath(p) for p in expand(files)[0]}
     seen: dict[str, str] = {}
-    for flag in ("csv", "markdown", "html", "json"):
-        target = getattr(args, flag)
-        if target is None or target == "-":
-            continue
+    for _, flag, target in export.targets():
         real = os.path.realpath(target)
         if real in inputs:
-            raise ConfigError(f"--{flag} {target}: is one of the reports being compared; it would be overwritten")
+            raise ConfigError(f"{flag} {target}: is one of the reports being compared; it would be overwritten")
         if real in seen:
-            raise ConfigError(f"--{flag} {target}: --{seen[real]} writes there too")
+            raise ConfigError(f"{flag} {target}: {seen[real]} writes there too")
         seen[real] = flag
-
-
-def _costing(args):
-    """Prices from --price and --prices, and --kwh-price; None when none was given (no cost columns)."""
-    from bench.analysis.cost import Costing, kwh_price, parse_price, read_prices
-
-    prices = [parse_price(p) for p in args.price]
-    if args.prices:
-        prices += read_prices(args.prices)
-    kwh = kwh_price(args.kwh_price) if args.kwh_price is not None else None
-    return Costing(tuple(prices), kwh) if prices or kwh is not None else None
-
-
-def _min_repeats(value: int) -> int:
-    if not 1 <= value <= 1000:
-        raise ConfigError(f"--min-repeats: between 1 and 1000, got {value}")
-    return value
-
-
-def _percent(flag: str, text: str) -> float:
-    try:
-        value = float(text.strip().rstrip("%")) / 100
-    except ValueError:
-        raise ConfigError(f"{flag}: expected a percentage like 2%, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise ConfigError(f"{flag}: between 0% and 100%, got {text!r}")
-    return value
 
 
 def _write(target: str, writer) -> None:
@@ -318,23 +276,6 @@ def _write(target: str, writer) -> None:
     except OSError as exc:
         raise BenchError(f"cannot write {target}: {exc.strerror or exc}") from None
     err.print(f"wrote {shown(target)}")
-
-
-def _write_json(target: str, data: dict) -> None:
-    from bench.model.io import write_atomic
-
-    text = json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-        return
-    _write(target, lambda path: write_atomic(path, text + "\n"))
-
-
-def _write_html(comparisons, loaded, target: str) -> None:
-    from bench.model.io import write_atomic
-    from bench.render.html import render
-
-    write_atomic(target, render(comparisons, loaded))
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}

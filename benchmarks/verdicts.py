@@ -82,16 +82,17 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return lower, upper
 
 
-def _verdict(path_a: str, path_b: str) -> tuple[str, str, str]:
-    """(verdict code, gate outcome, text) of `bench compare A B --fail-on samples_per_s:5%`."""
-    from bench.analysis.compare import compare, gates
+def _verdict(path_a: str, path_b: str) -> tuple[str, str, str | None]:
+    """(verdict code, gate outcome, why no verdict) of `bench compare A B --fail-on samples_per_s:5%`."""
+    from bench.analysis.compare import compare
+    from bench.analysis.options import parse_gate
     from bench.model.io import load_report
 
-    comp = compare([(path_a, load_report(path_a)), (path_b, load_report(path_b))])
+    comp = compare([(path_a, load_report(path_a)), (path_b, load_report(path_b))],
+                   gates=(parse_gate("samples_per_s:5%"),))
     row = comp.workloads[0].rows[1]
-    outcomes = gates(comp, "samples_per_s:5%")
-    gate = outcomes[0][0] if outcomes else "pass"
-    return row.code, gate, row.verdict
+    reason = row.speedup.reason.code if row.speedup and row.speedup.reason else None
+    return row.verdict, comp.gates[0].outcome if comp.gates else "pass", reason
 
 
 def evaluate(out: Path) -> dict:
@@ -137,12 +138,11 @@ def _reasons(pairs) -> dict:
     """The inconclusive pairs by reason: a contended run, the machine's own speed moved, or an
     interval that does not clear the band."""
     out = {}
-    for code, _, text in pairs:
-        if code != "inconclusive":
-            continue
-        why = ("machine changed" if "the machine itself" in text else "contended" if "was contended" in text
-               else "interrupted" if "interrupted" in text else "interval within reach of 1")
-        out[why] = out.get(why, 0) + 1
+    names = {"host_changed": "machine changed", "contended": "contended", "interrupted": "interrupted"}
+    for code, _, reason in pairs:
+        if code == "inconclusive":
+            why = names.get(reason, "interval within reach of 1")
+            out[why] = out.get(why, 0) + 1
     return out
 
 

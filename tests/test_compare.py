@@ -6,15 +6,24 @@ import random
 import pytest
 from reportgen import make_report
 
-from bench.analysis.compare import compare, gates
-from bench.analysis.table import record
+from bench.analysis.compare import compare
+from bench.analysis.options import parse_gate
 from bench.core import stats
 from bench.core.errors import ConfigError
 from bench.model.report import Contention, RankResult
+from bench.render.records import record
+from bench.render.words import display, gate_text, method, sentence
+from bench.render.words import verdict_text as said
 
 
 def cmp(*reports, **kw):
     return compare([(f"{r.label}.json", r) for r in reports], **kw)
+
+
+def gates(reports, spec):
+    """The gates that did not pass, in words: [(fail | inconclusive, what)]."""
+    c = compare([r if isinstance(r, tuple) else (f"{r.label}.json", r) for r in reports], gates=(parse_gate(spec),))
+    return [(g.outcome, gate_text(g)) for g in c.gates if g.outcome != "pass"]
 
 
 def row(c, name):
@@ -24,11 +33,11 @@ def row(c, name):
 def test_a_clear_speedup_reads_faster_with_its_interval():
     [c] = cmp(make_report("slow", 0.2, repeats=3), make_report("fast", 0.1, seed=1, repeats=3))
     base, other = c.rows
-    assert base.baseline and base.verdict == "baseline"
+    assert base.baseline and base.verdict == "baseline" and said(base) == "baseline"
     s = other.speedup
     assert s.verdict == "faster" and s.ratio == pytest.approx(2.0, rel=0.05) and 1.9 < s.ci_low < 2 < s.ci_high < 2.1
-    assert other.verdict == f"{s.ratio:.2f}x faster (95 % CI {s.ci_low:.2f}–{s.ci_high:.2f}x)"
-    assert s.method == "Welch t on log throughputs, 3 vs 3 repeats"
+    assert said(other) == f"{s.ratio:.2f}x faster (95 % CI {s.ci_low:.2f}–{s.ci_high:.2f}x)"
+    assert method(s) == "Welch t on log throughputs, 3 vs 3 repeats" and s.method == "welch"
 
 
 def test_slower_puts_the_interval_in_the_headlines_direction():
@@ -37,28 +46,30 @@ def test_slower_puts_the_interval_in_the_headlines_direction():
     assert s.verdict == "slower"
     head, lo, hi = 1 / s.ratio, 1 / s.ci_high, 1 / s.ci_low
     assert lo < head < hi  # 0.1 printed "1.56x slower [0.62, 0.66]": the interval the other way round
-    assert c.rows[1].verdict == f"{head:.2f}x slower (95 % CI {lo:.2f}–{hi:.2f}x)"
+    assert said(c.rows[1]) == f"{head:.2f}x slower (95 % CI {lo:.2f}–{hi:.2f}x)"
 
 
 def test_a_difference_inside_the_band_is_same_within_2_percent():
     [c] = cmp(make_report("a", 0.1, repeats=5, cv=0.005), make_report("b", 0.1005, seed=3, repeats=5, cv=0.005))
-    assert c.rows[1].speedup.verdict == "same" and c.rows[1].verdict.startswith("same within 2 % (95 % CI")
+    assert c.rows[1].speedup.verdict == "same" and said(c.rows[1]).startswith("same within 2 % (95 % CI")
 
 
 def test_an_interval_that_straddles_the_band_is_inconclusive():
     a = make_report("a", 0.1, repeat_means=[0.1, 0.12, 0.09])
     b = make_report("b", 0.1, seed=4, repeat_means=[0.1, 0.085, 0.115])
     [c] = cmp(a, b)
-    assert c.rows[1].speedup.verdict == "inconclusive" and c.rows[1].verdict.startswith("no clear difference: ")
+    assert c.rows[1].speedup.verdict == "inconclusive" and said(c.rows[1]).startswith("no clear difference: ")
+    assert c.rows[1].speedup.reason.code == "unclear"
 
 
 def test_one_repeat_gives_a_ratio_but_no_verdict():
     [c] = cmp(make_report("a", 0.2), make_report("b", 0.1, seed=1))
     s = c.rows[1].speedup
-    assert s.verdict == "no_verdict" and "faster" not in c.rows[1].verdict
-    assert "1 repeat: run-to-run variance unknown; within-run 95 % CI" in c.rows[1].verdict
+    assert s.verdict == "no_verdict" and "faster" not in said(c.rows[1]) and s.reason.code == "one_repeat"
+    assert "1 repeat: run-to-run variance unknown; within-run 95 % CI" in said(c.rows[1])
     [c] = cmp(make_report("a", 0.2, repeats=2), make_report("b", 0.1, seed=1, repeats=2))
-    assert "a verdict needs 3 per side (--min-repeats)" in c.rows[1].verdict
+    assert "a verdict needs 3 per side (--min-repeats)" in said(c.rows[1])
+    assert c.rows[1].speedup.reason.values == {"repeats": 2, "needed": 3}
     [c] = cmp(make_report("a", 0.2, repeats=2), make_report("b", 0.1, seed=1, repeats=2), min_repeats=2)
     assert c.rows[1].speedup.verdict == "faster"
 
@@ -68,13 +79,14 @@ def test_a_contended_run_withholds_the_verdict_and_says_why():
     b.results[0].timing.repeats[1].contention = Contention(0.7, 0.0, reasons=["other processes used 0.70 CPU cores "
                                                                                "during the measured steps"])
     [c] = cmp(a, b)
-    assert c.rows[1].verdict == ("inconclusive: b was contended (repeat 1: other processes used 0.70 CPU cores "
+    assert c.rows[1].speedup.reason.code == "contended"
+    assert said(c.rows[1]) == ("inconclusive: b was contended (repeat 1: other processes used 0.70 CPU cores "
                                  "during the measured steps)")
     noisy = make_report("n", 0.1, seed=5, repeats=4)
     rep = noisy.results[0].timing.repeats[2]
     rep.step_times_s = [t * (1 + 0.6 * (i % 2)) for i, t in enumerate(rep.step_times_s)]  # one disturbed repeat
     [c] = cmp(make_report("a", 0.1, repeats=4), noisy)
-    assert "inconclusive: n was contended (repeat 2: its steps varied" in c.rows[1].verdict
+    assert "inconclusive: n was contended (repeat 2: its steps varied" in said(c.rows[1])
 
 
 def _probed(label, mean_s, probe_s, seed=0, host="host-a"):
@@ -88,20 +100,20 @@ def test_a_machine_whose_own_speed_moved_between_two_runs_gets_no_verdict():
     # the A/A case it comes from: the same command 12 s apart, 1.30x slower, every repeat agreeing
     a, b = _probed("a", 0.1, 0.0032), _probed("b", 0.13, 0.0041, seed=1)
     [c] = cmp(a, b)
-    assert c.rows[1].code == "inconclusive"
-    assert c.rows[1].verdict.startswith("inconclusive: the machine itself ran 1.28x slower during b (a fixed reference")
-    assert [o for o, _ in gates(compare([("a", a), ("b", b)]), "samples_per_s:5%")] == ["inconclusive"]
+    assert c.rows[1].verdict == "inconclusive" and c.rows[1].speedup.reason.code == "host_changed"
+    assert said(c.rows[1]).startswith("inconclusive: the machine itself ran 1.28x slower during b (a fixed reference")
+    assert [o for o, _ in gates([("a", a), ("b", b)], "samples_per_s:5%")] == ["inconclusive"]
     [c] = cmp(a, _probed("b", 0.13, 0.0033, seed=1))  # the machine held its speed: the workload changed
-    assert c.rows[1].code == "slower"
+    assert c.rows[1].verdict == "slower"
     [c] = cmp(a, _probed("b", 0.13, 0.0041, seed=1, host="host-b"))  # another machine: its workload decides
-    assert c.rows[1].code == "slower"
+    assert c.rows[1].verdict == "slower"
 
 
 def test_an_interrupted_run_is_marked_and_gets_no_verdict():
     b = make_report("b", 0.1, seed=1, repeats=3)
     b.results[0].status = "interrupted"
     [c] = cmp(make_report("a", 0.2, repeats=3), b)
-    assert c.rows[1].verdict == "inconclusive: b was interrupted" and c.rows[1].run.display == "b (interrupted)"
+    assert said(c.rows[1]) == "inconclusive: b was interrupted" and display(c.rows[1].run) == "b (interrupted)"
 
 
 def test_a_failed_result_is_shown_as_failed():
@@ -111,8 +123,8 @@ def test_a_failed_result_is_shown_as_failed():
     b.results[0].timing.repeats[0].step_samples = []
     b.results[0].timing.repeats[0].step_tokens = []
     [c] = cmp(make_report("a", 0.2), b)
-    assert c.rows[1].code == "failed" and c.rows[1].verdict == "failed: RuntimeError: boom"
-    assert record(c.rows[1], c)["status"] == "failed" and c.rows[1].run.display == "b (failed)"
+    assert c.rows[1].verdict == "failed" and said(c.rows[1]) == "failed: RuntimeError: boom"
+    assert record(c.rows[1], c)["status"] == "failed" and display(c.rows[1].run) == "b (failed)"
 
 
 def test_different_identity_is_not_comparable_and_says_force_compares_anyway():
@@ -121,16 +133,16 @@ def test_different_identity_is_not_comparable_and_says_force_compares_anyway():
     [c] = cmp(a, b)
     r = c.rows[1]
     assert not r.comparable and r.speedup is None and r.differences == ["batch_size", "precision"]
-    assert r.verdict == "not comparable (batch_size, precision differ; --force compares anyway, marked)"
+    assert said(r) == "not comparable (batch_size, precision differ; --force compares anyway, marked)"
     [c] = cmp(a, b, force=True)
-    assert c.rows[1].speedup.ratio is not None and "(forced: batch_size, precision differ)" in c.rows[1].verdict
+    assert c.rows[1].speedup.ratio is not None and "(forced: batch_size, precision differ)" in said(c.rows[1])
 
 
 def test_duplicates_are_dropped_with_a_note():
     a, b = make_report("a", 0.1), make_report("b", 0.2, seed=1)
     comp = compare([("a.json", a), ("a.json", a), ("copy.json", a), ("b.json", b)])
     assert [r.run.name for r in comp.workloads[0].rows] == ["a", "b"]
-    assert any("copy.json: dropped, the same run as a.json" in n for n in comp.notes)
+    assert any("copy.json: dropped, the same run as a.json" in sentence(n) for n in comp.notes)
 
 
 def test_baseline_by_label_path_or_run_id_prefix_and_an_ambiguous_one_is_an_error():
@@ -138,33 +150,33 @@ def test_baseline_by_label_path_or_run_id_prefix_and_an_ambiguous_one_is_an_erro
     [c] = compare([("x/a.json", a), ("x/b.json", b)], baseline="b")
     assert c.baseline.name == "b" and c.rows[1].baseline
     [c] = compare([("x/a.json", a), ("x/b.json", b)], baseline=b.run_id[:6])
-    assert c.baseline.report is b
+    assert c.baseline.run_id == b.run_id
     with pytest.raises(ConfigError, match="matches no run"):
         compare([("x/a.json", a)], baseline="zzz")
     with pytest.raises(ConfigError, match="ambiguous, it matches 2 runs: b .*x/b.json.*; b .*x/b2.json"):
         compare([("x/a.json", a), ("x/b.json", b), ("x/b2.json", b2)], baseline="b")
     [c] = compare([("x/a.json", a), ("x/b.json", b), ("x/b2.json", b2)], baseline="x/b2.json")
-    assert c.baseline.report is b2
+    assert c.baseline.run_id == b2.run_id and c.baseline.path == "x/b2.json"
 
 
 def test_a_handicapped_run_is_flagged():
     b = make_report("b", 0.12, seed=1, repeats=3)
     b.config = {"measure": {"handicap": 15.0}}
     comp = cmp(make_report("a", 0.1, repeats=3), b)
-    assert any("b: ran with --handicap 15 %" in n for n in comp.notes)
+    assert any("b: ran with --handicap 15 %" in sentence(n) for n in comp.notes)
 
 
 def test_gates_fail_only_on_conclusive_regressions():
     base = make_report("base", 0.1, repeats=3)
-    comp = cmp(base, make_report("slow", 0.125, seed=4, repeats=3), make_report("close", 0.101, seed=5, repeats=3))
+    comp = [base, make_report("slow", 0.125, seed=4, repeats=3), make_report("close", 0.101, seed=5, repeats=3)]
     outcomes = gates(comp, "samples_per_s:5%")
     assert [o for o, _ in outcomes] == ["fail"] and "slow vs base" in outcomes[0][1]
     assert gates(comp, "samples_per_s:30%") == []
-    one = cmp(base, make_report("slow", 0.2, seed=4))  # one repeat: not conclusive, whatever the ratio
+    one = [base, make_report("slow", 0.2, seed=4)]  # one repeat: not conclusive, whatever the ratio
     assert [o for o, _ in gates(one, "samples_per_s:5%")] == ["inconclusive"]
     for bad in ("nonsense", "joy_per_s:5%", "samples_per_s:0%", "samples_per_s:nan%", "samples_per_s:150%"):
         with pytest.raises(ConfigError, match="--fail-on"):
-            gates(comp, bad)
+            parse_gate(bad)
 
 
 def test_metrics_are_recomputed_from_raw_times_not_trusted():
@@ -189,23 +201,25 @@ def test_reference_reports_are_flagged():
     assert all(r.run.published for r in c.rows)
     other = c.rows[1]
     assert not other.comparable and {"model", "data", "batch_size"} <= set(other.differences)
-    assert {w.code for r in c.rows for w in r.run.result.warnings} == {"idle_accelerator"}
+    assert {w for r in c.rows for w in r.warnings} == {"idle_accelerator"}
     v = record(c.rows[0], c)
     assert v["device_util_max_percent"] == 6.0 and v["parlai.exps"] == pytest.approx(29.01)
     [c] = compare(loaded, force=True)
-    assert "published figures: no raw times" in c.rows[1].verdict and c.rows[1].code == "no_verdict"
+    assert "published figures: no raw times" in said(c.rows[1]) and c.rows[1].verdict == "no_verdict"
+    assert c.rows[1].speedup.reason.code == "no_raw_times"
 
 
 def test_scaling_groups_compute_efficiency():
-    from bench.analysis.compare import scaling_groups
+    from bench.analysis.scaling import scaling_of
 
     one = make_report("n1", 0.1, params={"world_size": 1})
     two = make_report("n2", 0.1, params={"world_size": 2}, seed=1)
     two.results[0].per_rank = [RankResult(r, "ok", timing=two.results[0].timing) for r in (0, 1)]
-    [g] = scaling_groups([("a", one), ("b", two)])
-    assert [p["world_size"] for p in g["points"]] == [1, 2]
-    assert g["points"][1]["value"] == pytest.approx(2 * g["points"][0]["value"], rel=0.05)
-    assert g["points"][1]["efficiency"] == pytest.approx(1.0, rel=0.05)
+    [g] = scaling_of([("a", one), ("b", two)])
+    assert [p.world_size for p in g.points] == [1, 2]
+    assert g.points[1].value == pytest.approx(2 * g.points[0].value, rel=0.05)
+    assert g.points[1].efficiency == pytest.approx(1.0, rel=0.05)
+    assert compare([("a", one), ("b", two)], force=True).scaling == [g]  # the comparison carries the same
 
 
 def test_load_reports_gives_one_row_per_run_and_workload(tmp_path):

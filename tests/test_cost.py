@@ -100,10 +100,10 @@ def test_energy_cost_from_the_measured_device_energy(tmp_path, capsys):
 
 def test_serving_is_priced_per_1k_requests_at_the_rate_achieved_and_at_capacity():
     from bench.analysis.compare import compare
-    from bench.analysis.cost import Costing, parse_price
-    from bench.analysis.serving import serving_curves
-    from bench.analysis.table import record
+    from bench.analysis.comparison import Costing
+    from bench.analysis.cost import parse_price
     from bench.model.report import Summary
+    from bench.render.records import record
 
     reports = []
     r = make_report("srv", 0.05, repeats=3, workload="blender-serve")
@@ -116,11 +116,11 @@ def test_serving_is_priced_per_1k_requests_at_the_rate_achieved_and_at_capacity(
                                 "ttft_s": Summary(n=100, median=0.1, p99=0.4 if met else 0.9)}
         r.results.append(res)
     reports.append(("srv.json", r))
-    costing = Costing((parse_price("cpu=3.60"),))
+    costing = Costing(prices=(parse_price("cpu=3.60"),))
     comps = compare(reports, costing=costing)
     rows = {c.variant: record(c.rows[0], c) for c in comps}
     assert rows["qps=2"]["usd_per_1k_requests"] == pytest.approx(3.60 / (2 * 3600) * 1000)
-    [curve] = serving_curves(reports, costing)
-    assert curve["capacity_qps"] == 4.0 and curve["capacity_below_qps"] == 8.0
-    assert curve["usd_per_1k_requests_at_capacity"] == pytest.approx(0.25)  # $3.60/h at 4 req/s
-    assert curve["usd_per_1k_requests_at_capacity_low"] == pytest.approx(0.125)
+    [curve] = comps.serving
+    assert curve.capacity.qps == 4.0 and curve.capacity.below_qps == 8.0
+    assert curve.cost.usd == pytest.approx(0.25)  # $3.60/h at 4 req/s
+    assert curve.cost.usd_low == pytest.approx(0.125)

@@ -44,8 +44,11 @@ def test_generation_latency_is_in_every_compare_output(gen_pair, tmp_path, capsy
     page = outs["html"].read_text()
     assert "TTFT p50" in page and "TTFT p99" in page and "12.3 ms" in page
     doc = json.loads(outs["json"].read_text())
-    assert doc["format"] == "bench-compare" and doc["format_version"] == 1
+    assert doc["format"] == "bench-compare" and doc["format_version"] == 2
     [wl] = doc["workloads"]
+    [said] = [n for n in wl["notes"] if n["code"] == "verdict"]  # a note: its code, values and words
+    assert said["run"] == "gpu-b" and said["values"]["speedup"]["verdict"] == "faster"
+    assert said["text"] == f"gpu-b vs gpu-a: {wl['rows'][1]['verdict_text']}"
     units = {c["key"]: c["unit"] for c in wl["columns"]}
     assert units["ttft_s.median"] == "s" and units["ttft_s.p99"] == "s" and units["tokens_per_s"] == "tokens/s"
     assert wl["rows"][0]["ttft_s.median"] == pytest.approx(0.0123) and wl["rows"][1]["verdict"] == "faster"

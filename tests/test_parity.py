@@ -4,7 +4,7 @@ import pytest
 from reportgen import make_report
 
 from bench.analysis.compare import compare
-from bench.analysis.table import record
+from bench.render.records import record
 from bench.model.parity import disagreement
 from bench.model.report import Fingerprint
 

@@ -172,12 +172,14 @@ def test_the_capacity_search_stops_on_a_failed_probe():
 
 
 def test_capacity_reads_the_bracket_off_the_curve():
+    from bench.analysis.comparison import CurvePoint
     from bench.analysis.serving import capacity
+    from bench.render.words import capacity_text
 
-    pts = [{"qps": q, "slo_met": ok} for q, ok in ((1, True), (2, True), (4, False), (3, True))]
-    assert capacity(pts)["capacity_qps"] == 3 and capacity(pts)["capacity_below_qps"] == 4
-    assert capacity([{"qps": 2, "slo_met": False}])["capacity_text"].startswith("below 2")
-    assert capacity([{"qps": 2, "slo_met": True}])["capacity_text"].startswith("at least 2")
+    pts = [CurvePoint(qps=q, slo_met=ok) for q, ok in ((1, True), (2, True), (4, False), (3, True))]
+    assert capacity(pts).qps == 3 and capacity(pts).below_qps == 4 and capacity(pts).code == "bracket"
+    assert capacity_text(capacity([CurvePoint(qps=2, slo_met=False)])).startswith("below 2")
+    assert capacity_text(capacity([CurvePoint(qps=2, slo_met=True)])).startswith("at least 2")
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
+from bench.analysis.comparison import Cost, Costing, Note, Price
 from bench.core.errors import ConfigError
 from bench.core.text import read_lines
 
@@ -29,20 +29,6 @@ SHIPPED = {
 MAX_PRICES_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class Price:
-    match: str  # a run's label or display name, or a device kind (hpu, cuda, cpu)
-    usd_per_hour: float
-    devices: int  # devices the instance holds
-    source: str  # where the price came from
-
-
-@dataclass(frozen=True)
-class Costing:
-    prices: tuple[Price, ...] = ()
-    kwh_usd: float | None = None
-
-
 def parse_price(spec: str, source: str = "--price") -> Price:
     """`MATCH=USD_PER_HOUR[/DEVICES]` or `MATCH=INSTANCE` (a SHIPPED name)."""
     match, sep, value = spec.partition("=")
@@ -51,7 +37,8 @@ def parse_price(spec: str, source: str = "--price") -> Price:
         raise ConfigError(f"{source}: expected LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES], got {spec[:80]!r}")
     if value in SHIPPED:
         s = SHIPPED[value]
-        return Price(match, s["usd_per_hour"], s["devices"], f"shipped table: {s['source']}")
+        return Price(match=match, usd_per_hour=s["usd_per_hour"], devices=s["devices"],
+                     source=f"shipped table: {s['source']}")
     m = re.fullmatch(r"\$?([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:\s*/\s*([0-9]+))?", value)
     if not m:
         known = ", ".join(SHIPPED)
@@ -62,23 +49,13 @@ def parse_price(spec: str, source: str = "--price") -> Price:
         raise ConfigError(f"{source}: the hourly price must be above 0 and at most 1,000,000, got {usd:g}")
     if not 1 <= devices <= 65_536:
         raise ConfigError(f"{source}: an instance holds 1 to 65536 devices, got {devices}")
-    return Price(match, usd, devices, f"given with {source}")
+    return Price(match=match, usd_per_hour=usd, devices=devices, source=f"given with {source}")
 
 
 def read_prices(path: str) -> list[Price]:
     """One price per line, as --price takes it; `#` comments, blank lines skipped."""
     return [parse_price(line, f"--prices {path}:{number}") for number, line in read_lines(path, "--prices",
                                                                                          MAX_PRICES_BYTES)]
-
-
-def kwh_price(text: str) -> float:
-    try:
-        value = float(text.strip().lstrip("$"))
-    except ValueError:
-        raise ConfigError(f"--kwh-price: expected USD per kWh like 0.15, got {text[:40]!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 100):
-        raise ConfigError(f"--kwh-price: between 0 and 100 USD per kWh, got {text[:40]!r}")
-    return value
 
 
 def price_for(run, costing: Costing | None) -> Price | None:
@@ -99,43 +76,47 @@ def devices_used(run) -> int:
     return d.world_size if d is not None else 1
 
 
-def unit_of(metric: str, serves: bool) -> tuple[str, float, str]:
-    """(record key, results per unit, words) for the cost of one unit of a workload's output."""
+def unit_key(metric: str, serves: bool) -> tuple[str, float]:
+    """(cost key, results per unit) for the cost of one unit of a workload's output."""
     if serves:
-        return "usd_per_1k_requests", 1e3, "USD / 1k requests"
+        return "usd_per_1k_requests", 1e3
     if metric == "tokens_per_s":
-        return "usd_per_1m_tokens", 1e6, "USD / 1M tokens"
-    return "usd_per_1k_samples", 1e3, "USD / 1k samples"
+        return "usd_per_1m_tokens", 1e6
+    return "usd_per_1k_samples", 1e3
 
 
-def run_cost(run, costing: Costing | None, rate, rate_lo, rate_hi, per_unit_j, metric: str, serves: bool) -> dict:
-    """The cost fields of one run's record (empty without a price or a kWh price)."""
-    key, per, _ = unit_of(metric, serves)
-    out: dict = {}
-    price = price_for(run, costing)
-    if price is not None:
-        hourly = price.usd_per_hour * devices_used(run) / price.devices
-
-        def cost(r):
-            return hourly / (r * 3600) * per if r else None
-
-        out.update({key: cost(rate), f"{key}_ci_low": cost(rate_hi), f"{key}_ci_high": cost(rate_lo),
-                    "price_usd_per_hour": price.usd_per_hour, "price_devices": price.devices,
-                    "devices_used": devices_used(run), "usd_per_hour_used": hourly, "price_source": price.source})
-    if costing is not None and costing.kwh_usd is not None:
-        out[f"energy_{key}"] = per_unit_j * per / 3.6e6 * costing.kwh_usd if per_unit_j is not None else None
-    return out
+def hourly(run, price: Price) -> float:
+    """The instance's hourly price scaled to the devices the run used."""
+    return price.usd_per_hour * devices_used(run) / price.devices
 
 
-def price_note(run, costing: Costing | None) -> str | None:
-    """How a run was priced, in words; or why it was not, when prices were given."""
-    if costing is None or not costing.prices:
+def run_cost(run, costing: Costing | None, rates: tuple, per_unit_j, metric: str, serves: bool) -> Cost | None:
+    """The cost of a unit of the run's output at its rates (value, low, high); None without prices."""
+    if costing is None:
         return None
+    key, per = unit_key(metric, serves)
     price = price_for(run, costing)
+    kwh = costing.kwh_usd
+    energy = per_unit_j * per / 3.6e6 * kwh if kwh is not None and per_unit_j is not None else None
     if price is None:
-        return (f"no price matches it (label {run.report.label!r}, device {run.device.get('backend')!r}): no cost "
-                "(--price LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES])")
-    used = devices_used(run)
-    hourly = price.usd_per_hour * used / price.devices
-    return (f"priced at ${price.usd_per_hour:g}/h for an instance of {price.devices} device(s) ({price.source}); "
-            f"the run used {used}, so its hour costs ${hourly:.4g}")
+        return Cost(key=key, devices_used=devices_used(run), energy=energy, priced_energy=kwh is not None)
+    usd = hourly(run, price)
+
+    def cost(r):
+        return usd / (r * 3600) * per if r else None
+
+    return Cost(key=key, price=price, devices_used=devices_used(run), usd_per_hour_used=usd, value=cost(rates[0]),
+                ci_low=cost(rates[2]), ci_high=cost(rates[1]), energy=energy, priced_energy=kwh is not None)
+
+
+def price_notes(run, costing: Costing | None, cost: Cost | None) -> list[Note]:
+    """How a run was priced, or that no price names it, when prices were given."""
+    if costing is None or not costing.prices or cost is None:
+        return []
+    if cost.price is None:
+        return [Note(code="unpriced", run=run.name, values={"label": run.report.label,
+                                                            "backend": run.device.get("backend")})]
+    p = cost.price
+    return [Note(code="priced", run=run.name, values={"usd_per_hour": p.usd_per_hour, "devices": p.devices,
+                                                      "source": p.source, "used": cost.devices_used,
+                                                      "hourly": cost.usd_per_hour_used})]

@@ -1,63 +1,48 @@
 """What every output of a comparison shows, decided once: the columns and each run's values.
 
-`columns(comp)` lists the columns of one workload's comparison: the run, its device, the figure the
+`columns()` lists the columns of one workload's comparison: the run, its device, the figure the
 workload leads with (with its 95 % interval), the speedup and verdict against the baseline, the
-figures the workload declares (`Result.figures`: TTFT, request latency, recall, the ParlAI columns,
-...), then the figures every workload has (step time, memory, utilization, power, energy, MFU) and
-the warnings. `record(row, comp)` gives one run's raw values under the same keys, plus what
-identifies it (file, run_id, created_at, params). The terminal, Markdown, HTML, CSV, JSON and the
-DataFrame are all made from these two: a figure added to a workload's declaration appears in all
-of them.
+cost where prices were given, the figures the workload declares (`Result.figures`: TTFT, request
+latency, recall, the ParlAI columns, ...), then the figures every workload has (step time, memory,
+utilization, power, energy, MFU) and the warnings. `figures()` gives one run's raw values under
+the same keys. The terminal, Markdown, HTML, CSV, JSON and the DataFrame all show these: a figure
+added to a workload's declaration appears in all of them.
 
 Keys are stable: a declared figure's key is its place in the result without the `metrics.` or
 `workload_metrics.` prefix (`ttft_s.median`, `parlai.exps`), the lead figure's is the metric name
-(`samples_per_s`, with `_ci_low` / `_ci_high`). Values are in the unit the column names (seconds,
-bytes, a fraction for MFU), null where unknown.
+(`samples_per_s`). Values are in the unit the column names (seconds, bytes, a fraction for MFU),
+null where unknown.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
-from bench.analysis import cost, verdicts
-from bench.analysis.compare import Row, WorkloadComparison, device_power, device_utilization, device_utilization_max
+from bench.analysis.comparison import Column, Costing, Estimate
+from bench.analysis.cost import unit_key
 from bench.model.report import FigureSpec, Interval, Summary
 
-FORMAT_VERSION = 1  # of `bench compare --json` (docs/compare-format.md)
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str  # the record key: CSV header, JSON key, DataFrame column
-    label: str  # the short header people read
-    unit: str = ""  # of the raw value: s, bytes, %, fraction, W, J, samples/s, ... ("" for counts and text)
-    kind: str = "number"  # text | number | interval | verdict | util
-    always: bool = False  # shown even where no run has a value
-    better: str = "none"  # higher | lower | none
-
-    @property
-    def header(self) -> str:
-        """The label, with the unit where the label does not already say it and the cells will not
-        (times and sizes are formatted with their unit in each cell)."""
-        if self.kind == "interval" or not self.unit or self.unit in self.label or \
-                self.unit in ("s", "bytes", "fraction", "%", "W", "J"):
-            return self.label
-        if self.label.endswith("/s") and self.unit.endswith("/s"):  # "decode tok/s" says it already
-            return self.label
-        return f"{self.label} ({self.unit})"
-
-
 COMMON = (
-    Column("step_time_p50_s", "step p50", "s", better="lower"),
-    Column("step_time_p99_s", "step p99", "s", better="lower"),
-    Column("peak_mem_bytes", "peak mem", "bytes", better="lower"),
-    Column("device_util_percent", "util", "%", kind="util"),
-    Column("device_power_w", "power", "W"),
-    Column("energy_per_sample_j", "J/sample", "J", better="lower"),
-    Column("mfu", "MFU", "fraction", better="higher"),
-    Column("warnings", "warnings", kind="text"),
+    Column(key="step_time_p50_s", label="step p50", unit="s", better="lower"),
+    Column(key="step_time_p99_s", label="step p99", unit="s", better="lower"),
+    Column(key="peak_mem_bytes", label="peak mem", unit="bytes", better="lower"),
+    Column(key="device_util_percent", label="util", unit="%", kind="util"),
+    Column(key="device_power_w", label="power", unit="W"),
+    Column(key="energy_per_sample_j", label="J/sample", unit="J", better="lower"),
+    Column(key="mfu", label="MFU", unit="fraction", better="higher"),
+    Column(key="warnings", label="warnings", kind="text"),
 )
+COST_LABELS = {"usd_per_1k_requests": "USD/1k req", "usd_per_1m_tokens": "USD/1M tok",
+               "usd_per_1k_samples": "USD/1k samples"}
 PREFIXES = ("workload_metrics.", "metrics.")
+
+
+def number(value) -> float | None:
+    """A finite real number as float; anything else (text, a flag, NaN, None) as None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value) if abs(value) < 1e308 else math.inf
+    return value if math.isfinite(value) else None
 
 
 def figure_key(spec_key: str) -> str:
@@ -67,54 +52,51 @@ def figure_key(spec_key: str) -> str:
     return spec_key
 
 
-def figure_specs(comp: WorkloadComparison) -> list[FigureSpec]:
-    """The figures the runs of this workload declare, in declaration order, each once."""
+def figure_specs(runs) -> list[FigureSpec]:
+    """The figures the runs of this workload declare (the baseline first), in declaration order, each once."""
     seen: dict[str, FigureSpec] = {}
-    for row in [next(r for r in comp.rows if r.baseline), *comp.rows]:
-        for spec in row.run.result.figures:
+    for run in runs:
+        for spec in run.result.figures:
             seen.setdefault(spec.key, spec)
     return list(seen.values())
 
 
-def lead_column(comp: WorkloadComparison, specs: list[FigureSpec]) -> Column:
-    metric = comp.main_metric
+def lead_column(metric: str, specs: list[FigureSpec]) -> Column:
     spec = next((s for s in specs if s.lead), None) or next((s for s in specs if s.key == f"metrics.{metric}"), None)
     label = spec.label if spec else metric.replace("_per_s", "/s").replace("_", " ")
     unit = spec.unit if spec else label
-    return Column(metric, f"{label} [95% CI]", unit, kind="interval", always=True, better="higher")
+    return Column(key=metric, label=f"{label} [95% CI]", unit=unit, kind="interval", always=True, better="higher")
 
 
 def serves(run) -> bool:
     return "offered_qps" in (run.result.workload_metrics or {})
 
 
-def cost_columns(comp: WorkloadComparison) -> list[Column]:
+def cost_columns(metric: str, serving: bool, costing: Costing | None) -> list[Column]:
     """The cost of a unit of output, where the user gave prices (and a kWh price)."""
-    if comp.costing is None:
+    if costing is None:
         return []
-    key, _, words = cost.unit_of(comp.main_metric, serves(comp.baseline))
-    label = words.replace("USD / ", "USD/").replace("requests", "req").replace("tokens", "tok")
+    key, _ = unit_key(metric, serving)
+    label = COST_LABELS[key]
     cols = []
-    if comp.costing.prices:
-        cols.append(Column(key, f"{label} [95% CI]" if not serves(comp.baseline) else label, "USD",
-                           kind="interval", better="lower"))
-    if comp.costing.kwh_usd is not None:
-        cols.append(Column(f"energy_{key}", f"energy {label}", "USD", better="lower"))
+    if costing.prices:
+        cols.append(Column(key=key, label=label if serving else f"{label} [95% CI]", unit="USD", kind="interval",
+                           better="lower"))
+    if costing.kwh_usd is not None:
+        cols.append(Column(key=f"energy_{key}", label=f"energy {label}", unit="USD", better="lower"))
     return cols
 
 
-def columns(comp: WorkloadComparison) -> list[Column]:
-    specs = figure_specs(comp)
-    lead = lead_column(comp, specs)
-    declared = [Column(figure_key(s.key), s.label, s.unit, better=s.better) for s in specs
+def columns(runs, metric: str, costing: Costing | None) -> list[Column]:
+    """Every column of one workload's table (runs: the baseline first)."""
+    specs = figure_specs(runs)
+    lead = lead_column(metric, specs)
+    declared = [Column(key=figure_key(s.key), label=s.label, unit=s.unit, better=s.better) for s in specs
                 if figure_key(s.key) != lead.key]
-    return [Column("run", "run", kind="text", always=True), Column("device", "device", kind="text", always=True),
-            lead, Column("speedup", "vs baseline", kind="verdict", always=True), *cost_columns(comp),
-            Column("repeats", "reps"), *declared, *COMMON]
-
-
-def resolve(row: Row, key: str):
-    return resolve_in(row.run.result, row.run.metrics, key)
+    return [Column(key="run", label="run", kind="text", always=True),
+            Column(key="device", label="device", kind="text", always=True), lead,
+            Column(key="speedup", label="vs baseline", kind="verdict", always=True),
+            *cost_columns(metric, serves(runs[0]), costing), Column(key="repeats", label="reps"), *declared, *COMMON]
 
 
 def resolve_in(result, metrics, key: str):
@@ -144,69 +126,68 @@ def _pick(value, stat: str | None):
     return value
 
 
-def record(row: Row, comp: WorkloadComparison, cols: list[Column] | None = None) -> dict:
-    """One run's values under the column keys, and what identifies the run."""
-    r, m = row.run, row.run.metrics
-    cols = cols or columns(comp)
-    lead = getattr(m, comp.main_metric, None) or Interval(None)
-    sp = row.speedup
-    st, mem, energy = m.step_time_s, r.result.memory, r.result.energy.device
-    out = {
-        "workload": r.workload, "variant": r.variant, "run": r.name, "label": r.report.label, "file": r.path, "run_id": r.report.run_id,
-        "created_at": r.report.created_at, "status": r.result.status, "origin": r.report.origin,
-        "device": r.device_label, "backend": r.device.get("backend"), "host": r.report.environment.host.get("hostname"),
-        "metric": comp.main_metric,
-        comp.main_metric: lead.value, f"{comp.main_metric}_ci_low": lead.ci_low,
-        f"{comp.main_metric}_ci_high": lead.ci_high, f"{comp.main_metric}_method": lead.method,
-        "speedup": sp.ratio if sp else None, "speedup_ci_low": sp.ci_low if sp else None,
-        "speedup_ci_high": sp.ci_high if sp else None, "speedup_method": sp.method if sp else None,
-        "verdict": row.code, "verdict_short": verdicts.short(row.code, sp), "verdict_text": row.verdict,
-        "comparable": row.comparable or row.baseline,
-        "baseline": row.baseline, "repeats": len(r.result.timing.measured) or None,
-        "step_time_p50_s": st.median if st else None, "step_time_p99_s": st.p99 if st else None,
-        "peak_mem_bytes": mem.device_peak_bytes or mem.host_peak_rss_bytes,
-        "device_util_percent": device_utilization(r), "device_util_max_percent": device_utilization_max(r),
-        "device_power_w": device_power(r), "energy_per_sample_j": energy.per_sample_j if energy else None,
-        "mfu": m.mfu.value if m.mfu else None,
-        "warnings": ", ".join(sorted(r.result.codes() | ({"output_mismatch"} if row.mismatch else set()))),
-        "output_mismatch": row.mismatch,
-    }
-    for spec in figure_specs(comp):
-        key = figure_key(spec.key)
-        if key not in out:
-            out[key] = resolve(row, spec.key)
-    if serves(r):  # an instance is paid while it waits for requests: the cost is at the rate achieved
-        q = r.result.workload_metrics.get("achieved_qps")
-        rates = (q, q, q)
-    else:
-        rates = (lead.value, lead.ci_low, lead.ci_high)
-    per_unit_j = None
-    if energy is not None:
-        per_unit_j = energy.per_token_j if comp.main_metric == "tokens_per_s" else energy.per_sample_j
-    out.update(cost.run_cost(r, comp.costing, *rates, per_unit_j, comp.main_metric, serves(r)))
-    out.update({f"param_{k}": v for k, v in r.params.items()})
+# ---- one run's values ----------------------------------------------------------------------------
+
+def lead(run, metric: str) -> Estimate:
+    i = run.throughput(metric)
+    return Estimate(value=i.value, ci_low=i.ci_low, ci_high=i.ci_high, method=i.method)
+
+
+def accelerator_prefixes(run) -> list[str]:
+    return [p for p, src in run.report.telemetry.sources.items() if src.role == "accelerator"]
+
+
+def _accel_stats(run, key: str, stat: str) -> list[float]:
+    s = run.result.telemetry_summary.get("measure") or {}
+    vals = [getattr(s.get(f"{p}.{key}"), stat, None) for p in accelerator_prefixes(run)]
+    return [v for v in vals if v is not None]
+
+
+def device_utilization(run) -> float | None:
+    vals = _accel_stats(run, "util_percent", "mean")
+    return sum(vals) / len(vals) if vals else None
+
+
+def device_utilization_max(run) -> float | None:
+    vals = _accel_stats(run, "util_percent", "max")
+    return max(vals) if vals else None
+
+
+def device_power(run) -> float | None:
+    vals = _accel_stats(run, "power_w", "mean")
+    return sum(vals) if vals else None
+
+
+def warning_codes(run, mismatch: str | None) -> list[str]:
+    return sorted(run.result.codes() | ({"output_mismatch"} if mismatch else set()))
+
+
+def figures(run, specs: list[FigureSpec]) -> dict:
+    """The common figures (and the utilization's max), then every declared figure, by column key;
+    the warnings are the row's own field."""
+    m, mem, energy = run.metrics, run.result.memory, run.result.energy.device
+    st = m.step_time_s
+    out = {"step_time_p50_s": st.median if st else None, "step_time_p99_s": st.p99 if st else None,
+           "peak_mem_bytes": mem.device_peak_bytes or mem.host_peak_rss_bytes,
+           "device_util_percent": device_utilization(run), "device_util_max_percent": device_utilization_max(run),
+           "device_power_w": device_power(run), "energy_per_sample_j": energy.per_sample_j if energy else None,
+           "mfu": m.mfu.value if m.mfu else None}
+    for spec in specs:
+        out.setdefault(figure_key(spec.key), resolve_in(run.result, run.metrics, spec.key))
     return out
 
 
-def records(comparisons) -> list[dict]:
-    return [record(row, comp, cols) for comp in comparisons for cols in [columns(comp)] for row in comp.rows]
-
-
-def document(comparisons, scaling: list[dict], gate_outcomes: list[tuple[str, str]], bench_version: str,
-             created_at: str, serving: list[dict] | None = None) -> dict:
-    """`bench compare --json`: every workload's columns (with units) and rows, the notes, scaling
-    and gate outcomes, under its own format version."""
-    return {
-        "format": "bench-compare", "format_version": FORMAT_VERSION, "bench_version": bench_version,
-        "created_at": created_at, "min_repeats": comparisons.min_repeats, "min_effect": comparisons.min_effect,
-        "notes": list(comparisons.notes),
-        "workloads": [{"workload": comp.workload, "variant": comp.variant, "main_metric": comp.main_metric,
-                       "baseline": comp.baseline.name,
-                       "baseline_run_id": comp.baseline.report.run_id,
-                       "columns": [{"key": c.key, "label": c.label, "unit": c.unit, "better": c.better}
-                                   for c in columns(comp)],
-                       "rows": [record(row, comp) for row in comp.rows]} for comp in comparisons],
-        "scaling": scaling,
-        "serving": serving or [],
-        "gates": [{"outcome": o, "what": w} for o, w in gate_outcomes],
-    }
+def cost_inputs(run, metric: str) -> tuple[tuple, float | None]:
+    """((rate, low, high), joules per unit) a run's cost is figured from. An instance is paid while
+    it waits for requests: a serving run's cost is at the rate it achieved."""
+    if serves(run):
+        q = number(run.result.workload_metrics.get("achieved_qps"))
+        rates = (q, q, q)
+    else:
+        i = run.throughput(metric)
+        rates = (i.value, i.ci_low, i.ci_high)
+    energy = run.result.energy.device
+    per_unit_j = None
+    if energy is not None:
+        per_unit_j = energy.per_token_j if metric == "tokens_per_s" else energy.per_sample_j
+    return rates, per_unit_j

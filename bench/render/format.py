@@ -83,8 +83,19 @@ def flops(value) -> str:
     return DASH if value is None else f"{value / 1e9:,.1f} G"
 
 
+def header(col) -> str:
+    """A column's label, with the unit where the label does not already say it and the cells will
+    not (times and sizes are formatted with their unit in each cell)."""
+    if col.kind == "interval" or not col.unit or col.unit in col.label or col.unit in ("s", "bytes", "fraction", "%",
+                                                                                      "W", "J"):
+        return col.label
+    if col.label.endswith("/s") and col.unit.endswith("/s"):  # "decode tok/s" says it already
+        return col.label
+    return f"{col.label} ({col.unit})"
+
+
 def figure_cell(col, rec: dict) -> str:
-    """One column's value of a run (analysis/table.py record) as text: intervals as 'v [lo, hi]',
+    """One column's value of a run (bench/render/records.py) as text: intervals as 'v [lo, hi]',
     times and sizes with their unit, fractions as percent, unknown as "—"."""
     key = col.key
     if col.kind == "interval":

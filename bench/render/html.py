@@ -13,12 +13,9 @@ import html
 import re
 from datetime import datetime, timezone
 
-from bench.analysis.compare import scaling_groups
-from bench.analysis.serving import serving_curves
-from bench.analysis.table import figure_specs, lead_column, record
 from bench.core.text import terminal_safe
-from bench.model.fields import encode
 from bench.model.keys import keys_of
+from bench.render import words
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
 from bench.render.format import DASH
 
@@ -61,25 +58,38 @@ def _fig_html(fig, div_id: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
+def error_bars(values, lows, highs) -> dict:
+    """Plotly's asymmetric error bars of values with their interval (none where an end is unknown)."""
+    return {"type": "data", "symmetric": False,
+            "array": [hi - v if hi is not None and v is not None else 0 for v, hi in zip(values, highs, strict=True)],
+            "arrayminus": [v - lo if lo is not None and v is not None else 0
+                           for v, lo in zip(values, lows, strict=True)]}
+
+
+def _kind(row) -> str:
+    return "baseline" if row.baseline else "comparable" if row.comparable else "not comparable"
+
+
+def _bar(kind: str, labels: list[str], values: list, lows: list, highs: list):
+    """One legend entry's bars with their intervals, in its colour."""
+    import plotly.graph_objects as go
+
+    return go.Bar(name=kind, x=[esc_chart(x) for x in labels], y=values, marker_color=COLOURS[kind],
+                  error_y=error_bars(values, lows, highs))
+
+
 def throughput_figure(comp):
     """One bar per run with its 95 % interval; baseline, comparable and not comparable in the legend."""
     import plotly.graph_objects as go
 
-    m = comp.main_metric
     fig = go.Figure()
     for kind in ("baseline", "comparable", "not comparable"):
-        rows = [v for v in (record(r, comp) for r in comp.rows)
-                if ("baseline" if v["baseline"] else "comparable" if v["comparable"] else "not comparable") == kind]
-        if not rows:
-            continue
-        fig.add_trace(go.Bar(
-            name=kind, x=[esc_chart(f"{v['run']} · {v['device']}") for v in rows], y=[v[m] for v in rows],
-            marker_color=COLOURS[kind],
-            error_y={"type": "data", "symmetric": False,
-                     "array": [(v[f"{m}_ci_high"] - v[m]) if v[f"{m}_ci_high"] is not None else 0 for v in rows],
-                     "arrayminus": [(v[m] - v[f"{m}_ci_low"]) if v[f"{m}_ci_low"] is not None else 0 for v in rows]}))
-    fig.update_layout(yaxis_title=esc_chart(m.replace("_per_s", "/s").replace("_", " ")), height=360, barmode="group",
-                      showlegend=True)
+        rows = [r for r in comp.rows if _kind(r) == kind]
+        if rows:
+            fig.add_trace(_bar(kind, [f"{r.run.name} · {r.run.device}" for r in rows], [r.lead.value for r in rows],
+                               [r.lead.ci_low for r in rows], [r.lead.ci_high for r in rows]))
+    fig.update_layout(yaxis_title=esc_chart(comp.main_metric.replace("_per_s", "/s").replace("_", " ")), height=360,
+                      barmode="group", showlegend=True)
     return fig
 
 
@@ -93,40 +103,33 @@ def speedup_figure(comp):
     fig = go.Figure()
     for kind, pick in (("verdict", True), ("inconclusive or no verdict", False)):
         sel = [r for r in rows if r.speedup.conclusive is pick]
-        if not sel:
-            continue
-        s = [r.speedup for r in sel]
-        fig.add_trace(go.Bar(name=kind, x=[esc_chart(r.run.name) for r in sel], y=[v.ratio for v in s],
-                             marker_color=COLOURS[kind],
-                             error_y={"type": "data", "symmetric": False,
-                                      "array": [(v.ci_high - v.ratio) if v.ci_high else 0 for v in s],
-                                      "arrayminus": [(v.ratio - v.ci_low) if v.ci_low else 0 for v in s]}))
+        if sel:
+            fig.add_trace(_bar(kind, [r.run.name for r in sel], [r.speedup.ratio for r in sel],
+                               [r.speedup.ci_low for r in sel], [r.speedup.ci_high for r in sel]))
     fig.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="baseline", annotation_position="top left")
     fig.update_layout(yaxis_title="× baseline", height=320, showlegend=True)
     return fig
 
 
-def scaling_figure(group: dict):
+def scaling_figure(group):
     """Throughput and scaling efficiency against world size."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    pts = group["points"]
-    x = [p["world_size"] for p in pts]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[esc_chart(group["metric"]), "scaling efficiency"])
-    fig.add_trace(go.Scatter(x=x, y=[p["value"] for p in pts], mode="lines+markers", name=esc_chart(group["metric"]),
-                             error_y={"type": "data", "symmetric": False,
-                                      "array": [(p["ci_high"] - p["value"]) if p["ci_high"] else 0 for p in pts],
-                                      "arrayminus": [(p["value"] - p["ci_low"]) if p["ci_low"] else 0 for p in pts]}),
-                  row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=[p["efficiency"] for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
+    pts = group.points
+    x = [p.world_size for p in pts]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[esc_chart(group.metric), "scaling efficiency"])
+    fig.add_trace(go.Scatter(x=x, y=[p.value for p in pts], mode="lines+markers", name=esc_chart(group.metric),
+                             error_y=error_bars([p.value for p in pts], [p.ci_low for p in pts],
+                                                [p.ci_high for p in pts])), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=[p.efficiency for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
     fig.add_hline(y=1.0, line_dash="dash", row=1, col=2)
     fig.update_xaxes(title_text="world size", type="log", tickvals=x)
     fig.update_layout(height=360)
     return fig
 
 
-def serving_figure(curves: list[dict]):
+def serving_figure(curves):
     """TTFT p99 (solid) and p50 (dotted) against offered load, one colour per run, the SLO dashed."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
@@ -134,13 +137,13 @@ def serving_figure(curves: list[dict]):
     fig = go.Figure()
     for i, c in enumerate(curves):
         colour = qualitative.Plotly[i % len(qualitative.Plotly)]
-        x = [p["qps"] for p in c["points"]]
-        name = esc_chart(f"{c['run']} · {c['device']}")
-        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p99_s"] for p in c["points"]], mode="lines+markers",
+        x = [p.qps for p in c.points]
+        name = esc_chart(f"{c.run} · {c.device}")
+        fig.add_trace(go.Scatter(x=x, y=[p.ttft_p99_s for p in c.points], mode="lines+markers",
                                  name=f"{name}: p99", line={"color": colour}))
-        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p50_s"] for p in c["points"]], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=[p.ttft_p50_s for p in c.points], mode="lines+markers",
                                  name=f"{name}: p50", line={"color": colour, "dash": "dot"}))
-    slos = {c["slo_ttft_s"] for c in curves if c["slo_ttft_s"] is not None}
+    slos = {c.slo_ttft_s for c in curves if c.slo_ttft_s is not None}
     for slo in slos:
         fig.add_hline(y=slo, line_dash="dash", line_color="#c0392b", annotation_text=f"SLO {slo * 1000:g} ms",
                       annotation_position="top left")
@@ -149,19 +152,35 @@ def serving_figure(curves: list[dict]):
     return fig
 
 
+def telemetry_panels(report) -> list[tuple[str, list[str], float]]:
+    """(title, sample keys, scale) of each panel that has a number to draw."""
+    samples, panels = report.telemetry.samples, []
+    for title, metric, role, scale in TELEMETRY_PANELS:
+        keys = [k for k in keys_of(report.telemetry, metric, role)
+                if any(isinstance(s.get(k), int | float) for s in samples)]
+        if keys:
+            panels.append((title, keys, scale))
+    return panels
+
+
+def shade_phases(fig, phases) -> None:
+    """Each phase shaded; each measured span labelled with its workload and repeat (unless too many)."""
+    measured = [p for p in phases if p.phase == "measure"]
+    for ph in phases:
+        label = ""
+        if ph.phase == "measure" and len(measured) <= MAX_BAND_LABELS:
+            label = esc_chart(f"{ph.workload} #{(ph.repeat or 0) + 1}")
+        fig.add_vrect(x0=ph.start_s, x1=ph.end_s, fillcolor=PHASES.get(ph.phase, ("", "rgba(0,0,0,0.05)"))[1],
+                      line_width=0, layer="below", row="all", col=1, annotation_text=label,
+                      annotation_position="top left", annotation_textangle=-90, annotation_font_size=9)
+
+
 def telemetry_figure(report):
-    """Stacked panels of what was sampled, on the run's clock, with the phases shaded; each measured
-    span labelled with its workload and repeat."""
+    """Stacked panels of what was sampled, on the run's clock, with the phases shaded."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    samples = report.telemetry.samples
-    panels = []
-    for title, metric, role, scale in TELEMETRY_PANELS:
-        keys = [k for k in keys_of(report.telemetry, metric, role) if any(isinstance(s.get(k), int | float)
-                                                                          for s in samples)]
-        if keys:
-            panels.append((title, keys, scale))
+    samples, panels = report.telemetry.samples, telemetry_panels(report)
     if not samples or not panels:
         return None
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, subplot_titles=[esc_chart(t) for t, _, _ in panels],
@@ -173,38 +192,10 @@ def telemetry_figure(report):
             if pts:
                 fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines",
                                          name=esc_chart(k), showlegend=True), row=i, col=1)
-    measured = [p for p in report.telemetry.phases if p.phase == "measure"]
-    for ph in report.telemetry.phases:
-        label = ""
-        if ph.phase == "measure" and len(measured) <= MAX_BAND_LABELS:
-            label = esc_chart(f"{ph.workload} #{(ph.repeat or 0) + 1}")
-        fig.add_vrect(x0=ph.start_s, x1=ph.end_s, fillcolor=PHASES.get(ph.phase, ("", "rgba(0,0,0,0.05)"))[1],
-                      line_width=0, layer="below", row="all", col=1, annotation_text=label,
-                      annotation_position="top left", annotation_textangle=-90, annotation_font_size=9)
+    shade_phases(fig, report.telemetry.phases)
     fig.update_layout(height=210 * len(panels) + 60)
     fig.update_xaxes(title_text="seconds since the run started", row=len(panels), col=1)
     return fig
-
-
-def _flatten(prefix: str, value, out: dict) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else k, v, out)
-    else:
-        out[prefix] = value
-
-
-def environment_diff(loaded) -> tuple[list[str], list[tuple[str, list]]]:
-    """Keys of the environment whose values differ between the reports."""
-    flat = []
-    for _, report in loaded:
-        f: dict = {}
-        _flatten("", encode(report.environment), f)
-        flat.append(f)
-    keys = sorted({k for f in flat for k in f})
-    rows = [(k, [f.get(k) for f in flat]) for k in keys
-            if len({repr(f.get(k)) for f in flat}) > 1 and not k.endswith("boot_time")]
-    return [p for p, _ in loaded], rows
 
 
 def _table(headers: list[str], rows: list[list], dim: list[bool] | None = None) -> str:
@@ -247,55 +238,78 @@ margin:14px 0 0}.charts{display:grid;grid-template-columns:1fr;gap:8px}@media(mi
 height:10px;margin:0 4px 0 10px;border:1px solid #aaa}nav a{margin-right:12px}"""
 
 
-def render(comparisons, loaded) -> str:
+class Page:
+    """The page's parts in order; each chart numbered for its own div."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.charts = 0
+
+    def add(self, html_text: str) -> None:
+        self.parts.append(html_text)
+
+    def chart(self, title: str, fig) -> None:
+        self.charts += 1
+        self.parts.append(f"<div class='chart'><h3>{esc(title)}</h3>{_fig_html(fig, f'chart{self.charts}')}</div>")
+
+
+def workload_section(page: Page, comp) -> None:
+    page.add(f"<section class='workload' id='wl-{slug(comp.title)}'><h2>{esc(comp.title)}</h2>"
+             f"<p class='meta'>{esc(comp.main_metric)} · baseline {esc(words.display(comp.baseline))}</p>")
+    page.add(summary_table(comp))
+    page.add(notes_box(comp))
+    page.add("<div class='charts'>")
+    page.chart(f"{comp.lead.label.replace(' [95% CI]', '')} with its 95 % interval", throughput_figure(comp))
+    fig = speedup_figure(comp)
+    if fig is not None:
+        page.chart(f"speedup vs {comp.baseline.name}", fig)
+    page.add("</div></section>")
+
+
+def serving_section(page: Page, curves) -> None:
+    page.add("<h2 id='serving'>Serving: latency against offered load</h2>")
+    page.add(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],
+                    [[c.run, c.device, DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
+                      words.capacity_text(c.capacity)] for c in curves]))
+    page.chart("time to first token against offered load", serving_figure(curves))
+
+
+def telemetry_section(page: Page, sources) -> None:
+    page.add(f"<h2 id='telemetry'>Telemetry over time</h2><p class='meta'>Phases: {PHASE_KEY}</p>")
+    for source in sources:
+        fig = telemetry_figure(source.report)
+        name = source.report.label or source.path
+        if fig is None:
+            page.add(f"<p>{esc(name)}: no telemetry samples in this report.</p>")
+        else:
+            page.chart(name, fig)
+
+
+def environment_section(page: Page, diff) -> None:
+    page.add("<h2 id='environment'>What differs between the environments</h2>")
+    page.add(_table(["field"] + diff.files, [[k] + vals for k, vals in diff.rows]) if diff.rows
+             else "<p>Nothing differs.</p>")
+
+
+def render(comparison) -> str:
     """The whole page as a string."""
     from plotly.offline import get_plotlyjs
 
-    parts, n = [], 0
-
-    def chart(title: str, fig) -> None:
-        nonlocal n
-        n += 1
-        parts.append(f"<div class='chart'><h3>{esc(title)}</h3>{_fig_html(fig, f'chart{n}')}</div>")
-
-    nav = "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparisons)
-    parts.append(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
-    for comp in comparisons:
-        parts.append(f"<section class='workload' id='wl-{slug(comp.title)}'><h2>{esc(comp.title)}</h2>"
-                     f"<p class='meta'>{esc(comp.main_metric)} · baseline {esc(comp.baseline.display)}</p>")
-        parts.append(summary_table(comp))
-        parts.append(notes_box(comp))
-        parts.append("<div class='charts'>")
-        lead = lead_column(comp, figure_specs(comp)).label.replace(" [95% CI]", "")
-        chart(f"{lead} with its 95 % interval", throughput_figure(comp))
-        fig = speedup_figure(comp)
-        if fig is not None:
-            chart(f"speedup vs {comp.baseline.name}", fig)
-        parts.append("</div></section>")
-    curves = serving_curves(loaded, next((c.costing for c in comparisons), None))
-    if curves:
-        parts.append("<h2 id='serving'>Serving: latency against offered load</h2>")
-        parts.append(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],
-                            [[c["run"], c["device"], DASH if c["slo_ttft_s"] is None else f"{c['slo_ttft_s'] * 1000:g} ms",
-                              c["capacity_text"]] for c in curves]))
-        chart("time to first token against offered load", serving_figure(curves))
-    for g in scaling_groups(loaded):
-        parts.append(f"<h2>{esc(g['workload'])}: scaling with world size</h2>")
-        chart("throughput and efficiency", scaling_figure(g))
-    parts.append(f"<h2 id='telemetry'>Telemetry over time</h2><p class='meta'>Phases: {PHASE_KEY}</p>")
-    for path, report in loaded:
-        fig = telemetry_figure(report)
-        name = report.label or path
-        if fig is None:
-            parts.append(f"<p>{esc(name)}: no telemetry samples in this report.</p>")
-        else:
-            chart(name, fig)
-    files, diff = environment_diff(loaded)
-    parts.append("<h2 id='environment'>What differs between the environments</h2>")
-    parts.append(_table(["field"] + files, [[k] + vals for k, vals in diff]) if diff else "<p>Nothing differs.</p>")
+    page = Page()
+    nav = "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparison)
+    page.add(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
+    for comp in comparison:
+        workload_section(page, comp)
+    if comparison.serving:
+        serving_section(page, comparison.serving)
+    for g in comparison.scaling:
+        page.add(f"<h2>{esc(g.workload)}: scaling with world size</h2>")
+        page.chart("throughput and efficiency", scaling_figure(g))
+    telemetry_section(page, comparison.sources)
+    environment_section(page, comparison.environment)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>bench compare</title>"
             f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-            f"<h1>bench compare</h1><p class='meta'>{len(loaded)} report(s), generated {esc(stamp)}.</p>"
-            + "".join(parts) + "</body></html>")
+            f"<h1>bench compare</h1><p class='meta'>{len(comparison.sources)} report(s), generated {esc(stamp)}.</p>"
+            + "".join(page.parts) + "</body></html>")

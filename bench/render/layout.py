@@ -35,7 +35,7 @@ def _wide(title, headers, rows, keep, dim) -> Table:
     table = Table(title=shown(title), title_justify="left")
     for i in keep:
         table.add_column(shown(headers[i]), no_wrap=True)
-    for r, d in zip(rows, dim):
+    for r, d in zip(rows, dim, strict=True):
         table.add_row(*[shown(r[i]) for i in keep], style="dim" if d else None)
     return table
 
@@ -43,7 +43,7 @@ def _wide(title, headers, rows, keep, dim) -> Table:
 def _transposed(title, headers, rows, keep, dim) -> Table:
     table = Table(title=shown(title), title_justify="left")
     table.add_column("", no_wrap=True, style="bold")
-    for r, d in zip(rows, dim):
+    for r, d in zip(rows, dim, strict=True):
         table.add_column(shown(r[0]), no_wrap=True, style="dim" if d else None)
     for i in keep[1:]:
         table.add_row(shown(headers[i]), *[shown(r[i]) for r in rows])
@@ -52,7 +52,7 @@ def _transposed(title, headers, rows, keep, dim) -> Table:
 
 def _blocks(title, headers, rows, keep, dim, always: int) -> Group:
     parts = [Text(title, style="italic")]
-    for r, d in zip(rows, dim):
+    for r, d in zip(rows, dim, strict=True):
         block = Table(show_header=False, box=None, padding=(0, 1), title=shown(r[0]), title_justify="left",
                       title_style="bold dim" if d else "bold")
         block.add_column(no_wrap=True, style="dim")

@@ -1,8 +1,8 @@
 """Comparisons as pandas DataFrames (notebooks; the CSV export is one), and the facade `load_reports` in bench/__init__.py.
 
-One row per run x workload, the columns of analysis/table.py: identity (workload, run, label, file,
-run_id, created_at as a UTC timestamp, status, device), the lead figure with its interval, the
-speedup against the baseline with its interval and verdict, every figure the workload declares,
+One row per run x workload, the keys of bench/render/records.py: identity (workload, run, label,
+file, run_id, created_at as a UTC timestamp, status, device), the lead figure with its interval,
+the speedup against the baseline with its interval and verdict, every figure the workload declares,
 the common figures, warnings, and the workload's params as `param_<name>`. `frame.attrs["units"]`
 maps each figure column to its unit.
 """
@@ -13,17 +13,17 @@ from pathlib import Path
 
 from bench.analysis.compare import compare
 from bench.analysis.load import expand
-from bench.analysis.table import columns, records
 from bench.model.io import load_report
+from bench.render.records import records
 
 
-def comparison_frame(comparisons):
+def comparison_frame(comparison):
     import pandas as pd
 
-    frame = pd.DataFrame(records(comparisons))
+    frame = pd.DataFrame(records(comparison))
     if "created_at" in frame:
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, errors="coerce")
-    frame.attrs["units"] = {c.key: c.unit for comp in comparisons for c in columns(comp) if c.unit}
+    frame.attrs["units"] = {c.key: c.unit for comp in comparison for c in comp.columns if c.unit}
     return frame
 
 

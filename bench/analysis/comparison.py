@@ -1,0 +1,271 @@
+"""The comparison as one typed object: what `compare()` returns and every output formats.
+
+Values are raw (seconds, bytes, fractions, USD), null where unknown. What a reader must be told is
+a `Note`: a code and the values its wording needs; the words live in bench/render/words.py, one
+place per code. Nothing here is a sentence.
+
+    Comparison            the whole: workloads, notes, gates, serving curves, scaling, environment
+      WorkloadComparison  one workload (and variant): its columns, its baseline, a row per run
+        Row               one run x workload: identity, lead figure, speedup, figures, cost, notes
+    ServingCurve          one serving run's latency against offered load, and its capacity
+    ScalingGroup          runs that differ only in world size, with the scaling efficiency
+    GateOutcome           one --fail-on gate applied to one row
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
+
+from bench.model.report import Report
+
+Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_verdict", "not_comparable", "failed"]
+
+# Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
+ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
+                     "no_raw_times", "no_throughput", "no_interval", "unclear"]
+NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
+                   "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
+                   "priced", "unpriced"]
+Better = Literal["higher", "lower", "none"]
+
+
+class Typed(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class Note(Typed):
+    """Something to tell the reader: a code, the run it is about (None: the whole comparison) and
+    the values its wording needs."""
+
+    code: NoteCode | ReasonCode
+    run: str | None = None
+    values: dict[str, Any] = {}
+
+
+class Column(Typed):
+    """One figure a workload's table shows: its key in a row's values, a short name, the unit of
+    the raw value ("" for counts and text), how it is shown, which way is better."""
+
+    key: str
+    label: str
+    unit: str = ""
+    kind: Literal["text", "number", "interval", "verdict", "util"] = "number"
+    always: bool = False  # shown even where no run has a value
+    better: Better = "none"
+
+
+class Estimate(Typed):
+    """A figure with its 95 % interval (ends null where there is none) and how it was computed."""
+
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    method: str | None = None
+
+
+class Speedup(Typed):
+    """run / baseline for one throughput metric, the interval, and the verdict it supports."""
+
+    metric: str
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    level: float
+    method: Literal["welch", "within_run", "published"]
+    repeats: tuple[int, int]  # (run, baseline)
+    verdict: Literal["faster", "slower", "same", "inconclusive", "no_verdict"]
+    reason: Note | None = None  # why inconclusive or no verdict (a ReasonCode)
+    min_repeats: int
+    min_effect: float
+
+    @property
+    def conclusive(self) -> bool:
+        return self.verdict in ("faster", "slower", "same")
+
+
+class Price(Typed):
+    match: str  # a run's label or display name, or a device kind (hpu, cuda, cpu)
+    usd_per_hour: float
+    devices: int  # devices the instance holds
+    source: str  # where the price came from
+
+
+class Costing(Typed):
+    prices: tuple[Price, ...] = ()
+    kwh_usd: float | None = None
+
+
+class Cost(Typed):
+    """What one unit of a run's output costs: at its instance's price scaled to the devices it used
+    (the interval carried from the throughput's), and its measured energy at the kWh price."""
+
+    key: Literal["usd_per_1k_requests", "usd_per_1m_tokens", "usd_per_1k_samples"]
+    price: Price | None = None
+    devices_used: int = 1
+    usd_per_hour_used: float | None = None
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    energy: float | None = None  # USD per unit of the device energy measured
+    priced_energy: bool = False  # a kWh price was given
+
+
+class RunInfo(Typed):
+    """What identifies a run in every output."""
+
+    name: str  # the label, else device and time; unique within the comparison
+    path: str
+    run_id: str
+    label: str | None
+    created_at: str
+    status: str  # ok | interrupted | failed
+    origin: str  # measured | published
+    device: str
+    backend: str | None
+    host: str | None
+    workload: str
+    variant: str | None
+    params: dict[str, Any]
+
+    @property
+    def published(self) -> bool:
+        return self.origin == "published"
+
+
+class Row(Typed):
+    run: RunInfo
+    verdict: Verdict
+    baseline: bool = False
+    comparable: bool = True  # the identity matches the baseline's (the baseline itself: True)
+    forced: bool = False  # compared with --force although the identity differs
+    differences: list[str] = []  # identity fields that differ from the baseline's
+    speedup: Speedup | None = None
+    lead: Estimate  # the figure the workload leads with
+    figures: dict[str, float | int | bool | str | None]  # every other figure's raw value by its column key
+    repeats: int | None
+    warnings: list[str]  # codes, output_mismatch included
+    mismatch: str | None = None  # why the outputs disagree with the baseline's beyond the tolerance
+    cost: Cost | None = None
+    notes: list[Note] = []
+
+
+class WorkloadComparison(Typed):
+    workload: str
+    variant: str | None  # serving: the offered rate these runs share (`qps=4`)
+    main_metric: str
+    baseline: RunInfo
+    columns: list[Column]
+    rows: list[Row]
+
+    @property
+    def title(self) -> str:
+        return f"{self.workload} {self.variant}" if self.variant else self.workload
+
+    @property
+    def lead(self) -> Column:
+        return next(c for c in self.columns if c.key == self.main_metric)
+
+
+class CurvePoint(Typed):
+    qps: float
+    achieved_qps: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p99_s: float | None = None
+    e2e_p99_s: float | None = None
+    slo_met: bool | None = None
+    slo_attainment: float | None = None
+    requests: int | None = None
+
+
+class Capacity(Typed):
+    """The highest offered rate that met the SLO and the lowest higher one that did not."""
+
+    code: Literal["bracket", "at_least", "below", "no_slo"]
+    qps: float | None = None
+    below_qps: float | None = None
+
+
+class CapacityCost(Typed):
+    """USD per 1k requests at capacity: at `qps` (usd) and at the rate that missed (usd_low)."""
+
+    usd: float
+    usd_low: float | None
+    price_source: str
+
+
+class ServingCurve(Typed):
+    workload: str
+    run: str
+    run_id: str
+    device: str
+    slo_ttft_s: float | None
+    slo_e2e_s: float | None
+    points: list[CurvePoint]
+    capacity: Capacity
+    cost: CapacityCost | None = None
+    notes: list[Note] = []  # what to know about the curve (a point's values name its rate)
+
+
+class ScalingPoint(Typed):
+    world_size: int
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    efficiency: float | None  # throughput at N / (N / N0 x throughput at the smallest N0)
+    run: str
+
+
+class ScalingGroup(Typed):
+    workload: str
+    metric: str
+    points: list[ScalingPoint]
+
+
+class Gate(Typed):
+    """--fail-on METRIC:PCT: a run conclusively slower than the baseline by more than `limit` fails."""
+
+    metric: str
+    limit: float  # a fraction
+
+
+class GateOutcome(Typed):
+    gate: Gate
+    workload: str
+    run: str
+    baseline: str
+    outcome: Literal["pass", "fail", "inconclusive"]
+    speedup: Speedup
+
+
+class EnvironmentDiff(Typed):
+    """The environment keys whose values differ between the reports: one value per file."""
+
+    files: list[str]
+    rows: list[tuple[str, list[Any]]]
+
+
+class Source(Typed):
+    """A report compared, as read from its file (the HTML page draws its telemetry)."""
+
+    path: str
+    report: InstanceOf[Report] = Field(exclude=True)  # an instance, never copied, revalidated or dumped
+
+
+class Comparison(Typed):
+    workloads: list[WorkloadComparison]
+    notes: list[Note] = []  # files dropped as duplicates, missing baselines, handicapped runs
+    min_repeats: int = 3
+    min_effect: float = 0.02
+    gates: list[GateOutcome] = []
+    serving: list[ServingCurve] = []
+    scaling: list[ScalingGroup] = []
+    environment: EnvironmentDiff | None = None
+    sources: list[Source] = []
+
+    def __iter__(self):
+        return iter(self.workloads)
+
+    def __len__(self):
+        return len(self.workloads)

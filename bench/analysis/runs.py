@@ -1,0 +1,146 @@
+"""The runs a comparison is made of: one per (report, result), named, duplicates dropped, and the
+baseline that `--baseline` names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.analysis.comparison import Note, RunInfo
+from bench.core.errors import ConfigError
+from bench.core.text import clip
+from bench.model.derive import recompute
+from bench.model.report import Interval, Metrics, Report, Result, variant_label
+
+
+@dataclass
+class Run:
+    """One (report, result) while it is analysed, its metrics recomputed from the raw times."""
+
+    name: str
+    path: str
+    report: Report
+    result: Result
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def workload(self) -> str:
+        return self.result.workload
+
+    @property
+    def params(self) -> dict:
+        return self.result.params
+
+    @property
+    def variant(self) -> str | None:
+        return variant_label(self.result.variant)
+
+    @property
+    def device(self) -> dict:
+        return self.report.environment.device
+
+    @property
+    def device_label(self) -> str:
+        d = self.device
+        return str(d.get("device_name") or d.get("backend") or "?")
+
+    @property
+    def published(self) -> bool:
+        return self.report.origin == "published"
+
+    @property
+    def raw(self) -> bool:
+        return bool(self.result.timing.step_times_s)
+
+    def throughput(self, metric: str) -> Interval:
+        return getattr(self.metrics, metric, None) or Interval(None)
+
+    def info(self) -> RunInfo:
+        r = self.report
+        return RunInfo(name=self.name, path=self.path, run_id=r.run_id, label=r.label, created_at=r.created_at,
+                       status=self.result.status, origin=r.origin, device=self.device_label,
+                       backend=_text(self.device.get("backend")), host=_text(r.environment.host.get("hostname")),
+                       workload=self.workload, variant=self.variant, params=dict(self.params))
+
+
+def _text(value) -> str | None:
+    """A scalar of the environment as text (a report may hold a number where a name belongs)."""
+    return None if value is None else str(value)
+
+
+NAME_CHARS = 24  # a run's display name: long labels are cut, names that then collide get a run-id prefix
+
+
+def run_name(report: Report, path: str) -> str:
+    """The label, else the device kind and when it ran (`cuda 11-28 14:02`)."""
+    if report.label and report.label.strip():
+        return clip(" ".join(report.label.split()), NAME_CHARS, "…")
+    backend = str(report.environment.device.get("backend") or Path(path).stem.split("_")[1:2] or "run")
+    try:
+        when = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%m-%d %H:%M")
+    except ValueError:
+        when = Path(path).stem[:16]
+    return f"{clip(backend, 12, '…')} {when}"
+
+
+def unique_names(runs: list[Run]) -> None:
+    """Runs of different reports that would show the same name get their run_id's first characters."""
+    by_name: dict[str, set[str]] = {}
+    for r in runs:
+        by_name.setdefault(r.name, set()).add(r.report.run_id)
+    for r in runs:
+        ids = by_name[r.name]
+        if len(ids) > 1:
+            width = 6
+            while len({i[:width] for i in ids}) < len(ids) and width < 32:
+                width += 2
+            r.name = f"{r.name} #{r.report.run_id[:width]}"
+
+
+def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[Note]]:
+    """Every result as a Run (failed ones too: they are shown, marked), and a note for each file
+    dropped as a duplicate of another (the same path, or the same run_id)."""
+    runs, notes, seen = [], [], {}
+    for path, report in loaded:
+        key_path = str(Path(path).resolve())
+        first = seen.get(report.run_id) or seen.get(key_path)
+        if first is not None:
+            notes.append(Note(code="duplicate", values={"path": path, "first": first, "run_id": report.run_id}))
+            continue
+        seen[report.run_id] = seen[key_path] = path
+        runs += [Run(run_name(report, path), path, report, result, recompute(result)) for result in report.results
+                 if result.status in ("ok", "interrupted", "failed")]
+    unique_names(runs)
+    return runs, notes
+
+
+def baseline_candidates(runs: list[Run], spec: str) -> dict[str, Run]:
+    """Reports that `--baseline spec` names: by label, path, file name, or a run_id prefix."""
+    found = {}
+    for r in runs:
+        rid = r.report.run_id
+        if spec in (r.name, r.report.label, r.path, Path(r.path).name) or (len(spec) >= 4 and rid.startswith(spec)):
+            found.setdefault(rid, r)
+    return found
+
+
+def pick_baseline(runs: list[Run], spec: str | None) -> str:
+    """The run_id of the baseline report: the first file's, or the one --baseline names alone."""
+    if spec is None:
+        return runs[0].report.run_id
+    found = baseline_candidates(runs, spec)
+    if not found:
+        names = ", ".join(sorted({r.name for r in runs}))
+        raise ConfigError(f"--baseline {spec!r} matches no run; labels here: {names}")
+    if len(found) > 1:
+        listed = "; ".join(f"{r.name} ({r.path}, run id {rid[:8]})" for rid, r in found.items())
+        raise ConfigError(f"--baseline {spec!r} is ambiguous, it matches {len(found)} runs: {listed}. Name one by "
+                          "its file or a run-id prefix")
+    return next(iter(found))
+
+
+def handicap(run: Run) -> float:
+    measure = run.report.config.get("measure")
+    value = measure.get("handicap") if isinstance(measure, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
