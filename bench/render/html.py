@@ -17,7 +17,7 @@ from bench.analysis.compare import scaling_groups
 from bench.analysis.serving import serving_curves
 from bench.analysis.table import figure_specs, lead_column, record
 from bench.core.text import terminal_safe
-from bench.model.fields import encode
+from bench.model.fields import plain
 from bench.model.keys import keys_of
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
 from bench.render.format import DASH
@@ -199,7 +199,7 @@ def environment_diff(loaded) -> tuple[list[str], list[tuple[str, list]]]:
     flat = []
     for _, report in loaded:
         f: dict = {}
-        _flatten("", encode(report.environment), f)
+        _flatten("", plain(report.environment), f)
         flat.append(f)
     keys = sorted({k for f in flat for k in f})
     rows = [(k, [f.get(k) for f in flat]) for k in keys
