@@ -181,9 +181,12 @@ def _adapter(tp, limits: Limits) -> TypeAdapter:
 
 
 def _checked(flag: str, raw: Any, tp, limits: Limits):
-    """One option's value from its raw form (command-line text or a typed value), checked."""
+    """One option's value from its raw form, checked: command-line text is parsed ("8" is 8), a typed
+    value (a preset's, a caller's) taken as it is (True is not 1)."""
+    items = _items(flag, raw, _inner(tp)[2])
+    text = all(isinstance(x, str) for x in (items if isinstance(items, tuple) else (items,)))
     try:
-        return _adapter(tp, limits).validate_python(_items(flag, raw, _inner(tp)[2]))
+        return _adapter(tp, limits).validate_python(items, strict=not text)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {reason(exc.errors(include_url=False)[0])}") from None
 
