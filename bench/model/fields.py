@@ -116,7 +116,7 @@ def problem(exc: ValidationError, data) -> tuple[str, str]:
     """(path, reason) of the first thing wrong. pydantic's locations also name a union's alternatives
     (`Interval`, `int`): the parts that do not index the data are those. Where a value fits none of
     a union's alternatives, the one that got deepest into it speaks; if none got inside the value,
-    its type fits none of them."""
+    one whose type fitted (a NaN, a number out of bounds), else the list of what would have fitted."""
     errors = exc.errors(include_url=False)
     error = errors[0]
     while True:
@@ -128,6 +128,9 @@ def problem(exc: ValidationError, data) -> tuple[str, str]:
         count = Counter(e["alternative"] for e in tries)  # of two as deep, the one with fewer errors fits better
         deepest = max(tries, key=lambda e: (len(_walk(e, data)[0]), -count[e["alternative"]]))
         if len(_walk(deepest, data)[0]) == len(parts):
+            near = [e for e in tries if not e["type"].endswith(("_type", "_parsing"))]  # the type fits: NaN, a bound
+            if near:
+                return _path(parts), reason(near[0])
             return _path(parts), f"expected {_either([_kind(a) for a in count])}, got {shown(node)}"
         errors = [e for e in tries if e["alternative"] == deepest["alternative"]]
         error = deepest
