@@ -184,6 +184,7 @@ def test_a_config_with_absurd_sizes_is_refused(tmp_path):
     (["--scaling", "2,x"], "--scaling: expected a whole number, got 'x'"),
     (["--scaling", " , "], "--scaling: expected a comma-separated list, got ' , '"),
     (["--label", "a\x00b"], "--label: contains a NUL character"),
+    (["--workload", "blender-generate", "--workload", "a\x00b"], "--workload: contains a NUL character"),  # repeated
 ])
 def test_each_bad_value_is_said_in_words_naming_the_flag(args, said):
     with pytest.raises(ConfigError) as exc:

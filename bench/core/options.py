@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,7 +66,7 @@ def _inner(tp):
     """(base type, is_optional, is_sequence) of a hint: int | None -> (int, True, False)."""
     args = get_args(tp)
     optional = NoneType in args
-    if args and get_origin(tp) in (typing.Union, __import__("types").UnionType):
+    if args and get_origin(tp) in (typing.Union, types.UnionType):
         tp = next(a for a in args if a is not NoneType)
     if get_origin(tp) in (tuple, list):
         return get_args(tp)[0], optional, True
@@ -183,25 +184,29 @@ def _adapter(tp, limits: Limits) -> TypeAdapter:
 def _checked(flag: str, raw: Any, tp, limits: Limits):
     """One option's value from its raw form, checked: command-line text is parsed ("8" is 8), a typed
     value (a preset's, a caller's) taken as it is (True is not 1)."""
-    items = _items(flag, raw, _inner(tp)[2])
-    text = all(isinstance(x, str) for x in (items if isinstance(items, tuple) else (items,)))
+    sequence = _inner(tp)[2]
+    items = _items(flag, raw, sequence)
+    text = all(isinstance(x, str) for x in items)
     try:
-        return _adapter(tp, limits).validate_python(items, strict=not text)
+        return _adapter(tp, limits).validate_python(items if sequence else items[0], strict=not text)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {reason(exc.errors(include_url=False)[0])}") from None
 
 
-def _items(flag: str, raw: Any, sequence: bool):
-    """Command-line text as the validator takes it: stripped, and N,N,... split into items (a
-    repeated flag arrives as a list already)."""
-    if isinstance(raw, str) and "\x00" in raw:
-        raise ConfigError(f"{flag}: contains a NUL character")
+def _items(flag: str, raw: Any, sequence: bool) -> tuple:
+    """The raw value's items as the validator takes them: text stripped, N,N,... split (a repeated
+    flag arrives as a list already); one item where the option is not a list."""
     if not sequence:
-        return raw.strip() if isinstance(raw, str) else raw
-    items = list(raw) if isinstance(raw, list | tuple) else [x.strip() for x in str(raw).split(",") if x.strip()]
+        items = (raw.strip() if isinstance(raw, str) else raw,)
+    elif isinstance(raw, list | tuple):
+        items = tuple(raw)
+    else:
+        items = tuple(x.strip() for x in str(raw).split(",") if x.strip())
     if not items:
         raise ConfigError(f"{flag}: expected a comma-separated list, got {raw!r}")
-    return tuple(items)
+    if any(isinstance(x, str) and "\x00" in x for x in items):
+        raise ConfigError(f"{flag}: contains a NUL character")
+    return items
 
 
 def namespace_values(ns: argparse.Namespace, cls) -> dict[str, Any]:
