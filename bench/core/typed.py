@@ -65,7 +65,7 @@ class Limits:
         return any(x is not None for x in (self.minimum, self.exclusive_minimum, self.maximum))
 
     def text(self) -> str:
-        """The bounds in words, for --help and the docs: `at least 1, at most 65536`."""
+        """The bounds in words, for --help: `at least 1, at most 65536`."""
         parts = [f"{word} {number(x)}" for word, x in (("at least", self.minimum), ("more than", self.exclusive_minimum),
                                                        ("at most", self.maximum)) if x is not None]
         return ", ".join(parts)
