@@ -13,8 +13,12 @@ For the seed preset of each workload in fp32 and, where the device has it, bf16:
   util / power device utilization during the measured steps, and power there against an idle
                second before them; energy: what the in-process counter read over the steps;
   parity       the workload's output fingerprint against the same computed on the CPU.
-It needs only torch, transformers, psutil and rich (and nvidia-ml-py or habana-pyhlml for telemetry):
-it runs from a plain checkout, nothing installed, on an offline image.
+It runs from a plain checkout, bench itself not installed, on an offline image
+(`PYTHONPATH=. python -S benchmarks/device_check.py` works too, with the directory that holds the
+packages below on PYTHONPATH). It needs torch, transformers, psutil, rich and pydantic — pydantic
+checks bench's options and reports and brings a compiled part, `pydantic-core`, as a wheel for the
+platform, with `annotated-types`, `typing-extensions` and `typing-inspection`; `pip install
+"pydantic>=2.11"` installs them all — and nvidia-ml-py or habana-pyhlml for telemetry.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    import pydantic  # noqa: F401 - bench checks its options and reports with it
+except ImportError:
+    sys.exit("benchmarks/device_check.py needs pydantic: pip install 'pydantic>=2.11' (see its docstring)")
 
 from bench.devices import registry as devices  # noqa: E402
 from bench.devices.options import DeviceOptions  # noqa: E402

@@ -2,6 +2,7 @@
 from the declarations; the config is frozen once built."""
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -168,3 +169,64 @@ def test_a_config_with_absurd_sizes_is_refused(tmp_path):
         (d / "config.json").write_text('{"model_type": "blenderbot-small", ' + bad + "}")
         with pytest.raises(ConfigError, match="config.json"):
             check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--batch-size", "100000000"], "--batch-size: must be at most 65536, got 100000000"),
+    (["--lr", "nan"], "--lr: must be a finite number, got 'nan'"),
+    (["--handicap=-inf"], "--handicap: must be a finite number, got '-inf'"),
+    (["--lr", "0"], "--lr: must be more than 0, got 0"),
+    (["--steps", "3.5"], "--steps: expected a whole number, got '3.5'"),
+    (["--batch-size", "1" + "0" * 5000], "--batch-size: expected a whole number, got '1000"),
+    (["--sample-hz", "fast"], "--sample-hz: expected a number, got 'fast'"),
+    (["--precision", "int4"], "--precision: 'int4' is not one of 'fp32', 'bf16' or 'fp16'"),
+    (["--scaling", "1,0"], "--scaling: must be at least 1, got 0"),
+    (["--scaling", "2,x"], "--scaling: expected a whole number, got 'x'"),
+    (["--scaling", " , "], "--scaling: expected a comma-separated list, got ' , '"),
+    (["--label", "a\x00b"], "--label: contains a NUL character"),
+    (["--workload", "blender-generate", "--workload", "a\x00b"], "--workload: contains a NUL character"),  # repeated
+])
+def test_each_bad_value_is_said_in_words_naming_the_flag(args, said):
+    with pytest.raises(ConfigError) as exc:
+        run_config(*args)
+    assert str(exc.value).startswith(said)
+
+
+def test_a_new_group_declared_with_opt_gets_parsing_bounds_choices_and_presets():
+    """A group another layer adds (compare's, a plug-in's) needs nothing beyond its declarations."""
+    import argparse
+
+    @dataclass(frozen=True)
+    class GateOptions(Options):
+        title = "gates"
+        presets = {"strict": {"margin": 2.5}}
+
+        margin: float | None = opt(None, "allowed slowdown, %", minimum=0, maximum=100, preset=True)
+        levels: tuple[int, ...] = opt((90, 95), "confidence levels, %", minimum=50, maximum=99)
+        style: str = opt("table", "how to show it", choices=("table", "json"))
+        strict: bool = opt(False, "fail on any slowdown")
+
+    assert GateOptions.build({}, "strict") == GateOptions(margin=2.5)
+    built = GateOptions.build({"margin": "7", "levels": "80, 99", "style": "json", "strict": True})
+    assert (built.margin, built.levels, built.style, built.strict) == (7.0, (80, 99), "json", True)
+    for given, said in (({"margin": "101"}, "--margin: must be at most 100, got 101"),
+                        ({"levels": "95,40"}, "--levels: must be at least 50, got 40"),
+                        ({"style": "csv"}, "--style: 'csv' is not one of 'table' or 'json'"),
+                        ({"margin": True}, "--margin: expected a number, got True")):  # a typed value is not coerced
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            GateOptions.build(given)
+    parser = argparse.ArgumentParser()
+    GateOptions.add_arguments(parser, {})
+    text = " ".join(parser.format_help().split())
+    assert "allowed slowdown, % (at least 0, at most 100) (default: from the preset: strict 2.5)" in text
+    assert "--style table,json" in text and "(at least 50, at most 99) (default: 90,95)" in text
+
+
+def test_help_states_each_options_bounds(capsys):
+    from bench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "samples per step (at least 1, at most 65536) (default: from the preset: tiny 8, seed 24)" in text
+    assert "learning rate (more than 0, at most 10)" in text and "(at least 0.001, at most 1000000)" in text

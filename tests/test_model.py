@@ -4,6 +4,7 @@ generated from the model, and the migration from schema 1 (0.1's real output as 
 import copy
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -12,7 +13,7 @@ from reportgen import make_report
 from bench.core.errors import ReportError
 from bench.model.fields import ModelError
 from bench.model.io import dump_report, dumps_report, load_report, report_from_data
-from bench.model.report import SCHEMA_VERSION, Report
+from bench.model.report import SCHEMA_VERSION, Provenance, Report
 from bench.model.schema import DOCS_PATH, SCHEMA_PATH, docs_text, json_schema, schema_text
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -71,11 +72,16 @@ def test_a_failed_write_leaves_no_temporary_and_keeps_the_old_file(tmp_path):
     (lambda d: d.update(run_id=""), "run_id"),
 ])
 def test_malformed_but_parseable_reports_name_the_field(mutate, where):
+    assert f"f.json: invalid at {where}" in refusal(mutate)
+
+
+def refusal(mutate) -> str:
+    """What loading says of a valid report changed by mutate (through JSON text, as from a file)."""
     d = data()
     mutate(d)
     with pytest.raises(ReportError) as exc:
         report_from_data(json.loads(json.dumps(d)), "f.json")
-    assert f"f.json: invalid at {where}" in str(exc.value)
+    return str(exc.value)
 
 
 def test_open_maps_take_typed_values_so_unknown_plugins_still_load():
@@ -240,3 +246,125 @@ def test_the_model_checks_what_it_writes():
     assert isinstance(Report.from_json(make_report("y", 0.1).to_json()), Report)
     with pytest.raises(ModelError):
         Report.from_json({"schema_version": 2})
+
+
+# ---- the model's checks, beyond the fixtures above -------------------------------------------------
+
+@pytest.mark.parametrize("mutate,where,said", [
+    (lambda d: d["results"][0]["timing"]["repeats"][0].update(index=True), "results[0].timing.repeats[0].index",
+     "expected a whole number, got True"),  # no bool for an integer
+    (lambda d: d["results"][0]["timing"]["repeats"][0].update(pid=12.0), "results[0].timing.repeats[0].pid",
+     "expected a whole number, got 12.0"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0].update(threads=0), "results[0].timing.repeats[0].threads",
+     "must be at least 1, got 0"),
+    (lambda d: d["results"][0]["metrics"]["samples_per_s"].update(level=1.5), "results[0].metrics.samples_per_s.level",
+     "must be at most 1, got 1.5"),
+    (lambda d: d["results"][0]["timing"]["repeats"][0].update(
+        requests={"arrival_s": [0.0], "start_s": [None], "first_token_s": [None], "finish_s": [None],
+                  "prompt_tokens": [3], "new_tokens": [2], "batch": [-1]}),
+     "results[0].timing.repeats[0].requests.batch[0]", "must be at least 0, got -1"),  # a bound inside list[int | None]
+    (lambda d: d["results"][0]["timing"]["repeats"][0]["series"].update(loss=[1.0, float("nan")]),
+     "results[0].timing.repeats[0].series.loss[1]", "not a finite number (nan)"),
+    (lambda d: d["telemetry"]["samples"][0].update({"gpu0.power_w": float("-inf")}), "telemetry.samples[0].gpu0.power_w",
+     "not a finite number (-inf)"),
+    (lambda d: d["results"][0]["workload_metrics"].update(x={"n": "a"}), "results[0].workload_metrics.x.n",
+     "expected a whole number"),  # the Summary fits best: it speaks, not the Interval
+    (lambda d: d["config"].update(x={"a": {"b": 1}}), "config.x.a", "expected bool, integer, number, string or list"),
+    (lambda d: d["results"][0].update(fingerprint={"kind": "k", "precision": "fp32", "tokens": [1, 2], "margins": [0.5]}),
+     "results[0].fingerprint", "margins (1) and tokens (2) differ in length"),
+    (lambda d: d["environment"].update(host=[]), "environment.host", "expected an object, got []"),
+    (lambda d: d["telemetry"].update(sample_hz="10"), "telemetry.sample_hz", "expected a number, got '10'"),
+])
+def test_strict_loading_names_the_field_and_what_was_wrong(mutate, where, said):
+    assert f"f.json: invalid at {where}: {said}" in refusal(mutate)
+
+
+def test_a_list_stops_at_its_first_bad_item():
+    """A hostile file of a million NaN costs one error, not one per item (pydantic would keep them all)."""
+    from pydantic import ValidationError
+
+    from bench.model.fields import adapter
+    from bench.model.report import Repeat
+
+    with pytest.raises(ValidationError) as exc:
+        adapter(Repeat).validate_python({"index": 0, "step_times_s": [float("nan")] * 1000,
+                                         "step_samples": [1.0] * 1000, "step_tokens": [1.0] * 1000})
+    assert exc.value.error_count() == 1
+
+
+@pytest.mark.parametrize("spoil,where", [
+    (lambda r: setattr(r.results[0].memory, "device_peak_bytes", float("nan")), "results[0].memory.device_peak_bytes"),
+    (lambda r: setattr(r.results[0].metrics.samples_per_s, "value", float("inf")), "results[0].metrics.samples_per_s.value"),
+    (lambda r: r.telemetry.samples[3].update(x=float("nan")), "telemetry.samples[3].x"),
+])
+def test_a_non_finite_value_is_refused_at_write_never_written_as_null(spoil, where):
+    r = make_report("x", 0.1)
+    spoil(r)
+    with pytest.raises(ReportError, match=rf"invalid at {re.escape(where)}: not a finite number"):
+        dumps_report(r)
+
+
+def test_numpy_and_torch_scalars_and_c_locale_text_are_written_plainly(tmp_path):
+    import numpy as np
+
+    r = make_report("x", 0.1)
+    r.results[0].flops_per_step = np.float32(3.0)
+    r.results[0].timing.repeats[0].threads = np.int64(4)
+    r.results[0].params["fast"] = np.bool_(True)
+    r.provenance = Provenance(command=["bench", "--label", "caf\udcc3\udca9"])  # argv read through a C locale
+    back = load_report(dump_report(r, tmp_path / "r.json"))
+    assert back.results[0].flops_per_step == 3.0 and back.results[0].timing.repeats[0].threads == 4
+    assert back.results[0].params["fast"] is True and back.provenance.command[-1] == "café"
+
+
+def test_records_stay_plain_dataclasses_and_take_rules_as_invariants():
+    import dataclasses
+
+    from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
+
+    @dataclass
+    class Span:
+        start: float = fld("start", minimum=0)
+        stops: list[float] = fld("stops", factory=list, maximum=100)
+
+        @invariant
+        def _stops_after_start(self):
+            for i, s in enumerate(self.stops):
+                if s < self.start:
+                    raise ModelError(f"stops[{i}]", "before the start")
+
+        @invariant
+        def _few(self):
+            if len(self.stops) > 3:
+                raise ModelError("", "too many stops")
+
+    span = Span(1.0, [2.0])  # positional, unchecked: code builds records freely
+    assert dataclasses.replace(span, start=0.5).start == 0.5 and [f.name for f in dataclasses.fields(Span)] == \
+        ["start", "stops"]
+    assert parse(Span, plain(span)) == span
+    for bad, said in (({"start": 2, "stops": [3, 1]}, "stops[1]: before the start"),
+                      ({"start": 0, "stops": [1, 2, 3, 4]}, "(top level): too many stops"),
+                      ({"start": 0, "stops": [101]}, "stops[0]: must be at most 100, got 101"),
+                      ({"start": -1}, "start: must be at least 0, got -1")):
+        with pytest.raises(ModelError, match=re.escape(said)):
+            parse(Span, bad)
+    with pytest.raises(TypeError, match="@invariant"):
+        @dataclass
+        class Old:
+            x: int = fld("x", 0)
+
+            def check(self, path):  # the former protocol: refused loudly rather than never called
+                pass
+
+
+def test_the_schema_and_the_docs_carry_each_items_bounds():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json_schema()
+    times = schema["$defs"]["Repeat"]["properties"]["step_times_s"]
+    assert times["items"]["minimum"] == 1e-9 and times["items"]["maximum"] == 1e7
+    bad = data()
+    bad["results"][0]["timing"]["repeats"][0]["step_times_s"][0] = 0.0
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+    docs = docs_text()
+    assert "| `step_times_s` | list of number (≥ 1e-09, ≤ 10000000.0) |" in docs
+    assert "| `schema_version` * | integer (≥ 1) |" in docs and "| `start_s` | list of (number (≥ 0) or null) |" in docs

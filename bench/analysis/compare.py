@@ -18,7 +18,7 @@ from bench.analysis.cost import price_notes, run_cost
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import serving_curves
-from bench.model.fields import encode
+from bench.model.fields import plain
 from bench.model.parity import disagreement
 from bench.model.report import Report
 
@@ -160,7 +160,7 @@ def environment_diff(loaded) -> EnvironmentDiff:
     flat = []
     for _, report in loaded:
         f: dict = {}
-        _flatten("", encode(report.environment), f)
+        _flatten("", plain(report.environment), f)
         flat.append(f)
     keys = sorted({k for f in flat for k in f})
     rows = [(k, [f.get(k) for f in flat]) for k in keys

@@ -9,22 +9,28 @@ A group of options is a frozen dataclass derived from `Options` whose fields are
         lr: float | None = opt(None, "learning rate", exclusive_minimum=0, maximum=10, preset=True)
         presets = {"tiny": {"lr": 1e-3}, "seed": {"lr": 1e-5}}
 
-From the declarations come the command line (`add_arguments`), the checks every value gets before
-anything runs (type, finite, bounds, choices: `build`), the preset fill, and the JSON form of the
-resolved configuration (`to_json` / `from_json`). A group's own `check()` adds rules that span its
-fields. Errors are ConfigError naming the flag.
+From the declarations come the command line (`add_arguments`: flag, metavar from the type and the
+choices, help with the bounds and the default), the checks every value gets before anything runs
+(`build`: pydantic validates the field's type with its bounds and choices — whole numbers, finite
+numbers, lists — the same `Limits` the report model uses), the preset fill, and the JSON form of
+the resolved configuration (`to_json` / `from_json`). A group's own `check()` adds rules that span
+its fields. Errors are ConfigError naming the flag: `--batch-size: must be at most 65536, got 100000000`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
+import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_args, get_origin
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar, get_args, get_origin
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from bench.core.errors import ConfigError
+from bench.core.typed import Limits, reason
 
 NoneType = type(None)
 MISSING = dataclasses.MISSING
@@ -44,6 +50,12 @@ class Opt:
     preset: bool = False  # None means: take it from the preset
     short: str | None = None
 
+    @property
+    def limits(self) -> Limits:
+        """Text from a command line is parsed (not strict); bounds and choices hold for every item."""
+        choices = tuple(self.choices) if self.choices is not None else None
+        return Limits(self.minimum, self.exclusive_minimum, self.maximum, choices, strict=False)
+
 
 def opt(default: Any, help: str, **kw):
     """A dataclass field declaring an option. Lists and tuples are given as tuples (frozen)."""
@@ -54,7 +66,7 @@ def _inner(tp):
     """(base type, is_optional, is_sequence) of a hint: int | None -> (int, True, False)."""
     args = get_args(tp)
     optional = NoneType in args
-    if args and get_origin(tp) in (typing.Union, __import__("types").UnionType):
+    if args and get_origin(tp) in (typing.Union, types.UnionType):
         tp = next(a for a in args if a is not NoneType)
     if get_origin(tp) in (tuple, list):
         return get_args(tp)[0], optional, True
@@ -114,7 +126,8 @@ class Options:
 
     @classmethod
     def _help(cls, f: dataclasses.Field, o: Opt) -> str:
-        text = o.help
+        bounds = o.limits.text()
+        text = f"{o.help} ({bounds})" if bounds else o.help
         if o.preset and cls.presets:
             values = ", ".join(f"{p} {v[f.name]}" for p, v in cls.presets.items() if f.name in v)
             return f"{text} (default: from the preset: {values})" if values else text
@@ -132,11 +145,11 @@ class Options:
         values = {}
         fill = cls.presets.get(preset or "", {})
         for f, o, tp in cls.declared():
-            flag = o.flag or "--" + f.name.replace("_", "-")
-            if f.name in given and given[f.name] is not None:
-                values[f.name] = _convert(flag, given[f.name], tp, o)
-            elif o.preset and f.name in fill:
-                values[f.name] = _convert(flag, fill[f.name], tp, o)
+            raw = given.get(f.name)
+            if raw is None and o.preset:
+                raw = fill.get(f.name)
+            if raw is not None:
+                values[f.name] = _checked(o.flag or "--" + f.name.replace("_", "-"), raw, tp, o.limits)
         obj = cls(**values)
         obj.check()
         return obj
@@ -159,78 +172,41 @@ class Options:
         return dataclasses.replace(self, **changes)
 
 
-def _convert(flag: str, raw: Any, tp, o: Opt):
-    base, _, seq = _inner(tp)
-    if seq:
-        # a repeated text flag arrives as a list (each item as given); otherwise N,N,... text
-        items = list(raw) if isinstance(raw, list | tuple) else [x for x in str(raw).split(",") if x.strip()]
-        if not items:
-            raise ConfigError(f"{flag}: expected a comma-separated list, got {raw!r}")
-        return tuple(_scalar(flag, x, base, o) for x in items)
-    return _scalar(flag, raw, base, o)
+OPTION_CONFIG = ConfigDict(allow_inf_nan=False)
 
 
-def _scalar(flag: str, raw: Any, base, o: Opt):
-    text = raw.strip() if isinstance(raw, str) else raw
-    if base is bool:
-        value = raw if isinstance(raw, bool) else str(text).lower() in ("1", "true", "yes", "on")
-    elif base is int:
-        value = _int(flag, text)
-    elif base is float:
-        value = _float(flag, text)
+@lru_cache(maxsize=None)
+def _adapter(tp, limits: Limits) -> TypeAdapter:
+    """The validator of one option: its type, with its bounds and choices on every item."""
+    return TypeAdapter(Annotated[tp, limits], config=OPTION_CONFIG)
+
+
+def _checked(flag: str, raw: Any, tp, limits: Limits):
+    """One option's value from its raw form, checked: command-line text is parsed ("8" is 8), a typed
+    value (a preset's, a caller's) taken as it is (True is not 1)."""
+    sequence = _inner(tp)[2]
+    items = _items(flag, raw, sequence)
+    text = all(isinstance(x, str) for x in items)
+    try:
+        return _adapter(tp, limits).validate_python(items if sequence else items[0], strict=not text)
+    except ValidationError as exc:
+        raise ConfigError(f"{flag}: {reason(exc.errors(include_url=False)[0])}") from None
+
+
+def _items(flag: str, raw: Any, sequence: bool) -> tuple:
+    """The raw value's items as the validator takes them: text stripped, N,N,... split (a repeated
+    flag arrives as a list already); one item where the option is not a list."""
+    if not sequence:
+        items = (raw.strip() if isinstance(raw, str) else raw,)
+    elif isinstance(raw, list | tuple):
+        items = tuple(raw)
     else:
-        value = str(raw)
-        if "\x00" in value:
-            raise ConfigError(f"{flag}: contains a NUL character")
-    if o.choices is not None and value not in o.choices:
-        raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(map(str, o.choices))}")
-    _bounds(flag, value, o)
-    return value
-
-
-def _int(flag: str, text) -> int:
-    if isinstance(text, bool):
-        raise ConfigError(f"{flag}: expected a whole number, got {text!r}")
-    if isinstance(text, int):
-        return text
-    if isinstance(text, float) and text.is_integer():
-        return int(text)
-    try:
-        if isinstance(text, str) and len(text) > 40:
-            raise ValueError
-        return int(str(text), 10)
-    except ValueError:
-        raise ConfigError(f"{flag}: expected a whole number, got {str(text)[:40]!r}") from None
-
-
-def _float(flag: str, text) -> float:
-    if isinstance(text, bool):
-        raise ConfigError(f"{flag}: expected a number, got {text!r}")
-    try:
-        if isinstance(text, str) and len(text) > 40:
-            raise ValueError
-        value = float(text)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{flag}: expected a number, got {str(text)[:40]!r}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{flag}: must be a finite number, got {text!r}")
-    return value
-
-
-def _bounds(flag: str, value, o: Opt) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return
-    if o.minimum is not None and value < o.minimum:
-        raise ConfigError(f"{flag}: must be at least {_fmt(o.minimum)}, got {_fmt(value)}")
-    if o.exclusive_minimum is not None and value <= o.exclusive_minimum:
-        need = "more than 0" if o.exclusive_minimum == 0 else f"more than {_fmt(o.exclusive_minimum)}"
-        raise ConfigError(f"{flag}: must be {need}, got {_fmt(value)}")
-    if o.maximum is not None and value > o.maximum:
-        raise ConfigError(f"{flag}: must be at most {_fmt(o.maximum)}, got {_fmt(value)}")
-
-
-def _fmt(x) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
+        items = tuple(x.strip() for x in str(raw).split(",") if x.strip())
+    if not items:
+        raise ConfigError(f"{flag}: expected a comma-separated list, got {raw!r}")
+    if any(isinstance(x, str) and "\x00" in x for x in items):
+        raise ConfigError(f"{flag}: contains a NUL character")
+    return items
 
 
 def namespace_values(ns: argparse.Namespace, cls) -> dict[str, Any]:

@@ -22,7 +22,7 @@ class DeviceOptions(Options):
                                     "among the local ranks)", minimum=1, maximum=4096)
     compile: bool = opt(False, "torch.compile the model (cpu and cuda; on hpu use --hpu-mode compile)")
     peak_tflops: float | None = opt(None, "the device's dense peak in TFLOP/s for MFU, overriding the built-in "
-                                          "table (at least 0.001)", minimum=1e-3, maximum=1e6)
+                                          "table", minimum=1e-3, maximum=1e6)
 
     def check(self) -> None:
         cpus = os.cpu_count() or 1

@@ -30,7 +30,7 @@ from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
 from bench.measure.validity import sampler_health, telemetry_checks
 from bench.model.derive import contention_reasons, recompute, timing_warnings
-from bench.model.fields import ModelError, decode, null_non_finite
+from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
@@ -172,7 +172,7 @@ class Launcher:
                     self.watched.add(key)
                     self.sampler.watch(spec)
         elif kind == "phase":
-            self.phases.append(decode(Phase, event["phase"]))
+            self.phases.append(parse(Phase, event["phase"]))
         self.view.event(event)
 
     @property
@@ -189,7 +189,7 @@ class Launcher:
         by_rank.update({e.get("rank", 0): e for e in events if e["event"] == "result"})
         if by_rank:
             try:
-                results = {r: decode(Result, p["result"]) for r, p in by_rank.items()}
+                results = {r: parse(Result, p["result"]) for r, p in by_rank.items()}
             except ModelError as exc:  # a result the model refuses: the repeat failed, the run goes on
                 return Result(workload=name, status="failed",
                               error=f"repeat {repeat}: the worker sent a result that is not valid ({exc})"), None

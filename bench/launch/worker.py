@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 from bench.core.errors import BenchError
-from bench.model.fields import null_non_finite
+from bench.model.fields import null_non_finite, plain
 from bench.devices import registry as devices
 from bench.launch.config import RunConfig
 from bench.launch.events import EventWriter
@@ -20,7 +20,6 @@ from bench.measure.environment import collect_environment
 from bench.measure.runner import Clock, Measurement
 from bench.measure.signals import deferred, interrupt_on_sigterm
 from bench.model.derive import core_metrics
-from bench.model.fields import encode
 from bench.model.report import Result
 from workloads import registry as workloads
 
@@ -34,7 +33,7 @@ class Sink:
         self.emit, self.rank, self.last = emit, rank, 0.0
 
     def phase(self, phase) -> None:
-        self.emit("phase", rank=self.rank, phase=encode(phase))
+        self.emit("phase", rank=self.rank, phase=plain(phase))
 
     def progress(self, phase: str, done: int, total: int | None) -> None:
         now = time.monotonic()
@@ -53,12 +52,12 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
         backend = _backend(cfg, local, rank, world, job)
     except (BenchError, ImportError, RuntimeError) as exc:
         failed = Result(workload=name, status="failed", error=f"device not usable: {exc}")
-        payload = {"rank": rank, "result": encode(failed), "energy_counter": None, "phases": []}
+        payload = {"rank": rank, "result": plain(failed), "energy_counter": None, "phases": []}
         emit("result", **payload)
         return payload, None
     emit("started", rank=rank, local_rank=local, pid=os.getpid(), device=backend.describe(),
          watch=[s for s in backend.collector_specs() if s["name"] != "host"],
-         environment=encode(collect_environment(backend)))
+         environment=plain(collect_environment(backend)))
     variant = job.get("variant") or {}
     options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
     wl = workloads.load(name)(cfg.common, options, backend, rank, world)
@@ -69,8 +68,8 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     bad = null_non_finite(out.result)  # JSON has no NaN or infinity: the result must still reach the parent
     if bad:
         out.result.warn("non_finite", f"{len(bad)} value(s) were NaN or infinite and are null: {', '.join(bad[:3])}")
-    payload = {"rank": rank, "result": encode(out.result), "energy_counter": out.energy_counter,
-               "phases": [encode(p) for p in out.phases]}
+    payload = {"rank": rank, "result": plain(out.result), "energy_counter": out.energy_counter,
+               "phases": [plain(p) for p in out.phases]}
     with deferred():
         emit("result", **payload)
     return payload, backend

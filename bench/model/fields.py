@@ -1,229 +1,186 @@
-"""Typed dataclasses <-> JSON, strictly, with the standard library only.
+"""The report's records: standard dataclasses that pydantic checks, writes and describes.
 
-The report's shape is written once, as dataclasses with type hints (bench/model/report.py). This
-module turns those hints into three things: a decoder that refuses anything the hints do not allow
-(unknown keys in a closed structure, a string where a number belongs, NaN or infinity, a value
-outside its enum), an encoder that runs the same checks before anything is written, and the JSON
-Schema and Markdown field table that document the format. Every error names the path of the bad
-field: `results[0].timing.repeats[1].step_times_s[7]: not a finite number (NaN)`.
+A record is declared as any dataclass, with `@dataclass` from here and `fld()` fields:
 
-Supported hints: bool, int, float, str, None, Literal[...], X | Y, list[X], dict[str, X] and
-dataclasses whose fields use them. A dataclass may define `check(self, path)` for rules that span
-fields (list lengths that must agree); it raises ModelError.
+    @dataclass
+    class Phase:
+        start_s: float = fld("seconds since the run started", minimum=0)
+        end_s: float = fld("seconds since the run started")
+
+        @invariant
+        def _ends_after_it_starts(self):
+            if self.end_s < self.start_s:
+                raise ModelError("", f"ends ({self.end_s}) before it starts ({self.start_s})")
+
+It stays a plain dataclass (positional construction, `dataclasses.fields`, `replace`, equality, no
+checks when code builds one); pydantic does the rest. `parse(cls, data)` checks plain JSON data
+strictly — no unknown keys, no "8" where a number belongs, no true for 1, no NaN or infinity, the
+enums, every bound of `fld()` on every number inside the field, then each `@invariant` — and builds
+the records; `plain(obj)` is the inverse (numpy and torch scalars become numbers). The JSON Schema
+comes from the same declarations (bench/model/schema.py). Every error is a ModelError naming the
+path of the bad field: `results[0].timing.repeats[1].step_times_s[7]: not a finite number (nan)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
+from collections import Counter
 from functools import lru_cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any
 
-NoneType = type(None)
+from pydantic import ConfigDict, TypeAdapter, ValidationError, model_validator
+
+from bench.core.typed import STRICT, Limits, reason, shown
+
+MISSING = dataclasses.MISSING
+CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, ser_json_inf_nan="constants")
 
 
 class ModelError(ValueError):
-    """A value that does not fit the model; `path` says where."""
+    """A value that does not fit the model; `path` says where. An @invariant raises it with the path
+    below its record ("" for the record itself)."""
 
     def __init__(self, path: str, message: str):
         super().__init__(f"{path or '(top level)'}: {message}")
         self.path, self.reason = path, message
 
 
-def fld(doc: str, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
-        minimum: float | None = None, exclusive_minimum: float | None = None, maximum: float | None = None):
-    """A dataclass field with its documentation and numeric bounds (applied to every number inside
+def fld(doc: str, default: Any = MISSING, *, factory: Any = MISSING, minimum: float | None = None,
+        exclusive_minimum: float | None = None, maximum: float | None = None):
+    """A record's field with its documentation and numeric bounds (applied to every number inside
     it, so `list[float]` with exclusive_minimum=0 means every item > 0)."""
-    meta = {"doc": doc, "minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum}
-    return dataclasses.field(default=default, default_factory=factory, metadata=meta)
+    limits = Limits(minimum, exclusive_minimum, maximum)
+    return dataclasses.field(default=default, default_factory=factory, metadata={"description": doc, "limits": limits})
+
+
+def dataclass(cls=None, /, **options):
+    """`dataclasses.dataclass` (same options), with each field's type made strict and bounded for pydantic."""
+    if cls is None:
+        return lambda c: dataclass(c, **options)
+    if "check" in cls.__dict__:
+        raise TypeError(f"{cls.__name__}.check: a rule across fields is an @invariant method (bench/model/fields.py)")
+    notes = cls.__dict__.get("__annotations__", {})
+    for name, hint in notes.items():
+        if isinstance(hint, str) and hint.startswith(("ClassVar", "typing.ClassVar")):
+            continue
+        field = cls.__dict__.get(name)
+        limits = field.metadata.get("limits", STRICT) if isinstance(field, dataclasses.Field) else STRICT
+        notes[name] = Annotated[hint, limits]
+    cls.__pydantic_config__ = CONFIG
+    return dataclasses.dataclass(cls, **options)
+
+
+def invariant(rule):
+    """A rule across a record's fields, checked after them whenever data is parsed (loading, and the
+    check before writing): `rule(self)` raises ModelError(path below the record, why)."""
+
+    def checked(self):
+        rule(self)
+        return self
+
+    checked.__name__ = checked.__qualname__ = rule.__name__
+    return model_validator(mode="after")(checked)
 
 
 @lru_cache(maxsize=None)
-def hints(cls) -> dict:
-    return typing.get_type_hints(cls)
+def adapter(cls) -> TypeAdapter:
+    return TypeAdapter(cls)
 
 
-def _union_args(tp) -> tuple | None:
-    if get_origin(tp) in (Union, types.UnionType):
-        return get_args(tp)
-    return None
-
-
-def _describe(value) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"not a finite number ({value})"
-    text = repr(value)
-    return f"got {type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
-
-
-# ---- decoding ------------------------------------------------------------------------------------
-
-class _Bounds:
-    __slots__ = ("minimum", "exclusive_minimum", "maximum")
-
-    def __init__(self, meta=None):
-        meta = meta or {}
-        self.minimum, self.exclusive_minimum = meta.get("minimum"), meta.get("exclusive_minimum")
-        self.maximum = meta.get("maximum")
-
-    def check(self, value, path: str) -> None:
-        if self.minimum is not None and value < self.minimum:
-            raise ModelError(path, f"must be >= {self.minimum}, got {value}")
-        if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
-            raise ModelError(path, f"must be > {self.exclusive_minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ModelError(path, f"must be <= {self.maximum}, got {value}")
-
-
-NO_BOUNDS = _Bounds()
-
-
-def _number(value, path: str, bounds: _Bounds):
-    if type(value) is int:
-        bounds.check(value, path)
-        return value
-    if type(value) is float and math.isfinite(value):
-        bounds.check(value, path)
-        return value
-    if isinstance(value, float):
-        raise ModelError(path, _describe(value))
-    raise ModelError(path, f"expected a number, {_describe(value)}")
-
-
-def _float_list(value, path: str, bounds: _Bounds) -> list:
-    """Fast path for the long lists (step times): one pass, then a slow pass only to name the item."""
-    if all((type(v) is int or (type(v) is float and math.isfinite(v))) for v in value):
-        if bounds.minimum is None and bounds.exclusive_minimum is None and bounds.maximum is None:
-            return list(value)
-    return [_number(v, f"{path}[{i}]", bounds) for i, v in enumerate(value)]
-
-
-def decode(tp, value, path: str = "", bounds: _Bounds = NO_BOUNDS):
-    """Check `value` (parsed JSON) against the hint `tp`; return the typed value."""
-    if tp is Any:
-        return value
-    if tp is NoneType:
-        if value is not None:
-            raise ModelError(path, f"expected null, {_describe(value)}")
-        return None
-    if tp is bool:
-        if type(value) is not bool:
-            raise ModelError(path, f"expected true or false, {_describe(value)}")
-        return value
-    if tp is int:
-        if type(value) is not int:
-            raise ModelError(path, f"expected an integer, {_describe(value)}")
-        bounds.check(value, path)
-        return value
-    if tp is float:
-        return _number(value, path, bounds)
-    if tp is str:
-        if type(value) is not str:
-            raise ModelError(path, f"expected a string, {_describe(value)}")
-        return value
-    args = _union_args(tp)
-    if args is not None:
-        return _decode_union(args, value, path, bounds)
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp) or type(value) is bool:
-            raise ModelError(path, f"expected one of {', '.join(map(repr, get_args(tp)))}, {_describe(value)}")
-        return value
-    if origin is list:
-        if type(value) is not list:
-            raise ModelError(path, f"expected a list, {_describe(value)}")
-        (item,) = get_args(tp)
-        if item is float:
-            return _float_list(value, path, bounds)
-        return [decode(item, v, f"{path}[{i}]", bounds) for i, v in enumerate(value)]
-    if origin is dict:
-        if type(value) is not dict:
-            raise ModelError(path, f"expected an object, {_describe(value)}")
-        _, item = get_args(tp)
-        return {k: decode(item, v, f"{path}.{k}" if path else k, bounds) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _decode_dataclass(tp, value, path)
-    raise TypeError(f"unsupported type hint {tp!r} at {path}")
-
-
-def _decode_union(args, value, path: str, bounds: _Bounds):
-    if value is None:
-        if NoneType in args:
-            return None
-        raise ModelError(path, "must not be null")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ModelError(path, _describe(value))
-    errors = []
-    for alt in args:
-        if alt is NoneType:
-            continue
-        try:
-            return decode(alt, value, path, bounds)
-        except ModelError as exc:
-            errors.append(exc)
-    deepest = max(errors, key=lambda e: len(e.path))
-    if deepest.path != path:
-        raise deepest  # the value had the right shape; something inside it is wrong
-    raise ModelError(path, f"expected {type_name(typing.Union[args])}, {_describe(value)}")
-
-
-def _decode_dataclass(cls, value, path: str):
-    if type(value) is not dict:
-        raise ModelError(path, f"expected an object ({cls.__name__}), {_describe(value)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in value if k not in fields]
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ModelError(where, f"unknown field in {cls.__name__} (known: {', '.join(fields)})")
-    kwargs = {}
-    types_ = hints(cls)
-    for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
-        if name not in value:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ModelError(sub, f"missing (required in {cls.__name__})")
-            continue
-        kwargs[name] = decode(types_[name], value[name], sub, _Bounds(f.metadata))
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if check is not None:
-        check(path)
-    return obj
-
-
-# ---- encoding ------------------------------------------------------------------------------------
-
-def _unicode(text: str) -> str:
-    """Text that came through a C locale (argv, paths, tool output decoded with surrogateescape)
-    holds lone surrogates that no UTF-8 file can store: its bytes are read as UTF-8 instead, any
-    that are not UTF-8 shown as U+FFFD."""
+def parse(cls, data):
+    """Plain JSON data -> the record (or any type built of records), checked; ModelError if it does not fit."""
     try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return adapter(cls).validate_python(data)
+    except ValidationError as exc:
+        path, why = problem(exc, data)
+        raise ModelError(path, why) from None
 
 
-def encode(value):
-    """Typed value -> plain JSON data (numpy and torch scalars become Python numbers)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    if type(value) is str:
-        return _unicode(value)
-    if value is None or type(value) in (bool, int, float):
-        return value
-    for plain in (bool, int, float, str):  # subclasses: numpy.float64, torch's TorchVersion, IntEnum
-        if isinstance(value, plain):
-            return plain(value)
-    if hasattr(value, "item"):  # numpy / torch scalar
+def plain(obj, cls=None):
+    """A record -> plain JSON data (lists, maps, numbers, strings; a NaN stays a float for the check to
+    name). A value of a type JSON has no place for raises TypeError."""
+    return adapter(cls or type(obj)).dump_python(obj, mode="json", warnings=False, fallback=_scalar)
+
+
+def _scalar(value):
+    """numpy and torch scalars (not subclasses of Python's numbers) as Python numbers."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         return value.item()
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+# ---- where an error is ---------------------------------------------------------------------------
+
+def problem(exc: ValidationError, data) -> tuple[str, str]:
+    """(path, reason) of the first thing wrong. pydantic's locations also name a union's alternatives
+    (`Interval`, `int`): the parts that do not index the data are those. Where a value fits none of
+    a union's alternatives, the one that got deepest into it speaks; if none got inside the value,
+    one whose type fitted (a NaN, a number out of bounds), else the list of what would have fitted."""
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    while True:
+        parts, alt, node = _walk(error, data)
+        if alt is None:
+            return _path(parts, _below(error)), reason(error)
+        prefix = error["loc"][:alt]
+        tries = [_without(e, alt) for e in errors if e["loc"][:alt] == prefix and len(e["loc"]) > alt]
+        count = Counter(e["alternative"] for e in tries)  # of two as deep, the one with fewer errors fits better
+        deepest = max(tries, key=lambda e: (len(_walk(e, data)[0]), -count[e["alternative"]]))
+        if len(_walk(deepest, data)[0]) == len(parts):
+            near = [e for e in tries if not e["type"].endswith(("_type", "_parsing"))]  # the type fits: NaN, a bound
+            if near:
+                return _path(parts), reason(near[0])
+            return _path(parts), f"expected {_either([_kind(a) for a in count])}, got {shown(node)}"
+        errors = [e for e in tries if e["alternative"] == deepest["alternative"]]
+        error = deepest
+
+
+def _walk(error: dict, data) -> tuple[list, int | None, Any]:
+    """(the parts of the error's location that index the data, the position of the first that does
+    not (a union's alternative) or None, the value the indexing parts lead to)."""
+    node, parts, loc = data, [], error["loc"]
+    for i, key in enumerate(loc):
+        if isinstance(node, dict) and key in node or \
+                isinstance(node, list) and type(key) is int and 0 <= key < len(node):
+            node = node[key]
+            parts.append(key)
+        elif i == len(loc) - 1 and error["type"] in ("missing", "missing_argument"):
+            parts.append(key)
+        else:
+            return parts, i, node
+    return parts, None, node
+
+
+def _without(error: dict, at: int) -> dict:
+    """The error with the union alternative at `at` taken out of its location (and kept aside)."""
+    loc = error["loc"]
+    return {**error, "loc": loc[:at] + loc[at + 1:], "alternative": loc[at]}
+
+
+KINDS = {"bool": "bool", "int": "integer", "float": "number", "str": "string", "none": "null"}
+
+
+def _kind(alternative) -> str:
+    name = str(alternative)
+    return KINDS.get(name) or ("list" if name.startswith("list[") else "map" if name.startswith("dict[") else name)
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _below(error: dict) -> str:
+    """The path an @invariant gave, below its record."""
+    cause = (error.get("ctx") or {}).get("error")
+    return cause.path if isinstance(cause, ModelError) else ""
+
+
+def _path(parts: list, below: str = "") -> str:
+    text = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in parts).lstrip(".")
+    if below:
+        text += below if below.startswith("[") or not text else "." + below
+    return text
 
 
 def null_non_finite(value, path: str = "") -> list[str]:
@@ -260,127 +217,3 @@ def null_non_finite(value, path: str = "") -> list[str]:
 
     walk(value, path)
     return found
-
-
-def round_trip(cls, obj):
-    """Encode obj and decode it again: the write-time check that what is written will load."""
-    return decode(cls, encode(obj))
-
-
-# ---- schema and docs -----------------------------------------------------------------------------
-
-ALIASES: dict = {}  # union hint -> the name the docs give it ("scalar")
-
-
-def alias(name: str, tp):
-    """Name a union for the docs; returns the hint unchanged."""
-    ALIASES[tp] = name
-    return tp
-
-
-def type_name(tp) -> str:
-    """A short human name for a hint: 'number > 0', 'list of number', 'Interval or null'."""
-    if tp in ALIASES:
-        return ALIASES[tp]
-    if tp is NoneType:
-        return "null"
-    simple = {bool: "bool", int: "integer", float: "number", str: "string", Any: "any"}
-    if tp in simple:
-        return simple[tp]
-    args = _union_args(tp)
-    if args is not None:
-        return " or ".join(type_name(a) for a in args)
-    origin = get_origin(tp)
-    if origin is Literal:
-        return " | ".join(f"`{a}`" for a in get_args(tp))
-    if origin is list:
-        return f"list of {type_name(get_args(tp)[0])}"
-    if origin is dict:
-        return f"map of {type_name(get_args(tp)[1])}"
-    if dataclasses.is_dataclass(tp):
-        return tp.__name__
-    return repr(tp)
-
-
-def _bounded(schema: dict, meta) -> dict:
-    for key, name in (("minimum", "minimum"), ("exclusive_minimum", "exclusiveMinimum"), ("maximum", "maximum")):
-        if meta and meta.get(key) is not None:
-            schema[name] = meta[key]
-    return schema
-
-
-def schema_of(tp, defs: dict, meta=None) -> dict:
-    if tp is NoneType:
-        return {"type": "null"}
-    if tp is bool:
-        return {"type": "boolean"}
-    if tp is int:
-        return _bounded({"type": "integer"}, meta)
-    if tp is float:
-        return _bounded({"type": "number"}, meta)
-    if tp is str:
-        return {"type": "string"}
-    if tp is Any:
-        return {}
-    args = _union_args(tp)
-    if args is not None:
-        parts = [schema_of(a, defs, meta) for a in args]
-        if all(set(p) <= {"type"} for p in parts):
-            return {"type": [p["type"] for p in parts]}
-        return {"anyOf": parts}
-    origin = get_origin(tp)
-    if origin is Literal:
-        return {"enum": list(get_args(tp))}
-    if origin is list:
-        return {"type": "array", "items": schema_of(get_args(tp)[0], defs, meta)}
-    if origin is dict:
-        return {"type": "object", "additionalProperties": schema_of(get_args(tp)[1], defs, meta)}
-    if dataclasses.is_dataclass(tp):
-        name = tp.__name__
-        if name not in defs:
-            defs[name] = {}  # placeholder: recursive types refer to themselves
-            types_ = hints(tp)
-            props, required = {}, []
-            for f in dataclasses.fields(tp):
-                prop = schema_of(types_[f.name], defs, f.metadata)
-                prop["description"] = f.metadata.get("doc", "")
-                props[f.name] = prop
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    required.append(f.name)
-            defs[name] = {"type": "object", "description": (tp.__doc__ or "").strip().split("\n\n")[0],
-                          "additionalProperties": False, "required": required, "properties": props}
-        return {"$ref": f"#/$defs/{name}"}
-    raise TypeError(f"unsupported type hint {tp!r}")
-
-
-def dataclasses_reachable(root) -> list:
-    """Every dataclass reachable from root's fields, in first-seen order."""
-    seen: list = []
-
-    def visit(tp):
-        if dataclasses.is_dataclass(tp):
-            if tp in seen:
-                return
-            seen.append(tp)
-            for f in dataclasses.fields(tp):
-                visit(hints(tp)[f.name])
-            return
-        for a in get_args(tp):
-            visit(a)
-
-    visit(root)
-    return seen
-
-
-def field_rows(cls) -> list[tuple[str, str, str]]:
-    """(name, type, meaning) rows of a dataclass, for the docs table."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        tp = type_name(hints(cls)[f.name])
-        bounds = [f"{sym} {f.metadata[k]}" for k, sym in (("minimum", "≥"), ("exclusive_minimum", ">"),
-                                                         ("maximum", "≤")) if f.metadata.get(k) is not None]
-        if bounds:
-            tp += f" ({', '.join(bounds)})"
-        optional = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        rows.append((f"`{f.name}`" + ("" if optional else " *"), tp, f.metadata.get("doc", "")))
-    return rows

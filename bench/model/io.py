@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import ReportError
-from bench.model.fields import ModelError, decode, encode, null_non_finite
+from bench.model.fields import ModelError, null_non_finite, parse, plain
 from bench.model.history import MIGRATIONS
 from bench.model.report import SCHEMA_VERSION, Report
 
@@ -108,7 +108,7 @@ def migrate(data: dict, name: str) -> dict:
 def report_from_data(data, name: str = "report") -> Report:
     data = migrate(data, name)
     try:
-        return decode(Report, data)
+        return parse(Report, data)
     except ModelError as exc:
         raise ReportError(f"{name}: invalid at {exc.path or '(top level)'}: {exc.reason}") from None
     except RecursionError:
@@ -162,7 +162,18 @@ def dumps_report(report: Report) -> str:
         data = report.to_json()
     except ModelError as exc:
         raise ReportError(f"report not written: invalid at {exc.path or '(top level)'}: {exc.reason}") from None
-    return json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False)
+    return utf8(json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False))
+
+
+def utf8(text: str) -> str:
+    """Text that came through a C locale (argv, paths, tool output decoded with surrogateescape)
+    holds lone surrogates that no UTF-8 file can store: its bytes are read as UTF-8 instead, any
+    that are not UTF-8 shown as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def dump_report(report: Report, path: str | Path) -> Path:
@@ -200,9 +211,10 @@ def save_report(report: Report, path: str | Path) -> Saved:
     try:
         text, unchecked = dumps_report(report), None
     except ReportError as exc:  # a bug let an invalid value in: keep the data, say it is unchecked
-        data = encode(report)
+        data = plain(report)
         null_non_finite(data)
-        text, unchecked = json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str), str(exc)
+        text = utf8(json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str))
+        unchecked = str(exc)
     if unchecked is None:
         try:
             return Saved(write_atomic(path, text))

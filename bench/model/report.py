@@ -1,6 +1,8 @@
 """The report, as dataclasses: the one place its shape is written.
 
-One `bench run` writes one Report. The JSON Schema (bench/report.schema.json) and the field tables in
+One `bench run` writes one Report. Each structure is a record (bench/model/fields.py: a dataclass
+that pydantic checks): its fields carry their meaning and bounds (`fld`), rules across fields are
+`@invariant` methods. The JSON Schema (bench/report.schema.json) and the field tables in
 docs/report-format.md are generated from these classes (`python -m bench.model.schema --write`);
 a test fails when the checked-in copies drift. Structures are closed (no unknown keys); the open
 maps — params, environment sections, workload metrics, telemetry samples — hold typed values only.
@@ -11,16 +13,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bench.model.fields import ModelError, alias, decode, encode, fld
+from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
 
 SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
-Scalar = alias("scalar (number, string, bool or null)", bool | int | float | str | None)
+Scalar = bool | int | float | str | None
 Status = Literal["ok", "failed", "skipped", "interrupted"]
 RunStatus = Literal["ok", "failed", "interrupted"]
 PhaseName = Literal["setup", "warmup", "measure", "verify"]
@@ -47,14 +48,14 @@ WARNING_CODES = {
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
 
-def _same_lengths(path: str, owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
+def _same_lengths(owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
     lengths = {n: len(getattr(owner, n)) for n in names}
     for n in optional:
         if getattr(owner, n) is not None:
             lengths[n] = len(getattr(owner, n))
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{n} {k}" for n, k in lengths.items())
-        raise ModelError(path, f"per-item lists differ in length ({detail})")
+        raise ModelError("", f"per-item lists differ in length ({detail})")
 
 
 # ---- figures -------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ class Summary:
     max: float | None = fld("largest value", None)
 
 
-FigureValue = alias("Interval, Summary or scalar", Interval | Summary | bool | int | float | str | None)
+FigureValue = Interval | Summary | bool | int | float | str | None
 
 
 @dataclass
@@ -179,8 +180,9 @@ class Repeat:
     compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
                                    "metrics; torch.compile: dynamo's counters)", factory=list)
 
-    def check(self, path: str) -> None:
-        _same_lengths(path, self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
+    @invariant
+    def _one_entry_per_step(self) -> None:
+        _same_lengths(self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
 
 
 @dataclass
@@ -309,9 +311,10 @@ class Fingerprint:
     tokens: list[int] = fld("discrete outputs (token or candidate ids), compared where margins allow", factory=list)
     margins: list[float] = fld("decision margin of each discrete output (top-1 minus top-2 score)", factory=list)
 
-    def check(self, path: str) -> None:
+    @invariant
+    def _a_margin_per_token(self) -> None:
         if self.margins and len(self.margins) != len(self.tokens):
-            raise ModelError(path, f"margins ({len(self.margins)}) and tokens ({len(self.tokens)}) differ in length")
+            raise ModelError("", f"margins ({len(self.margins)}) and tokens ({len(self.tokens)}) differ in length")
 
 
 @dataclass
@@ -326,8 +329,9 @@ class RequestLog:
     new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
     batch: list[int | None] = fld("the batch it was served in", factory=list, minimum=0)
 
-    def check(self, path: str) -> None:
-        _same_lengths(path, self, [f.name for f in dataclasses.fields(self)])
+    @invariant
+    def _one_entry_per_request(self) -> None:
+        _same_lengths(self, [f.name for f in dataclasses.fields(self)])
 
 
 @dataclass
@@ -435,9 +439,10 @@ class Phase:
     repeat: int | None = fld("repeat number", None, minimum=0)
     variant: str | None = fld("which of its workload's results, e.g. `qps=4` (see Result.variant)", None)
 
-    def check(self, path: str) -> None:
+    @invariant
+    def _ends_after_it_starts(self) -> None:
         if self.end_s < self.start_s:
-            raise ModelError(path, f"ends ({self.end_s}) before it starts ({self.start_s})")
+            raise ModelError("", f"ends ({self.end_s}) before it starts ({self.start_s})")
 
 
 @dataclass
@@ -466,7 +471,7 @@ class SamplerHealth:
     non_finite: int = fld("sample values that were NaN or infinite and are null", 0, minimum=0)
 
 
-SampleValue = alias("scalar or list of number", bool | int | float | str | None | list[float])
+SampleValue = bool | int | float | str | None | list[float]
 
 
 @dataclass
@@ -481,10 +486,11 @@ class Telemetry:
     health: SamplerHealth | None = fld("sampler coverage", None)
     other_ranks: dict[str, Telemetry] = fld("multi-device runs: telemetry of the other ranks or nodes", factory=dict)
 
-    def check(self, path: str) -> None:
+    @invariant
+    def _every_sample_has_a_time(self) -> None:
         for i, s in enumerate(self.samples):
             if not isinstance(s.get("t"), int | float) or isinstance(s.get("t"), bool):
-                raise ModelError(f"{path}.samples[{i}]", "every sample needs a number `t`")
+                raise ModelError(f"samples[{i}]", "every sample needs a number `t`")
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -536,7 +542,7 @@ class Distributed:
     ranks: list[RankStatus] = fld("every rank", factory=list)
 
 
-ConfigValue = alias("scalar, list of scalars, or a map of those", Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]])
+ConfigValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
 
 @dataclass
@@ -558,9 +564,13 @@ class Report:
     telemetry: Telemetry = fld("hardware samples", factory=lambda: Telemetry(sample_hz=0))
     distributed: Distributed | None = fld("multi-device runs", None)
 
-    def check(self, path: str) -> None:
+    @invariant
+    def _named(self) -> None:
         if not self.run_id:
-            raise ModelError(f"{path}.run_id" if path else "run_id", "must not be empty")
+            raise ModelError("run_id", "must not be empty")
+
+    @invariant
+    def _dated(self) -> None:
         try:
             datetime.fromisoformat(self.created_at)
         except ValueError:
@@ -569,12 +579,12 @@ class Report:
     # -- (de)serialisation -------------------------------------------------------------------------
     @classmethod
     def from_json(cls, data: dict) -> Report:
-        return decode(cls, data)
+        return parse(cls, data)
 
     def to_json(self) -> dict:
         """Plain JSON data, checked exactly as a loader will check it."""
-        data = encode(self)
-        decode(Report, data)  # validation at write: what is written will load
+        data = plain(self)
+        parse(Report, data)  # validation at write: what is written will load
         return data
 
     def result(self, workload: str) -> Result | None:
@@ -589,7 +599,7 @@ class Report:
         present = {r: v for r, v in by_rank.items() if v is not None}
         if not present:
             raise ValueError("no rank reported back")
-        frame = decode(Report, encode(present[min(present)][0]))  # a deep copy
+        frame = copy.deepcopy(present[min(present)][0])
         ranks = [present[r][1] if r in present else
                  RankStatus(r, "failed", "no report: the process died or was stopped after another rank failed, "
                                          "or runs on another node") for r in range(world)]

@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from bench.model.fields import dataclasses_reachable, field_rows, schema_of
+from pydantic.json_schema import GenerateJsonSchema
+
+from bench.model.fields import adapter
 from bench.model.history import HISTORY
 from bench.model.report import ANALYSIS_VERSION, SCHEMA_VERSION, WARNING_CODES, Report
 
@@ -20,13 +22,20 @@ SCHEMA_PATH = ROOT / "bench" / "report.schema.json"
 DOCS_PATH = ROOT / "docs" / "report-format.md"
 
 
+class _Untitled(GenerateJsonSchema):
+    """pydantic's schema without a title on every field (the field's name says it)."""
+
+    def field_title_should_be_set(self, schema) -> bool:
+        return False
+
+
 def json_schema() -> dict:
-    defs: dict = {}
-    root = schema_of(Report, defs)
+    root = adapter(Report).json_schema(schema_generator=_Untitled)
+    defs = {"Report": {k: v for k, v in root.items() if k != "$defs"}, **root["$defs"]}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"bench-report-v{SCHEMA_VERSION}",
             "title": f"bench report, schema_version {SCHEMA_VERSION}",
             "description": "Generated from bench/model/report.py; do not edit by hand.",
-            **{k: v for k, v in root.items()}, "$defs": defs}
+            "$ref": "#/$defs/Report", "$defs": defs}
 
 
 def schema_text() -> str:
@@ -42,11 +51,13 @@ INTRO = f"""# bench report format (schema_version {SCHEMA_VERSION})
 <!-- Generated from bench/model/report.py by `python -m bench.model.schema --write`; do not edit. -->
 
 One `bench run` writes one JSON file (no pickles, ever). Its shape is defined once, by the dataclasses
-in `bench/model/report.py`; this page and [`bench/report.schema.json`](../bench/report.schema.json)
-(JSON Schema 2020-12) are generated from them. Loading a report checks every field — types, finite
-numbers, known enums, lists whose lengths must agree, no unknown keys in fixed structures — and names
-the first field that is wrong. Open maps (`params`, environment sections, `workload_metrics`,
-telemetry samples) accept typed values only: number, string, bool, null, or an Interval / Summary.
+in `bench/model/report.py`, which pydantic checks; this page and
+[`bench/report.schema.json`](../bench/report.schema.json) (JSON Schema 2020-12) are generated from
+them. Loading a report checks every field — types (no text for a number, no bool for an integer),
+finite numbers, bounds, known enums, lists whose lengths must agree, phases that end after they
+start, no unknown keys in fixed structures — and names the first field that is wrong. Open maps
+(`params`, environment sections, `workload_metrics`, telemetry samples) accept typed values only:
+number, string, bool, null, or an Interval / Summary.
 
 Statistics are recomputed from the raw step times when a report is loaded; the stored `metrics` are a
 convenience for other readers. Analysis method version: {ANALYSIS_VERSION}.
@@ -54,19 +65,74 @@ convenience for other readers. Analysis method version: {ANALYSIS_VERSION}.
 
 
 def docs_text() -> str:
+    schema = json_schema()
     lines = [INTRO, "## History", "", "| schema_version | change |", "|---|---|"]
     lines += [f"| {v} | {_md(text)} |" for v, text in HISTORY]
     lines += ["", "A newer `schema_version` than the reader knows is refused (\"upgrade bench\"); older ones "
               "are migrated on load (`bench/model/history.py`).", ""]
-    lines += ["## Structures", "", "Fields marked * are required; the others have defaults.", ""]
-    for cls in dataclasses_reachable(Report):
-        doc = " ".join((cls.__doc__ or "").split())
-        lines += [f"### {cls.__name__}", "", doc, "", "| field | type | meaning |", "|---|---|---|"]
-        lines += [f"| {name} | {_md(tp)} | {_md(meaning)} |" for name, tp, meaning in field_rows(cls)]
+    lines += ["## Structures", "", "Fields marked * are required; the others have defaults. A scalar is a number, "
+              "string, bool or null.", ""]
+    for name in structures(schema):
+        record = schema["$defs"][name]
+        lines += [f"### {name}", "", " ".join(record.get("description", "").split()), "",
+                  "| field | type | meaning |", "|---|---|---|"]
+        for field, prop in record["properties"].items():
+            mark = " *" if field in record.get("required", ()) else ""
+            lines.append(f"| `{field}`{mark} | {_md(type_text(prop))} | {_md(prop.get('description', ''))} |")
         lines.append("")
     lines += ["## Warning codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| `{code}` | {_md(text)} |" for code, text in WARNING_CODES.items()]
     return "\n".join(lines) + "\n"
+
+
+def structures(schema: dict) -> list[str]:
+    """The schema's records in the order a reader meets them, from the report down."""
+    seen: list[str] = []
+
+    def visit(node) -> None:
+        if isinstance(node, list):
+            for v in node:
+                visit(v)
+        elif isinstance(node, dict):
+            name = node.get("$ref", "").rpartition("/")[2]
+            if name and name not in seen:
+                seen.append(name)
+                visit(schema["$defs"][name])
+            for v in node.values():
+                visit(v)
+
+    visit({"$ref": schema["$ref"]})
+    return seen
+
+
+SCALAR = ["bool", "integer", "number", "string", "null"]
+BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"))
+
+
+def type_text(prop: dict) -> str:
+    """A field's type in words, from its JSON Schema: `list of number (≥ 0)`, `Interval or null`."""
+    if "$ref" in prop:
+        return prop["$ref"].rpartition("/")[2]
+    if "anyOf" in prop:
+        return _either([type_text(p) for p in prop["anyOf"]])
+    if "enum" in prop:
+        return " | ".join(f"`{v}`" for v in prop["enum"])
+    kind = prop.get("type")
+    if kind in ("array", "object"):
+        item = prop["items"] if kind == "array" else prop.get("additionalProperties", {})
+        inner = type_text(item)
+        return ("list of " if kind == "array" else "map of ") + (f"({inner})" if "anyOf" in item and " or " in inner else inner)
+    bounds = [f"{sign} {prop[key]}" for key, sign in BOUNDS if key in prop]
+    name = {"boolean": "bool"}.get(kind, kind or "any")
+    return f"{name} ({', '.join(bounds)})" if bounds else name
+
+
+def _either(parts: list[str]) -> str:
+    """Alternatives joined; the five scalar types together are called a scalar."""
+    if all(p in parts for p in SCALAR):
+        at = parts.index(SCALAR[0])
+        parts = parts[:at] + ["scalar"] + [p for p in parts[at:] if p not in SCALAR]
+    return " or ".join(parts)
 
 
 def main(argv=None) -> int:
