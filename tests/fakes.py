@@ -87,3 +87,49 @@ def logging_clock(monkeypatch, log: list, step_ns: int = 1_000_000):
 
     monkeypatch.setattr(time, "perf_counter_ns", fake)
     return state
+
+
+class VirtualClock:
+    """Time that moves only when someone sleeps or a fake device works."""
+
+    def __init__(self, start=100.0):
+        self.t = start
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, seconds):
+        assert seconds >= 0
+        self.t += seconds
+
+
+class FakeExecutor:
+    """The engine's executor on a virtual clock: a step costs per_step_s + per_row_s per row (+ join_s
+    per joiner); every token is 5, except that a request whose prompt starts with 2 ends (EOS, id 2)
+    at its prompt[1]-th token. It records every step's rows and joiners."""
+
+    max_source, max_tokens, vocab_size, eos = 512, 512, 100, 2
+
+    def __init__(self, clock, per_step_s=0.01, per_row_s=0.002, join_s=0.0):
+        self.clock, self.per_step_s, self.per_row_s, self.join_s = clock, per_step_s, per_row_s, join_s
+        self.rows: dict[str, list] = {}
+        self.log: list[tuple[list[str], list[str]]] = []  # (rows, joined) per step
+        self.dropped: list[str] = []
+
+    def step(self, joining):
+        for r in joining:
+            self.rows[r.id] = [r, 0]
+        self.clock.t += self.per_step_s + self.per_row_s * len(self.rows) + self.join_s * len(joining)
+        self.log.append((list(self.rows), [r.id for r in joining]))
+        out = {}
+        for rid, row in self.rows.items():
+            row[1] += 1
+            r = row[0]
+            ends = r.prompt[0] == self.eos and row[1] >= r.prompt[1] and row[1] > r.min_tokens  # as min_tokens says
+            out[rid] = self.eos if ends else 5
+        return out
+
+    def drop(self, ids):
+        for rid in ids:
+            del self.rows[rid]
+            self.dropped.append(rid)

@@ -15,17 +15,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# layer -> the layers it may import (itself included); cli may import everything
+# layer -> the layers it may import (itself included); cli may import everything. The order:
+# core -> model -> devices | workloads -> measure -> serve -> launch -> analysis -> render -> cli
 ALLOWED = {
     "core": {"core"},
     "model": {"model", "core"},
     "devices": {"devices", "model", "core"},
     "workloads": {"workloads", "model", "core"},
     "measure": {"measure", "devices", "model", "core"},
-    "launch": {"launch", "measure", "devices", "workloads", "model", "core"},
+    "serve": {"serve", "measure", "devices", "workloads", "model", "core"},
+    "launch": {"launch", "serve", "measure", "devices", "workloads", "model", "core"},
     "analysis": {"analysis", "model", "core"},
     "render": {"render", "analysis", "model", "core"},
-    "cli": {"cli", "render", "analysis", "launch", "measure", "devices", "workloads", "model", "core"},
+    "cli": {"cli", "render", "analysis", "launch", "serve", "measure", "devices", "workloads", "model", "core"},
     "root": {"analysis"},
 }
 

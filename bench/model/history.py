@@ -6,6 +6,7 @@
 | 2 | the report model: each repeat's step times kept apart; core metrics apart from the workload's own (dotted names, per-step series); declared figures; device and host energy as separate figures; telemetry sources, sampler health, base-unit keys (`sm_clock_hz`); provenance; room for fingerprints and per-request records |
 | 3 | serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result names its variant (`Result.variant`, e.g. the offered rate), and so do phases |
 | 4 | graph compiles per phase of each repeat (`Repeat.compiles`) |
+| 5 | serving: each request's token times (`RequestLog.token_s`); `start_s` is when a request joined a batch, `batch` the static batch or the engine step it joined at |
 
 A migration takes the plain JSON of version N and returns plain JSON of version N + 1; the model then
 checks the result like any other report. Keep this table and MIGRATIONS in step with SCHEMA_VERSION.
@@ -27,6 +28,8 @@ HISTORY = [
     (3, "serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result "
         "names its variant (`Result.variant`, e.g. the offered rate), and so do phases"),
     (4, "graph compiles per phase of each repeat (`Repeat.compiles`)"),
+    (5, "serving: each request's token times (`RequestLog.token_s`); `start_s` is when a request joined a batch, "
+        "`batch` the static batch or the engine step it joined at"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}
@@ -257,4 +260,9 @@ def v3_to_v4(report: dict) -> dict:
     return dict(report, schema_version=4)
 
 
-MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1
+def v4_to_v5(report: dict) -> dict:
+    """Version 5 only adds a field (null by default): a version 4 report is a version 5 one."""
+    return dict(report, schema_version=5)
+
+
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1

@@ -17,7 +17,7 @@ from typing import Literal
 
 from bench.model.fields import ModelError, alias, decode, encode, fld
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
 Scalar = alias("scalar (number, string, bool or null)", bool | int | float | str | None)
@@ -319,15 +319,23 @@ class RequestLog:
     """Per-request records of a serving scenario, one column per field, on the runner's clock."""
 
     arrival_s: list[float] = fld("when the request arrived", factory=list, minimum=0)
-    start_s: list[float | None] = fld("when its batch started (null: never served)", factory=list, minimum=0)
+    start_s: list[float | None] = fld("when it joined a batch (its encoder pass began; null: never served)",
+                                      factory=list, minimum=0)
     first_token_s: list[float | None] = fld("when its first token was ready", factory=list, minimum=0)
     finish_s: list[float | None] = fld("when its last token was ready", factory=list, minimum=0)
     prompt_tokens: list[int] = fld("prompt length", factory=list, minimum=0)
     new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
-    batch: list[int | None] = fld("the batch it was served in", factory=list, minimum=0)
+    batch: list[int | None] = fld("the static batch it was served in, or the engine step at which it joined the "
+                                  "running batch (continuous batching)", factory=list, minimum=0)
+    token_s: list[list[float]] | None = fld("each request's token times, one per generated token (the first is "
+                                            "first_token_s); null in reports before format 5", None, minimum=0)
 
     def check(self, path: str) -> None:
-        _same_lengths(path, self, [f.name for f in dataclasses.fields(self)])
+        _same_lengths(path, self, [f.name for f in dataclasses.fields(self) if f.name != "token_s"],
+                      optional=("token_s",))
+        for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
+            if len(stamps) != n:
+                raise ModelError(f"{path}.token_s[{i}]", f"{len(stamps)} token times for {n} tokens generated")
 
 
 @dataclass
