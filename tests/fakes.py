@@ -133,3 +133,65 @@ class FakeExecutor:
         for rid in ids:
             del self.rows[rid]
             self.dropped.append(rid)
+
+
+def _signature(value):
+    """What a graph compiler keys on: tensor shapes and dtypes, list lengths, constants; not data."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return ("T", tuple(value.shape), str(value.dtype))
+    if isinstance(value, tuple):  # arguments, dimensions, indices
+        return tuple(_signature(v) for v in value)
+    if isinstance(value, list):  # data (torch.tensor of a list): its length is the shape, its items are not
+        if value and isinstance(value[0], torch.Tensor):
+            return tuple(_signature(v) for v in value)
+        return ("L", len(value), _signature(value[0]) if value and isinstance(value[0], list) else None)
+    if isinstance(value, slice):
+        return ("S", value.start, value.stop, value.step)
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return type(value).__name__
+
+
+def shape_counting_backend(static_shapes=True):
+    """A static-shape device on the CPU, after Gaudi's lazy mode as Habana documents it: the ops queued
+    between two synchronizations (mark_step) form one graph; the bridge compiles a graph the first time
+    it sees it and replays the cached recipe whenever the same ops run on the same shapes again, and a
+    new input shape is a recompilation (docs.habana.ai "Handling Dynamic Shapes"; developer.habana.ai
+    "Detecting frequent graph re-compilations"). It counts the graphs it compiled the way the bridge's
+    metric_global("graph_compilation") does (compile_stats) and keeps each graph's ops and shapes."""
+    from torch.overrides import TorchFunctionMode
+
+    from bench.devices.cpu.backend import CpuBackend
+    from bench.devices.options import DeviceOptions
+
+    class Queue(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", "") != "__get__":  # reading .shape or .dtype queues no op
+                self.ops.append((func.__name__, _signature(args), _signature(tuple(kwargs.items()))))
+            return func(*args, **kwargs)
+
+    class ShapeCountingBackend(CpuBackend):
+        def __init__(self):
+            super().__init__(DeviceOptions(device="cpu", threads=1))
+            self.static_shapes = static_shapes
+            self.graphs: list[tuple] = []
+            self.queue = Queue()
+
+        def synchronize(self):
+            graph, self.queue.ops = tuple(self.queue.ops), []
+            if graph and graph not in self.graphs:
+                self.graphs.append(graph)
+
+        def compile_stats(self):
+            return {"graphs": len(self.graphs), "seconds": None, "source": "fake: distinct graphs between syncs"}
+
+    backend = ShapeCountingBackend()
+    backend.prepare()
+    return backend

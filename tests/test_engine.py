@@ -69,7 +69,8 @@ def drive(executor, schedule, batching="continuous", max_batch=4):
     """Serve (join_step, request) pairs, each submitted before that engine step; tokens by request."""
     import time
 
-    engine = Engine(executor, time.monotonic, batching=batching, max_batch=max_batch)
+    engine = Engine(executor, time.monotonic, batching=batching, max_batch=max_batch,
+                    sync=executor.backend.synchronize)
     pending = sorted(schedule, key=lambda x: x[0])
     tokens = {r.id: [] for _, r in schedule}
     step = 0
@@ -193,6 +194,43 @@ def test_a_short_request_arriving_while_a_long_one_decodes_finishes_first_only_w
         order += [e.request for e in (record.events if record else []) if e.kind == "finish"]
         step += 1
     assert order == (["short", "long"] if batching == "continuous" else ["long", "short"])
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_a_static_shape_device_sees_new_shapes_only_while_warming_up(tiny, prompts, static):
+    from fakes import shape_counting_backend
+
+    backend = shape_counting_backend(static_shapes=static)
+    rng = random.Random(5)
+    schedule = [(rng.randrange(30), forced(f"r{i}", tuple(rng.randrange(4, 1000) for _ in range(rng.randint(1, 32))),
+                                           rng.randint(1, 16))) for i in range(24)]
+    with backend.queue:
+        ex = BlenderExecutor(tiny, backend, max_rows=4, max_source=32, max_tokens=16)
+        ex.warmup()
+        drive(ex, [(0, forced(f"w{i}", p, 16)) for i, p in enumerate(prompts[:4])])
+        warmed = len(backend.graphs)
+        drive(ex, schedule)  # joins and leaves at every step, prompts of 1 to 32 tokens, 1 to 16 new
+    if static:
+        assert len(backend.graphs) == warmed and warmed == backend.compile_stats()["graphs"]
+    else:  # the same session in exact shapes: new graphs as it goes (what the buckets are for)
+        assert len(backend.graphs) - warmed > 10
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_a_serving_run_records_its_compiles_and_warns_when_it_compiled_while_measuring(static):
+    from bench.serve.scenario import ServingMeasurement
+    from conftest import common, measure
+    from fakes import shape_counting_backend
+    from workloads.blender_serve import BlenderServe, ServeOptions
+
+    backend = shape_counting_backend(static_shapes=static)
+    wl = BlenderServe(common("tiny"), ServeOptions.build({"qps": "40", "requests": 12}, "tiny"), backend)
+    with backend.queue:
+        out = ServingMeasurement(wl, backend, measure("tiny", warmup=1, steps=2)).run()
+    assert out.result.status == "ok", out.result.error
+    graphs = {c.phase: c.graphs for c in out.result.timing.repeats[0].compiles}
+    warned = [w.code for w in out.result.warnings if w.code == "compiled_while_measuring"]
+    assert graphs["warmup"] > 0 and (graphs["measure"] == 0) == static and bool(warned) == (not static)
 
 
 def test_bucket_ladders_pad_up_on_static_devices_only():

@@ -1,10 +1,11 @@
 """The model side of the engine for BlenderBot-small: its encoder and decoder, one decode step at a
 time over rows that joined at different steps.
 
-Own tensors around the model's public modules (the encoder as a whole; the decoder's embeddings,
-layer norms, attention projections and feed-forward layers, as transformers names them from 4.40 to
-5.x), so that no cache class of transformers is needed: their internals changed across the versions
-bench supports. Each request holds one row (a slot) from joining until it leaves:
+Own tensors around the model's public modules (the embeddings, layer norms, attention projections
+and feed-forward layers of the encoder and the decoder, as transformers names them from 4.40 to
+5.x), so that neither a cache class of transformers nor its mask handling is needed: their
+internals changed across the versions bench supports. Each request holds one row (a slot) from
+joining until it leaves:
 
 - its own decoder position: BlenderBot's decoder takes one position offset for the whole batch
   (the cache length); here each row's token gets the position embedding of its own step count;
@@ -112,6 +113,7 @@ class BlenderExecutor:
         if not self.static:
             return 0
         shapes = 0
+        self.backend.synchronize()  # what came before is a graph of its own
         with self._compute():
             for rows in self.rows.rungs:
                 for width in self.width.rungs:
@@ -147,7 +149,7 @@ class BlenderExecutor:
         torch = self.torch
         ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)
         mask = torch.arange(width, device=self.device)[None, :] < torch.tensor(lengths, device=self.device)[:, None]
-        hidden = self.encoder(input_ids=ids_t, attention_mask=mask.long()).last_hidden_state
+        hidden = self._encoder_states(ids_t, mask)
         at = torch.tensor(dest, dtype=torch.long, device=self.device)
         for layer, k_buf, v_buf in zip(self.layers, self.cross_k, self.cross_v, strict=True):
             attn = layer.encoder_attn
@@ -156,6 +158,21 @@ class BlenderExecutor:
         row_mask = torch.zeros(len(dest), self.source_mask.shape[1], dtype=torch.bool, device=self.device)
         row_mask[:, :width] = mask
         self.source_mask[at] = row_mask
+
+    def _encoder_states(self, ids, mask):
+        """The encoder over padded sources, with its own modules (transformers' encoder forward skips
+        the mask when no row is padded: another graph for the same shapes, and a version-dependent one)."""
+        enc, width = self.encoder, ids.shape[1]
+        positions = self.torch.nn.functional.embedding(self.torch.arange(width, device=self.device),
+                                                       enc.embed_positions.weight)
+        x = enc.layernorm_embedding(enc.embed_tokens(ids) * enc.embed_scale + positions)
+        keys = mask[:, None, None, :]
+        for layer in enc.layers:
+            sa = layer.self_attn
+            x = layer.self_attn_layer_norm(x + sa.out_proj(self._attend(sa, x, self._heads(sa.k_proj(x)),
+                                                                        self._heads(sa.v_proj(x)), keys)))
+            x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
+        return x
 
     # -- one decode step ---------------------------------------------------------------------------------
     def _view(self) -> tuple[int, int, int]:
@@ -205,7 +222,7 @@ class BlenderExecutor:
         scores = (q @ keys.transpose(-1, -2).to(q.dtype)) * attn.scaling
         scores = scores.masked_fill(~mask, self.torch.finfo(scores.dtype).min)
         out = self.torch.softmax(scores, dim=-1) @ values.to(q.dtype)
-        return out.transpose(1, 2).reshape(x.shape[0], 1, -1)
+        return out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
 
     def _heads(self, t):
         """[rows, seq, d_model] -> [rows, heads, seq, head_dim]"""
