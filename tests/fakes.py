@@ -195,3 +195,21 @@ def shape_counting_backend(static_shapes=True):
     backend = ShapeCountingBackend()
     backend.prepare()
     return backend
+
+
+def lively_tiny():
+    """The tiny BlenderBot with a head of its own, weights at std 0.05 and decoder position embeddings
+    10x larger: its greedy tokens depend on the prompt and the position. The tiny preset's random init
+    (embeddings tied to the head, std 0.02) repeats its start token whatever it is given, and any
+    engine, right or wrong, would reproduce that; with weak positions a wrong one would still pass."""
+    import torch
+    from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+
+    from workloads.models import TINY
+
+    torch.manual_seed(0)
+    config = BlenderbotSmallConfig(**dict(TINY, tie_word_embeddings=False, init_std=0.05))
+    model = BlenderbotSmallForConditionalGeneration._from_config(config).eval()
+    with torch.no_grad():
+        model.get_decoder().embed_positions.weight.mul_(10.0)
+    return model

@@ -1,11 +1,7 @@
 """The serving engine over a real (tiny, fp32) BlenderBot: every request's greedy tokens are the
 model's own — served alone, in a static batch, or joining a running batch at any step — and the
-things a toy engine gets wrong (one position offset for the batch) are caught.
-
-The model: the tiny config with a head of its own, weights at std 0.05 and decoder position
-embeddings 10x larger. The tiny preset's random init (embeddings tied to the head, std 0.02)
-repeats its start token whatever the prompt or the position, and any engine, right or wrong, would
-reproduce that; with weak positions an engine that got them wrong would still pass."""
+things a toy engine gets wrong (one position offset for the batch) are caught. The model is
+fakes.lively_tiny(): the tiny preset's own random init repeats one token whatever it is given."""
 
 from __future__ import annotations
 
@@ -24,17 +20,9 @@ NEW = 12  # continuation after it is not compared
 
 @pytest.fixture(scope="module")
 def tiny():
-    import torch
-    from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+    from fakes import lively_tiny
 
-    from workloads.models import TINY
-
-    torch.manual_seed(0)
-    config = BlenderbotSmallConfig(**dict(TINY, tie_word_embeddings=False, init_std=0.05))
-    model = BlenderbotSmallForConditionalGeneration._from_config(config).eval()
-    with torch.no_grad():
-        model.get_decoder().embed_positions.weight.mul_(10.0)
-    return model
+    return lively_tiny()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ from bench.core.errors import ConfigError
 from bench.model.report import Repeat, RequestLog, Result
 from bench.serve.engine import Engine
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected
-from bench.serve.scenario import add_steps
-from bench.serve.session import InProcessClient, request_log, run_session
+from bench.serve.session import InProcessClient, add_steps, request_log, run_session
 from fakes import FakeExecutor, VirtualClock
 from workloads.serving import capacity_search, serving_metrics
 

@@ -107,10 +107,17 @@ class BlenderServe(Workload):
                 yield {"qps": (q,)}
 
     @classmethod
-    def check(cls, common, options, device) -> None:
+    def check_model(cls, common, new_tokens: int | None = None) -> None:
+        """The engine runs BlenderBot-small models, prompts and outputs within its positions."""
         cfg = model_config(common.model)
-        check_positions(common.model, cfg, **{"--context-len": common.context_len,
-                                              "--new-tokens": common.new_tokens + 1})
+        if cfg.get("model_type") != "blenderbot-small":
+            raise ConfigError(f"--model {common.model}: the serving engine runs BlenderBot-small models "
+                              f"(model_type blenderbot-small), not {str(cfg.get('model_type'))[:40]!r}")
+        check_positions(common.model, cfg, **{"--context-len": common.context_len, "--new-tokens": new_tokens})
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        cls.check_model(common, common.new_tokens)
         if options.arrivals is not None:
             read_arrivals(options.arrivals)
         elif not options.qps:

@@ -322,7 +322,8 @@ class RequestLog:
     start_s: list[float | None] = fld("when it joined a batch (its encoder pass began; null: never served)",
                                       factory=list, minimum=0)
     first_token_s: list[float | None] = fld("when its first token was ready", factory=list, minimum=0)
-    finish_s: list[float | None] = fld("when its last token was ready", factory=list, minimum=0)
+    finish_s: list[float | None] = fld("when its last token was ready (null: it did not complete: never served, "
+                                       "its client went away, or the engine failed)", factory=list, minimum=0)
     prompt_tokens: list[int] = fld("prompt length", factory=list, minimum=0)
     new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
     batch: list[int | None] = fld("the static batch it was served in, or the engine step at which it joined the "

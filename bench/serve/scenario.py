@@ -23,7 +23,7 @@ from bench.model.report import Compiles, Repeat, Result
 from bench.serve.blender import BlenderExecutor
 from bench.serve.engine import Engine
 from bench.serve.protocol import GenRequest
-from bench.serve.session import InProcessClient, request_log, run_session
+from bench.serve.session import InProcessClient, add_steps, request_log, run_session
 
 
 def record_compiles(backend, phase: str, before: dict | None, repeat: Repeat, result: Result) -> None:
@@ -43,14 +43,6 @@ def record_compiles(backend, phase: str, before: dict | None, repeat: Repeat, re
     if phase == "measure" and c.graphs:
         result.warn("compiled_while_measuring", f"{c.graphs} graph(s) compiled while serving: a shape the warm-up "
                                                 "did not cover; the latencies include compile time")
-
-
-def add_steps(repeat: Repeat, steps) -> None:
-    """Engine steps as the repeat's steps: span, requests finished (samples), tokens made."""
-    for s in steps:
-        repeat.step_times_s.append(s.end_s - s.start_s)
-        repeat.step_samples.append(s.finished)
-        repeat.step_tokens.append(s.rows)
 
 
 class ServingMeasurement(Measurement):
@@ -131,7 +123,8 @@ class ApiMeasurement(ServingMeasurement):
         return {**super().limits(), "max_tokens": self.wl.config.max_position_embeddings}
 
     def _steps(self) -> None:
-        from bench.serve.server import Recorder, serve_http
+        from bench.serve.loop import Recorder
+        from bench.serve.server import serve_http
 
         rep = self.repeat
         recorder = Recorder(self.server.record_limit) if self.server.report else None
@@ -140,7 +133,7 @@ class ApiMeasurement(ServingMeasurement):
         with self.timed_window(busy_only=True):
             try:
                 serve_http(engine, self.wl, self.server, self.clock.now, recorder,
-                           on_ready=lambda: self.sink.progress("measure", 0, None))
+                           on_ready=lambda url: self.sink.progress(f"serving {url}", 0, None))
             finally:
                 if recorder is not None:
                     recorder.fill(rep, self.result)

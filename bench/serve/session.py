@@ -105,9 +105,19 @@ def run_session(plan: ServingPlan, client, clock, progress=None) -> list[Trace]:
 
 
 def request_log(traces: list[Trace], prompt_tokens: list[int]) -> RequestLog:
-    """The report's per-request columns from the traces."""
+    """The report's per-request columns from the traces; a request that did not complete (its client
+    went away, or the engine failed) has no finish time."""
     return RequestLog(arrival_s=[t.arrival_s for t in traces], start_s=[t.start_s for t in traces],
                       first_token_s=[t.token_s[0] if t.token_s else None for t in traces],
-                      finish_s=[t.finish_s for t in traces], prompt_tokens=list(prompt_tokens),
+                      finish_s=[t.finish_s if t.reason in ("stop", "length") else None for t in traces],
+                      prompt_tokens=list(prompt_tokens),
                       new_tokens=[len(t.tokens) for t in traces], batch=[t.batch for t in traces],
                       token_s=[list(t.token_s) for t in traces])
+
+
+def add_steps(repeat, steps: list[StepRecord]) -> None:
+    """Engine steps as a repeat's steps: span, requests finished (samples), tokens made."""
+    for s in steps:
+        repeat.step_times_s.append(s.end_s - s.start_s)
+        repeat.step_samples.append(s.finished)
+        repeat.step_tokens.append(s.rows)
