@@ -296,3 +296,116 @@ def test_hostile_bodies_get_openai_shaped_4xx_and_the_server_goes_on(tiny_url):
         assert too_long["error"]["code"] == "context_length_exceeded"
         assert h.get("/health").json()["status"] == "ok"
         assert h.post("/v1/completions", json={"model": "tiny", "prompt": "fine", "max_tokens": 2}).status_code == 200
+
+
+@pytest.mark.slow
+def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
+    """`bench serve` as a user runs it: a request in flight when SIGTERM comes is answered to the end,
+    then the server exits 0 with a report of every request it served."""
+    import os
+    import signal
+    import sys
+
+    import httpx
+
+    from bench.model.io import load_report
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "serve", "--device", "cpu", "--preset", "tiny", "--port", "0",
+                             "--threads", "1", "--report", "--out", str(tmp_path), "--sample-hz", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = None
+        for line in proc.stdout:
+            if "listening on " in line:
+                url = line.split("listening on ")[1].split()[0]
+                break
+        assert url and url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        assert client(url).completions.create(model="tiny", prompt="hello", max_tokens=4).usage.completion_tokens <= 4
+        body = {"model": "tiny", "prompt": [5, 6, 7], "max_tokens": 500, "ignore_eos": True, "stream": True}
+        with httpx.stream("POST", url + "/v1/completions", json=body, timeout=HANG_S) as r:
+            lines = r.iter_lines()
+            chunks = [next(lines) for _ in range(6)]
+            proc.send_signal(signal.SIGTERM)
+            before = sum(c.startswith("data: {") for c in chunks)
+            rest = list(lines)
+        events = [c for c in chunks + rest if c.startswith("data: ")]
+        assert before < 500 and events[-1] == "data: [DONE]"
+        assert sum(1 for e in events[:-1] if json.loads(e[6:])["choices"][0]["finish_reason"] is None) == 500
+        assert proc.wait(HANG_S) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(HANG_S)
+    [path] = tmp_path.glob("*.json")
+    result = load_report(path).results[0]
+    log = result.timing.repeats[0].requests
+    assert result.status == "ok" and result.workload == "blender-serve" and result.params["batching"] == "continuous"
+    assert log.new_tokens[-1] == 500 and len(log.token_s[-1]) == 500 and log.finish_s[-1] == log.token_s[-1][-1]
+    assert result.workload_metrics["ttft_s"].n == 2
+    assert load_report(path).telemetry.samples  # the same collectors as bench run
+
+
+# -- bench serve's options ---------------------------------------------------------------------------------
+def serve_config(*args):
+    from bench.cli import build_parser
+    from bench.launch.config import build_serve
+
+    return build_serve(build_parser().parse_args(["serve", *map(str, args)]))
+
+
+def test_bench_serve_takes_the_engine_and_server_groups_and_runs_one_in_process_repeat():
+    cfg, server = serve_config("--device", "cpu", "--preset", "seed", "--batching", "static", "--max-batch", 4,
+                               "--port", 0, "--sample-hz", 5)
+    o = cfg.options_of("blender-serve")
+    assert cfg.workloads == ("blender-serve",) and cfg.common.model == "blenderbot-90m"
+    assert (o.batching, o.max_batch, o.qps) == ("static", 4, None) and server.port == 0 and not server.report
+    assert cfg.launch.in_process and cfg.measure.repeats == 1 and cfg.measure.sample_hz == 0  # no report: no sampler
+    cfg, server = serve_config("--report", "--sample-hz", 5)
+    assert server.report and cfg.measure.sample_hz == 5 and cfg.options_of("blender-serve").batching == "continuous"
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--new-tokens", "--beams", "--compile", "--qps", "--requests"])
+def test_bench_serve_refuses_flags_that_mean_nothing_to_a_server(flag, capsys):
+    from bench import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["serve", flag, "2"])
+    assert exit_info.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_bench_serve_refuses_before_any_work(tmp_path, monkeypatch):
+    from bench.core.errors import ConfigError
+    from bench.launch.config import check_before_serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg, server = serve_config("--device", "cpu", "--port", taken.getsockname()[1])
+        with pytest.raises(ConfigError, match="--port .*in use"):
+            check_before_serve(cfg, server)
+    with pytest.raises(ConfigError, match="--host"):
+        serve_config("--host", "no such host!")
+    bart = tmp_path / "bart"
+    bart.mkdir()
+    (bart / "config.json").write_text(json.dumps({"model_type": "bart", "is_encoder_decoder": True}))
+    (bart / "model.safetensors").write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
+    cfg, server = serve_config("--device", "cpu", "--model", bart, "--port", 0)
+    with pytest.raises(ConfigError, match="BlenderBot-small"):
+        check_before_serve(cfg, server)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"bench\[serve\]"):
+        check_before_serve(*serve_config("--device", "cpu", "--port", 0))
+
+
+def test_bench_run_refuses_compile_for_the_serving_engine(tmp_path):
+    from bench.core.errors import ConfigError
+    from bench.launch.config import check_before_run
+    from conftest import run_config
+
+    cfg = run_config("--device", "cpu", "--workload", "blender-serve", "--qps", 2, "--compile", "--out", tmp_path)
+    with pytest.raises(ConfigError, match="--compile: the serving engine runs eager"):
+        check_before_run(cfg)

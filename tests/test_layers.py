@@ -144,6 +144,7 @@ def test_the_graph_sees_function_level_imports_and_registry_targets():
     _, edges = graph()
     cli = {t for t, _, top in edges["bench.cli"] if not top}
     assert "bench.launch.launcher" in cli  # imported inside cmd_run
+    assert "bench.serve.scenario" in {t for t, _, _ in edges["bench.launch.worker"]}  # serving is its own scenario
     assert "bench.devices.cpu.spec" in {t for t, _, _ in edges["bench.devices.registry"]}
     assert "workloads.blender_finetune" in {t for t, _, _ in edges["workloads.registry"]}
     assert "bench.devices" in {t for t, _, _ in edges["bench.devices.registry"]} or \

@@ -232,7 +232,7 @@ def test_session_figures_come_from_every_request():
     assert m["new_tokens_per_s"] == pytest.approx(32 / 3.6)
 
 
-def test_engine_steps_become_the_repeat_steps_and_their_times_are_not_called_noise():
+def test_engine_steps_become_the_repeat_steps_and_their_times_are_not_called_noise_or_unsteady():
     from bench.model.derive import core_metrics, timing_warnings
     from bench.model.report import Timing
 
@@ -243,9 +243,11 @@ def test_engine_steps_become_the_repeat_steps_and_their_times_are_not_called_noi
     assert len(set(rep.step_tokens)) > 1
     looped = Repeat(0, first_step_s=0.1, step_times_s=rep.step_times_s, step_samples=rep.step_samples,
                     step_tokens=rep.step_tokens)
-    noisy = [[w.code for w in timing_warnings(t, core_metrics(t, None, None, None), None) if w.code == "noisy"]
+    rep.step_times_s[0] *= 20  # the first step's joins and encoder passes
+    looped.step_times_s = rep.step_times_s
+    codes = [{w.code for w in timing_warnings(t, core_metrics(t, None, None, None), None)} & {"noisy", "not_steady"}
              for t in (Timing([rep]), Timing([looped]))]
-    assert noisy == [[], ["noisy"]]
+    assert codes == [set(), {"noisy", "not_steady"}]
 
 
 def test_the_capacity_search_brackets_the_capacity_in_few_probes():
@@ -302,6 +304,8 @@ def test_blender_serve_writes_one_result_per_rate_that_keeps_up(tmp_path, capsys
         assert 0 < wm["achieved_qps"] <= 1.1 * wm["realised_qps"], wm
         assert wm["ttft_s"].p99 >= wm["ttft_s"].median > 0
         assert r.params["qps"] == r.variant["qps"][0] and r.params["arrival_seed"] == 0
+        assert r.params["batching"] == "continuous" and log.new_tokens == [8] * 30
+        assert all(len(s) == 8 and s[0] == f for s, f in zip(log.token_s, log.first_token_s, strict=True))
         rep = r.timing.repeats[0]  # the CPU is judged over the batches, not the waits between arrivals
         assert rep.cpu_wall_ratio == pytest.approx(rep.cpu_s / sum(rep.step_times_s)) and rep.wall_s > sum(rep.step_times_s)
     capsys.readouterr()

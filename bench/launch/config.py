@@ -287,7 +287,12 @@ def build_serve(ns):
 
 
 def check_before_serve(cfg: RunConfig, server) -> RunConfig:
-    """As check_before_run, for a server: the device, the model, the address, where the report goes."""
+    """As check_before_run, for a server: the extra, the device, the model, the address, the report."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "pydantic", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"bench serve needs the serve extra ({', '.join(missing)} missing): pip install 'bench[serve]'")
     cfg = resolve_device(cfg)
     spec = devices.spec(cfg.device.device)
     wl = workloads.load(SERVE_WORKLOAD)

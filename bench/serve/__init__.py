@@ -6,5 +6,8 @@ OpenAI-compatible HTTP app in front of it, and the load generator's in-process c
     blender.py   the model side: BlenderBot's encoder and decoder over rows of different ages
     session.py   an open-loop session: arrivals through a client, every token's time recorded
     scenario.py  serving as a measured scenario of `bench run`, and the HTTP server's session
-    api.py, app.py, text.py, server.py   the HTTP server
+    api.py       the API's bodies, responses and errors (OpenAI's shapes)
+    app.py       the FastAPI app; loop.py the engine's thread, metrics and records behind it
+    text.py      prompts and messages to token ids, ids to text
+    server.py    uvicorn, draining on SIGTERM; options.py the server's options
 """
