@@ -409,3 +409,33 @@ def test_bench_run_refuses_compile_for_the_serving_engine(tmp_path):
     cfg = run_config("--device", "cpu", "--workload", "blender-serve", "--qps", 2, "--compile", "--out", tmp_path)
     with pytest.raises(ConfigError, match="--compile: the serving engine runs eager"):
         check_before_run(cfg)
+
+
+# -- text -----------------------------------------------------------------------------------------------------
+def test_generated_ids_become_text_pieces_with_placeholders_for_ids_without_text():
+    from bench.serve.text import Detokenizer
+
+    codec = load_codec("tiny", 1000)
+    scared, you = codec.encode("scared you")
+    unknown = next(i for i in range(999, 4, -1) if not codec.knows(i))
+    detok = Detokenizer(codec)
+    pieces = [detok.piece(t) for t in (scared, unknown, you, you, 2, 1000)]
+    assert pieces == ["scared", " <|id:%d|>" % unknown, " you", " you", "", " <|id:1000|>"]
+    assert "".join(pieces) == detok.text  # end of sequence (2) is a special token: no text
+    assert codec.chat([("user", "i am sad"), ("system", "be kind"), ("assistant", "why")]) == \
+        codec.encode("be kind\ni am sad\nwhy")  # the system message first, then the turns in order
+
+
+def test_a_checkpoint_without_a_tokenizer_takes_token_ids_only():
+    from bench.serve.app import Service
+    from bench.serve.api import ApiError
+    from bench.serve.text import Codec
+
+    service = Service(types.SimpleNamespace(engine=types.SimpleNamespace(executor=FakeExecutor(None))), Codec(None, 100),
+                      "m", time.monotonic, None)
+    assert service.prompt_ids([5, 6]) == [5, 6] and service.prompt_ids([[7]]) == [7]
+    for bad in ("hello", ["hello"]):
+        with pytest.raises(ApiError, match="token ids"):
+            service.prompt_ids(bad)
+    with pytest.raises(ApiError, match="no tokenizer"):
+        service.chat_ids([])

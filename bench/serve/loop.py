@@ -23,6 +23,7 @@ class EngineLoop:
         self.engine, self.clock, self.watchers = engine, clock, list(watchers)
         self.sinks: dict[str, object] = {}
         self.failure: str | None = None
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="bench-engine", daemon=True)
@@ -39,14 +40,15 @@ class EngineLoop:
         """Queue a request; sink(event) is called on the engine's thread for each of its events."""
         if self.failure is not None:
             raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
-        self.sinks[request.id] = sink
-        try:
-            self.engine.submit(request)
-        except RequestRejected:
-            del self.sinks[request.id]
-            raise
-        for w in self.watchers:
-            w.on_submit(request)
+        with self._lock:  # its events are not delivered before the watchers know it
+            self.sinks[request.id] = sink
+            try:
+                self.engine.submit(request)
+            except RequestRejected:
+                del self.sinks[request.id]
+                raise
+            for w in self.watchers:
+                w.on_submit(request)
         self._wake.set()
 
     def cancel(self, request_id: str) -> None:
@@ -70,12 +72,14 @@ class EngineLoop:
                 self._deliver(record)
 
     def _deliver(self, record: StepRecord) -> None:
-        for w in self.watchers:
-            w.on_step(record)
-        for event in record.events:
-            sink = self.sinks.get(event.request)
-            if event.kind == "finish":
-                self.sinks.pop(event.request, None)
+        with self._lock:
+            for w in self.watchers:
+                w.on_step(record)
+            sinks = [(self.sinks.get(e.request), e) for e in record.events]
+            for e in record.events:
+                if e.kind == "finish":
+                    self.sinks.pop(e.request, None)
+        for sink, event in sinks:
             if sink is not None:
                 sink(event)
 
