@@ -439,3 +439,25 @@ def test_a_checkpoint_without_a_tokenizer_takes_token_ids_only():
             service.prompt_ids(bad)
     with pytest.raises(ApiError, match="no tokenizer"):
         service.chat_ids([])
+
+
+def test_a_local_checkpoint_is_served_from_its_safetensors(tmp_path):
+    import httpx
+
+    from bench.launch.config import check_before_serve
+    from workloads.models import build_blender
+
+    lively_tiny().save_pretrained(tmp_path / "ckpt", safe_serialization=True)
+    check_before_serve(*serve_config("--device", "cpu", "--model", tmp_path / "ckpt", "--port", 0))
+    model = build_blender(str(tmp_path / "ckpt")).eval()
+    executor = BlenderExecutor(model, cpu_backend(threads=1), max_rows=2, max_source=32, max_tokens=16)
+    codec = load_codec(str(tmp_path / "ckpt"), model.config.vocab_size)
+    assert not codec.has_text  # no tokenizer saved with it: token ids only
+    service = make_service(Engine(executor, time.monotonic, max_batch=2), codec, "ckpt", time.monotonic)
+    with serving(service) as url:
+        r = httpx.post(url + "/v1/completions", json={"model": "ckpt", "prompt": [5, 6, 7], "max_tokens": 5,
+                                                      "min_tokens": 5}, timeout=HANG_S).json()
+        assert r["usage"]["completion_tokens"] == 5 and r["choices"][0]["text"].startswith("<|id:")
+        chat = httpx.post(url + "/v1/chat/completions", json={"model": "ckpt", "messages": [
+            {"role": "user", "content": "hi"}]}, timeout=HANG_S)
+        assert chat.status_code == 400 and "no tokenizer" in chat.json()["error"]["message"]

@@ -40,8 +40,10 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
 
     codec = load_codec(wl.common.model, wl.config.vocab_size)
     service = make_service(engine, codec, served_name(wl.common.model, options.served_model_name), clock, recorder)
+    # connections beyond what the queue and the rows can hold (plus room for health and metrics) get 503
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off")
+                            access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off",
+                            limit_concurrency=options.max_waiting + engine.max_batch + 64)
     server = _ready_server(config, on_ready)
     service.loop.start()
     try:
