@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="exit codes: 0 stopped after draining (the report written with --report); 1 the "
                                "engine or the report failed; 2 bad input, a missing device or a busy port, before "
                                "any work; 130 interrupted before it served")
-    from bench.launch.config import add_serve_arguments
+    from bench.launch.serving import add_serve_arguments
 
     add_serve_arguments(sp)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
@@ -211,7 +211,7 @@ class ServeView:
 
 
 def cmd_serve(args) -> int:
-    from bench.launch.config import build_serve, check_before_serve
+    from bench.launch.serving import build_serve, check_before_serve
     from bench.launch.launcher import Launcher
     from bench.measure.signals import interrupt_on_sigterm
     from bench.model.io import save_report

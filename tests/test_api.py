@@ -349,7 +349,7 @@ def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
 # -- bench serve's options ---------------------------------------------------------------------------------
 def serve_config(*args):
     from bench.cli import build_parser
-    from bench.launch.config import build_serve
+    from bench.launch.serving import build_serve
 
     return build_serve(build_parser().parse_args(["serve", *map(str, args)]))
 
@@ -376,7 +376,7 @@ def test_bench_serve_refuses_flags_that_mean_nothing_to_a_server(flag, capsys):
 
 def test_bench_serve_refuses_before_any_work(tmp_path, monkeypatch):
     from bench.core.errors import ConfigError
-    from bench.launch.config import check_before_serve
+    from bench.launch.serving import check_before_serve
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -444,7 +444,7 @@ def test_a_checkpoint_without_a_tokenizer_takes_token_ids_only():
 def test_a_local_checkpoint_is_served_from_its_safetensors(tmp_path):
     import httpx
 
-    from bench.launch.config import check_before_serve
+    from bench.launch.serving import check_before_serve
     from workloads.models import build_blender
 
     lively_tiny().save_pretrained(tmp_path / "ckpt", safe_serialization=True)

@@ -17,7 +17,7 @@ from bench.core.options import Options, namespace_values, opt
 from bench.devices import registry as devices
 from bench.devices.options import DeviceOptions
 from bench.launch.options import LaunchOptions, OutputOptions
-from bench.measure.options import MeasureOptions, TelemetryOptions
+from bench.measure.options import MeasureOptions
 from workloads import registry as workloads
 from workloads.common import PRESETS, CommonOptions
 
@@ -95,18 +95,18 @@ def option_groups() -> list[type[Options]]:
         cls = workloads.load(name).Options
         if cls.declared():
             groups.append(cls)
-    return groups + _device_groups() + list(FIXED_GROUPS[3:])
+    return groups + device_groups() + list(FIXED_GROUPS[3:])
 
 
-def _device_groups() -> list[type[Options]]:
+def device_groups() -> list[type[Options]]:
     return [s.options for s in devices.specs().values() if s.options is not None and s.options.declared()]
 
 
 def add_run_arguments(parser) -> None:
-    _add(parser, option_groups())
+    add_groups(parser, option_groups())
 
 
-def _add(parser, groups, skip: tuple[str, ...] = ()) -> None:
+def add_groups(parser, groups, skip: tuple[str, ...] = ()) -> None:
     taken: dict[str, str] = {"--help": "bench", "-h": "bench"}
     for group in groups:
         group.add_arguments(parser, taken, skip)
@@ -121,7 +121,7 @@ def build(ns) -> RunConfig:
     if unknown:
         raise ConfigError(f"--workload: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
-    device_own = _device_own(ns, device.device)
+    device_own = device_own_options(ns, device.device)
     wl_opts = {n: workloads.load(n).Options.build(namespace_values(ns, workloads.load(n).Options), what.preset)
                for n in names}
     _flags_without_effect(ns, names)
@@ -132,7 +132,7 @@ def build(ns) -> RunConfig:
                      OutputOptions.build(namespace_values(ns, OutputOptions)), MappingProxyType(wl_opts))
 
 
-def _device_own(ns, device: str):
+def device_own_options(ns, device: str):
     """The chosen device's own options; another device's flags are an error, not ignored."""
     chosen = None
     for name, spec in devices.specs().items():
@@ -182,7 +182,7 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     spec.check(cfg.device, cfg.device_own, cfg.common, [workloads.load(n) for n in cfg.workloads])
     for name in cfg.workloads:
         workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
-    _check_serving_eager(cfg)
+    check_serving_eager(cfg)
     _check_ranks(cfg, spec)
     check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
@@ -190,7 +190,7 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def _check_serving_eager(cfg: RunConfig) -> None:
+def check_serving_eager(cfg: RunConfig) -> None:
     serving = [n for n in cfg.workloads if workloads.load(n).serves]
     if cfg.device.compile and serving:
         raise ConfigError(f"--compile: the serving engine runs eager ({', '.join(serving)} would not be compiled); "
@@ -242,81 +242,3 @@ def check_writable(path: str) -> None:
     except OSError as exc:
         raise ConfigError(f"--out: cannot write to {path!r} ({exc.strerror or exc}); "
                           "choose a directory you can write to") from None
-
-
-# ---- bench serve ------------------------------------------------------------------------------------
-
-SERVE_WORKLOAD = "blender-serve"
-# options a server has no use for (a request says what it wants; the engine runs eager; no FLOPs counted)
-SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
-                "peak_tflops")
-
-
-def serve_groups() -> list[type[Options]]:
-    """The groups `bench serve` takes: model, device, engine, telemetry, the server, output."""
-    from bench.serve.options import ServerOptions
-    from workloads.blender_serve import EngineOptions
-
-    return [PresetOptions, DeviceOptions, CommonOptions, EngineOptions, *_device_groups(), TelemetryOptions,
-            ServerOptions, OutputOptions]
-
-
-def add_serve_arguments(parser) -> None:
-    _add(parser, serve_groups(), SERVE_UNUSED)
-
-
-def build_serve(ns):
-    """(RunConfig of the server's session, ServerOptions) from parsed `bench serve` arguments: one
-    in-process repeat of blender-serve, whose measured part is the server."""
-    from bench.serve.options import ServerOptions
-    from workloads.blender_serve import EngineOptions
-
-    preset = PresetOptions.build(namespace_values(ns, PresetOptions)).preset
-    given = namespace_values(ns, CommonOptions)
-    device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
-    server = ServerOptions.build(namespace_values(ns, ServerOptions))
-    hz = TelemetryOptions.build(namespace_values(ns, TelemetryOptions)).sample_hz if server.report else 0.0
-    engine = EngineOptions.build(namespace_values(ns, EngineOptions))
-    serving = workloads.load(SERVE_WORKLOAD).Options.build(engine.to_json())
-    cfg = RunConfig(preset, (SERVE_WORKLOAD,), device, _device_own(ns, device.device),
-                    CommonOptions.build(given, preset),
-                    MeasureOptions.build({"repeats": 1, "warmup": 1, "steps": 2, "sample_hz": hz}),
-                    LaunchOptions.build({"in_process": True}), OutputOptions.build(namespace_values(ns, OutputOptions)),
-                    MappingProxyType({SERVE_WORKLOAD: serving}))
-    return cfg, server
-
-
-def check_before_serve(cfg: RunConfig, server) -> RunConfig:
-    """As check_before_run, for a server: the extra, the device, the model, the address, the report."""
-    import importlib.util
-
-    missing = [m for m in ("fastapi", "uvicorn", "pydantic", "prometheus_client") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ConfigError(f"bench serve needs the serve extra ({', '.join(missing)} missing): pip install 'bench[serve]'")
-    cfg = resolve_device(cfg)
-    spec = devices.spec(cfg.device.device)
-    wl = workloads.load(SERVE_WORKLOAD)
-    spec.check(cfg.device, cfg.device_own, cfg.common, [wl])
-    wl.check_model(cfg.common)
-    _check_serving_eager(cfg)
-    check_listen(server.host, server.port)
-    if server.report:
-        check_writable(cfg.output.out)
-        check_temporary()
-    return cfg
-
-
-def check_listen(host: str, port: int) -> None:
-    """The server's address must be one this machine can listen on, and the port free."""
-    try:
-        infos = socket.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror or exc})") from None
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(address)
-        except OSError as exc:
-            what = "in use (another server?)" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-            raise ConfigError(f"--host {host} --port {port}: cannot listen there: {what}") from None
