@@ -175,7 +175,13 @@ async def read_body(http_request) -> bytes:
 # -- the app ----------------------------------------------------------------------------------------------
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="bench serve", docs_url=None, redoc_url=None, openapi_url=None)
+    _errors(app)
+    _generation_routes(app, service)
+    _status_routes(app, service)
+    return app
 
+
+def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_, exc: ApiError):
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -190,6 +196,8 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse(ApiError(500, f"internal error ({type(exc).__name__})", "server_error").body(),
                             status_code=500)
 
+
+def _generation_routes(app: FastAPI, service: Service) -> None:
     async def generate(http_request: Request, chat: bool):
         body = parse(await read_body(http_request), ChatRequest if chat else CompletionRequest)
         ids = service.chat_ids(body.messages) if chat else service.prompt_ids(body.prompt)
@@ -212,6 +220,8 @@ def create_app(service: Service) -> FastAPI:
     async def chat_completions(http_request: Request):
         return await generate(http_request, chat=True)
 
+
+def _status_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/models")
     async def models():
         card = {"id": service.name, "object": "model", "created": service.created, "owned_by": "bench",
@@ -229,5 +239,3 @@ def create_app(service: Service) -> FastAPI:
     async def metrics():
         data, content_type = service.metrics.exposition()
         return Response(data, media_type=content_type)
-
-    return app
