@@ -1,4 +1,4 @@
-"""`bench run | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
+"""`bench run | serve | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
 place that prints errors and picks exit codes.
 
 Exit codes: 0 ok; 1 a workload failed (the report is written), a file compare could not use, or a
@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
                                "regression out")
     cp.add_argument("files", nargs="+", metavar="FILE", help="report files or globs (reports/*.json)")
     add_compare_arguments(cp)
+    sp = sub.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API",
+                        description="Serve BlenderBot (a preset's random-init model, or a local checkpoint with "
+                                    "--model DIR) behind an OpenAI-compatible API: POST /v1/completions and "
+                                    "/v1/chat/completions (streaming with stream: true), GET /v1/models, /health and "
+                                    "/metrics. The engine batches continuously (or statically) on the device; "
+                                    "SIGTERM or Ctrl-C drain the requests in flight, then stop.",
+                        epilog="exit codes: 0 stopped after draining (the report written with --report); 1 the "
+                               "engine or the report failed; 2 bad input, a missing device or a busy port, before "
+                               "any work; 130 interrupted before it served")
+    from bench.launch.serving import add_serve_arguments
+
+    add_serve_arguments(sp)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
                         description="What this installation can run: registered workloads (with where they come "
                                     "from), presets, devices found here and the telemetry collectors.")
@@ -155,6 +167,51 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
     if report.status == "interrupted" or late:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.status == "failed" else EXIT_OK
+
+
+class ServeView:
+    """What `bench serve` says while it starts and stops."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def begin(self, cfg, plan) -> None:
+        if not self.quiet:
+            err.print(f"bench serve: building {shown(cfg.common.model)} on {cfg.device.device} and warming the engine")
+
+    def event(self, event: dict) -> None:
+        phase = str(event.get("phase", ""))
+        if event["event"] == "progress" and phase.startswith("serving "):
+            out.print(f"bench serve: listening on {shown(phase[len('serving '):])} (Ctrl-C or SIGTERM to stop)")
+
+    def job(self, *args, **kwargs) -> None: ...
+    def finished(self, result) -> None: ...
+    def note(self, text: str) -> None: ...
+    def end(self) -> None: ...
+
+
+def cmd_serve(args) -> int:
+    from bench.launch.serving import build_serve, check_before_serve
+    from bench.launch.launcher import Launcher
+    from bench.measure.signals import interrupt_on_sigterm
+    from bench.model.io import save_report
+
+    interrupt_on_sigterm()
+    cfg, server = build_serve(args)
+    cfg = check_before_serve(cfg, server)
+
+    def write(report):
+        return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
+
+    launcher = Launcher(cfg, ServeView(cfg.output.quiet), ["bench", *sys.argv[1:]], write if server.report else None,
+                        job={"api": server.to_json()})
+    report = launcher.run()
+    if server.report:
+        return _finish_run(report, launcher.written, cfg)
+    for result in report.results:
+        if result.error:
+            err.print(f"[red]error:[/] {shown(result.error)}")
+    return {"ok": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(report.status, EXIT_FAILED)
 
 
 def cmd_list(args) -> int:
@@ -278,7 +335,7 @@ def _write(target: str, writer) -> None:
     err.print(f"wrote {shown(target)}")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "serve": cmd_serve, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
 
 
 def _tolerant_streams() -> None:

@@ -1,11 +1,13 @@
 """blender-serve: BlenderBot answering a support line's requests as they arrive (open-loop serving).
 
 Requests arrive by a seeded Poisson process at --qps (or at the times an --arrivals file gives),
-wait in a queue and are served in static batches of up to --max-batch, each generating
---new-tokens tokens with the KV cache (bench/measure/serving.py runs the session; on hpu the prompts
-are padded to fixed length buckets, so that only a few shapes are ever compiled). Every request's
-arrival, batch start, first token and finish are recorded on the run's clock; workloads/serving.py
-turns them into latency percentiles, achieved rate, SLO attainment and goodput.
+wait in a queue and are served by the serving engine (bench/serve/): with continuous batching
+(the default) a waiting request joins the running batch at the next decode step and a finished one
+leaves at once; with `--batching static` a batch of up to --max-batch runs to completion before the
+next starts. Each request generates exactly --new-tokens tokens (min = max, greedy). On hpu the
+batch, the prompt width and the cache length are padded to buckets, every bucket compiled in the
+warm-up. Every request's arrival, start, token times and finish are recorded on the run's clock;
+workloads/serving.py turns them into latency percentiles, achieved rate, SLO attainment and goodput.
 
 Each offered rate is a result of its own (`--qps 1,2,4,8`); `--find-capacity` searches for the
 highest rate whose p99 TTFT meets --slo-ttft-ms.
@@ -14,26 +16,39 @@ highest rate whose p99 TTFT meets --slo-ttft-ms.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 from bench.core.arrivals import ServingPlan, poisson_arrivals, read_arrivals
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
 from bench.model.report import FigureSpec
-from workloads.base import StepResult, Workload
-from workloads.blender_generate import forced_generate
-from workloads.data import PAD, request_prompts
+from workloads.base import Workload
+from workloads.data import request_prompts
 from workloads.models import build_blender, check_positions, model_config, model_identity
 from workloads.serving import capacity_search, serving_metrics
 
-BUCKET = 32  # on a static-shape device prompts are padded up to a multiple of this
+
+@dataclass(frozen=True)
+class EngineOptions(Options):
+    """How the serving engine batches (`bench serve` takes this group; blender-serve adds its load)."""
+
+    title = "serving engine"
+
+    batching: str = opt("continuous", "continuous: requests join the running batch at every decode step and leave "
+                                      "when done; static: a batch runs to completion before the next starts",
+                        choices=("continuous", "static"))
+    max_batch: int = opt(8, "requests decoded together at most", minimum=1, maximum=1024)
+    max_tokens_in_flight: int | None = opt(None, "admission budget: prompt + max new tokens summed over the running "
+                                                 "requests (default: only --max-batch bounds them)", minimum=1,
+                                           maximum=1 << 24)
+    batch_wait_ms: float = opt(10.0, "static batching: how long the oldest waiting request holds a batch open for "
+                                     "more", minimum=0, maximum=60_000)
 
 
 @dataclass(frozen=True)
-class ServeOptions(Options):
+class ServeOptions(EngineOptions):
     title = "blender-serve"
-    description = "open-loop serving: requests arrive on their own schedule, queue, and are batched"
+    description = "open-loop serving: requests arrive on their own schedule, queue, and are served by the engine"
     presets = {"tiny": {"qps": (20.0,), "requests": 60, "slo_ttft_ms": 250.0},
                "seed": {"qps": (1.0,), "requests": 120, "slo_ttft_ms": 1000.0}}
 
@@ -44,9 +59,6 @@ class ServeOptions(Options):
                                      "prompt_tokens`, non-decreasing, # comments", metavar="FILE")
     requests: int | None = opt(None, "requests per session (per rate and repeat); the p99 needs 100 or more",
                                minimum=2, maximum=1_000_000, preset=True)
-    max_batch: int = opt(8, "largest static batch", minimum=1, maximum=1024)
-    batch_wait_ms: float = opt(10.0, "how long the oldest waiting request holds a batch open for more",
-                               minimum=0, maximum=60_000)
     slo_ttft_ms: float | None = opt(None, "service-level objective on time to first token (queueing included)",
                                     exclusive_minimum=0, maximum=3_600_000, preset=True)
     slo_e2e_ms: float | None = opt(None, "service-level objective on end-to-end latency", exclusive_minimum=0,
@@ -64,7 +76,7 @@ class ServeOptions(Options):
 
 class BlenderServe(Workload):
     name = "blender-serve"
-    description = "Serving under open-loop load: Poisson arrivals, static batching, latency and capacity at an SLO"
+    description = "Serving under open-loop load: Poisson arrivals, continuous or static batching, latency and capacity at an SLO"
     tokens_are = "new tokens"
     main_metric = "samples_per_s"
     serves = True
@@ -95,10 +107,17 @@ class BlenderServe(Workload):
                 yield {"qps": (q,)}
 
     @classmethod
-    def check(cls, common, options, device) -> None:
+    def check_model(cls, common, new_tokens: int | None = None) -> None:
+        """The engine runs BlenderBot-small models, prompts and outputs within its positions."""
         cfg = model_config(common.model)
-        check_positions(common.model, cfg, **{"--context-len": common.context_len,
-                                              "--new-tokens": common.new_tokens + 1})
+        if cfg.get("model_type") != "blenderbot-small":
+            raise ConfigError(f"--model {common.model}: the serving engine runs BlenderBot-small models "
+                              f"(model_type blenderbot-small), not {str(cfg.get('model_type'))[:40]!r}")
+        check_positions(common.model, cfg, **{"--context-len": common.context_len, "--new-tokens": new_tokens})
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        cls.check_model(common, common.new_tokens)
         if options.arrivals is not None:
             read_arrivals(options.arrivals)
         elif not options.qps:
@@ -108,6 +127,8 @@ class BlenderServe(Workload):
 
     # -- set-up --------------------------------------------------------------------------------------
     def setup(self) -> None:
+        """The model, a full batch of warm-up prompts, and the session's plan where there is one
+        (`bench serve` has none: its requests come over HTTP)."""
         import torch
 
         c, o = self.common, self.options
@@ -115,69 +136,37 @@ class BlenderServe(Workload):
         model = build_blender(c.model).to(self.backend.device).eval()
         self.identity = model_identity(model, c.model)
         self.config = model.config
-        self.model = self.backend.wrap_inference(model)
+        self.model = model
+        self.warm_prompts = request_prompts(c.data, o.max_batch, c.context_len, self.config.vocab_size,
+                                            self.data_seed + 1)
+        self.plan, self.arrivals_hash = None, None
         if o.arrivals is not None:
             offsets, lengths = read_arrivals(o.arrivals)
             with open(o.arrivals, "rb") as fh:
                 self.arrivals_hash = hashlib.sha256(fh.read()).hexdigest()[:12]
-        else:
+        elif o.qps:
             offsets, lengths = poisson_arrivals(o.qps[0], o.requests, self.data_seed), None
-            self.arrivals_hash = None
-        self.prompts = request_prompts(c.data, len(offsets), c.context_len, self.config.vocab_size, self.data_seed,
-                                       lengths)
-        self.plan = ServingPlan(tuple(offsets), tuple(len(p) for p in self.prompts), o.max_batch,
-                                o.batch_wait_ms / 1000)
-        self.i = 0
+        else:
+            return
+        prompts = request_prompts(c.data, len(offsets), c.context_len, self.config.vocab_size, self.data_seed, lengths)
+        self.plan = ServingPlan(tuple(offsets), tuple(tuple(p) for p in prompts), (c.new_tokens,) * len(prompts))
 
     def params(self) -> dict:
         c, o = self.common, self.options
         return {**self.identity, "qps": o.qps[0] if o.qps and o.arrivals is None else None,
-                "arrivals": self.arrivals_hash, "arrival_seed": self.data_seed, "requests": len(self.plan.arrivals),
-                "max_batch": o.max_batch, "batch_wait_ms": o.batch_wait_ms, "context_len": c.context_len,
+                "arrivals": self.arrivals_hash, "arrival_seed": self.data_seed,
+                "requests": len(self.plan.arrivals) if self.plan else None, "batching": o.batching,
+                "max_batch": o.max_batch, "max_tokens_in_flight": o.max_tokens_in_flight,
+                "batch_wait_ms": o.batch_wait_ms if o.batching == "static" else None, "context_len": c.context_len,
                 "new_tokens": c.new_tokens, "precision": c.precision, "data": c.data,
                 "static_shapes": self.backend.static_shapes, "kv_cache": True, "world_size": self.world_size}
-
-    def _inputs(self, members: list[int]) -> dict:
-        import torch
-
-        rows = [self.prompts[i] for i in members]
-        width = max(len(r) for r in rows)
-        if self.backend.static_shapes:  # a handful of shapes, each compiled once
-            width = min(self.common.context_len, -(-width // BUCKET) * BUCKET)
-        ids = torch.tensor([r + [PAD] * (width - len(r)) for r in rows], dtype=torch.long)
-        dev = self.backend.device
-        return {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)}
 
     # -- serving -------------------------------------------------------------------------------------
     def serving_plan(self) -> ServingPlan:
         return self.plan
 
-    def serve_batch(self, members: list[int], clock) -> tuple[list[float], list[int]]:
-        import torch
-
-        stamps: list[float] = []
-
-        def first_token(input_ids, scores):
-            if not stamps:
-                self.backend.synchronize()
-                stamps.append(clock())
-            return scores
-
-        with torch.inference_mode(), self.backend.autocast(self.common.precision):
-            out = forced_generate(self.model, self._inputs(members), self.common.new_tokens, 1, first_token)
-        new = out.shape[1] - 1
-        if new != self.common.new_tokens:
-            raise RuntimeError(f"generated {new} tokens, expected exactly {self.common.new_tokens}")
-        return [stamps[0]] * len(members), [new] * len(members)
-
-    def step(self) -> StepResult:
-        """A full batch of the first prompts, closed-loop: the warm-up (compile, allocation)."""
-        members = list(range(min(self.options.max_batch, len(self.prompts))))
-        _, new = self.serve_batch(members, time.monotonic)
-        return StepResult(samples=len(members), tokens=sum(new))
-
     def teardown(self) -> None:
-        self.model = self.prompts = None
+        self.model = self.plan = self.warm_prompts = None
 
     @classmethod
     def metrics(cls, repeats, params, options=None) -> dict:

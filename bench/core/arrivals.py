@@ -17,14 +17,22 @@ from dataclasses import dataclass
 from bench.core.errors import ConfigError
 from bench.core.text import read_lines
 
+
 @dataclass(frozen=True)
 class ServingPlan:
-    """One open-loop session (bench/measure/serving.py serves it)."""
+    """One open-loop session's requests (bench/serve/session.py sends them)."""
 
     arrivals: tuple[float, ...]  # seconds from the session's start, non-decreasing
-    prompt_tokens: tuple[int, ...]
-    max_batch: int
-    batch_wait_s: float
+    prompts: tuple[tuple[int, ...], ...]  # each request's prompt, token ids
+    new_tokens: tuple[int, ...]  # each request's output length, exactly
+
+    def __post_init__(self):
+        if not len(self.arrivals) == len(self.prompts) == len(self.new_tokens):
+            raise ValueError("a serving plan needs one prompt and one output length per arrival")
+
+    @property
+    def prompt_tokens(self) -> list[int]:
+        return [len(p) for p in self.prompts]
 
 
 MAX_FILE_BYTES = 16 * 2**20

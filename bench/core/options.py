@@ -100,10 +100,13 @@ class Options:
 
     # -- the command line --------------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str]) -> None:
-        """Add this group's flags; a flag another group already declared is an error."""
+    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+        """Add this group's flags (but those of the fields in `skip`: a command they mean nothing to);
+        a flag another group already declared is an error."""
         group = parser.add_argument_group(cls.title, cls.description or None)
         for f, o, tp in cls.declared():
+            if f.name in skip:
+                continue
             flag = o.flag or "--" + f.name.replace("_", "-")
             if flag in taken:
                 raise ConfigError(f"{flag} is declared twice: by {taken[flag]} and by {cls.title or cls.__name__}; "

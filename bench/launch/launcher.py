@@ -54,10 +54,12 @@ class NullView:
 class Launcher:
     """write: called with the finished report inside the same signal-deferred block that assembles
     it, so a Ctrl-C or SIGTERM at the last moment cannot come between the two; what it returns (the
-    path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds."""
+    path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds.
+    job: added to every job (`bench serve` runs its one repeat with the server's options)."""
 
-    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None):
+    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None, job: dict | None = None):
         self.cfg, self.view = cfg, view or NullView()
+        self.job = dict(job or {})  # what every job carries besides the config (`bench serve`: the server's options)
         self.write = write
         self.report: Report | None = None
         self.written = None
@@ -146,7 +148,7 @@ class Launcher:
         for r in range(self.cfg.measure.repeats):
             self.view.job(name, index, r, variant_label(variant))
             job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
-                   "tree_root": os.getpid(), "variant": variant}
+                   "tree_root": os.getpid(), "variant": variant, **self.job}
             try:
                 events = runner.run(job)
             except Interrupted as exc:

@@ -21,6 +21,7 @@ from bench.measure.runner import Clock, Measurement
 from bench.measure.signals import deferred, interrupt_on_sigterm
 from bench.model.derive import core_metrics
 from bench.model.report import Result
+from bench.serve.scenario import scenario_for
 from workloads import registry as workloads
 
 PROGRESS_EVERY_S = 0.1
@@ -61,8 +62,9 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     variant = job.get("variant") or {}
     options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
     wl = workloads.load(name)(cfg.common, options, backend, rank, world)
-    out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
-                      tree_root=job.get("tree_root"), variant=variant).run()
+    scenario = scenario_for(job) if wl.serves else Measurement
+    out = scenario(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
+                   tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
     bad = null_non_finite(out.result)  # JSON has no NaN or infinity: the result must still reach the parent

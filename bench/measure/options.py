@@ -9,7 +9,21 @@ from bench.core.options import Options, opt
 
 
 @dataclass(frozen=True)
-class MeasureOptions(Options):
+class TelemetryOptions(Options):
+    """The sampling rate (`bench serve` takes it alone; `bench run` with the rest of MeasureOptions)."""
+
+    title = "telemetry"
+
+    sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
+                                 "turns sampling off", minimum=0, maximum=100)
+
+    def check(self) -> None:
+        if 0 < self.sample_hz < 0.1:
+            raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
+
+
+@dataclass(frozen=True)
+class MeasureOptions(TelemetryOptions):
     title = "how to measure"
     presets = {"tiny": {"steps": 20, "warmup": 3}, "seed": {"steps": 10, "warmup": 2}}
 
@@ -26,16 +40,13 @@ class MeasureOptions(Options):
     handicap: float = opt(0.0, "slow every measured step down by this many percent with busy compute, inside the "
                                "timed region: a known difference for testing comparisons (benchmarks/verdicts.py); "
                                "recorded, and flagged by compare", minimum=0, maximum=100, metavar="PCT")
-    sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
-                                 "turns sampling off", minimum=0, maximum=100)
 
     def check(self) -> None:
+        super().check()
         if self.steps is not None and self.time_budget is not None:
             raise ConfigError("--steps and --time-budget: give one of them, not both")
         if self.steps is not None and self.warmup is not None and self.warmup >= self.steps:
             raise ConfigError(f"--warmup: must be below --steps ({self.warmup} >= {self.steps})")
-        if 0 < self.sample_hz < 0.1:
-            raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
 
     @classmethod
     def build(cls, given, preset=None):

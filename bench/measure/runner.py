@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
-from bench.measure.serving import serve
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
 
@@ -170,7 +169,7 @@ class Measurement:
         e0, t0 = self._read_energy(meter)
         try:
             with self.phase("measure"):
-                self._serve() if self.wl.serves else self._steps()
+                self._steps()
         finally:
             e1, t1 = self._read_energy(meter)
             if e0 is not None and e1 is not None:
@@ -181,14 +180,11 @@ class Measurement:
         self.repeat.host_probe_s = (before + after) / 2 if before and after else before or after
 
     def _steps(self) -> None:
+        """The measured steps (a serving scenario replaces them with its session: bench/serve/scenario.py)."""
         rep, n = self.repeat, 0
         handicap = getattr(self.m, "handicap", 0.0) / 100.0
         self.sink.progress("measure", 0, self.m.steps)  # before the clocks: the view shows the phase began
-        host0 = HostSnapshot.take(self.tree_root)
-        cpu0 = time.process_time()
-        self.backend.synchronize()
-        w0 = time.perf_counter_ns()
-        try:
+        with self.timed_window() as w0:
             while self._more(n, w0):
                 step, dt = timed_step(self.wl, self.backend, handicap)
                 rep.step_times_s.append(dt)
@@ -199,41 +195,24 @@ class Measurement:
                 self._record(self.wl.record(step))
                 n += 1
                 self.sink.progress("measure", n, self.m.steps)
-        finally:
-            self.backend.synchronize()
-            rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
-            rep.cpu_s = time.process_time() - cpu0
-            rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
-            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
 
-    def _serve(self) -> None:
-        """An open-loop session (measure/serving.py): each batch is recorded as a step (its time,
-        requests and new tokens), and every request's times go in the repeat's request log."""
+    @contextlib.contextmanager
+    def timed_window(self, busy_only: bool = False):
+        """Wall time, CPU time and other load around the measured part; yields its start (ns).
+        busy_only: the CPU is judged over the steps' own time (a serving session waits for arrivals
+        by design: idle, not cores taken by others)."""
         rep = self.repeat
-        plan = self.wl.serving_plan()
-        self.sink.progress("measure", 0, len(plan.arrivals))
         host0 = HostSnapshot.take(self.tree_root)
         cpu0 = time.process_time()
         self.backend.synchronize()
         w0 = time.perf_counter_ns()
-
-        def run_batch(members):
-            out = self.wl.serve_batch(members, self.clock.now)
-            self.backend.synchronize()
-            return out
-
         try:
-            log, batches = serve(plan, run_batch, self.clock.now,
-                                 progress=lambda done, total: self.sink.progress("measure", done, total))
-            rep.requests = log
-            for b in batches:
-                rep.step_times_s.append(b.end_s - b.start_s)
-                rep.step_samples.append(b.size)
-                rep.step_tokens.append(b.new_tokens)
+            yield w0
         finally:
+            self.backend.synchronize()
             rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
             rep.cpu_s = time.process_time() - cpu0
-            busy = sum(rep.step_times_s)  # waiting for arrivals is idle by design, not cores taken by others
+            busy = sum(rep.step_times_s) if busy_only else rep.wall_s
             rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
             rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
 

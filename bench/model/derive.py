@@ -105,12 +105,13 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
     times = timing.step_times_s
     if timing.first_step_s is None and times:
         out.append(ResultWarning("no_warmup", "no warm-up step: the first measured step includes one-time costs"))
-    slow = max((stats.steady_state_start(r.step_times_s) for r in timing.repeats), default=0)
+    # serving: a step's time follows its rows, joiners and lengths, not the machine's noise or a warm-up
+    serving = any(r.requests for r in timing.repeats)
+    slow = 0 if serving else max((stats.steady_state_start(r.step_times_s) for r in timing.repeats), default=0)
     if slow:
         first = f"first {slow} measured steps were" if slow > 1 else "first measured step was"
         out.append(ResultWarning("not_steady", f"the {first} slower than the rest: raise --warmup"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
-    serving = any(r.requests for r in timing.repeats)  # a batch's time follows its size and lengths, not noise
     if cv is not None and cv > NOISY_CV and not serving:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
     if threads:

@@ -322,16 +322,24 @@ class RequestLog:
     """Per-request records of a serving scenario, one column per field, on the runner's clock."""
 
     arrival_s: list[float] = fld("when the request arrived", factory=list, minimum=0)
-    start_s: list[float | None] = fld("when its batch started (null: never served)", factory=list, minimum=0)
+    start_s: list[float | None] = fld("when it joined a batch (its encoder pass began; null: never served)",
+                                      factory=list, minimum=0)
     first_token_s: list[float | None] = fld("when its first token was ready", factory=list, minimum=0)
-    finish_s: list[float | None] = fld("when its last token was ready", factory=list, minimum=0)
+    finish_s: list[float | None] = fld("when its last token was ready (null: it did not complete: never served, "
+                                       "its client went away, or the engine failed)", factory=list, minimum=0)
     prompt_tokens: list[int] = fld("prompt length", factory=list, minimum=0)
     new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
-    batch: list[int | None] = fld("the batch it was served in", factory=list, minimum=0)
+    batch: list[int | None] = fld("the static batch it was served in, or the engine step at which it joined the "
+                                  "running batch (continuous batching)", factory=list, minimum=0)
+    token_s: list[list[float]] | None = fld("each request's token times, one per generated token (the first is "
+                                            "first_token_s); null in reports before format 4", None, minimum=0)
 
     @invariant
     def _one_entry_per_request(self) -> None:
-        _same_lengths(self, [f.name for f in dataclasses.fields(self)])
+        _same_lengths(self, [f.name for f in dataclasses.fields(self) if f.name != "token_s"], optional=("token_s",))
+        for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
+            if len(stamps) != n:
+                raise ModelError(f"token_s[{i}]", f"{len(stamps)} token times for {n} tokens generated")
 
 
 @dataclass
