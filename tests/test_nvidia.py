@@ -43,8 +43,8 @@ def gpu(index, **over):
 def nvml(monkeypatch):
     """The fake nvidia-ml-py (tests/fake_vendor/pynvml.py), here and in subprocesses."""
 
-    def use(gpus=None, lib=True, lacks=()):
-        monkeypatch.setenv("FAKE_PYNVML", json.dumps({"lib": lib, "lacks": list(lacks),
+    def use(gpus=None, lib=True, lacks=(), container=False):
+        monkeypatch.setenv("FAKE_PYNVML", json.dumps({"lib": lib, "lacks": list(lacks), "container": container,
                                                       "gpus": gpus if gpus is not None else [gpu(0)]}))
         monkeypatch.syspath_prepend(VENDOR)
         monkeypatch.delitem(sys.modules, "pynvml", raising=False)
@@ -331,3 +331,57 @@ def test_hpu_peak_table():
     assert hpu_peak("GAUDI3", "bf16")[0] == 1835e12
     peak, reason = hpu_peak("GAUDI", "bf16")
     assert peak is None and "--peak-tflops" in reason
+
+
+# ---- process identity across PID namespaces --------------------------------------------------------------
+
+def test_in_a_container_our_own_host_pid_is_unknown_not_another_job(nvml):
+    nvml([gpu(0, processes=[os.getpid()])], container=True)  # NVML gives the host's PID for our worker
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    s = c.sample()
+    assert s["gpu0.processes"] == 1 and s["gpu0.other_processes"] is None  # 0.1: 1, so every run was contended
+
+
+def test_in_a_container_more_processes_than_ours_are_others(nvml):
+    nvml([gpu(0, processes=[os.getpid(), 4242, 4343])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 2  # at most one of three is ours
+
+
+def test_once_nvml_lists_our_pid_every_other_pid_is_another_job(nvml):
+    nvml([gpu(0, processes=[os.getpid(), 1 << 23])])  # ours seen: NVML speaks our namespace
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1
+
+
+def test_processes_nobody_can_attribute_are_not_judged_rather_than_contended():
+    from bench.measure.validity import telemetry_checks
+    from test_validity import result_with_steps, telemetry
+
+    from bench.devices.cuda.spec import SPEC as CUDA
+
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.processes": 1, "gpu0.other_processes": None}), CUDA)
+    assert "contended" not in r.codes()
+    assert any(w.code == "not_judged" and "unknown" in w.message for w in r.warnings)
+
+
+def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp_path):
+    from plugins import plugin_site, workload_eps
+
+    from bench.launch.config import check_before_run
+    from bench.launch.launcher import launch
+    from conftest import run_config
+
+    monkeypatch.syspath_prepend(str(plugin_site(tmp_path, workload_eps("counting"))))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    nvml([gpu(2, processes=[os.getpid()])], container=True)  # CUDA ordinal 0 is this GPU (CUDA_ORDER)
+    monkeypatch.setenv("PYTHONPATH", f"{VENDOR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")  # the sampler's
+    cfg = check_before_run(run_config("--device", "cuda", "--in-process", "--workload", "counting", "--repeats", 1,
+                                      "--time-budget", 1.5, "--warmup", 1, "--sample-hz", 10, "--out", tmp_path / "o"))
+    [res] = launch(cfg).results
+    assert res.status == "ok", res.error
+    assert res.telemetry_summary["measure"]["gpu2.processes"].max == 1
+    shared = [w.message for w in res.warnings if w.code == "contended" and "accelerator" in w.message]
+    assert not shared  # 0.1: contended, so no verdict for any CUDA run in a container (this machine's CPU may be)
+    assert any(w.code == "not_judged" and "PID namespace" in w.message for w in res.warnings)

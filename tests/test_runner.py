@@ -102,3 +102,45 @@ def test_step_records_are_kept_per_step_and_per_item():
 
     rep = run(Recording(backend=LoggingBackend()), LoggingBackend()).result.timing.repeats[0]
     assert rep.series["per_step"] == [2.0, 3.0, 4.0, 5.0] and len(rep.series["per_token"]) == 8
+
+
+class ShapeShifting(CountingWorkload):
+    """A torch.compile'd function whose input grows at step `grow_at`: a recompile while measuring."""
+
+    def __init__(self, backend, grow_at=None):
+        super().__init__(backend=backend)
+        self.grow_at = grow_at
+
+    def setup(self):
+        import torch
+
+        self.fn = self.backend.torch.compile(lambda x: (x * 2).sin(), **self.backend.compile_options())
+        self.torch = torch
+
+    def step(self):
+        out = super().step()
+        self.fn(self.torch.ones(3 + (self.calls >= (self.grow_at or 10**9))))
+        return out
+
+
+def test_a_torch_compile_recompile_while_measuring_is_counted_and_warned(monkeypatch):
+    from conftest import cpu_backend
+
+    b = cpu_backend(compile=True)
+    monkeypatch.setattr(b, "compile_options", lambda: {"backend": "eager"})  # dynamo counts; no C++ build here
+    result = run(ShapeShifting(b, grow_at=4), b, measure(steps=3, warmup=2)).result
+    by_phase = {c.phase: c for c in result.timing.repeats[0].compiles}
+    assert by_phase["warmup"].graphs >= 1 and by_phase["measure"].graphs >= 1
+    assert by_phase["measure"].seconds > 0 and "torch._dynamo" in by_phase["measure"].source
+    assert "compiled_while_measuring" in result.codes()
+    steady = run(ShapeShifting(b), b, measure(steps=3, warmup=2)).result
+    assert {c.phase: c.graphs for c in steady.timing.repeats[0].compiles}["measure"] == 0
+    assert "compiled_while_measuring" not in steady.codes()
+
+
+def test_nothing_is_recorded_where_nothing_counts_compiles():
+    from conftest import cpu_backend
+
+    b = cpu_backend()  # eager: no torch.compile
+    assert b.compile_stats() is None
+    assert run(CountingWorkload(backend=b), b).result.timing.repeats[0].compiles == []

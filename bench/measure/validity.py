@@ -205,8 +205,17 @@ def _throttling(result, measured, accel, device) -> None:
 
 
 def _other_processes(result, measured, accel) -> None:
+    """`contended` when another job's process was on the accelerator; `not_judged` when processes were
+    listed whose owner could not be told (NVML's host-namespace PIDs, seen from inside a container)."""
     others = [s.get(f"{p}.other_processes") for s in measured for p in accel]
     seen = max((v for v in others if isinstance(v, int | float)), default=0)
     if seen:
         result.warn("contended", f"{int(seen)} other process(es) ran on the accelerator during the measured "
                                  "steps: the figures are shared with another job")
+        return
+    listed = [s.get(f"{p}.processes") for s in measured for p in accel]
+    unknown = [n for n, o in zip(listed, others) if isinstance(n, int | float) and n and o is None]
+    if unknown:
+        result.warn("not_judged", "whether another job used the accelerator is unknown: the driver lists process "
+                                  "IDs of another PID namespace (a container without --pid=host) and no more "
+                                  "processes than this run's own; run with --pid=host to have it judged")

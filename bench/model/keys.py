@@ -28,7 +28,8 @@ METRICS = {
     "throttle_reasons": Metric("bitmask", "clock-event / throttle reason bits; their meaning is the vendor's "
                                           "(NVML clocks-event reasons, HLML throttle reasons)"),
     "processes": Metric("count", "compute processes on the device"),
-    "other_processes": Metric("count", "compute processes on the device that are not this run's"),
+    "other_processes": Metric("count", "compute processes on the device that are not this run's (null: cannot "
+                                       "be told, as in a container that sees the host's process IDs)"),
     # host
     "cpu_percent": Metric("%", "CPU of the run's process tree (100 = one core)"),
     "rss_bytes": Metric("bytes", "resident memory of the run's process tree"),

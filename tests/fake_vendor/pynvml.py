@@ -10,10 +10,13 @@ pynvml.py:
 - MIG: nvmlDeviceGetMigMode -> [current, pending]; nvmlDeviceIsMigDeviceHandle -> a ctypes.c_uint
   (c_uint(1) == 1 is False: use bool()); nvmlDeviceGetDeviceHandleFromMigDeviceHandle -> the GPU;
   utilization of a MIG instance raises NVMLError_NotSupported.
-- nvmlDeviceGetComputeRunningProcesses -> objects with .pid and .usedGpuMemory.
+- nvmlDeviceGetComputeRunningProcesses -> objects with .pid and .usedGpuMemory. The PIDs are the host's
+  (the driver is not aware of PID namespaces, nvidia-docker#1483): inside a container without
+  --pid=host none of them is a process there, ours included. "container": true reports each configured
+  PID as a host PID, pid + HOST_PID_OFFSET (past any pid_max, so it resolves to nothing here).
 - Units: memory bytes, power mW, energy mJ, clocks MHz. Clock-event bits as NVML's.
 
-The GPUs come from the JSON in FAKE_PYNVML (read at import): {"lib": true, "lacks": [symbol, ...],
+The GPUs come from the JSON in FAKE_PYNVML (read at import): {"lib": true, "lacks": [symbol, ...], "container",
 "gpus": [{"index", "uuid", "name", "util", "mem_util", "mem_used", "mem_total", "power_mw",
 "energy_mj", "temp", "clock_mhz", "reasons", "mig_mode", "processes": [pid], "no_permission":
 [query], "not_supported": [query], "migs": [{"uuid", "mem_used", "mem_total"}]}]}.
@@ -187,9 +190,13 @@ def nvmlDeviceGetCurrentClocksThrottleReasons(handle):
     return handle.gpu.get("reasons", 0)
 
 
+HOST_PID_OFFSET = 1 << 22  # Linux's largest pid_max is 2**22
+
+
 def nvmlDeviceGetComputeRunningProcesses(handle):
     _need("nvmlDeviceGetComputeRunningProcesses_v3", handle, "processes")
-    return [types.SimpleNamespace(pid=p, usedGpuMemory=2**30, gpuInstanceId=None, computeInstanceId=None)
+    offset = HOST_PID_OFFSET if CONFIG.get("container") else 0
+    return [types.SimpleNamespace(pid=p + offset, usedGpuMemory=2**30, gpuInstanceId=None, computeInstanceId=None)
             for p in handle.gpu.get("processes", [])]
 
 

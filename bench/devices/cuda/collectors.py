@@ -48,7 +48,7 @@ class NvmlCollector(LibraryCollector):
         except self.lib.NVMLError as exc:
             raise CollectorUnavailable(f"nvmlInit failed: {exc}") from None
         self.reasons_fn = None
-        self.own = OwnProcesses(self.spec.get("own_pid"))
+        self.own = OwnProcesses(self.spec.get("own_pid"), self.spec.get("own_processes", 1))
 
     def stop(self) -> None:
         self.lib.nvmlShutdown()
@@ -93,7 +93,7 @@ class NvmlCollector(LibraryCollector):
 
     def _processes(self, g: GpuHandle, others: bool):
         pids = {p.pid for p in self.lib.nvmlDeviceGetComputeRunningProcesses(g.device)}
-        return len(pids - self.own.pids()) if others else len(pids)
+        return self.own.others(pids) if others else len(pids)
 
     QUERIES = (
         ("util_percent", lambda c, g: float(c.lib.nvmlDeviceGetUtilizationRates(g.device).gpu)),
@@ -111,13 +111,21 @@ class NvmlCollector(LibraryCollector):
 
 
 class OwnProcesses:
-    """The run's own process tree (the launcher and its workers), refreshed at most once a second:
-    a process on the card outside it is another job."""
+    """The run's own process tree (the launcher and its workers), refreshed at most once a second, and
+    which of the processes NVML lists on a device are someone else's.
+
+    NVML lists host-namespace PIDs (the driver ignores PID namespaces: nvidia-docker#1483; some drivers
+    from 560 translate them): in a container without --pid=host our own worker's PID is never among
+    them. So a listed PID that does not resolve here is unknown, not foreign. Once one listed PID is ours,
+    NVML speaks our namespace and the rest are others. Until then, of n listed processes at most
+    `expected` (our workers on this device) can be ours: n - expected others are certain; fewer cannot
+    be told apart, and the answer is None (unknown)."""
 
     REFRESH_S = 1.0
 
-    def __init__(self, root: int | None):
-        self.root, self.at, self.cache = root, 0.0, set()
+    def __init__(self, root: int | None, expected: int = 1):
+        self.root, self.expected, self.at, self.cache = root, expected, 0.0, set()
+        self.same_namespace = False
 
     def pids(self) -> set[int]:
         if self.root is None:
@@ -133,6 +141,27 @@ class OwnProcesses:
                 self.cache = set()
             self.at = now
         return self.cache
+
+    def others(self, listed: set[int]) -> int | None:
+        """How many of the listed PIDs are another job's, or None where that cannot be told."""
+        mine = self.pids()
+        if listed & mine:
+            self.same_namespace = True
+        if self.same_namespace or not listed:
+            return len(listed - mine)
+        if len(listed) > self.expected:
+            return len(listed) - self.expected
+        return len(listed) if all(_resolves(p) for p in listed) else None
+
+
+def _resolves(pid: int) -> bool:
+    """Whether a PID is a process in this PID namespace."""
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except Exception:  # noqa: BLE001 - psutil missing: nothing can be resolved
+        return False
 
 
 def parse_nvidia_smi(text: str) -> list[dict]:
