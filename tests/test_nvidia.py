@@ -202,7 +202,7 @@ class CUuuid:
     """torch._C._CUuuid: str() is the hex UUID without NVML's "GPU-" prefix (torch/csrc/cuda/Module.cpp)."""
 
     def __init__(self, nvml_uuid):
-        self.text = nvml_uuid.removeprefix("GPU-")
+        self.text = nvml_uuid.removeprefix("GPU-").removeprefix("MIG-")
 
     def __str__(self):
         return self.text
@@ -385,3 +385,59 @@ def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp
     shared = [w.message for w in res.warnings if w.code == "contended" and "accelerator" in w.message]
     assert not shared  # 0.1: contended, so no verdict for any CUDA run in a container (this machine's CPU may be)
     assert any(w.code == "not_judged" and "PID namespace" in w.message for w in res.warnings)
+
+
+# ---- which device is ours: MIG slices, abbreviated UUIDs, a parent that refuses ------------------------
+
+def mig_gpu(**over):
+    return gpu(0, mig_mode=1, migs=[{"uuid": MIG, "mem_used": 2**30, "mem_total": 10 * 2**30}], **over)
+
+
+@pytest.mark.parametrize("variable,value", [("NVIDIA_VISIBLE_DEVICES", MIG),  # the Kubernetes device plugin
+                                            ("CUDA_VISIBLE_DEVICES", MIG[:12]),  # an abbreviated UUID
+                                            ("CUDA_VISIBLE_DEVICES", "0")])
+def test_a_mig_slice_is_found_however_it_was_named(fake_cuda, nvml, monkeypatch, variable, value):
+    nvml([mig_gpu()])
+    monkeypatch.setitem(globals(), "CUDA_ORDER", [MIG, UUIDS[0]])  # torch: the slice's UUID, without NVML's prefix
+    for name in ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, value)
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    assert b.identity() == {"uuid": MIG} and b.describe()["mig"] is True  # 0.1: GPU-<slice>, which NVML has not
+    assert build_collector(b.collector_specs()[-1]).sample()["gpu0.mem_total_bytes"] == 10 * 2**30
+
+
+def test_an_abbreviated_gpu_uuid_is_completed(fake_cuda, nvml, monkeypatch):
+    nvml([gpu(i) for i in range(3)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{UUIDS[2][:10]},{UUIDS[0][:10]}")
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=1)
+    b.prepare()
+    assert b.identity() == {"uuid": UUIDS[0]}
+
+
+def test_in_a_mig_container_the_slice_is_watched_though_its_parent_refuses(nvml):
+    nvml([mig_gpu(mig_container=True)])  # the parent GPU's handle: NoPermission but for its UUID and slices
+    c = build_collector({"name": "nvml", "devices": [{"uuid": MIG}]})
+    assert c.source == "nvidia-ml-py"  # 0.1: "no handle" (nvmlDeviceGetIndex of the parent), no NVIDIA telemetry
+    s = c.sample()
+    assert s["gpu0.mem_total_bytes"] == 10 * 2**30 and s["gpu0.mem_used_bytes"] == 2**30  # the slice's own
+    assert s["gpu0.power_w"] is None and s["gpu0.energy_j"] is None  # the parent's: refused, so null
+    assert c.sources()["gpu0"]["mig"] is True and c.sources()["gpu0"]["uuid"] == MIG
+
+
+def test_hoppers_instantaneous_power_is_kept_beside_the_one_second_average(nvml):
+    fake = nvml([gpu(0, power_instant_mw=712_000), gpu(1)])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}, {"index": 1}]})
+    s = c.sample()
+    assert s["gpu0.power_instant_w"] == 712.0 and s["gpu0.power_w"] == 650.0  # NVML_FI_DEV_POWER_INSTANT, avg
+    assert s["gpu1.power_instant_w"] is None  # no such field before Hopper: null, never the average
+    c.sample()
+    assert fake.CALLS.count("nvmlDeviceGetFieldValues") == 3  # gpu1's refusal is not asked again
+
+
+@pytest.mark.parametrize("lacks", [["nvmlDeviceGetTemperature"], ["nvmlDeviceGetTemperatureV"]])
+def test_temperature_through_the_current_call_or_the_deprecated_one(nvml, lacks):
+    nvml([gpu(0)], lacks=lacks)  # a driver past CUDA 13's removal, or one before the V call
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
+    assert c.sample()["gpu0.temp_c"] == 61 and c.sample()["gpu0.temp_c"] == 61
