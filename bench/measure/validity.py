@@ -120,6 +120,22 @@ def device_energy(result: Result, telemetry: Telemetry, spans, counters: list[di
     return energy_of(result, telemetry, spans, _prefixes(telemetry, ("accelerator",)), "device")
 
 
+WHOLE_GPU = "the whole GPU's, shared by every MIG instance on it"
+
+
+def whole_gpu_only(fig: EnergyFigure, prefixes: list[str]) -> EnergyFigure:
+    """On a MIG instance NVML's power and energy counter are the whole GPU's (NVML docs; FACTS.md): a total
+    would charge this instance with its neighbours' work, and energy per token with it. So no total and
+    no per-work figures; what was measured stays, per part, labelled as the whole GPU's."""
+    parts = {p: EnergyPart(v.joules, f"{v.method} ({WHOLE_GPU})" if v.method else None, v.reason)
+             for p, v in fig.parts.items()}
+    if fig.joules is not None and not parts:  # the in-process counter: one reading of the whole GPU
+        parts = {prefixes[0]: EnergyPart(fig.joules, f"{fig.method} ({WHOLE_GPU})")}
+    return EnergyFigure(window_s=fig.window_s, parts=parts,
+                        reason=f"a MIG instance: NVML's power and energy are {WHOLE_GPU}; this instance's own "
+                               "energy, and its energy per sample or token, cannot be measured")
+
+
 def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: list | None = None) -> None:
     """Summaries, energy and the warnings telemetry supports. device: the DeviceSpec (its name and
     whether it is an accelerator whose utilization must prove it did the work)."""
@@ -134,6 +150,9 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
         return
     covered = sampler_checks(result, telemetry)
     result.energy.device = device_energy(result, telemetry, spans, counters or [])
+    mig = [p for p in _prefixes(telemetry, ("accelerator",)) if telemetry.sources[p].mig]
+    if mig:
+        result.energy.device = whole_gpu_only(result.energy.device, mig)
     if not covered and result.energy.device.estimate:
         result.energy.device = EnergyFigure(reason="the power samples have gaps (sampler_gaps): no estimate")
     host = _prefixes(telemetry, ("host_energy",))
