@@ -3,6 +3,7 @@ shapes, fake nvidia-smi / hl-smi executables on PATH printing captured text, a f
 
 import json
 import os
+import re
 import sys
 import time
 import types
@@ -242,7 +243,7 @@ def test_cuda_backend_syncs_before_every_clock_read(fake_cuda, monkeypatch, tmp_
             assert fake_cuda[i - 1] == "sync"
     assert result.memory.device_peak_bytes == 5 * 2**30
     peak, source = b.peak_flops("bf16")
-    assert peak == pytest.approx(989.4e12) and "datasheet" in source
+    assert peak == pytest.approx(989.4e12) and "H100 Tensor Core GPU datasheet" in source
     d = b.describe()
     assert d["capability"] == "9.0" and d["tf32_matmul"] is False  # torch's default
 
@@ -254,7 +255,8 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
     try:
         matmul.allow_tf32 = True
         assert b.describe()["tf32_matmul"] is True
-        assert b.peak_flops("fp32") == (pytest.approx(494.7e12), "NVIDIA datasheet, dense (H100, tf32)")
+        peak, source = b.peak_flops("fp32")
+        assert peak == pytest.approx(494.7e12) and source.endswith("dense (H100 SXM, tf32)")
     finally:
         matmul.allow_tf32 = False
     assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
@@ -309,28 +311,49 @@ def test_cuda_fp16_training_gets_a_grad_scaler(fake_cuda, tmp_path):
 
 @pytest.mark.parametrize("name,precision,tf32,expected", [
     ("Tesla P100-PCIE-16GB", "fp32", False, 9.3e12), ("Tesla P100-SXM2-16GB", "fp16", False, 21.2e12),
-    ("Tesla V100-SXM2-32GB", "fp16", False, 125e12), ("Tesla T4", "fp16", False, 65e12),
-    ("NVIDIA A10G", "bf16", False, 70e12), ("NVIDIA L4", "bf16", False, 121e12),
-    ("NVIDIA A100-SXM4-80GB", "fp32", True, 156e12), ("NVIDIA A100-SXM4-80GB", "fp32", False, 19.5e12),
-    ("NVIDIA H100 PCIe", "bf16", False, 756e12), ("NVIDIA H200", "bf16", False, 989.4e12),
+    ("Tesla V100-SXM2-32GB", "fp16", False, 125e12), ("Tesla V100-PCIE-16GB", "fp32", False, 14e12),
+    ("Tesla V100S-PCIE-32GB", "fp32", False, 16.4e12), ("Tesla V100S-PCIE-32GB", "fp16", False, 130e12),
+    ("Tesla T4", "fp16", False, 65e12), ("NVIDIA A10", "bf16", False, 125e12), ("NVIDIA L4", "bf16", False, 121e12),
+    ("NVIDIA L40S", "bf16", False, 362.05e12), ("NVIDIA L40", "bf16", False, 181.05e12),
+    ("NVIDIA L40", "fp32", True, 90.5e12), ("NVIDIA A100-SXM4-80GB", "fp32", True, 156e12),
+    ("NVIDIA A100-SXM4-80GB", "fp32", False, 19.5e12), ("NVIDIA A100 80GB PCIe", "bf16", False, 312e12),
+    ("NVIDIA H100 PCIe", "bf16", False, 756e12), ("NVIDIA H100 80GB HBM3", "bf16", False, 989.4e12),
+    ("NVIDIA H200", "bf16", False, 989.4e12), ("NVIDIA H200 NVL", "bf16", False, 835e12),
+    ("NVIDIA B200", "bf16", False, 2250e12),
     ("Tesla P100-PCIE-16GB", "bf16", False, None), ("NVIDIA Mystery 9000", "fp32", False, None),
+    ("NVIDIA RTX A1000", "bf16", False, None), ("NVIDIA GH200 480GB", "bf16", False, None),
+    ("NVIDIA A10G", "bf16", False, None),
 ])
 def test_cuda_peak_table(name, precision, tf32, expected):
+    """Every figure names its document; V100S is not a V100 PCIe, RTX A1000 not an A100, GH200 not an H200."""
     peak, source = cuda_peak(name, precision, tf32)
     key = "tf32" if tf32 else precision
     if expected:
         assert peak == pytest.approx(expected)
-        assert source.startswith("NVIDIA datasheet, dense (") and source.endswith(f", {key})")
-    elif "Mystery" in name:
+        assert "datasheet" in source or "specifications" in source
+        assert re.search(r"\b(19|20)\d\d\b", source) and source.endswith(f", {key})")  # document and date
+    elif name.endswith(("Mystery 9000", "RTX A1000")):
         assert peak is None and source == f"{name!r} is not in the peak table; pass --peak-tflops"
+    elif name.endswith(("GH200 480GB", "A10G")):
+        assert peak is None and "--peak-tflops" in source and source.startswith(f"no peak for {name}: ")
     else:
         assert peak is None and source == f"no {key} peak listed for {name}"
 
 
+def test_every_peak_table_entry_names_its_source():
+    from bench.devices.cuda.peaks import CUDA_PEAKS
+    from bench.devices.hpu.peaks import HPU_PEAKS
+
+    for _, _, table, source in CUDA_PEAKS:
+        assert source and (table is None or re.search(r"\b(19|20)\d\d\b", source))
+    for table, source in HPU_PEAKS.values():
+        assert source and (table is None or re.search(r"\b(19|20)\d\d\b", source))
+
+
 def test_hpu_peak_table():
-    assert hpu_peak("GAUDI3", "bf16")[0] == 1835e12
+    assert hpu_peak("GAUDI3", "bf16")[0] == 1835e12 and "white paper (April 2024)" in hpu_peak("GAUDI3", "bf16")[1]
     peak, reason = hpu_peak("GAUDI", "bf16")
-    assert peak is None and "--peak-tflops" in reason
+    assert peak is None and "--peak-tflops" in reason and "first-generation" in reason
 
 
 # ---- process identity across PID namespaces --------------------------------------------------------------
