@@ -464,3 +464,16 @@ def test_temperature_through_the_current_call_or_the_deprecated_one(nvml, lacks)
     nvml([gpu(0)], lacks=lacks)  # a driver past CUDA 13's removal, or one before the V call
     c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
     assert c.sample()["gpu0.temp_c"] == 61 and c.sample()["gpu0.temp_c"] == 61
+
+
+def test_fp16_falls_back_to_the_older_grad_scaler_where_torch_amp_has_none(fake_cuda, monkeypatch):
+    """torch 2.1 and 2.2 (which bench accepts) have torch.cuda.amp.GradScaler, not torch.amp.GradScaler."""
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    import warnings
+
+    monkeypatch.delattr(torch.amp, "GradScaler", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.4 deprecates the old class; 2.1 does not
+        scaler = b.grad_scaler("fp16")  # 0.1: AttributeError
+    assert isinstance(scaler, torch.cuda.amp.GradScaler)

@@ -35,9 +35,13 @@ class CudaBackend(Backend):
         self.torch.cuda.synchronize()
 
     def grad_scaler(self, precision: str):
-        if precision == "fp16":
+        """fp16 needs loss scaling. torch.amp.GradScaler("cuda") appeared in torch 2.3; 2.1 and 2.2, which
+        bench accepts, have torch.cuda.amp.GradScaler only (deprecated from 2.4 on)."""
+        if precision != "fp16":
+            return None
+        if hasattr(getattr(self.torch, "amp", None), "GradScaler"):
             return self.torch.amp.GradScaler("cuda")
-        return None
+        return self.torch.cuda.amp.GradScaler()
 
     def reset_peak_memory(self) -> None:
         self.torch.cuda.reset_peak_memory_stats()

@@ -276,8 +276,13 @@ class NvidiaSmiCollector(SmiCollector):
     tool = "nvidia-smi"
     prefix = "gpu"
     device_kind = "cuda"
+    # clocks_event_reasons.active is the name since the R535 drivers, whose NVML renamed "throttle reasons"
+    # to "clocks event reasons" (NVML API reference R550, nvmlClocksEventReasons: the Throttle names are
+    # deprecated aliases); older nvidia-smi refuses a field it does not know ('Field "..." is not a valid
+    # field to query.', huggingface/candle#733): then the old name.
     QUERY = ("index", "uuid", "name", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
-             "power.draw", "temperature.gpu", "clocks.sm", "clocks_throttle_reasons.active")
+             "power.draw", "temperature.gpu", "clocks.sm", "clocks_event_reasons.active")
+    LEGACY = {"clocks_event_reasons.active": "clocks_throttle_reasons.active"}
     query_flags = ("--query-gpu=" + ",".join(QUERY), "--format=csv,nounits")
     FIELDS = {"utilization.gpu": ("util_percent", float), "utilization.memory": ("mem_util_percent", float),
               "memory.used": ("mem_used_bytes", float), "memory.total": ("mem_total_bytes", float),
@@ -288,3 +293,13 @@ class NvidiaSmiCollector(SmiCollector):
 
     def parse(self, text: str) -> list[dict]:
         return parse_nvidia_smi(text)
+
+    def open(self) -> None:
+        try:
+            super().open()
+        except CollectorUnavailable as exc:
+            if "not a valid field" not in str(exc):
+                raise
+            query = [self.LEGACY.get(q, q) for q in self.QUERY]
+            self.query_flags = ("--query-gpu=" + ",".join(query), "--format=csv,nounits")
+            super().open()
