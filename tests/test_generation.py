@@ -148,7 +148,7 @@ def test_generation_flops_count_no_padding_whatever_the_shapes():
     static = BlenderGenerate(c, GenerateOptions(), backend)
     static.setup()
     cfg = trimmed.config
-    for a, b in zip(trimmed.batches, static.batches):
+    for a, b in zip(trimmed.batches, static.batches, strict=True):
         lengths = a["inputs"]["attention_mask"].sum(dim=1).tolist()
         assert len(set(lengths)) > 1  # rows of different lengths: padding inside the trimmed batch too
         assert a["flops"] == b["flops"] == generate_flops_rows(cfg, lengths, c.new_tokens, c.beams)

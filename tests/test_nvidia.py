@@ -131,7 +131,7 @@ def test_a_handle_lookup_error_neither_fails_workloads_nor_bench_list(fake_cuda,
 def test_a_handle_lookup_error_falls_back_to_nvidia_smi(nvml, monkeypatch, tmp_path):
     nvml([gpu(0)])
     write_tool(tmp_path, "nvidia-smi", "echo 'index, uuid, utilization.gpu [%], power.draw [W]'; "
-                                       f"echo '7, GPU-99999999-0000-0000-0000-000000000000, 50, 300'")
+                                       "echo '7, GPU-99999999-0000-0000-0000-000000000000, 50, 300'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     c = build_collector({"name": "nvml", "devices": [{"uuid": "GPU-99999999-0000-0000-0000-000000000000"}]})
     assert c.source == "nvidia-smi" and "no handle" in c.fallback_reasons[0]  # 0.1: unavailable, no fall-back

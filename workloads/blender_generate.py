@@ -40,7 +40,7 @@ def request_timing(start_ns: int, stamps: list[int]) -> dict:
     if not stamps:
         return {"ttft_s": None, "gaps_s": []}
     return {"ttft_s": (stamps[0] - start_ns) / 1e9,
-            "gaps_s": [(b - a) / 1e9 for a, b in zip(stamps, stamps[1:])]}
+            "gaps_s": [(b - a) / 1e9 for a, b in zip(stamps, stamps[1:], strict=False)]}
 
 
 def forced_generate(model, inputs: dict, new_tokens: int, beams: int, clock=None):

@@ -34,4 +34,4 @@ def gather_json(payload, device) -> list:
     padded = words.to(device)
     buffers = [torch.zeros_like(padded) for _ in lengths]
     dist.all_gather(buffers, padded)
-    return [json.loads(b.cpu().view(torch.uint8).numpy().tobytes()[:n]) for b, n in zip(buffers, lengths)]
+    return [json.loads(b.cpu().view(torch.uint8).numpy().tobytes()[:n]) for b, n in zip(buffers, lengths, strict=True)]

@@ -29,7 +29,7 @@ def sampler_health(telemetry: Telemetry, period_s: float, fate: dict) -> Sampler
         duration = p.end_s - p.start_s
         phases.append(PhaseCoverage(p.workload, p.phase, duration, len(inside), p.repeat,
                                     len(inside) / duration if duration > 0 else None,
-                                    max(b - a for a, b in zip(edges, edges[1:])), p.start_s, p.variant))
+                                    max(b - a for a, b in zip(edges, edges[1:], strict=False)), p.start_s, p.variant))
     return SamplerHealth(fate.get("alive_to_end"), fate.get("reason"), period_s, phases)
 
 
@@ -112,12 +112,17 @@ def energy_of(result: Result, telemetry: Telemetry, spans, prefixes: list[str], 
 
 def device_energy(result: Result, telemetry: Telemetry, spans, counters: list[dict | None]) -> EnergyFigure:
     """The device counter read in-process after a sync, where every repeat read one over a long
-    enough window; else the sampled counter or power; else null with the reason."""
+    enough window; else the sampled counter or power; else null with the reason. Never a MIG
+    instance's (whole_gpu_only)."""
+    accel = _prefixes(telemetry, ("accelerator",))
     if counters and all(c and c["window_s"] >= MIN_ENERGY_WINDOW_S and c["joules"] >= 0 for c in counters):
         joules, window = sum(c["joules"] for c in counters), sum(c["window_s"] for c in counters)
-        return EnergyFigure(joules=joules, window_s=window, method=counters[0]["method"],
-                            **per_work(result, joules, window))
-    return energy_of(result, telemetry, spans, _prefixes(telemetry, ("accelerator",)), "device")
+        fig = EnergyFigure(joules=joules, window_s=window, method=counters[0]["method"],
+                           **per_work(result, joules, window))
+    else:
+        fig = energy_of(result, telemetry, spans, accel, "device")
+    mig = [p for p in accel if telemetry.sources[p].mig]
+    return whole_gpu_only(fig, mig) if mig else fig
 
 
 WHOLE_GPU = "the whole GPU's, shared by every MIG instance on it"
@@ -150,9 +155,6 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
         return
     covered = sampler_checks(result, telemetry)
     result.energy.device = device_energy(result, telemetry, spans, counters or [])
-    mig = [p for p in _prefixes(telemetry, ("accelerator",)) if telemetry.sources[p].mig]
-    if mig:
-        result.energy.device = whole_gpu_only(result.energy.device, mig)
     if not covered and result.energy.device.estimate:
         result.energy.device = EnergyFigure(reason="the power samples have gaps (sampler_gaps): no estimate")
     host = _prefixes(telemetry, ("host_energy",))
@@ -233,7 +235,7 @@ def _other_processes(result, measured, accel) -> None:
                                  "steps: the figures are shared with another job")
         return
     listed = [s.get(f"{p}.processes") for s in measured for p in accel]
-    unknown = [n for n, o in zip(listed, others) if isinstance(n, int | float) and n and o is None]
+    unknown = [n for n, o in zip(listed, others, strict=True) if isinstance(n, int | float) and n and o is None]
     if unknown:
         result.warn("not_judged", "whether another job used the accelerator is unknown: the driver lists process "
                                   "IDs of another PID namespace (a container without --pid=host) and no more "

@@ -72,20 +72,24 @@ nvmlTemperature_v1 = 0x100000C
 # what a MIG container may still ask of the parent GPU's handle
 _PARENT_READABLE = {"nvmlDeviceGetUUID", "nvmlDeviceGetName", "nvmlDeviceIsMigDeviceHandle",
                     "nvmlDeviceGetMaxMigDeviceCount", "nvmlDeviceGetMigDeviceHandleByIndex"}
-_up = False
+_up = 0
 
 
 def nvmlInit():
+    """NVML counts initialisations; nvmlShutdown shuts down when the count reaches zero (NVML API reference,
+    nvmlInit_v2 / nvmlShutdown)."""
     global _up
     if not CONFIG.get("lib", True):
         raise NVMLError(12)
-    _up = True
+    _up += 1
     CALLS.append("nvmlInit")
 
 
 def nvmlShutdown():
     global _up
-    _up = False
+    if not _up:
+        raise NVMLError(1)
+    _up -= 1
 
 
 class _Handle:

@@ -169,7 +169,7 @@ class HlSmiCollector(SmiCollector):
 
     def sources(self) -> dict:
         out = super().sources()
-        for prefix, src in out.items():
+        for src in out.values():
             row = next((r for r in self.last_rows if r.get("index") == src["index"]), {})
             if row.get("module_id") is not None:
                 src["module_id"] = int(row["module_id"])

@@ -83,13 +83,16 @@ def bridge_env(own) -> dict:
     return env
 
 
-def check_modes(device_options, own, common, workloads=()) -> None:
-    if device_options.compile:
-        raise ConfigError("--compile: on hpu use --hpu-mode compile (torch.compile with the hpu_backend)")
+def check_recipe_cache(device_options, own, common, workloads=()) -> None:
     cache = own.hpu_recipe_cache if own is not None else None
     if cache and ("," in cache or (os.path.exists(cache) and not os.path.isdir(cache))):
         raise ConfigError(f"--hpu-recipe-cache {cache!r}: give a directory whose path has no comma (the bridge "
                           "splits PT_HPU_RECIPE_CACHE_CONFIG at commas)")
+
+
+def check_modes(device_options, own, common, workloads=()) -> None:
+    if device_options.compile:
+        raise ConfigError("--compile: on hpu use --hpu-mode compile (torch.compile with the hpu_backend)")
     if own is None or not own.hpu_graphs:
         return
     if own.hpu_mode not in (None, "lazy"):
@@ -144,4 +147,4 @@ SPEC = DeviceSpec(name="hpu", description="Intel Gaudi (habana_frameworks; HLML 
                   worker_env=worker_env, throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES,
                   collectors={"habana": ("bench.devices.hpu.collectors:HlmlCollector",
                                          "bench.devices.hpu.collectors:HlSmiCollector")},
-                  auto_priority=10, extra_checks=(check_modes,))
+                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache))
