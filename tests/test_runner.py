@@ -144,3 +144,28 @@ def test_nothing_is_recorded_where_nothing_counts_compiles():
     b = cpu_backend()  # eager: no torch.compile
     assert b.compile_stats() is None
     assert run(CountingWorkload(backend=b), b).result.timing.repeats[0].compiles == []
+
+
+def test_compile_counts_and_times_reach_the_written_report(monkeypatch):
+    """A stack counter that counts one graph (0.5 s) per read: every phase compiled, the measured one too."""
+    import json
+
+    from conftest import run_inline
+
+    from bench.devices.cpu.backend import CpuBackend
+    from bench.model.report import Report
+
+    reads = []
+
+    def stats(self):
+        reads.append(1)
+        return {"graphs": len(reads), "seconds": 0.5 * len(reads), "source": "a test counter"}
+
+    monkeypatch.setattr(CpuBackend, "compile_stats", stats)
+    report = run_inline("--workload", "blender-finetune")
+    loaded = Report.from_json(json.loads(json.dumps(report.to_json())))
+    [res] = loaded.results
+    [rep] = res.timing.repeats
+    assert [(c.phase, c.graphs, c.seconds, c.source) for c in rep.compiles] == [
+        (p, 1, 0.5, "a test counter") for p in ("setup", "warmup", "measure", "verify")]
+    assert "compiled_while_measuring" in res.codes()
