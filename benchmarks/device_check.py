@@ -241,7 +241,7 @@ dist.init_process_group(spec.dist_backend)
 for n in map(int, sys.argv[2].split(",")):
     assert gather_json(value(n, rank), backend.device) == [value(n, r) for r in range(2)], n
 dist.destroy_process_group()
-print("gathered", rank)
+sys.stdout.write(f"gathered {rank}\\n")  # one write: the ranks share stdout
 '''
 
 
