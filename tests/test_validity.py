@@ -167,3 +167,17 @@ def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
     for i, e in enumerate(log):
         if e == "energy":
             assert log[i - 1] == "sync"
+
+
+def test_a_mig_instance_is_not_charged_the_whole_gpus_energy():
+    """NVML's power and energy on MIG are the whole GPU's: no energy per token for the slice, the reading
+    labelled as the whole GPU's."""
+    for counters in (None, [{"joules": 600.0, "window_s": 2.0, "method": "energy counter read after a device sync"}]):
+        r = result_with_steps()
+        tel = telemetry(util=None)
+        tel.sources["gpu0"] = TelemetrySource("accelerator", "cuda", 0, mig=True)
+        telemetry_checks(r, tel, CUDA, counters)
+        e = r.energy.device
+        assert e.joules is None and e.per_token_j is None and e.per_sample_j is None  # 0.1: the GPU's, as the slice's
+        assert "MIG instance" in e.reason
+        assert e.parts["gpu0"].joules > 0 and "whole GPU" in e.parts["gpu0"].method

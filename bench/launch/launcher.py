@@ -89,7 +89,8 @@ class Launcher:
 
     def run(self) -> Report:
         run_dir = tempfile.mkdtemp(prefix="bench-run-")
-        env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc) if self.spec.worker_env else ({}, None)
+        env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc, self.cfg.device_own) \
+            if self.spec.worker_env else ({}, None)
         runner = self.runner_class()(run_dir, self.on_event, env)
         report = self.new_report(runner.kind)
         c = self.cfg

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.measure.compiles import CompileLog
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
@@ -79,13 +80,15 @@ class Measurement:
         self.variant = variant_label(self.result.variant)
         self.result.timing.repeats.append(self.repeat)
         self.out = Outcome(self.result)
+        self.compiles = CompileLog(backend, self.repeat.compiles)
         self.steps = []
 
     @contextlib.contextmanager
     def phase(self, name: str):
         start = self.clock.now()
         try:
-            yield
+            with self.compiles.phase(name):
+                yield
         finally:
             p = Phase(self.wl.name, name, start, self.clock.now(), self.repeat.index, self.variant)
             self.out.phases.append(p)
@@ -227,6 +230,9 @@ class Measurement:
     def _after_steps(self) -> None:
         with contextlib.suppress(Exception):
             self.result.memory = Memory(**self.backend.memory_stats())
+        compiled = self.compiles.while_measuring()
+        if compiled:
+            self.result.warn("compiled_while_measuring", compiled)
         try:
             self.repeat.series.update(self.wl.series())
         except Exception as exc:  # noqa: BLE001 - the timing stands; say what is missing

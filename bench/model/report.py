@@ -243,7 +243,10 @@ class Memory:
     device_peak_bytes: float | None = fld("peak bytes allocated on the device", None, minimum=0)
     device_peak_reason: str | None = fld("why there is no device peak", None)
     device_peak_reserved_bytes: float | None = fld("peak bytes the allocator reserved (cuda)", None, minimum=0)
-    device_total_bytes: float | None = fld("device memory", None, minimum=0)
+    device_total_bytes: float | None = fld("the device's memory (hpu: the card's, synDeviceInfo dramSize)", None,
+                                           minimum=0)
+    device_pool_bytes: float | None = fld("hpu: the allocator's pool (memory_stats Limit), less than the card's "
+                                          "memory", None, minimum=0)
     device_max_in_use_bytes: float | None = fld("peak bytes in use (hpu MaxInUse)", None, minimum=0)
     process_max_rss_bytes: float | None = fld("the worker's peak resident memory", None, minimum=0)
     host_peak_rss_bytes: float | None = fld("peak resident memory of the process tree, from telemetry", None, minimum=0)

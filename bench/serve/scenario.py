@@ -10,8 +10,8 @@ requests it finished and the tokens it made), every request's times and tokens i
 `ApiMeasurement` (bench serve): the same warm-up, then the HTTP server until it is stopped; with
 `--report`, the requests it answered are the session's records.
 
-Graph compiles are read from the backend's counter around the warm-up and the measured part; one
-while measuring is a `compiled_while_measuring` warning (a shape the warm-up did not cover).
+Graph compiles are counted per phase by the runner's phases (bench/measure/compiles.py), as for every
+workload; one while measuring is a `compiled_while_measuring` warning (a shape the warm-up did not cover).
 """
 
 from __future__ import annotations
@@ -19,30 +19,10 @@ from __future__ import annotations
 import time
 
 from bench.measure.runner import Measurement
-from bench.model.report import Compiles, Repeat, Result
 from bench.serve.blender import BlenderExecutor
 from bench.serve.engine import Engine
 from bench.serve.protocol import GenRequest
 from bench.serve.session import InProcessClient, add_steps, request_log, run_session
-
-
-def record_compiles(backend, phase: str, before: dict | None, repeat: Repeat, result: Result) -> None:
-    """The graphs compiled during one phase: the backend's cumulative counter after it, less before
-    (nothing where the device counts none)."""
-    after = backend.compile_stats()
-    if after is None:
-        return
-    before = before or {}
-
-    def delta(key):
-        a, b = after.get(key), before.get(key, 0)
-        return None if a is None or b is None else a - b
-
-    c = Compiles(phase, delta("graphs"), delta("seconds"), after.get("source"))
-    repeat.compiles.append(c)
-    if phase == "measure" and c.graphs:
-        result.warn("compiled_while_measuring", f"{c.graphs} graph(s) compiled while serving: a shape the warm-up "
-                                                "did not cover; the latencies include compile time")
 
 
 class ServingMeasurement(Measurement):
@@ -62,7 +42,6 @@ class ServingMeasurement(Measurement):
         return Engine(self.executor, self.clock.now, sync=self.backend.synchronize, **settings)
 
     def _warmup(self) -> None:
-        before = self.backend.compile_stats()
         n = self.m.warmup or 0
         with self.phase("warmup"):
             self.sink.progress("warmup", 0, n)
@@ -76,7 +55,6 @@ class ServingMeasurement(Measurement):
                 self.sink.progress("warmup", i + 1, n)
             self.repeat.first_step_s = times[0] if times else None
             self.repeat.warmup_s = (time.perf_counter_ns() - t0) / 1e9
-        record_compiles(self.backend, "warmup", before, self.repeat, self.result)
         self.backend.reset_peak_memory()
         self.wl.start_measuring()
 
@@ -97,7 +75,6 @@ class ServingMeasurement(Measurement):
         rep, plan = self.repeat, self.wl.serving_plan()
         client = InProcessClient(self.new_engine(), self.clock.now)
         self.sink.progress("measure", 0, len(plan.arrivals))
-        before = self.backend.compile_stats()
         with self.timed_window(busy_only=True):
             try:
                 traces = run_session(plan, client, self.clock.now,
@@ -105,7 +82,6 @@ class ServingMeasurement(Measurement):
                 rep.requests = request_log(traces, plan.prompt_tokens)
             finally:
                 add_steps(rep, client.steps)
-        record_compiles(self.backend, "measure", before, rep, self.result)
 
 
 class ApiMeasurement(ServingMeasurement):
@@ -129,7 +105,6 @@ class ApiMeasurement(ServingMeasurement):
         rep = self.repeat
         recorder = Recorder(self.server.record_limit) if self.server.report else None
         engine = self.new_engine(max_waiting=self.server.max_waiting)
-        before = self.backend.compile_stats()
         with self.timed_window(busy_only=True):
             try:
                 serve_http(engine, self.wl, self.server, self.clock.now, recorder,
@@ -137,7 +112,6 @@ class ApiMeasurement(ServingMeasurement):
             finally:
                 if recorder is not None:
                     recorder.fill(rep, self.result)
-        record_compiles(self.backend, "measure", before, rep, self.result)
 
 
 def scenario_for(job: dict):
