@@ -28,6 +28,7 @@ from bench.measure.environment import collect_host, collect_packages, collect_py
 from bench.measure.runner import Clock
 from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
+from bench.measure.threads import choose_here, contended_advice
 from bench.measure.validity import sampler_health, telemetry_checks
 from bench.model.derive import contention_reasons, recompute, timing_warnings
 from bench.model.fields import ModelError, decode, null_non_finite
@@ -56,8 +57,9 @@ class Launcher:
     it, so a Ctrl-C or SIGTERM at the last moment cannot come between the two; what it returns (the
     path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds."""
 
-    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None):
+    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None, threads=None):
         self.cfg, self.view = cfg, view or NullView()
+        self.threads = threads  # a ThreadChoice made by the caller (a --scaling sweep), else made here
         self.write = write
         self.report: Report | None = None
         self.written = None
@@ -91,6 +93,8 @@ class Launcher:
         runner = self.runner_class()(run_dir, self.on_event, env)
         report = self.new_report(runner.kind)
         c = self.cfg
+        if self.threads is None and self.spec.name == "cpu":  # before the sampler: its own CPU is not other load
+            self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
         self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
@@ -146,7 +150,8 @@ class Launcher:
         for r in range(self.cfg.measure.repeats):
             self.view.job(name, index, r, variant_label(variant))
             job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
-                   "tree_root": os.getpid(), "variant": variant}
+                   "tree_root": os.getpid(), "variant": variant,
+                   "threads": self.threads.threads if self.threads else None}
             try:
                 events = runner.run(job)
             except Interrupted as exc:
@@ -264,8 +269,11 @@ class Launcher:
         for w in timing_warnings(result.timing, result.metrics, result.timing.repeats[0].threads):
             result.warn(w.code, w.message)
         shared = contention_reasons(result.timing)
+        loads = [r.contention.other_load_cores for r in result.timing.measured
+                 if r.contention and r.contention.reasons and r.contention.other_load_cores is not None]
+        helps = contended_advice(loads, result.timing.repeats[0].threads, self.threads)
         if shared:
-            result.warn("contended", "; ".join(shared))
+            result.warn("contended", "; ".join(shared) + (f" ({helps})" if helps else ""))
         try:
             result.workload_metrics = workloads.load(result.workload).metrics(
                 result.timing.measured, result.params, self.options(result.workload, result.variant))
@@ -278,6 +286,7 @@ class Launcher:
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
         report.environment = Environment(**self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
+        report.environment.threads = self.threads
         if getattr(self, "assignment", None):
             report.environment.device["assignment"] = self.assignment  # which card, and who chose it
         report.telemetry = Telemetry(sample_hz=self.cfg.measure.sample_hz,

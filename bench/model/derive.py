@@ -105,10 +105,12 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
     times = timing.step_times_s
     if timing.first_step_s is None and times:
         out.append(ResultWarning("no_warmup", "no warm-up step: the first measured step includes one-time costs"))
-    slow = max((stats.steady_state_start(r.step_times_s) for r in timing.repeats), default=0)
-    if slow:
-        first = f"first {slow} measured steps were" if slow > 1 else "first measured step was"
-        out.append(ResultWarning("not_steady", f"the {first} slower than the rest: raise --warmup"))
+    slow = {r.index: stats.steady_state_start(r.step_times_s) for r in timing.repeats}
+    if any(slow.values()):
+        k = max(slow.values())
+        first = f"first {k} measured steps were" if k > 1 else "first measured step was"
+        hit = [r for r in timing.repeats if slow[r.index]]
+        out.append(ResultWarning("not_steady", f"the {first} slower than the rest: {steady_advice(hit, k, threads)}"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
     serving = any(r.requests for r in timing.repeats)  # a batch's time follows its size and lengths, not noise
     if cv is not None and cv > NOISY_CV and not serving:
@@ -120,8 +122,23 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
                                               f"thread{'s' if threads > 1 else ''}: other load took the cores"))
     if 0 < len(times) < 5:
         out.append(ResultWarning("few_steps", f"only {len(times)} measured step{'s' if len(times) > 1 else ''}: the "
-                                              "confidence interval is weak"))
+                                              "confidence interval is weak (5 or more: --steps 5)"))
     return out
+
+
+def steady_advice(repeats, slow: int, threads: int | None) -> str:
+    """What would help measured steps that started slow: nothing a warm-up can do where other load
+    shared those repeats; else a warm-up that covers the slow steps."""
+    def shared(r):
+        low = threads and r.cpu_wall_ratio is not None and r.cpu_wall_ratio < 0.75 * threads
+        return bool(r.contention and r.contention.reasons) or bool(low)
+
+    if all(shared(r) for r in repeats):
+        return "other load shared those repeats (see contended, noisy), so a longer warm-up would not help"
+    ran = max((r.warmup_steps or 0) for r in repeats)
+    bound = any(r.warmup_steady is False for r in repeats)
+    why = f"the warm-up stopped at its bound after {ran} steps before its windows agreed; " if bound else ""
+    return f"{why}--warmup {ran + slow} would cover them"
 
 
 CV_OUTLIER = 3.0  # a repeat whose step times vary this many times more than its repeats' norm was disturbed
