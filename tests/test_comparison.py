@@ -58,7 +58,28 @@ def everything():
     slowed.config = {"measure": {"handicap": 20.0}}
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
               ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)]))]
-    return loaded + [(p, load_report(p)) for p in REFERENCE]
+    return loaded + scaling_sweeps() + [(p, load_report(p)) for p in REFERENCE]
+
+
+def scaling_sweeps():
+    """Two --scaling sweeps: one whose threads per rank differ, one above 100 % with the same threads."""
+    from bench.model.report import RankResult
+
+    out = []
+    for workload, points in (("blender-generate", [(1, 0.1, 2), (2, 0.1, 1)]),
+                             ("retrieve-refine", [(1, 0.1, 1), (2, 0.06, 1)])):
+        for n, step_s, threads in points:
+            r = make_report(f"{workload}-{n}", step_s, params={"world_size": n}, workload=workload, repeats=3, seed=n)
+            for rep in r.results[0].timing.repeats:
+                rep.threads = threads
+            r.results[0].per_rank = [RankResult(k, "ok", timing=r.results[0].timing) for k in range(n)] if n > 1 else []
+            out.append((f"{workload}-{n}.json", r))
+    return out
+
+
+def all_notes(c):
+    return list(c.notes) + [n for comp in c for row in comp.rows for n in row.notes] + \
+        [n for g in c.scaling for n in g.notes]
 
 
 def costing():
@@ -77,7 +98,7 @@ def test_every_code_has_exactly_one_wording():
 
 def test_a_comparison_carries_every_note_as_a_code_and_each_is_worded():
     c = compare(everything(), costing=costing(), gates=(parse_gate("samples_per_s:5%"),))
-    notes = list(c.notes) + [n for comp in c for row in comp.rows for n in row.notes]
+    notes = all_notes(c)
     assert {n.code for n in notes} == set(get_args(NoteCode))
     for n in notes:
         assert words.sentence(n).startswith(n.run or ""), n

@@ -27,7 +27,8 @@ ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "
                      "no_raw_times", "no_throughput", "no_interval", "unclear"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
-                   "priced", "unpriced"]
+                   "priced", "unpriced",
+                   "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
 
@@ -215,12 +216,15 @@ class ScalingPoint(Typed):
     ci_high: float | None
     efficiency: float | None  # throughput at N / (N / N0 x throughput at the smallest N0)
     run: str
+    threads: int | None = None  # CPU threads per rank (None: unknown, or not the same in every repeat)
 
 
 class ScalingGroup(Typed):
     workload: str
     metric: str
+    unit: str = ""  # of the workload's lead figure (`samples/s`, `contexts/s`)
     points: list[ScalingPoint]
+    notes: list[Note] = []  # threads per rank that differ; an efficiency above 100 % nothing explains
 
 
 class Gate(Typed):

@@ -3,6 +3,7 @@ to fit the width), the notes in words, then scaling, serving curves and the gate
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from bench.render import words
@@ -85,17 +86,19 @@ def bullets(lines: list[str]) -> Table:
     return grid
 
 
-def scaling_table(groups) -> Table:
-    """World size, global throughput with CI, and scaling efficiency, per workload."""
+def scaling_table(groups) -> Group:
+    """World size, global throughput with CI, threads per rank and scaling efficiency, per workload;
+    then what the efficiencies cannot be read without."""
     table = Table(title="scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
                   title_justify="left")
-    for col in ("workload", "world size", "throughput [95% CI]", "efficiency"):
+    for col in ("workload", "world size", "threads a rank", "throughput [95% CI]", "efficiency"):
         table.add_column(col)
     for group in groups:
         for p in group.points:
-            table.add_row(shown(group.workload), str(p.world_size), with_ci(p) + f" {shown(group.metric)}",
-                          percent(p.efficiency))
-    return table
+            table.add_row(shown(group.workload), str(p.world_size), DASH if p.threads is None else str(p.threads),
+                          with_ci(p) + f" {shown(group.unit or group.metric)}", percent(p.efficiency))
+    notes = [f"{g.workload}: {words.sentence(n)}" for g in groups for n in g.notes]
+    return Group(table, bullets(notes)) if notes else Group(table)
 
 
 def serving_table(console, curves):

@@ -118,8 +118,9 @@ def scaling_figure(group):
 
     pts = group.points
     x = [p.world_size for p in pts]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[esc_chart(group.metric), "scaling efficiency"])
-    fig.add_trace(go.Scatter(x=x, y=[p.value for p in pts], mode="lines+markers", name=esc_chart(group.metric),
+    unit = esc_chart(group.unit or group.metric)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[unit, "scaling efficiency"])
+    fig.add_trace(go.Scatter(x=x, y=[p.value for p in pts], mode="lines+markers", name=unit,
                              error_y=error_bars([p.value for p in pts], [p.ci_low for p in pts],
                                                 [p.ci_high for p in pts])), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=[p.efficiency for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
@@ -305,6 +306,9 @@ def render(comparison) -> str:
     for g in comparison.scaling:
         page.add(f"<h2>{esc(g.workload)}: scaling with world size</h2>")
         page.chart("throughput and efficiency", scaling_figure(g))
+        if g.notes:
+            items = "".join(f"<li>{esc(words.sentence(n))}</li>" for n in g.notes)
+            page.add(f"<div class='banner'><b>Read before trusting this scaling</b><ul>{items}</ul></div>")
     telemetry_section(page, comparison.sources)
     environment_section(page, comparison.environment)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -94,5 +94,6 @@ def document(comparison: Comparison, bench_version: str, created_at: str) -> dic
             "created_at": created_at, "min_repeats": comparison.min_repeats, "min_effect": comparison.min_effect,
             "notes": [note_record(n) for n in comparison.notes],
             "workloads": [workload_document(comp) for comp in comparison],
-            "scaling": [g.model_dump(mode="json") for g in comparison.scaling],
+            "scaling": [{**g.model_dump(mode="json", exclude={"notes"}), "notes": [note_record(n) for n in g.notes]}
+                        for g in comparison.scaling],
             "serving": serving_document(comparison), "gates": gate_document(comparison)}

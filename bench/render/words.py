@@ -109,6 +109,15 @@ NOTES = {
     "warning": lambda v: f"{v['code']}: {v['message']}",
     "priced": lambda v: (f"priced at ${v['usd_per_hour']:g}/h for an instance of {v['devices']} device(s) "
                          f"({v['source']}); the run used {v['used']}, so its hour costs ${v['hourly']:.4g}"),
+    "scaling_threads": lambda v: ("the threads per rank differ between world sizes ("
+                                  + ", ".join(f"world size {n}: {t if t is not None else 'unknown'}"
+                                              for n, t in v["threads"])
+                                  + "): the efficiency mixes more ranks with fewer threads each, not scaling alone"),
+    "superlinear": lambda v: (f"efficiency {v['efficiency']:.1%} at world size {v['world_size']}: above 100 % with the "
+                              "same threads per rank, "
+                              + (f"and {v['base']} (the smallest world size) was contended, which understates the "
+                                 "throughput it is divided by" if v["base_contended"] else
+                                 "which nothing in the runs explains: check the data each rank sees")),
     "unpriced": lambda v: (f"no price matches it (label {v['label']!r}, device {v['backend']!r}): no cost "
                            "(--price LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES])"),
 }
