@@ -95,6 +95,12 @@ class BlenderServe(Workload):
                 yield {"qps": (q,)}
 
     @classmethod
+    def variant_count(cls, options) -> int | None:
+        if options.find_capacity:
+            return None
+        return len(options.qps) if options.arrivals is None and options.qps else 1
+
+    @classmethod
     def check(cls, common, options, device) -> None:
         cfg = model_config(common.model)
         check_positions(common.model, cfg, **{"--context-len": common.context_len,

@@ -42,7 +42,7 @@ from workloads import registry as workloads
 class NullView:
     """What the launcher tells a progress display (render/progress.py draws one)."""
 
-    def begin(self, cfg, plan: list[tuple[str, int]]) -> None: ...
+    def begin(self, cfg, plan: list[tuple]) -> None: ...  # (workload, repeats, variants or None, unit)
     def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None: ...
     def event(self, event: dict) -> None: ...
     def finished(self, result: Result) -> None: ...
@@ -97,7 +97,8 @@ class Launcher:
             self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
-        self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
+        self.view.begin(c, [(n, c.measure.repeats, workloads.load(n).variant_count(c.options_of(n)),
+                             "req" if workloads.load(n).serves else "steps") for n in c.workloads])
         try:
             for i, name in enumerate(c.workloads):
                 if not self.run_variants(runner, name, i, report):

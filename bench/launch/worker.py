@@ -40,7 +40,7 @@ class Sink:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:
             self.last = now
-            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total)
+            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total, t=now)  # the view's pace
 
 
 def run_job(job: dict, emit) -> tuple[dict, object]:
