@@ -17,7 +17,7 @@ from reportgen import make_report
 from rich.console import Console
 
 from bench.analysis.compare import compare
-from bench.analysis.comparison import CurvePoint, NoteCode, ReasonCode
+from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
@@ -93,6 +93,7 @@ def test_every_code_has_exactly_one_wording():
     notes, reasons = set(get_args(NoteCode)), set(get_args(ReasonCode))
     assert not notes & reasons
     assert set(words.NOTES) == notes and set(words.REASONS) == reasons
+    assert set(words.HINTS) == set(get_args(HintCode)) and not set(words.HINTS) & (notes | reasons)
     assert set(words.CAPACITY) == {"bracket", "at_least", "below", "no_slo"}
 
 
@@ -205,7 +206,8 @@ def test_capacity_is_a_code_and_its_bracket(points, code, text):
     (["--min-effect", "nan"], "--min-effect: between 0% and 100%"),
     (["--min-effect", "lots"], "--min-effect: expected a percentage"),
     (["--kwh-price", "inf"], "--kwh-price: must be a finite number"),
-    (["--fail-on", "samples_per_s:5%", "--fail-on", "joy:5%"], "--fail-on: metric must be one of"),
+    (["--fail-on", "samples_per_s:5%", "--fail-on", "joy:5%"], "--fail-on joy: no workload compared has that figure"),
+    (["--fail-on", "joy_per_s:5%"], "--fail-on: metric must be one of"),
     (["--price", "cpu=free"], "--price: 'free' is neither"),
     (["--baseline", "nobody"], "--baseline 'nobody' matches no run"),
 ])

@@ -24,7 +24,9 @@ Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_ve
 
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
 ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
-                     "no_raw_times", "no_throughput", "no_interval", "unclear"]
+                     "no_raw_times", "no_throughput", "no_values", "no_interval", "unclear"]
+# What would give an inconclusive --fail-on gate a verdict (GateOutcome.hint).
+HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced",
@@ -40,7 +42,7 @@ class Note(Typed):
     """Something to tell the reader: a code, the run it is about (None: the whole comparison) and
     the values its wording needs."""
 
-    code: NoteCode | ReasonCode
+    code: NoteCode | ReasonCode | HintCode
     run: str | None = None
     values: dict[str, Any] = {}
 
@@ -228,9 +230,11 @@ class ScalingGroup(Typed):
 
 
 class Gate(Typed):
-    """--fail-on METRIC:PCT: a run conclusively slower than the baseline by more than `limit` fails."""
+    """--fail-on METRIC:PCT: a run conclusively worse than the baseline by more than `limit` fails:
+    a throughput (or a figure that is better higher) below 1 - limit of the baseline's, a figure that
+    is better lower (a latency) above 1 + limit of it."""
 
-    metric: str
+    metric: str  # a throughput (samples_per_s) or a declared figure's key (ttft_s.p99)
     limit: float  # a fraction
 
 
@@ -240,7 +244,10 @@ class GateOutcome(Typed):
     run: str
     baseline: str
     outcome: Literal["pass", "fail", "inconclusive"]
-    speedup: Speedup
+    speedup: Speedup  # run / baseline of the gated figure, from its repeats
+    better: Better = "higher"
+    figure: str | None = None  # the declared figure's key in the report (None: a throughput)
+    hint: Note | None = None  # inconclusive: what would give it a verdict (a HintCode)
 
 
 class EnvironmentDiff(Typed):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
 from bench.measure.threads import choose_here, contended_advice
 from bench.measure.validity import sampler_health, telemetry_checks
-from bench.model.derive import contention_reasons, recompute, timing_warnings
+from bench.model.derive import contention_reasons, core_metrics, figure_value, recompute, timing_warnings
 from bench.model.fields import ModelError, decode, null_non_finite
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
@@ -278,6 +279,7 @@ class Launcher:
         try:
             result.workload_metrics = workloads.load(result.workload).metrics(
                 result.timing.measured, result.params, self.options(result.workload, result.variant))
+            repeat_figures(result, workloads.load(result.workload), self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")
 
@@ -314,6 +316,18 @@ class Launcher:
         period = 1.0 / self.cfg.measure.sample_hz
         devices_sampled = any(v.get("available") for k, v in status.items() if k != "host")
         return period if devices_sampled else max(period, HOST_PERIOD_S)
+
+
+def repeat_figures(result: Result, workload, options) -> None:
+    """Each declared figure of each measured repeat on its own (`Repeat.figure_values`): a gate on a
+    figure compares the repeats', as a throughput's interval does."""
+    for rep in result.timing.measured:
+        own = workload.metrics([rep], result.params, options)
+        core = core_metrics(Timing([rep]), result.flops_per_step, None, None)
+        for spec in result.figures:
+            value = figure_value(own, core, spec.key)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            rep.figure_values[spec.key] = float(value) if ok else None
 
 
 def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import ConfigError
-from bench.measure.contention import OTHER_LOAD_CORES, HostSnapshot
+from bench.measure.contention import HostSnapshot
+from bench.model.derive import OTHER_LOAD_CORES, threads_that_fit
 from bench.model.report import ThreadChoice
 
 SLACK_CORES = OTHER_LOAD_CORES
@@ -49,9 +50,8 @@ def choose(host: HostState, ranks: int = 1, given: int | None = None) -> ThreadC
           "ranks": ranks}
     if given:
         return ThreadChoice(threads=given, reason="given", **kw)
-    free = host.cpus - (host.other_load_cores or 0.0)
-    threads = max(1, math.floor((free + SLACK_CORES) / ranks))
-    whole = max(1, math.floor((host.cpus + SLACK_CORES) / ranks))
+    threads = threads_that_fit(host.cpus, host.other_load_cores or 0.0, ranks)
+    whole = threads_that_fit(host.cpus, 0.0, ranks)
     if threads < whole:
         reason = "other_load"
     elif host.quota_cpus and host.quota_cpus < host.affinity:
@@ -61,11 +61,6 @@ def choose(host: HostState, ranks: int = 1, given: int | None = None) -> ThreadC
     else:
         reason = "free"
     return ThreadChoice(threads=threads, reason=reason, **kw)
-
-
-def suggested_threads(cpus: float, other_load: float, ranks: int = 1) -> int:
-    """The threads per rank that would have left the other load its cores."""
-    return max(1, math.floor((cpus - other_load + SLACK_CORES) / ranks))
 
 
 def check_sweep(choice: ThreadChoice, world_sizes: tuple[int, ...]) -> None:
@@ -145,7 +140,7 @@ def contended_advice(other_load_cores: list[float], threads: int | None, choice:
         return None
     load = sum(other_load_cores) / len(other_load_cores)
     used = f"other load used {load:.1f} of {choice.cpus:g} cores"
-    fewer = suggested_threads(choice.cpus, load, choice.ranks)
+    fewer = threads_that_fit(choice.cpus, load, choice.ranks)
     if fewer < threads:
         return f"{used}: --threads {fewer}"
     return (f"{used}, and {threads} thread{'s' if threads > 1 else ''} a rank already fit what was free: "

@@ -8,6 +8,51 @@ from bench.model.report import Interval, Metrics, Mfu, RankResult, ResultWarning
 
 NOISY_CV = 0.05
 WORK = {"samples_per_s": "step_samples", "tokens_per_s": "step_tokens", "steps_per_s": None}
+OTHER_LOAD_CORES = 0.25  # other processes' CPU above this shares a machine's cores (a core counts as taken)
+PREFIXES = ("workload_metrics.", "metrics.")
+
+
+def figure_key(spec_key: str) -> str:
+    """A declared figure's key as every output names it: without the `metrics.` or
+    `workload_metrics.` prefix (`ttft_s.p99`, `parlai.exps`)."""
+    for prefix in PREFIXES:
+        if spec_key.startswith(prefix):
+            return spec_key[len(prefix):]
+    return spec_key
+
+
+def figure_value(workload_metrics: dict, metrics, key: str):
+    """A figure's raw value: `metrics.<name>[.<stat>]` from the (recomputed) metrics,
+    `workload_metrics.<name>[.<stat>]` from the workload's own (a Summary's stat, an Interval's value)."""
+    if key.startswith("metrics."):
+        path = key[len("metrics."):].split(".")
+        value = getattr(metrics, path[0], None)
+        return _pick(value, path[1] if len(path) > 1 else None)
+    name = figure_key(key)
+    if name in workload_metrics:
+        return _pick(workload_metrics[name], None)
+    head, _, stat = name.rpartition(".")
+    if head in workload_metrics:
+        return _pick(workload_metrics[head], stat)
+    return None
+
+
+def _pick(value, stat: str | None):
+    if isinstance(value, Interval):
+        return value.value if stat in (None, "value") else getattr(value, stat, None)
+    if isinstance(value, Summary):
+        return getattr(value, stat or "median", None)
+    if hasattr(value, "__dataclass_fields__"):
+        return getattr(value, stat, None) if stat else None
+    return value
+
+
+def threads_that_fit(cpus: float, other_load: float, ranks: int = 1) -> int:
+    """Threads per rank that leave other load its cores: the free cores shared among the ranks, at
+    least one (a core counts as taken when other load uses more than OTHER_LOAD_CORES of it)."""
+    import math
+
+    return max(1, math.floor((cpus - other_load + OTHER_LOAD_CORES) / ranks))
 
 
 def summary(values) -> Summary:

@@ -180,6 +180,9 @@ class Repeat:
     requests: RequestLog | None = fld("serving scenarios: every request of this repeat's open-loop session", None)
     figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
                                           "timing (recall, the all-reduce time)", factory=dict)
+    figure_values: dict[str, float | None] = fld("each declared figure computed from this repeat's raw data alone, by "
+                                                 "its key (`workload_metrics.ttft_s.p99`): the run-to-run variance "
+                                                 "a --fail-on gate on that figure needs", factory=dict)
     compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
                                    "metrics; torch.compile: dynamo's counters)", factory=list)
 

@@ -52,8 +52,8 @@ def records(comparison: Comparison) -> list[dict]:
 
 
 def note_record(note: Note) -> dict:
-    return {"code": note.code, "run": note.run, "values": note.model_dump(mode="json")["values"],
-            "text": words.sentence(note)}
+    text = words.hint_text(note) if note.code in words.HINTS else words.sentence(note)
+    return {"code": note.code, "run": note.run, "values": note.model_dump(mode="json")["values"], "text": text}
 
 
 def workload_document(comp: WorkloadComparison) -> dict:
@@ -78,11 +78,17 @@ def serving_document(comparison: Comparison) -> list[dict]:
     return out
 
 
+FIGURE_VERDICTS = {"faster": "higher", "slower": "lower"}  # a declared figure is not a speed
+
+
 def gate_document(comparison: Comparison) -> list[dict]:
-    return [{"outcome": g.outcome, "metric": g.gate.metric, "limit": g.gate.limit, "workload": g.workload,
-             "run": g.run, "baseline": g.baseline, "speedup": g.speedup.ratio, "speedup_ci_low": g.speedup.ci_low,
-             "speedup_ci_high": g.speedup.ci_high, "verdict": g.speedup.verdict,
-             "verdict_reason": g.speedup.reason.code if g.speedup.reason else None, "what": words.gate_text(g)}
+    return [{"outcome": g.outcome, "metric": g.gate.metric, "figure": g.figure, "better": g.better,
+             "limit": g.gate.limit, "workload": g.workload, "run": g.run, "baseline": g.baseline,
+             "speedup": g.speedup.ratio, "speedup_ci_low": g.speedup.ci_low, "speedup_ci_high": g.speedup.ci_high,
+             "verdict": g.speedup.verdict if g.figure is None else FIGURE_VERDICTS.get(g.speedup.verdict,
+                                                                                       g.speedup.verdict),
+             "verdict_reason": g.speedup.reason.code if g.speedup.reason else None,
+             "hint": note_record(g.hint) if g.hint else None, "what": words.gate_text(g)}
             for g in comparison.gates]
 
 

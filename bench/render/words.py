@@ -30,6 +30,8 @@ REASONS = {
     "no_ratio": lambda s, v: "no ratio: a run's throughput is zero or not a finite number (no work measured?)",
     "no_raw_times": lambda s, v: f"{s.ratio:.2f}x (published figures: no raw times, no interval)",
     "no_throughput": lambda s, v: "no throughput to compare",
+    "no_values": lambda s, v: (f"no {s.metric} of each repeat to compare (a run without them, or a repeat where it "
+                               "could not be computed)"),
     "no_interval": lambda s, v: f"no clear difference: {s.ratio:.2f}x (no interval)",
     "unclear": lambda s, v: f"no clear difference: {s.ratio:.2f}x ({_ci(s)})",
 }
@@ -136,9 +138,45 @@ def sentence(note: Note) -> str:
     return f"{note.run} {text}" if text.startswith("vs ") else f"{note.run}: {text}"
 
 
+def figure_text(s: Speedup) -> str:
+    """run / baseline of a declared figure, without the words of speed: "1.25x the baseline's, higher
+    (95 % CI 1.10–1.42x)"."""
+    if s.reason is not None:
+        return REASONS[s.reason.code](s, s.reason.values)
+    if s.verdict == "same":
+        return f"same within {s.min_effect * 100:g} % ({_ci(s)})"
+    return f"{s.ratio:.2f}x the baseline's, {'higher' if s.verdict == 'faster' else 'lower'} ({_ci(s)})"
+
+
 def gate_text(g: GateOutcome) -> str:
-    return (f"{g.workload}: {g.run} vs {g.baseline}, {g.gate.metric}: {speedup_text(g.speedup)} — limit "
-            f"{g.gate.limit:.0%} below")
+    if g.figure is None:
+        change, side = speedup_text(g.speedup), "below"
+    else:
+        change, side = figure_text(g.speedup), "below" if g.better == "higher" else "above"
+    return (f"{g.workload}: {g.run} vs {g.baseline}, {g.gate.metric}: {change} — limit {g.gate.limit:.0%} {side}"
+            + (f"; {hint_text(g.hint)}" if g.hint is not None else ""))
+
+
+def _quieter(run: str | None, v) -> str:
+    load = f" (other load used {v['other_load']:.1f} of {v['cpus']:g} cores)" if v["other_load"] is not None and \
+        v["cpus"] else ""
+    fewer = f", or again with --threads {v['fit']}" if v["fit"] and v["threads"] and v["fit"] < v["threads"] else ""
+    return f"for a verdict: run {run or 'it'} where nothing else shares the machine{load}{fewer}"
+
+
+HINTS = {
+    "quieter": _quieter,
+    "rerun": lambda run, v: ("for a verdict: run both again, one after the other" if v["why"] == "host_changed" else
+                             "for a verdict: run it again to the end"),
+    "more_repeats": lambda run, v: f"for a verdict: --repeats {v['needed']} or more on each side ({v['repeats']} now)",
+    "narrower": lambda run, v: (f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x — "
+                                f"more repeats ({v['repeats']} now) or longer ones (--time-budget)"),
+}
+
+
+def hint_text(note: Note) -> str:
+    """What would give an inconclusive gate a verdict."""
+    return HINTS[note.code](note.run, note.values)
 
 
 CAPACITY = {
