@@ -86,7 +86,7 @@ def costing():
     from bench.analysis.comparison import Costing
     from bench.analysis.cost import parse_price
 
-    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge")), kwh_usd=0.2)
+    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("gpu=1")), kwh_usd=0.2)
 
 
 def test_every_code_has_exactly_one_wording():

@@ -127,8 +127,25 @@ def test_help_says_where_defaults_come_from(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: from the preset: tiny 8, seed 24)" in text
+    assert "(default: by --preset: tiny=8, seed=24)" in text
     assert "(default: None)" not in text and "(default: preset)" not in text
+    assert "(default: by --preset: tiny=20, seed=1)" in text  # --qps: not the tuple (20.0,)
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_no_default_in_help_is_a_python_repr(command, capsys):
+    """Every default reads as the command line takes it: no tuples, lists, None, True or 10.0."""
+    import re
+
+    from bench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    defaults = re.findall(r"\(default: ([^)]*)\)", text)
+    assert len(defaults) >= 4
+    for d in defaults:
+        assert not re.search(r"[\[(]|\bNone\b|\bTrue\b|\bFalse\b|\d\.0\b", d), d
 
 
 def safetensors_file(path, tensors: dict, names=None, header_len=None, offsets=None):

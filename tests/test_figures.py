@@ -117,7 +117,7 @@ def test_the_dataframe_has_the_declared_figures_with_units(gen_pair):
 
     frame = bench.load_reports([str(p) for p in gen_pair])
     assert {"ttft_s.median", "ttft_s.p99", "request_latency_s.median", "speedup", "verdict"} <= set(frame.columns)
-    assert frame.attrs["units"]["ttft_s.p99"] == "s"
+    assert frame.attrs["units"]["blender-generate"]["ttft_s.p99"] == "s"
     assert frame["ttft_s.median"].iloc[0] == pytest.approx(0.0123)
     assert str(frame["created_at"].dtype).startswith("datetime64")
 

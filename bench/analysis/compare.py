@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bench.analysis import table, verdicts
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
-from bench.analysis.cost import price_notes, run_cost
+from bench.analysis.cost import price_notes, run_cost, unmatched_prices
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import serving_curves
@@ -52,6 +52,7 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
         if base is not None:
             pairs.append((compare_workload(group, base, rules), group, base))
     notes += [Note(code="handicap", run=r.name, values={"percent": handicap(r)}) for r in runs if handicap(r)]
+    notes += unmatched_prices(runs, costing)
     return Comparison(workloads=[w for w, _, _ in pairs], notes=unique(notes), min_repeats=min_repeats,
                       min_effect=min_effect, gates=[o for g in gates for o in apply_gate(g, pairs, rules)],
                       serving=serving_curves(runs, costing), scaling=scaling_groups(runs),

@@ -29,7 +29,7 @@ ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "
 HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
-                   "priced", "unpriced",
+                   "priced", "unpriced", "price_unmatched",
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
@@ -107,6 +107,7 @@ class Cost(Typed):
     key: Literal["usd_per_1k_requests", "usd_per_1m_tokens", "usd_per_1k_samples"]
     price: Price | None = None
     devices_used: int = 1
+    devices_basis: Literal["used", "held"] = "used"  # held: a published run charged for every device it held
     usd_per_hour_used: float | None = None
     value: float | None = None
     ci_low: float | None = None

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 
 from bench.render import words
-from bench.render.format import DASH, figure_cell, header, num, percent, seconds, shown, with_ci
+from bench.render.format import NOTE_CHARS, DASH, figure_cell, header, num, percent, seconds, shown, with_ci
 from bench.render.layout import fit
 from bench.render.records import record
 
@@ -49,7 +49,7 @@ def compare_notes(comp) -> list[str]:
 
 def print_notes(console, comparison) -> None:
     for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        console.print(f"[yellow]note:[/] {shown(words.sentence(note))}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {shown(words.sentence(note), NOTE_CHARS)}", soft_wrap=True)
 
 
 def print_comparison(console, comparison) -> None:
@@ -73,7 +73,7 @@ def print_gates(console, comparison) -> None:
     for g in comparison.gates:
         if g.outcome != "pass":
             label = "[red]regression:[/]" if g.outcome == "fail" else "[yellow]gate inconclusive:[/]"
-            console.print(f"{label} {shown(words.gate_text(g))}")
+            console.print(f"{label} {shown(words.gate_text(g), NOTE_CHARS)}")
 
 
 def bullets(lines: list[str]) -> Table:
@@ -82,7 +82,7 @@ def bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")
     for line in lines:
-        grid.add_row("•", shown(line))
+        grid.add_row("•", shown(line, NOTE_CHARS))
     return grid
 
 

@@ -13,11 +13,11 @@ import html
 import re
 from datetime import datetime, timezone
 
-from bench.core.text import terminal_safe
+from bench.core.text import MAX_SHOWN, terminal_safe
 from bench.model.keys import keys_of
 from bench.render import words
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
-from bench.render.format import DASH
+from bench.render.format import DASH, NOTE_CHARS
 
 PHASES = {"setup": ("set-up", "rgba(120,120,120,0.16)"), "warmup": ("warm-up", "rgba(255,165,0,0.20)"),
           "measure": ("measured", "rgba(46,139,87,0.16)"), "verify": ("verify", "rgba(65,105,225,0.10)")}
@@ -33,10 +33,10 @@ MAX_POINTS = 5000  # per telemetry line
 MAX_BAND_LABELS = 24  # more measured spans than this in one chart: the colour key alone names them
 
 
-def esc(value) -> str:
-    """HTML text: escaped, cut at 500 characters, control and bidi-override characters shown as
-    escapes (a label must not reorder the text around it)."""
-    return html.escape(terminal_safe(DASH if value is None else value), quote=True)
+def esc(value, limit: int = MAX_SHOWN) -> str:
+    """HTML text: escaped, cut at 500 characters (a note of ours: NOTE_CHARS), control and
+    bidi-override characters shown as escapes (a label must not reorder the text around it)."""
+    return html.escape(terminal_safe(DASH if value is None else value, limit), quote=True)
 
 
 def esc_chart(value) -> str:
@@ -220,7 +220,7 @@ def notes_box(comp) -> str:
         by_run.setdefault(run, []).append(text)
     if not by_run:
         return ""
-    items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t)}</li>' for t in dict.fromkeys(texts))}"
+    items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t, NOTE_CHARS)}</li>' for t in dict.fromkeys(texts))}"
                     f"</ul></dd>" for run, texts in by_run.items())
     return (f"<div class='banner' data-workload='{esc(comp.title)}'><b>Read before trusting these numbers "
             f"({esc(comp.title)})</b><dl>{items}</dl></div>")

@@ -34,6 +34,7 @@ def record(row: Row, comp: WorkloadComparison) -> dict:
            "run_id": r.run_id, "created_at": r.created_at, "status": r.status, "origin": r.origin,
            "device": r.device, "backend": r.backend, "host": r.host, "metric": m,
            **_interval(m, row.lead.value, row.lead.ci_low, row.lead.ci_high), f"{m}_method": row.lead.method,
+           "unit": comp.lead.unit,
            **_interval("speedup", *((s.ratio, s.ci_low, s.ci_high) if s else (None, None, None))),
            "speedup_method": words.method(s) if s else None,
            "verdict": row.verdict, "verdict_short": words.short(row), "verdict_text": words.verdict_text(row),
