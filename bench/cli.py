@@ -274,7 +274,8 @@ def _check_exports(files: list[str], export) -> None:
         try:
             import plotly  # noqa: F401
         except ImportError:
-            raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
+            raise ConfigError("--html needs plotly, a dependency of bench that is missing here: pip install "
+                              "'plotly>=5.18' (or reinstall bench: pip install -e .)") from None
     if export.width is not None:
         out.width = err.width = export.width
     inputs = {os.path.realpath(p) for p in expand(files)[0]}

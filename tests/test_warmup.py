@@ -9,7 +9,7 @@ from fakes import CountingWorkload, LoggingBackend, logging_clock
 
 from bench.core import stats
 from bench.measure.runner import Measurement
-from bench.measure.warmup import MAX_STEPS, WINDOW, until_steady
+from bench.measure.warmup import GROUP_STEPS, MAX_STEPS, WINDOW, until_steady
 from bench.model.derive import timing_warnings
 from bench.model.report import Contention, Metrics, Repeat, Timing
 
@@ -52,6 +52,16 @@ def test_the_runner_records_the_warm_up(monkeypatch):
     rep = out.result.timing.repeats[0]
     assert rep.warmup_steady is True and rep.warmup_steps == 1 + 2 * WINDOW  # constant steps agree at once
     assert rep.warmup_s == pytest.approx(0.002 * rep.warmup_steps)
+
+
+def test_ranks_of_a_group_warm_up_the_same_fixed_count(monkeypatch):
+    """Each rank deciding alone when its windows agree left one rank in an all-reduce the other never
+    joined (a gloo timeout at --scaling 1,2): a group runs GROUP_STEPS on every rank."""
+    logging_clock(monkeypatch, [], step_ns=2_000_000)
+    wl = CountingWorkload(backend=LoggingBackend())
+    wl.world_size = 2
+    rep = Measurement(wl, LoggingBackend(), measure(steps=4)).run().result.timing.repeats[0]
+    assert rep.warmup_steps == GROUP_STEPS and rep.warmup_steady is None
 
 
 def test_the_not_steady_check_is_not_loosened():

@@ -17,7 +17,7 @@ from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
 from bench.measure.serving import serve
-from bench.measure.warmup import until_steady
+from bench.measure.warmup import GROUP_STEPS, until_steady
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
 
@@ -140,7 +140,9 @@ class Measurement:
         self.repeat.threads = self.backend.threads()
 
     def _warmup(self) -> None:
-        n = self.m.warmup  # None: until steady (bench/measure/warmup.py)
+        n = self.m.warmup  # None: until steady (bench/measure/warmup.py), where one rank decides alone
+        if n is None and getattr(self.wl, "world_size", 1) > 1:
+            n = GROUP_STEPS
         with self.phase("warmup"):
             self.sink.progress("warmup", 0, n)
             done = until_steady(lambda: timed_step(self.wl, self.backend)[1], n,

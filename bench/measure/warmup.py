@@ -5,7 +5,7 @@ warm-ups for the same reason). After the first step (compile, allocation: record
 steps run in windows of WINDOW; warm-up ends when the median step of a window is within TOLERANCE of
 the window before it. It is bounded — MAX_STEPS steps or MAX_S seconds, whichever comes first — and
 a warm-up that reached its bound says so in the report (`Repeat.warmup_steady` false). `--warmup N`
-runs exactly N steps instead.
+runs exactly N steps instead, and so does a group of ranks (GROUP_STEPS, below).
 
 TOLERANCE is tighter than the 10 % by which `not_steady` (bench/core/stats.py steady_state_start)
 judges the measured steps: a warm-up that ends only when its windows agree to 5 % leaves the
@@ -23,6 +23,10 @@ WINDOW = 3
 TOLERANCE = 0.05
 MAX_STEPS = 60
 MAX_S = 30.0
+# Ranks of a group step together (every training step is an all-reduce): each deciding on its own
+# windows when to stop would leave one waiting in a collective the others never join. A group warms
+# up a fixed count instead: the first step and two windows, the least the steady rule runs.
+GROUP_STEPS = 1 + 2 * WINDOW
 
 
 @dataclass
