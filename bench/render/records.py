@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.analysis.comparison import Comparison, Cost, Note, Row, WorkloadComparison
 from bench.render import words
 
-FORMAT_VERSION = 2  # of `bench compare --json` (docs/compare-format.md)
+FORMAT_VERSION = 3  # of `bench compare --json` (docs/compare-format.md)
 
 
 def _interval(key: str, value, lo, hi) -> dict:
