@@ -108,12 +108,13 @@ def cmd_run(args) -> int:
     if auto and not quiet:
         err.print(f"--device auto: using [bold]{cfg.device.device}[/]")
     sizes = cfg.launch.scaling or (cfg.launch.nproc,)
+    threads = _threads(cfg, sizes)
     codes, reports = [], []
     for n in sizes:
         c = cfg.replace(launch=cfg.launch.replace(nproc=n, scaling=None)) if cfg.launch.scaling else cfg
         if c.launch.distributed and not quiet:
             err.print(f"torchrun: {n} worker(s) per node x {c.launch.nnodes} node(s) on {c.device.device}")
-        report, saved, late = _launch(c)
+        report, saved, late = _launch(c, threads)
         if c.launch.node_rank > 0:
             out.print(f"node {c.launch.node_rank}: this node's ranks finished; node 0 writes the report")
             continue
@@ -129,7 +130,23 @@ def cmd_run(args) -> int:
     return max(codes, default=EXIT_OK)
 
 
-def _launch(cfg):
+def _threads(cfg, sizes):
+    """The CPU threads of every rank of the run (a sweep: the same at each world size), said in the
+    run line; None on devices whose threads bench does not choose."""
+    from bench.measure.threads import check_sweep, choose_here
+    from bench.render.summary import threads_line
+
+    if cfg.device.device != "cpu":
+        return None
+    choice = choose_here(max(sizes), cfg.device.threads)
+    if len(sizes) > 1:
+        check_sweep(choice, sizes)
+    if not cfg.output.quiet:
+        err.print(threads_line(choice), soft_wrap=True)
+    return choice
+
+
+def _launch(cfg, threads=None):
     """(report, how it was saved, whether a signal came once it was) for one launch. The report is
     written inside the launcher's signal-deferred end, so a signal at the last moment arrives after
     the write; it is caught here, and the run ends as interrupted with its report on disk."""
@@ -142,7 +159,8 @@ def _launch(cfg):
             return None
         return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
 
-    launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write)
+    launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write,
+                        threads=threads)
     try:
         return launcher.run(), launcher.written, False
     except KeyboardInterrupt:
@@ -313,7 +331,8 @@ def _check_exports(files: list[str], export) -> None:
         try:
             import plotly  # noqa: F401
         except ImportError:
-            raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
+            raise ConfigError("--html needs plotly, a dependency of bench that is missing here: pip install "
+                              "'plotly>=5.18' (or reinstall bench: pip install -e .)") from None
     if export.width is not None:
         out.width = err.width = export.width
     inputs = {os.path.realpath(p) for p in expand(files)[0]}

@@ -54,7 +54,8 @@ def test_a_window_shorter_than_the_sampling_is_not_judged():
     r = result_with_steps(n=3, step=0.01)
     telemetry_checks(r, telemetry(util=3.0, start=1.0, end=1.03), CUDA)  # 30 ms: one sample at most
     assert "not_judged" in codes(r) and "idle_accelerator" not in codes(r)  # 0.1: no_utilization or idle
-    assert "measure longer" in [w for w in r.warnings if w.code == "not_judged"][0].message
+    # it says how long a judgement needs: 3 samples at 10 Hz, with the coverage's margin, in one repeat
+    assert "--time-budget 0.6 (seconds per repeat)" in [w for w in r.warnings if w.code == "not_judged"][0].message
 
 
 def test_a_device_that_cannot_report_utilization_is_not_judged():

@@ -63,6 +63,12 @@ class Workload:
         yield {}
 
     @classmethod
+    def variant_count(cls, options) -> int | None:
+        """How many variants `variants` will yield, where that is known before it runs (None: it
+        chooses as it goes): the progress display's ETA counts them."""
+        return 1
+
+    @classmethod
     def check(cls, common, options, device) -> None:
         """Refuse, with ConfigError, a configuration this workload cannot run (lengths beyond the
         model's positions, a missing extra, a model directory that is not one). `device` describes

@@ -107,6 +107,12 @@ class BlenderServe(Workload):
                 yield {"qps": (q,)}
 
     @classmethod
+    def variant_count(cls, options) -> int | None:
+        if options.find_capacity:
+            return None
+        return len(options.qps) if options.arrivals is None and options.qps else 1
+
+    @classmethod
     def check_model(cls, common, new_tokens: int | None = None) -> None:
         """The engine runs BlenderBot-small models, prompts and outputs within its positions."""
         cfg = model_config(common.model)

@@ -24,10 +24,13 @@ Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_ve
 
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
 ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
-                     "no_raw_times", "no_throughput", "no_interval", "unclear"]
+                     "no_raw_times", "no_throughput", "no_values", "no_interval", "unclear"]
+# What would give an inconclusive --fail-on gate a verdict (GateOutcome.hint).
+HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
-                   "priced", "unpriced"]
+                   "priced", "unpriced", "price_unmatched",
+                   "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
 
@@ -39,7 +42,7 @@ class Note(Typed):
     """Something to tell the reader: a code, the run it is about (None: the whole comparison) and
     the values its wording needs."""
 
-    code: NoteCode | ReasonCode
+    code: NoteCode | ReasonCode | HintCode
     run: str | None = None
     values: dict[str, Any] = {}
 
@@ -104,6 +107,7 @@ class Cost(Typed):
     key: Literal["usd_per_1k_requests", "usd_per_1m_tokens", "usd_per_1k_samples"]
     price: Price | None = None
     devices_used: int = 1
+    devices_basis: Literal["used", "held"] = "used"  # held: a published run charged for every device it held
     usd_per_hour_used: float | None = None
     value: float | None = None
     ci_low: float | None = None
@@ -215,18 +219,23 @@ class ScalingPoint(Typed):
     ci_high: float | None
     efficiency: float | None  # throughput at N / (N / N0 x throughput at the smallest N0)
     run: str
+    threads: int | None = None  # CPU threads per rank (None: unknown, or not the same in every repeat)
 
 
 class ScalingGroup(Typed):
     workload: str
     metric: str
+    unit: str = ""  # of the workload's lead figure (`samples/s`, `contexts/s`)
     points: list[ScalingPoint]
+    notes: list[Note] = []  # threads per rank that differ; an efficiency above 100 % nothing explains
 
 
 class Gate(Typed):
-    """--fail-on METRIC:PCT: a run conclusively slower than the baseline by more than `limit` fails."""
+    """--fail-on METRIC:PCT: a run conclusively worse than the baseline by more than `limit` fails:
+    a throughput (or a figure that is better higher) below 1 - limit of the baseline's, a figure that
+    is better lower (a latency) above 1 + limit of it."""
 
-    metric: str
+    metric: str  # a throughput (samples_per_s) or a declared figure's key (ttft_s.p99)
     limit: float  # a fraction
 
 
@@ -236,7 +245,10 @@ class GateOutcome(Typed):
     run: str
     baseline: str
     outcome: Literal["pass", "fail", "inconclusive"]
-    speedup: Speedup
+    speedup: Speedup  # run / baseline of the gated figure, from its repeats
+    better: Better = "higher"
+    figure: str | None = None  # the declared figure's key in the report (None: a throughput)
+    hint: Note | None = None  # inconclusive: what would give it a verdict (a HintCode)
 
 
 class EnvironmentDiff(Typed):

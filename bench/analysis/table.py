@@ -20,7 +20,8 @@ import math
 
 from bench.analysis.comparison import Column, Costing, Estimate
 from bench.analysis.cost import unit_key
-from bench.model.report import FigureSpec, Interval, Summary
+from bench.model.derive import figure_key, figure_value
+from bench.model.report import FigureSpec
 
 COMMON = (
     Column(key="step_time_p50_s", label="step p50", unit="s", better="lower"),
@@ -34,7 +35,6 @@ COMMON = (
 )
 COST_LABELS = {"usd_per_1k_requests": "USD/1k req", "usd_per_1m_tokens": "USD/1M tok",
                "usd_per_1k_samples": "USD/1k samples"}
-PREFIXES = ("workload_metrics.", "metrics.")
 
 
 def number(value) -> float | None:
@@ -43,13 +43,6 @@ def number(value) -> float | None:
         return None
     value = float(value) if abs(value) < 1e308 else math.inf
     return value if math.isfinite(value) else None
-
-
-def figure_key(spec_key: str) -> str:
-    for prefix in PREFIXES:
-        if spec_key.startswith(prefix):
-            return spec_key[len(prefix):]
-    return spec_key
 
 
 def figure_specs(runs) -> list[FigureSpec]:
@@ -100,30 +93,8 @@ def columns(runs, metric: str, costing: Costing | None) -> list[Column]:
 
 
 def resolve_in(result, metrics, key: str):
-    """A figure's raw value: `metrics.<name>[.<stat>]` from the (recomputed) metrics,
-    `workload_metrics.<name>[.<stat>]` from the workload's own (a Summary's stat, an Interval's value)."""
-    if key.startswith("metrics."):
-        path = key[len("metrics."):].split(".")
-        value = getattr(metrics, path[0], None)
-        return _pick(value, path[1] if len(path) > 1 else None)
-    name = figure_key(key)
-    wm = result.workload_metrics
-    if name in wm:
-        return _pick(wm[name], None)
-    head, _, stat = name.rpartition(".")
-    if head in wm:
-        return _pick(wm[head], stat)
-    return None
-
-
-def _pick(value, stat: str | None):
-    if isinstance(value, Interval):
-        return value.value if stat in (None, "value") else getattr(value, stat, None)
-    if isinstance(value, Summary):
-        return getattr(value, stat or "median", None)
-    if hasattr(value, "__dataclass_fields__"):
-        return getattr(value, stat, None) if stat else None
-    return value
+    """A figure's raw value in a result (bench/model/derive.py figure_value)."""
+    return figure_value(result.workload_metrics, metrics, key)
 
 
 # ---- one run's values ----------------------------------------------------------------------------

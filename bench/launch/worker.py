@@ -40,7 +40,7 @@ class Sink:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:
             self.last = now
-            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total)
+            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total, t=now)  # the view's pace
 
 
 def run_job(job: dict, emit) -> tuple[dict, object]:
@@ -48,6 +48,8 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     event's data and the backend (None when the device could not be used)."""
     rank, local, world = job.get("rank", 0), job.get("local_rank", 0), job.get("world_size", 1)
     cfg = RunConfig.from_json(job["config"])
+    if job.get("threads"):  # chosen by the launcher from what was free (bench/measure/threads.py)
+        cfg = cfg.replace(device=cfg.device.replace(threads=job["threads"]))
     name, index = job["workload"], job["repeat"]
     try:
         backend = _backend(cfg, local, rank, world, job)

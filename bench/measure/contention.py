@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bench.model.derive import OTHER_LOAD_CORES  # above this much of other processes' CPU, the steps were shared
 from bench.model.report import Contention
 
-OTHER_LOAD_CORES = 0.25  # above this much of other processes' CPU, the measured steps were shared
 STEAL_PERCENT = 5.0  # hypervisor steal above this
 MIN_WINDOW_S = 0.1  # CPU times tick at 10 ms: shorter windows say nothing
 

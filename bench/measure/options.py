@@ -25,15 +25,16 @@ class TelemetryOptions(Options):
 @dataclass(frozen=True)
 class MeasureOptions(TelemetryOptions):
     title = "how to measure"
-    presets = {"tiny": {"steps": 20, "warmup": 3}, "seed": {"steps": 10, "warmup": 2}}
+    presets = {"tiny": {"steps": 20}, "seed": {"steps": 10}}
 
     steps: int | None = opt(None, "measured steps per repeat", minimum=1, maximum=1_000_000, preset=True)
     time_budget: float | None = opt(None, "measure for this many seconds per repeat instead of --steps (at least "
                                           "--min-steps)", exclusive_minimum=0, maximum=7 * 24 * 3600,
                                     metavar="SECONDS")
     min_steps: int = opt(3, "floor on measured steps with --time-budget", minimum=1, maximum=1_000_000)
-    warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total)",
-                             minimum=0, maximum=100_000, preset=True)
+    warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total); default: "
+                                   "until successive windows of 3 steps agree within 5 %, at most 60 steps or 30 s, "
+                                   "what it took recorded", minimum=0, maximum=100_000)
     repeats: int = opt(3, "repeats, each in a fresh worker process (model and data built anew): a verdict "
                           "needs run-to-run variance, and 3 per side is the least that gives one",
                        minimum=1, maximum=1000)

@@ -17,6 +17,7 @@ from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.compiles import CompileLog
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
+from bench.measure.warmup import GROUP_STEPS, until_steady
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
 
@@ -141,16 +142,17 @@ class Measurement:
         self.repeat.threads = self.backend.threads()
 
     def _warmup(self) -> None:
-        n = self.m.warmup
+        n = self.m.warmup  # None: until steady (bench/measure/warmup.py), where one rank decides alone
+        if n is None and getattr(self.wl, "world_size", 1) > 1:
+            n = GROUP_STEPS
         with self.phase("warmup"):
-            times = []
             self.sink.progress("warmup", 0, n)
-            for i in range(n):
-                _, dt = timed_step(self.wl, self.backend)
-                times.append(dt)
-                self.sink.progress("warmup", i + 1, n)
+            done = until_steady(lambda: timed_step(self.wl, self.backend)[1], n,
+                                lambda i: self.sink.progress("warmup", i, n))
+            times = done.times
             if times:
                 self.repeat.first_step_s, self.repeat.warmup_s = times[0], sum(times)
+            self.repeat.warmup_steps, self.repeat.warmup_steady = len(times), done.steady
         self.backend.reset_peak_memory()
         self.wl.start_measuring()
 

@@ -4,6 +4,7 @@ device, throttling; plus the per-phase summaries and energy each result carries.
 from __future__ import annotations
 
 import bisect
+import math
 
 from bench.model.report import (EnergyFigure, EnergyPart, PhaseCoverage, Result, SamplerHealth, Telemetry,
                                 TelemetryStat, variant_label)
@@ -199,10 +200,16 @@ def _utilization_judged(result, telemetry, spans, accel, measured) -> bool:
         why = "the device cannot report it on a MIG instance" if mig else "the device did not report it"
         result.warn("not_judged", f"device utilization not judged: {why}; its power and memory are in the report")
         return False
+    if len(known) < MIN_SAMPLES and len(known) >= COVERAGE * expected * len(accel):
+        budget = math.ceil(MIN_SAMPLES / (telemetry.sample_hz * len(spans)) / COVERAGE * 10) / 10
+        result.warn("not_judged", f"device utilization not judged: the measured steps lasted {duration:.2f} s in "
+                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz; a "
+                                  f"judgement needs {MIN_SAMPLES}: --time-budget {budget:g} (seconds per repeat)")
+        return False
     if len(known) < MIN_SAMPLES or len(known) < COVERAGE * expected * len(accel):
         result.warn("not_judged", f"device utilization not judged: the measured steps lasted {duration:.2f} s in "
-                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz; "
-                                  f"measure longer (--time-budget) for a judgement")
+                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz, "
+                                  f"fewer than half of those due: the device's collector fell behind")
         return False
     return True
 

@@ -29,7 +29,8 @@ PhaseName = Literal["setup", "warmup", "measure", "verify"]
 # Every warning code a result can carry, with what it means (the docs table is built from this).
 WARNING_CODES = {
     "no_warmup": "no warm-up step: the first measured step includes one-time costs",
-    "not_steady": "the first measured steps were slower than the rest: raise --warmup",
+    "not_steady": "the first measured steps were slower than the rest; the message says what would help (a longer "
+                  "warm-up, or nothing a warm-up can do where other load shared the repeat)",
     "noisy": "step times vary more than 5 % (CV), or the CPU time fell short of the threads: a shared machine",
     "few_steps": "fewer than 5 measured steps: the within-run interval is weak",
     "idle_accelerator": "mean device utilization under 20 % during the measured steps (the seed's failure)",
@@ -156,6 +157,9 @@ class Repeat:
     setup_s: float | None = fld("model build, data, moving to the device", None, minimum=0)
     first_step_s: float | None = fld("the first warm-up step (compile, allocation)", None, minimum=0)
     warmup_s: float | None = fld("all warm-up steps", None, minimum=0)
+    warmup_steps: int | None = fld("warm-up steps run, the first included", None, minimum=0)
+    warmup_steady: bool | None = fld("the warm-up ended when successive windows of steps agreed (false: it stopped at "
+                                     "its bound first; null: a fixed --warmup count)", None)
     step_times_s: list[float] = fld("every measured step, in order, seconds (1 ns to ~115 days: a clock reads "
                                     "nothing outside that)", factory=list, minimum=1e-9, maximum=1e7)
     step_samples: list[float] = fld("samples of each measured step", factory=list, minimum=0)
@@ -177,6 +181,9 @@ class Repeat:
     requests: RequestLog | None = fld("serving scenarios: every request of this repeat's open-loop session", None)
     figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
                                           "timing (recall, the all-reduce time)", factory=dict)
+    figure_values: dict[str, float | None] = fld("each declared figure computed from this repeat's raw data alone, by "
+                                                 "its key (`workload_metrics.ttft_s.p99`): the run-to-run variance "
+                                                 "a --fail-on gate on that figure needs", factory=dict)
     compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
                                    "metrics; torch.compile: dynamo's counters)", factory=list)
 
@@ -519,6 +526,24 @@ class Provenance:
 
 
 @dataclass
+class ThreadChoice:
+    """How many CPU threads each rank ran with, and why: chosen at the start from what was free, or given."""
+
+    threads: int = fld("torch intra-op threads of each rank", minimum=1)
+    reason: Literal["given", "free", "other_load", "quota", "affinity"] = fld(
+        "`given`: --threads; else what bound the choice: `other_load` (other processes' CPU), `quota` (the "
+        "cgroup's CPU quota), `affinity` (the CPUs this process may run on), `free` (every CPU was free)")
+    cpus: float | None = fld("CPUs the run may use: the affinity mask's count, capped by the cgroup's quota", None,
+                             minimum=0)
+    quota_cpus: float | None = fld("CPUs the cgroup's quota allows (cpu.max, or cfs_quota_us / cfs_period_us); "
+                                   "null: no quota", None, minimum=0)
+    other_load_cores: float | None = fld("cores busy with other processes over a short window before the run; null: "
+                                         "not measured", None, minimum=0)
+    ranks: int = fld("ranks on this node that share the CPUs (a --scaling sweep: its largest world size)", 1,
+                     minimum=1)
+
+
+@dataclass
 class Environment:
     """Everything a reader needs to trust or question the numbers."""
 
@@ -528,6 +553,7 @@ class Environment:
     torch: dict[str, Scalar] = fld("torch build and settings", factory=dict)
     env_vars: dict[str, str] = fld("relevant environment variables", factory=dict)
     device: dict[str, Scalar] = fld("the device's description (backend, device_name, driver, mode, ...)", factory=dict)
+    threads: ThreadChoice | None = fld("cpu runs: the threads each rank ran with and why", None)
 
 
 @dataclass

@@ -57,7 +57,8 @@ def energy_from_samples(samples: list[dict], start: float, end: float, prefix: s
     duration = end - start
     if duration < MIN_ENERGY_WINDOW_S:
         return {"joules": None, "method": None,
-                "reason": f"measured window {duration:.2f} s is shorter than {MIN_ENERGY_WINDOW_S:.0f} s"}
+                "reason": f"measured window {duration:.2f} s is shorter than {MIN_ENERGY_WINDOW_S:.0f} s: "
+                          f"--time-budget {MIN_ENERGY_WINDOW_S:g} (seconds per repeat) or more"}
     a, b = _interp(samples, prefix + "energy_j", start), _interp(samples, prefix + "energy_j", end)
     if a is not None and b is not None and b >= a:
         return {"joules": b - a, "method": "energy counter", "reason": None}

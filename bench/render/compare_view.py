@@ -3,10 +3,11 @@ to fit the width), the notes in words, then scaling, serving curves and the gate
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from bench.render import words
-from bench.render.format import DASH, figure_cell, header, num, percent, seconds, shown, with_ci
+from bench.render.format import NOTE_CHARS, DASH, figure_cell, header, num, percent, seconds, shown, with_ci
 from bench.render.layout import fit
 from bench.render.records import record
 
@@ -48,7 +49,7 @@ def compare_notes(comp) -> list[str]:
 
 def print_notes(console, comparison) -> None:
     for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        console.print(f"[yellow]note:[/] {shown(words.sentence(note))}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {shown(words.sentence(note), NOTE_CHARS)}", soft_wrap=True)
 
 
 def print_comparison(console, comparison) -> None:
@@ -72,7 +73,7 @@ def print_gates(console, comparison) -> None:
     for g in comparison.gates:
         if g.outcome != "pass":
             label = "[red]regression:[/]" if g.outcome == "fail" else "[yellow]gate inconclusive:[/]"
-            console.print(f"{label} {shown(words.gate_text(g))}")
+            console.print(f"{label} {shown(words.gate_text(g), NOTE_CHARS)}")
 
 
 def bullets(lines: list[str]) -> Table:
@@ -81,21 +82,23 @@ def bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")
     for line in lines:
-        grid.add_row("•", shown(line))
+        grid.add_row("•", shown(line, NOTE_CHARS))
     return grid
 
 
-def scaling_table(groups) -> Table:
-    """World size, global throughput with CI, and scaling efficiency, per workload."""
+def scaling_table(groups) -> Group:
+    """World size, global throughput with CI, threads per rank and scaling efficiency, per workload;
+    then what the efficiencies cannot be read without."""
     table = Table(title="scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
                   title_justify="left")
-    for col in ("workload", "world size", "throughput [95% CI]", "efficiency"):
+    for col in ("workload", "world size", "threads a rank", "throughput [95% CI]", "efficiency"):
         table.add_column(col)
     for group in groups:
         for p in group.points:
-            table.add_row(shown(group.workload), str(p.world_size), with_ci(p) + f" {shown(group.metric)}",
-                          percent(p.efficiency))
-    return table
+            table.add_row(shown(group.workload), str(p.world_size), DASH if p.threads is None else str(p.threads),
+                          with_ci(p) + f" {shown(group.unit or group.metric)}", percent(p.efficiency))
+    notes = [f"{g.workload}: {words.sentence(n)}" for g in groups for n in g.notes]
+    return Group(table, bullets(notes)) if notes else Group(table)
 
 
 def serving_table(console, curves):

@@ -6,14 +6,18 @@ import math
 
 from rich.markup import escape
 
-from bench.core.text import terminal_safe
+from bench.core.text import MAX_SHOWN, terminal_safe
 
 DASH = "—"
 
 
-def shown(value) -> str:
-    """A string from a report or a tool, for rich: control sequences neutralised, markup escaped."""
-    return escape(terminal_safe(DASH if value is None else value))
+NOTE_CHARS = 4000  # a sentence of ours: every report value in it is already cut (render/words.py)
+
+
+def shown(value, limit: int = MAX_SHOWN) -> str:
+    """A string from a report or a tool, for rich: control sequences neutralised, markup escaped, cut
+    at `limit` characters (a note of ours is given NOTE_CHARS: it must not lose its end)."""
+    return escape(terminal_safe(DASH if value is None else value, limit))
 
 
 def cell(value) -> str:

@@ -14,7 +14,8 @@ class ExportOptions(Options):
     title = "output"
     description = "The tables go to the terminal; each export is written atomically, never over a report compared."
 
-    html: str | None = opt(None, "write one self-contained HTML report (needs plotly)", metavar="OUT.html")
+    html: str | None = opt(None, "write one self-contained HTML report (plotly.js embedded: no network needed to "
+                                 "view it)", metavar="OUT.html")
     csv: str | None = opt(None, "write one row per run x workload as CSV (raw values in the units "
                                 "docs/compare-format.md names; unknown as —)", metavar="OUT.csv")
     markdown: str | None = opt(None, "write the comparison as Markdown tables (one per workload)", metavar="OUT.md")

@@ -30,9 +30,33 @@ def _lead(result) -> tuple[str, str]:
     return unit, with_ci(getattr(result.metrics, metric, None))
 
 
+THREAD_REASONS = {
+    "given": lambda c: "--threads",
+    "free": lambda c: f"every one of {c.cpus:g} CPUs free",
+    "other_load": lambda c: f"other load used {c.other_load_cores:.1f} of {c.cpus:g} CPUs, measured at the start",
+    "quota": lambda c: f"the cgroup's CPU quota allows {c.quota_cpus:g} CPUs",
+    "affinity": lambda c: f"this process may run on {c.cpus:g} CPUs",
+}
+
+
+def threads_text(choice) -> str:
+    """`1 thread (other load used 1.1 of 2 CPUs, measured at the start)`."""
+    n = f"{choice.threads} thread{'s' if choice.threads > 1 else ''}"
+    ranks = f" a rank x {choice.ranks} ranks" if choice.ranks > 1 else ""
+    return f"{n}{ranks} ({THREAD_REASONS[choice.reason](choice)})"
+
+
+def threads_line(choice) -> str:
+    """The run line that says what bench chose and why, and how to choose otherwise."""
+    also = "" if choice.reason == "given" else "; --threads N chooses otherwise"
+    return f"cpu: {threads_text(choice)}{also}"
+
+
 def run_summary(report, console: Console):
     device = report.environment.device
     title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
+    if report.environment.threads is not None:
+        title += f" · {threads_text(report.environment.threads)}"
     if report.distributed:
         d = report.distributed
         title += f" · world size {d.world_size} ({d.backend}; throughput summed over ranks)"
