@@ -87,12 +87,14 @@ class BlenderExecutor:
         self.slots: list[_Row | None] = [None] * max_rows
         self.where: dict[str, int] = {}
         self.scratch = max_rows  # the slot padding rows of a join write to
+        self.last_flops: float | None = None
         self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
                        self.width.limit if self.static else min(self.width.limit, 64))
         self.scale = self._embedding_scale()
 
     # -- the Executor protocol -----------------------------------------------------------------------
     def step(self, joining: list[GenRequest]) -> dict[str, int]:
+        self.last_flops = self._flops(joining)
         with self._compute():
             if joining:
                 self._join(joining)
@@ -128,6 +130,21 @@ class BlenderExecutor:
                         self.backend.synchronize()
                         shapes += 1
         return shapes
+
+    def _flops(self, joining: list[GenRequest]) -> float:
+        """Matmul FLOPs of a step on its real rows and tokens, not the padding a static-shape device
+        adds: each joiner's encoder pass and cross-attention keys and values over its own prompt, and
+        every row's decoder step at its own position over its own source, with the LM head."""
+        from workloads.models import decoder_flops, encoder_flops, lm_head_flops
+
+        cfg, d, layers = self.model.config, self.model.config.d_model, self.model.config.decoder_layers
+        rows = [(row.source, row.pos) for row in self.slots if row is not None]
+        rows += [(len(r.prompt), 0) for r in joining]
+        join = sum(encoder_flops(cfg, 1, len(r.prompt)) + layers * 4 * len(r.prompt) * d * d for r in joining)
+        # decoder_flops with past > 0 leaves out the cross-attention keys and values, counted at the join
+        decode = sum(decoder_flops(cfg, 1, 1, src, past=pos) - (layers * 4 * src * d * d if pos == 0 else 0)
+                     for src, pos in rows)
+        return float(join + decode + lm_head_flops(cfg, len(rows), 1))
 
     # -- joining: the encoder pass and each layer's cross-attention keys and values ------------------
     def _join(self, requests: list[GenRequest]) -> None:

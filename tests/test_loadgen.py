@@ -1,0 +1,414 @@
+"""The load generator: LoadGen's tail rule, the loads a helpline sees (bursty, closed-loop,
+conversations, drawn lengths, trimmed windows), every figure asserted exactly on a fake engine and a
+scripted HTTP server with known token times, errors counted and never fatal, the rates' definitions,
+and who served."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from bench.core import tails
+from bench.core.arrivals import (ServingPlan, constant_arrivals, gamma_arrivals, open_arrivals, parse_load,
+                                 poisson_arrivals, ramp, rescale)
+from bench.core.errors import ConfigError
+from bench.model.report import Repeat, RequestLog
+from bench.serve.engine import Engine
+from bench.serve.http import Endpoint
+from bench.serve.protocol import Trace
+from bench.serve.session import InProcessClient, busy_steps, request_log, run_session
+from fake_http import Recording, Reply, ScriptedServer
+from fakes import FakeExecutor, VirtualClock
+from workloads.serving import serving_metrics
+from workloads.serving_plan import CapacityPlan, output_lengths, parse_output_len, user_turns
+
+T0 = 100.0  # the VirtualClock's start: a session's offsets count from it
+
+
+# ---- LoadGen's early stopping ---------------------------------------------------------------------------
+# h(t) from mlcommons/inference loadgen/early_stopping.cc (MinPassingQueriesFinder, a fresh finder per
+# call as results.cc's Server scenario makes it; tolerance 0, confidence 0.99), compiled and run:
+LOADGEN_H = {0.99: {0: 459, 1: 661, 2: 836, 3: 998, 4: 1153, 5: 1302, 7: 1589, 10: 2000, 20: 3284, 50: 6848,
+                    100: 12471, 250: 28663},
+             0.9: {0: 44, 1: 63, 2: 79, 3: 94, 10: 187, 100: 1146},
+             0.5: {0: 7, 1: 10, 2: 12, 3: 14, 10: 25, 250: 306},
+             0.999: {0: 4603, 1: 6635, 5: 13100, 20: 33077}}
+
+
+@pytest.mark.parametrize("p", sorted(LOADGEN_H))
+def test_the_minimum_passing_queries_are_loadgens(p):
+    assert {t: tails.min_passing(t, p) for t in LOADGEN_H[p]} == LOADGEN_H[p]
+
+
+def test_a_p99_claim_needs_459_requests_with_none_over_and_more_with_some():
+    assert not tails.claim(458, 0).holds and tails.claim(459, 0).holds and tails.claim(459, 0).met
+    c = tails.claim(60, 0)
+    assert c.met and not c.holds and not c.valid and c.more == 399  # "about 399 more with none over"
+    one = tails.claim(600, 1)
+    assert one.met and one.needed == 662 and one.more == 62 and not one.holds
+    assert tails.claim(662, 1).holds
+    # LoadGen's nearest rank: sorted[floor(n p)] is within the bound while at most n - floor(n p) - 1 are over
+    assert tails.claim(200, 1).met and not tails.claim(200, 2).met and tails.claim(500, 4).met
+    assert not tails.claim(500, 5).met
+
+
+def test_a_miss_is_sure_only_when_that_many_over_would_be_unlikely_at_the_bound():
+    assert not tails.claim(60, 1).refuted and not tails.claim(60, 3).refuted  # P(>= 3 of 60 at 1 %) = 2.3 %
+    assert tails.claim(60, 4).refuted  # P(>= 4 of 60 at 1 %) = 0.35 %
+    assert tails.miss_odds(60, 3, 0.99) == pytest.approx(1 - sum(math.comb(60, k) * 0.01**k * 0.99**(60 - k)
+                                                                  for k in range(3)), rel=1e-9)
+
+
+def test_judging_latencies_counts_strictly_over_and_failures_as_over():
+    c = tails.judge([0.1, 0.25, 0.3, None], bound=0.25)
+    assert (c.n, c.over) == (4, 2)  # 0.25 is at the bound, not over (LoadGen: latency > target)
+    with pytest.raises(ValueError):
+        tails.claim(3, 4)
+
+
+# ---- arrivals -------------------------------------------------------------------------------------------
+def test_gamma_arrivals_have_vllms_burstiness_and_one_is_poisson():
+    assert gamma_arrivals(4.0, 50, 3, 1.0) == poisson_arrivals(4.0, 50, 3)
+    for shape in (0.5, 4.0):
+        t = gamma_arrivals(10.0, 20_000, 3, shape)
+        gaps = [b - a for a, b in zip([0.0, *t], t)]
+        assert statistics.mean(gaps) == pytest.approx(0.1, rel=0.03)
+        cv2 = statistics.variance(gaps) / statistics.mean(gaps) ** 2
+        assert cv2 == pytest.approx(1 / shape, rel=0.08)  # gamma of shape B: squared CV 1 / B
+    assert gamma_arrivals(10.0, 30, 3, 0.5) == gamma_arrivals(10.0, 30, 3, 0.5)  # seeded
+
+
+def test_rescaled_arrivals_land_the_last_of_n_at_n_over_the_rate():
+    drawn = gamma_arrivals(5.0, 200, 1, 0.5)
+    scaled = rescale(drawn, 5.0)
+    assert scaled[-1] == pytest.approx(40.0) and drawn[-1] != pytest.approx(40.0, rel=1e-3)
+    assert all(b / a == pytest.approx(scaled[-1] / drawn[-1]) for a, b in zip(drawn, scaled))
+    assert open_arrivals(parse_load("gamma:0.5"), 5.0, 200, 1, as_drawn=True) == drawn
+    assert constant_arrivals(4.0, 3) == [0.25, 0.5, 0.75]
+
+
+def test_a_ramp_up_raises_the_rate_linearly_then_keeps_it():
+    flat = constant_arrivals(10.0, 400)
+    ramped = ramp(flat, ramp_s=10.0)
+    first_5s = sum(1 for t in ramped if t <= 5.0)
+    assert first_5s == pytest.approx(12.5, abs=1)  # the area under q t / S to 5 s: 10 * 25 / 20
+    assert sum(1 for t in ramped if t <= 10.0) == pytest.approx(50, abs=1)
+    late = [t for t in ramped if t > 10.0]
+    assert statistics.mean(b - a for a, b in zip(late, late[1:])) == pytest.approx(0.1)
+    assert ramp(flat, 0.0) == flat
+
+
+@pytest.mark.parametrize("text", ["gamma", "gamma:0", "gamma:nan", "gamma:inf", "concurrency:0", "concurrency:1.5",
+                                  "poisson:2", "bursty", "", "constant:1", "concurrency:1e9"])
+def test_a_load_that_means_nothing_is_refused_naming_the_flag(text):
+    with pytest.raises(ConfigError, match="--load"):
+        parse_load(text)
+
+
+def test_loads_read_as_written():
+    assert str(parse_load("gamma:0.5")) == "gamma:0.5" and parse_load("concurrency:4").value == 4
+    assert not parse_load("concurrency:4").open and parse_load("constant").open
+
+
+# ---- output lengths and turns ---------------------------------------------------------------------------
+def test_output_lengths_are_fixed_normal_or_eos_like_and_bounded():
+    assert output_lengths("fixed", 8, 3, 0, 32) == (8, 8, 8)
+    eos = output_lengths("eos", 20, 20_000, 0, 80)
+    assert min(eos) >= 1 and max(eos) == 80 and statistics.mean(eos) == pytest.approx(20 * (1 - 0.95**80), rel=0.03)
+    assert eos.count(1) / len(eos) == pytest.approx(0.05, abs=0.01)  # the first token ends it 1 time in 20
+    normal = output_lengths("normal:4", 20, 20_000, 0, 80)
+    assert statistics.mean(normal) == pytest.approx(20, rel=0.01) and statistics.stdev(normal) == pytest.approx(4, 0.05)
+    assert output_lengths("eos", 20, 50, 7, 80) == output_lengths("eos", 20, 50, 7, 80)
+    for bad in ("normal", "normal:-1", "eos:3", "zipf"):
+        with pytest.raises(ConfigError, match="--output-len"):
+            parse_output_len(bad)
+
+
+def test_a_conversations_user_turns_leave_room_for_the_dialogue_to_grow():
+    turns = user_turns([list(range(40)), [7]], turns=3, context_len=32)
+    assert turns == [list(range(35, 40)), [7]]  # 32 // 6 = 5 tokens, the last ones
+
+
+# ---- sessions on a virtual clock: loads ----------------------------------------------------------------
+class Seeing(FakeExecutor):
+    """The fake executor, keeping every request it was given."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = {}
+
+    def step(self, joining):
+        self.seen.update({r.id: r.prompt for r in joining})
+        return super().step(joining)
+
+
+def serve(plan, per_step_s=0.02, per_row_s=0.01, max_batch=4):
+    clock = VirtualClock(T0)
+    ex = Seeing(clock, per_step_s=per_step_s, per_row_s=per_row_s)
+    client = InProcessClient(Engine(ex, clock, max_batch=max_batch), clock, clock.sleep)
+    return run_session(plan, client, clock), ex
+
+
+def prompts(n, length=6):
+    return tuple(tuple([7] * length + [i]) for i in range(n))
+
+
+def test_a_closed_loop_keeps_n_in_flight_each_next_arriving_as_one_is_answered():
+    n = 20
+    plan = ServingPlan((), prompts(n), (5,) * n, concurrency=3)
+    traces, _ = serve(plan, max_batch=8)
+    assert all(t.finish_s is not None for t in traces)
+    assert [t.arrival_s for t in traces[:3]] == [T0] * 3
+    finishes = sorted(t.finish_s for t in traces)
+    for t in traces[3:]:
+        assert t.arrival_s in finishes  # it arrived the moment an earlier one was answered
+    for moment in (t.arrival_s for t in traces):
+        in_flight = sum(1 for t in traces if t.arrival_s <= moment < t.finish_s)
+        assert in_flight <= 3
+
+
+def test_a_closed_loop_ramp_spreads_its_first_requests():
+    plan = ServingPlan((), prompts(6), (2,) * 6, concurrency=3, ramp_s=0.9)
+    traces, _ = serve(plan)
+    assert [t.arrival_s for t in traces[:3]] == pytest.approx([T0, T0 + 0.3, T0 + 0.6])
+
+
+def test_a_conversations_next_turn_arrives_after_its_answer_and_carries_the_dialogue():
+    turns = (tuple(range(10, 13)), (20, 21), (30,), (40, 41, 42), (50,), (60, 61))
+    plan = ServingPlan((0.0, 0.05), turns, (4,) * 6, turns=3, think_s=0.5, context_len=12)
+    traces, ex = serve(plan)
+    sent = ex.seen
+    for c in (0, 1):
+        for k in (1, 2):
+            i = 3 * c + k
+            assert traces[i].arrival_s == pytest.approx(traces[i - 1].finish_s + 0.5)
+            assert traces[i].turn == k and traces[i].conversation == c
+    assert sent["0"] == (10, 11, 12)
+    assert sent["1"] == (10, 11, 12, 5, 5, 5, 5, 20, 21)  # turn 0, its reply (the fake's 5s), turn 1
+    assert sent["2"] == (11, 12, 5, 5, 5, 5, 20, 21, 5, 5, 5, 5, 30)[-12:]  # cut to the last 12 tokens
+    assert len(sent["2"]) == 12
+
+
+# ---- the figures, exactly ---------------------------------------------------------------------------------
+def log_of(rows, **extra):
+    """A request log from (arrival, first token, token times..., finish or None) rows."""
+    return RequestLog(arrival_s=[r[0] for r in rows], start_s=[None] * len(rows),
+                      first_token_s=[r[1][0] if r[1] else None for r in rows],
+                      finish_s=[r[1][-1] if r[1] and r[2] is None else None for r in rows],
+                      prompt_tokens=[3] * len(rows), new_tokens=[len(r[1]) for r in rows], batch=[None] * len(rows),
+                      token_s=[list(r[1]) for r in rows], error=[r[2] for r in rows], **extra)
+
+
+def test_ttft_itl_tpot_goodput_and_rates_are_exactly_as_defined():
+    rows = [(0.0, [0.1, 0.2, 0.4], None),  # TTFT 0.1, ITL 0.1 0.2, TPOT (0.4 - 0.1) / 2 = 0.15, e2e 0.4
+            (1.0, [1.3, 1.35], None),  # TTFT 0.3, ITL 0.05, TPOT 0.05, e2e 0.35
+            (2.0, [2.05], None),  # TTFT 0.05, one token: no ITL, no TPOT (0 for goodput), e2e 0.05
+            (3.0, [3.2], "timeout")]  # failed after a first chunk: no latency, over every SLO
+    log = log_of(rows, session_start_s=0.0, sent_s=[0.0, 1.01, 2.0, 3.0])
+    m = serving_metrics([Repeat(0, requests=log)], {"qps": 1.0}, slo_ttft_s=0.2, slo_tpot_s=0.1)
+    assert sorted(m["ttft_s"].__dict__[k] for k in ("min", "max")) == pytest.approx([0.05, 0.3])
+    assert m["ttft_s"].n == 3 and m["ttft_s"].median == pytest.approx(0.1)
+    assert m["itl_s"].n == 3 and m["itl_s"].mean == pytest.approx((0.1 + 0.2 + 0.05) / 3)
+    assert m["tpot_s"].n == 2 and m["tpot_s"].mean == pytest.approx((0.15 + 0.05) / 2)
+    assert m["e2e_s"].max == pytest.approx(0.4) and m["late_s"].max == pytest.approx(0.01)
+    assert m["achieved_qps"].value == pytest.approx(3 / (2.05 - 0.0))  # completions / (last completion - first arrival)
+    assert m["realised_qps"] == pytest.approx(4 / 3.0)  # requests / (last arrival - session start)
+    # good: only request 2 meets both (1: TTFT 0.3 > 0.2; 0: TPOT 0.15 > 0.1; 3 failed)
+    assert m["slo_attainment"] == pytest.approx(1 / 4) and m["goodput_rps"] == pytest.approx(1 / 2.05)
+    assert m["errors"] == 1 and m["errors.timeout"] == 1 and m["requests"] == 3
+    assert (m["slo.ttft.n"], m["slo.ttft.over"]) == (4, 2) and (m["slo.tpot.n"], m["slo.tpot.over"]) == (4, 2)
+    assert m["slo.ttft.p99_s"] is None  # the nearest-rank p99 is the failed request's
+    # 2 of 4 over: were only 1 % over the bound, that would happen 0.06 % of the time: the miss holds
+    assert m["slo.met"] is False and m["slo.valid"] is True
+
+
+def test_the_window_leaves_warm_up_and_cool_down_requests_out():
+    rows = [(float(i), [i + 0.1 * (1 + (i == 0) * 9)], None) for i in range(6)]  # request 0 is slow (1 s)
+    log = log_of(rows, measured=[False, True, True, True, True, False])
+    m = serving_metrics([Repeat(0, requests=log)], {}, slo_ttft_s=0.5)
+    assert m["ttft_s"].n == 4 and m["ttft_s"].max == pytest.approx(0.1) and m["slo.ttft.n"] == 4
+    assert m["achieved_qps"].value == pytest.approx(4 / (4.1 - 1.0))
+
+
+def test_achieved_rate_interval_is_over_repeats_or_the_completions_count():
+    one = log_of([(float(i), [i + 0.5], None) for i in range(100)])
+    i = serving_metrics([Repeat(0, requests=one)], {})["achieved_qps"]
+    assert i.value == pytest.approx(100 / 99.5) and i.ci_low < i.value < i.ci_high and "Garwood" in i.method
+    assert (i.ci_low * 99.5, i.ci_high * 99.5) == pytest.approx((81.37, 121.63), rel=0.01)  # Garwood's for 100
+    two = log_of([(float(i), [i * 1.1 + 0.5], None) for i in range(100)])
+    j = serving_metrics([Repeat(0, requests=one), Repeat(1, requests=two)], {})["achieved_qps"]
+    assert "2 repeats" in j.method and j.ci_low < j.value < j.ci_high
+
+
+def test_a_session_on_a_fake_engine_gives_its_known_token_times():
+    """One request at a time on a fake device: steps of exactly 20 ms + 10 ms per row."""
+    plan = ServingPlan((0.0, 1.0), ((7,) * 5, (8,) * 5), (3, 2))
+    traces, _ = serve(plan)
+    assert traces[0].token_s == pytest.approx([T0 + 0.03, T0 + 0.06, T0 + 0.09])
+    assert traces[1].token_s == pytest.approx([T0 + 1.03, T0 + 1.06])
+    m = serving_metrics([Repeat(0, requests=request_log(traces, session_start_s=T0))], {"qps": 2.0}, slo_ttft_s=0.031)
+    assert m["ttft_s"].max == pytest.approx(0.03) and m["itl_s"].mean == pytest.approx(0.03)
+    assert m["tpot_s"].max == pytest.approx(0.03) and m["slo.ttft.over"] == 0 and m["slo.met"] is True
+
+
+def test_an_engine_that_refuses_a_request_counts_it_and_serves_the_rest():
+    plan = ServingPlan((0.0, 0.1), ((7,) * 5, (7,) * 600), (2, 2))  # the fake takes 512 prompt tokens at most
+    traces, _ = serve(plan)
+    log = request_log(traces)
+    assert log.error == [None, "rejected_context_length_exceeded"] and log.finish_s[1] is None
+    assert serving_metrics([Repeat(0, requests=log)], {})["errors.rejected_context_length_exceeded"] == 1
+
+
+# ---- over HTTP, against a scripted server -------------------------------------------------------------------
+def run_scripted(plan, replies, chat=False):
+    """(traces, server) of a session against the scripted server on a virtual clock."""
+    clock = VirtualClock(T0)
+    keys = list(plan.texts) if chat else list(plan.prompts)
+    server = ScriptedServer(clock, dict(zip(keys, replies)), [(T0 + a, k) for a, k in zip(plan.arrivals, keys)])
+    with server as url:
+        client = server.client = Recording(Endpoint(url, "chat" if chat else "completions", "fake"), clock,
+                                           clock.sleep)
+        try:
+            return run_session(plan, client, clock), server
+        finally:
+            client.close()
+
+
+def test_an_http_session_stamps_every_chunk_at_its_scripted_time():
+    plan = ServingPlan((0.0, 0.25, 0.3), prompts(3), (4, 3, 2))
+    replies = [Reply.tokens([0.1, 0.15, 0.35, 0.4]),  # overlaps the next two
+               Reply.tokens([0.02, 0.12, 0.13]),
+               Reply([(0.05, [30, 31])])]  # one chunk carrying two tokens
+    traces, server = run_scripted(plan, replies)
+    assert traces[0].token_s == pytest.approx([T0 + 0.1, T0 + 0.15, T0 + 0.35, T0 + 0.4])
+    assert traces[1].token_s == pytest.approx([T0 + 0.27, T0 + 0.37, T0 + 0.38])
+    assert traces[2].token_s == pytest.approx([T0 + 0.35]) and traces[2].tokens == [30, 31]
+    assert [t.sent_s for t in traces] == pytest.approx([T0, T0 + 0.25, T0 + 0.3])  # sent on time: no lateness
+    assert traces[0].tokens == [10, 11, 12, 13] and traces[1].new_tokens == 3
+    log = request_log(traces, session_start_s=T0)
+    assert log.new_tokens == [4, 3, 2] and log.token_s[2] == [pytest.approx(T0 + 0.35)]
+    m = serving_metrics([Repeat(0, requests=log)], {"qps": 10.0}, slo_ttft_s=0.05, slo_tpot_s=0.05)
+    assert [m["ttft_s"].min, m["ttft_s"].max] == pytest.approx([0.02, 0.1])
+    assert m["itl_s"].n == 5 and m["itl_s"].max == pytest.approx(0.2)  # chunk gaps, pooled
+    tpots = sorted([0.3 / 3, 0.11 / 2, 0.0 / 1])
+    assert m["tpot_s"].mean == pytest.approx(statistics.mean(tpots))
+    assert m["slo_attainment"] == pytest.approx(1 / 3)  # only the two-token reply meets both
+    body = server.bodies[0]
+    assert body["prompt"] == list(plan.prompts[0]) and body["max_tokens"] == body["min_tokens"] == 4
+    assert body["stream"] and body["ignore_eos"] and body["return_token_ids"] and body["temperature"] == 0.0
+
+
+def test_failures_over_http_are_counted_by_reason_and_the_session_goes_on():
+    plan = ServingPlan((0.0, 0.1, 0.2, 0.3, 0.4), prompts(5), (2,) * 5)
+    replies = [Reply.tokens([0.01, 0.02]), Reply(status=429), Reply.tokens([0.01], cut=True),
+               Reply.tokens([0.01], garbage=b"data: {not json\n\n"), Reply(status=503)]
+    traces, _ = run_scripted(plan, replies)
+    assert [t.error for t in traces] == [None, "http_429", "disconnected", "bad_stream", "http_503"]
+    log = request_log(traces)
+    assert log.finish_s[0] is not None and log.finish_s[1:] == [None] * 4
+    m = serving_metrics([Repeat(0, requests=log)], {}, slo_ttft_s=1.0)
+    assert m["errors"] == 4 and m["requests"] == 1 and m["slo.ttft.over"] == 4
+
+
+def test_a_server_without_token_ids_is_counted_by_its_text_chunks_and_usage():
+    plan = ServingPlan((0.0,), prompts(1), (3,))
+    traces, _ = run_scripted(plan, [Reply.tokens([0.1, 0.2, 0.3], with_ids=False)])
+    assert traces[0].token_s == pytest.approx([T0 + 0.1, T0 + 0.2, T0 + 0.3]) and traces[0].tokens == []
+    assert traces[0].new_tokens == 3 and traces[0].text == " w10 w11 w12"
+
+
+def test_chat_sends_the_dialogue_as_messages_and_stamps_the_same_way():
+    texts = ("hello there", "i feel low", "thanks")
+    plan = ServingPlan((0.0, 0.2), ((5, 6), (7,), (8,), (9,)), (2,) * 4, texts + ("bye",), turns=2, think_s=0.1,
+                       context_len=64)
+    replies = [Reply.tokens([0.05, 0.06]), Reply.tokens([0.01, 0.03]), Reply.tokens([0.02, 0.04]),
+               Reply.tokens([0.01, 0.02])]
+    clock = VirtualClock(T0)
+    keys = list(plan.texts)
+    arrivals = [(T0, texts[0]), (T0 + 0.2, texts[2])]
+    server = ScriptedServer(clock, dict(zip(keys, replies)), arrivals)
+    with server as url:
+        client = server.client = Recording(Endpoint(url, "chat", "fake"), clock, clock.sleep)
+        try:
+            traces = run_session(plan, client, clock)
+        finally:
+            client.close()
+    second_turn = next(b for b in server.bodies if b["messages"][-1]["content"] == "i feel low")
+    assert second_turn["messages"] == [{"role": "user", "content": "hello there"},
+                                       {"role": "assistant", "content": " w10 w11"},
+                                       {"role": "user", "content": "i feel low"}]
+    assert traces[1].arrival_s == pytest.approx(T0 + 0.06 + 0.1) and traces[1].token_s[0] == pytest.approx(
+        T0 + 0.16 + 0.01)
+
+
+def test_a_request_not_answered_in_time_is_a_timeout():
+    """The server never answers (a real-time wait far longer than the client's timeout)."""
+    from bench.serve.http import HttpClient
+
+    clock = VirtualClock(T0)
+    replies = {prompts(1)[0]: Reply([(0.0, [1])])}
+    server = ScriptedServer(clock, replies)
+    server._turn = _never  # type: ignore[assignment]
+    with server as url:
+        client = HttpClient(Endpoint(url, "completions", "fake", None, timeout_s=0.2), clock, clock.sleep)
+        try:
+            traces = run_session(ServingPlan((0.0,), prompts(1), (1,)), client, clock)
+        finally:
+            client.close()
+    assert traces[0].error == "timeout"
+
+
+async def _never(hid):
+    import asyncio
+
+    await asyncio.sleep(60)
+
+
+def test_nothing_answering_is_a_connection_error_not_a_crash():
+    import socket
+
+    from bench.serve.http import HttpClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        clock = VirtualClock(T0)
+        client = HttpClient(Endpoint(f"http://127.0.0.1:{port}", "completions", "x"), clock, clock.sleep)
+        try:
+            traces = run_session(ServingPlan((0.0, 0.1), prompts(2), (1, 1)), client, clock)
+        finally:
+            client.close()
+    assert [t.error for t in traces] == ["connection", "connection"]
+
+
+def test_the_client_sees_a_busy_server_between_sends_and_completions():
+    a = Trace(0.0, sent_s=0.0, token_s=[0.1, 0.2], finish_s=0.2)
+    b = Trace(0.1, sent_s=0.1, token_s=[0.15, 0.3], finish_s=0.3)
+    c = Trace(1.0, sent_s=1.0, token_s=[1.5], finish_s=1.5)
+    steps = busy_steps([a, b, c])
+    assert [(s.start_s, s.end_s, s.finished, s.rows) for s in steps] == [
+        (0.0, 0.2, 1, 3), (0.2, 0.3, 1, 1), (1.0, 1.5, 1, 1)]
+    assert sum(s.end_s - s.start_s for s in steps) == pytest.approx(0.8)
+
+
+# ---- the capacity search's plan -----------------------------------------------------------------------
+def test_each_probe_gets_enough_requests_for_a_valid_verdict_within_its_time():
+    plan = CapacityPlan(start_qps=4.0, probes=6, requests=480, needed=459, max_probe_s=60.0)
+    assert plan.requests_at(16.0) == 480 and not plan.provisional_at(16.0)
+    assert plan.requests_at(4.0) == 240 and plan.provisional_at(4.0)  # 480 would take 120 s
+    worst = sum(min(480, int(q * 60)) / q for q in (4, 2, 1, 0.5, 0.25, 0.125))
+    assert plan.worst_case_s() == pytest.approx(worst) and plan.worst_case_s() <= 6 * 60
+    assert "at worst about 6 min" in plan.text() and "provisional" in plan.text()
+
+
+def test_the_search_sends_each_probe_its_request_count():
+    from bench.model.report import Result
+    from workloads.serving import capacity_search
+
+    plan = CapacityPlan(2.0, 4, 480, 459, 100.0)
+    search = capacity_search(2.0, 4, plan.requests_at)
+    first = next(search)
+    second = search.send(Result("blender-serve", "ok", workload_metrics={"slo.met": True}))
+    assert first == {"qps": (2.0,), "requests": 200} and second == {"qps": (4.0,), "requests": 400}
