@@ -12,7 +12,9 @@ For the seed preset of each workload in fp32 and, where the device has it, bf16:
                adjacent steps paired;
   util / power device utilization during the measured steps, and power there against an idle
                second before them; energy: what the in-process counter read over the steps;
-  parity       the workload's output fingerprint against the same computed on the CPU.
+  parity       the workload's output fingerprint against the same computed on the CPU;
+  blender-serve the serving engine's tokens/s (a sync, a clock read and an event per token every
+               step) over its executor stepped in a plain loop (serve_check).
 It runs from a plain checkout, bench itself not installed, on an offline image
 (`PYTHONPATH=. python -S benchmarks/device_check.py` works too, with the directory that holds the
 packages below on PYTHONPATH). It needs torch, transformers, psutil, rich and pydantic — pydantic
@@ -141,6 +143,54 @@ def reference(name, precision, args, cpu):
         wl.teardown()
 
 
+def serve_check(device, precision, args) -> dict:
+    """blender-serve: the engine's tokens per second, closed-loop full batches with a device sync and
+    a clock read after every step and one event per token, over the executor stepped in a plain loop
+    (the same steps, timed as a whole; interleaved rounds, median ratio): near 1.00 means stamping
+    each token costs nothing worth mentioning."""
+    from bench.serve.blender import BlenderExecutor
+    from bench.serve.engine import Engine
+    from bench.serve.protocol import GenRequest
+
+    t_start = time.monotonic()
+    wl, backend = build(device, "blender-serve", args.preset, precision)
+    wl.setup()
+    k, rows = wl.common.new_tokens, len(wl.warm_prompts)
+    ex = BlenderExecutor(wl.model, backend, max_rows=rows, max_source=wl.common.context_len, max_tokens=k,
+                         precision=precision)
+    ex.warmup()
+    batch = [tuple(p[: ex.max_source]) for p in wl.warm_prompts]
+
+    def engine_rate(tag):
+        engine = Engine(ex, time.perf_counter, sync=backend.synchronize, max_batch=rows)
+        for j, prompt in enumerate(batch):
+            engine.submit(GenRequest(f"{tag}-{j}", prompt, k, k))
+        t0, tokens = time.perf_counter(), 0
+        while engine.running or engine.waiting:
+            tokens += engine.step().rows
+        backend.synchronize()
+        return tokens / (time.perf_counter() - t0)
+
+    def plain_rate(tag):
+        backend.synchronize()
+        t0 = time.perf_counter()
+        ex.step([GenRequest(f"{tag}-{j}", prompt, k, k) for j, prompt in enumerate(batch)])
+        for _ in range(k - 1):
+            ex.step([])
+        ex.drop([f"{tag}-{j}" for j in range(len(batch))])
+        backend.synchronize()
+        return rows * k / (time.perf_counter() - t0)
+
+    for i in range(args.warmup):
+        engine_rate(f"w{i}"), plain_rate(f"v{i}")
+    ratios = [engine_rate(f"e{i}") / plain_rate(f"p{i}") for i in range(args.rounds)]
+    wl.teardown()
+    return {"workload": "blender-serve", "precision": precision, "rate": engine_rate("last"), "unit": "tokens/s",
+            "bench/plain": statistics.median(ratios), "sampler": None, "util": None, "power": None,
+            "idle_power": None, "energy_j": None, "parity": "n/a", "collectors": "—",
+            "seconds": time.monotonic() - t_start}
+
+
 def print_table(rows) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -176,13 +226,12 @@ def main(argv=None) -> int:
     rows, start = [], time.monotonic()
     for precision in [p for p in ("fp32", "bf16") if p in spec.precisions]:
         for name in workloads.available():
-            if workloads.load(name).serves:
-                continue  # an open-loop scenario has no step loop to set beside a plain one
             if time.monotonic() - start > args.budget:
                 print(f"skipped {name} {precision}: past the {args.budget:.0f} s budget")
                 continue
             try:
-                rows.append(check(device, name, precision, args, cpu))
+                serves = workloads.load(name).serves
+                rows.append(serve_check(device, precision, args) if serves else check(device, name, precision, args, cpu))
             except Exception as exc:  # noqa: BLE001 - one failing check does not hide the others
                 print(f"{name} {precision}: {type(exc).__name__}: {exc}")
     print_table(rows)

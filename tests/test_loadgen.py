@@ -412,3 +412,299 @@ def test_the_search_sends_each_probe_its_request_count():
     first = next(search)
     second = search.send(Result("blender-serve", "ok", workload_metrics={"slo.met": True}))
     assert first == {"qps": (2.0,), "requests": 200} and second == {"qps": (4.0,), "requests": 400}
+
+
+# ---- the report: what a request log may hold ---------------------------------------------------------------
+def plain_log(**changes):
+    from bench.model.fields import plain
+
+    base = log_of([(0.0, [0.1, 0.2], None), (1.0, [], "timeout")], sent_s=[0.0, 1.0],
+                  measured=[True, True], session_start_s=0.0)
+    return {**plain(base), **changes}
+
+
+@pytest.mark.parametrize("changes,why", [
+    ({"error": [None, None]}, "a finish time or an error"),  # a failed request must say why
+    ({"error": ["timeout", "timeout"]}, "a finish time or an error"),  # a completed one has none
+    ({"error": [None, "Time Out!"]}, "error code"),
+    ({"error": [None, "x" * 65]}, "error code"),
+    ({"token_s": [[0.2, 0.1], []]}, "backwards"),
+    ({"token_s": [[0.1, 0.2, 0.3], []]}, "token times for 2 tokens"),
+    ({"sent_s": [0.0, 0.5]}, "before its scheduled arrival"),
+    ({"measured": [True]}, "differ in length"),
+    ({"turn": [0, -1]}, "at least 0"),
+])
+def test_a_request_log_that_cannot_be_true_is_refused(changes, why):
+    from bench.model.fields import ModelError, parse
+
+    parse(RequestLog, plain_log())
+    with pytest.raises(ModelError, match=why):
+        parse(RequestLog, plain_log(**changes))
+
+
+def test_fewer_stamps_than_tokens_is_a_chunked_stream_not_an_error():
+    from bench.model.fields import parse
+
+    log = parse(RequestLog, plain_log(new_tokens=[5, 0]))  # two chunks carried five tokens
+    assert log.new_tokens[0] == 5 and len(log.token_s[0]) == 2
+
+
+# ---- options: refused before any work, naming the flag ------------------------------------------------------
+@pytest.mark.parametrize("args,flag", [
+    (["--endpoint", "http://user:secret@127.0.0.1:8000"], "--endpoint: credentials"),
+    (["--endpoint", "ftp://127.0.0.1"], "--endpoint"),
+    (["--endpoint", "http://127.0.0.1:8000/?x=1"], "--endpoint"),
+    (["--endpoint", "http://127.0.0.1:8000", "--engine", "http"], "--engine http"),
+    (["--api", "chat"], "--api chat"),
+    (["--api-key-env", "not a name"], "--api-key-env"),
+    (["--load", "concurrency:2", "--conversations", "3"], "--conversations"),
+    (["--load", "concurrency:2", "--find-capacity"], "--find-capacity"),
+    (["--find-capacity", "--slo-ttft-ms", "100", "--conversations", "2"], "--find-capacity"),
+    (["--warmup-requests", "30", "--cooldown-requests", "30", "--requests", "60"], "--warmup-requests"),
+    (["--output-len", "normal"], "--output-len"),
+    (["--load", "gamma:-1"], "--load"),
+])
+def test_serving_options_that_cannot_work_exit_2_before_any_work(capsys, tmp_path, args, flag):
+    from conftest import cli_run
+
+    code, out, err = cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
+                             "--out", tmp_path, *args)
+    assert code == 2 and flag in err, err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_an_api_key_is_read_from_the_environment_and_never_recorded(monkeypatch):
+    from conftest import run_config
+
+    cfg = run_config("--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
+                     "--api-key-env", "BENCH_TEST_KEY")
+    o = cfg.options_of("blender-serve")
+    with pytest.raises(ConfigError, match="BENCH_TEST_KEY"):
+        o.api_key()
+    monkeypatch.setenv("BENCH_TEST_KEY", "sk-very-secret")
+    assert o.api_key() == "sk-very-secret" and "sk-very-secret" not in str(cfg.to_json())
+    assert Endpoint("http://x", key=o.api_key()).headers() == {"Authorization": "Bearer sk-very-secret"}
+
+
+def test_an_endpoint_that_does_not_answer_is_refused_before_any_work(capsys, tmp_path):
+    import socket
+
+    from conftest import cli_run
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        code, _, err = cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
+                               "--endpoint", f"http://127.0.0.1:{s.getsockname()[1]}", "--out", tmp_path)
+    assert code == 2 and "no OpenAI-compatible server answers there" in err
+
+
+def test_the_base_url_is_the_server_without_v1():
+    from bench.core.endpoint import base_url, is_local
+
+    assert base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000"
+    assert base_url("https://api.example.com/proxy/v1") == "https://api.example.com/proxy"
+    assert base_url("http://[::1]:9000") == "http://[::1]:9000"
+    assert is_local("http://127.0.0.1:1") and is_local("http://localhost:1") and is_local("http://[::1]:2")
+    assert not is_local("http://10.0.0.1:8000") and not is_local("http://example.com")
+
+
+def test_a_capacity_search_says_its_plan_and_worst_case_before_it_starts(capsys, tmp_path, monkeypatch):
+    from bench import cli
+    from conftest import cli_run
+
+    monkeypatch.setattr(cli, "_launch", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
+    cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--qps", "4",
+            "--find-capacity", "--max-probe-s", "60", "--out", tmp_path)
+    err = capsys.readouterr().err + ""
+    # cli_run read the streams: take the plan from the config instead
+    from conftest import run_config
+    from workloads.blender_serve import BlenderServe
+
+    cfg = run_config("--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--qps", "4",
+                     "--find-capacity", "--max-probe-s", "60")
+    text = BlenderServe.plan_text(cfg.options_of("blender-serve"))
+    assert "up to 8 probes from 4 requests/s, 480 requests each (459 are needed" in text and "at worst" in text
+    assert err == ""
+
+
+# ---- compare: who served, static shapes, the cost's interval -------------------------------------------------
+def serving_run(label, served=None, params=None, achieved=None, seed=0):
+    from reportgen import make_report
+
+    r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed,
+                    params={"qps": 4.0, **(params or {})})
+    res = r.results[0]
+    res.variant = {"qps": [4.0]}
+    res.workload_metrics = {"offered_qps": 4.0, "achieved_qps": achieved or 4.0}
+    res.served_by = served
+    return r
+
+
+def test_static_shapes_is_how_a_device_serves_compared_and_noted_not_identity():
+    from bench.analysis.compare import compare
+    from bench.model.report import ServedBy
+    from bench.render.words import sentence
+
+    gpu = serving_run("cuda", ServedBy("in-process", static_shapes=False))
+    hpu = serving_run("hpu", ServedBy("in-process", static_shapes=True), seed=1)
+    [comp] = compare([("a.json", gpu), ("b.json", hpu)])
+    row = comp.rows[1]
+    assert row.comparable and row.verdict != "not_comparable"
+    [note] = [n for n in row.notes if n.code == "served_by"]
+    assert "static_shapes: True vs False" in sentence(note)
+    assert row.figures["static_shapes"] is True and comp.rows[0].figures["served_by"] == "in-process"
+    old = serving_run("old-hpu", params={"static_shapes": True}, seed=2)  # a report from before served_by
+    [comp] = compare([("a.json", gpu), ("c.json", old)])
+    assert comp.rows[1].comparable and any(n.code == "served_by" for n in comp.rows[1].notes)
+
+
+def test_compare_says_which_engine_served_and_over_which_endpoint():
+    from bench.analysis.compare import compare
+    from bench.model.report import ServedBy
+    from bench.render.words import served_text
+
+    local = serving_run("inproc", ServedBy("in-process", static_shapes=False))
+    http = serving_run("http", ServedBy("http", "bench serve", "http://127.0.0.1:41213", "completions", "tiny", True,
+                                        True, False), seed=1)
+    remote = serving_run("remote", ServedBy("http", "vllm", "http://10.1.2.3:8000", "chat", "m", False,
+                                            telemetry="not sampled"), seed=2)
+    comp = compare([("a.json", local), ("b.json", http), ("c.json", remote)])
+    served = {row.run.name: served_text(row.served) for row in comp.workloads[0].rows}
+    assert served == {"inproc": "in-process",
+                      "http": "http://127.0.0.1:41213 (bench serve, started by the run)",
+                      "remote": "http://10.1.2.3:8000 (vllm, no telemetry of its machine)"}
+    assert [c.served.engine for c in comp.serving] == ["in-process", "http", "http"]
+
+
+def test_serving_cost_carries_the_achieved_rates_interval():
+    from bench.analysis.comparison import Costing
+    from bench.analysis.compare import compare
+    from bench.analysis.cost import parse_price
+    from bench.model.report import Interval
+
+    r = serving_run("a", achieved=Interval(4.0, 3.2, 5.0, 0.95, "t"))
+    [comp] = compare([("a.json", r)], costing=Costing(prices=(parse_price("cpu=3.6"),)))
+    cost = comp.rows[0].cost
+    assert cost.value == pytest.approx(3.6 / (4.0 * 3600) * 1000)
+    assert cost.ci_low == pytest.approx(3.6 / (5.0 * 3600) * 1000) and cost.ci_high == pytest.approx(
+        3.6 / (3.2 * 3600) * 1000)
+    legacy = serving_run("b", achieved=4.0)  # a number, as reports before the interval had it
+    [comp] = compare([("b.json", legacy)], costing=Costing(prices=(parse_price("cpu=3.6"),)))
+    assert comp.rows[0].cost.value == pytest.approx(cost.value) and comp.rows[0].cost.ci_low is None
+
+
+def test_the_capacity_bracket_says_each_sides_confidence():
+    from bench.analysis.comparison import CurvePoint
+    from bench.analysis.serving import capacity
+    from bench.render.words import capacity_text
+
+    pts = [CurvePoint(qps=2, slo_met=True, slo_valid=True), CurvePoint(qps=4, slo_met=False, slo_valid=False)]
+    c = capacity(pts)
+    assert (c.qps, c.qps_valid, c.below_qps, c.below_valid) == (2, True, 4, False)
+    assert capacity_text(c) == "2 requests/s (met the SLO at 99 % confidence; 4 did not, provisionally)"
+
+
+def test_tail_statements_read_as_the_claim_and_what_it_needs():
+    from bench.analysis.serving import tail_notes
+    from bench.render.words import note_text
+
+    wm = {"offered_qps": 4.0, "slo.ttft_s": 0.25, "slo.ttft.n": 60, "slo.ttft.over": 0, "slo.ttft.p99_s": 0.212,
+          "slo.tpot_s": 0.05, "slo.tpot.n": 500, "slo.tpot.over": 2, "slo.tpot.p99_s": 0.04,
+          "slo.e2e_s": 1.0, "slo.e2e.n": 60, "slo.e2e.over": 6, "slo.e2e.p99_s": 1.5}
+    texts = [note_text(n) for n in tail_notes("x", wm)]
+    assert texts[0] == ("p99 TTFT at 4 requests/s 212 ms ≤ 250 ms, but 60 requests cannot support a p99 claim: "
+                        "about 399 more with none over (0 of 60 requests over)")
+    assert texts[1].startswith("p99 TPOT at 4 requests/s 40 ms ≤ 50 ms, but 500 requests") and "338 more" in texts[1]  # LoadGen: 836 + 2
+    assert texts[2] == "p99 e2e at 4 requests/s 1500 ms > 1000 ms: missed, at 99 % confidence (6 of 60 requests over)"
+    assert [n.values["slo"] for n in tail_notes("x", {**wm, "slo.ttft.over": 99})] == ["tpot", "e2e"]  # 99 of 60: nonsense
+
+
+# ---- vLLM's result JSON ---------------------------------------------------------------------------------------
+# the keys vllm/benchmarks/serve.py writes with --save-result --save-detailed (main_async, benchmark) and
+# --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,90,99
+VLLM_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts", "request_rate",
+             "burstiness", "max_concurrency", "duration", "completed", "failed", "total_input_tokens",
+             "total_output_tokens", "request_throughput", "request_goodput", "output_throughput",
+             "total_token_throughput", "input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors",
+             "max_output_tokens_per_s", "max_concurrent_requests",
+             *(f"{s}_{m}_ms" for m in ("ttft", "tpot", "itl", "e2el") for s in ("mean", "median", "std", "p50", "p90",
+                                                                                 "p99"))}
+
+
+def test_a_serving_result_exports_as_vllms_save_result_json():
+    from bench.analysis.compare import compare
+    from bench.model.report import ServedBy
+    from bench.render.vllm import vllm_results
+
+    r = serving_run("v", ServedBy("http", "bench serve", "http://127.0.0.1:1", "completions", "tiny", True, True))
+    res = r.results[0]
+    res.params.update(load="gamma:0.5")
+    res.workload_metrics["slo.ttft_s"] = 0.15
+    res.timing.repeats = res.timing.repeats[:1]
+    res.timing.repeats[0].requests = log_of([(0.0, [0.1, 0.2, 0.4], None), (1.0, [1.3, 1.35], None),
+                                             (2.0, [2.05], None), (3.0, [], "http_503")],
+                                            sent_s=[0.05, 1.0, 2.0, 3.0], session_start_s=0.0)
+    [out] = vllm_results(compare([("v.json", r)]))
+    assert set(out) == VLLM_KEYS
+    assert (out["completed"], out["failed"], out["num_prompts"], out["burstiness"]) == (3, 1, 4, 0.5)
+    assert out["duration"] == pytest.approx(2.05) and out["request_throughput"] == pytest.approx(3 / 2.05)
+    assert out["ttfts"] == pytest.approx([0.05, 0.3, 0.05, 0.0])  # from each request's send, as vLLM measures
+    assert out["mean_ttft_ms"] == pytest.approx((50 + 300 + 50) / 3)
+    assert out["itls"] == [pytest.approx([0.1, 0.2]), pytest.approx([0.05]), [], []]
+    assert out["mean_tpot_ms"] == pytest.approx((150 + 50) / 2) and out["output_lens"] == [3, 2, 1, 0]
+    assert out["request_goodput"] == pytest.approx(2 / 2.05)  # TTFT 0.05 and 0.05 meet 150 ms; 0.3 does not
+    assert out["errors"] == ["", "", "", "http_503"] and out["max_concurrency"] is None
+    assert out["p99_e2el_ms"] == pytest.approx(float(__import__("numpy").percentile([350, 350, 50], 99)))
+
+
+# ---- FLOPs on unpadded tokens; bench serve's token ids ------------------------------------------------------
+def test_serving_flops_count_real_rows_and_tokens_not_the_padding():
+    from bench.serve.blender import BlenderExecutor
+    from bench.serve.protocol import GenRequest
+    from conftest import cpu_backend
+    from fakes import shape_counting_backend
+    from workloads.models import build_blender, decoder_flops, encoder_flops, lm_head_flops
+
+    model = build_blender("tiny").eval()
+    cfg, d, n = model.config, model.config.d_model, model.config.decoder_layers
+    reqs = [GenRequest("a", tuple(range(5, 25)), 4, 4), GenRequest("b", tuple(range(5, 10)), 4, 4)]
+
+    def expected(steps_done):
+        total = 0.0
+        for r in reqs:
+            s = len(r.prompt)
+            if steps_done == 0:
+                total += encoder_flops(cfg, 1, s) + n * 4 * s * d * d + decoder_flops(cfg, 1, 1, s, 0) - n * 4 * s * d * d
+            else:
+                total += decoder_flops(cfg, 1, 1, s, past=steps_done)
+            total += lm_head_flops(cfg, 1, 1)
+        return total
+
+    for backend in (cpu_backend(threads=1), shape_counting_backend(static_shapes=True)):
+        ex = BlenderExecutor(model, backend, max_rows=8, max_source=32, max_tokens=8)
+        ex.step(reqs)
+        assert ex.last_flops == pytest.approx(expected(0))  # the padded rows and widths are not counted
+        ex.step([])
+        assert ex.last_flops == pytest.approx(expected(1))
+        ex.drop(["a", "b"])
+
+
+def test_bench_serve_streams_each_chunks_token_ids_when_asked():
+    import httpx
+
+    from bench.serve.text import load_codec
+    from test_api import Sleepy, serving
+    from bench.serve.server import make_service
+    import time as _time
+
+    service = make_service(Engine(Sleepy(step_s=0.0), _time.monotonic, max_batch=4), load_codec("tiny", 100), "fake",
+                           _time.monotonic)
+    with serving(service) as url:
+        body = {"model": "fake", "prompt": [7, 8, 9], "max_tokens": 3, "min_tokens": 3, "stream": True,
+                "return_token_ids": True}
+        with httpx.stream("POST", url + "/v1/completions", json=body, timeout=900) as r:
+            lines = [x for x in r.iter_lines() if x.startswith("data: {")]
+        chunks = [__import__("json").loads(x[6:])["choices"][0] for x in lines]
+        assert [c.get("token_ids") for c in chunks] == [[5], [5], [5], None]  # the finish chunk has none
+        plain = httpx.post(url + "/v1/completions", json={**body, "return_token_ids": False}, timeout=900)
+        assert plain.status_code == 200
