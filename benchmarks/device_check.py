@@ -149,46 +149,53 @@ def serve_check(device, precision, args) -> dict:
     (the same steps, timed as a whole; interleaved rounds, median ratio): near 1.00 means stamping
     each token costs nothing worth mentioning."""
     from bench.serve.blender import BlenderExecutor
-    from bench.serve.engine import Engine
-    from bench.serve.protocol import GenRequest
 
     t_start = time.monotonic()
     wl, backend = build(device, "blender-serve", args.preset, precision)
     wl.setup()
-    k, rows = wl.common.new_tokens, len(wl.warm_prompts)
-    ex = BlenderExecutor(wl.model, backend, max_rows=rows, max_source=wl.common.context_len, max_tokens=k,
-                         precision=precision)
+    ex = BlenderExecutor(wl.model, backend, max_rows=len(wl.warm_prompts), max_source=wl.common.context_len,
+                         max_tokens=wl.common.new_tokens, precision=precision)
     ex.warmup()
-    batch = [tuple(p[: ex.max_source]) for p in wl.warm_prompts]
-
-    def engine_rate(tag):
-        engine = Engine(ex, time.perf_counter, sync=backend.synchronize, max_batch=rows)
-        for j, prompt in enumerate(batch):
-            engine.submit(GenRequest(f"{tag}-{j}", prompt, k, k))
-        t0, tokens = time.perf_counter(), 0
-        while engine.running or engine.waiting:
-            tokens += engine.step().rows
-        backend.synchronize()
-        return tokens / (time.perf_counter() - t0)
-
-    def plain_rate(tag):
-        backend.synchronize()
-        t0 = time.perf_counter()
-        ex.step([GenRequest(f"{tag}-{j}", prompt, k, k) for j, prompt in enumerate(batch)])
-        for _ in range(k - 1):
-            ex.step([])
-        ex.drop([f"{tag}-{j}" for j in range(len(batch))])
-        backend.synchronize()
-        return rows * k / (time.perf_counter() - t0)
-
+    batch = ([tuple(p[: ex.max_source]) for p in wl.warm_prompts], wl.common.new_tokens)
     for i in range(args.warmup):
-        engine_rate(f"w{i}"), plain_rate(f"v{i}")
-    ratios = [engine_rate(f"e{i}") / plain_rate(f"p{i}") for i in range(args.rounds)]
+        _engine_rate(ex, backend, *batch, f"w{i}"), _plain_rate(ex, backend, *batch, f"v{i}")
+    ratios = [_engine_rate(ex, backend, *batch, f"e{i}") / _plain_rate(ex, backend, *batch, f"p{i}")
+              for i in range(args.rounds)]
+    rate = _engine_rate(ex, backend, *batch, "last")
     wl.teardown()
-    return {"workload": "blender-serve", "precision": precision, "rate": engine_rate("last"), "unit": "tokens/s",
+    return {"workload": "blender-serve", "precision": precision, "rate": rate, "unit": "tokens/s",
             "bench/plain": statistics.median(ratios), "sampler": None, "util": None, "power": None,
             "idle_power": None, "energy_j": None, "parity": "n/a", "collectors": "—",
             "seconds": time.monotonic() - t_start}
+
+
+def _engine_rate(ex, backend, prompts, k: int, tag: str) -> float:
+    """Tokens per second of one full batch through the engine (sync, clock read and events every step)."""
+    from bench.serve.engine import Engine
+    from bench.serve.protocol import GenRequest
+
+    engine = Engine(ex, time.perf_counter, sync=backend.synchronize, max_batch=len(prompts))
+    for j, prompt in enumerate(prompts):
+        engine.submit(GenRequest(f"{tag}-{j}", prompt, k, k))
+    t0, tokens = time.perf_counter(), 0
+    while engine.running or engine.waiting:
+        tokens += engine.step().rows
+    backend.synchronize()
+    return tokens / (time.perf_counter() - t0)
+
+
+def _plain_rate(ex, backend, prompts, k: int, tag: str) -> float:
+    """The same steps of the executor in a plain loop, timed as a whole."""
+    from bench.serve.protocol import GenRequest
+
+    backend.synchronize()
+    t0 = time.perf_counter()
+    ex.step([GenRequest(f"{tag}-{j}", prompt, k, k) for j, prompt in enumerate(prompts)])
+    for _ in range(k - 1):
+        ex.step([])
+    ex.drop([f"{tag}-{j}" for j in range(len(prompts))])
+    backend.synchronize()
+    return len(prompts) * k / (time.perf_counter() - t0)
 
 
 def print_table(rows) -> None:

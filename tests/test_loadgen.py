@@ -73,7 +73,7 @@ def test_gamma_arrivals_have_vllms_burstiness_and_one_is_poisson():
     assert gamma_arrivals(4.0, 50, 3, 1.0) == poisson_arrivals(4.0, 50, 3)
     for shape in (0.5, 4.0):
         t = gamma_arrivals(10.0, 20_000, 3, shape)
-        gaps = [b - a for a, b in zip([0.0, *t], t)]
+        gaps = [b - a for a, b in zip([0.0, *t], t, strict=False)]
         assert statistics.mean(gaps) == pytest.approx(0.1, rel=0.03)
         cv2 = statistics.variance(gaps) / statistics.mean(gaps) ** 2
         assert cv2 == pytest.approx(1 / shape, rel=0.08)  # gamma of shape B: squared CV 1 / B
@@ -84,7 +84,7 @@ def test_rescaled_arrivals_land_the_last_of_n_at_n_over_the_rate():
     drawn = gamma_arrivals(5.0, 200, 1, 0.5)
     scaled = rescale(drawn, 5.0)
     assert scaled[-1] == pytest.approx(40.0) and drawn[-1] != pytest.approx(40.0, rel=1e-3)
-    assert all(b / a == pytest.approx(scaled[-1] / drawn[-1]) for a, b in zip(drawn, scaled))
+    assert all(b / a == pytest.approx(scaled[-1] / drawn[-1]) for a, b in zip(drawn, scaled, strict=False))
     assert open_arrivals(parse_load("gamma:0.5"), 5.0, 200, 1, as_drawn=True) == drawn
     assert constant_arrivals(4.0, 3) == [0.25, 0.5, 0.75]
 
@@ -96,7 +96,7 @@ def test_a_ramp_up_raises_the_rate_linearly_then_keeps_it():
     assert first_5s == pytest.approx(12.5, abs=1)  # the area under q t / S to 5 s: 10 * 25 / 20
     assert sum(1 for t in ramped if t <= 10.0) == pytest.approx(50, abs=1)
     late = [t for t in ramped if t > 10.0]
-    assert statistics.mean(b - a for a, b in zip(late, late[1:])) == pytest.approx(0.1)
+    assert statistics.mean(b - a for a, b in zip(late, late[1:], strict=False)) == pytest.approx(0.1)
     assert ramp(flat, 0.0) == flat
 
 
@@ -266,7 +266,7 @@ def run_scripted(plan, replies, chat=False):
     """(traces, server) of a session against the scripted server on a virtual clock."""
     clock = VirtualClock(T0)
     keys = list(plan.texts) if chat else list(plan.prompts)
-    server = ScriptedServer(clock, dict(zip(keys, replies)), [(T0 + a, k) for a, k in zip(plan.arrivals, keys)])
+    server = ScriptedServer(clock, dict(zip(keys, replies, strict=False)), [(T0 + a, k) for a, k in zip(plan.arrivals, keys, strict=False)])
     with server as url:
         client = server.client = Recording(Endpoint(url, "chat" if chat else "completions", "fake"), clock,
                                            clock.sleep)
@@ -328,7 +328,7 @@ def test_chat_sends_the_dialogue_as_messages_and_stamps_the_same_way():
     clock = VirtualClock(T0)
     keys = list(plan.texts)
     arrivals = [(T0, texts[0]), (T0 + 0.2, texts[2])]
-    server = ScriptedServer(clock, dict(zip(keys, replies)), arrivals)
+    server = ScriptedServer(clock, dict(zip(keys, replies, strict=False)), arrivals)
     with server as url:
         client = server.client = Recording(Endpoint(url, "chat", "fake"), clock, clock.sleep)
         try:
@@ -512,19 +512,15 @@ def test_a_capacity_search_says_its_plan_and_worst_case_before_it_starts(capsys,
     from bench import cli
     from conftest import cli_run
 
-    monkeypatch.setattr(cli, "_launch", lambda cfg: (_ for _ in ()).throw(KeyboardInterrupt()))
-    cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--qps", "4",
-            "--find-capacity", "--max-probe-s", "60", "--out", tmp_path)
-    err = capsys.readouterr().err + ""
-    # cli_run read the streams: take the plan from the config instead
-    from conftest import run_config
-    from workloads.blender_serve import BlenderServe
+    def launch(cfg):
+        raise ConfigError("stopped before the launch")
 
-    cfg = run_config("--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--qps", "4",
-                     "--find-capacity", "--max-probe-s", "60")
-    text = BlenderServe.plan_text(cfg.options_of("blender-serve"))
-    assert "up to 8 probes from 4 requests/s, 480 requests each (459 are needed" in text and "at worst" in text
-    assert err == ""
+    monkeypatch.setattr(cli, "_launch", launch)
+    code, _, err = cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
+                           "--qps", "4", "--find-capacity", "--max-probe-s", "60", "--out", tmp_path)
+    assert code == 2 and err.index("capacity search: up to 8 probes from 4 requests/s, 480 requests each (459 are "
+                                   "needed") < err.index("stopped before the launch")
+    assert "at worst about" in err and "halves to 0.0312 requests/s" in err
 
 
 # ---- compare: who served, static shapes, the cost's interval -------------------------------------------------
@@ -708,3 +704,76 @@ def test_bench_serve_streams_each_chunks_token_ids_when_asked():
         assert [c.get("token_ids") for c in chunks] == [[5], [5], [5], None]  # the finish chunk has none
         plain = httpx.post(url + "/v1/completions", json={**body, "return_token_ids": False}, timeout=900)
         assert plain.status_code == 200
+
+
+# ---- end to end ------------------------------------------------------------------------------------------------
+def _run(capsys, tmp_path, name, *args):
+    from bench import cli
+    from bench.model.io import load_report
+
+    out = tmp_path / name
+    code = cli.cli(["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--repeats", "1",
+                    "--in-process", "--sample-hz", "0", "--threads", "1", "--out", str(out), *map(str, args)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return load_report(next(out.glob("*.json"))), captured.out
+
+
+@pytest.mark.slow
+def test_engine_http_starts_bench_serve_loads_it_and_stops_it(capsys, tmp_path):
+    import psutil
+
+    from bench import cli
+
+    report, shown = _run(capsys, tmp_path, "http", "--engine", "http", "--qps", "8", "--requests", "24",
+                         "--slo-tpot-ms", "500")
+    [r] = report.results
+    s, log = r.served_by, r.timing.repeats[0].requests
+    assert s.engine == "http" and s.server == "bench serve" and s.started_by_run and s.local
+    assert s.endpoint.startswith("http://127.0.0.1:") and s.model == "tiny" and r.params["model"] == "tiny"
+    assert all(f is not None for f in log.finish_s) and log.new_tokens == [8] * 24
+    assert all(len(t) == 8 for t in log.token_s) and log.error == [None] * 24 and log.start_s == [None] * 24
+    assert r.workload_metrics["itl_s"].n == 24 * 7 and r.workload_metrics["tpot_s"].n == 24
+    assert "served by http://127.0.0.1:" in shown and "p99 TPOT" in shown
+    assert not [p for p in psutil.Process().children(recursive=True) if "serve" in " ".join(p.cmdline())]
+    inproc, _ = _run(capsys, tmp_path, "inproc", "--qps", "8", "--requests", "24")
+    assert inproc.results[0].timing.repeats[0].requests.arrival_s[5] - inproc.results[0].timing.repeats[
+        0].requests.session_start_s == pytest.approx(log.arrival_s[5] - log.session_start_s)  # the same arrivals
+    capsys.readouterr()
+    cli.cli(["compare", str(next((tmp_path / "inproc").glob("*.json"))), str(next((tmp_path / "http").glob("*.json"))),
+             "--width", "250"])
+    out = capsys.readouterr().out
+    assert "served otherwise (engine: 'http' vs 'in-process')" in " ".join(out.split())
+
+
+@pytest.mark.slow
+def test_any_openai_server_is_loaded_open_closed_and_in_conversations(capsys, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), COLUMNS="300")
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "serve", "--device", "cpu", "--preset", "tiny", "--port",
+                             "0", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+    try:
+        url = next(line.split("listening on ")[1].split()[0] for line in proc.stdout if "listening on " in line)
+        report, _ = _run(capsys, tmp_path, "open", "--endpoint", url, "--qps", "10", "--requests", "20",
+                         "--load", "gamma:0.5", "--output-len", "eos")
+        [r] = report.results
+        log = r.timing.repeats[0].requests
+        assert r.served_by.server == "bench" and not r.served_by.started_by_run and r.params["model"] == "endpoint:tiny"
+        assert r.params["load"] == "gamma:0.5" and log.new_tokens != [8] * 20 and all(log.finish_s)
+        assert max(log.arrival_s) - log.session_start_s == pytest.approx(20 / 10)  # rescaled: the last at N / rate
+        closed, _ = _run(capsys, tmp_path, "closed", "--endpoint", url, "--load", "concurrency:3", "--requests", "12")
+        c = closed.results[0]
+        assert c.params["load"] == "concurrency:3" and c.params["qps"] is None and c.workload_metrics["errors"] == 0
+        talk, _ = _run(capsys, tmp_path, "talk", "--endpoint", url, "--api", "chat", "--qps", "5", "--conversations",
+                       "3", "--turns", "2", "--think-time-s", "0.05")
+        t = talk.results[0]
+        tlog = t.timing.repeats[0].requests
+        assert tlog.turn == [0, 1] * 3 and all(tlog.finish_s) and t.served_by.api == "chat"
+        assert all(tlog.prompt_tokens[i + 1] > tlog.prompt_tokens[i] for i in (0, 2, 4))  # the dialogue grows
+    finally:
+        proc.terminate()
+        proc.wait(900)

@@ -74,7 +74,7 @@ def _one(log, i: int, out: dict) -> None:
     out["tpot"] += [tpot] if tpot is not None else []
     out["judged"].append({"ttft": ttft, "e2e": e2e, "tpot": tpot or 0.0})  # vLLM: a one-token request's TPOT is 0
     stamps = log.token_s[i] if log.token_s else []
-    out["itl"] += [b - s for s, b in zip(stamps, stamps[1:])]
+    out["itl"] += [b - s for s, b in zip(stamps, stamps[1:], strict=False)]
     if log.start_s[i] is not None:
         out["queue"].append(log.start_s[i] - a)
     out["tokens"] += n
@@ -103,20 +103,32 @@ def slo_figures(parts: list[dict], slos: dict[str, float | None]) -> dict:
     given = {k: v for k, v in slos.items() if v is not None}
     judged = [j for p in parts for j in p["judged"]]
     out: dict = {f"slo.{k}_s": slos.get(k) for k in SLOS}
-    if not given:
+    if not given or not judged:
         return {**out, "slo.met": None, "slo.valid": None, "slo_attainment": None}
-    claims = {}
-    for k, bound in given.items():
-        values = [None if j is None else j[k] for j in judged]
-        c = claims[k] = tails.judge(values, bound)
-        done = sorted(v for v in values if v is not None)
-        out.update({f"slo.{k}.p99_s": nearest_rank(done + [math.inf] * (c.n - len(done))),
-                    f"slo.{k}.n": c.n, f"slo.{k}.over": c.over})
-    met = bool(judged) and all(c.met for c in claims.values())
-    valid = all(c.holds for c in claims.values()) if met else any(c.refuted for c in claims.values())
-    good = sum(1 for j in judged if j is not None and all(j[k] <= b for k, b in given.items()))
-    return {**out, "slo.met": met if judged else None, "slo.valid": valid if judged else None,
-            "slo_attainment": good / len(judged) if judged else None, "_good": good}
+    claims = [_claim(judged, k, bound, out) for k, bound in given.items()]
+    good = sum(1 for j in judged if _good(j, given))
+    return {**out, **_verdict(claims), "slo_attainment": good / len(judged), "_good": good}
+
+
+def _good(judged: dict | None, slos: dict[str, float]) -> bool:
+    """A request meeting every SLO (DistServe's, vLLM's goodput); a failed one meets none."""
+    return judged is not None and all(judged[k] <= bound for k, bound in slos.items())
+
+
+def _verdict(claims: list[tails.TailClaim]) -> dict:
+    """Met: every p99 within its bound; valid: all those claims hold, or (missed) one miss holds."""
+    met = all(c.met for c in claims)
+    return {"slo.met": met, "slo.valid": all(c.holds for c in claims) if met else any(c.refuted for c in claims)}
+
+
+def _claim(judged: list[dict | None], slo: str, bound: float, out: dict) -> tails.TailClaim:
+    """One SLO's claim over the judged requests (a failed one is over), its figures put in `out`."""
+    values = [None if j is None else j[slo] for j in judged]
+    c = tails.judge(values, bound)
+    done = sorted(v for v in values if v is not None)
+    out.update({f"slo.{slo}.p99_s": nearest_rank(done + [math.inf] * (c.n - len(done))), f"slo.{slo}.n": c.n,
+                f"slo.{slo}.over": c.over})
+    return c
 
 
 def nearest_rank(sorted_values: list[float], p: float = 0.99) -> float | None:
@@ -133,19 +145,26 @@ def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_
     if not logs:
         return {}
     parts = [request_figures(log) for log in logs]
-    pooled = {k: [v for p in parts for v in p[k]] for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")}
-    errors = [e for p in parts for e in p["errors"]]
-    achieved = achieved_interval(parts)
     slo = slo_figures(parts, {"ttft": slo_ttft_s, "tpot": slo_tpot_s, "e2e": slo_e2e_s})
     good = slo.pop("_good", None)
+    return {"offered_qps": params.get("qps"), **_rates(logs, parts, good),
+            **{f"{k}_s": summary([v for p in parts for v in p[k]]) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
+            **_errors(parts), **slo}
+
+
+def _rates(logs, parts: list[dict], good: int | None) -> dict:
+    """Realised, achieved (with its interval), tokens and goodput rates over the sessions' spans."""
     spans = [max(p["finishes"]) - p["first_arrival"] for p in parts if p["finishes"]]
     span = sum(spans) if spans and sum(spans) > 0 else None
-    return {"offered_qps": params.get("qps"), "realised_qps": _mean(_realised(log, p) for log, p in zip(logs, parts)),
-            "achieved_qps": achieved, "requests": sum(len(p["finishes"]) for p in parts),
-            **{f"{k}_s": summary(v) for k, v in pooled.items()},
+    return {"realised_qps": _mean(_realised(log, p) for log, p in zip(logs, parts, strict=True)),
+            "achieved_qps": achieved_interval(parts), "requests": sum(len(p["finishes"]) for p in parts),
             "new_tokens_per_s": sum(p["tokens"] for p in parts) / span if span else None,
-            "goodput_rps": good / span if span and good is not None else None,
-            "errors": len(errors), **{f"errors.{code}": errors.count(code) for code in sorted(set(errors))}, **slo}
+            "goodput_rps": good / span if span and good is not None else None}
+
+
+def _errors(parts: list[dict]) -> dict:
+    errors = [e for p in parts for e in p["errors"]]
+    return {"errors": len(errors), **{f"errors.{code}": errors.count(code) for code in sorted(set(errors))}}
 
 
 def _realised(log, part: dict) -> float | None:

@@ -360,7 +360,7 @@ class RequestLog:
         for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
             if len(stamps) > n:
                 raise ModelError(f"token_s[{i}]", f"{len(stamps)} token times for {n} tokens generated")
-            if any(b < a for a, b in zip(stamps, stamps[1:])):
+            if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
                 raise ModelError(f"token_s[{i}]", "token times go backwards")
 
     @invariant

@@ -83,25 +83,45 @@ def vllm_result(report, result, log) -> dict:
     done = [r for r in reqs if r["end"] is not None]
     start = log.session_start_s if log.session_start_s is not None else min(r["sent"] for r in reqs)
     duration = max((r["end"] for r in done), default=start) - start
-    ttfts = [r["stamps"][0] - r["sent"] for r in done if r["stamps"]]
-    e2els = [r["end"] - r["sent"] for r in done]
-    tpots = [(r["end"] - r["stamps"][0]) / (r["output"] - 1) for r in done if r["output"] > 1 and r["stamps"]]
-    itls = [[b - a for a, b in zip(r["stamps"], r["stamps"][1:])] for r in reqs]
-    good = _good(result, done)
-    out_tokens, in_tokens = sum(r["output"] for r in done), sum(r["input"] for r in done)
     peak_tokens, peak_active = _peaks(done)
-    per_s = (lambda x: x / duration) if duration > 0 else (lambda x: 0.0)
-    return {**_setup(report, result, len(reqs)), "duration": duration, "completed": len(done),
-            "failed": len(reqs) - len(done), "total_input_tokens": in_tokens, "total_output_tokens": out_tokens,
-            "request_throughput": per_s(len(done)), "request_goodput": None if good is None else per_s(good),
-            "output_throughput": per_s(out_tokens), "total_token_throughput": per_s(in_tokens + out_tokens),
-            "input_lens": [r["input"] for r in reqs], "output_lens": [r["output"] if r["end"] is not None else 0
-                                                                    for r in reqs],
-            "ttfts": [r["stamps"][0] - r["sent"] if r["stamps"] and r["end"] is not None else 0.0 for r in reqs],
-            "itls": itls, "generated_texts": ["" for _ in reqs], "errors": [r["error"] for r in reqs],
-            "max_output_tokens_per_s": peak_tokens, "max_concurrent_requests": peak_active,
-            **_stats("ttft", ttfts), **_stats("tpot", tpots), **_stats("itl", [g for x in itls for g in x]),
-            **_stats("e2el", e2els)}
+    return {**_setup(report, result, len(reqs)), "duration": duration,
+            **_totals(reqs, done, duration, _good(result, done)), **_details(reqs),
+            "max_output_tokens_per_s": peak_tokens, "max_concurrent_requests": peak_active, **_latencies(done, reqs)}
+
+
+def _totals(reqs: list[dict], done: list[dict], duration: float, good: int | None) -> dict:
+    out_tokens, in_tokens = sum(r["output"] for r in done), sum(r["input"] for r in done)
+
+    def per_s(x):
+        return x / duration if duration > 0 else 0.0
+
+    return {"completed": len(done), "failed": len(reqs) - len(done), "total_input_tokens": in_tokens,
+            "total_output_tokens": out_tokens, "request_throughput": per_s(len(done)),
+            "request_goodput": None if good is None else per_s(good), "output_throughput": per_s(out_tokens),
+            "total_token_throughput": per_s(in_tokens + out_tokens)}
+
+
+def _gaps(r: dict) -> list[float]:
+    return [b - a for a, b in zip(r["stamps"], r["stamps"][1:], strict=False)]
+
+
+def _details(reqs: list[dict]) -> dict:
+    """--save-detailed's per-request lists (a failed request: output 0, TTFT 0, as vLLM writes it)."""
+    def ok(r):
+        return r["end"] is not None
+
+    return {"input_lens": [r["input"] for r in reqs], "output_lens": [r["output"] if ok(r) else 0 for r in reqs],
+            "ttfts": [r["stamps"][0] - r["sent"] if ok(r) and r["stamps"] else 0.0 for r in reqs],
+            "itls": [_gaps(r) for r in reqs], "generated_texts": ["" for _ in reqs],
+            "errors": [r["error"] for r in reqs]}
+
+
+def _latencies(done: list[dict], reqs: list[dict]) -> dict:
+    timed = [r for r in done if r["stamps"]]
+    ttfts = [r["stamps"][0] - r["sent"] for r in timed]
+    tpots = [(r["end"] - r["stamps"][0]) / (r["output"] - 1) for r in timed if r["output"] > 1]
+    return {**_stats("ttft", ttfts), **_stats("tpot", tpots), **_stats("itl", [g for r in reqs for g in _gaps(r)]),
+            **_stats("e2el", [r["end"] - r["sent"] for r in done])}
 
 
 def _good(result, done: list[dict]) -> int | None:

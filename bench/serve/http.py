@@ -141,17 +141,22 @@ class StreamReader:
         if isinstance(usage, dict):
             self.trace.new_tokens = _count(usage.get("completion_tokens"))
             self.trace.prompt_tokens = _count(usage.get("prompt_tokens")) or self.trace.prompt_tokens
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") if self.chat else choice
-            text = delta.get("content") if isinstance(delta, dict) and self.chat else choice.get("text")
-            ids = choice.get("token_ids")
-            ids = [i for i in ids if type(i) is int] if isinstance(ids, list) else []
-            if ids or (isinstance(text, str) and text):
-                self._stamp(t, ids, text if isinstance(text, str) else "")
-            if choice.get("finish_reason"):
-                self.finished, self.trace.reason = True, str(choice["finish_reason"])[:32]
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):
+                self._choice(choice, t)
+
+    def _choice(self, choice: dict, t: float) -> None:
+        """A choice carries tokens when it has token ids, else non-empty text (as vLLM counts them)."""
+        delta = choice.get("delta") if self.chat else choice
+        text = (delta.get("content") if self.chat else delta.get("text")) if isinstance(delta, dict) else None
+        text = text if isinstance(text, str) else ""
+        ids = choice.get("token_ids")
+        ids = [i for i in ids if type(i) is int] if isinstance(ids, list) else []
+        if ids or text:
+            self._stamp(t, ids, text)
+        if choice.get("finish_reason"):
+            self.finished, self.trace.reason = True, str(choice["finish_reason"])[:32]
 
     def _stamp(self, t: float, ids: list[int], text: str) -> None:
         if len(self.trace.token_s) >= self.max_chunks:

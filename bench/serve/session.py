@@ -97,19 +97,28 @@ def request_log(traces: list[Trace], prompt_tokens: list[int] | None = None, war
     """The report's per-request columns from the traces. A request that did not complete has no
     finish time and says why (`error`); the first `warmup` and last `cooldown` requests by arrival
     are outside the measured window."""
-    prompts = prompt_tokens if prompt_tokens is not None else [t.prompt_tokens or 0 for t in traces]
-    order = sorted(range(len(traces)), key=lambda i: traces[i].arrival_s)
-    outside = set(order[:warmup]) | set(order[len(order) - cooldown:] if cooldown else [])
-    return RequestLog(arrival_s=[t.arrival_s for t in traces], start_s=[t.start_s for t in traces],
-                      first_token_s=[t.token_s[0] if t.token_s else None for t in traces],
-                      finish_s=[t.finish_s if t.error is None else None for t in traces],
-                      prompt_tokens=list(prompts),
-                      new_tokens=[max(t.new_tokens or 0, len(t.token_s)) for t in traces],
-                      batch=[t.batch for t in traces], token_s=[list(t.token_s) for t in traces],
-                      sent_s=[t.sent_s for t in traces], error=[t.error for t in traces],
-                      measured=[i not in outside for i in range(len(traces))],
-                      turn=[t.turn for t in traces] if any(t.conversation is not None for t in traces) else None,
+    def column(get):
+        return [get(t) for t in traces]
+
+    conversations = any(t.conversation is not None for t in traces)
+    return RequestLog(arrival_s=column(lambda t: t.arrival_s), start_s=column(lambda t: t.start_s),
+                      first_token_s=column(lambda t: t.token_s[0] if t.token_s else None),
+                      finish_s=column(lambda t: t.finish_s if t.error is None else None),
+                      prompt_tokens=list(prompt_tokens) if prompt_tokens is not None
+                      else column(lambda t: t.prompt_tokens or 0),
+                      new_tokens=column(lambda t: max(t.new_tokens or 0, len(t.token_s))),
+                      batch=column(lambda t: t.batch), token_s=column(lambda t: list(t.token_s)),
+                      sent_s=column(lambda t: t.sent_s), error=column(lambda t: t.error),
+                      measured=window(traces, warmup, cooldown), turn=column(lambda t: t.turn) if conversations else None,
                       session_start_s=session_start_s)
+
+
+def window(traces: list[Trace], warmup: int, cooldown: int) -> list[bool]:
+    """Whether each request is in the measured window: not among the first `warmup` or the last
+    `cooldown` by arrival."""
+    order = sorted(range(len(traces)), key=lambda i: traces[i].arrival_s)
+    outside = set(order[:warmup]) | set(order[len(order) - cooldown:] if cooldown else ())
+    return [i not in outside for i in range(len(traces))]
 
 
 def add_steps(repeat, steps: list[StepRecord]) -> None:
@@ -129,24 +138,29 @@ def busy_steps(traces: list[Trace]) -> list[StepRecord]:
     spans in which some request was in flight (sent, not yet ended), cut at every completion; each
     with the completions at its end and the token stamps inside it. Their sum is the time the
     server was busy as the client saw it."""
-    spans = sorted((t.sent_s, t.finish_s if t.finish_s is not None else max([t.sent_s, *t.token_s]))
-                   for t in traces if t.sent_s is not None)
     finishes = sorted(t.finish_s for t in traces if t.finish_s is not None)
     stamps = sorted(s for t in traces for s in t.token_s)
     steps: list[StepRecord] = []
+    for a, b in _busy_spans(traces):
+        cuts = sorted({f for f in finishes if a < f <= b} | {b})
+        for start, end in zip([a, *cuts[:-1]], cuts, strict=True):
+            if end > start:
+                steps.append(StepRecord(len(steps), start, end, _count_in(stamps, start, end), 0,
+                                        _count_in(finishes, start, end)))
+    return steps
+
+
+def _busy_spans(traces: list[Trace]) -> list[list[float]]:
+    """The union of the requests' spans from send to end (their last stamp where they failed)."""
+    spans = sorted((t.sent_s, t.finish_s if t.finish_s is not None else max([t.sent_s, *t.token_s]))
+                   for t in traces if t.sent_s is not None)
     busy: list[list[float]] = []
     for a, b in spans:
         if busy and a <= busy[-1][1]:
             busy[-1][1] = max(busy[-1][1], b)
         else:
             busy.append([a, b])
-    for a, b in busy:
-        cuts = sorted({f for f in finishes if a < f <= b} | {b})
-        for start, end in zip([a, *cuts], cuts):
-            if end > start:
-                steps.append(StepRecord(len(steps), start, end, _count_in(stamps, start, end), 0,
-                                        _count_in(finishes, start, end)))
-    return steps
+    return busy
 
 
 def _count_in(sorted_values: list[float], a: float, b: float) -> int:
