@@ -218,7 +218,7 @@ def test_the_json_lists_every_gate_and_the_notes_as_codes(tmp_path, capsys):
     b = dump_report(make_report("b", 0.1, seed=1, repeats=3), tmp_path / "b.json")
     code, out, err = run_cli(capsys, "compare", a, b, a, "--fail-on", "samples_per_s:50%", "--json", "-")
     doc = json.loads(out)
-    assert code == 0 and doc["format_version"] == 2
+    assert code == 0 and doc["format_version"] == 3
     [gate] = doc["gates"]  # a passing gate is listed too
     assert gate["outcome"] == "pass" and gate["run"] == "b" and gate["metric"] == "samples_per_s"
     assert 0.9 < gate["speedup_ci_low"] <= gate["speedup"] <= gate["speedup_ci_high"] < 1.1

@@ -44,7 +44,7 @@ def test_generation_latency_is_in_every_compare_output(gen_pair, tmp_path, capsy
     page = outs["html"].read_text()
     assert "TTFT p50" in page and "TTFT p99" in page and "12.3 ms" in page
     doc = json.loads(outs["json"].read_text())
-    assert doc["format"] == "bench-compare" and doc["format_version"] == 2
+    assert doc["format"] == "bench-compare" and doc["format_version"] == 3
     [wl] = doc["workloads"]
     [said] = [n for n in wl["notes"] if n["code"] == "verdict"]  # a note: its code, values and words
     assert said["run"] == "gpu-b" and said["values"]["speedup"]["verdict"] == "faster"
