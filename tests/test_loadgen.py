@@ -463,6 +463,7 @@ def test_fewer_stamps_than_tokens_is_a_chunked_stream_not_an_error():
     (["--warmup-requests", "30", "--cooldown-requests", "30", "--requests", "60"], "--warmup-requests"),
     (["--output-len", "normal"], "--output-len"),
     (["--load", "gamma:-1"], "--load"),
+    (["--load", "constant", "--arrivals", "/nonexistent"], "--load: an --arrivals file"),
 ])
 def test_serving_options_that_cannot_work_exit_2_before_any_work(capsys, tmp_path, args, flag):
     from conftest import cli_run
@@ -496,6 +497,23 @@ def test_an_endpoint_that_does_not_answer_is_refused_before_any_work(capsys, tmp
         code, _, err = cli_run(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
                                "--endpoint", f"http://127.0.0.1:{s.getsockname()[1]}", "--out", tmp_path)
     assert code == 2 and "no OpenAI-compatible server answers there" in err
+
+
+def test_engine_http_starts_bench_serve_with_the_runs_model_device_and_engine():
+    from bench.launch.serving import build_serve, serve_argv
+    from bench.cli import build_parser
+    from conftest import run_config
+
+    cfg = run_config("--device", "cpu", "--preset", "seed", "--workload", "blender-serve", "--engine", "http",
+                     "--threads", "1", "--seed", "7", "--batching", "static", "--max-batch", "4", "--precision", "bf16",
+                     "--context-len", "100", "--requests", "300")
+    argv = serve_argv(cfg, cfg.options_of("blender-serve"))
+    served, server = build_serve(build_parser().parse_args(["serve", *argv]))
+    assert (served.common.model, served.common.seed, served.common.precision, served.common.context_len) == (
+        "blenderbot-90m", 7, "bf16", 100)
+    o = served.options_of("blender-serve")
+    assert (o.batching, o.max_batch, served.device.threads) == ("static", 4, 1)
+    assert (server.host, server.port, server.max_waiting) == ("127.0.0.1", 0, 300)
 
 
 def test_the_base_url_is_the_server_without_v1():

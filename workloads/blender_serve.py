@@ -129,6 +129,8 @@ class ServeOptions(EngineOptions):
         self._check_http()
 
     def _check_load(self, load) -> None:
+        if self.arrivals is not None and str(load) != "poisson":
+            raise ConfigError("--load: an --arrivals file gives the arrival times itself")
         if self.find_capacity and (self.arrivals is not None or not load.open or self.conversations):
             raise ConfigError("--find-capacity: probes offered rates of single requests; it cannot replay --arrivals, "
                               "nor drive a closed loop or conversations")
