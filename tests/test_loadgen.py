@@ -516,6 +516,20 @@ def test_engine_http_starts_bench_serve_with_the_runs_model_device_and_engine():
     assert (server.host, server.port, server.max_waiting) == ("127.0.0.1", 0, 300)
 
 
+def test_a_local_servers_process_is_found_by_its_port():
+    import os
+    import socket
+
+    from bench.serve.remote import listening_pid
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.listen()
+        assert listening_pid(port) == os.getpid()
+    assert listening_pid(port) is None
+
+
 def test_the_base_url_is_the_server_without_v1():
     from bench.core.endpoint import base_url, is_local
 
@@ -792,6 +806,8 @@ def test_any_openai_server_is_loaded_open_closed_and_in_conversations(capsys, tm
         tlog = t.timing.repeats[0].requests
         assert tlog.turn == [0, 1] * 3 and all(tlog.finish_s) and t.served_by.api == "chat"
         assert all(tlog.prompt_tokens[i + 1] > tlog.prompt_tokens[i] for i in (0, 2, 4))  # the dialogue grows
+        wm = t.workload_metrics
+        assert wm["offered_qps"] is None and wm["offered_conversations_per_s"] == 5.0  # turns follow answers
     finally:
         proc.terminate()
         proc.wait(900)

@@ -174,6 +174,8 @@ class BlenderServe(Workload):
     Options = ServeOptions
     figures = (FigureSpec("metrics.samples_per_s", "requests/s busy", "requests/s", "higher", lead=True),
                FigureSpec("workload_metrics.offered_qps", "offered", "requests/s", "none"),
+               FigureSpec("workload_metrics.offered_conversations_per_s", "conversations offered", "conversations/s",
+                          "none"),
                FigureSpec("workload_metrics.achieved_qps", "achieved", "requests/s", "higher"),
                *(FigureSpec(f"workload_metrics.{key}_s.{stat}", f"{label} {name}", "s", "lower")
                  for key, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"))

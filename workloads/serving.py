@@ -3,7 +3,8 @@
 Figures, from every request in the measured window of every repeat (bench/model/report.py
 RequestLog, on the run's clock; warm-up and cool-down requests are left out):
 
-    offered_qps       the rate asked for (--qps); realised_qps: requests / (last arrival - session start)
+    offered_qps       the rate asked for (--qps; conversations: offered_conversations_per_s, their turns
+                      follow answers); realised_qps: requests / (last arrival - session start)
     achieved_qps      completions / (last completion - first arrival), with its 95 % interval (over
                       repeats; with one repeat, Garwood's interval of the completions as a Poisson count)
     ttft_s            first token - scheduled arrival (queueing and the generator's lateness included)
@@ -147,7 +148,9 @@ def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_
     parts = [request_figures(log) for log in logs]
     slo = slo_figures(parts, {"ttft": slo_ttft_s, "tpot": slo_tpot_s, "e2e": slo_e2e_s})
     good = slo.pop("_good", None)
-    return {"offered_qps": params.get("qps"), **_rates(logs, parts, good),
+    talks = bool(params.get("conversations"))  # then --qps is the rate conversations start at, not requests
+    return {"offered_qps": None if talks else params.get("qps"),
+            "offered_conversations_per_s": params.get("qps") if talks else None, **_rates(logs, parts, good),
             **{f"{k}_s": summary([v for p in parts for v in p[k]]) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
             **_errors(parts), **slo}
 
