@@ -154,12 +154,11 @@ class ServingMeasurement(Measurement):
             finally:
                 client.close()
                 add_steps(rep, busy_steps(traces or []) if self.http else client.steps)
+        _count_errors(rep, self.result)
         if self.http:
             rep.cpu_wall_ratio = rep.threads = None  # the worker only sends: the server's CPU is its own
-            _count_errors(rep, self.result)
-            return
-        _count_errors(rep, self.result)
-        record_compiles(self.backend, "measure", before, rep, self.result)
+        else:
+            record_compiles(self.backend, "measure", before, rep, self.result)
 
     def _progress(self, done: int, total: int) -> None:
         self.sink.progress("measure", done, total)
