@@ -35,6 +35,7 @@ from bench.serve.protocol import Trace
 POLL_S = 0.05  # `wait` returns at least this often while requests are in flight
 MAX_LINE = 1 << 20  # one server-sent event line at most
 MAX_BODY = 64 << 20  # one reply's stream at most
+KEEP_ALIVE_S = 3.0  # an idle connection is reused within this, else closed
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,9 @@ class HttpClient:
         import aiohttp
 
         if self.session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+            # idle connections are closed before the 5 s most servers keep them (uvicorn's default): a
+            # request sent on one the server closes at that moment would fail before it reached it
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE_S)
             self.session = aiohttp.ClientSession(connector=connector)
         return self.session
 
