@@ -21,7 +21,7 @@ from bench.serve.text import load_codec
 
 # an idle connection is kept this long (uvicorn's default, 5 s, races a client that reuses it at the same
 # moment: its next request meets a closed socket)
-KEEP_ALIVE_S = 75.0
+KEEP_ALIVE_S = 75
 
 
 def served_name(model: str, given: str | None) -> str:
