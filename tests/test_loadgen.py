@@ -301,15 +301,18 @@ def test_an_http_session_stamps_every_chunk_at_its_scripted_time():
 
 
 def test_failures_over_http_are_counted_by_reason_and_the_session_goes_on():
-    plan = ServingPlan((0.0, 0.1, 0.2, 0.3, 0.4), prompts(5), (2,) * 5)
+    plan = ServingPlan((0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6), prompts(7), (2,) * 7)
     replies = [Reply.tokens([0.01, 0.02]), Reply(status=429), Reply.tokens([0.01], cut=True),
-               Reply.tokens([0.01], garbage=b"data: {not json\n\n"), Reply(status=503)]
+               Reply.tokens([0.01], garbage=b"data: {not json\n\n"), Reply(status=503),
+               Reply.tokens([0.01], garbage=b"data: " + b"[" * 100_000 + b"\n\n"),
+               Reply.tokens([0.01], garbage=b'data: {"error": {"message": "out of memory"}}\n\n')]
     traces, _ = run_scripted(plan, replies)
-    assert [t.error for t in traces] == [None, "http_429", "disconnected", "bad_stream", "http_503"]
+    assert [t.error for t in traces] == [None, "http_429", "disconnected", "bad_stream", "http_503", "bad_stream",
+                                         "server_error"]
     log = request_log(traces)
-    assert log.finish_s[0] is not None and log.finish_s[1:] == [None] * 4
+    assert log.finish_s[0] is not None and log.finish_s[1:] == [None] * 6
     m = serving_metrics([Repeat(0, requests=log)], {}, slo_ttft_s=1.0)
-    assert m["errors"] == 4 and m["requests"] == 1 and m["slo.ttft.over"] == 4
+    assert m["errors"] == 6 and m["requests"] == 1 and m["slo.ttft.over"] == 6 and m["errors.bad_stream"] == 2
 
 
 def test_a_server_without_token_ids_is_counted_by_its_text_chunks_and_usage():

@@ -344,8 +344,9 @@ class RequestLog:
     sent_s: list[float | None] | None = fld("when the load generator sent it (its lateness: sent_s - arrival_s, "
                                             "not part of the latency's start)", None, minimum=0)
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
-                                         "`http_<status>`, `bad_stream`, `rejected_<code>`, `cancelled`, "
-                                         "`engine_error`; null where it completed", None)
+                                         "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
+                                         "`rejected_<code>`, `cancelled`, `engine_error`; null where it completed",
+                                         None)
     measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
                                       "left out of the figures)", None)
     turn: list[int] | None = fld("conversations: the turn of its conversation (0 the first); its prompt holds the "

@@ -34,7 +34,8 @@ from bench.serve.protocol import Trace
 
 POLL_S = 0.05  # `wait` returns at least this often while requests are in flight
 MAX_LINE = 1 << 20  # one server-sent event line at most
-MAX_BODY = 64 << 20  # one reply's stream at most
+MAX_BODY = 16 << 20  # one reply's stream at most
+MAX_TEXT = 1 << 20  # of its text, kept at most
 KEEP_ALIVE_S = 3.0  # an idle connection is reused within this, else closed
 
 
@@ -130,7 +131,7 @@ class StreamReader:
             return self._complete() if self.finished or self.trace.token_s else self.trace.fail("bad_stream")
         try:
             chunk = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than a parser goes
             return self._bad()
         if not isinstance(chunk, dict) or "error" in chunk:
             self.done = True
@@ -165,7 +166,8 @@ class StreamReader:
             return
         self.trace.token_s.append(t)
         self.trace.tokens.extend(ids)
-        self.trace.text += text
+        if len(self.trace.text) < MAX_TEXT:  # a reply's text is kept for the next turn of a conversation
+            self.trace.text += text[: MAX_TEXT - len(self.trace.text)]
 
     def _complete(self) -> None:
         tr = self.trace
