@@ -107,6 +107,7 @@ def cmd_run(args) -> int:
     quiet = cfg.output.quiet
     if auto and not quiet:
         err.print(f"--device auto: using [bold]{cfg.device.device}[/]")
+    _say_plans(cfg)
     sizes = cfg.launch.scaling or (cfg.launch.nproc,)
     threads = _threads(cfg, sizes)
     codes, reports = [], []
@@ -144,6 +145,16 @@ def _threads(cfg, sizes):
     if not cfg.output.quiet:
         err.print(threads_line(choice), soft_wrap=True)
     return choice
+
+
+def _say_plans(cfg) -> None:
+    """What a workload will do, where that needs saying before it starts (a capacity search)."""
+    from workloads import registry as workloads
+
+    for name in cfg.workloads:
+        text = workloads.load(name).plan_text(cfg.options_of(name))
+        if text and not cfg.output.quiet:
+            err.print(f"{shown(name)}: {shown(text)}")
 
 
 def _launch(cfg, threads=None):
@@ -308,8 +319,10 @@ def _writers(comparison) -> dict:
     from bench.render.frame import comparison_frame
     from bench.render.html import render
     from bench.render.tables import write_csv, write_markdown
+    from bench.render.vllm import write_vllm
 
     return {"csv": lambda path: write_csv(comparison_frame(comparison), path),
+            "vllm_json": lambda path: write_vllm(comparison, path, write_atomic),
             "markdown": lambda path: write_markdown(comparison, path),
             "html": lambda path: write_atomic(path, render(comparison)),
             "json_out": lambda path: write_atomic(path, _json_text(comparison) + "\n")}

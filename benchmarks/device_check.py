@@ -13,7 +13,9 @@ For the seed preset of each workload in fp32 and, where the device has it, bf16:
   util / power device utilization during the measured steps, and power there against an idle
                second before them; energy: what the in-process counter read over the steps;
   compiles     graphs compiled during the measured steps (where the stack counts them), after warm-up;
-  parity       the workload's output fingerprint against the same computed on the CPU.
+  parity       the workload's output fingerprint against the same computed on the CPU;
+  blender-serve the serving engine's tokens/s (a sync, a clock read and an event per token every
+               step) over its executor stepped in a plain loop (serve_check; no telemetry row of its own).
 Then once, what only the hardware settles:
   processes    NVML's process list against our PID (a container sees host PIDs: bench must say unknown,
                not contended);
@@ -171,6 +173,61 @@ def check(device, name, precision, args, cpu) -> dict:
     return row
 
 
+def serve_check(device, precision, args) -> dict:
+    """blender-serve: the engine's tokens per second, closed-loop full batches with a device sync and
+    a clock read after every step and one event per token, over the executor stepped in a plain loop
+    (the same steps, timed as a whole; interleaved rounds, median ratio): near 1.00 means stamping
+    each token costs nothing worth mentioning."""
+    from bench.serve.blender import BlenderExecutor
+
+    t_start = time.monotonic()
+    wl, backend = build(device, "blender-serve", args.preset, precision)
+    wl.setup()
+    ex = BlenderExecutor(wl.model, backend, max_rows=len(wl.warm_prompts), max_source=wl.common.context_len,
+                         max_tokens=wl.common.new_tokens, precision=precision)
+    ex.warmup()
+    batch = ([tuple(p[: ex.max_source]) for p in wl.warm_prompts], wl.common.new_tokens)
+    for i in range(args.warmup):
+        _engine_rate(ex, backend, *batch, f"w{i}"), _plain_rate(ex, backend, *batch, f"v{i}")
+    ratios = [_engine_rate(ex, backend, *batch, f"e{i}") / _plain_rate(ex, backend, *batch, f"p{i}")
+              for i in range(args.rounds)]
+    rate = _engine_rate(ex, backend, *batch, "last")
+    wl.teardown()
+    return {"workload": "blender-serve", "precision": precision, "rate": rate, "unit": "tokens/s",
+            "bench/plain": statistics.median(ratios), "sampler": None, "util": None, "power": None,
+            "idle_power": None, "energy_j": None, "compiles": None, "sync": None, "parity": "n/a",
+            "collectors": "—", "watched": False, "seconds": time.monotonic() - t_start}
+
+
+def _engine_rate(ex, backend, prompts, k: int, tag: str) -> float:
+    """Tokens per second of one full batch through the engine (sync, clock read and events every step)."""
+    from bench.serve.engine import Engine
+    from bench.serve.protocol import GenRequest
+
+    engine = Engine(ex, time.perf_counter, sync=backend.synchronize, max_batch=len(prompts))
+    for j, prompt in enumerate(prompts):
+        engine.submit(GenRequest(f"{tag}-{j}", prompt, k, k))
+    t0, tokens = time.perf_counter(), 0
+    while engine.running or engine.waiting:
+        tokens += engine.step().rows
+    backend.synchronize()
+    return tokens / (time.perf_counter() - t0)
+
+
+def _plain_rate(ex, backend, prompts, k: int, tag: str) -> float:
+    """The same steps of the executor in a plain loop, timed as a whole."""
+    from bench.serve.protocol import GenRequest
+
+    backend.synchronize()
+    t0 = time.perf_counter()
+    ex.step([GenRequest(f"{tag}-{j}", prompt, k, k) for j, prompt in enumerate(prompts)])
+    for _ in range(k - 1):
+        ex.step([])
+    ex.drop([f"{tag}-{j}" for j in range(len(prompts))])
+    backend.synchronize()
+    return len(prompts) * k / (time.perf_counter() - t0)
+
+
 def reference(name, precision, args, cpu):
     """The fingerprint computed on the CPU, fp32 where the CPU would take too long in bf16."""
     wl, _ = build("cpu", name, args.preset, precision, cpu_backend=cpu)
@@ -314,7 +371,7 @@ def problems(rows: list[dict], facts: list[dict], accelerator: bool) -> list[str
     out += [f"{f['check']}: {f['result']}" for f in facts if f["ok"] is False]
     if accelerator:
         out += [f"{r['workload']} {r['precision']}: no utilization sample: telemetry did not watch the card"
-                for r in rows if r["util"] is None]
+                for r in rows if r["util"] is None and r.get("watched", True)]
     return out if rows else ["no check ran"] + out
 
 
@@ -351,13 +408,12 @@ def run_rows(device, spec, args, cpu) -> list[dict]:
     rows, start = [], time.monotonic()
     for precision in [p for p in ("fp32", "bf16") if p in spec.precisions]:
         for name in workloads.available():
-            if workloads.load(name).serves:
-                continue  # an open-loop scenario has no step loop to set beside a plain one
             if time.monotonic() - start > args.budget:
                 print(f"skipped {name} {precision}: past the {args.budget:.0f} s budget")
                 continue
             try:
-                rows.append(check(device, name, precision, args, cpu))
+                serves = workloads.load(name).serves
+                rows.append(serve_check(device, precision, args) if serves else check(device, name, precision, args, cpu))
             except Exception as exc:  # noqa: BLE001 - one failing check does not hide the others
                 print(terminal_safe(f"{name} {precision}: {type(exc).__name__}: {exc}"))
     return rows

@@ -21,22 +21,26 @@ from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint, Summary
+from bench.model.report import Fingerprint, ServedBy, Summary
 from bench.render import words
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = [str(p) for p in sorted((ROOT / "reports" / "reference").glob("*.json"))]
 
 
-def serving_report(label, rates, seed=0, device="cpu"):
-    """One run of blender-serve: a result per (offered rate, SLO met)."""
+def serving_report(label, rates, seed=0, device="cpu", served_by=None):
+    """One run of blender-serve: a result per (offered rate, SLO met), 60 requests each (none over
+    the bound where it was met, 3 over where not)."""
     r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
     r.results = []
     for q, met in rates:
         res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
         res.variant, res.params["qps"] = {"qps": [q]}, q
         res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
+                                "slo.valid": False, "slo.ttft.n": 60, "slo.ttft.over": 0 if met else 3,
+                                "slo.ttft.p99_s": 0.4 if met else 0.9,
                                 "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
+        res.served_by = served_by
         r.results.append(res)
     return r
 
@@ -57,7 +61,10 @@ def everything():
     slowed = make_report("slowed", 0.12, seed=3, repeats=3, params={"batch_size": 16})
     slowed.config = {"measure": {"handicap": 20.0}}
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
-              ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)]))]
+              ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
+              ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
+                                           served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
+                                                              "completions", "tiny", True, True)))]
     return loaded + scaling_sweeps() + [(p, load_report(p)) for p in REFERENCE]
 
 

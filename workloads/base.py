@@ -69,6 +69,12 @@ class Workload:
         return 1
 
     @classmethod
+    def plan_text(cls, options) -> str | None:
+        """What the run will do, where that needs saying before it starts (a search's plan and its
+        worst-case time); None where nothing does."""
+        return None
+
+    @classmethod
     def check(cls, common, options, device) -> None:
         """Refuse, with ConfigError, a configuration this workload cannot run (lengths beyond the
         model's positions, a missing extra, a model directory that is not one). `device` describes

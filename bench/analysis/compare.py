@@ -17,7 +17,7 @@ from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gat
 from bench.analysis.cost import price_notes, run_cost, unmatched_prices
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
-from bench.analysis.serving import serving_curves
+from bench.analysis.serving import served, served_notes, serving_curves, tail_notes
 from bench.core.errors import ConfigError
 from bench.model.derive import WORK, figure_key
 from bench.model.fields import plain
@@ -110,10 +110,11 @@ def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
     v = judged(run, base, rules)
     rates, per_unit_j = table.cost_inputs(run, metric)
     cost = run_cost(run, rules.costing, rates, per_unit_j, metric, table.serves(run))
+    serving = served_notes(run, base) + tail_notes(run.name, run.result.workload_metrics or {})
     return Row(run=run.info(), lead=table.lead(run, metric), figures=table.figures(run, specs),
-               repeats=len(run.result.timing.measured) or None, cost=cost,
+               repeats=len(run.result.timing.measured) or None, cost=cost, served=served(run),
                warnings=table.warning_codes(run, v.get("mismatch")),
-               notes=row_notes(run, base, v) + price_notes(run, rules.costing, cost), **v)
+               notes=row_notes(run, base, v) + serving + price_notes(run, rules.costing, cost), **v)
 
 
 def row_notes(run: Run, base: Run, v: dict) -> list[Note]:

@@ -29,7 +29,8 @@ ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "
 HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
 NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
-                   "priced", "unpriced", "price_unmatched",
+                   "priced", "unpriced", "price_unmatched", "served_by",
+                   "tail",  # a serving row's (and a curve's) SLO verdict
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
@@ -153,6 +154,7 @@ class Row(Typed):
     mismatch: str | None = None  # why the outputs disagree with the baseline's beyond the tolerance
     cost: Cost | None = None
     notes: list[Note] = []
+    served: Served | None = None  # serving rows: which engine served
 
 
 class WorkloadComparison(Typed):
@@ -172,23 +174,43 @@ class WorkloadComparison(Typed):
         return next(c for c in self.columns if c.key == self.main_metric)
 
 
+class Served(Typed):
+    """Which engine served a serving run (the report's `served_by`)."""
+
+    engine: str  # in-process | http
+    server: str | None = None  # bench serve, or what the endpoint says it is
+    endpoint: str | None = None
+    api: str | None = None
+    local: bool | None = None
+    started_by_run: bool = False
+    static_shapes: bool | None = None  # padded to buckets: how a static-shape device serves, not identity
+    telemetry: str | None = None  # why the server's hardware was not sampled
+
+
 class CurvePoint(Typed):
     qps: float
     achieved_qps: float | None = None
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
+    itl_p99_s: float | None = None
+    tpot_p99_s: float | None = None
     e2e_p99_s: float | None = None
     slo_met: bool | None = None
+    slo_valid: bool | None = None  # the verdict holds at 99 % confidence (LoadGen's early stopping)
     slo_attainment: float | None = None
     requests: int | None = None
+    errors: int | None = None
 
 
 class Capacity(Typed):
-    """The highest offered rate that met the SLO and the lowest higher one that did not."""
+    """The highest offered rate that met the SLO and the lowest higher one that did not, each side
+    with whether its verdict held at 99 % confidence (False: provisional; None: not known)."""
 
     code: Literal["bracket", "at_least", "below", "no_slo"]
     qps: float | None = None
     below_qps: float | None = None
+    qps_valid: bool | None = None
+    below_valid: bool | None = None
 
 
 class CapacityCost(Typed):
@@ -204,9 +226,11 @@ class ServingCurve(Typed):
     run: str
     run_id: str
     device: str
+    served: Served | None = None
     slo_ttft_s: float | None
     slo_e2e_s: float | None
     points: list[CurvePoint]
+    slo_tpot_s: float | None = None
     capacity: Capacity
     cost: CapacityCost | None = None
     notes: list[Note] = []  # what to know about the curve (a point's values name its rate)

@@ -183,6 +183,7 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     for name in cfg.workloads:
         workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
     check_serving_eager(cfg)
+    check_endpoints(cfg)
     _check_ranks(cfg, spec)
     check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
@@ -195,6 +196,17 @@ def check_serving_eager(cfg: RunConfig) -> None:
     if cfg.device.compile and serving:
         raise ConfigError(f"--compile: the serving engine runs eager ({', '.join(serving)} would not be compiled); "
                           "drop --compile, or run the other workloads apart")
+
+
+def check_endpoints(cfg: RunConfig) -> None:
+    """A server named by --endpoint must answer as an OpenAI-compatible one before anything runs."""
+    for name in cfg.workloads:
+        options = cfg.options_of(name)
+        if getattr(options, "endpoint", None) is not None:
+            from bench.core.endpoint import base_url
+            from bench.serve.http import probe
+
+            probe(base_url(options.endpoint), options.api_key())
 
 
 def check_temporary() -> None:

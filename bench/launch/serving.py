@@ -85,3 +85,33 @@ def check_listen(host: str, port: int) -> None:
         except OSError as exc:
             what = "in use (another server?)" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
             raise ConfigError(f"--host {host} --port {port}: cannot listen there: {what}") from None
+
+
+def group_argv(group: Options, skip: tuple[str, ...] = ()) -> list[str]:
+    """The flags that rebuild a group's values where they differ from its defaults."""
+    out: list[str] = []
+    for f, _, _ in type(group).declared():
+        value = getattr(group, f.name)
+        if f.name in skip or value is None or value == f.default:
+            continue
+        flag = type(group).flag_of(f.name)
+        if value is True:
+            out.append(flag)
+        elif value is not False:
+            out += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return out
+
+
+def serve_argv(cfg: RunConfig, options) -> list[str]:
+    """`bench serve`'s arguments that serve what this run would serve in-process (--engine http): the
+    same device, model, precision, seed and engine, on 127.0.0.1 and a port of the system's choosing,
+    with room in its queue for every request of a session."""
+    engine = EngineOptions.build({k: getattr(options, k) for k in EngineOptions.__dataclass_fields__
+                                  if "option" in EngineOptions.__dataclass_fields__[k].metadata})
+    own = group_argv(cfg.device_own) if cfg.device_own is not None else []
+    n = options.conversations * options.turns if options.conversations else (options.requests or 0)
+    waiting = min(1_000_000, max(256, n))
+    return ["--preset", cfg.preset, *group_argv(cfg.device, SERVE_UNUSED), *own,
+            *group_argv(cfg.common, SERVE_UNUSED), *group_argv(engine), "--host", "127.0.0.1", "--port", "0",
+            "--max-waiting", str(waiting), "--quiet"]
+

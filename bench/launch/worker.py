@@ -64,7 +64,7 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     variant = job.get("variant") or {}
     options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
     wl = workloads.load(name)(cfg.common, options, backend, rank, world)
-    scenario = scenario_for(job) if wl.serves else Measurement
+    scenario = scenario_for(job, _server_argv(cfg, options)) if wl.serves else Measurement
     out = scenario(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
                    tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
@@ -77,6 +77,15 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     with deferred():
         emit("result", **payload)
     return payload, backend
+
+
+def _server_argv(cfg: RunConfig, options) -> list[str] | None:
+    """How to start `bench serve` for a serving workload that asks for it (--engine http)."""
+    if getattr(options, "engine", None) != "http" or getattr(options, "endpoint", None) is not None:
+        return None
+    from bench.launch.serving import serve_argv
+
+    return serve_argv(cfg, options)
 
 
 def _backend(cfg: RunConfig, local: int, rank: int, world: int, job: dict):

@@ -24,7 +24,7 @@ class HostSnapshot:
     own: float | None  # CPU seconds of the run's own process tree
 
     @classmethod
-    def take(cls, root_pid: int | None) -> HostSnapshot | None:
+    def take(cls, root_pid: int | None, also: tuple[int, ...] = ()) -> HostSnapshot | None:
         try:
             import psutil
 
@@ -32,7 +32,10 @@ class HostSnapshot:
         except Exception:  # noqa: BLE001 - no psutil or no /proc: nothing to judge with
             return None
         busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
-        return cls(time.monotonic(), busy, sum(t), getattr(t, "steal", 0.0), _tree_cpu(root_pid))
+        own = _tree_cpu(root_pid)
+        extra = [_tree_cpu(pid) for pid in also]
+        return cls(time.monotonic(), busy, sum(t), getattr(t, "steal", 0.0),
+                   None if own is None else own + sum(x for x in extra if x is not None))
 
 
 def _tree_cpu(root_pid: int | None) -> float | None:

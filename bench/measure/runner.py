@@ -70,6 +70,8 @@ def _spin(t0: int, handicap: float) -> None:
 class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
+    own_pids: tuple[int, ...] = ()  # processes outside the run's tree whose CPU is this run's work (a local server)
+
     def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
                  tree_root: int | None = None, variant: dict | None = None):
         self.wl, self.backend, self.m = workload, backend, measure
@@ -207,7 +209,7 @@ class Measurement:
         busy_only: the CPU is judged over the steps' own time (a serving session waits for arrivals
         by design: idle, not cores taken by others)."""
         rep = self.repeat
-        host0 = HostSnapshot.take(self.tree_root)
+        host0 = HostSnapshot.take(self.tree_root, self.own_pids)
         cpu0 = time.process_time()
         self.backend.synchronize()
         w0 = time.perf_counter_ns()
@@ -219,7 +221,7 @@ class Measurement:
             rep.cpu_s = time.process_time() - cpu0
             busy = sum(rep.step_times_s) if busy_only else rep.wall_s
             rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
-            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
+            rep.contention = contention(host0, HostSnapshot.take(self.tree_root, self.own_pids))
 
     def _record(self, values: dict) -> None:
         for name, value in values.items():

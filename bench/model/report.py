@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -45,8 +46,14 @@ WARNING_CODES = {
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
     "compiled_while_measuring": "graphs were compiled during the measured steps: compile time is inside the measured "
                                 "figures (a shape the warm-up did not cover)",
+    "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
+                      "the latency figures, and over every SLO",
+    "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
+
+
+_ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 
 def _same_lengths(owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
@@ -342,14 +349,66 @@ class RequestLog:
     batch: list[int | None] = fld("the static batch it was served in, or the engine step at which it joined the "
                                   "running batch (continuous batching)", factory=list, minimum=0)
     token_s: list[list[float]] | None = fld("each request's token times, one per generated token (the first is "
-                                            "first_token_s); null in reports before format 4", None, minimum=0)
+                                            "first_token_s); over HTTP one per streamed chunk, which may carry "
+                                            "several tokens; null in reports before format 4", None, minimum=0)
+    sent_s: list[float | None] | None = fld("when the load generator sent it (its lateness: sent_s - arrival_s, "
+                                            "not part of the latency's start)", None, minimum=0)
+    error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
+                                         "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
+                                         "`rejected_<code>`, `cancelled`, `engine_error`; null where it completed",
+                                         None)
+    measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
+                                      "left out of the figures)", None)
+    turn: list[int] | None = fld("conversations: the turn of its conversation (0 the first); its prompt holds the "
+                                 "dialogue so far", None, minimum=0)
+    session_start_s: float | None = fld("when the session began: the arrivals' offsets count from it", None, minimum=0)
 
     @invariant
     def _one_entry_per_request(self) -> None:
-        _same_lengths(self, [f.name for f in dataclasses.fields(self) if f.name != "token_s"], optional=("token_s",))
+        optional = ("token_s", "sent_s", "error", "measured", "turn")
+        columns = [f.name for f in dataclasses.fields(self) if f.name not in (*optional, "session_start_s")]
+        _same_lengths(self, columns, optional=optional)
         for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
-            if len(stamps) != n:
+            if len(stamps) > n:
                 raise ModelError(f"token_s[{i}]", f"{len(stamps)} token times for {n} tokens generated")
+            if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
+                raise ModelError(f"token_s[{i}]", "token times go backwards")
+
+    @invariant
+    def _errors_counted(self) -> None:
+        """A request that did not complete says why; one that completed has no error."""
+        for i, (finish, err) in enumerate(zip(self.finish_s, self.error or [], strict=False)):
+            if err is not None and not _ERROR_CODE.fullmatch(err):
+                raise ModelError(f"error[{i}]", "an error code is 1-64 lower-case letters, digits and _")
+            if (finish is None) == (err is None):
+                raise ModelError(f"error[{i}]", "a request has a finish time or an error, not both and not neither")
+
+    @invariant
+    def _sent_after_it_arrived(self) -> None:
+        for i, (arrival, sent) in enumerate(zip(self.arrival_s, self.sent_s or [], strict=False)):
+            if sent is not None and sent < arrival:
+                raise ModelError(f"sent_s[{i}]", f"sent ({sent}) before its scheduled arrival ({arrival})")
+
+
+@dataclass
+class ServedBy:
+    """Which engine served a serving result's requests, and how the load reached it."""
+
+    engine: Literal["in-process", "http"] = fld("in-process: bench's engine in the worker process; http: an "
+                                                "OpenAI-compatible server, over HTTP with streaming")
+    server: str | None = fld("what served: `bench serve` where the run started it, else what the endpoint says it is "
+                             "(its /v1/models owner, its Server header)", None)
+    endpoint: str | None = fld("the base URL requests went to (no credentials, no query)", None)
+    api: Literal["completions", "chat"] | None = fld("the API the requests used", None)
+    model: str | None = fld("the model's name at the endpoint", None)
+    local: bool | None = fld("the endpoint is on this machine (a loopback address)", None)
+    started_by_run: bool = fld("the run started the server itself on a free local port: its CPU is this run's own "
+                               "work, not contention", False)
+    static_shapes: bool | None = fld("the engine padded batch, source width and cache length to buckets (a "
+                                     "static-shape device); how such a device serves, not another workload: "
+                                     "recorded and compared, not part of the identity (null: not known)", None)
+    telemetry: str | None = fld("why the server's hardware was not sampled (a remote endpoint); null where it is "
+                                "this machine", None)
 
 
 @dataclass
@@ -393,6 +452,7 @@ class Result:
     telemetry_summary: dict[str, dict[str, TelemetryStat]] = fld("per phase: per telemetry key", factory=dict)
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
+    served_by: ServedBy | None = fld("serving results: which engine served the requests", None)
 
     def warn(self, code: str, message: str) -> None:
         if not any(w.code == code and w.message == message for w in self.warnings):

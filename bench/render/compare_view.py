@@ -102,16 +102,25 @@ def scaling_table(groups) -> Group:
 
 
 def serving_table(console, curves):
-    """Per run: its SLO, its capacity with the bracket, and TTFT p99 at each offered rate."""
-    headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "USD/1k req at capacity",
-               "TTFT p99 by offered rate (req/s)"]
-    rows = []
-    for c in curves:
-        by_rate = " · ".join(f"{p.qps:g}: {seconds(p.ttft_p99_s)}{'' if p.slo_met in (True, None) else ' ✗'}"
-                             for p in c.points)
-        rows.append([c.run, c.device, seconds(c.slo_ttft_s), words.capacity_text(c.capacity), capacity_cost_cell(c),
-                     by_rate])
+    """Per run: who served, its SLOs, its capacity with the bracket, and TTFT, TPOT p99 at each offered
+    rate (✗ missed, ? a verdict its requests cannot support: each rate's row says why, above)."""
+    headers = ["run", "device", "served by", "SLO TTFT", "SLO TPOT", "capacity at the SLO", "USD/1k req at capacity",
+               "TTFT p99 by offered rate (req/s)", "TPOT p99 by offered rate"]
+    rows = [[c.run, c.device, words.served_text(c.served), seconds(c.slo_ttft_s), seconds(c.slo_tpot_s),
+             words.capacity_text(c.capacity), capacity_cost_cell(c), by_rate(c, "ttft_p99_s"), by_rate(c, "tpot_p99_s")]
+            for c in curves]
     return fit(console, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
+
+
+def by_rate(curve, field: str) -> str:
+    return " · ".join(f"{p.qps:g}: {seconds(getattr(p, field))}{_mark(p)}" for p in curve.points)
+
+
+def _mark(point) -> str:
+    """✗ where the point missed the SLOs; ? where its verdict is provisional (too few requests)."""
+    if point.slo_met is None:
+        return ""
+    return ("" if point.slo_met else " ✗") + ("?" if point.slo_valid is False else "")
 
 
 def capacity_cost_cell(curve) -> str:

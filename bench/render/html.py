@@ -330,8 +330,9 @@ def workload_section(page: Page, comp, index: int = 0) -> None:
 
 def serving_section(page: Page, curves) -> None:
     page.add("<h2 id='serving'>Serving: latency against offered load</h2>")
-    page.add(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],
-                    [[c.run, c.device, DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
+    page.add(_table(["run", "device", "served by", "SLO TTFT", "capacity at the SLO"],
+                    [[c.run, c.device, words.served_text(c.served),
+                      DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
                       words.capacity_text(c.capacity)] for c in curves]))
     page.chart("time to first token against offered load", serving_figure(curves))
 

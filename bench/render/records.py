@@ -74,7 +74,8 @@ def serving_document(comparison: Comparison) -> list[dict]:
                                           "price_source": c.cost.price_source}
         out.append({**c.model_dump(mode="json", exclude={"capacity", "cost", "notes"}), "capacity": c.capacity.code,
                     "capacity_qps": c.capacity.qps, "capacity_below_qps": c.capacity.below_qps,
-                    "capacity_text": words.capacity_text(c.capacity), **cost,
+                    "capacity_qps_valid": c.capacity.qps_valid, "capacity_below_valid": c.capacity.below_valid,
+                    "capacity_text": words.capacity_text(c.capacity), "served_text": words.served_text(c.served), **cost,
                     "notes": [note_record(n) for n in c.notes]})
     return out
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.text import Text
 
+from bench.analysis.serving import tail_notes
 from bench.analysis.table import figure_key, resolve_in
+from bench.render import words
 from bench.model.report import variant_label
 from bench.render.format import DASH, flops, percent, seconds, shown, size, unit_cell, with_ci
 from bench.render.layout import fit
@@ -76,14 +78,24 @@ def run_summary(report, console: Console):
 
 
 def figure_lines(report) -> list[Text]:
-    """Per workload, the figures it declares beyond its lead: TTFT, request latency, recall, ..."""
+    """Per workload, the figures it declares beyond its lead (TTFT, ITL, TPOT, recall, ...); for a
+    serving result, who served and each SLO verdict with whether its requests can support it."""
     lines = []
     for r in report.results:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
             lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(" · ".join(parts))))
+        lines += serving_lines(r)
     return lines
+
+
+def serving_lines(result) -> list[Text]:
+    if result.served_by is None or not result.timing.step_times_s:
+        return []
+    out = [Text.from_markup(f"  served by {shown(words.served_text(result.served_by))}")]
+    return out + [Text.from_markup(f"  {shown(words.note_text(n))}")
+                  for n in tail_notes(None, result.workload_metrics or {})]
 
 
 def print_problems(console: Console, report) -> None:

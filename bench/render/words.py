@@ -156,7 +156,33 @@ NOTES = {
                                  "which nothing in the runs explains: check the data each rank sees")),
     "unpriced": _unpriced,
     "price_unmatched": _unmatched,
+    "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
+                            "serving set-ups as well"),
+    "tail": lambda v: tail_text(v),
 }
+
+SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
+
+
+def _ms(seconds) -> str:
+    return "a failed request" if seconds is None else f"{seconds * 1000:.4g} ms"
+
+
+def tail_text(v: dict) -> str:
+    """An SLO verdict and whether its requests can support it: "p99 TTFT 212 ms <= 250 ms, but 60
+    requests cannot support a p99 claim: about 399 more with none over"."""
+    at = f" at {v['qps']:g} requests/s" if v.get("qps") is not None else ""
+    name, pct = SLO_NAMES.get(v["slo"], v["slo"]), f"{v['confidence'] * 100:g} %"
+    head = f"p99 {name}{at} {_ms(v['p99_s'])} {'≤' if v['met'] else '>'} {_ms(v['bound_s'])}"
+    counts = f"{v['over']} of {v['n']} requests over"
+    if v["holds"]:
+        return f"{head}: holds at {pct} confidence ({counts}; early stopping needs {v['needed']})"
+    if v["met"]:
+        return (f"{head}, but {v['n']} requests cannot support a p99 claim: about {v['more']} more with none over "
+                f"({counts})")
+    if v["refuted"]:
+        return f"{head}: missed, at {pct} confidence ({counts})"
+    return f"{head}, but {v['n']} requests cannot show the miss at {pct} confidence ({counts}): provisional"
 
 
 def note_text(note: Note) -> str:
@@ -213,12 +239,29 @@ def hint_text(note: Note) -> str:
     return HINTS[note.code](note.run, note.values)
 
 
+def _sure(valid) -> str:
+    return {True: " at 99 % confidence", False: ", provisionally"}.get(valid, "")
+
+
 CAPACITY = {
     "no_slo": lambda c: "no SLO to judge by",
-    "below": lambda c: f"below {c.below_qps:g} requests/s (the lowest rate tried missed the SLO)",
-    "at_least": lambda c: f"at least {c.qps:g} requests/s (every rate tried met the SLO)",
-    "bracket": lambda c: f"{c.qps:g} requests/s (met the SLO; {c.below_qps:g} did not)",
+    "below": lambda c: f"below {c.below_qps:g} requests/s (the lowest rate tried missed the SLO{_sure(c.below_valid)})",
+    "at_least": lambda c: f"at least {c.qps:g} requests/s (every rate tried met the SLO; the highest{_sure(c.qps_valid)})",
+    "bracket": lambda c: (f"{c.qps:g} requests/s (met the SLO{_sure(c.qps_valid)}; {c.below_qps:g} did not"
+                          f"{_sure(c.below_valid)})"),
 }
+
+
+def served_text(s) -> str:
+    """Who served a serving run: "in-process", "http://127.0.0.1:41213 (bench serve, started by the run)"."""
+    if s is None:
+        return "—"
+    if s.engine == "in-process":
+        return "in-process" + (" (static shapes)" if s.static_shapes else "")
+    parts = [p for p in (s.server, "started by the run" if s.started_by_run else None,
+                         "static shapes" if s.static_shapes else None, "no telemetry of its machine" if s.telemetry
+                         else None) if p]
+    return f"{s.endpoint or 'http'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def capacity_text(c: Capacity) -> str:

@@ -4,7 +4,9 @@ Bodies are pydantic models, strict: a string is not a number, `true` is not 1, N
 refused; fields OpenAI's clients may send and this server does not use are ignored, but one that
 would change the answer (`stop`, `logprobs`, penalties, ...) is refused rather than silently
 dropped. vLLM's extensions `ignore_eos` and `min_tokens` are taken: a benchmark needs exact output
-lengths, and a random-init model stops anywhere.
+lengths, and a random-init model stops anywhere; so is `return_token_ids` (each streamed chunk's
+choice carries `token_ids`, the ids it holds, as vLLM's do), which a load generator uses to carry a
+conversation's replies into its next turn as the ids the model made.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class _Generation(_Body):
     stream_options: StreamOptions | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0)
+    return_token_ids: bool = False  # vLLM's extension: each streamed chunk carries its token ids
     user: str | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
@@ -106,12 +109,14 @@ class Shape:
     def __init__(self, chat: bool, rid: str, model: str, created: int):
         self.chat, self.head = chat, {"id": rid, "created": created, "model": model}
 
-    def chunk(self, text: str | None, finish: str | None = None, first: bool = False) -> dict:
+    def chunk(self, text: str | None, finish: str | None = None, first: bool = False,
+              ids: list[int] | None = None) -> dict:
+        extra = {} if ids is None else {"token_ids": ids}
         if self.chat:
             delta = {} if text is None else {"role": "assistant", "content": text} if first else {"content": text}
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **extra}
             return {**self.head, "object": "chat.completion.chunk", "choices": [choice]}
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish, **extra}
         return {**self.head, "object": "text_completion", "choices": [choice]}
 
     def usage_chunk(self, usage: dict) -> dict:

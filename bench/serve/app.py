@@ -103,15 +103,17 @@ def sse(obj) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
 
 
-async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, shape: Shape, with_usage: bool):
-    """Server-sent events: a chunk per token, the finish, the usage, [DONE]. Leaving early (the client
-    disconnected: Starlette cancels this generator) cancels the request."""
+async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, shape: Shape, with_usage: bool,
+                 with_ids: bool = False):
+    """Server-sent events: a chunk per token (with its id where asked), the finish, the usage,
+    [DONE]. Leaving early (the client disconnected: Starlette cancels this generator) cancels the
+    request."""
     detok, n, finished = Detokenizer(service.codec), 0, False
     try:
         while True:
             e = await queue.get()
             if e.kind == "token":
-                yield sse(shape.chunk(detok.piece(e.token), first=n == 0))
+                yield sse(shape.chunk(detok.piece(e.token), first=n == 0, ids=[e.token] if with_ids else None))
                 n += 1
             elif e.kind == "finish":
                 finished = True
@@ -207,7 +209,7 @@ def _generation_routes(app: FastAPI, service: Service) -> None:
         shape = Shape(chat, rid, service.name, int(time.time()))
         if body.stream:
             with_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(stream(service, request, queue, shape, with_usage),
+            return StreamingResponse(stream(service, request, queue, shape, with_usage, body.return_token_ids),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         answer = await whole(service, http_request, request, queue, shape)
         return JSONResponse(answer) if answer is not None else Response(status_code=499)

@@ -87,12 +87,15 @@ class BlenderExecutor:
         self.slots: list[_Row | None] = [None] * max_rows
         self.where: dict[str, int] = {}
         self.scratch = max_rows  # the slot padding rows of a join write to
+        self.last_flops: float | None = None
+        self._flop_terms = self._terms()
         self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
                        self.width.limit if self.static else min(self.width.limit, 64))
         self.scale = self._embedding_scale()
 
     # -- the Executor protocol -----------------------------------------------------------------------
     def step(self, joining: list[GenRequest]) -> dict[str, int]:
+        self.last_flops = self._flops(joining)
         with self._compute():
             if joining:
                 self._join(joining)
@@ -128,6 +131,28 @@ class BlenderExecutor:
                         self.backend.synchronize()
                         shapes += 1
         return shapes
+
+    def _flops(self, joining: list[GenRequest]) -> float:
+        """Matmul FLOPs of a step on its real rows and tokens, not the padding a static-shape device
+        adds: each joiner's encoder pass and cross-attention keys and values over its own prompt, and
+        every row's decoder step at its own position over its own source, with the LM head — the
+        terms of workloads.models' decoder_flops (one new position, past = its position, keys and
+        values of the source counted at the join), encoder_flops and lm_head_flops, summed in closed
+        form from constants (a step of the tiny model takes a millisecond)."""
+        row, per_position, enc, enc_square, cross = self._flop_terms
+        rows = [(r.source, r.pos) for r in self.slots if r is not None] + [(len(q.prompt), 0) for q in joining]
+        reach = sum(src + pos + 1 for src, pos in rows)
+        join = sum(s * (enc + cross) + s * s * enc_square for s in (len(q.prompt) for q in joining))
+        return float(len(rows) * row + per_position * reach + join)
+
+    def _terms(self) -> tuple[int, int, int, int, int]:
+        """(per row, per attended position, per source token, per source token squared, cross keys and
+        values per source token) of the FLOP counts, from the model's config."""
+        c = self.model.config
+        d, n = c.d_model, c.decoder_layers
+        row = n * (12 * d * d + 4 * d * c.decoder_ffn_dim) + 2 * d * c.vocab_size
+        enc = c.encoder_layers * (8 * d * d + 4 * d * c.encoder_ffn_dim)
+        return row, 4 * n * d, enc, 4 * c.encoder_layers * d, 4 * n * d * d
 
     # -- joining: the encoder pass and each layer's cross-attention keys and values ------------------
     def _join(self, requests: list[GenRequest]) -> None:

@@ -109,7 +109,8 @@ class Engine:
         end = self.clock()
         events += self._joined(joining, start)
         finished = self._advance(tokens, end, events)
-        record = StepRecord(self.steps, start, end, len(tokens), len(joining), len(finished), events)
+        record = StepRecord(self.steps, start, end, len(tokens), len(joining), len(finished), events,
+                            getattr(self.executor, "last_flops", None))
         self.steps += 1
         return record
 

@@ -13,7 +13,8 @@ import collections
 import threading
 
 from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
-from bench.serve.session import Trace, add_steps, request_log
+from bench.serve.protocol import Trace
+from bench.serve.session import add_steps, request_log
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

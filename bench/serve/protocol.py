@@ -74,6 +74,7 @@ class StepRecord:
     joined: int  # of those, how many joined in it
     finished: int  # requests that finished in it
     events: list[Event] = field(default_factory=list)
+    flops: float | None = None  # matmul FLOPs of its real rows and tokens (padding not counted), where counted
 
 
 class Executor(Protocol):
@@ -91,6 +92,8 @@ class Executor(Protocol):
     def drop(self, ids: list[str]) -> None:
         """Free the rows of these requests (their caches are no longer read)."""
 
+    # optional: `last_flops`, the matmul FLOPs of the last step on its real rows and tokens
+
 
 class RequestRejected(BenchError):
     """A request the engine cannot take, with the parameter at fault and an OpenAI-style code."""
@@ -105,3 +108,44 @@ class QueueFull(RequestRejected):
 
     def __init__(self, bound: int):
         super().__init__(f"the server's queue is full ({bound} waiting requests); retry later", None, "queue_full")
+
+
+ENGINE_ERRORS = {"cancelled": "cancelled", "error": "engine_error"}
+
+
+@dataclass
+class Trace:
+    """What one request went through, on the session's clock."""
+
+    arrival_s: float
+    sent_s: float | None = None  # when the load generator handed it over
+    start_s: float | None = None  # when it joined a batch (known in this process only)
+    token_s: list[float] = field(default_factory=list)  # one stamp per generated token (per chunk over HTTP)
+    tokens: list[int] = field(default_factory=list)  # their ids, where the client sees them
+    finish_s: float | None = None
+    reason: str | None = None
+    batch: int | None = None
+    error: str | None = None  # why it did not complete: a code (timeout, disconnected, http_503, ...)
+    text: str = ""  # the reply's text, where the client gets text
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None  # tokens generated, where the server counts them (usage)
+    turn: int = 0
+    conversation: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_s is not None or self.error is not None
+
+    def apply(self, event: Event) -> None:
+        if event.kind == "start":
+            self.start_s, self.batch = event.t, event.batch
+        elif event.kind == "token":
+            self.token_s.append(event.t)
+            self.tokens.append(event.token)
+        elif event.reason in ENGINE_ERRORS:
+            self.error, self.reason = ENGINE_ERRORS[event.reason], event.reason
+        else:
+            self.finish_s, self.reason = event.t, event.reason
+
+    def fail(self, code: str) -> None:
+        self.error, self.finish_s = code, None

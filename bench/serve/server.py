@@ -19,6 +19,11 @@ from bench.serve.loop import EngineLoop, Metrics
 from bench.serve.text import load_codec
 
 
+# an idle connection is kept this long (uvicorn's default, 5 s, races a client that reuses it at the same
+# moment: its next request meets a closed socket)
+KEEP_ALIVE_S = 75
+
+
 def served_name(model: str, given: str | None) -> str:
     from workloads.models import BLENDER_CONFIGS
 
@@ -43,6 +48,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
     # connections beyond what the queue and the rows can hold (plus room for health and metrics) get 503
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off",
+                            timeout_keep_alive=KEEP_ALIVE_S,
                             limit_concurrency=options.max_waiting + engine.max_batch + 64)
     server = _ready_server(config, on_ready)
     service.loop.start()

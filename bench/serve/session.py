@@ -1,53 +1,32 @@
-"""An open-loop session: requests sent at their arrival times through a client, every token timed.
+"""A load-generating session: requests sent on their schedule through a client, every token timed.
 
-The load does not wait for the server: arrival times are fixed before the session starts (a seeded
-Poisson process or a file), and a request that arrives while the server is busy waits in its queue,
-its queueing part of its latency (MLPerf LoadGen's Server scenario; a closed-loop generator, which
-sends the next request only when one is answered, never offers a slow server more than it takes).
-Latency is counted from the scheduled arrival.
+Open loop (the default): the load does not wait for the server. Arrival times are fixed before the
+session starts (a seeded Poisson or gamma process, evenly spaced, or a file), and a request that
+arrives while the server is busy waits in its queue, its queueing part of its latency (MLPerf
+LoadGen's Server scenario). Latency is counted from the scheduled arrival, not from when the
+request went out: the load generator's own lateness (`Trace.sent_s` - arrival) is recorded apart.
+Closed loop (`--load concurrency:N`): N requests in flight, the next one arriving when one is
+answered (a closed-loop generator never offers a slow server more than it takes). Conversations:
+a conversation's next turn arrives `think_s` after its previous answer and carries the dialogue so
+far (loads.py).
 
-A client is how the requests reach a server: `send(request, trace)` hands one over and `wait(until)`
-lets the server work until `until` or until something happened, whichever is first, and returns how
-many requests finished. `InProcessClient` drives an engine in this process (on any clock: the run's,
-or a virtual one in tests); an HTTP client fills the same traces from server-sent chunks.
+A client is how the requests reach a server: `send(request, trace, messages)` hands one over and
+`wait(until)` lets the server work until `until` or until something happened, whichever is first,
+and returns the ids of the requests that ended (answered or failed). `InProcessClient` drives an
+engine in this process (on any clock: the run's, or a virtual one in tests); the HTTP client
+(http.py) fills the same traces from server-sent chunks. A request that fails is counted with its
+reason (`Trace.error`), never fatal to the session.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 from bench.core.arrivals import ServingPlan
 from bench.model.report import RequestLog
-from bench.serve.protocol import Event, GenRequest, StepRecord
-
-
-@dataclass
-class Trace:
-    """What one request went through, on the session's clock."""
-
-    arrival_s: float
-    start_s: float | None = None
-    token_s: list[float] = field(default_factory=list)  # one stamp per generated token
-    tokens: list[int] = field(default_factory=list)
-    finish_s: float | None = None
-    reason: str | None = None
-    batch: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.finish_s is not None
-
-    def apply(self, event: Event) -> None:
-        if event.kind == "start":
-            self.start_s, self.batch = event.t, event.batch
-        elif event.kind == "token":
-            self.token_s.append(event.t)
-            self.tokens.append(event.token)
-        else:
-            self.finish_s, self.reason = event.t, event.reason
-
+from bench.serve.loads import Schedule
+from bench.serve.protocol import GenRequest, RequestRejected, StepRecord, Trace
 
 class InProcessClient:
     """The load generator's way to an engine in this process: `wait` runs one engine step when the
@@ -57,12 +36,22 @@ class InProcessClient:
         self.engine, self.clock, self.sleep = engine, clock, sleep
         self.traces: dict[str, Trace] = {}
         self.steps: list[StepRecord] = []
+        self.refused: list[str] = []
 
-    def send(self, request: GenRequest, trace: Trace) -> None:
+    def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
+        trace.sent_s = self.clock()
+        try:
+            self.engine.submit(request)
+        except RequestRejected as exc:
+            trace.fail(f"rejected_{exc.code}")
+            self.refused.append(request.id)
+            return
         self.traces[request.id] = trace
-        self.engine.submit(request)
 
-    def wait(self, until: float) -> int:
+    def wait(self, until: float) -> list[str]:
+        if self.refused:
+            out, self.refused = self.refused, []
+            return out
         now = self.clock()
         at = self.engine.wake_at(now)
         if at is None or at > now:
@@ -70,54 +59,112 @@ class InProcessClient:
             if math.isinf(target):
                 raise RuntimeError("the session waits for requests that were never sent")
             self.sleep(max(0.0, target - now))
-            return 0
+            return []
         record = self.engine.step()
         if record is None:
-            return 0
+            return []
         if record.rows:
             self.steps.append(record)
+        ended = []
         for event in record.events:
             self.traces[event.request].apply(event)
-        return sum(event.kind == "finish" for event in record.events)
+            if event.kind == "finish":
+                ended.append(event.request)
+        return ended
+
+    def close(self) -> None: ...
 
 
-def plan_request(plan: ServingPlan, i: int, arrival_s: float) -> GenRequest:
-    """Request i of a plan: exactly its new tokens (min = max), greedy, as blender-generate."""
-    k = plan.new_tokens[i]
-    return GenRequest(str(i), plan.prompts[i], max_tokens=k, min_tokens=k, arrival_s=arrival_s)
-
-
-def run_session(plan: ServingPlan, client, clock, progress=None) -> list[Trace]:
-    """Every request of the plan sent at its time (offsets from now); returns their traces."""
-    t0 = clock()
-    traces = [Trace(t0 + a) for a in plan.arrivals]
-    n, sent, done = len(traces), 0, 0
+def run_session(plan: ServingPlan, client, clock, progress=None, encode=None, t0: float | None = None) -> list[Trace]:
+    """Every request of the plan sent on its schedule (offsets from t0, default now); returns their
+    traces, in request order."""
+    schedule = Schedule(plan, clock() if t0 is None else t0, encode)
+    n, done = schedule.total, 0
     while done < n:
-        now = clock()
-        while sent < n and traces[sent].arrival_s <= now:
-            client.send(plan_request(plan, sent, traces[sent].arrival_s), traces[sent])
-            sent += 1
-        finished = client.wait(traces[sent].arrival_s if sent < n else math.inf)
-        done += finished
-        if finished and progress is not None:
+        for request, trace, messages in schedule.due(clock()):
+            client.send(request, trace, messages)
+        ended = client.wait(schedule.next_at())
+        for rid in ended:
+            schedule.ended(rid, clock())
+        done += len(ended)
+        if ended and progress is not None:
             progress(done, n)
-    return traces
+    return schedule.traces
 
 
-def request_log(traces: list[Trace], prompt_tokens: list[int]) -> RequestLog:
-    """The report's per-request columns from the traces; a request that did not complete (its client
-    went away, or the engine failed) has no finish time."""
-    return RequestLog(arrival_s=[t.arrival_s for t in traces], start_s=[t.start_s for t in traces],
-                      first_token_s=[t.token_s[0] if t.token_s else None for t in traces],
-                      finish_s=[t.finish_s if t.reason in ("stop", "length") else None for t in traces],
-                      prompt_tokens=list(prompt_tokens),
-                      new_tokens=[len(t.tokens) for t in traces], batch=[t.batch for t in traces],
-                      token_s=[list(t.token_s) for t in traces])
+def request_log(traces: list[Trace], prompt_tokens: list[int] | None = None, warmup: int = 0,
+                cooldown: int = 0, session_start_s: float | None = None) -> RequestLog:
+    """The report's per-request columns from the traces. A request that did not complete has no
+    finish time and says why (`error`); the first `warmup` and last `cooldown` requests by arrival
+    are outside the measured window."""
+    def column(get):
+        return [get(t) for t in traces]
+
+    conversations = any(t.conversation is not None for t in traces)
+    return RequestLog(arrival_s=column(lambda t: t.arrival_s), start_s=column(lambda t: t.start_s),
+                      first_token_s=column(lambda t: t.token_s[0] if t.token_s else None),
+                      finish_s=column(lambda t: t.finish_s if t.error is None else None),
+                      prompt_tokens=list(prompt_tokens) if prompt_tokens is not None
+                      else column(lambda t: t.prompt_tokens or 0),
+                      new_tokens=column(lambda t: max(t.new_tokens or 0, len(t.token_s))),
+                      batch=column(lambda t: t.batch), token_s=column(lambda t: list(t.token_s)),
+                      sent_s=column(lambda t: t.sent_s), error=column(lambda t: t.error),
+                      measured=window(traces, warmup, cooldown), turn=column(lambda t: t.turn) if conversations else None,
+                      session_start_s=session_start_s)
+
+
+def window(traces: list[Trace], warmup: int, cooldown: int) -> list[bool]:
+    """Whether each request is in the measured window: not among the first `warmup` or the last
+    `cooldown` by arrival."""
+    order = sorted(range(len(traces)), key=lambda i: traces[i].arrival_s)
+    outside = set(order[:warmup]) | set(order[len(order) - cooldown:] if cooldown else ())
+    return [i not in outside for i in range(len(traces))]
 
 
 def add_steps(repeat, steps: list[StepRecord]) -> None:
-    """Engine steps as a repeat's steps: span, requests finished (samples), tokens made."""
+    """Engine steps as a repeat's steps: span, requests finished (samples), tokens made, and FLOPs
+    where the executor counts them."""
     for s in steps:
         repeat.step_times_s.append(s.end_s - s.start_s)
         repeat.step_samples.append(s.finished)
         repeat.step_tokens.append(s.rows)
+    flops = [s.flops for s in steps]
+    if steps and all(f is not None for f in flops):
+        repeat.step_flops = (repeat.step_flops or []) + flops
+
+
+def busy_steps(traces: list[Trace]) -> list[StepRecord]:
+    """A client's view of a server's work, where it cannot see the engine's steps (over HTTP): the
+    spans in which some request was in flight (sent, not yet ended), cut at every completion; each
+    with the completions at its end and the token stamps inside it. Their sum is the time the
+    server was busy as the client saw it."""
+    finishes = sorted(t.finish_s for t in traces if t.finish_s is not None)
+    stamps = sorted(s for t in traces for s in t.token_s)
+    steps: list[StepRecord] = []
+    for a, b in _busy_spans(traces):
+        cuts = sorted({f for f in finishes if a < f <= b} | {b})
+        for start, end in zip([a, *cuts[:-1]], cuts, strict=True):
+            if end > start:
+                steps.append(StepRecord(len(steps), start, end, _count_in(stamps, start, end), 0,
+                                        _count_in(finishes, start, end)))
+    return steps
+
+
+def _busy_spans(traces: list[Trace]) -> list[list[float]]:
+    """The union of the requests' spans from send to end (their last stamp where they failed)."""
+    spans = sorted((t.sent_s, t.finish_s if t.finish_s is not None else max([t.sent_s, *t.token_s]))
+                   for t in traces if t.sent_s is not None)
+    busy: list[list[float]] = []
+    for a, b in spans:
+        if busy and a <= busy[-1][1]:
+            busy[-1][1] = max(busy[-1][1], b)
+        else:
+            busy.append([a, b])
+    return busy
+
+
+def _count_in(sorted_values: list[float], a: float, b: float) -> int:
+    """How many of the values lie in (a, b]."""
+    import bisect
+
+    return bisect.bisect_right(sorted_values, b) - bisect.bisect_right(sorted_values, a)
