@@ -452,7 +452,7 @@ def _cli(argv=None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+    except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
         err.print(f"[red]internal error:[/] {shown(f'{type(exc).__name__}: {exc}')} (a bug in bench; "

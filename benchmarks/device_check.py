@@ -52,17 +52,17 @@ try:
 except ImportError:
     sys.exit("benchmarks/device_check.py needs pydantic: pip install 'pydantic>=2.11' (see its docstring)")
 
-from bench.core.proc import child_env  # noqa: E402
-from bench.core.text import terminal_safe  # noqa: E402
-from bench.devices import registry as devices  # noqa: E402
-from bench.devices.options import DeviceOptions  # noqa: E402
-from bench.measure.compiles import CompileLog  # noqa: E402
-from bench.measure.runner import Measurement, timed_step  # noqa: E402
-from bench.measure.sampler import Sampler  # noqa: E402
-from bench.model.parity import disagreement  # noqa: E402
-from bench.render.format import shown  # noqa: E402
-from workloads import registry as workloads  # noqa: E402
-from workloads.common import CommonOptions  # noqa: E402
+from bench.core.proc import child_env
+from bench.core.text import terminal_safe
+from bench.devices import registry as devices
+from bench.devices.options import DeviceOptions
+from bench.measure.compiles import CompileLog
+from bench.measure.runner import Measurement, timed_step
+from bench.measure.sampler import Sampler
+from bench.model.parity import disagreement
+from bench.render.format import shown
+from workloads import registry as workloads
+from workloads.common import CommonOptions
 
 GATHER_LENGTHS = (1, 2, 3, 5, 7, 9, 63, 64, 2**20)  # odd, even and 1 MiB: HCCL re-expresses byte buffers
 

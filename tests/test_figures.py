@@ -126,7 +126,7 @@ def test_the_run_summary_fits_80_columns_and_names_every_figure():
     from bench.render.summary import run_summary
 
     report = generation_report("x", 0.1, repeats=3)
-    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))
     console.print(run_summary(report, console))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80

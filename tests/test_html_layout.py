@@ -14,7 +14,7 @@ from bench.model.io import load_report
 
 pytest.importorskip("plotly")
 
-from bench.render import html  # noqa: E402 - plotly first
+from bench.render import html
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = [str(p) for p in sorted((ROOT / "reports" / "reference").glob("*.json"))]

@@ -4,8 +4,8 @@ from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource
 from bench.devices.cpu.peaks import cpu_peak
 from bench.measure.validity import telemetry_checks
 
-from bench.devices.cpu.spec import SPEC as CPU  # noqa: E402
-from bench.devices.cuda.spec import SPEC as CUDA  # noqa: E402
+from bench.devices.cpu.spec import SPEC as CPU
+from bench.devices.cuda.spec import SPEC as CUDA
 
 
 def result_with_steps(n=10, step=0.2):

@@ -8,6 +8,7 @@ quality number (recall@1/@10) uses the real all-MiniLM-L6-v2 over the shipped sa
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -73,7 +74,7 @@ class Timer:
         self.marks.append(time.perf_counter_ns())
 
     def spans(self) -> list[float]:
-        return [(b - a) / 1e9 for a, b in zip(self.marks, self.marks[1:])]
+        return [(b - a) / 1e9 for a, b in itertools.pairwise(self.marks)]
 
 
 @dataclass(frozen=True)

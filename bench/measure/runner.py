@@ -115,7 +115,7 @@ class Measurement:
             r.status = self.repeat.status = "failed"
             r.error = self.repeat.error = self._describe_error(exc)
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the repeat's outcome is recorded; teardown frees only
                 self.wl.teardown()
         return self.out
 
@@ -232,8 +232,10 @@ class Measurement:
                 column.append(value)
 
     def _after_steps(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self.result.memory = Memory(**self.backend.memory_stats())
+        except Exception as exc:  # noqa: BLE001 - the timing stands without the memory record; say why
+            self.result.warn("memory_failed", f"memory not read: {type(exc).__name__}: {exc}")
         compiled = self.compiles.while_measuring()
         if compiled:
             self.result.warn("compiled_while_measuring", compiled)

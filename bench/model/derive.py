@@ -199,7 +199,7 @@ def contention_reasons(timing: Timing) -> list[str]:
     cvs = [stats.summary(r.step_times_s)["cv"] or 0.0 for r in measured]
     if len(cvs) >= 3:
         norm = sorted(cvs)[len(cvs) // 2]
-        for r, cv in zip(measured, cvs):
+        for r, cv in zip(measured, cvs, strict=True):
             if cv > NOISY_CV and cv > CV_OUTLIER * max(norm, 1e-9):
                 reasons.append(f"repeat {r.index}: its steps varied {cv:.0%} (CV), {cv / max(norm, 1e-9):.1f}x "
                                "the other repeats'")

@@ -127,7 +127,7 @@ def _repeats(timing: dict) -> list[dict]:
     else:
         extra = timing["repeats"]
     out, start = [], 0
-    for i, (n, meta) in enumerate(zip(counts, extra)):
+    for i, (n, meta) in enumerate(zip(counts, extra, strict=True)):
         rep = {"index": i, "step_times_s": times[start:start + n], "step_samples": samples[start:start + n],
                "step_tokens": tokens[start:start + n],
                "step_flops": flops[start:start + n] if flops and len(flops) == len(times) else None,

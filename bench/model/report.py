@@ -41,6 +41,7 @@ WARNING_CODES = {
     "not_judged": "a telemetry check could not be made (window too short, coverage too thin); the reason says which",
     "contended": "other load shared the machine or the accelerator during the measured steps",
     "metrics_failed": "the workload's own metrics could not be computed; the core figures stand",
+    "memory_failed": "the device's memory statistics could not be read; the timing stands without them",
     "non_finite": "a measured value was NaN or infinite (a diverging loss, an overflow); it is null in the report",
     "sampler_gaps": "the telemetry sampler missed part of the run (it died, froze or fell behind)",
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",

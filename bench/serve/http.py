@@ -62,7 +62,7 @@ def probe(url: str, key: str | None = None, timeout_s: float = 10.0) -> dict:
     header. BenchError (a ConfigError) naming --endpoint when nothing OpenAI-compatible answers."""
     req = urllib.request.Request(url + "/v1/models", headers=Endpoint(url, key=key).headers())
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only (base_url)
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             data = json.loads(resp.read(MAX_LINE))
             server = resp.headers.get("Server")
     except urllib.error.HTTPError as exc:
