@@ -156,7 +156,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, caps
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=900)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('class="main-svg"') >= 4, "plotly did not draw the charts"
     assert "pwned" not in dom.stdout.split("</title>")[0], "a report string ran as code"
@@ -165,7 +165,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(tmp_path, caps
     assert console_errors == []
     shot = tmp_path / "compare.png"
     done = subprocess.run([_chromium(), *flags, "--window-size=1400,2600", f"--screenshot={shot.resolve()}",
-                           page.as_uri()], capture_output=True, text=True, timeout=120)
+                           page.as_uri()], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 10_000
 

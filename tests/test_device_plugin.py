@@ -54,7 +54,7 @@ SPEC = DeviceSpec(name="fakedev", description="a plug-in accelerator", backend="
 '''
 
 
-def bench(args, env, timeout=300):
+def bench(args, env, timeout=900):
     cmd = [sys.executable, "-c", "import sys; from bench.entry import main; sys.argv[0] = 'bench'; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 

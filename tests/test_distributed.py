@@ -20,7 +20,7 @@ from bench.model.io import load_report
 from bench.model.report import RankResult, Repeat, Timing
 
 
-def bench(*args, env=None, timeout=300):
+def bench(*args, env=None, timeout=900):
     cmd = [sys.executable, "-c", "import sys; from bench.entry import main; sys.argv[0] = 'bench'; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -53,7 +53,7 @@ def test_a_failing_rank_is_reported_and_does_not_hang(tmp_path):
     out = tmp_path / "out"
     done = bench("run", "--device", "cpu", "--nproc", "2", "--workload", "fail-on-rank-1", "--steps", "3",
                  "--warmup", "1", "--repeats", "2", "--sample-hz", "0", "--dist-timeout", "30", "--out", str(out),
-                 env=env_with(site), timeout=180)
+                 env=env_with(site), timeout=900)
     assert done.returncode == 1, done.stderr[-3000:]
     [path] = out.glob("*.json")
     report = load_report(path)

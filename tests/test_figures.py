@@ -160,7 +160,7 @@ def test_the_page_shows_latency_warnings_under_their_workload_and_a_legend(tmp_p
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000", "--window-size=800,3000"]
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120).stdout
+                         timeout=900).stdout
     gen = dom[dom.index("id=\"wl-blender-generate\""):dom.index("id=\"wl-blender-finetune\"")]
     table = gen[gen.index("<table"):gen.index("</table>")]
     for label in ("TTFT p50", "TTFT p99", "request p99", "vs baseline"):
