@@ -219,7 +219,11 @@ def test_a_new_group_declared_with_opt_gets_parsing_bounds_choices_and_presets()
     GateOptions.add_arguments(parser, {})
     text = " ".join(parser.format_help().split())
     assert "allowed slowdown, % (at least 0, at most 100) (default: from the preset: strict 2.5)" in text
-    assert "--style table,json" in text and "(at least 50, at most 99) (default: 90,95)" in text
+    assert "--style table,json" in text and "(at least 50, at most 99; at most 64 values, each once) (default: 90,95)" in text
+    for given, said in (({"levels": ",".join(["90"] * 65)}, "--levels: at most 64 values, got 65"),
+                        ({"levels": "90,95,90.0"}, "--levels: 90 is given twice")):  # refused by the declaration
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            GateOptions.build(given)
 
 
 def test_help_states_each_options_bounds(capsys):

@@ -1,4 +1,7 @@
-"""Fault class: unbounded inputs, refused naming their flag before anything runs."""
+"""Fault class: unbounded inputs, refused naming their flag before anything runs.
+
+List options are bounded where they are declared (`opt()`: at most `max_items` values, each once), so
+every list flag — run's and compare's, built-in and plug-in — holds it without a check of its own."""
 
 from __future__ import annotations
 
@@ -75,3 +78,51 @@ def test_out_of_memory_names_what_this_workload_can_lower(workload, named, not_n
     result = only_report(out).results[0]
     assert result.status == "failed" and "out of host memory" in result.error
     assert named in result.error and not_named not in result.error
+
+
+def _many(n, start=1):
+    return ",".join(str(start + i) for i in range(n))
+
+
+RATES = ["--workload", "blender-serve"]
+LISTS = [  # the class: a list option given more values than it holds, or a value twice
+    ([*RATES, "--qps", _many(65)], "--qps: at most 64 values, got 65"),
+    ([*RATES, "--qps", _many(100_000)], "--qps: at most 64 values, got 100000"),
+    ([*RATES, "--qps", "2,4,2"], "--qps: 2.0 is given twice"),
+    ([*RATES, "--qps", "2,2.0"], "--qps: 2.0 is given twice"),  # the same rate spelt twice
+    (["--scaling", "1,2,1"], "--scaling: 1 is given twice"),
+    (["--scaling", _many(17)], "--scaling: at most 16 values, got 17"),
+    (["--workload", "blender-finetune", "--workload", "blender-finetune"], "--workload: 'blender-finetune' is given"),
+    ([*(x for i in range(65) for x in ("--workload", f"w{i}"))], "--workload: at most 64 values, got 65"),
+]
+
+
+@pytest.mark.parametrize("flags,said", LISTS, ids=[s[:40] for _, s in LISTS])
+def test_a_list_option_holds_a_bounded_number_of_values_each_once(flags, said, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", *QUICK, "--out", tmp_path / "out", *flags)
+    assert code == 2 and said in err, err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
+
+
+@pytest.mark.parametrize("flags,said", [
+    ([f"--price=cpu{i}=1" for i in range(65)], "--price: at most 64 values, got 65"),
+    (["--price", "cpu=1", "--price", "cpu=1"], "--price: 'cpu=1' is given twice"),
+    ([f"--fail-on=samples_per_s:{i + 1}%" for i in range(65)], "--fail-on: at most 64 values, got 65"),
+    (["--fail-on", "samples_per_s:5%", "--fail-on", "samples_per_s:5%"], "--fail-on: 'samples_per_s:5%' is given"),
+])
+def test_compare_list_options_are_bounded_the_same_way(flags, said, tmp_path, capsys):
+    from bench.model.io import dump_report
+    from reportgen import make_report
+
+    a = dump_report(make_report("a", 0.1, repeats=3), tmp_path / "a.json")
+    code, _, err = run_cli(capsys, "compare", a, a, *flags)
+    assert code == 2 and said in err, err
+
+
+@pytest.mark.parametrize("flags,flag", [(["--steps", "3", "--steps", "5"], "--steps"),
+                                        (["--device", "cpu", "--device", "cuda"], "--device"),
+                                        (["--qps", "1,2", "--qps", "4", *RATES], "--qps"),
+                                        (["--out", "a", "--out", "b"], "--out")])
+def test_a_flag_given_twice_with_two_values_is_refused_not_the_last_taken(flags, flag, capsys):
+    code, _, err = run_cli(capsys, "run", *flags)
+    assert code == 2 and f"argument {flag}: given twice" in err, err
