@@ -61,3 +61,18 @@ def generation_report(label, mean_s=0.1, ttft_s=0.012, seed=0, **kw) -> Report:
                "decode_tokens_per_s": 20 / mean_s}
     return make_report(label, mean_s, workload="blender-generate", main_metric="tokens_per_s", seed=seed,
                        figures=GENERATION_FIGURES, workload_metrics=metrics, **kw)
+
+
+def serving_report(label, rates, seed=0, device="cpu"):
+    """One run of blender-serve: a result per (offered rate, SLO met)."""
+    from bench.model.report import Summary
+
+    r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
+    r.results = []
+    for q, met in rates:
+        res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
+        res.variant, res.params["qps"] = {"qps": [q]}, q
+        res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
+                                "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
+        r.results.append(res)
+    return r

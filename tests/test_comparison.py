@@ -13,32 +13,19 @@ from typing import get_args
 
 import pytest
 from conftest import cli_run as run_cli
-from reportgen import make_report
-from rich.console import Console
+from reportgen import make_report, serving_report
 
 from bench.analysis.compare import compare
 from bench.analysis.comparison import CurvePoint, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint, Summary
+from bench.model.report import Fingerprint
 from bench.render import words
+from bench.render.screen import Screen
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = [str(p) for p in sorted((ROOT / "reports" / "reference").glob("*.json"))]
-
-
-def serving_report(label, rates, seed=0, device="cpu"):
-    """One run of blender-serve: a result per (offered rate, SLO met)."""
-    r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
-    r.results = []
-    for q, met in rates:
-        res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
-        res.variant, res.params["qps"] = {"qps": [q]}, q
-        res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
-                                "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
-        r.results.append(res)
-    return r
 
 
 def everything():
@@ -140,10 +127,11 @@ def test_the_outputs_only_format_the_comparison(tmp_path, monkeypatch):
         for name, value in list(vars(module).items()):
             if inspect.isfunction(value) and value.__module__.startswith("bench.analysis"):
                 monkeypatch.setattr(module, name, analyses)
-    console = Console(file=io.StringIO(), width=120)
-    compare_view.print_comparison(console, c)
-    compare_view.print_gates(console, c)
-    assert "capacity at the SLO" in console.file.getvalue() and "regression" not in console.file.getvalue()
+    screen = Screen(file=io.StringIO(), width=120)
+    compare_view.print_comparison(screen, c)
+    compare_view.print_gates(screen, c)
+    text = screen.console.file.getvalue()
+    assert "capacity at the SLO" in text and "regression" not in text
     assert "| base" in tables.markdown_text(c)
     assert "verdict_reason" in tables.csv_text(comparison_frame(c))
     json.dumps(document(c, "test", "2026-11-28T00:00:00+00:00"), allow_nan=False, default=str)

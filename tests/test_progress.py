@@ -7,10 +7,10 @@ import io
 from types import SimpleNamespace
 
 from reportgen import make_report
-from rich.console import Console
 
 from bench.render import progress
 from bench.render.progress import Eta, RichView
+from bench.render.screen import Screen
 
 
 def cfg(steps=10, warmup=2, budget=None):
@@ -31,7 +31,7 @@ def drive(view, plan, steps=10):
 
 def test_a_piped_display_prints_each_repeat_started_and_workload_finished_once_and_no_bars():
     buf = io.StringIO()
-    view = RichView(Console(file=buf, force_terminal=False, width=100))
+    view = RichView(Screen(file=buf, force_terminal=False, width=100))
     plan = [("blender-finetune", 2), ("blender-generate", 2), ("retrieval-encode", 2), ("retrieve-refine", 2)]
     drive(view, plan)
     lines = [x for x in buf.getvalue().splitlines() if x.strip()]
@@ -44,7 +44,7 @@ def test_a_piped_display_prints_each_repeat_started_and_workload_finished_once_a
 
 
 def test_the_live_line_names_the_workload_of_n_and_the_repeat():
-    view = RichView(Console(file=io.StringIO(), force_terminal=True, width=120))
+    view = RichView(Screen(file=io.StringIO(), force_terminal=True, width=120))
     view.begin(cfg(), [("a", 3), ("b", 3)])
     view.job("b", 1, 2)
     view.event({"event": "progress", "rank": 0, "phase": "measure", "done": 0, "total": 10})

@@ -4,7 +4,6 @@ baseline that `--baseline` names."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.analysis.comparison import Note, RunInfo
@@ -77,11 +76,7 @@ def run_name(report: Report, path: str) -> str:
     if report.label and report.label.strip():
         return clip(" ".join(report.label.split()), NAME_CHARS, "…")
     backend = str(report.environment.device.get("backend") or Path(path).stem.split("_")[1:2] or "run")
-    try:
-        when = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%m-%d %H:%M")
-    except ValueError:
-        when = Path(path).stem[:16]
-    return f"{clip(backend, 12, '…')} {when}"
+    return f"{clip(backend, 12, '…')} {report.created_utc.strftime('%m-%d %H:%M')}"
 
 
 def unique_names(runs: list[Run]) -> None:

@@ -78,14 +78,22 @@ def _inner(tp):
 
 
 class Once(argparse.Action):
-    """A flag that holds one value: given again with another, it is refused rather than the last one
-    silently winning (`--steps 3 ... --steps 5`)."""
+    """A flag that holds one value. Given again with another, the last one counts — a wrapper or an
+    alias can set a default that a later flag overrides — and `overridden(namespace)` says so."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         old = getattr(namespace, self.dest, None)
         if old is not None and old != values:
-            raise argparse.ArgumentError(self, f"given twice ({old!r} and {values!r}); give it once")
+            namespace.__dict__.setdefault(OVERRIDDEN, []).append((option_string or self.dest, old, values))
         setattr(namespace, self.dest, values)
+
+
+OVERRIDDEN = "bench.overridden"
+
+
+def overridden(ns: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(flag, earlier value, the later value that counts) of each flag given more than once."""
+    return list(getattr(ns, OVERRIDDEN, []))
 
 
 class Options:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
@@ -21,6 +21,7 @@ from bench.model.fields import ModelError, dataclass, fld, invariant, parse, pla
 SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
+YEARS = (1970, 2261)  # created_at: a clock's epoch to where pandas' timestamps end (2262-04-11)
 Scalar = bool | int | float | str | None
 Status = Literal["ok", "failed", "skipped", "interrupted"]
 RunStatus = Literal["ok", "failed", "interrupted"]
@@ -572,9 +573,19 @@ class Report:
     @invariant
     def _dated(self) -> None:
         try:
-            datetime.fromisoformat(self.created_at)
+            when = datetime.fromisoformat(self.created_at)
         except ValueError:
             raise ModelError("created_at", f"not an ISO 8601 time: {self.created_at[:40]!r}") from None
+        if when.utcoffset() is None:
+            raise ModelError("created_at", f"{self.created_at[:40]!r} has no UTC offset (e.g. +00:00)")
+        if not YEARS[0] <= when.year <= YEARS[1] or not YEARS[0] <= self.created_utc.year <= YEARS[1]:
+            raise ModelError("created_at", f"{self.created_at[:40]!r} is not a time a run was made (a year from "
+                                           f"{YEARS[0]} to {YEARS[1]})")
+
+    @property
+    def created_utc(self) -> datetime:
+        """When it ran, in UTC (the only reading of created_at anything else makes)."""
+        return datetime.fromisoformat(self.created_at).astimezone(timezone.utc)
 
     # -- (de)serialisation -------------------------------------------------------------------------
     @classmethod

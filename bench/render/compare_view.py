@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.table import Table
 
 from bench.render import words
-from bench.render.format import DASH, figure_cell, header, num, percent, seconds, shown, with_ci
-from bench.render.layout import fit
+from bench.render.format import DASH, figure_cell, header, markup, num, percent, seconds, shown, with_ci
+from bench.render.layout import fit, plain_table
 from bench.render.records import record
 
 ALWAYS_SHOWN = 4  # run, device, the lead figure, the verdict: the rest only where some run has a value
@@ -29,9 +29,9 @@ def compare_title(comp) -> str:
     return f"{comp.title} · {comp.main_metric} · baseline {words.display(comp.baseline)}"
 
 
-def compare_table(console, comp):
+def compare_table(screen, comp):
     headers, body = compare_cells(comp)
-    return fit(console, compare_title(comp), headers, [cells for cells, _ in body], ALWAYS_SHOWN,
+    return fit(screen, compare_title(comp), headers, [cells for cells, _ in body], ALWAYS_SHOWN,
                [not ok for _, ok in body])
 
 
@@ -46,33 +46,34 @@ def compare_notes(comp) -> list[str]:
     return [words.sentence(note) for row in comp.rows for note in row.notes]
 
 
-def print_notes(console, comparison) -> None:
+def print_notes(screen, comparison) -> None:
     for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        console.print(f"[yellow]note:[/] {shown(words.sentence(note))}", soft_wrap=True)
+        screen.print(markup("[yellow]note:[/] {}", words.sentence(note)), soft_wrap=True)
 
 
-def print_comparison(console, comparison) -> None:
+def print_comparison(screen, comparison) -> None:
     """Every workload's table and notes, then scaling and the serving curves."""
-    print_notes(console, comparison)
+    print_notes(screen, comparison)
     for comp in comparison:
-        console.print(compare_table(console, comp))
+        screen.print(compare_table(screen, comp))
         notes = compare_notes(comp)
         if notes:
-            console.print("[bold yellow]Read before trusting these numbers:[/]")
-            console.print(bullets(notes))
-        console.print()
+            screen.print(markup("[bold yellow]Read before trusting these numbers:[/]"))
+            screen.print(bullets(notes))
+        screen.print()
     if comparison.scaling:
-        console.print(scaling_table(comparison.scaling))
+        screen.print(scaling_table(comparison.scaling))
     if comparison.serving:
-        console.print(serving_table(console, comparison.serving))
+        screen.print(serving_table(screen, comparison.serving))
 
 
-def print_gates(console, comparison) -> None:
+def print_gates(screen, comparison) -> None:
     """Each gate that did not pass: a regression, or one that could not be ruled out."""
     for g in comparison.gates:
-        if g.outcome != "pass":
-            label = "[red]regression:[/]" if g.outcome == "fail" else "[yellow]gate inconclusive:[/]"
-            console.print(f"{label} {shown(words.gate_text(g))}")
+        if g.outcome == "fail":
+            screen.print(markup("[red]regression:[/] {}", words.gate_text(g)))
+        elif g.outcome != "pass":
+            screen.print(markup("[yellow]gate inconclusive:[/] {}", words.gate_text(g)))
 
 
 def bullets(lines: list[str]) -> Table:
@@ -81,24 +82,19 @@ def bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")
     for line in lines:
-        grid.add_row("•", shown(line))
+        grid.add_row(shown("•"), shown(line))
     return grid
 
 
 def scaling_table(groups) -> Table:
     """World size, global throughput with CI, and scaling efficiency, per workload."""
-    table = Table(title="scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
-                  title_justify="left")
-    for col in ("workload", "world size", "throughput [95% CI]", "efficiency"):
-        table.add_column(col)
-    for group in groups:
-        for p in group.points:
-            table.add_row(shown(group.workload), str(p.world_size), with_ci(p) + f" {shown(group.metric)}",
-                          percent(p.efficiency))
-    return table
+    rows = [[group.workload, str(p.world_size), f"{with_ci(p)} {group.metric}", percent(p.efficiency)]
+            for group in groups for p in group.points]
+    return plain_table("scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
+                       ["workload", "world size", "throughput [95% CI]", "efficiency"], rows)
 
 
-def serving_table(console, curves):
+def serving_table(screen, curves):
     """Per run: its SLO, its capacity with the bracket, and TTFT p99 at each offered rate."""
     headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "USD/1k req at capacity",
                "TTFT p99 by offered rate (req/s)"]
@@ -108,7 +104,7 @@ def serving_table(console, curves):
                              for p in c.points)
         rows.append([c.run, c.device, seconds(c.slo_ttft_s), words.capacity_text(c.capacity), capacity_cost_cell(c),
                      by_rate])
-    return fit(console, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
+    return fit(screen, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
 
 
 def capacity_cost_cell(curve) -> str:

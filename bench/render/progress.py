@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from bench.model.report import variant_label
-from bench.render.format import DASH, clock, shown, with_ci
+from bench.render.format import DASH, clock, markup, shown, with_ci
 
 CPU_REFRESH_S = 1.0
 
@@ -62,12 +61,12 @@ class Eta:
 class RichView:
     """Draws the launcher's events (bench/launch/launcher.py NullView is the protocol)."""
 
-    def __init__(self, console: Console):
-        self.console = console
+    def __init__(self, screen):
+        self.screen, self.console = screen, screen.console  # the live line is rich's; every line printed is the Screen's
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20),
                                  MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                                  TextColumn("{task.fields[eta]}"), TimeElapsedColumn(),
-                                 console=console, transient=True, refresh_per_second=8)
+                                 console=self.console, transient=True, refresh_per_second=8)
         self.task = None
         self.plan: list[tuple[str, int]] = []
         self.eta: Eta | None = None
@@ -81,15 +80,15 @@ class RichView:
 
     def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None:
         repeats = self.plan[index][1] if index < len(self.plan) else 1
-        at = f" {shown(variant)}" if variant else ""
-        self.label = f"workload {index + 1}/{len(self.plan)} {shown(workload)}{at} · repeat {repeat + 1}/{repeats}"
+        at = f" {variant}" if variant else ""
+        self.label = shown(f"workload {index + 1}/{len(self.plan)} {workload}{at} · repeat {repeat + 1}/{repeats}")
         if repeat == 0 or self.eta is None:
             m = self.cfg.measure if self.cfg is not None else None
             self.eta = Eta(repeats, getattr(m, "steps", None), getattr(m, "warmup", 0) or 0,
                            getattr(m, "time_budget", None))
         self.eta.start_repeat(repeat)
         if not self.console.is_terminal:  # a log file gets no live bar: one line per repeat started instead
-            self.console.print(f"{self.label} ...", soft_wrap=True)
+            self.screen.print(markup("{} ...", self.label), soft_wrap=True)
         self.progress.update(self.task, description=f"{self.label} · setting up", completed=0, total=None,
                              rate="", eta=self._eta())
 
@@ -113,13 +112,13 @@ class RichView:
         value = with_ci(getattr(result.metrics, metric, None))
         unit = next((f.label for f in result.figures if f.lead), metric.replace("_per_s", "/s"))  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
-        figure = f" {value} {shown(unit)}" if value != DASH else ""
-        at = f" {shown(variant_label(result.variant))}" if result.variant else ""
-        self.progress.console.print(f"[{colour}]{result.status}[/] {shown(result.workload)}{at}:{figure} "
-                                    f"({len(result.timing.measured)} repeat(s))", soft_wrap=False)
+        figure = f" {value} {unit}" if value != DASH else ""
+        at = f" {variant_label(result.variant)}" if result.variant else ""
+        line = f"{result.workload}{at}:{figure} ({len(result.timing.measured)} repeat(s))"
+        self.screen.print(markup("[{}]{}[/] {}", colour, result.status, line), soft_wrap=False)
 
     def note(self, text: str) -> None:
-        self.progress.console.print(shown(text))
+        self.screen.print(shown(text))
 
     def end(self) -> None:
         self.progress.stop()

@@ -3,12 +3,11 @@ problems in words."""
 
 from __future__ import annotations
 
-from rich.console import Console, Group
-from rich.text import Text
+from rich.console import Group
 
 from bench.analysis.table import figure_key, resolve_in
 from bench.model.report import variant_label
-from bench.render.format import DASH, flops, percent, seconds, shown, size, unit_cell, with_ci
+from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
 from bench.render.layout import fit
 
 
@@ -30,7 +29,7 @@ def _lead(result) -> tuple[str, str]:
     return unit, with_ci(getattr(result.metrics, metric, None))
 
 
-def run_summary(report, console: Console):
+def run_summary(report, screen):
     device = report.environment.device
     title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
     if report.distributed:
@@ -48,27 +47,27 @@ def run_summary(report, console: Console):
                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
                      DASH if energy is None else f"{energy:.3g} J", _warnings(r) or DASH])
-    return Group(fit(console, title, headers, rows, always=3), *figure_lines(report))
+    return Group(fit(screen, title, headers, rows, always=3), *figure_lines(report))
 
 
-def figure_lines(report) -> list[Text]:
+def figure_lines(report) -> list[Shown]:
     """Per workload, the figures it declares beyond its lead: TTFT, request latency, recall, ..."""
     lines = []
     for r in report.results:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
-            lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(" · ".join(parts))))
+            lines.append(markup("[bold]{}[/]: {}", named(r), " · ".join(parts)))
     return lines
 
 
-def print_problems(console: Console, report) -> None:
+def print_problems(screen, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
     for r in report.results:
         if r.error:
-            console.print(f"[bold]{shown(named(r))}[/]: {shown(r.error)}", soft_wrap=False)
+            screen.print(markup("[bold]{}[/]: {}", named(r), r.error), soft_wrap=False)
         for w in r.warnings:
-            console.print(f"[yellow]warning[/] {shown(named(r))}: {shown(w.message)}", soft_wrap=False)
+            screen.print(markup("[yellow]warning[/] {}: {}", named(r), w.message), soft_wrap=False)
     for name, status in report.telemetry.collectors.items():
         if not status.available:
-            console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]", soft_wrap=False)
+            screen.print(markup("[dim]collector {} unavailable: {}[/]", name, status.reason or ""), soft_wrap=False)

@@ -5,6 +5,7 @@ for its medium (the terminal, Markdown, HTML, CSV)."""
 from __future__ import annotations
 
 from bench.analysis.comparison import Capacity, GateOutcome, Note, Row, RunInfo, Speedup
+from bench.core.text import shell_path
 from bench.model.derive import WITHIN_RUN
 
 
@@ -94,7 +95,8 @@ def _differences(v) -> str:
 
 
 NOTES = {
-    "duplicate": lambda v: f"{v['path']}: dropped, the same run as {v['first']} (run_id {v['run_id'][:12]})",
+    "duplicate": lambda v: (f"{shell_path(v['path'])}: dropped, the same run as {shell_path(v['first'])} (run_id "
+                            f"{v['run_id'][:12]})"),
     "baseline_missing": lambda v: f"{v['workload']}: the baseline has no usable result for it; the first run is its "
                                   "baseline",
     "no_run": lambda v: f"{v['workload']}: no run measured it",
