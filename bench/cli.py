@@ -19,8 +19,9 @@ from pathlib import Path
 
 from bench import __version__
 from bench.core.errors import BenchError, ConfigError
+from bench.core.text import shell_path
 from bench.render.format import markup, shown_path
-from bench.render.screen import Screen
+from bench.render.screen import OutputError, Screen
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -144,7 +145,10 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
         print_problems(err, report)
     if saved.problem:
         err.print(markup("[red]error:[/] {}", saved.problem), soft_wrap=False)
-    out.print(shown_path(saved.path), soft_wrap=True)
+    try:
+        out.print(shown_path(saved.path), soft_wrap=True)
+    except OutputError as exc:  # the report is written: say where, on the other stream
+        raise OutputError(f"{exc}; the report was written to {shell_path(saved.path)}") from None
     if late:
         err.print(markup("interrupted after the report was written"))
     if saved.rescued:
@@ -319,10 +323,14 @@ def cli(argv=None) -> int:
     _tolerant_streams()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _QuietOnClosedPipe(sys.stdout), _QuietOnClosedPipe(sys.stderr)
+    err.lost = None
     try:
-        return _cli(argv)
+        code = _cli(argv)
+    except OutputError:  # raised while the error itself was said: the exit code says it
+        code = EXIT_FAILED
     finally:
         sys.stdout, sys.stderr = saved
+    return EXIT_FAILED if err.lost and code == EXIT_OK else code  # what stderr should have said is lost
 
 
 def _cli(argv=None) -> int:

@@ -210,7 +210,7 @@ def _checked(flag: str, raw: Any, tp, o: Opt):
     """One option's value from its raw form, checked: command-line text is parsed ("8" is 8), a typed
     value (a preset's, a caller's) taken as it is (True is not 1); a list's count and repeats too."""
     sequence = _inner(tp)[2]
-    items = _items(flag, raw, sequence)
+    items = _items(flag, raw, sequence, _inner(tp)[0] is str and o.choices is None)
     if sequence and len(items) > o.max_items:
         raise ConfigError(f"{flag}: at most {o.max_items} values, got {len(items)}")
     text = all(isinstance(x, str) for x in items)
@@ -232,11 +232,12 @@ def _once(flag: str, values) -> None:
         seen.add(v)
 
 
-def _items(flag: str, raw: Any, sequence: bool) -> tuple:
-    """The raw value's items as the validator takes them: text stripped, N,N,... split (a repeated
-    flag arrives as a list already); one item where the option is not a list."""
+def _items(flag: str, raw: Any, sequence: bool, text: bool = False) -> tuple:
+    """The raw value's items as the validator takes them: N,N,... split (a repeated flag arrives as a
+    list already), one item where the option is not a list; spaces around a number or a choice
+    stripped, never those of free text (a path whose name ends in a space or a newline is that path)."""
     if not sequence:
-        items = (raw.strip() if isinstance(raw, str) else raw,)
+        items = (raw.strip() if isinstance(raw, str) and not text else raw,)
     elif isinstance(raw, list | tuple):
         items = tuple(raw)
     else:

@@ -10,12 +10,14 @@ reads render/ and cli.py to check that nothing else prints and that every templa
 
 A Screen also owns the width: COLUMNS is used when it is a width a table can be laid out in (20 to
 10,000 columns); otherwise it is ignored (`ignored_columns` says what it was) and the terminal's
-width, or 80, is used. A stream that cannot be written (a full disk, a file-size limit behind a
-redirection) is an OutputError naming the stream, not a traceback.
+width, or 80, is used. Standard output that cannot be written (a full disk, a file-size limit behind a
+redirection) is an OutputError naming it, not a traceback; standard error that cannot is dropped and
+said by the exit code.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from contextlib import contextmanager
@@ -76,6 +78,8 @@ class Screen:
         """console: rich Console options (a file, a width: tests, other uses)."""
         env, self.ignored_columns = usable_columns(environ)
         self.name = "standard error" if stderr else "standard output"
+        self.stderr = stderr
+        self.lost: str | None = None  # standard error that failed: why (what follows is dropped)
         self.console = Console(stderr=stderr, highlight=False, soft_wrap=stderr, _environ=env, **console)
 
     @property
@@ -105,15 +109,27 @@ class Screen:
 
     @contextmanager
     def captured(self):
-        """Print into a list instead: what was printed, rendered exactly as it would be here, is
-        its one item when the block ends (write it with write_text)."""
-        got: list[str] = []
-        with self.console.capture() as capture:
+        """Print into a list instead: what was printed, rendered exactly as it would be here (the
+        same width, colours and terminal-ness), is its one item when the block ends (write it with
+        write_text). Nothing reaches the stream meanwhile."""
+        c, got = self.console, []
+        saved = c._file, c._force_terminal, c._width
+        terminal, width = c.is_terminal, c.width
+        c._file, c._force_terminal, c._width = io.StringIO(), terminal, width
+        try:
             yield got
-        got.append(capture.get())
+        finally:
+            got.append(c._file.getvalue())
+            c._file, c._force_terminal, c._width = saved
 
     def _written(self, write) -> None:
+        """Standard output that fails is an OutputError (what it was for is lost); standard error
+        that fails is dropped from then on, `lost` saying why, so the work and its output go on."""
+        if self.lost is not None:
+            return
         try:
             write()
         except OSError as exc:
-            raise OutputError(f"cannot write to {self.name}: {exc.strerror or exc}") from None
+            if not self.stderr:
+                raise OutputError(f"cannot write to {self.name}: {exc.strerror or exc}") from None
+            self.lost = exc.strerror or str(exc)
