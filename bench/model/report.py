@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
+from bench.model.rules import IDENTITY, in_order, named
 
 SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
@@ -49,6 +50,14 @@ WARNING_CODES = {
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
 
+def _unique(values: list, where: str, what: str) -> None:
+    seen = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ModelError(f"{where}[{i}].{what}", f"{v} appears twice")
+        seen.add(v)
+
+
 def _same_lengths(owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
     lengths = {n: len(getattr(owner, n)) for n in names}
     for n in optional:
@@ -72,6 +81,10 @@ class Interval:
     method: str | None = fld("how the interval was computed", None)
     ranks: int | None = fld("distributed runs: how many ranks were summed", None, minimum=1)
 
+    @invariant
+    def _low_to_high(self) -> None:
+        in_order(self, "ci_low", "ci_high")
+
 
 @dataclass
 class Summary:
@@ -86,6 +99,16 @@ class Summary:
     cv: float | None = fld("coefficient of variation, stdev / mean", None)
     min: float | None = fld("smallest value", None)
     max: float | None = fld("largest value", None)
+
+    @invariant
+    def _order_statistics_in_order(self) -> None:
+        in_order(self, "min", "median", "p90", "p99", "max")
+        if None not in (self.mean, self.min, self.max):
+            slack = 1e-9 * max(abs(self.min), abs(self.max))  # a mean of equal values may round past them
+            if not self.min - slack <= self.mean <= self.max + slack:
+                raise ModelError("mean", f"{self.mean} lies outside min {self.min} .. max {self.max}")
+        if self.stdev is not None and self.stdev < 0:
+            raise ModelError("stdev", f"{self.stdev} is negative")
 
 
 FigureValue = Interval | Summary | bool | int | float | str | None
@@ -184,6 +207,11 @@ class Repeat:
     @invariant
     def _one_entry_per_step(self) -> None:
         _same_lengths(self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
+
+    @invariant
+    def _figures_fit_their_names(self) -> None:
+        named(self.series, "series")
+        named(self.figures, "figures")
 
 
 @dataclass
@@ -334,6 +362,15 @@ class RequestLog:
     def _one_entry_per_request(self) -> None:
         _same_lengths(self, [f.name for f in dataclasses.fields(self)])
 
+    @invariant
+    def _each_request_in_order(self) -> None:
+        in_order(self, "arrival_s", "start_s", "first_token_s", "finish_s", nulls_last=True)
+        for i, (first, k, prompt) in enumerate(zip(self.first_token_s, self.new_tokens, self.prompt_tokens, strict=True)):
+            if first is not None and k < 1:
+                raise ModelError(f"new_tokens[{i}]", f"{k}, yet its first token came at {first}")
+            if prompt < 1:
+                raise ModelError(f"prompt_tokens[{i}]", f"{prompt}: a request has at least one prompt token")
+
 
 @dataclass
 class RankResult:
@@ -376,6 +413,15 @@ class Result:
     telemetry_summary: dict[str, dict[str, TelemetryStat]] = fld("per phase: per telemetry key", factory=dict)
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
+
+    @invariant
+    def _figures_fit_their_names(self) -> None:
+        named(self.workload_metrics, "workload_metrics")
+        named(self.series, "series")
+
+    @invariant
+    def _each_rank_once(self) -> None:
+        _unique([p.rank for p in self.per_rank], "per_rank", "rank")
 
     def warn(self, code: str, message: str) -> None:
         if not any(w.code == code and w.message == message for w in self.warnings):
@@ -542,6 +588,13 @@ class Distributed:
     exit_code: int | None = fld("the launcher's exit code", None)
     ranks: list[RankStatus] = fld("every rank", factory=list)
 
+    @invariant
+    def _ranks_of_this_world(self) -> None:
+        _unique([r.rank for r in self.ranks], "ranks", "rank")
+        for i, r in enumerate(self.ranks):
+            if r.rank >= self.world_size:
+                raise ModelError(f"ranks[{i}].rank", f"{r.rank} in a world of {self.world_size}")
+
 
 ConfigValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
@@ -569,6 +622,13 @@ class Report:
     def _named(self) -> None:
         if not self.run_id:
             raise ModelError("run_id", "must not be empty")
+
+    @invariant
+    def _identity_typed(self) -> None:
+        """A measured run's identity is what bench recorded: counts are whole numbers, names text."""
+        if self.origin == "measured":
+            for i, r in enumerate(self.results):
+                named(r.params, f"results[{i}].params", IDENTITY)
 
     @invariant
     def _dated(self) -> None:

@@ -16,6 +16,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from bench.core.typed import INT_LIMIT, MAGNITUDE
 from bench.model.fields import adapter
 from bench.model.history import HISTORY
+from bench.model.rules import IDENTITY, NAMED
 from bench.model.report import ANALYSIS_VERSION, SCHEMA_VERSION, WARNING_CODES, Report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +84,27 @@ def docs_text() -> str:
             mark = " *" if field in record.get("required", ()) else ""
             lines.append(f"| `{field}`{mark} | {_md(type_text(prop))} | {_md(prop.get('description', ''))} |")
         lines.append("")
+    lines += named_values()
     lines += ["## Warning codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| `{code}` | {_md(text)} |" for code, text in WARNING_CODES.items()]
     return "\n".join(lines) + "\n"
+
+
+def named_values() -> list[str]:
+    """The rules the open maps keep by name (bench/model/rules.py)."""
+    lines = ["## Values named by what they are", "",
+             "A value in `workload_metrics`, `series` or a repeat's `figures` whose name ends as below must be what "
+             "the name says (an Interval or a Summary of such values where the kind allows); in a measured "
+             "report's `params`, the identity fields below are of their type. Null always fits.", "",
+             "| name | must be |", "|---|---|"]
+    for ends, names, kind in NAMED:
+        said = [f"ending `{e}`" for e in ends] + [f"`{n}` (or `….{n}`)" for n in names]
+        lines.append(f"| {', '.join(said)} | {kind.words} |")
+    by_kind: dict = {}
+    for name, kind in IDENTITY.items():
+        by_kind.setdefault(kind.words, []).append(f"`{name}`")
+    lines += [f"| params {', '.join(names)} | {words} |" for words, names in by_kind.items()]
+    return lines + [""]
 
 
 def structures(schema: dict) -> list[str]:
