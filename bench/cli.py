@@ -214,7 +214,7 @@ def cmd_compare(args) -> int:
         return EXIT_USAGE
     rendered.emit(out, err)
     outcomes = {g.outcome for g in comparison.gates}
-    if "fail" in outcomes or problems or broken:
+    if "fail" in outcomes or problems or broken or any(n.code == "same_run_id" for n in comparison.notes):
         return EXIT_FAILED
     return EXIT_INCONCLUSIVE if "inconclusive" in outcomes else EXIT_OK
 

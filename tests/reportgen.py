@@ -20,7 +20,7 @@ def make_repeat(index, rng, mean_s, n, samples, cv=0.02) -> Repeat:
 def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune", device="cpu",
                 device_name="Test CPU", seed=0, samples=8, util=None, host="host-a", warnings=(), repeats=1,
                 cv=0.02, repeat_means=None, main_metric="samples_per_s", figures=(), workload_metrics=None,
-                peak_mem=None) -> Report:
+                peak_mem=None, origin="measured") -> Report:
     rng = random.Random(seed)
     means = repeat_means or [mean_s] * repeats
     timing = Timing([make_repeat(i, rng, m, n, samples, cv) for i, m in enumerate(means)])
@@ -39,7 +39,7 @@ def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune
     telemetry = Telemetry(sample_hz=10, sources=sources, phases=[Phase(workload, "measure", 0.0, total)],
                           samples=[{"t": i * 0.1, "host.cpu_percent": 100.0} for i in range(10)])
     report = Report(schema_version=SCHEMA_VERSION, bench_version="test", run_id=f"{label}-{seed}-id",
-                    created_at="2026-11-28T00:00:00+00:00", status="ok", label=label,
+                    created_at="2026-11-28T00:00:00+00:00", status="ok", label=label, origin=origin,
                     environment=Environment(host={"hostname": host},
                                             device={"backend": device, "device_name": device_name}),
                     results=[result], telemetry=telemetry)

@@ -43,8 +43,10 @@ def everything():
     lost.results[0].status = "failed"
     slowed = make_report("slowed", 0.12, seed=3, repeats=3, params={"batch_size": 16})
     slowed.config = {"measure": {"handicap": 20.0}}
+    twin, edited = make_report("twin", 0.1, seed=5), make_report("twin", 0.5, seed=5)  # one run_id, other times
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
-              ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)]))]
+              ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
+              ("twin.json", twin), ("edited.json", edited)]
     return loaded + [(p, load_report(p)) for p in REFERENCE]
 
 
@@ -52,7 +54,8 @@ def costing():
     from bench.analysis.comparison import Costing
     from bench.analysis.cost import parse_price
 
-    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge")), kwh_usd=0.2)
+    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("nobody=1")),
+                   kwh_usd=0.2)
 
 
 def test_every_code_has_exactly_one_wording():

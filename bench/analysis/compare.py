@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bench.analysis import table, verdicts
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
-from bench.analysis.cost import price_notes, run_cost
+from bench.analysis.cost import price_notes, run_cost, unused_prices
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import serving_curves
@@ -43,13 +43,14 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     sources = [Source(path=p, report=r) for p, r in loaded]
     if not runs:
         return Comparison(workloads=[], notes=notes, min_repeats=min_repeats, min_effect=min_effect, sources=sources)
-    base_id = pick_baseline(runs, baseline)
+    base_id = pick_baseline(runs, baseline, loaded, notes)
     pairs = []
     for title, group in _by_workload(runs).items():
         base = _baseline_of(group, base_id, title, notes)
         if base is not None:
             pairs.append((compare_workload(group, base, rules), group, base))
     notes += [Note(code="handicap", run=r.name, values={"percent": handicap(r)}) for r in runs if handicap(r)]
+    notes += unused_prices(runs, costing)
     return Comparison(workloads=[w for w, _, _ in pairs], notes=unique(notes), min_repeats=min_repeats,
                       min_effect=min_effect, gates=[o for g in gates for o in apply_gate(g, pairs, rules)],
                       serving=serving_curves(runs, costing), scaling=scaling_groups(runs),

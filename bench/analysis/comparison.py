@@ -25,7 +25,7 @@ Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_ve
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
 ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
                      "no_raw_times", "no_throughput", "no_interval", "unclear"]
-NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
+NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "handicap", "price_unused",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced"]
 Better = Literal["higher", "lower", "none"]

@@ -120,3 +120,24 @@ def price_notes(run, costing: Costing | None, cost: Cost | None) -> list[Note]:
     return [Note(code="priced", run=run.name, values={"usd_per_hour": p.usd_per_hour, "devices": p.devices,
                                                       "source": p.source, "used": cost.devices_used,
                                                       "hourly": cost.usd_per_hour_used})]
+
+
+def unused_prices(runs, costing: Costing | None) -> list[Note]:
+    """A price that names no run (no label, name or device kind here) priced nothing: said."""
+    if costing is None:
+        return []
+    return [Note(code="price_unused", values={"match": p.match, "source": p.source}) for p in costing.prices
+            if not any(price_for(r, Costing(prices=(p,))) for r in runs)]
+
+
+def one_price_each(prices: list[Price]) -> list[Price]:
+    """Prices with two different values for one label or device are refused (which would win?);
+    the same price given twice counts once."""
+    by_match: dict[str, Price] = {}
+    for p in prices:
+        old = by_match.get(p.match)
+        if old is not None and (old.usd_per_hour, old.devices) != (p.usd_per_hour, p.devices):
+            raise ConfigError(f"--price: two prices for {p.match!r}: {old.usd_per_hour:g}/{old.devices} ({old.source}) "
+                              f"and {p.usd_per_hour:g}/{p.devices} ({p.source}); give one")
+        by_match.setdefault(p.match, p)
+    return list(by_match.values())

@@ -177,10 +177,19 @@ class Options:
                 values[f.name] = _checked(o.flag or "--" + f.name.replace("_", "-"), raw, tp, o)
         obj = cls(**values)
         obj.check()
+        obj.check_given(frozenset(k for k, v in given.items() if v is not None))
         return obj
 
     def check(self) -> None:
         """Rules that span this group's fields (override)."""
+
+    def check_given(self, given: frozenset[str]) -> None:
+        """Rules on what was given, not only what the values are (override): a flag that this
+        configuration would ignore is refused, never dropped silently."""
+
+    def ignored(self, given: frozenset[str], name: str, why: str) -> None:
+        if name in given:
+            raise ConfigError(f"{self.flag_of(name)}: {why}")
 
     # -- JSON ----------------------------------------------------------------------------------------
     def to_json(self) -> dict:

@@ -42,6 +42,15 @@ class LaunchOptions(Options):
         if self.in_process and (self.distributed or self.scaling):
             raise ConfigError("--in-process: one process cannot hold several ranks; drop it with --nproc/--scaling")
 
+    def check_given(self, given: frozenset[str]) -> None:
+        if self.scaling:
+            self.ignored(given, "nproc", "--scaling gives the world sizes to run; give one of them")
+        if not self.distributed:
+            for name in ("dist_timeout", "rdzv_endpoint"):
+                self.ignored(given, name, "only applies to several ranks (--nproc, --nnodes or --scaling)")
+        if self.nnodes == 1:
+            self.ignored(given, "node_rank", "only applies with --nnodes above 1")
+
     @property
     def distributed(self) -> bool:
         return self.nproc > 1 or self.nnodes > 1 or bool(self.scaling)

@@ -37,6 +37,10 @@ class MeasureOptions(Options):
         if 0 < self.sample_hz < 0.1:
             raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
 
+    def check_given(self, given: frozenset[str]) -> None:
+        if self.time_budget is None:
+            self.ignored(given, "min_steps", "only applies with --time-budget (--steps counts the steps)")
+
     @classmethod
     def build(cls, given, preset=None):
         # --time-budget replaces the preset's step count rather than clashing with it

@@ -151,12 +151,18 @@ def misfit(value, kind: Kind) -> str | None:
     if value is None:
         return None
     if kind.stats and hasattr(value, "__dataclass_fields__"):
-        parts = {k: getattr(value, k) for k in ("value", "ci_low", "ci_high", "mean", "median", "p90", "p99", "min",
-                                                "max") if hasattr(value, k)}
+        parts = {k: getattr(value, k) for k in STATS if hasattr(value, k)}
         return next((f"its {k} {why}" for k, v in parts.items() if (why := misfit(v, kind))), None)
     if type(value) not in kind.types and not (float in kind.types and type(value) is int):
         return f"{shown(value)} is a {type(value).__name__}"
-    if isinstance(value, float) and not math.isfinite(value):
+    return _out_of_bounds(value, kind) if isinstance(value, int | float) and type(value) is not bool else None
+
+
+STATS = ("value", "ci_low", "ci_high", "mean", "median", "p90", "p99", "min", "max")  # of an Interval or a Summary
+
+
+def _out_of_bounds(value, kind: Kind) -> str | None:
+    if not math.isfinite(value):
         return f"{value} is not a finite number"
     if kind.minimum is not None and value < kind.minimum:
         return f"{shown(value)} is below {kind.minimum:g}"

@@ -97,6 +97,11 @@ def _differences(v) -> str:
 NOTES = {
     "duplicate": lambda v: (f"{shell_path(v['path'])}: dropped, the same run as {shell_path(v['first'])} (run_id "
                             f"{v['run_id'][:12]})"),
+    "same_run_id": lambda v: (f"{', '.join(map(shell_path, v['paths']))}: set aside, not compared: they claim one run "
+                              f"(run_id {v['run_id'][:12]}) but differ at {v['field']}; one was edited, or another "
+                              "run was given its id"),
+    "price_unused": lambda v: (f"the price for {v['match']!r} ({v['source']}) names no run here (no label, name or "
+                               "device kind): it priced nothing"),
     "baseline_missing": lambda v: f"{v['workload']}: the baseline has no usable result for it; the first run is its "
                                   "baseline",
     "no_run": lambda v: f"{v['workload']}: no run measured it",
