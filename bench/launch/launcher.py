@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime, timezone
 
 import bench
+from bench.core.scratch import clean_stale, scratch_dir
 from bench.devices import registry as devices
 from bench.devices.cpu.collectors import HOST_PERIOD_S
 from bench.launch.config import RunConfig
@@ -86,7 +87,8 @@ class Launcher:
                       config=c.to_json())
 
     def run(self) -> Report:
-        run_dir = tempfile.mkdtemp(prefix="bench-run-")
+        stale = clean_stale()
+        run_dir = scratch_dir()
         env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc) if self.spec.worker_env else ({}, None)
         runner = self.runner_class()(run_dir, self.on_event, env)
         report = self.new_report(runner.kind)
@@ -94,6 +96,9 @@ class Launcher:
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
         self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
+        if stale:
+            self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
+                           f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
         try:
             for i, name in enumerate(c.workloads):
                 if not self.run_variants(runner, name, i, report):

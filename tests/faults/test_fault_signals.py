@@ -1,4 +1,6 @@
-"""Fault class: signals at every phase of a run."""
+"""Fault class: signals at every phase of a run — every catchable one that would end the process is
+an interrupt (SIGQUIT, SIGUSR1 and the timers as SIGTERM) — and the leftovers of runs killed outright,
+cleaned at the next start (only those whose owner is gone, only ours)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,20 @@ import time
 import pytest
 from conftest import cli_run as run_cli
 from faultkit import (
+    CATCHABLE,
+    HANG_GUARD_S,
     ONE,
     QUICK,
     bench_cmd,
     fault_fixture,  # noqa: F401 - each case's own temporary directory
     leftovers,
     only_report,
+    run_bench,
 )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2])
 def test_a_signal_while_bench_starts_exits_130_in_one_line(sig, tmp_path):
     proc = subprocess.Popen(bench_cmd("run", *QUICK, "--out", tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -163,3 +168,130 @@ def test_the_sampler_stops_cleanly_when_its_process_group_gets_sigterm(capfd, ow
     assert status["host"]["available"] and samples  # it wrote its status and samples before it left
     assert fate["alive_to_end"] is False and "exit code 0" in fate["reason"]
     assert leftovers(own_tmp_and_handlers) == []
+
+
+# ---- every catchable terminating signal is an interrupt ----------------------------------------------
+
+OTHERS = [s for s in CATCHABLE if s not in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+
+
+@pytest.mark.parametrize("sig", OTHERS, ids=[s.name for s in OTHERS])
+def test_a_terminating_signal_is_an_interrupt_that_keeps_the_report(sig, tmp_path, capsys, monkeypatch,
+                                                                    own_tmp_and_handlers):
+    sent = _signal_on(monkeypatch, lambda e: e["event"] == "progress" and e.get("phase") == "measure"
+                      and e["done"] >= 2, sig)  # steps were measured: they must be in the report
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, "run", *QUICK, *ONE, "--steps", 100000, "--in-process", "--sample-hz", 0,
+                                "--out", out, "--quiet")
+    assert sent and code == 130, err
+    report = only_report(out)
+    assert report.status == "interrupted" and report.results[0].timing.step_times_s
+    assert leftovers(own_tmp_and_handlers) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGQUIT, signal.SIGUSR1, signal.SIGALRM])
+def test_deferred_holds_every_stop_signal(sig):
+    from bench.measure.signals import deferred, interrupt_on_sigterm
+
+    interrupt_on_sigterm()
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.2)
+            done.append("whole")
+    assert done == ["whole"]
+
+
+def test_a_signal_something_else_handles_is_left_to_it():
+    """A profiler's SIGPROF handler, nohup's ignored SIGHUP: not taken over."""
+    from bench.measure.signals import interrupt_on_sigterm, raise_interrupt
+
+    def profiler(signum, frame):
+        pass
+
+    signal.signal(signal.SIGPROF, profiler)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    interrupt_on_sigterm()
+    assert signal.getsignal(signal.SIGPROF) is profiler and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGUSR2) is raise_interrupt
+
+
+# ---- what killed runs leave behind ----------------------------------------------------------------------
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid  # reaped: no process has it now (the system hands PIDs out in turn)
+
+
+def _leave(tmp, pid, start, kind="run", name_end="abcd1234"):
+    from bench.core import scratch
+
+    if kind == "run":
+        d = tmp / f"{scratch.RUN}{pid}-{start}-{name_end}"
+        d.mkdir()
+        (d / "blender-finetune-0.events").write_text("{}\n")
+        return d
+    f = tmp / f"{scratch.SAMPLES}{pid}-{start}-{name_end}.jsonl"
+    f.write_text("{}\n")
+    return f
+
+
+def test_leftovers_of_dead_runs_go_and_everything_else_stays(own_tmp_and_handlers):
+    from bench.core.scratch import clean_stale, start_time
+
+    tmp, dead, me = own_tmp_and_handlers, _dead_pid(), os.getpid()
+    gone = [_leave(tmp, dead, 1700000000), _leave(tmp, dead, 1700000000, "samples"),
+            _leave(tmp, os.getppid(), 1, "run", "reused")]  # a live PID, but another start: its owner is dead
+    kept = [_leave(tmp, me, start_time(me), "run"), _leave(tmp, me, start_time(me), "samples"),
+            tmp / "bench-run-oldstyle1", tmp / "bench-rescue", tmp / "bench-samples-notours.txt"]
+    for p in kept[2:4]:
+        p.mkdir()
+    kept[4].write_text("x")
+    link = tmp / f"bench-run-{dead}-1700000000-link"
+    link.symlink_to(kept[3])  # a link named like a run folder: never followed, never removed
+    file_as_dir = tmp / f"bench-run-{dead}-1700000000-afile"
+    file_as_dir.write_text("not a folder")  # not the kind the name says
+    removed = clean_stale(str(tmp))
+    assert sorted(removed) == sorted(p.name for p in gone)
+    assert not any(p.exists() for p in gone) and all(p.exists() for p in kept)
+    assert link.is_symlink() and file_as_dir.exists() and kept[3].is_dir()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a file to another user")
+def test_another_users_leftovers_stay(own_tmp_and_handlers):
+    from bench.core.scratch import clean_stale
+
+    theirs = _leave(own_tmp_and_handlers, _dead_pid(), 1700000000)
+    os.chown(theirs, 12345, 12345)
+    assert clean_stale(str(own_tmp_and_handlers)) == [] and theirs.exists()
+
+
+def test_the_next_run_cleans_the_leftovers_of_a_killed_one_and_says_so(tmp_path, capsys, own_tmp_and_handlers):
+    stale = [_leave(own_tmp_and_handlers, _dead_pid(), 1700000000), _leave(own_tmp_and_handlers, _dead_pid(),
+                                                                           1700000001, "samples")]
+    code, _, err = run_cli(capsys, "run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert not any(p.exists() for p in stale) and "removed what 2 killed run(s) left" in err
+    assert leftovers(own_tmp_and_handlers) == []
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_leaves_files_the_next_run_removes(tmp_path, own_tmp_and_handlers):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(bench_cmd("run", *QUICK, *ONE, "--steps", 100000, "--sample-hz", 2, "--out", out),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not any(p.name.endswith(".events") for d in own_tmp_and_handlers.glob("bench-run-*") for p in d.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(2)  # measuring
+    proc.kill()  # SIGKILL: nothing of bench runs after this
+    proc.wait(timeout=HANG_GUARD_S)
+    time.sleep(1)  # its worker (PR_SET_PDEATHSIG) and sampler (end of input) go by themselves
+    left = leftovers(own_tmp_and_handlers)
+    assert any(n.startswith("bench-run-") for n in left) and any(n.startswith("bench-samples-") for n in left)
+    done = run_bench("run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", tmp_path / "next")
+    assert done.returncode == 0, done.stderr
+    assert leftovers(own_tmp_and_handlers) == [] and "killed run(s) left" in " ".join(done.stderr.split())
