@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from conftest import run_config
+from conftest import tiny_checkpoint, run_config
 
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
@@ -77,7 +77,7 @@ def test_model_directory_checks_before_run(tmp_path):
     (d / "model.safetensors").write_bytes(b"x")
     with pytest.raises(ConfigError, match="not a safetensors file"):
         check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
-    safetensors_file(d / "model.safetensors", {"w": 2})
+    tiny_checkpoint(d, max_position_embeddings=64)
     with pytest.raises(ConfigError, match="--context-len: 100 is more than the 64 positions"):
         check_before_run(run_config("--device", "cpu", "--model", d, "--context-len", 100, "--out", tmp_path))
     (d / "config.json").write_text("{broken")
