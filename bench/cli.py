@@ -1,4 +1,4 @@
-"""`bench run | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
+"""`bench run | serve | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
 place that prints errors and picks exit codes.
 
 Exit codes: 0 ok; 1 a workload failed (the report is written), a file compare could not use, or a
@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                                "regression out")
     cp.add_argument("files", nargs="+", metavar="FILE", help="report files or globs (reports/*.json)")
     add_compare_arguments(cp)
+    sp = sub.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API",
+                        description="Serve BlenderBot (a preset's random-init model, or a local checkpoint with "
+                                    "--model DIR) behind an OpenAI-compatible API: POST /v1/completions and "
+                                    "/v1/chat/completions (streaming with stream: true), GET /v1/models, /health and "
+                                    "/metrics. The engine batches continuously (or statically) on the device; "
+                                    "SIGTERM or Ctrl-C drain the requests in flight, then stop.",
+                        epilog="exit codes: 0 stopped after draining (the report written with --report); 1 the "
+                               "engine or the report failed; 2 bad input, a missing device or a busy port, before "
+                               "any work; 130 interrupted before it served")
+    from bench.launch.serving import add_serve_arguments
+
+    add_serve_arguments(sp)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
                         description="What this installation can run: registered workloads (with where they come "
                                     "from), presets, devices found here and the telemetry collectors.")
@@ -93,13 +105,15 @@ def cmd_run(args) -> int:
     quiet = cfg.output.quiet
     if auto and not quiet:
         err.print(markup("--device auto: using [bold]{}[/]", cfg.device.device))
+    _say_plans(cfg)
     sizes = cfg.launch.scaling or (cfg.launch.nproc,)
+    threads = _threads(cfg, sizes)
     codes, reports = [], []
     for n in sizes:
         c = cfg.replace(launch=cfg.launch.replace(nproc=n, scaling=None)) if cfg.launch.scaling else cfg
         if c.launch.distributed and not quiet:
             err.print(markup("torchrun: {} worker(s) per node x {} node(s) on {}", n, c.launch.nnodes, c.device.device))
-        report, saved, late = _launch(c)
+        report, saved, late = _launch(c, threads)
         if c.launch.node_rank > 0:
             out.print(markup("node {}: this node's ranks finished; node 0 writes the report", c.launch.node_rank))
             continue
@@ -115,7 +129,33 @@ def cmd_run(args) -> int:
     return max(codes, default=EXIT_OK)
 
 
-def _launch(cfg):
+def _threads(cfg, sizes):
+    """The CPU threads of every rank of the run (a sweep: the same at each world size), said in the
+    run line; None on devices whose threads bench does not choose."""
+    from bench.measure.threads import check_sweep, choose_here
+    from bench.render.summary import threads_line
+
+    if cfg.device.device != "cpu":
+        return None
+    choice = choose_here(max(sizes), cfg.device.threads)
+    if len(sizes) > 1:
+        check_sweep(choice, sizes)
+    if not cfg.output.quiet:
+        err.print(markup("{}", threads_line(choice)), soft_wrap=True)
+    return choice
+
+
+def _say_plans(cfg) -> None:
+    """What a workload will do, where that needs saying before it starts (a capacity search)."""
+    from workloads import registry as workloads
+
+    for name in cfg.workloads:
+        text = workloads.load(name).plan_text(cfg.options_of(name))
+        if text and not cfg.output.quiet:
+            err.print(markup("{}: {}", name, text))
+
+
+def _launch(cfg, threads=None):
     """(report, how it was saved, whether a signal came once it was) for one launch. The report is
     written inside the launcher's signal-deferred end, so a signal at the last moment arrives after
     the write; it is caught here, and the run ends as interrupted with its report on disk."""
@@ -128,7 +168,8 @@ def _launch(cfg):
             return None
         return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
 
-    launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write)
+    launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write,
+                        threads=threads)
     try:
         return launcher.run(), launcher.written, False
     except KeyboardInterrupt:
@@ -156,6 +197,51 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
     if report.status == "interrupted" or late:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.status == "failed" else EXIT_OK
+
+
+class ServeView:
+    """What `bench serve` says while it starts and stops."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def begin(self, cfg, plan) -> None:
+        if not self.quiet:
+            err.print(markup("bench serve: building {} on {} and warming the engine", cfg.common.model, cfg.device.device))
+
+    def event(self, event: dict) -> None:
+        phase = str(event.get("phase", ""))
+        if event["event"] == "progress" and phase.startswith("serving "):
+            out.print(markup("bench serve: listening on {} (Ctrl-C or SIGTERM to stop)", phase[len("serving "):]))
+
+    def job(self, *args, **kwargs) -> None: ...
+    def finished(self, result) -> None: ...
+    def note(self, text: str) -> None: ...
+    def end(self) -> None: ...
+
+
+def cmd_serve(args) -> int:
+    from bench.launch.serving import build_serve, check_before_serve
+    from bench.launch.launcher import Launcher
+    from bench.measure.signals import interrupt_on_sigterm
+    from bench.model.io import save_report
+
+    interrupt_on_sigterm()
+    cfg, server = build_serve(args)
+    cfg = check_before_serve(cfg, server)
+
+    def write(report):
+        return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
+
+    launcher = Launcher(cfg, ServeView(cfg.output.quiet), ["bench", *sys.argv[1:]], write if server.report else None,
+                        job={"api": server.to_json()})
+    report = launcher.run()
+    if server.report:
+        return _finish_run(report, launcher.written, cfg)
+    for result in report.results:
+        if result.error:
+            err.print(markup("[red]error:[/] {}", result.error))
+    return {"ok": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(report.status, EXIT_FAILED)
 
 
 def cmd_list(args) -> int:
@@ -233,7 +319,8 @@ def _check_exports(files: list[str], export) -> None:
         try:
             import plotly  # noqa: F401
         except ImportError:
-            raise ConfigError("--html needs plotly: pip install 'bench[html]'") from None
+            raise ConfigError("--html needs plotly, a dependency of bench that is missing here: pip install "
+                              "'plotly>=5.18' (or reinstall bench: pip install -e .)") from None
     if export.width is not None:
         out.width = err.width = export.width
     inputs = {os.path.realpath(p) for p in expand(files)[0]}
@@ -259,7 +346,7 @@ def _say_ignored(args) -> None:
                          "80, is used", out.ignored_columns))
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "serve": cmd_serve, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
 
 
 def _tolerant_streams() -> None:
@@ -349,7 +436,7 @@ def _cli(argv=None) -> int:
     except KeyboardInterrupt:
         err.print(markup("interrupted"))
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+    except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
         err.print(markup("[red]internal error:[/] {}: {} (a bug in bench; BENCH_DEBUG=1 shows the traceback)",

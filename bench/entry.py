@@ -18,7 +18,7 @@ def main() -> None:
     interrupt_on_sigterm()  # SIGTERM, SIGHUP (`nohup bench run ...` keeps running), SIGQUIT, SIGUSR1, ...
     for name in ("stdin", "stdout", "stderr"):  # started with a stream closed (`bench ... >&-`)
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w", encoding="utf-8"))  # noqa: SIM115
+            setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w", encoding="utf-8"))
     try:
         from bench.cli import cli
 

@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     for threads, label in (("2", "cpu, 2 threads"), ("1", "cpu, 1 thread")):
         if args.reuse and list((runs / threads).glob("*.json")):
             continue
-        bench("run", "--device", "cpu", "--preset", "tiny", "--repeats", "3", "--steps", args.steps, "--warmup", "2",
-              "--threads", threads, "--label", label, "--out", str(runs / threads), "--quiet")
+        bench("run", "--device", "cpu", "--preset", "tiny", "--repeats", "3", "--steps", args.steps,
+              "--threads", threads, "--label", label, "--out", str(runs / threads), "--quiet")  # the default warm-up
     page = runs / "compare.html"
     bench("compare", *map(str, sorted(runs.glob("*/*.json"))), "--html", str(page))
     for width in (800, 1400):

@@ -87,3 +87,129 @@ def logging_clock(monkeypatch, log: list, step_ns: int = 1_000_000):
 
     monkeypatch.setattr(time, "perf_counter_ns", fake)
     return state
+
+
+class VirtualClock:
+    """Time that moves only when someone sleeps or a fake device works."""
+
+    def __init__(self, start=100.0):
+        self.t = start
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, seconds):
+        assert seconds >= 0
+        self.t += seconds
+
+
+class FakeExecutor:
+    """The engine's executor on a virtual clock: a step costs per_step_s + per_row_s per row (+ join_s
+    per joiner); every token is 5, except that a request whose prompt starts with 2 ends (EOS, id 2)
+    at its prompt[1]-th token. It records every step's rows and joiners."""
+
+    max_source, max_tokens, vocab_size, eos = 512, 512, 100, 2
+
+    def __init__(self, clock, per_step_s=0.01, per_row_s=0.002, join_s=0.0):
+        self.clock, self.per_step_s, self.per_row_s, self.join_s = clock, per_step_s, per_row_s, join_s
+        self.rows: dict[str, list] = {}
+        self.log: list[tuple[list[str], list[str]]] = []  # (rows, joined) per step
+        self.dropped: list[str] = []
+
+    def step(self, joining):
+        for r in joining:
+            self.rows[r.id] = [r, 0]
+        self.clock.t += self.per_step_s + self.per_row_s * len(self.rows) + self.join_s * len(joining)
+        self.log.append((list(self.rows), [r.id for r in joining]))
+        out = {}
+        for rid, row in self.rows.items():
+            row[1] += 1
+            r = row[0]
+            ends = r.prompt[0] == self.eos and row[1] >= r.prompt[1] and row[1] > r.min_tokens  # as min_tokens says
+            out[rid] = self.eos if ends else 5
+        return out
+
+    def drop(self, ids):
+        for rid in ids:
+            del self.rows[rid]
+            self.dropped.append(rid)
+
+
+def _signature(value):
+    """What a graph compiler keys on: tensor shapes and dtypes, list lengths, constants; not data."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return ("T", tuple(value.shape), str(value.dtype))
+    if isinstance(value, tuple):  # arguments, dimensions, indices
+        return tuple(_signature(v) for v in value)
+    if isinstance(value, list):  # data (torch.tensor of a list): its length is the shape, its items are not
+        if value and isinstance(value[0], torch.Tensor):
+            return tuple(_signature(v) for v in value)
+        return ("L", len(value), _signature(value[0]) if value and isinstance(value[0], list) else None)
+    if isinstance(value, slice):
+        return ("S", value.start, value.stop, value.step)
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return type(value).__name__
+
+
+def shape_counting_backend(static_shapes=True):
+    """A static-shape device on the CPU, after Gaudi's lazy mode as Habana documents it: the ops queued
+    between two synchronizations (mark_step) form one graph; the bridge compiles a graph the first time
+    it sees it and replays the cached recipe whenever the same ops run on the same shapes again, and a
+    new input shape is a recompilation (docs.habana.ai "Handling Dynamic Shapes"; developer.habana.ai
+    "Detecting frequent graph re-compilations"). It counts the graphs it compiled the way the bridge's
+    metric_global("graph_compilation") does (compile_stats) and keeps each graph's ops and shapes."""
+    from torch.overrides import TorchFunctionMode
+
+    from bench.devices.cpu.backend import CpuBackend
+    from bench.devices.options import DeviceOptions
+
+    class Queue(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", "") != "__get__":  # reading .shape or .dtype queues no op
+                self.ops.append((func.__name__, _signature(args), _signature(tuple(kwargs.items()))))
+            return func(*args, **kwargs)
+
+    class ShapeCountingBackend(CpuBackend):
+        def __init__(self):
+            super().__init__(DeviceOptions(device="cpu", threads=1))
+            self.static_shapes = static_shapes
+            self.graphs: list[tuple] = []
+            self.queue = Queue()
+
+        def synchronize(self):
+            graph, self.queue.ops = tuple(self.queue.ops), []
+            if graph and graph not in self.graphs:
+                self.graphs.append(graph)
+
+        def compile_stats(self):
+            return {"graphs": len(self.graphs), "seconds": None, "source": "fake: distinct graphs between syncs"}
+
+    backend = ShapeCountingBackend()
+    backend.prepare()
+    return backend
+
+
+def lively_tiny():
+    """The tiny BlenderBot with a head of its own, weights at std 0.05 and decoder position embeddings
+    10x larger: its greedy tokens depend on the prompt and the position. The tiny preset's random init
+    (embeddings tied to the head, std 0.02) repeats its start token whatever it is given, and any
+    engine, right or wrong, would reproduce that; with weak positions a wrong one would still pass."""
+    import torch
+    from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+
+    from workloads.models import TINY
+
+    torch.manual_seed(0)
+    config = BlenderbotSmallConfig(**dict(TINY, tie_word_embeddings=False, init_std=0.05))
+    model = BlenderbotSmallForConditionalGeneration._from_config(config).eval()
+    with torch.no_grad():
+        model.get_decoder().embed_positions.weight.mul_(10.0)
+    return model

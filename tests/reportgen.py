@@ -63,8 +63,9 @@ def generation_report(label, mean_s=0.1, ttft_s=0.012, seed=0, **kw) -> Report:
                        figures=GENERATION_FIGURES, workload_metrics=metrics, **kw)
 
 
-def serving_report(label, rates, seed=0, device="cpu"):
-    """One run of blender-serve: a result per (offered rate, SLO met)."""
+def serving_report(label, rates, seed=0, device="cpu", served_by=None):
+    """One run of blender-serve: a result per (offered rate, SLO met), 60 requests each (none over
+    the bound where it was met, 3 over where not)."""
     from bench.model.report import Summary
 
     r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
@@ -73,6 +74,9 @@ def serving_report(label, rates, seed=0, device="cpu"):
         res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
         res.variant, res.params["qps"] = {"qps": [q]}, q
         res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
+                                "slo.valid": False, "slo.ttft.n": 60, "slo.ttft.over": 0 if met else 3,
+                                "slo.ttft.p99_s": 0.4 if met else 0.9,
                                 "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
+        res.served_by = served_by
         r.results.append(res)
     return r

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -11,6 +12,8 @@ from plugins import plugin_site, workload_eps
 
 from bench import cli
 from bench.model.io import load_report
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(args, capsys):
@@ -171,7 +174,20 @@ def test_html_without_plotly_is_refused_before_any_table(capsys, tmp_path, monke
     a = dump_report(make_report("a", 0.1), tmp_path / "a.json")
     monkeypatch.setitem(sys.modules, "plotly", None)
     code, out, err = run_cli(["compare", str(a), "--html", str(tmp_path / "r.html")], capsys)
-    assert code == 2 and "pip install 'bench[html]'" in err and out == ""
+    assert code == 2 and "pip install 'plotly>=5.18'" in err and out == ""
+
+
+def test_the_first_install_command_brings_what_the_html_page_needs():
+    """The README's first command installs bench's default dependencies, and plotly is one of them:
+    `bench compare --html` works after it (it failed with `needs plotly`)."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(re.match(r"plotly\b", d) for d in project["dependencies"])
+    readme = (ROOT / "README.md").read_text()
+    first = re.search(r"```sh\n(.*?)\n```", readme, re.S).group(1)
+    assert re.search(r"pip install [^\n]*-e \.(\s|$)", first)  # the project itself, with its defaults
 
 
 def test_env_shows_times_and_sizes_for_people(capsys):

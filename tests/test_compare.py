@@ -1,10 +1,12 @@
 """Comparisons and verdicts: run-to-run variance in the interval, the practical band, contention,
 too few repeats, duplicates, baselines, gates."""
 
+import io
 import random
 
 import pytest
 from reportgen import make_report
+from rich.console import Console
 
 from bench.analysis.compare import compare
 from bench.analysis.options import parse_gate
@@ -220,6 +222,41 @@ def test_scaling_groups_compute_efficiency():
     assert g.points[1].value == pytest.approx(2 * g.points[0].value, rel=0.05)
     assert g.points[1].efficiency == pytest.approx(1.0, rel=0.05)
     assert compare([("a", one), ("b", two)], force=True).scaling == [g]  # the comparison carries the same
+
+
+def sweep(rates_threads, contended_base=False):
+    """A --scaling sweep: (world size, samples/s per rank, threads per rank) per point."""
+    out = []
+    for i, (n, step_s, threads) in enumerate(rates_threads):
+        r = make_report(f"n{n}", step_s, params={"world_size": n}, seed=i, repeats=3)
+        for rep in r.results[0].timing.repeats:
+            rep.threads = threads
+        if contended_base and i == 0:
+            r.results[0].timing.repeats[0].contention = Contention(other_load_cores=0.8, reasons=["other load"])
+        r.results[0].per_rank = [RankResult(k, "ok", timing=r.results[0].timing) for k in range(n)] if n > 1 else []
+        out.append((f"{n}.json", r))
+    return out
+
+
+def test_scaling_holds_threads_per_rank_and_flags_what_nothing_explains():
+    from bench.analysis.scaling import scaling_of
+    from bench.render.compare_view import scaling_table
+
+    def codes(loaded):
+        [g] = scaling_of(loaded)
+        return [(n.code, n.values.get("base_contended")) for n in g.notes], g
+
+    # world size 1 with two threads, each of 2 ranks with one: the seed of a 1496 % efficiency
+    found, g = codes(sweep([(1, 0.1, 2), (2, 0.1, 1)]))
+    assert found == [("scaling_threads", None)] and [p.threads for p in g.points] == [2, 1]
+    found, g = codes(sweep([(1, 0.1, 1), (2, 0.063, 1)]))  # 158.6 %, the same threads: unexplained
+    assert found == [("superlinear", False)] and g.points[1].efficiency == pytest.approx(1.586, rel=0.05)
+    assert codes(sweep([(1, 0.1, 1), (2, 0.063, 1)], contended_base=True))[0] == [("superlinear", True)]
+    assert codes(sweep([(1, 0.1, 1), (2, 0.11, 1), (4, 0.12, 1)]))[0] == []  # below 100 %: nothing to flag
+    text = io.StringIO()
+    Console(file=text, width=200).print(scaling_table(scaling_of(sweep([(1, 0.1, 1), (2, 0.063, 1)]))))
+    assert "above 100 % with the same threads per rank, which nothing in the runs explains" in text.getvalue()
+    assert "samples/s" in text.getvalue() and "samples_per_s" not in text.getvalue()  # the figure's unit
 
 
 def test_load_reports_gives_one_row_per_run_and_workload(tmp_path):

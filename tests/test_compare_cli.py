@@ -179,7 +179,7 @@ def _mutated(tmp_path, name, mutate):
 
 
 def test_malformed_reports_are_named_with_the_field_and_the_others_compared(two, tmp_path, capsys):
-    rep0 = lambda d: d["results"][0]["timing"]["repeats"][0]  # noqa: E731
+    rep0 = lambda d: d["results"][0]["timing"]["repeats"][0]
     bad = [_mutated(tmp_path, "code.json", lambda d: d["results"][0]["warnings"].append({"code": 3, "message": "m"})),
            _mutated(tmp_path, "mfu.json", lambda d: d["results"][0]["metrics"].update(mfu="12 %")),
            _mutated(tmp_path, "short.json", lambda d: rep0(d)["step_samples"].pop()),

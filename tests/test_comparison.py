@@ -16,11 +16,11 @@ from conftest import cli_run as run_cli
 from reportgen import make_report, serving_report
 
 from bench.analysis.compare import compare
-from bench.analysis.comparison import CurvePoint, NoteCode, ReasonCode
+from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint
+from bench.model.report import Fingerprint, ServedBy
 from bench.render import words
 from bench.render.screen import Screen
 
@@ -46,15 +46,39 @@ def everything():
     twin, edited = make_report("twin", 0.1, seed=5), make_report("twin", 0.5, seed=5)  # one run_id, other times
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
               ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
-              ("twin.json", twin), ("edited.json", edited)]
-    return loaded + [(p, load_report(p)) for p in REFERENCE]
+              ("twin.json", twin), ("edited.json", edited),
+              ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
+                                           served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
+                                                              "completions", "tiny", True, True)))]
+    return loaded + scaling_sweeps() + [(p, load_report(p)) for p in REFERENCE]
+
+
+def scaling_sweeps():
+    """Two --scaling sweeps: one whose threads per rank differ, one above 100 % with the same threads."""
+    from bench.model.report import RankResult
+
+    out = []
+    for workload, points in (("blender-generate", [(1, 0.1, 2), (2, 0.1, 1)]),
+                             ("retrieve-refine", [(1, 0.1, 1), (2, 0.06, 1)])):
+        for n, step_s, threads in points:
+            r = make_report(f"{workload}-{n}", step_s, params={"world_size": n}, workload=workload, repeats=3, seed=n)
+            for rep in r.results[0].timing.repeats:
+                rep.threads = threads
+            r.results[0].per_rank = [RankResult(k, "ok", timing=r.results[0].timing) for k in range(n)] if n > 1 else []
+            out.append((f"{workload}-{n}.json", r))
+    return out
+
+
+def all_notes(c):
+    return list(c.notes) + [n for comp in c for row in comp.rows for n in row.notes] + \
+        [n for g in c.scaling for n in g.notes]
 
 
 def costing():
     from bench.analysis.comparison import Costing
     from bench.analysis.cost import parse_price
 
-    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("nobody=1")),
+    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("gpu=1")),
                    kwh_usd=0.2)
 
 
@@ -62,12 +86,13 @@ def test_every_code_has_exactly_one_wording():
     notes, reasons = set(get_args(NoteCode)), set(get_args(ReasonCode))
     assert not notes & reasons
     assert set(words.NOTES) == notes and set(words.REASONS) == reasons
+    assert set(words.HINTS) == set(get_args(HintCode)) and not set(words.HINTS) & (notes | reasons)
     assert set(words.CAPACITY) == {"bracket", "at_least", "below", "no_slo"}
 
 
 def test_a_comparison_carries_every_note_as_a_code_and_each_is_worded():
     c = compare(everything(), costing=costing(), gates=(parse_gate("samples_per_s:5%"),))
-    notes = list(c.notes) + [n for comp in c for row in comp.rows for n in row.notes]
+    notes = all_notes(c)
     assert {n.code for n in notes} == set(get_args(NoteCode))
     for n in notes:
         assert words.sentence(n).startswith(n.run or ""), n
@@ -175,7 +200,8 @@ def test_capacity_is_a_code_and_its_bracket(points, code, text):
     (["--min-effect", "nan"], "--min-effect: between 0% and 100%"),
     (["--min-effect", "lots"], "--min-effect: expected a percentage"),
     (["--kwh-price", "inf"], "--kwh-price: must be a finite number"),
-    (["--fail-on", "samples_per_s:5%", "--fail-on", "joy:5%"], "--fail-on: metric must be one of"),
+    (["--fail-on", "samples_per_s:5%", "--fail-on", "joy:5%"], "--fail-on joy: no workload compared has that figure"),
+    (["--fail-on", "joy_per_s:5%"], "--fail-on: metric must be one of"),
     (["--price", "cpu=free"], "--price: 'free' is neither"),
     (["--baseline", "nobody"], "--baseline 'nobody' matches no run"),
 ])
@@ -202,7 +228,7 @@ def test_the_json_lists_every_gate_and_the_notes_as_codes(tmp_path, capsys):
     b = dump_report(make_report("b", 0.1, seed=1, repeats=3), tmp_path / "b.json")
     code, out, err = run_cli(capsys, "compare", a, b, a, "--fail-on", "samples_per_s:50%", "--json", "-")
     doc = json.loads(out)
-    assert code == 0 and doc["format_version"] == 2
+    assert code == 0 and doc["format_version"] == 3
     [gate] = doc["gates"]  # a passing gate is listed too
     assert gate["outcome"] == "pass" and gate["run"] == "b" and gate["metric"] == "samples_per_s"
     assert 0.9 < gate["speedup_ci_low"] <= gate["speedup"] <= gate["speedup_ci_high"] < 1.1

@@ -94,7 +94,7 @@ def test_unwritable_out_is_refused(tmp_path):
 
 def test_time_budget_replaces_the_preset_steps():
     m = run_config("--time-budget", "2").measure
-    assert m.steps is None and m.time_budget == 2.0 and m.warmup == 3
+    assert m.steps is None and m.time_budget == 2.0 and m.warmup is None  # warm-up until steady
 
 
 def test_the_config_round_trips_through_json():
@@ -128,8 +128,25 @@ def test_help_says_where_defaults_come_from(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: from the preset: tiny 8, seed 24)" in text
+    assert "(default: by --preset: tiny=8, seed=24)" in text
     assert "(default: None)" not in text and "(default: preset)" not in text
+    assert "(default: by --preset: tiny=20, seed=1)" in text  # --qps: not the tuple (20.0,)
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_no_default_in_help_is_a_python_repr(command, capsys):
+    """Every default reads as the command line takes it: no tuples, lists, None, True or 10.0."""
+    import re
+
+    from bench.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    defaults = re.findall(r"\(default: ([^)]*)\)", text)
+    assert len(defaults) >= 4
+    for d in defaults:
+        assert not re.search(r"[\[(]|\bNone\b|\bTrue\b|\bFalse\b|\d\.0\b", d), d
 
 
 def safetensors_file(path, tensors: dict, names=None, header_len=None, offsets=None):
@@ -218,7 +235,7 @@ def test_a_new_group_declared_with_opt_gets_parsing_bounds_choices_and_presets()
     parser = argparse.ArgumentParser()
     GateOptions.add_arguments(parser, {})
     text = " ".join(parser.format_help().split())
-    assert "allowed slowdown, % (at least 0, at most 100) (default: from the preset: strict 2.5)" in text
+    assert "allowed slowdown, % (at least 0, at most 100) (default: by --preset: strict=2.5)" in text
     assert "--style table,json" in text and "(at least 50, at most 99; at most 64 values, each once) (default: 90,95)" in text
     for given, said in (({"levels": ",".join(["90"] * 65)}, "--levels: at most 64 values, got 65"),
                         ({"levels": "90,95,90.0"}, "--levels: 90 is given twice")):  # refused by the declaration
@@ -232,5 +249,5 @@ def test_help_states_each_options_bounds(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "samples per step (at least 1, at most 65536) (default: from the preset: tiny 8, seed 24)" in text
+    assert "samples per step (at least 1, at most 65536) (default: by --preset: tiny=8, seed=24)" in text
     assert "learning rate (more than 0, at most 10)" in text and "(at least 0.001, at most 1000000)" in text

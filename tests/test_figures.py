@@ -44,7 +44,7 @@ def test_generation_latency_is_in_every_compare_output(gen_pair, tmp_path, capsy
     page = outs["html"].read_text()
     assert "TTFT p50" in page and "TTFT p99" in page and "12.3 ms" in page
     doc = json.loads(outs["json"].read_text())
-    assert doc["format"] == "bench-compare" and doc["format_version"] == 2
+    assert doc["format"] == "bench-compare" and doc["format_version"] == 3
     [wl] = doc["workloads"]
     [said] = [n for n in wl["notes"] if n["code"] == "verdict"]  # a note: its code, values and words
     assert said["run"] == "gpu-b" and said["values"]["speedup"]["verdict"] == "faster"
@@ -117,7 +117,7 @@ def test_the_dataframe_has_the_declared_figures_with_units(gen_pair):
 
     frame = bench.load_reports([str(p) for p in gen_pair])
     assert {"ttft_s.median", "ttft_s.p99", "request_latency_s.median", "speedup", "verdict"} <= set(frame.columns)
-    assert frame.attrs["units"]["ttft_s.p99"] == "s"
+    assert frame.attrs["units"]["blender-generate"]["ttft_s.p99"] == "s"
     assert frame["ttft_s.median"].iloc[0] == pytest.approx(0.0123)
     assert str(frame["created_at"].dtype).startswith("datetime64")
 
@@ -126,7 +126,7 @@ def test_the_run_summary_fits_80_columns_and_names_every_figure():
     from bench.render.summary import run_summary
 
     report = generation_report("x", 0.1, repeats=3)
-    screen = Screen(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    screen = Screen(width=80, record=True, file=open("/dev/null", "w"))
     screen.print(run_summary(report, screen))
     text = screen.console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80

@@ -66,3 +66,37 @@ def test_the_fingerprint_is_the_loss_of_fixed_steps_and_repeatable():
 
     a, b = fingerprint(), fingerprint()
     assert len(a.values) == 3 and a.values == b.values and a.precision == "fp32"
+
+
+def test_the_optimizer_runs_the_same_kind_on_every_device_and_says_which():
+    """torch's own default is foreach on cuda and the per-parameter loop on cpu and hpu."""
+    wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), cpu_backend())
+    wl.setup()
+    assert wl.params()["optimizer_impl"] == "foreach" and wl.optimizer.defaults["foreach"] is True  # 0.1: None
+    loop = BlenderFinetune(common(), FinetuneOptions.build({"optimizer_impl": "for-loop"}, "tiny"), cpu_backend())
+    loop.setup()
+    assert loop.params()["optimizer_impl"] == "for-loop" and loop.optimizer.defaults["foreach"] is False
+    assert wl.train_step(wl.batches[0]).isfinite()
+
+
+def test_the_optimizer_kind_on_hpu_is_the_same(monkeypatch):
+    import sys
+
+    from test_hpu import FAKE, OnCpu, forget
+
+    from bench.devices.hpu.spec import HpuOptions
+    from bench.devices.options import DeviceOptions
+
+    monkeypatch.syspath_prepend(FAKE)
+    forget("habana_frameworks")
+    monkeypatch.setenv("PT_HPU_LAZY_MODE", "0")
+    try:
+        b = OnCpu(DeviceOptions(device="hpu"), HpuOptions.build({}))
+        b.prepare()
+        wl = BlenderFinetune(common(), FinetuneOptions.build({}, "tiny"), b)
+        wl.setup()
+        assert wl.params()["optimizer_impl"] == "foreach" and wl.optimizer.defaults["foreach"] is True
+    finally:
+        forget("habana_frameworks")
+        if type(getattr(sys.modules["torch"], "hpu", None)).__name__ == "SimpleNamespace":
+            del sys.modules["torch"].hpu

@@ -134,3 +134,43 @@ def test_generation_fingerprint_is_greedy_tokens_with_margins():
     wl2 = BlenderGenerate(common(), GenerateOptions(), cpu_backend())
     wl2.setup()
     assert wl2.verify()[0] == fp  # the same model and prompt: the same tokens
+
+
+def test_generation_flops_count_no_padding_whatever_the_shapes():
+    """A fixed-shape batch (hpu) and a trimmed one hold the same work: the same FLOPs, each row at its length."""
+    from workloads.models import generate_flops_rows
+
+    c = common(context_len=64)  # shipped contexts are shorter: rows are padded
+    backend = cpu_backend()
+    trimmed = BlenderGenerate(c, GenerateOptions(), backend)
+    trimmed.setup()
+    backend.static_shapes = True
+    static = BlenderGenerate(c, GenerateOptions(), backend)
+    static.setup()
+    cfg = trimmed.config
+    for a, b in zip(trimmed.batches, static.batches, strict=True):
+        lengths = a["inputs"]["attention_mask"].sum(dim=1).tolist()
+        assert len(set(lengths)) > 1  # rows of different lengths: padding inside the trimmed batch too
+        assert a["flops"] == b["flops"] == generate_flops_rows(cfg, lengths, c.new_tokens, c.beams)
+        rows = len(lengths)
+        assert b["flops"] < generate_flops(cfg, rows, 64, c.new_tokens, c.beams)  # 0.1 counted this on hpu
+
+
+def test_retrieve_refine_counts_its_steps_without_padding():
+    from workloads.retrieve_refine import RetrieveRefine
+
+    wl = RetrieveRefine(common(context_len=64), RetrieveRefine.Options.build({}, "tiny"), cpu_backend())
+    wl.setup()
+    step = wl.step()
+    assert step.flops is not None and step.flops < wl.flops_per_step()  # 0.1: every step at the padded length
+
+
+def test_the_per_token_sync_cost_is_measured_and_stated():
+    r = run("blender-generate", "--steps", 2, "--new-tokens", 6)
+    assert r.status == "ok", r.error
+    [rep] = r.timing.repeats
+    assert rep.figures["token_sync.pairs"] == 3
+    assert isinstance(rep.figures["token_sync.overhead_share"], float)  # 0.1: the cost went unsaid
+    m = r.workload_metrics
+    assert m["token_sync.overhead_share"] == rep.figures["token_sync.overhead_share"]
+    assert m["token_sync.overhead_s_per_token"] == pytest.approx(rep.figures["token_sync.overhead_s_per_token"])

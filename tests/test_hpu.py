@@ -229,10 +229,7 @@ def test_peak_and_description(habana):
     assert b.peak_flops("fp32")[0] is None
     d = b.describe()
     assert d["device_name"] == "GAUDI2" and d["device_count"] == 1
-    from importlib import metadata
-
-    installed = [f"{n} {metadata.version(n)}" for n in ("habana-pyhlml",) if metadata.distributions(name=n)]
-    assert d["software"] in (None, *installed)
+    assert d["software"] == "habana-torch-plugin 1.23.0"  # the bridge's wheel (the fake's dist-info)
 
 
 def test_switching_lazy_mode_after_import_is_refused(habana):
@@ -290,7 +287,7 @@ def test_without_telemetry_the_choice_is_the_bridges_and_said_so(pyhlml, monkeyp
     pyhlml(lib=False)
     monkeypatch.delenv("HLS_MODULE_ID", raising=False)
     env, why = pin_module(1)
-    assert env == {} and "unknown to bench" in why and "hlmlInit failed" in why
+    assert env == {} and "chosen by the bridge" in why and "hlmlInit failed" in why
 
 
 def test_the_collector_reads_the_card_of_its_module_not_of_its_index(pyhlml):
@@ -344,9 +341,218 @@ def test_throttle_reasons_are_sampled_and_judged_by_the_gaudi_mask(pyhlml):
 
 
 def test_several_ranks_take_the_bridges_module_and_telemetry_follows(habana, monkeypatch):
+    monkeypatch.setenv("FAKE_HPU_CARDS", json.dumps([{"index": 0, "module_id": 4}, {"index": 1, "module_id": 6}]))
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("HABANA_VISIBLE_MODULES", "4,6")
     b = backend_for(hpu_mode="eager", local_world=2)
-    assert b.module_id == 6 and "hccl.import" in events()
-    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"module_id": 6}]}
+    assert b.module_id == 6 and "hccl.import" in events() and "acquired:6" in events()
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}  # the card it holds
+
+
+# ---- one process per card: the card the bridge acquired, whatever was pinned -------------------------
+
+def cards(*held_modules):
+    """The bridge's view of CARDS (index -> module as HLML has them), some held by other processes."""
+    return json.dumps([{"index": c["index"], "module_id": c["module_id"], "held": c["module_id"] in held_modules}
+                       for c in CARDS])
+
+
+def test_a_pinned_card_held_by_an_idle_process_is_left_for_the_bridges_choice_and_watched(habana, pyhlml):
+    pyhlml()
+    env, _ = pin_module(1)
+    assert env == {"HLS_MODULE_ID": "2"}  # idle by HLML: another process holds it all the same
+    habana.setenv("HLS_MODULE_ID", "2")
+    habana.setenv("FAKE_HPU_CARDS", cards(2, 5, 0))  # only module 7 (index 2) is free
+    b = backend_for(hpu_mode="lazy")
+    assert "acquired:7" in events()  # the bridge fell back by type, as device.cpp does
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 2}]}  # 0.1: module 2's card
+    d = b.describe()
+    assert d["module_id"] == 7 and d["card_index"] == 2 and d["module_requested"] == 2
+    assert "module 2 was not free" in d["module_fallback"]
+    from bench.devices.hpu.collectors import HlmlCollector
+
+    c = HlmlCollector(b.collector_specs()[-1])
+    c.open()
+    assert c.sources()["hpu2"]["module_id"] == 7
+
+
+def test_a_held_card_the_bridge_may_not_replace_is_a_clear_error(habana):
+    habana.setenv("HLS_MODULE_ID", "2")
+    habana.setenv("HABANA_VISIBLE_MODULES", "2,7")  # device.cpp: no fallback when the modules are restricted
+    habana.setenv("FAKE_HPU_CARDS", cards(2))
+    with pytest.raises(DeviceUnavailable, match="could not acquire a Gaudi card.*one process per card"):
+        backend_for(hpu_mode="lazy")
+
+
+def test_the_cards_memory_is_not_the_allocators_pool(habana):
+    import habana_frameworks.torch.hpu as fake
+
+    b = backend_for(hpu_mode="lazy")
+    m = b.memory_stats()
+    assert m["device_total_bytes"] == 96 * 2**30 == fake.DRAM  # synDeviceInfo dramSize (0.1: the pool)
+    assert m["device_pool_bytes"] == fake.POOL < fake.DRAM
+
+
+@pytest.mark.parametrize("nodes,visible,expected", [
+    (["hl0", "hl1", "accel/accel0", "accel/accel1"], None, 2),  # one card, two nodes: counted once (0.1: 4)
+    (["accel/accel0", "accel/accel1", "accel/accel2"], None, 3),
+    (["hl0", "hl1", "hl2", "hl3", "hl_controlD0"], "1,3", 2),  # HABANA_VISIBLE_MODULES limits what we may use
+    ([], None, None)])
+def test_the_gaudi_count_counts_cards_once_and_honours_visible_modules(monkeypatch, tmp_path, nodes, visible, expected):
+    import glob
+
+    from bench.devices.hpu import spec
+
+    for n in nodes:
+        (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / n).touch()
+    real = glob.glob
+    monkeypatch.setattr(spec.glob, "glob", lambda pattern: real(pattern.replace("/dev", str(tmp_path), 1)))
+    if visible is None:
+        monkeypatch.delenv("HABANA_VISIBLE_MODULES", raising=False)
+    else:
+        monkeypatch.setenv("HABANA_VISIBLE_MODULES", visible)
+    assert spec.count() == expected
+
+
+# ---- compiles, the recipe cache --------------------------------------------------------------------------
+
+class GraphWorkload:
+    """Steps through an HPU graph whose input shape changes at step `new_shape_at` (a shape warm-up missed)."""
+
+    name, serves, figures, memory_flags = "graphs", False, (), ("--batch-size",)
+    tokens_are, main_metric = "rows", "samples_per_s"
+
+    def __init__(self, backend, new_shape_at=None):
+        self.backend, self.new_shape_at, self.calls = backend, new_shape_at, 0
+
+    def setup(self):
+        self.model = self.backend.wrap_inference(torch.nn.Linear(4, 4))
+
+    def step(self):
+        from workloads.base import StepResult
+
+        self.calls += 1
+        rows = 3 if self.calls == self.new_shape_at else 2
+        self.model(torch.ones(rows, 4))
+        return StepResult(samples=rows, tokens=rows)
+
+    def params(self):
+        return {}
+
+    def flops_per_step(self):
+        return None
+
+    def start_measuring(self): ...
+    def record(self, step): return {}
+    def series(self): return {}
+    def verify(self): return None, {}
+    def teardown(self): ...
+
+
+def test_compiles_are_counted_per_phase_and_a_compile_while_measuring_is_a_warning(habana):
+    b = backend_for(cls=OnCpu, hpu_mode="lazy", hpu_graphs=True)
+    result = Measurement(GraphWorkload(b, new_shape_at=4), b, measure(steps=3, warmup=2)).run().result
+    [rep] = result.timing.repeats
+    by_phase = {c.phase: c for c in rep.compiles}
+    assert by_phase["warmup"].graphs == 1 and by_phase["warmup"].seconds == pytest.approx(0.25)  # TotalTime in µs
+    assert by_phase["measure"].graphs == 1 and "graph_compilation" in by_phase["measure"].source
+    assert by_phase["setup"].graphs == 0 and by_phase["verify"].graphs == 0
+    [w] = [w for w in result.warnings if w.code == "compiled_while_measuring"]
+    assert "1 graph(s) compiled during the measured steps" in w.message
+    quiet = Measurement(GraphWorkload(b), b, measure(steps=3, warmup=1)).run().result
+    assert "compiled_while_measuring" not in quiet.codes()
+
+
+def test_eager_mode_says_the_bridge_does_not_count_its_compiles(habana):
+    b = backend_for(cls=OnCpu, hpu_mode="eager")
+    stats = b.compile_stats()
+    assert stats["graphs"] is None and "not counted" in stats["source"]
+
+
+def test_the_recipe_cache_reaches_the_bridge_before_it_loads_and_the_report(habana, tmp_path):
+    from bench.devices.hpu.spec import worker_env
+
+    cache = tmp_path / "recipes"
+    env, _ = worker_env(2, HpuOptions.build({"hpu_recipe_cache": str(cache), "hpu_mode": "eager"}))
+    assert env == {"PT_HPU_RECIPE_CACHE_CONFIG": f"{cache},false", "PT_HPU_LAZY_MODE": "0"}  # before `import torch`
+    b = backend_for(hpu_mode="lazy", hpu_recipe_cache=str(cache))
+    assert cache.is_dir() and b.describe()["recipe_cache"] == f"{cache},false"
+    with pytest.raises(ConfigError, match="--hpu-recipe-cache.*comma"):
+        check_before_run(run_config("--device", "hpu", "--hpu-recipe-cache", str(tmp_path / "a,b"), "--out", tmp_path))
+
+
+# ---- releases, out of memory, the bridge at `import torch` ------------------------------------------------
+
+def bridge_release(monkeypatch, tmp_path, version):
+    """Make importlib.metadata find habana-torch-plugin at this version first."""
+    import importlib
+
+    dist = tmp_path / f"habana_torch_plugin-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: habana-torch-plugin\nVersion: {version}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+
+@pytest.mark.parametrize("version,ok", [("1.12.1", False), ("1.13.0", True), ("1.22.2", True)])
+def test_a_gaudi_release_older_than_the_minimum_is_refused(habana, tmp_path, version, ok):
+    bridge_release(habana, tmp_path, version)
+    if ok:
+        assert backend_for(hpu_mode="lazy").describe()["software"] == f"habana-torch-plugin {version}"
+    else:
+        with pytest.raises(DeviceUnavailable, match=r"1\.12\.1 is older than 1\.13"):
+            backend_for(hpu_mode="lazy")
+
+
+def test_the_bridges_out_of_memory_is_recognised(habana):
+    import habana_frameworks.torch.hpu as fake
+
+    b = backend_for(cls=OnCpu, hpu_mode="lazy")
+    with pytest.raises(RuntimeError) as info:
+        fake.allocate(200 * 2**30)
+    assert b.is_oom(info.value)  # 0.1: "Allocation failed for size" was a plain failure
+
+    class Greedy(GraphWorkload):
+        def step(self):
+            fake.allocate(200 * 2**30)
+
+    result = Measurement(Greedy(b), b, measure(steps=2, warmup=1)).run().result
+    assert result.status == "failed" and result.error.startswith("out of device memory")
+
+
+def test_an_hpu_graphs_key_holds_the_autocast_state_and_the_view(habana):
+    """graphs.py input_hash: the same shapes under autocast, or as another view, are another graph."""
+    habana.setenv("PT_HPU_LAZY_MODE", "1")
+    import habana_frameworks.torch.hpu as hthpu
+
+    m = hthpu.wrap_in_hpu_graph(torch.nn.Linear(4, 4))
+    x = torch.ones(4, 4)
+    m(x)
+    m(x)
+    with torch.autocast(device_type="hpu", dtype=torch.bfloat16):
+        m(x)
+    m(torch.ones(4, 4).t())  # same shape, a transposed view
+    assert events().count("hpu_graph.capture") == 3 and events().count("hpu_graph.replay") == 1
+
+
+@pytest.mark.slow
+def test_the_bridges_assert_at_import_torch_is_a_clear_error(tmp_path):
+    """PT_HPU_AUTOLOAD=1: torch imports the bridge itself (its torch.backends entry point); a bridge for
+    stock PyTorch asserts in lazy mode, and torch wraps that in a RuntimeError."""
+    import subprocess
+
+    import bench as under_test
+
+    env = {**os.environ, "PYTHONPATH": f"{FAKE}{os.pathsep}{Path(under_test.__file__).parent.parent}",
+           "PT_HPU_AUTOLOAD": "1", "PT_HPU_LAZY_MODE": "1", "FAKE_BRIDGE_STOCK_TORCH": "1"}
+    cmd = [sys.executable, "-c", "import sys; from bench.entry import main; sys.argv[0] = 'bench'; main()"]
+    listed = subprocess.run([*cmd, "list", "--json"], capture_output=True, text=True, env=env, timeout=900)
+    assert listed.returncode == 0, listed.stderr[-2000:]  # 0.1: "internal error: RuntimeError"
+    cuda = {d["device"]: d for d in json.loads(listed.stdout)["devices"]}["cuda"]
+    assert "Stock PyTorch" in cuda["reason"] and "PT_HPU_AUTOLOAD=0" in cuda["reason"]
+    ran = subprocess.run([*cmd, "run", "--device", "hpu", "--workload", "blender-finetune", "--preset", "tiny",
+                          "--steps", "1", "--warmup", "0", "--repeats", "1", "--sample-hz", "0", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert "Traceback" not in ran.stderr and "Stock PyTorch" in ran.stdout + ran.stderr

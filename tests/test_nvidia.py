@@ -3,6 +3,7 @@ shapes, fake nvidia-smi / hl-smi executables on PATH printing captured text, a f
 
 import json
 import os
+import re
 import sys
 import time
 import types
@@ -43,8 +44,8 @@ def gpu(index, **over):
 def nvml(monkeypatch):
     """The fake nvidia-ml-py (tests/fake_vendor/pynvml.py), here and in subprocesses."""
 
-    def use(gpus=None, lib=True, lacks=()):
-        monkeypatch.setenv("FAKE_PYNVML", json.dumps({"lib": lib, "lacks": list(lacks),
+    def use(gpus=None, lib=True, lacks=(), container=False):
+        monkeypatch.setenv("FAKE_PYNVML", json.dumps({"lib": lib, "lacks": list(lacks), "container": container,
                                                       "gpus": gpus if gpus is not None else [gpu(0)]}))
         monkeypatch.syspath_prepend(VENDOR)
         monkeypatch.delitem(sys.modules, "pynvml", raising=False)
@@ -130,7 +131,7 @@ def test_a_handle_lookup_error_neither_fails_workloads_nor_bench_list(fake_cuda,
 def test_a_handle_lookup_error_falls_back_to_nvidia_smi(nvml, monkeypatch, tmp_path):
     nvml([gpu(0)])
     write_tool(tmp_path, "nvidia-smi", "echo 'index, uuid, utilization.gpu [%], power.draw [W]'; "
-                                       f"echo '7, GPU-99999999-0000-0000-0000-000000000000, 50, 300'")
+                                       "echo '7, GPU-99999999-0000-0000-0000-000000000000, 50, 300'")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     c = build_collector({"name": "nvml", "devices": [{"uuid": "GPU-99999999-0000-0000-0000-000000000000"}]})
     assert c.source == "nvidia-smi" and "no handle" in c.fallback_reasons[0]  # 0.1: unavailable, no fall-back
@@ -202,7 +203,7 @@ class CUuuid:
     """torch._C._CUuuid: str() is the hex UUID without NVML's "GPU-" prefix (torch/csrc/cuda/Module.cpp)."""
 
     def __init__(self, nvml_uuid):
-        self.text = nvml_uuid.removeprefix("GPU-")
+        self.text = nvml_uuid.removeprefix("GPU-").removeprefix("MIG-")
 
     def __str__(self):
         return self.text
@@ -242,7 +243,7 @@ def test_cuda_backend_syncs_before_every_clock_read(fake_cuda, monkeypatch, tmp_
             assert fake_cuda[i - 1] == "sync"
     assert result.memory.device_peak_bytes == 5 * 2**30
     peak, source = b.peak_flops("bf16")
-    assert peak == pytest.approx(989.4e12) and "datasheet" in source
+    assert peak == pytest.approx(989.4e12) and "H100 Tensor Core GPU datasheet" in source
     d = b.describe()
     assert d["capability"] == "9.0" and d["tf32_matmul"] is False  # torch's default
 
@@ -254,7 +255,8 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
     try:
         matmul.allow_tf32 = True
         assert b.describe()["tf32_matmul"] is True
-        assert b.peak_flops("fp32") == (pytest.approx(494.7e12), "NVIDIA datasheet, dense (H100, tf32)")
+        peak, source = b.peak_flops("fp32")
+        assert peak == pytest.approx(494.7e12) and source.endswith("dense (H100 SXM, tf32)")
     finally:
         matmul.allow_tf32 = False
     assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
@@ -309,25 +311,169 @@ def test_cuda_fp16_training_gets_a_grad_scaler(fake_cuda, tmp_path):
 
 @pytest.mark.parametrize("name,precision,tf32,expected", [
     ("Tesla P100-PCIE-16GB", "fp32", False, 9.3e12), ("Tesla P100-SXM2-16GB", "fp16", False, 21.2e12),
-    ("Tesla V100-SXM2-32GB", "fp16", False, 125e12), ("Tesla T4", "fp16", False, 65e12),
-    ("NVIDIA A10G", "bf16", False, 70e12), ("NVIDIA L4", "bf16", False, 121e12),
-    ("NVIDIA A100-SXM4-80GB", "fp32", True, 156e12), ("NVIDIA A100-SXM4-80GB", "fp32", False, 19.5e12),
-    ("NVIDIA H100 PCIe", "bf16", False, 756e12), ("NVIDIA H200", "bf16", False, 989.4e12),
+    ("Tesla V100-SXM2-32GB", "fp16", False, 125e12), ("Tesla V100-PCIE-16GB", "fp32", False, 14e12),
+    ("Tesla V100S-PCIE-32GB", "fp32", False, 16.4e12), ("Tesla V100S-PCIE-32GB", "fp16", False, 130e12),
+    ("Tesla T4", "fp16", False, 65e12), ("NVIDIA A10", "bf16", False, 125e12), ("NVIDIA L4", "bf16", False, 121e12),
+    ("NVIDIA L40S", "bf16", False, 362.05e12), ("NVIDIA L40", "bf16", False, 181.05e12),
+    ("NVIDIA L40", "fp32", True, 90.5e12), ("NVIDIA A100-SXM4-80GB", "fp32", True, 156e12),
+    ("NVIDIA A100-SXM4-80GB", "fp32", False, 19.5e12), ("NVIDIA A100 80GB PCIe", "bf16", False, 312e12),
+    ("NVIDIA H100 PCIe", "bf16", False, 756e12), ("NVIDIA H100 80GB HBM3", "bf16", False, 989.4e12),
+    ("NVIDIA H200", "bf16", False, 989.4e12), ("NVIDIA H200 NVL", "bf16", False, 835e12),
+    ("NVIDIA B200", "bf16", False, 2250e12),
     ("Tesla P100-PCIE-16GB", "bf16", False, None), ("NVIDIA Mystery 9000", "fp32", False, None),
+    ("NVIDIA RTX A1000", "bf16", False, None), ("NVIDIA GH200 480GB", "bf16", False, None),
+    ("NVIDIA A10G", "bf16", False, None),
 ])
 def test_cuda_peak_table(name, precision, tf32, expected):
+    """Every figure names its document; V100S is not a V100 PCIe, RTX A1000 not an A100, GH200 not an H200."""
     peak, source = cuda_peak(name, precision, tf32)
     key = "tf32" if tf32 else precision
     if expected:
         assert peak == pytest.approx(expected)
-        assert source.startswith("NVIDIA datasheet, dense (") and source.endswith(f", {key})")
-    elif "Mystery" in name:
+        assert "datasheet" in source or "specifications" in source
+        assert re.search(r"\b(19|20)\d\d\b", source) and source.endswith(f", {key})")  # document and date
+    elif name.endswith(("Mystery 9000", "RTX A1000")):
         assert peak is None and source == f"{name!r} is not in the peak table; pass --peak-tflops"
+    elif name.endswith(("GH200 480GB", "A10G")):
+        assert peak is None and "--peak-tflops" in source and source.startswith(f"no peak for {name}: ")
     else:
         assert peak is None and source == f"no {key} peak listed for {name}"
 
 
+def test_every_peak_table_entry_names_its_source():
+    from bench.devices.cuda.peaks import CUDA_PEAKS
+    from bench.devices.hpu.peaks import HPU_PEAKS
+
+    for _, _, table, source in CUDA_PEAKS:
+        assert source and (table is None or re.search(r"\b(19|20)\d\d\b", source))
+    for table, source in HPU_PEAKS.values():
+        assert source and (table is None or re.search(r"\b(19|20)\d\d\b", source))
+
+
 def test_hpu_peak_table():
-    assert hpu_peak("GAUDI3", "bf16")[0] == 1835e12
+    assert hpu_peak("GAUDI3", "bf16")[0] == 1835e12 and "white paper (April 2024)" in hpu_peak("GAUDI3", "bf16")[1]
     peak, reason = hpu_peak("GAUDI", "bf16")
-    assert peak is None and "--peak-tflops" in reason
+    assert peak is None and "--peak-tflops" in reason and "first-generation" in reason
+
+
+# ---- process identity across PID namespaces --------------------------------------------------------------
+
+def test_in_a_container_our_own_host_pid_is_unknown_not_another_job(nvml):
+    nvml([gpu(0, processes=[os.getpid()])], container=True)  # NVML gives the host's PID for our worker
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    s = c.sample()
+    assert s["gpu0.processes"] == 1 and s["gpu0.other_processes"] is None  # 0.1: 1, so every run was contended
+
+
+def test_in_a_container_more_processes_than_ours_are_others(nvml):
+    nvml([gpu(0, processes=[os.getpid(), 4242, 4343])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 2  # at most one of three is ours
+
+
+def test_once_nvml_lists_our_pid_every_other_pid_is_another_job(nvml):
+    nvml([gpu(0, processes=[os.getpid(), 1 << 23])])  # ours seen: NVML speaks our namespace
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1
+
+
+def test_processes_nobody_can_attribute_are_not_judged_rather_than_contended():
+    from bench.measure.validity import telemetry_checks
+    from test_validity import result_with_steps, telemetry
+
+    from bench.devices.cuda.spec import SPEC as CUDA
+
+    r = result_with_steps()
+    telemetry_checks(r, telemetry(util=99.0, extra={"gpu0.processes": 1, "gpu0.other_processes": None}), CUDA)
+    assert "contended" not in r.codes()
+    assert any(w.code == "not_judged" and "unknown" in w.message for w in r.warnings)
+
+
+def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp_path):
+    from plugins import plugin_site, workload_eps
+
+    from bench.launch.config import check_before_run
+    from bench.launch.launcher import launch
+    from conftest import run_config
+
+    monkeypatch.syspath_prepend(str(plugin_site(tmp_path, workload_eps("counting"))))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    nvml([gpu(2, processes=[os.getpid()])], container=True)  # CUDA ordinal 0 is this GPU (CUDA_ORDER)
+    monkeypatch.setenv("PYTHONPATH", f"{VENDOR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")  # the sampler's
+    cfg = check_before_run(run_config("--device", "cuda", "--in-process", "--workload", "counting", "--repeats", 1,
+                                      "--time-budget", 1.5, "--warmup", 1, "--sample-hz", 10, "--out", tmp_path / "o"))
+    [res] = launch(cfg).results
+    assert res.status == "ok", res.error
+    assert res.telemetry_summary["measure"]["gpu2.processes"].max == 1
+    shared = [w.message for w in res.warnings if w.code == "contended" and "accelerator" in w.message]
+    assert not shared  # 0.1: contended, so no verdict for any CUDA run in a container (this machine's CPU may be)
+    assert any(w.code == "not_judged" and "PID namespace" in w.message for w in res.warnings)
+
+
+# ---- which device is ours: MIG slices, abbreviated UUIDs, a parent that refuses ------------------------
+
+def mig_gpu(**over):
+    return gpu(0, mig_mode=1, migs=[{"uuid": MIG, "mem_used": 2**30, "mem_total": 10 * 2**30}], **over)
+
+
+@pytest.mark.parametrize("variable,value", [("NVIDIA_VISIBLE_DEVICES", MIG),  # the Kubernetes device plugin
+                                            ("CUDA_VISIBLE_DEVICES", MIG[:12]),  # an abbreviated UUID
+                                            ("CUDA_VISIBLE_DEVICES", "0")])
+def test_a_mig_slice_is_found_however_it_was_named(fake_cuda, nvml, monkeypatch, variable, value):
+    nvml([mig_gpu()])
+    monkeypatch.setitem(globals(), "CUDA_ORDER", [MIG, UUIDS[0]])  # torch: the slice's UUID, without NVML's prefix
+    for name in ("NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, value)
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    assert b.identity() == {"uuid": MIG} and b.describe()["mig"] is True  # 0.1: GPU-<slice>, which NVML has not
+    assert build_collector(b.collector_specs()[-1]).sample()["gpu0.mem_total_bytes"] == 10 * 2**30
+
+
+def test_an_abbreviated_gpu_uuid_is_completed(fake_cuda, nvml, monkeypatch):
+    nvml([gpu(i) for i in range(3)])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{UUIDS[2][:10]},{UUIDS[0][:10]}")
+    b = CudaBackend(DeviceOptions(device="cuda"), local_rank=1)
+    b.prepare()
+    assert b.identity() == {"uuid": UUIDS[0]}
+
+
+def test_in_a_mig_container_the_slice_is_watched_though_its_parent_refuses(nvml):
+    nvml([mig_gpu(mig_container=True)])  # the parent GPU's handle: NoPermission but for its UUID and slices
+    c = build_collector({"name": "nvml", "devices": [{"uuid": MIG}]})
+    assert c.source == "nvidia-ml-py"  # 0.1: "no handle" (nvmlDeviceGetIndex of the parent), no NVIDIA telemetry
+    s = c.sample()
+    assert s["gpu0.mem_total_bytes"] == 10 * 2**30 and s["gpu0.mem_used_bytes"] == 2**30  # the slice's own
+    assert s["gpu0.power_w"] is None and s["gpu0.energy_j"] is None  # the parent's: refused, so null
+    assert c.sources()["gpu0"]["mig"] is True and c.sources()["gpu0"]["uuid"] == MIG
+
+
+def test_hoppers_instantaneous_power_is_kept_beside_the_one_second_average(nvml):
+    fake = nvml([gpu(0, power_instant_mw=712_000), gpu(1)])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}, {"index": 1}]})
+    s = c.sample()
+    assert s["gpu0.power_instant_w"] == 712.0 and s["gpu0.power_w"] == 650.0  # NVML_FI_DEV_POWER_INSTANT, avg
+    assert s["gpu1.power_instant_w"] is None  # no such field before Hopper: null, never the average
+    c.sample()
+    assert fake.CALLS.count("nvmlDeviceGetFieldValues") == 3  # gpu1's refusal is not asked again
+
+
+@pytest.mark.parametrize("lacks", [["nvmlDeviceGetTemperature"], ["nvmlDeviceGetTemperatureV"]])
+def test_temperature_through_the_current_call_or_the_deprecated_one(nvml, lacks):
+    nvml([gpu(0)], lacks=lacks)  # a driver past CUDA 13's removal, or one before the V call
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}]})
+    assert c.sample()["gpu0.temp_c"] == 61 and c.sample()["gpu0.temp_c"] == 61
+
+
+def test_fp16_falls_back_to_the_older_grad_scaler_where_torch_amp_has_none(fake_cuda, monkeypatch):
+    """torch 2.1 and 2.2 (which bench accepts) have torch.cuda.amp.GradScaler, not torch.amp.GradScaler."""
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    import warnings
+
+    monkeypatch.delattr(torch.amp, "GradScaler", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.4 deprecates the old class; 2.1 does not
+        scaler = b.grad_scaler("fp16")  # 0.1: AttributeError
+    assert isinstance(scaler, torch.cuda.amp.GradScaler)

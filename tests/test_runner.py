@@ -102,3 +102,70 @@ def test_step_records_are_kept_per_step_and_per_item():
 
     rep = run(Recording(backend=LoggingBackend()), LoggingBackend()).result.timing.repeats[0]
     assert rep.series["per_step"] == [2.0, 3.0, 4.0, 5.0] and len(rep.series["per_token"]) == 8
+
+
+class ShapeShifting(CountingWorkload):
+    """A torch.compile'd function whose input grows at step `grow_at`: a recompile while measuring."""
+
+    def __init__(self, backend, grow_at=None):
+        super().__init__(backend=backend)
+        self.grow_at = grow_at
+
+    def setup(self):
+        import torch
+
+        self.fn = self.backend.torch.compile(lambda x: (x * 2).sin(), **self.backend.compile_options())
+        self.torch = torch
+
+    def step(self):
+        out = super().step()
+        self.fn(self.torch.ones(3 + (self.calls >= (self.grow_at or 10**9))))
+        return out
+
+
+def test_a_torch_compile_recompile_while_measuring_is_counted_and_warned(monkeypatch):
+    from conftest import cpu_backend
+
+    b = cpu_backend(compile=True)
+    monkeypatch.setattr(b, "compile_options", lambda: {"backend": "eager"})  # dynamo counts; no C++ build here
+    result = run(ShapeShifting(b, grow_at=4), b, measure(steps=3, warmup=2)).result
+    by_phase = {c.phase: c for c in result.timing.repeats[0].compiles}
+    assert by_phase["warmup"].graphs >= 1 and by_phase["measure"].graphs >= 1
+    assert by_phase["measure"].seconds > 0 and "torch._dynamo" in by_phase["measure"].source
+    assert "compiled_while_measuring" in result.codes()
+    steady = run(ShapeShifting(b), b, measure(steps=3, warmup=2)).result
+    assert {c.phase: c.graphs for c in steady.timing.repeats[0].compiles}["measure"] == 0
+    assert "compiled_while_measuring" not in steady.codes()
+
+
+def test_nothing_is_recorded_where_nothing_counts_compiles():
+    from conftest import cpu_backend
+
+    b = cpu_backend()  # eager: no torch.compile
+    assert b.compile_stats() is None
+    assert run(CountingWorkload(backend=b), b).result.timing.repeats[0].compiles == []
+
+
+def test_compile_counts_and_times_reach_the_written_report(monkeypatch):
+    """A stack counter that counts one graph (0.5 s) per read: every phase compiled, the measured one too."""
+    import json
+
+    from conftest import run_inline
+
+    from bench.devices.cpu.backend import CpuBackend
+    from bench.model.report import Report
+
+    reads = []
+
+    def stats(self):
+        reads.append(1)
+        return {"graphs": len(reads), "seconds": 0.5 * len(reads), "source": "a test counter"}
+
+    monkeypatch.setattr(CpuBackend, "compile_stats", stats)
+    report = run_inline("--workload", "blender-finetune")
+    loaded = Report.from_json(json.loads(json.dumps(report.to_json())))
+    [res] = loaded.results
+    [rep] = res.timing.repeats
+    assert [(c.phase, c.graphs, c.seconds, c.source) for c in rep.compiles] == [
+        (p, 1, 0.5, "a test counter") for p in ("setup", "warmup", "measure", "verify")]
+    assert "compiled_while_measuring" in res.codes()

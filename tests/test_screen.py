@@ -60,7 +60,7 @@ def test_shown_text_tables_and_groups_print():
 
 
 def test_a_stream_that_cannot_take_the_output_is_an_output_error(tmp_path):
-    s = Screen(file=open("/dev/full", "w"), width=80)  # noqa: SIM115
+    s = Screen(file=open("/dev/full", "w"), width=80)
     with pytest.raises(OutputError, match="No space left on device"):
         s.print(shown("x" * 100_000))
 

@@ -1,5 +1,6 @@
-"""Open-loop serving: arrivals that never wait for the device, static batching, the figures of a
-session, the capacity search, and blender-serve end to end."""
+"""Open-loop serving: arrivals that never wait for the device, the engine's batching policies on a
+virtual clock (a fake executor), the figures of a session, the capacity search, and blender-serve
+end to end."""
 
 from __future__ import annotations
 
@@ -10,86 +11,187 @@ import pytest
 
 from bench.core.arrivals import ServingPlan, poisson_arrivals, read_arrivals
 from bench.core.errors import ConfigError
-from bench.measure.serving import serve
 from bench.model.report import Repeat, RequestLog, Result
+from bench.serve.engine import Engine
+from bench.serve.protocol import GenRequest, QueueFull, RequestRejected
+from bench.serve.session import InProcessClient, add_steps, request_log, run_session
+from fakes import FakeExecutor, VirtualClock
 from workloads.serving import capacity_search, serving_metrics
 
-
-class VirtualClock:
-    """Time that moves only when someone sleeps or a fake device works."""
-
-    def __init__(self, start=100.0):
-        self.t = start
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.t += seconds
+POLICIES = ("continuous", "static")
 
 
-def fake_device(clock, per_batch_s, per_request_s, prefill_share=0.3, new_tokens=8):
-    def run_batch(members):
-        work = per_batch_s + per_request_s * len(members)
-        first = clock.t + prefill_share * work
-        clock.t += work
-        return [first] * len(members), [new_tokens] * len(members)
-    return run_batch
+def plan_of(arrivals, new_tokens=8, prompt=(7,) * 20):
+    n = len(arrivals)
+    tokens = new_tokens if isinstance(new_tokens, (list, tuple)) else [new_tokens] * n
+    return ServingPlan(tuple(arrivals), (tuple(prompt),) * n, tuple(tokens))
 
 
-def session(slowdown, qps=8.0, n=300, max_batch=4, wait=0.005):
+def serve_virtual(plan, batching="continuous", max_batch=4, wait=0.005, slowdown=1.0, budget=None, **device):
+    """(request log, engine steps, executor) of one session on a virtual clock."""
     clock = VirtualClock()
-    plan = ServingPlan(tuple(poisson_arrivals(qps, n, seed=3)), tuple([20] * n), max_batch, wait)
-    log, batches = serve(plan, fake_device(clock, 0.02 * slowdown, 0.01 * slowdown), clock, clock.sleep)
-    return log, batches
+    ex = FakeExecutor(clock, **{"per_step_s": 0.02 * slowdown, "per_row_s": 0.01 * slowdown, **device})
+    engine = Engine(ex, clock, batching=batching, max_batch=max_batch, batch_wait_s=wait, max_tokens_in_flight=budget)
+    client = InProcessClient(engine, clock, clock.sleep)
+    traces = run_session(plan, client, clock)
+    return request_log(traces, plan.prompt_tokens), client.steps, ex
 
 
-def test_a_device_twice_as_slow_faces_the_same_arrivals_and_queues_longer():
-    fast, _ = session(1)
-    slow, _ = session(2)
+def session(slowdown, batching="continuous", qps=8.0, n=300):
+    return serve_virtual(plan_of(poisson_arrivals(qps, n, seed=3)), batching, slowdown=slowdown)
+
+
+@pytest.mark.parametrize("batching", POLICIES)
+def test_a_device_twice_as_slow_faces_the_same_arrivals_and_queues_longer(batching):
+    fast, _, _ = session(1, batching)
+    slow, _, _ = session(2, batching)
     assert fast.arrival_s == slow.arrival_s  # the load does not wait for the device
-    q_fast = [s - a for s, a in zip(fast.start_s, fast.arrival_s)]
-    q_slow = [s - a for s, a in zip(slow.start_s, slow.arrival_s)]
+    q_fast = [s - a for s, a in zip(fast.start_s, fast.arrival_s, strict=True)]
+    q_slow = [s - a for s, a in zip(slow.start_s, slow.arrival_s, strict=True)]
     assert statistics.mean(q_slow) > statistics.mean(q_fast)
     assert sorted(q_slow)[-3] > sorted(q_fast)[-3]  # and the tail too
 
 
-def test_every_request_is_served_once_in_order_never_before_it_arrives():
-    log, batches = session(1.5)
-    assert all(f is not None for f in log.finish_s) and sum(b.size for b in batches) == len(log.arrival_s)
-    assert all(s >= a for s, a in zip(log.start_s, log.arrival_s))
-    assert all(a <= f <= e for a, f, e in zip(log.start_s, log.first_token_s, log.finish_s))
-    assert max(b.size for b in batches) <= 4
-    assert log.batch == sorted(log.batch)  # first come, first served
-    for b, c in zip(batches, batches[1:]):
-        assert c.start_s >= b.end_s  # a batch runs to completion before the next starts
+@pytest.mark.parametrize("batching", POLICIES)
+def test_every_request_is_served_once_in_order_never_before_it_arrives(batching):
+    log, steps, ex = session(1.5, batching)
+    assert all(f is not None for f in log.finish_s) and log.new_tokens == [8] * len(log.arrival_s)
+    assert all(s >= a for s, a in zip(log.start_s, log.arrival_s, strict=True))
+    assert all(a <= f <= e for a, f, e in zip(log.start_s, log.first_token_s, log.finish_s, strict=True))
+    assert log.start_s == sorted(log.start_s) and log.batch == sorted(log.batch)  # first come, first served
+    assert max(len(rows) for rows, _ in ex.log) <= 4 and sum(len(j) for _, j in ex.log) == len(log.arrival_s)
+    for stamps, first, last in zip(log.token_s, log.first_token_s, log.finish_s, strict=True):
+        assert len(stamps) == 8 and stamps[0] == first and stamps[-1] == last and stamps == sorted(stamps)
+    assert sum(s.rows for s in steps) == sum(log.new_tokens) and sum(s.finished for s in steps) == len(log.arrival_s)
 
 
-def test_where_the_device_keeps_up_the_achieved_rate_is_the_offered_one():
-    from bench.model.report import Repeat
+def test_a_static_batch_runs_to_completion_before_the_next_starts():
+    log, _, ex = session(1.5, "static")
+    for rows, joined in ex.log:
+        assert not joined or set(rows) == set(joined)  # a batch is formed only when none runs
+    by_batch = {}
+    for b, s, f in zip(log.batch, log.start_s, log.finish_s, strict=True):
+        by_batch.setdefault(b, []).append((s, f))
+    batches = [by_batch[b] for b in sorted(by_batch)]
+    for earlier, later in zip(batches, batches[1:], strict=False):
+        assert min(s for s, _ in later) >= max(f for _, f in earlier)
 
+
+def test_continuous_batching_takes_a_request_in_at_the_next_step_and_lets_it_go_when_done():
+    log, _, ex = serve_virtual(plan_of([0.0, 0.025, 0.026], new_tokens=[20, 3, 5]), max_batch=4)
+    joined_at = {rid: i for i, (_, joined) in enumerate(ex.log) for rid in joined}
+    assert joined_at == {"0": 0, "1": 1, "2": 1}  # both arrive during step 0 (30 ms) and join step 1
+    left_after = {rid: max(i for i, (rows, _) in enumerate(ex.log) if rid in rows) for rid in "012"}
+    assert left_after == {"0": 19, "1": 3, "2": 5}
+    assert log.new_tokens == [20, 3, 5] and log.batch == [0, 1, 1]  # the step each joined at
+
+
+@pytest.mark.parametrize("batching", POLICIES)
+def test_where_the_device_keeps_up_the_achieved_rate_is_the_offered_one(batching):
     for qps in (2.0, 8.0):
-        clock = VirtualClock()
-        n = 200
-        plan = ServingPlan(tuple(poisson_arrivals(qps, n, seed=5)), tuple([20] * n), 4, 0.005)
-        log, _ = serve(plan, fake_device(clock, 0.01, 0.005), clock, clock.sleep)
+        log, _, _ = serve_virtual(plan_of(poisson_arrivals(qps, 200, seed=5)), batching, slowdown=0.25)
         m = serving_metrics([Repeat(0, step_times_s=[0.1], requests=log)], {"qps": qps}, None, None)
-        assert m["achieved_qps"] == pytest.approx(m["realised_qps"], rel=0.10)
+        assert m["achieved_qps"].value == pytest.approx(m["realised_qps"], rel=0.10)
         assert m["realised_qps"] == pytest.approx(qps, rel=0.25)
-    clock = VirtualClock()  # a device that cannot keep up: achieved is its service rate, not the offer
-    plan = ServingPlan(tuple(poisson_arrivals(50.0, 200, seed=5)), tuple([20] * 200), 4, 0.005)
-    log, _ = serve(plan, fake_device(clock, 0.1, 0.0), clock, clock.sleep)
+    # a device that cannot keep up: achieved is its service rate, not the offer
+    log, _, _ = serve_virtual(plan_of(poisson_arrivals(50.0, 200, seed=5), new_tokens=1), batching, max_batch=4,
+                              wait=0.0, per_step_s=0.1, per_row_s=0.0)
     m = serving_metrics([Repeat(0, step_times_s=[0.1], requests=log)], {"qps": 50.0}, None, None)
-    assert m["achieved_qps"] == pytest.approx(40.0, rel=0.05) and m["realised_qps"] > 45
+    assert m["achieved_qps"].value == pytest.approx(40.0, rel=0.05) and m["realised_qps"] > 45
 
 
-def test_a_batch_waits_for_company_only_as_long_as_asked():
-    clock = VirtualClock(0.0)
-    plan = ServingPlan((0.0, 0.001, 0.002, 1.0), (5, 5, 5, 5), max_batch=4, batch_wait_s=0.01)
-    log, batches = serve(plan, fake_device(clock, 0.01, 0.0), clock, clock.sleep)
-    assert [b.size for b in batches] == [3, 1]  # the fourth arrives long after the wait ended
-    assert batches[0].start_s == pytest.approx(0.01)  # the oldest's arrival + the wait
+def test_a_static_batch_waits_for_company_only_as_long_as_asked():
+    log, _, ex = serve_virtual(plan_of([0.0, 0.001, 0.002, 1.0], new_tokens=1), "static", max_batch=4, wait=0.01)
+    assert [len(j) for _, j in ex.log if j] == [3, 1]  # the fourth arrives long after the wait ended
+    assert log.start_s[0] == pytest.approx(100.0 + 0.01)  # the oldest's arrival + the wait
+    full, _, ex = serve_virtual(plan_of([0.0, 0.001, 0.002], new_tokens=1), "static", max_batch=3, wait=5.0)
+    assert full.start_s[0] == pytest.approx(100.002)  # a full batch does not wait
+    cont, _, _ = serve_virtual(plan_of([0.0, 0.001], new_tokens=1), "continuous", wait=5.0)
+    assert cont.start_s[0] == pytest.approx(100.0)  # continuous batching never holds a request back
+
+
+@pytest.mark.parametrize("batching,first", [("continuous", "1"), ("static", "0")])
+def test_a_short_request_behind_a_long_one_finishes_first_only_with_continuous_batching(batching, first):
+    log, _, _ = serve_virtual(plan_of([0.0, 0.1], new_tokens=[64, 4]), batching, max_batch=4)
+    assert log.start_s[0] < log.arrival_s[1] < log.finish_s[0]  # it arrived while the long one decoded
+    assert (log.start_s[1] < log.finish_s[0]) == (batching == "continuous")  # joined it, or waited for it
+    order = sorted("01", key=lambda i: log.finish_s[int(i)])
+    assert order[0] == first
+
+
+def test_the_tokens_in_flight_budget_admits_first_come_first_served():
+    # prompt 20 + 8 new = 28 tokens each: a budget of 60 holds two; the third waits for a leaver
+    log, _, ex = serve_virtual(plan_of([0.0, 0.0, 0.0, 0.0]), max_batch=4, budget=60)
+    assert max(len(rows) for rows, _ in ex.log) == 2
+    assert log.start_s[2] >= min(log.finish_s[:2]) and log.start_s == sorted(log.start_s)
+    # a big request at the head makes the small ones behind it wait (no overtaking)
+    plan = ServingPlan((0.0, 0.0, 0.001), ((7,) * 20, (7,) * 40, (7,) * 2), (8, 8, 1))
+    log, _, _ = serve_virtual(plan, max_batch=4, budget=60)
+    assert log.start_s[1] >= log.finish_s[0] and log.start_s[2] >= log.start_s[1]
+
+
+def test_a_request_stops_at_eos_unless_told_otherwise():
+    clock = VirtualClock()
+    engine = Engine(FakeExecutor(clock), clock, max_batch=8)
+    client = InProcessClient(engine, clock, clock.sleep)
+    cases = {"eos": GenRequest("eos", (2, 3), 10), "ignore": GenRequest("ignore", (2, 3), 10, ignore_eos=True),
+             "min": GenRequest("min", (2, 3), 10, min_tokens=6), "plain": GenRequest("plain", (7, 7), 10)}
+    from bench.serve.session import Trace
+
+    traces = {k: Trace(clock()) for k in cases}
+    for k, r in cases.items():
+        client.send(r, traces[k])
+    while engine.running or engine.waiting:
+        client.wait(clock() + 1)
+    assert {k: (t.reason, len(t.tokens)) for k, t in traces.items()} == {
+        "eos": ("stop", 3), "ignore": ("length", 10), "min": ("stop", 7), "plain": ("length", 10)}
+    assert traces["ignore"].tokens.count(2) == 8  # the end-of-sequence tokens were generated and counted
+
+
+def test_a_cancelled_request_leaves_its_row_or_the_queue():
+    clock = VirtualClock()
+    ex = FakeExecutor(clock)
+    engine = Engine(ex, clock, max_batch=1)
+    engine.submit(GenRequest("a", (7,), 50))
+    engine.submit(GenRequest("b", (7,), 50))
+    engine.step()
+    engine.cancel("a")
+    engine.cancel("b")
+    record = engine.step()
+    assert sorted((e.request, e.reason) for e in record.events) == [("a", "cancelled"), ("b", "cancelled")]
+    assert ex.dropped == ["a"] and engine.running == engine.waiting == 0 and record.rows == 0
+    assert engine.step() is None and engine.wake_at(clock()) is None
+
+
+def test_the_engine_refuses_what_it_cannot_serve():
+    clock = VirtualClock()
+    engine = Engine(FakeExecutor(clock), clock, max_batch=2, max_waiting=2, max_tokens_in_flight=600)
+    bad = [(GenRequest("e", (), 4), "prompt"), (GenRequest("l", (5,) * 513, 4), "prompt"),
+           (GenRequest("v", (5, 100), 4), "prompt"), (GenRequest("v2", (-1,), 4), "prompt"),
+           (GenRequest("m", (5,), 0), "max_tokens"), (GenRequest("m2", (5,), 513), "max_tokens"),
+           (GenRequest("n", (5,), 4, min_tokens=5), "min_tokens"), (GenRequest("b", (5,) * 200, 500), "max_tokens")]
+    for request, param in bad:
+        with pytest.raises(RequestRejected) as info:
+            engine.submit(request)
+        assert info.value.param == param, request
+    engine.submit(GenRequest("a", (5,), 4))
+    with pytest.raises(RequestRejected, match="already"):
+        engine.submit(GenRequest("a", (5,), 4))
+    engine.submit(GenRequest("b", (5,), 4))
+    with pytest.raises(QueueFull):
+        engine.submit(GenRequest("c", (5,), 4))
+    assert engine.waiting == 2
+
+
+def test_an_executor_failure_fails_every_request_and_empties_the_engine():
+    clock = VirtualClock()
+    engine = Engine(FakeExecutor(clock), clock, max_batch=1)
+    for rid in "ab":
+        engine.submit(GenRequest(rid, (5,), 4))
+    engine.step()
+    events = engine.abort("RuntimeError: device lost")
+    assert sorted((e.request, e.reason) for e in events) == [("a", "error"), ("b", "error")]
+    assert engine.running == engine.waiting == 0 and engine.step() is None
 
 
 def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
@@ -98,7 +200,7 @@ def test_poisson_arrivals_are_seeded_and_have_the_asked_rate():
     slow = poisson_arrivals(2.0, 20_000, seed=1)  # the same pattern at half the rate: a curve's points differ by rate only
     assert slow == pytest.approx([2 * x for x in a])
     assert len(a) / a[-1] == pytest.approx(4.0, rel=0.03)
-    assert all(y >= x for x, y in zip(a, a[1:]))
+    assert all(y >= x for x, y in zip(a, a[1:], strict=False))
 
 
 def test_an_arrivals_file_is_read_and_checked(tmp_path):
@@ -122,7 +224,7 @@ def test_session_figures_come_from_every_request():
                      prompt_tokens=[5] * 4, new_tokens=[8] * 4, batch=[0, 1, 2, 3])
     m = serving_metrics([Repeat(0, step_times_s=[0.2] * 4, requests=log)], {"qps": 1.0}, 0.2, None)
     assert m["offered_qps"] == 1.0 and m["realised_qps"] == pytest.approx(1.0)
-    assert m["achieved_qps"] == pytest.approx(3 / 3.4)
+    assert m["achieved_qps"].value == pytest.approx(4 / 3.6)  # completions over first arrival to last completion
     assert m["ttft_s"].median == pytest.approx(0.3) and m["ttft_s"].max == pytest.approx(0.6)
     assert m["queue_s"].max == pytest.approx(0.5)
     assert m["slo_attainment"] == pytest.approx(0.5)  # 0.6 s and 0.5 s miss the 0.2 s SLO
@@ -130,19 +232,22 @@ def test_session_figures_come_from_every_request():
     assert m["new_tokens_per_s"] == pytest.approx(32 / 3.6)
 
 
-def test_batch_times_that_follow_batch_sizes_are_not_called_noise():
+def test_engine_steps_become_the_repeat_steps_and_their_times_are_not_called_noise_or_unsteady():
     from bench.model.derive import core_metrics, timing_warnings
     from bench.model.report import Timing
 
-    log, batches = session(1.0, n=40)
-    times = [b.end_s - b.start_s for b in batches]
-    assert len(set(b.size for b in batches)) > 1
-    sizes, tokens = [b.size for b in batches], [b.new_tokens for b in batches]
-    served = Timing([Repeat(0, first_step_s=0.1, step_times_s=times, step_samples=sizes, step_tokens=tokens,
-                            requests=log)])
-    looped = Timing([Repeat(0, first_step_s=0.1, step_times_s=times, step_samples=sizes, step_tokens=tokens)])
-    noisy = [[w.code for w in timing_warnings(t, core_metrics(t, None, None, None), None)] for t in (served, looped)]
-    assert noisy == [[], ["noisy"]]
+    log, steps, _ = session(1.0, n=40)
+    rep = Repeat(0, first_step_s=0.1, requests=log)
+    add_steps(rep, steps)
+    assert rep.step_samples.count(0) > 0 and sum(rep.step_samples) == 40 and sum(rep.step_tokens) == 320
+    assert len(set(rep.step_tokens)) > 1
+    looped = Repeat(0, first_step_s=0.1, step_times_s=rep.step_times_s, step_samples=rep.step_samples,
+                    step_tokens=rep.step_tokens)
+    rep.step_times_s[0] *= 20  # the first step's joins and encoder passes
+    looped.step_times_s = rep.step_times_s
+    codes = [{w.code for w in timing_warnings(t, core_metrics(t, None, None, None), None)} & {"noisy", "not_steady"}
+             for t in (Timing([rep]), Timing([looped]))]
+    assert codes == [set(), {"noisy", "not_steady"}]
 
 
 def test_the_capacity_search_brackets_the_capacity_in_few_probes():
@@ -198,9 +303,11 @@ def test_blender_serve_writes_one_result_per_rate_that_keeps_up(tmp_path, capsys
         wm = r.workload_metrics
         log = r.timing.repeats[0].requests
         assert len(log.arrival_s) == 30 and all(f is not None for f in log.finish_s)
-        assert 0 < wm["achieved_qps"] <= 1.1 * wm["realised_qps"], wm
+        assert 0 < wm["achieved_qps"].value <= 1.1 * wm["realised_qps"], wm
         assert wm["ttft_s"].p99 >= wm["ttft_s"].median > 0
         assert r.params["qps"] == r.variant["qps"][0] and r.params["arrival_seed"] == 0
+        assert r.params["batching"] == "continuous" and log.new_tokens == [8] * 30
+        assert all(len(s) == 8 and s[0] == f for s, f in zip(log.token_s, log.first_token_s, strict=True))
         rep = r.timing.repeats[0]  # the CPU is judged over the batches, not the waits between arrivals
         assert rep.cpu_wall_ratio == pytest.approx(rep.cpu_s / sum(rep.step_times_s)) and rep.wall_s > sum(rep.step_times_s)
     capsys.readouterr()

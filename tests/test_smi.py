@@ -167,3 +167,22 @@ def test_bench_list_with_a_hostile_nvidia_smi(tmp_path, monkeypatch, capsys, bod
     assert nvml["usable"] is False and why in nvml["reason"]
     time.sleep(0.2)
     assert leftovers("sleep 619") == []
+
+
+# nvidia-smi refuses a field it does not know, and exits non-zero (huggingface/candle#733's message)
+SMI_FIELDS = r'''
+case "$1" in *{refused}*) echo 'Field "{refused}" is not a valid field to query.'; exit 2;; esac
+echo 'index, uuid, clocks.current.sm [MHz], {printed}'
+echo '0, GPU-aaaaaaaa-0000-0000-0000-000000000000, 1980, 0x0000000000000040'
+'''
+
+
+@pytest.mark.parametrize("refused,printed", [
+    ("clocks_throttle_reasons.active", "clocks_event_reasons.active"),  # a driver past the deprecated name
+    ("clocks_event_reasons.active", "clocks_throttle_reasons.active")])  # one from before the new name
+def test_the_clock_event_reasons_are_read_under_either_name(monkeypatch, tmp_path, refused, printed):
+    write_tool(tmp_path, "nvidia-smi", SMI_FIELDS.format(refused=refused, printed=printed))
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    c = NvidiaSmiCollector({"devices": [{"index": 0}]})
+    c.open()  # 0.1 asked for the deprecated name only
+    assert c.sample()["gpu0.throttle_reasons"] == 0x40

@@ -4,8 +4,8 @@ from bench.model.report import Phase, Repeat, Result, Telemetry, TelemetrySource
 from bench.devices.cpu.peaks import cpu_peak
 from bench.measure.validity import telemetry_checks
 
-from bench.devices.cpu.spec import SPEC as CPU  # noqa: E402
-from bench.devices.cuda.spec import SPEC as CUDA  # noqa: E402
+from bench.devices.cpu.spec import SPEC as CPU
+from bench.devices.cuda.spec import SPEC as CUDA
 
 
 def result_with_steps(n=10, step=0.2):
@@ -54,7 +54,8 @@ def test_a_window_shorter_than_the_sampling_is_not_judged():
     r = result_with_steps(n=3, step=0.01)
     telemetry_checks(r, telemetry(util=3.0, start=1.0, end=1.03), CUDA)  # 30 ms: one sample at most
     assert "not_judged" in codes(r) and "idle_accelerator" not in codes(r)  # 0.1: no_utilization or idle
-    assert "measure longer" in [w for w in r.warnings if w.code == "not_judged"][0].message
+    # it says how long a judgement needs: 3 samples at 10 Hz, with the coverage's margin, in one repeat
+    assert "--time-budget 0.6 (seconds per repeat)" in [w for w in r.warnings if w.code == "not_judged"][0].message
 
 
 def test_a_device_that_cannot_report_utilization_is_not_judged():
@@ -167,3 +168,17 @@ def test_runner_reads_the_counter_after_syncs(tmp_path, monkeypatch):
     for i, e in enumerate(log):
         if e == "energy":
             assert log[i - 1] == "sync"
+
+
+def test_a_mig_instance_is_not_charged_the_whole_gpus_energy():
+    """NVML's power and energy on MIG are the whole GPU's: no energy per token for the slice, the reading
+    labelled as the whole GPU's."""
+    for counters in (None, [{"joules": 600.0, "window_s": 2.0, "method": "energy counter read after a device sync"}]):
+        r = result_with_steps()
+        tel = telemetry(util=None)
+        tel.sources["gpu0"] = TelemetrySource("accelerator", "cuda", 0, mig=True)
+        telemetry_checks(r, tel, CUDA, counters)
+        e = r.energy.device
+        assert e.joules is None and e.per_token_j is None and e.per_sample_j is None  # 0.1: the GPU's, as the slice's
+        assert "MIG instance" in e.reason
+        assert e.parts["gpu0"].joules > 0 and "whole GPU" in e.parts["gpu0"].method

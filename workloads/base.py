@@ -43,7 +43,7 @@ class Workload:
     figures: ClassVar[tuple[FigureSpec, ...]] = ()  # what every output shows for this workload, with units
     generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
     memory_flags: ClassVar[tuple[str, ...]] = ("--batch-size",)  # what an out-of-memory error tells the user to lower
-    serves: ClassVar[bool] = False  # an open-loop serving scenario (serving_plan, serve_batch) instead of steps
+    serves: ClassVar[bool] = False  # an open-loop serving scenario (bench/serve/scenario.py) instead of steps
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend
@@ -61,6 +61,18 @@ class Workload:
         rate). A generator: the launcher sends it each variant's Result and it may choose the next
         from it (a capacity search). The default runs the options as given, once."""
         yield {}
+
+    @classmethod
+    def variant_count(cls, options) -> int | None:
+        """How many variants `variants` will yield, where that is known before it runs (None: it
+        chooses as it goes): the progress display's ETA counts them."""
+        return 1
+
+    @classmethod
+    def plan_text(cls, options) -> str | None:
+        """What the run will do, where that needs saying before it starts (a search's plan and its
+        worst-case time); None where nothing does."""
+        return None
 
     @classmethod
     def check(cls, common, options, device) -> None:
@@ -97,13 +109,8 @@ class Workload:
 
     # -- serving scenarios (serves = True) ------------------------------------------------------------
     def serving_plan(self):
-        """The session's requests: a bench.core.arrivals.ServingPlan (arrival offsets, prompt
-        lengths, batching). Built in setup's terms; not timed."""
-        raise NotImplementedError
-
-    def serve_batch(self, members: list[int], clock) -> tuple[list[float], list[int]]:
-        """Generate for these requests (indices into the plan); return each one's first-token time on
-        `clock` (read after a device sync) and its new-token count."""
+        """The session's requests: a bench.core.arrivals.ServingPlan (arrival offsets, prompts, output
+        lengths), built in setup; the serving scenario sends them to an engine over `self.model`."""
         raise NotImplementedError
 
     def verify(self) -> tuple[Fingerprint | None, dict]:

@@ -21,6 +21,10 @@ class FinetuneOptions(Options):
     optimizer: str = opt("adamw", "the fine-tune step's optimizer (adamax is what ParlAI used)",
                          choices=("adamw", "adamax"))
     lr: float | None = opt(None, "learning rate", exclusive_minimum=0, maximum=10, preset=True)
+    optimizer_impl: str = opt("foreach", "how the optimizer updates the parameters: foreach (multi-tensor kernels) "
+                                         "or for-loop (one parameter at a time). Left to itself torch picks foreach "
+                                         "on cuda and the loop on cpu and hpu; one kind on every device keeps steps "
+                                         "comparable. Recorded in params", choices=("foreach", "for-loop"))
 
 
 class BlenderFinetune(Workload):
@@ -65,7 +69,14 @@ class BlenderFinetune(Workload):
         import torch
 
         cls = torch.optim.AdamW if self.options.optimizer == "adamw" else torch.optim.Adamax
-        return cls(model.parameters(), lr=self.options.lr)
+        return cls(model.parameters(), lr=self.options.lr, foreach=self.foreach)
+
+    @property
+    def foreach(self) -> bool:
+        """torch's own default (torch/optim/optimizer.py _default_to_fused_or_foreach) takes foreach only on the
+        devices _get_foreach_kernels_supported_devices() lists, cuda among them, hpu not, though the Gaudi bridge
+        implements the _foreach_ kernels (1.19 hpu_ops/backend/foreach_gen.cpp): so it is asked for here."""
+        return self.options.optimizer_impl == "foreach" and getattr(self.backend, "foreach_optimizer", True)
 
     def _data_parallel(self, model):
         """DistributedDataParallel across ranks (gradients all-reduced in backward); and the time of
@@ -91,6 +102,7 @@ class BlenderFinetune(Workload):
         c = self.common
         return {**self.identity, "batch_size": c.batch_size, "context_len": c.context_len, "label_len": c.label_len,
                 "precision": c.precision, "optimizer": self.options.optimizer, "lr": self.options.lr,
+                "optimizer_impl": "foreach" if self.foreach else "for-loop",
                 "data": c.data, "world_size": self.world_size}
 
     def train_step(self, batch) -> object:

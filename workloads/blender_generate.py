@@ -3,7 +3,9 @@
 Every device generates exactly the same work: min_new_tokens == max_new_tokens and forced EOS off
 (transformers 5 drops generation settings kept in the model config, so they are passed here).
 A logits processor syncs the device and stamps each generation step, giving time to first token
-(prefill) and the gaps between tokens: one request of N new tokens has N stamps and N - 1 gaps.
+(prefill) and the gaps between tokens: one request of N new tokens has N stamps and N - 1 gaps. That
+sync costs a host round trip per token inside the timed steps; after timing, each repeat measures what
+it costs (token_sync_cost) and the report states it (workload_metrics token_sync.*).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from bench.model.derive import summary
 from bench.model.report import FigureSpec, Fingerprint
 from workloads.base import StepResult, Workload, concat
 from workloads.data import PAD, make_batches
-from workloads.models import build_blender, check_positions, generate_flops, model_config, model_identity
+from workloads.models import (build_blender, check_positions, generate_flops, generate_flops_rows, model_config,
+                             model_identity)
 
 
 class TokenClock:
@@ -37,7 +40,7 @@ def request_timing(start_ns: int, stamps: list[int]) -> dict:
     if not stamps:
         return {"ttft_s": None, "gaps_s": []}
     return {"ttft_s": (stamps[0] - start_ns) / 1e9,
-            "gaps_s": [(b - a) / 1e9 for a, b in zip(stamps, stamps[1:])]}
+            "gaps_s": [(b - a) / 1e9 for a, b in zip(stamps, stamps[1:], strict=False)]}
 
 
 def forced_generate(model, inputs: dict, new_tokens: int, beams: int, clock=None):
@@ -105,8 +108,9 @@ class BlenderGenerate(Workload):
             ids = ids[:, : int(used[-1]) + 1] if len(used) else ids
         dev = self.backend.device
         c = self.common
-        return {"inputs": {"input_ids": ids.to(dev), "attention_mask": (ids != PAD).long().to(dev)},
-                "flops": generate_flops(self.config, ids.shape[0], ids.shape[1], c.new_tokens, c.beams)}
+        mask = (ids != PAD).long()
+        return {"inputs": {"input_ids": ids.to(dev), "attention_mask": mask.to(dev)},
+                "flops": generate_flops_rows(self.config, mask.sum(dim=1).tolist(), c.new_tokens, c.beams)}
 
     @property
     def static_shapes(self) -> bool:
@@ -142,12 +146,13 @@ class BlenderGenerate(Workload):
         return {"ttft_s": t["ttft_s"], "token_gap_s": t["gaps_s"]}
 
     def flops_per_step(self) -> float:
-        """At the full context length; with trimmed (non-static) shapes each step reports its own."""
+        """At the full context length, an upper bound; each step reports its own, without padding."""
         c = self.common
         return generate_flops(self.config, c.batch_size, c.context_len, c.new_tokens, c.beams)
 
     def verify(self):
-        return greedy_fingerprint(self.model, self.backend, self.common, self.config.vocab_size), {}
+        fingerprint = greedy_fingerprint(self.model, self.backend, self.common, self.config.vocab_size)
+        return fingerprint, token_sync_cost(self.model, self.backend, self.batches[0]["inputs"], self.common)
 
     def teardown(self) -> None:
         self.model = self.batches = None
@@ -155,6 +160,35 @@ class BlenderGenerate(Workload):
     @classmethod
     def metrics(cls, repeats, params, options=None) -> dict:
         return generation_metrics(repeats, params)
+
+
+SYNC_PAIRS = 3  # adjacent pairs of generate() with and without the per-token sync, after timing
+
+
+def _generate_s(model, backend, inputs: dict, common, clock) -> float:
+    import torch
+
+    backend.synchronize()
+    t0 = time.perf_counter_ns()
+    with torch.inference_mode(), backend.autocast(common.precision):
+        forced_generate(model, inputs, common.new_tokens, common.beams, clock)
+    backend.synchronize()
+    return (time.perf_counter_ns() - t0) / 1e9
+
+
+def token_sync_cost(model, backend, inputs: dict, common) -> dict:
+    """What the timed steps pay for their per-token stamps: TTFT and the token gaps need a device sync and
+    a clock read at every decode step, a host round trip per token on every device (on an asynchronous
+    one the host can no longer queue ahead). Measured after timing on the same model and batch: generate()
+    with TokenClock against generate() without it, in adjacent pairs; the medians. The measured figures
+    include this cost; tokens_per_s / (1 + overhead_share) is the rate without it."""
+    import statistics
+
+    pairs = [(_generate_s(model, backend, inputs, common, TokenClock(backend)),
+              _generate_s(model, backend, inputs, common, None)) for _ in range(SYNC_PAIRS)]
+    return {"token_sync.overhead_share": statistics.median(s / p - 1 for s, p in pairs),
+            "token_sync.overhead_s_per_token": statistics.median((s - p) / common.new_tokens for s, p in pairs),
+            "token_sync.pairs": SYNC_PAIRS}
 
 
 def greedy_fingerprint(model, backend, common, vocab_size: int, prompt_len: int = 16, new_tokens: int = 8):
@@ -180,6 +214,18 @@ def greedy_fingerprint(model, backend, common, vocab_size: int, prompt_len: int 
                        values=values, tokens=tokens, margins=margins)
 
 
+def token_sync_figures(repeats) -> dict:
+    """The per-token sync's cost (token_sync_cost), the median over repeats."""
+    import statistics
+
+    out = {}
+    for key in ("token_sync.overhead_share", "token_sync.overhead_s_per_token"):
+        values = [r.figures[key] for r in repeats if isinstance(r.figures.get(key), int | float)]
+        if values:
+            out[key] = statistics.median(values)
+    return out
+
+
 def generation_metrics(repeats, params) -> dict:
     """TTFT, decode tokens/s, request latency and per-token latency, counted exactly from the raw
     per-request stamps of every repeat."""
@@ -192,7 +238,8 @@ def generation_metrics(repeats, params) -> dict:
     samples = [s for r in measured for s in r.step_samples]
     decode_tokens = sum(s * (new - 1) for s in samples) if isinstance(new, int) else None
     decode_time = sum(gaps)
-    return {"requests": len(times), "new_tokens_total": sum(t for r in measured for t in r.step_tokens),
+    return {**token_sync_figures(measured),
+            "requests": len(times), "new_tokens_total": sum(t for r in measured for t in r.step_tokens),
             "inter_token_gaps": len(gaps), "requests_per_s": len(times) / sum(times),
             "ttft_s": summary(ttft), "request_latency_s": summary(times), "token_latency_s": summary(gaps),
             "decode_tokens_per_s": decode_tokens / decode_time if decode_tokens and decode_time > 0 else None}

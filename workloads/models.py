@@ -172,6 +172,13 @@ def generate_flops(cfg, batch: int, src: int, new_tokens: int, beams: int = 1) -
     return encoder_flops(cfg, batch, src) + decode
 
 
+def generate_flops_rows(cfg, lengths, new_tokens: int, beams: int = 1) -> float:
+    """One generate() call counted row by row, each at its own context length: the padding a fixed-shape
+    batch (hpu) or the longest row (a trimmed batch) adds is computed but is not the model's work, and
+    counting it would make MFU depend on how a device pads rather than on what it did."""
+    return sum(generate_flops(cfg, 1, int(n), new_tokens, beams) for n in lengths)
+
+
 # ---- retrieval encoders --------------------------------------------------------------------------
 ENCODER_CONFIGS = {"bert-base": BERT_BASE, "bert-tiny": BERT_TINY}
 

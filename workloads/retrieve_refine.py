@@ -17,6 +17,7 @@ from workloads.models import (
     check_encoder,
     check_positions,
     generate_flops,
+    generate_flops_rows,
     model_config,
     model_identity,
 )
@@ -92,7 +93,17 @@ class RetrieveRefine(Workload):
         ids = torch.tensor(contexts, dtype=torch.long)
         enc_ids = torch.where(ids == PAD, ids, ids % self.enc_config.vocab_size)
         dev = self.backend.device
-        return {"ids": ids.to(dev), "enc_ids": enc_ids.to(dev), "enc_mask": (ids != PAD).long().to(dev)}
+        return {"ids": ids.to(dev), "enc_ids": enc_ids.to(dev), "enc_mask": (ids != PAD).long().to(dev),
+                "flops": self._flops((ids != PAD).long())}
+
+    def _flops(self, mask) -> float:
+        """This batch's FLOPs at each row's own length (padding is not the model's work): the encoder over
+        the context, the scoring, and generation over the kept context + SEP + the retrieved reply."""
+        c = self.common
+        kept = mask[:, -self.keep:].sum(dim=1) + 1 + c.label_len
+        return (sum(bert_flops(self.enc_config, 1, int(n)) for n in mask.sum(dim=1).tolist())
+                + scoring_flops("bi", mask.shape[0], c.pool_size, self.enc_config.hidden_size, 0, c.context_len)
+                + generate_flops_rows(self.gen_config, kept.tolist(), c.new_tokens, c.beams))
 
     @property
     def model(self):
@@ -126,12 +137,14 @@ class RetrieveRefine(Workload):
         retrieve_s, generate_s = timer.spans()
         new = out.shape[1] - 1
         n = ids.shape[0]
-        return StepResult(samples=n, tokens=n * new, extra={"retrieve_s": retrieve_s, "generate_s": generate_s})
+        return StepResult(samples=n, tokens=n * new, flops=b["flops"],
+                          extra={"retrieve_s": retrieve_s, "generate_s": generate_s})
 
     def record(self, step: StepResult) -> dict:
         return dict(step.extra)
 
     def flops_per_step(self) -> float:
+        """At the full context length, an upper bound; each step reports its own, without padding."""
         c = self.common
         return (bert_flops(self.enc_config, c.batch_size, c.context_len)
                 + scoring_flops("bi", c.batch_size, c.pool_size, self.enc_config.hidden_size, 0, c.context_len)

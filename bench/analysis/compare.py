@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from bench.analysis import table, verdicts
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
-from bench.analysis.cost import price_notes, run_cost, unused_prices
+from bench.analysis.cost import price_notes, run_cost, unmatched_prices
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
-from bench.analysis.serving import serving_curves
+from bench.analysis.serving import served, served_notes, serving_curves, tail_notes
+from bench.core.errors import ConfigError
+from bench.model.derive import WORK, figure_key
 from bench.model.fields import plain
 from bench.model.parity import disagreement
 from bench.model.report import Report
@@ -50,7 +52,7 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
         if base is not None:
             pairs.append((compare_workload(group, base, rules), group, base))
     notes += [Note(code="handicap", run=r.name, values={"percent": handicap(r)}) for r in runs if handicap(r)]
-    notes += unused_prices(runs, costing)
+    notes += unmatched_prices(runs, costing)
     return Comparison(workloads=[w for w, _, _ in pairs], notes=unique(notes), min_repeats=min_repeats,
                       min_effect=min_effect, gates=[o for g in gates for o in apply_gate(g, pairs, rules)],
                       serving=serving_curves(runs, costing), scaling=scaling_groups(runs),
@@ -108,10 +110,11 @@ def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
     v = judged(run, base, rules)
     rates, per_unit_j = table.cost_inputs(run, metric)
     cost = run_cost(run, rules.costing, rates, per_unit_j, metric, table.serves(run))
+    serving = served_notes(run, base) + tail_notes(run.name, run.result.workload_metrics or {})
     return Row(run=run.info(), lead=table.lead(run, metric), figures=table.figures(run, specs),
-               repeats=len(run.result.timing.measured) or None, cost=cost,
+               repeats=len(run.result.timing.measured) or None, cost=cost, served=served(run),
                warnings=table.warning_codes(run, v.get("mismatch")),
-               notes=row_notes(run, base, v) + price_notes(run, rules.costing, cost), **v)
+               notes=row_notes(run, base, v) + serving + price_notes(run, rules.costing, cost), **v)
 
 
 def row_notes(run: Run, base: Run, v: dict) -> list[Note]:
@@ -135,17 +138,49 @@ def row_notes(run: Run, base: Run, v: dict) -> list[Note]:
 
 
 def apply_gate(gate: Gate, pairs, rules: Rules) -> list[GateOutcome]:
-    """--fail-on over every compared row: a regression fails only when conclusive, the whole
-    interval below 1 - limit; one that cannot be ruled out is inconclusive."""
-    out = []
+    """--fail-on over every compared row of each workload that has the gated figure: a regression
+    fails only when conclusive, in the figure's direction; one that cannot be ruled out is
+    inconclusive, with what would settle it. A gate no workload here has is an error."""
+    out, matched = [], False
     for comp, runs, base in pairs:
+        spec = gated_figure(gate, comp, base)
+        if spec is None:
+            continue
+        matched = True
         for row, run in zip(comp.rows, runs, strict=True):
             if row.baseline or row.verdict in ("not_comparable", "failed"):
                 continue
-            s = verdicts.speedup(run, base, gate.metric, rules.min_repeats, rules.min_effect)
-            out.append(GateOutcome(gate=gate, workload=comp.workload, run=run.name, baseline=base.name,
-                                   outcome=verdicts.gate(s, gate.limit), speedup=s))
+            out.append(gate_outcome(gate, spec, comp, run, base, rules))
+    if not matched:
+        raise ConfigError(f"--fail-on {gate.metric}: no workload compared has that figure; gate a throughput "
+                          f"({', '.join(WORK)}) or a column key the workloads declare (bench compare --json)")
     return out
+
+
+def gated_figure(gate: Gate, comp: WorkloadComparison, base: Run) -> tuple[str | None, str] | None:
+    """(the declared figure's key or None for a throughput, which way is better) of a gate in this
+    workload; None where the workload has no such figure."""
+    if gate.metric in WORK:
+        return None, "higher"
+    spec = next((f for f in base.result.figures if figure_key(f.key) == gate.metric), None)
+    if spec is None:
+        return None
+    if spec.better == "none":
+        raise ConfigError(f"--fail-on {gate.metric}: {comp.workload}'s {spec.label} has no better direction, so no "
+                          "change of it is a regression; gate a figure that is better higher or lower")
+    return spec.key, spec.better
+
+
+def gate_outcome(gate: Gate, spec, comp, run: Run, base: Run, rules: Rules) -> GateOutcome:
+    key, better = spec
+    if key is None:
+        s = verdicts.speedup(run, base, gate.metric, rules.min_repeats, rules.min_effect)
+    else:
+        s = verdicts.figure_speedup(run, base, gate.metric, key, rules.min_repeats, rules.min_effect)
+    outcome = verdicts.gate(s, gate.limit, better)
+    hint = verdicts.gate_hint(s, run, base) if outcome == "inconclusive" else None
+    return GateOutcome(gate=gate, workload=comp.workload, run=run.name, baseline=base.name, outcome=outcome,
+                       speedup=s, better=better, figure=key, hint=hint)
 
 
 def _flatten(prefix: str, value, out: dict) -> None:

@@ -24,10 +24,14 @@ Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_ve
 
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
 ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
-                     "no_raw_times", "no_throughput", "no_interval", "unclear"]
-NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "handicap", "price_unused",  # the comparison's
+                     "no_raw_times", "no_throughput", "no_values", "no_interval", "unclear"]
+# What would give an inconclusive --fail-on gate a verdict (GateOutcome.hint).
+HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
+NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
-                   "priced", "unpriced"]
+                   "priced", "unpriced", "price_unmatched", "served_by",
+                   "tail",  # a serving row's (and a curve's) SLO verdict
+                   "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
 
@@ -39,7 +43,7 @@ class Note(Typed):
     """Something to tell the reader: a code, the run it is about (None: the whole comparison) and
     the values its wording needs."""
 
-    code: NoteCode | ReasonCode
+    code: NoteCode | ReasonCode | HintCode
     run: str | None = None
     values: dict[str, Any] = {}
 
@@ -104,6 +108,7 @@ class Cost(Typed):
     key: Literal["usd_per_1k_requests", "usd_per_1m_tokens", "usd_per_1k_samples"]
     price: Price | None = None
     devices_used: int = 1
+    devices_basis: Literal["used", "held"] = "used"  # held: a published run charged for every device it held
     usd_per_hour_used: float | None = None
     value: float | None = None
     ci_low: float | None = None
@@ -149,6 +154,7 @@ class Row(Typed):
     mismatch: str | None = None  # why the outputs disagree with the baseline's beyond the tolerance
     cost: Cost | None = None
     notes: list[Note] = []
+    served: Served | None = None  # serving rows: which engine served
 
 
 class WorkloadComparison(Typed):
@@ -168,23 +174,43 @@ class WorkloadComparison(Typed):
         return next(c for c in self.columns if c.key == self.main_metric)
 
 
+class Served(Typed):
+    """Which engine served a serving run (the report's `served_by`)."""
+
+    engine: str  # in-process | http
+    server: str | None = None  # bench serve, or what the endpoint says it is
+    endpoint: str | None = None
+    api: str | None = None
+    local: bool | None = None
+    started_by_run: bool = False
+    static_shapes: bool | None = None  # padded to buckets: how a static-shape device serves, not identity
+    telemetry: str | None = None  # why the server's hardware was not sampled
+
+
 class CurvePoint(Typed):
     qps: float
     achieved_qps: float | None = None
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
+    itl_p99_s: float | None = None
+    tpot_p99_s: float | None = None
     e2e_p99_s: float | None = None
     slo_met: bool | None = None
+    slo_valid: bool | None = None  # the verdict holds at 99 % confidence (LoadGen's early stopping)
     slo_attainment: float | None = None
     requests: int | None = None
+    errors: int | None = None
 
 
 class Capacity(Typed):
-    """The highest offered rate that met the SLO and the lowest higher one that did not."""
+    """The highest offered rate that met the SLO and the lowest higher one that did not, each side
+    with whether its verdict held at 99 % confidence (False: provisional; None: not known)."""
 
     code: Literal["bracket", "at_least", "below", "no_slo"]
     qps: float | None = None
     below_qps: float | None = None
+    qps_valid: bool | None = None
+    below_valid: bool | None = None
 
 
 class CapacityCost(Typed):
@@ -200,9 +226,11 @@ class ServingCurve(Typed):
     run: str
     run_id: str
     device: str
+    served: Served | None = None
     slo_ttft_s: float | None
     slo_e2e_s: float | None
     points: list[CurvePoint]
+    slo_tpot_s: float | None = None
     capacity: Capacity
     cost: CapacityCost | None = None
     notes: list[Note] = []  # what to know about the curve (a point's values name its rate)
@@ -215,18 +243,23 @@ class ScalingPoint(Typed):
     ci_high: float | None
     efficiency: float | None  # throughput at N / (N / N0 x throughput at the smallest N0)
     run: str
+    threads: int | None = None  # CPU threads per rank (None: unknown, or not the same in every repeat)
 
 
 class ScalingGroup(Typed):
     workload: str
     metric: str
+    unit: str = ""  # of the workload's lead figure (`samples/s`, `contexts/s`)
     points: list[ScalingPoint]
+    notes: list[Note] = []  # threads per rank that differ; an efficiency above 100 % nothing explains
 
 
 class Gate(Typed):
-    """--fail-on METRIC:PCT: a run conclusively slower than the baseline by more than `limit` fails."""
+    """--fail-on METRIC:PCT: a run conclusively worse than the baseline by more than `limit` fails:
+    a throughput (or a figure that is better higher) below 1 - limit of the baseline's, a figure that
+    is better lower (a latency) above 1 + limit of it."""
 
-    metric: str
+    metric: str  # a throughput (samples_per_s) or a declared figure's key (ttft_s.p99)
     limit: float  # a fraction
 
 
@@ -236,7 +269,10 @@ class GateOutcome(Typed):
     run: str
     baseline: str
     outcome: Literal["pass", "fail", "inconclusive"]
-    speedup: Speedup
+    speedup: Speedup  # run / baseline of the gated figure, from its repeats
+    better: Better = "higher"
+    figure: str | None = None  # the declared figure's key in the report (None: a throughput)
+    hint: Note | None = None  # inconclusive: what would give it a verdict (a HintCode)
 
 
 class EnvironmentDiff(Typed):

@@ -71,9 +71,20 @@ def price_for(run, costing: Costing | None) -> Price | None:
     return None
 
 
-def devices_used(run) -> int:
+def devices_used(run) -> tuple[int, str]:
+    """(devices the run is charged for, on what basis): its world size (`used`); for a published
+    run that names no world size, every device its machine held (`held`: which did the work is not
+    known, and the instance was rented whole)."""
     d = run.report.distributed
-    return d.world_size if d is not None else 1
+    if d is not None:
+        return d.world_size, "used"
+    size = run.params.get("world_size", 1)
+    if type(size) is int and size >= 1:
+        return size, "used"
+    held = run.device.get("device_count")
+    if run.published and type(held) is int and held >= 1:
+        return held, "held"
+    return 1, "used"
 
 
 def unit_key(metric: str, serves: bool) -> tuple[str, float]:
@@ -86,8 +97,12 @@ def unit_key(metric: str, serves: bool) -> tuple[str, float]:
 
 
 def hourly(run, price: Price) -> float:
-    """The instance's hourly price scaled to the devices the run used."""
-    return price.usd_per_hour * devices_used(run) / price.devices
+    """The instance's hourly price scaled to the devices the run used; a run that held its machine
+    whole pays for the whole of it (an instance priced per device: as many as it held)."""
+    used, basis = devices_used(run)
+    if basis == "held":
+        return price.usd_per_hour * max(1.0, used / price.devices) if price.devices > 1 else price.usd_per_hour
+    return price.usd_per_hour * used / price.devices
 
 
 def run_cost(run, costing: Costing | None, rates: tuple, per_unit_j, metric: str, serves: bool) -> Cost | None:
@@ -98,14 +113,16 @@ def run_cost(run, costing: Costing | None, rates: tuple, per_unit_j, metric: str
     price = price_for(run, costing)
     kwh = costing.kwh_usd
     energy = per_unit_j * per / 3.6e6 * kwh if kwh is not None and per_unit_j is not None else None
+    used, basis = devices_used(run)
     if price is None:
-        return Cost(key=key, devices_used=devices_used(run), energy=energy, priced_energy=kwh is not None)
+        return Cost(key=key, devices_used=used, devices_basis=basis, energy=energy, priced_energy=kwh is not None)
     usd = hourly(run, price)
 
     def cost(r):
         return usd / (r * 3600) * per if r else None
 
-    return Cost(key=key, price=price, devices_used=devices_used(run), usd_per_hour_used=usd, value=cost(rates[0]),
+    return Cost(key=key, price=price, devices_used=used, devices_basis=basis, usd_per_hour_used=usd,
+                value=cost(rates[0]),
                 ci_low=cost(rates[2]), ci_high=cost(rates[1]), energy=energy, priced_energy=kwh is not None)
 
 
@@ -119,15 +136,19 @@ def price_notes(run, costing: Costing | None, cost: Cost | None) -> list[Note]:
     p = cost.price
     return [Note(code="priced", run=run.name, values={"usd_per_hour": p.usd_per_hour, "devices": p.devices,
                                                       "source": p.source, "used": cost.devices_used,
-                                                      "hourly": cost.usd_per_hour_used})]
+                                                      "basis": cost.devices_basis, "hourly": cost.usd_per_hour_used,
+                                                      "device": run.device_label})]
 
 
-def unused_prices(runs, costing: Costing | None) -> list[Note]:
-    """A price that names no run (no label, name or device kind here) priced nothing: said."""
+def unmatched_prices(runs, costing: Costing | None) -> list[Note]:
+    """A price that names no run priced nothing: a typo (gpu for cuda) must not pass unnoticed."""
     if costing is None:
         return []
-    return [Note(code="price_unused", values={"match": p.match, "source": p.source}) for p in costing.prices
-            if not any(price_for(r, Costing(prices=(p,))) for r in runs)]
+    used = {id(price_for(r, costing)) for r in runs}
+    labels = sorted({r.report.label for r in runs if r.report.label})
+    kinds = sorted({str(r.device.get("backend")) for r in runs if r.device.get("backend")})
+    return [Note(code="price_unmatched", values={"match": p.match, "source": p.source, "labels": labels,
+                                                 "devices": kinds}) for p in costing.prices if id(p) not in used]
 
 
 def one_price_each(prices: list[Price]) -> list[Price]:

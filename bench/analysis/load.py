@@ -50,7 +50,7 @@ def isolated(loaded: list, attempt):
         return attempt(loaded), []
     except BenchError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever one file made the comparison raise, the others are compared
+    except Exception as exc:  # whatever one file made the comparison raise, the others are compared
         if os.environ.get("BENCH_DEBUG"):
             raise
         failure = f"{type(exc).__name__}: {str(exc)[:200]}"

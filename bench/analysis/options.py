@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bench.analysis.comparison import Costing, Gate
@@ -24,10 +25,12 @@ class CompareOptions(Options):
     min_repeats: int = opt(3, "repeats each side needs for a faster/slower/same verdict", minimum=1, maximum=1000)
     min_effect: str = opt("2%", "differences inside this band read 'same within PCT'; a verdict needs the interval "
                                 "beyond it", metavar="PCT")
-    fail_on: tuple[str, ...] | None = opt(None, "a gate: exit 1 when a run is conclusively slower than the baseline "
-                                                "by more than PCT (the whole 95 % interval below 1 - PCT), exit 3 "
-                                                "when that cannot be ruled out (too few repeats, contended runs, a "
-                                                "wide interval); repeatable; e.g. tokens_per_s:5%",
+    fail_on: tuple[str, ...] | None = opt(None, "a gate: exit 1 when a run is conclusively worse than the baseline "
+                                                "by more than PCT on a throughput or on any figure a workload "
+                                                "declares, in its direction (a throughput's whole 95 % interval "
+                                                "below 1 - PCT of the baseline's; a latency's above 1 + PCT), exit 3 "
+                                                "when that cannot be ruled out, saying what would settle it; "
+                                                "repeatable; e.g. tokens_per_s:5%, ttft_s.p99:10%",
                                           metavar="METRIC:PCT")
     price: tuple[str, ...] | None = opt(None, "price runs: per instance-hour, for an instance of DEVICES devices "
                                               "(default 1); the cost is scaled to the devices a run used. "
@@ -73,12 +76,16 @@ def percent(flag: str, text: str) -> float:
 
 
 def parse_gate(spec: str) -> Gate:
-    """`METRIC:PCT` of --fail-on: a throughput the workloads measure and a limit between 0 and 100 %."""
+    """`METRIC:PCT` of --fail-on: a throughput or a declared figure's key (which workloads declare it
+    is known once the reports are read) and a limit between 0 and 100 %."""
     metric, _, pct = spec.partition(":")
     try:
         limit = float(pct.strip().rstrip("%")) / 100
     except ValueError:
-        raise ConfigError(f"--fail-on: expected METRIC:PCT like tokens_per_s:5%, got {spec!r}") from None
-    if metric not in WORK or not 0 < limit < 1:
-        raise ConfigError(f"--fail-on: metric must be one of {', '.join(WORK)} and PCT between 0 and 100, got {spec!r}")
+        raise ConfigError(f"--fail-on: expected METRIC:PCT like tokens_per_s:5% or ttft_s.p99:10%, got {spec!r}") \
+            from None
+    bad_name = not re.fullmatch(r"[A-Za-z0-9_@.]{1,120}", metric) or (metric.endswith("_per_s") and metric not in WORK)
+    if bad_name or not 0 < limit < 1:
+        raise ConfigError(f"--fail-on: metric must be one of {', '.join(WORK)} or a figure a workload declares (a "
+                          f"column key of --json, e.g. ttft_s.p99), and PCT between 0 and 100, got {spec!r}")
     return Gate(metric=metric, limit=limit)

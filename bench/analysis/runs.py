@@ -29,7 +29,17 @@ class Run:
         return self.result.workload
 
     @property
+    def serves(self) -> bool:
+        """A serving result (its requests recorded, or its serving figures)."""
+        return "offered_qps" in (self.result.workload_metrics or {}) or any(
+            r.requests is not None for r in self.result.timing.repeats)
+
+    @property
     def params(self) -> dict:
+        """The identity. A serving result's `static_shapes` is how its device serves, not another
+        workload (reports before `served_by` kept it here): it is compared and noted, not matched."""
+        if self.serves and "static_shapes" in self.result.params:
+            return {k: v for k, v in self.result.params.items() if k != "static_shapes"}
         return self.result.params
 
     @property

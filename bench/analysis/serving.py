@@ -1,23 +1,74 @@
-"""Serving curves: latency against offered load per run, and the capacity at its SLO.
+"""Serving curves: latency against offered load per run, the capacity at its SLOs, who served, and
+whether each tail verdict can be trusted.
 
 A serving workload (blender-serve) writes one result per offered rate. Here the results of one run
 that differ only in the rate become a curve, and its capacity is read off it: the highest rate whose
-p99 met the SLO (the result's `slo.met`), bracketed above by the lowest higher rate that did not.
+p99s met the SLOs (the result's `slo.met`), bracketed above by the lowest higher rate that did not.
 The bracket is the capacity's uncertainty: the search (or the rates given) did not look between the
-two. "At least" where every rate met it; "below" where none did.
+two; each side says whether its verdict held at 99 % confidence (`slo.valid`, LoadGen's early
+stopping) or is provisional. "At least" where every rate met it; "below" where none did.
+
+Tail notes (code `tail`): per SLO of a result, its p99 (LoadGen's nearest rank) against the bound,
+how many requests were judged and over, and what early stopping makes of them (bench/core/tails.py):
+holds, refuted, or how many more requests a claim would need with none of them over.
 """
 
 from __future__ import annotations
 
-from bench.analysis.comparison import Capacity, CapacityCost, CurvePoint, ServingCurve
+from bench.analysis.comparison import Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve
 from bench.analysis.cost import hourly, price_for
 from bench.analysis.table import number
+from bench.core import tails
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
+SLOS = ("ttft", "tpot", "e2e")
+SERVED_FIELDS = ("engine", "server", "endpoint", "static_shapes")  # a difference here is noted
 
 
 def _stat(value, name: str):
     return number(getattr(value, name, None))
+
+
+def _count(value) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def served(run) -> Served | None:
+    """Who served a serving run; a report from before `served_by` was served in-process, its
+    static_shapes in its identity."""
+    s = run.result.served_by
+    if s is not None:
+        return Served(engine=s.engine, server=s.server, endpoint=s.endpoint, api=s.api, local=s.local,
+                      started_by_run=s.started_by_run, static_shapes=s.static_shapes, telemetry=s.telemetry)
+    if not run.serves:
+        return None
+    shapes = run.result.params.get("static_shapes")
+    return Served(engine="in-process", static_shapes=shapes if isinstance(shapes, bool) else None)
+
+
+def served_notes(run, base) -> list[Note]:
+    """A serving row served otherwise than its baseline: engine, server, endpoint or static shapes."""
+    a, b = served(run), served(base)
+    if a is None or b is None or run is base:
+        return []
+    fields = SERVED_FIELDS if a.engine == b.engine == "http" else ("engine", "static_shapes")
+    diff = [[k, getattr(a, k), getattr(b, k)] for k in fields if getattr(a, k) != getattr(b, k)]
+    return [Note(code="served_by", run=run.name, values={"baseline": base.name, "differences": diff})] if diff else []
+
+
+def tail_notes(name: str | None, wm: dict) -> list[Note]:
+    """Each SLO verdict of a serving result, with what early stopping makes of its counts."""
+    out = []
+    for slo in SLOS:
+        bound, n, over = number(wm.get(f"slo.{slo}_s")), _count(wm.get(f"slo.{slo}.n")), _count(wm.get(f"slo.{slo}.over"))
+        if bound is None or n is None or over is None or over > n or n == 0:
+            continue
+        c = tails.claim(n, over)
+        out.append(Note(code="tail", run=name, values={
+            "slo": slo, "p99_s": number(wm.get(f"slo.{slo}.p99_s")), "bound_s": bound, "n": n, "over": over,
+            "met": c.met, "holds": c.holds, "refuted": c.refuted, "needed": c.needed, "more": c.more,
+            "qps": number(wm.get("offered_qps")), "confidence": c.confidence}))
+    return out
 
 
 def serving_curves(runs, costing=None) -> list[ServingCurve]:
@@ -35,23 +86,33 @@ def serving_curves(runs, costing=None) -> list[ServingCurve]:
 
 def point(run) -> CurvePoint:
     wm = run.result.workload_metrics
-    met, requests = wm.get("slo.met"), wm.get("requests")
-    return CurvePoint(qps=wm["offered_qps"], achieved_qps=number(wm.get("achieved_qps")),
+    met, valid = wm.get("slo.met"), wm.get("slo.valid")
+    return CurvePoint(qps=wm["offered_qps"], achieved_qps=achieved(wm),
                       ttft_p50_s=_stat(wm.get("ttft_s"), "median"), ttft_p99_s=_stat(wm.get("ttft_s"), "p99"),
+                      itl_p99_s=_stat(wm.get("itl_s"), "p99"), tpot_p99_s=_stat(wm.get("tpot_s"), "p99"),
                       e2e_p99_s=_stat(wm.get("e2e_s"), "p99"), slo_met=met if isinstance(met, bool) else None,
-                      slo_attainment=number(wm.get("slo_attainment")),
-                      requests=requests if type(requests) is int else None)
+                      slo_valid=valid if isinstance(valid, bool) else None,
+                      slo_attainment=number(wm.get("slo_attainment")), requests=_count(wm.get("requests")),
+                      errors=_count(wm.get("errors")))
+
+
+def achieved(wm: dict) -> float | None:
+    """The achieved rate: an interval's value (a number in reports before it had one)."""
+    value = wm.get("achieved_qps")
+    return number(getattr(value, "value", value))
 
 
 def curve(runs, costing) -> ServingCurve:
-    points = [point(r) for r in sorted(runs, key=lambda r: r.result.workload_metrics["offered_qps"])]
+    ordered = sorted(runs, key=lambda r: r.result.workload_metrics["offered_qps"])
+    points = [point(r) for r in ordered]
     first = runs[0]
     wm = first.result.workload_metrics
     cap = capacity(points)
+    notes = [n for r in ordered for n in tail_notes(r.name, r.result.workload_metrics)]
     return ServingCurve(workload=first.workload, run=first.name, run_id=first.report.run_id,
-                        device=first.device_label, slo_ttft_s=number(wm.get("slo.ttft_s")),
-                        slo_e2e_s=number(wm.get("slo.e2e_s")),
-                        points=points, capacity=cap, cost=capacity_cost(first, costing, cap))
+                        device=first.device_label, served=served(first), slo_ttft_s=number(wm.get("slo.ttft_s")),
+                        slo_e2e_s=number(wm.get("slo.e2e_s")), slo_tpot_s=number(wm.get("slo.tpot_s")),
+                        points=points, capacity=cap, cost=capacity_cost(first, costing, cap), notes=notes)
 
 
 def capacity_cost(run, costing, cap: Capacity) -> CapacityCost | None:
@@ -68,15 +129,19 @@ def capacity_cost(run, costing, cap: Capacity) -> CapacityCost | None:
 
 def capacity(points: list[CurvePoint]) -> Capacity:
     """The highest rate that met the SLO and the lowest higher one that did not (None where there
-    is none): a bracket, at least the highest rate tried, below the lowest, or no SLO to judge by."""
+    is none): a bracket, at least the highest rate tried, below the lowest, or no SLO to judge by;
+    each side with its verdict's confidence."""
     judged = [p for p in points if p.slo_met is not None]
     if not judged:
         return Capacity(code="no_slo")
+    valid = {p.qps: p.slo_valid for p in judged}
     passed = [p.qps for p in judged if p.slo_met]
     if not passed:
-        return Capacity(code="below", below_qps=min(p.qps for p in judged))
+        low = min(p.qps for p in judged)
+        return Capacity(code="below", below_qps=low, below_valid=valid[low])
     best = max(passed)
     above = [p.qps for p in judged if not p.slo_met and p.qps > best]
     if not above:
-        return Capacity(code="at_least", qps=best)
-    return Capacity(code="bracket", qps=best, below_qps=min(above))
+        return Capacity(code="at_least", qps=best, qps_valid=valid[best])
+    return Capacity(code="bracket", qps=best, below_qps=min(above), qps_valid=valid[best],
+                    below_valid=valid[min(above)])

@@ -20,7 +20,8 @@ import math
 
 from bench.analysis.comparison import Column, Costing, Estimate
 from bench.analysis.cost import unit_key
-from bench.model.report import FigureSpec, Interval, Summary
+from bench.model.derive import figure_key, figure_value
+from bench.model.report import FigureSpec
 
 COMMON = (
     Column(key="step_time_p50_s", label="step p50", unit="s", better="lower"),
@@ -32,9 +33,10 @@ COMMON = (
     Column(key="mfu", label="MFU", unit="fraction", better="higher"),
     Column(key="warnings", label="warnings", kind="text"),
 )
+SERVED = (Column(key="served_by", label="served by", kind="text"),
+          Column(key="static_shapes", label="static shapes", kind="text"))
 COST_LABELS = {"usd_per_1k_requests": "USD/1k req", "usd_per_1m_tokens": "USD/1M tok",
                "usd_per_1k_samples": "USD/1k samples"}
-PREFIXES = ("workload_metrics.", "metrics.")
 
 
 def number(value) -> float | None:
@@ -43,13 +45,6 @@ def number(value) -> float | None:
         return None
     value = float(value) if abs(value) < 1e308 else math.inf
     return value if math.isfinite(value) else None
-
-
-def figure_key(spec_key: str) -> str:
-    for prefix in PREFIXES:
-        if spec_key.startswith(prefix):
-            return spec_key[len(prefix):]
-    return spec_key
 
 
 def figure_specs(runs) -> list[FigureSpec]:
@@ -80,8 +75,7 @@ def cost_columns(metric: str, serving: bool, costing: Costing | None) -> list[Co
     label = COST_LABELS[key]
     cols = []
     if costing.prices:
-        cols.append(Column(key=key, label=label if serving else f"{label} [95% CI]", unit="USD", kind="interval",
-                           better="lower"))
+        cols.append(Column(key=key, label=f"{label} [95% CI]", unit="USD", kind="interval", better="lower"))
     if costing.kwh_usd is not None:
         cols.append(Column(key=f"energy_{key}", label=f"energy {label}", unit="USD", better="lower"))
     return cols
@@ -96,34 +90,13 @@ def columns(runs, metric: str, costing: Costing | None) -> list[Column]:
     return [Column(key="run", label="run", kind="text", always=True),
             Column(key="device", label="device", kind="text", always=True), lead,
             Column(key="speedup", label="vs baseline", kind="verdict", always=True),
-            *cost_columns(metric, serves(runs[0]), costing), Column(key="repeats", label="reps"), *declared, *COMMON]
+            *cost_columns(metric, serves(runs[0]), costing), Column(key="repeats", label="reps"),
+            *(SERVED if serves(runs[0]) else ()), *declared, *COMMON]
 
 
 def resolve_in(result, metrics, key: str):
-    """A figure's raw value: `metrics.<name>[.<stat>]` from the (recomputed) metrics,
-    `workload_metrics.<name>[.<stat>]` from the workload's own (a Summary's stat, an Interval's value)."""
-    if key.startswith("metrics."):
-        path = key[len("metrics."):].split(".")
-        value = getattr(metrics, path[0], None)
-        return _pick(value, path[1] if len(path) > 1 else None)
-    name = figure_key(key)
-    wm = result.workload_metrics
-    if name in wm:
-        return _pick(wm[name], None)
-    head, _, stat = name.rpartition(".")
-    if head in wm:
-        return _pick(wm[head], stat)
-    return None
-
-
-def _pick(value, stat: str | None):
-    if isinstance(value, Interval):
-        return value.value if stat in (None, "value") else getattr(value, stat, None)
-    if isinstance(value, Summary):
-        return getattr(value, stat or "median", None)
-    if hasattr(value, "__dataclass_fields__"):
-        return getattr(value, stat, None) if stat else None
-    return value
+    """A figure's raw value in a result (bench/model/derive.py figure_value)."""
+    return figure_value(result.workload_metrics, metrics, key)
 
 
 # ---- one run's values ----------------------------------------------------------------------------
@@ -172,6 +145,10 @@ def figures(run, specs: list[FigureSpec]) -> dict:
            "device_util_percent": device_utilization(run), "device_util_max_percent": device_utilization_max(run),
            "device_power_w": device_power(run), "energy_per_sample_j": energy.per_sample_j if energy else None,
            "mfu": m.mfu.value if m.mfu else None}
+    s = run.result.served_by
+    if s is not None or serves(run):
+        out["served_by"] = " ".join(x for x in (s.engine, s.server) if x) if s else "in-process"
+        out["static_shapes"] = s.static_shapes if s else run.result.params.get("static_shapes")
     for spec in specs:
         out.setdefault(figure_key(spec.key), resolve_in(run.result, run.metrics, spec.key))
     return out
@@ -181,8 +158,9 @@ def cost_inputs(run, metric: str) -> tuple[tuple, float | None]:
     """((rate, low, high), joules per unit) a run's cost is figured from. An instance is paid while
     it waits for requests: a serving run's cost is at the rate it achieved."""
     if serves(run):
-        q = number(run.result.workload_metrics.get("achieved_qps"))
-        rates = (q, q, q)
+        q = run.result.workload_metrics.get("achieved_qps")  # an interval (a number before it had one)
+        rates = (number(getattr(q, "value", q)), number(getattr(q, "ci_low", None)),
+                 number(getattr(q, "ci_high", None)))
     else:
         i = run.throughput(metric)
         rates = (i.value, i.ci_low, i.ci_high)

@@ -23,7 +23,9 @@ import math
 
 from bench.analysis.comparison import Note, Speedup
 from bench.core import stats
-from bench.model.derive import contention_reasons, repeat_rates, work_parts
+from bench.model.derive import (contention_reasons, core_metrics, figure_value, repeat_rates, threads_that_fit,
+                                work_parts)
+from bench.model.report import Timing
 
 def timings(run) -> list:
     result = run.result
@@ -60,6 +62,32 @@ def host_changed(run, base) -> Note | None:
     return Note(code="host_changed", values={"run": slower.name, "factor": max(a, b) / min(a, b)})
 
 
+def figure_values(run, spec_key: str) -> list[float]:
+    """A declared figure in each measured repeat: as the run recorded it (`Repeat.figure_values`), or,
+    for a `metrics.` figure of an older report, recomputed from the repeat's raw times. Empty where
+    some repeat has none (no interval can be made from the rest without bias)."""
+    out = []
+    for rep in run.result.timing.measured:
+        value = rep.figure_values.get(spec_key)
+        if value is None and spec_key.startswith("metrics.") and rep.step_times_s:
+            value = figure_value({}, core_metrics(Timing([rep]), None, None, None), spec_key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            return []
+        out.append(float(value))
+    return out
+
+
+def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, min_effect: float = 0.02,
+                   level: float = 0.95) -> Speedup:
+    """run / baseline of a declared figure (a latency, a recall), Welch's t on its repeats' logs."""
+    a, b = figure_values(run, spec_key), figure_values(base, spec_key)
+    kw = {"metric": metric, "level": level, "repeats": (len(a), len(b)), "min_repeats": min_repeats,
+          "min_effect": min_effect, "method": "welch"}
+    if not a or not b:
+        return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_values"), **kw)
+    return _ratio(run, base, stats.welch_ratio(a, b, level), kw)
+
+
 def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.02, level: float = 0.95) -> Speedup:
     a, b = repeat_rates(timings(run), metric), repeat_rates(timings(base), metric)
     n = (len(a), len(b))
@@ -71,13 +99,17 @@ def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.
     else:
         d, method = stats.parts_ratio_ci(work_parts(timings(run), metric), work_parts(timings(base), metric), level), \
             "within_run"
+    return _ratio(run, base, d, {**kw, "method": method})
+
+
+def _ratio(run, base, d: dict, kw: dict) -> Speedup:
+    """The Speedup of a ratio with its interval: its verdict, or why it has none."""
     ratio, lo, hi = d["value"], d["ci_low"], d["ci_high"]
     if ratio is None or not math.isfinite(ratio) or ratio <= 0:
-        return Speedup(ratio=None, ci_low=None, ci_high=None, method=method, verdict="no_verdict",
-                       reason=Note(code="no_ratio"), **kw)
-    verdict, reason = judge(ratio, lo, hi, n, min_repeats, min_effect, withheld(run) or withheld(base)
-                            or host_changed(run, base))
-    return Speedup(ratio=ratio, ci_low=lo, ci_high=hi, method=method, verdict=verdict, reason=reason, **kw)
+        return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_ratio"), **kw)
+    verdict, reason = judge(ratio, lo, hi, kw["repeats"], kw["min_repeats"], kw["min_effect"],
+                            withheld(run) or withheld(base) or host_changed(run, base))
+    return Speedup(ratio=ratio, ci_low=lo, ci_high=hi, verdict=verdict, reason=reason, **kw)
 
 
 def judge(ratio, lo, hi, n, min_repeats, min_effect, why: Note | None) -> tuple[str, Note | None]:
@@ -110,15 +142,43 @@ def _published(run, base, kw) -> Speedup:
 WITHHELD = ("interrupted", "contended", "host_changed")  # no judgement either way, for a verdict or a gate
 
 
-def gate(s: Speedup, limit: float) -> str:
-    """--fail-on: 'fail' for a conclusive regression beyond the limit (the whole interval below
-    1 - limit), 'inconclusive' when it cannot be ruled out, else 'pass'."""
+def gate(s: Speedup, limit: float, better: str = "higher") -> str:
+    """--fail-on: 'fail' for a conclusive regression beyond the limit (a figure that is better higher:
+    the whole interval below 1 - limit; better lower: the whole interval above 1 + limit),
+    'inconclusive' when it cannot be ruled out, else 'pass'."""
     if s.ratio is None or s.ci_low is None or s.verdict == "no_verdict":
         return "inconclusive"
     if s.reason is not None and s.reason.code in WITHHELD:
         return "inconclusive"
-    if s.ci_high < 1 - limit:
-        return "fail"
-    if s.ci_low >= 1 - limit:
-        return "pass"
-    return "inconclusive"
+    if better == "lower":
+        worse, fine = s.ci_low > 1 + limit, s.ci_high <= 1 + limit
+    else:
+        worse, fine = s.ci_high < 1 - limit, s.ci_low >= 1 - limit
+    return "fail" if worse else "pass" if fine else "inconclusive"
+
+
+def gate_hint(s: Speedup, run, base) -> Note | None:
+    """What would give an inconclusive gate a verdict: a quieter machine (or fewer threads, where they
+    would leave the other load its cores), both runs again, more repeats, or a narrower interval."""
+    code = s.reason.code if s.reason is not None else None
+    if code == "contended":
+        shared = run if withheld(run) is not None else base
+        return Note(code="quieter", run=shared.name, values=_load_of(shared))
+    if code in ("host_changed", "interrupted"):
+        return Note(code="rerun", values={"why": code})
+    if code in ("one_repeat", "few_repeats") or (s.ratio is not None and min(s.repeats) < s.min_repeats):
+        return Note(code="more_repeats", values={"repeats": min(s.repeats), "needed": s.min_repeats})
+    if s.ci_low is not None and s.ci_high is not None:
+        return Note(code="narrower", values={"ci_low": s.ci_low, "ci_high": s.ci_high, "repeats": min(s.repeats)})
+    return None
+
+
+def _load_of(run) -> dict:
+    """The other load a contended run saw, its threads, and the threads that would have fit."""
+    reps = [r for r in run.result.timing.measured if r.contention and r.contention.reasons]
+    loads = [r.contention.other_load_cores for r in reps if r.contention.other_load_cores is not None]
+    load = sum(loads) / len(loads) if loads else None
+    choice = run.report.environment.threads
+    threads = next((r.threads for r in run.result.timing.measured if r.threads), None)
+    fit = threads_that_fit(choice.cpus, load, choice.ranks) if choice and choice.cpus and load is not None else None
+    return {"other_load": load, "cpus": choice.cpus if choice else None, "threads": threads, "fit": fit}

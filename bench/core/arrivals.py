@@ -1,8 +1,17 @@
-"""When serving requests arrive: a seeded Poisson process, or a file of recorded arrivals.
+"""When serving requests arrive: a seeded Poisson or gamma process, evenly spaced, or a file of
+recorded arrivals.
 
 Offsets are seconds from the start of a serving session. A Poisson process at rate q has independent
 exponential gaps of mean 1/q (MLPerf LoadGen's Server scenario draws its query arrivals the same
 way); the same seed gives the same arrivals on every device, so two devices face the same load.
+
+`--load gamma:B` draws gamma gaps of shape B and mean 1/q, vLLM's `--burstiness` (vllm/benchmarks/
+serve.py `get_request`: shape B, scale 1 / (q B)): B = 1 is Poisson, B < 1 burstier, B > 1 more
+even; `constant` spaces them exactly 1/q apart. Drawn gaps are then rescaled so that the last of n
+requests arrives at n / q, as vLLM does, and the realised rate is the offered one (`rescale`;
+`--arrivals-as-drawn` keeps the draw). A ramp-up of S seconds raises the rate linearly from 0 to q
+over S (`ramp`: the pattern's time changed so that its intensity is q t / S until S); vLLM's own
+ramp-up goes from one rate to another by request index, and it does not rescale a ramped pattern.
 
 An arrivals file has one request per line, `seconds_since_start prompt_tokens`, whitespace-separated,
 the seconds non-decreasing; `#` starts a comment; blank lines are skipped.
@@ -17,14 +26,36 @@ from dataclasses import dataclass
 from bench.core.errors import ConfigError
 from bench.core.text import read_lines
 
+
 @dataclass(frozen=True)
 class ServingPlan:
-    """One open-loop session (bench/measure/serving.py serves it)."""
+    """One session's requests (bench/serve/session.py sends them). Open loop: one arrival per request,
+    or per conversation whose first turn it is (`turns` > 1: a conversation's next turn arrives
+    `think_s` after its previous answer, and carries the dialogue so far, cut to its last
+    `context_len` tokens). Closed loop (`concurrency`): no arrivals; that many requests are in flight,
+    the first ones spread over `ramp_s`, and the next is sent when one is answered."""
 
     arrivals: tuple[float, ...]  # seconds from the session's start, non-decreasing
-    prompt_tokens: tuple[int, ...]
-    max_batch: int
-    batch_wait_s: float
+    prompts: tuple[tuple[int, ...], ...]  # each request's prompt (a conversation's: each user turn), token ids
+    new_tokens: tuple[int, ...]  # each request's output length, exactly
+    texts: tuple[str, ...] | None = None  # each prompt's text, for an API that takes messages
+    turns: int = 1
+    think_s: float = 0.0
+    concurrency: int | None = None
+    ramp_s: float = 0.0
+    context_len: int | None = None
+
+    def __post_init__(self):
+        if len(self.prompts) != len(self.new_tokens) or (self.texts is not None and len(self.texts) != len(self.prompts)):
+            raise ValueError("a serving plan needs one prompt, one output length (and one text) per request")
+        if self.concurrency is None and len(self.arrivals) * self.turns != len(self.prompts):
+            raise ValueError("an open-loop plan needs one arrival per request (or per conversation of `turns`)")
+        if self.concurrency is not None and (self.arrivals or self.turns != 1 or self.concurrency < 1):
+            raise ValueError("a closed-loop plan has no arrivals, single turns and a concurrency of at least 1")
+
+    @property
+    def prompt_tokens(self) -> list[int]:
+        return [len(p) for p in self.prompts]
 
 
 MAX_FILE_BYTES = 16 * 2**20
@@ -43,6 +74,91 @@ def poisson_arrivals(qps: float, n: int, seed: int) -> list[float]:
         t += rng.expovariate(1.0)
         out.append(t / qps)
     return out
+
+
+def gamma_arrivals(qps: float, n: int, seed: int, burstiness: float) -> list[float]:
+    """n offsets with gamma gaps of shape `burstiness` and mean 1/qps (1: the Poisson process above,
+    draw for draw); one pattern per seed and shape, stretched or squeezed by the rate."""
+    if burstiness == 1.0:
+        return poisson_arrivals(qps, n, seed)
+    if not (math.isfinite(qps) and qps > 0 and math.isfinite(burstiness) and burstiness > 0) or n < 0:
+        raise ValueError(f"need a positive rate, shape and a count, got {qps}, {burstiness}, {n}")
+    rng = random.Random(f"bench-arrivals-{seed}-gamma-{burstiness!r}")
+    t, out = 0.0, []
+    for _ in range(n):
+        t += rng.gammavariate(burstiness, 1.0 / burstiness)
+        out.append(t / qps)
+    return out
+
+
+def constant_arrivals(qps: float, n: int) -> list[float]:
+    """n offsets exactly 1/qps apart, the first after one gap."""
+    return [(i + 1) / qps for i in range(n)]
+
+
+def rescale(offsets: list[float], qps: float) -> list[float]:
+    """The offsets scaled so that the last of n lands at n / qps (vLLM's normalisation)."""
+    if not offsets or offsets[-1] <= 0:
+        return list(offsets)
+    factor = len(offsets) / qps / offsets[-1]
+    return [t * factor for t in offsets]
+
+
+def ramp(offsets: list[float], ramp_s: float) -> list[float]:
+    """A pattern at rate q, time-changed so that its rate rises linearly from 0 to q over ramp_s
+    seconds: an offset t (q t arrivals expected by then) moves to sqrt(2 ramp_s t) while t <= ramp_s / 2,
+    and to t + ramp_s / 2 after."""
+    if ramp_s <= 0:
+        return list(offsets)
+    return [math.sqrt(2 * ramp_s * t) if t <= ramp_s / 2 else t + ramp_s / 2 for t in offsets]
+
+
+@dataclass(frozen=True)
+class Load:
+    """How requests are offered: `poisson`, `gamma` (shape `value`), `constant`, or `concurrency`
+    (closed loop: `value` requests in flight, the next sent when one is answered)."""
+
+    kind: str
+    value: float | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.kind != "concurrency"
+
+    def __str__(self) -> str:
+        return self.kind if self.value is None else f"{self.kind}:{self.value:g}"
+
+
+LOADS = ("poisson", "gamma:B", "constant", "concurrency:N")
+
+
+def parse_load(text: str, flag: str = "--load") -> Load:
+    """`poisson`, `gamma:B` (B > 0), `constant` or `concurrency:N` (N >= 1); ConfigError otherwise."""
+    kind, sep, value = text.strip().partition(":")
+    if kind in ("poisson", "constant") and not sep:
+        return Load(kind)
+    if kind in ("gamma", "concurrency") and sep:
+        try:
+            v = float(value)
+        except ValueError:
+            v = math.nan
+        if kind == "gamma" and math.isfinite(v) and 0.01 <= v <= 100:
+            return Load(kind, 1.0 if v == 1 else v)
+        if kind == "concurrency" and v.is_integer() and 1 <= v <= 100_000:
+            return Load(kind, v)
+    raise ConfigError(f"{flag}: expected one of {', '.join(LOADS)} (gamma's shape B from 0.01 to 100, "
+                      f"concurrency's N from 1 to 100000), got {text[:60]!r}")
+
+
+def open_arrivals(load: Load, qps: float, n: int, seed: int, as_drawn: bool = False, ramp_s: float = 0.0):
+    """The offsets of an open-loop load: drawn, rescaled (unless as_drawn), ramped."""
+    if load.kind == "constant":
+        offsets = constant_arrivals(qps, n)
+    else:
+        offsets = gamma_arrivals(qps, n, seed, load.value if load.kind == "gamma" else 1.0)
+        if not as_drawn:
+            offsets = rescale(offsets, qps)
+    return ramp(offsets, ramp_s)
 
 
 def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], list[int]]:

@@ -60,6 +60,15 @@ class Opt:
         return Limits(self.minimum, self.exclusive_minimum, self.maximum, choices, strict=False)
 
 
+def shown_value(value) -> str:
+    """A default as the command line takes it: `20` for 20.0, `2,4` for a tuple, never a Python repr."""
+    if isinstance(value, tuple | list):
+        return ",".join(shown_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def opt(default: Any, help: str, **kw):
     """A dataclass field declaring an option. Lists and tuples are given as tuples (frozen); a list
     takes at most `max_items` values (MAX_ITEMS unless declared), each once unless `repeats=True`."""
@@ -123,10 +132,13 @@ class Options:
 
     # -- the command line --------------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str]) -> None:
-        """Add this group's flags; a flag another group already declared is an error."""
+    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+        """Add this group's flags (but those of the fields in `skip`: a command they mean nothing to);
+        a flag another group already declared is an error."""
         group = parser.add_argument_group(cls.title, cls.description or None)
         for f, o, tp in cls.declared():
+            if f.name in skip:
+                continue
             flag = o.flag or "--" + f.name.replace("_", "-")
             if flag in taken:
                 raise ConfigError(f"{flag} is declared twice: by {taken[flag]} and by {cls.title or cls.__name__}; "
@@ -154,12 +166,11 @@ class Options:
                                if x)
         text = f"{o.help} ({bounds})" if bounds else o.help
         if o.preset and cls.presets:
-            values = ", ".join(f"{p} {v[f.name]}" for p, v in cls.presets.items() if f.name in v)
-            return f"{text} (default: from the preset: {values})" if values else text
+            values = ", ".join(f"{p}={shown_value(v[f.name])}" for p, v in cls.presets.items() if f.name in v)
+            return f"{text} (default: by --preset: {values})" if values else text
         default = f.default if f.default is not MISSING else None
         if not (default is None or default is False or default == ()) and "default" not in text:
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            text += f" (default: {shown})"
+            text += f" (default: {shown_value(default)})"
         return text
 
     # -- building and checking ---------------------------------------------------------------------

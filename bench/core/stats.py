@@ -158,6 +158,39 @@ def _betai(a: float, b: float, x: float) -> float:
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
 
 
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) (the binomial distribution's tail)."""
+    return _betai(a, b, x)
+
+
+def normal_quantile(p: float) -> float:
+    """The standard normal quantile (bisection on erf)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _chi2_quantile(p: float, df: float) -> float:
+    """Wilson-Hilferty's approximation of a chi-square quantile (within 1 % from 2 degrees of freedom)."""
+    z = normal_quantile(p)
+    return df * max(0.0, 1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def count_rate_interval(count: int, span: float, level: float = 0.95) -> dict:
+    """A rate of `count` events over `span` seconds with Garwood's interval for a Poisson count
+    (chi-square quantiles by Wilson-Hilferty): the events' own randomness, not run-to-run variance."""
+    if count <= 0 or not span > 0:
+        return {"value": None, "ci_low": None, "ci_high": None, "level": level}
+    a = (1 - level) / 2
+    return {"value": count / span, "ci_low": _chi2_quantile(a, 2 * count) / (2 * span),
+            "ci_high": _chi2_quantile(1 - a, 2 * count + 2) / (2 * span), "level": level}
+
+
 def t_cdf(t: float, df: float) -> float:
     """Student's t distribution function."""
     tail = 0.5 * _betai(df / 2.0, 0.5, df / (df + t * t))

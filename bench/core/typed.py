@@ -53,7 +53,9 @@ class Limits:
             return Union[tuple(self.applied(a) for a in args)]
         if origin in (*SEQUENCES, dict):
             inner = origin[tuple(a if a is Ellipsis else self.applied(a) for a in args)]
-            return Annotated[inner, FIRST_BAD]
+            # pydantic applies fail_fast to lists and tuples only; on a dict, 2.13 raises at class
+            # definition ("Unable to apply constraint 'fail_fast'") where 2.14 ignores it
+            return Annotated[inner, FIRST_BAD] if origin in SEQUENCES else inner
         return tp  # a record, Literal, Any, None
 
     def _leaf(self, tp):

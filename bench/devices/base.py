@@ -6,6 +6,29 @@ import contextlib
 import os
 import time
 
+from bench.core.errors import DeviceUnavailable
+
+
+def import_torch():
+    """torch, or DeviceUnavailable saying why not. torch >= 2.5 loads out-of-tree device extensions at
+    `import torch` (the "torch.backends" entry points) and turns any error of theirs into RuntimeError
+    "Failed to load the backend extension"; the Gaudi bridge registers one (1.19 autoload/__init__.py),
+    active with PT_HPU_AUTOLOAD=1, or in eager mode with it unset, and a bridge built for stock PyTorch
+    fails an assert there in lazy mode."""
+    try:
+        import torch
+    except RuntimeError as exc:
+        if "backend extension" not in str(exc):
+            raise
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        raise DeviceUnavailable(f"import torch failed: it loads device extensions at import, and one refused ({why}). "
+                                "The Gaudi bridge is loaded so with PT_HPU_AUTOLOAD=1 (or in eager mode with it "
+                                "unset); a bridge built for stock PyTorch runs eager only: set PT_HPU_LAZY_MODE=0 "
+                                "(or --hpu-mode eager), or turn the loading off with PT_HPU_AUTOLOAD=0 or "
+                                "TORCH_DEVICE_BACKEND_AUTOLOAD=0") from None
+    return torch
+
 
 class Backend:
     """What a workload and the runner need from a device. Subclasses fill in the device specifics."""
@@ -22,8 +45,7 @@ class Backend:
     # -- lifecycle -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Import torch (and the vendor stack), pick the device, apply thread settings."""
-        import torch
-
+        torch = import_torch()
         self.torch = torch
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
@@ -82,8 +104,9 @@ class Backend:
         """Graph compiles of this process so far, where the device's stack counts them:
         {"graphs": int | None, "seconds": float | None, "source": str}, cumulative since the process
         started. None: nothing here counts compiles (eager CPU). The runner and the serving scenario read
-        it around each phase; the difference is that phase's compiles (report: Repeat.compiles)."""
-        return None
+        it around each phase; the difference is that phase's compiles (report: Repeat.compiles).
+        Here: torch.compile's graphs, as dynamo counts them."""
+        return dynamo_compiles() if self.compiling else None
 
     # -- memory ----------------------------------------------------------------------------------
     def reset_peak_memory(self) -> None:
@@ -143,6 +166,23 @@ class Backend:
         """A function returning the device's cumulative energy counter in joules, read in this
         process right after a sync (None where the device has no counter)."""
         return None
+
+
+def dynamo_compiles() -> dict:
+    """torch.compile's cumulative counters: counters["stats"]["unique_graphs"] (one per graph dynamo hands
+    to the compiler, recompiles included) and the time of dynamo's compile entry point, recorded under
+    "_compile.compile_inner" (torch 2.13) or "_compile.<locals>.compile_inner" (torch 2.1) in
+    compilation_time_metrics. Dynamo not imported yet: nothing compiled yet."""
+    import sys
+
+    utils = sys.modules.get("torch._dynamo.utils")
+    source = "torch._dynamo counters (unique_graphs, compile time)"
+    if utils is None:
+        return {"graphs": 0, "seconds": 0.0, "source": source}
+    times = [sum(v) for k, v in getattr(utils, "compilation_time_metrics", {}).items()
+             if k.startswith("_compile") and k.endswith("compile_inner")]
+    return {"graphs": int(utils.counters["stats"]["unique_graphs"]), "seconds": sum(times) if times else None,
+            "source": source}
 
 
 def _counter(collector_cls, device: dict):

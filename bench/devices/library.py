@@ -41,7 +41,7 @@ class LibraryCollector(Collector):
         self.lib = self.load()
         with contextlib.redirect_stdout(io.StringIO()):  # libraries print when their shared object is missing
             self.start()
-        self.unsupported: set[str] = set()
+        self.unsupported: set[tuple] = set()  # (device index, metric)
         devices = self.spec.get("devices") or [{"index": i} for i in self.spec.get("indices", [0])]
         try:
             self.handles = dict(self.handle(d) for d in devices)
@@ -49,27 +49,28 @@ class LibraryCollector(Collector):
             self.close()
             raise CollectorUnavailable(f"no handle for {devices}: {type(exc).__name__}: {exc}") from None
 
-    def query(self, metric: str, fn, handle):
-        """fn(self, handle); None when the device does not support it (and is not asked again) or fails."""
-        if metric in self.unsupported:
+    def query(self, metric: str, fn, index):
+        """fn(self, handle of device `index`); None when that device does not support it (it is then not
+        asked again; another device may well support it) or the call fails."""
+        if (index, metric) in self.unsupported:
             return None
         try:
-            return fn(self, handle)
+            return fn(self, self.handles[index])
         except self.errors() as exc:
             if self.not_supported(exc):
-                self.unsupported.add(metric)
+                self.unsupported.add((index, metric))
         return None
 
     def sample(self) -> dict:
         out = {}
-        for index, h in self.handles.items():
+        for index in self.handles:
             for metric, fn in self.QUERIES:
-                out[f"{self.prefix}{index}.{metric}"] = self.query(metric, fn, h)
+                out[f"{self.prefix}{index}.{metric}"] = self.query(metric, fn, index)
         return out
 
     def energy_j(self, index: int) -> float | None:
         fn = dict(self.QUERIES).get("energy_j")
-        return None if fn is None else self.query("energy_j", fn, self.handles[index])
+        return None if fn is None else self.query("energy_j", fn, index)
 
     def sources(self) -> dict:
         return {f"{self.prefix}{i}": {"role": "accelerator", "device": self.device_kind, "index": i, **self.identity(h)}

@@ -18,8 +18,10 @@ class DeviceOptions(Options):
     device: str = opt("auto", "cpu, cuda, hpu or a plug-in device; auto picks hpu, then cuda, then cpu, and says "
                               "which. A named device that is missing is an error, never a silent fall-back",
                       metavar="DEVICE")
-    threads: int | None = opt(None, "torch intra-op threads (default: the CPUs this process may use, divided "
-                                    "among the local ranks)", minimum=1, maximum=4096)
+    threads: int | None = opt(None, "torch intra-op threads of each rank (default on cpu: the cores free at the "
+                                    "start — the CPUs this process may use, capped by the cgroup's quota, less "
+                                    "those other load keeps busy — shared among the local ranks, and said in the "
+                                    "run line)", minimum=1, maximum=4096)
     compile: bool = opt(False, "torch.compile the model (cpu and cuda; on hpu use --hpu-mode compile)")
     peak_tflops: float | None = opt(None, "the device's dense peak in TFLOP/s for MFU, overriding the built-in "
                                           "table", minimum=1e-3, maximum=1e6)

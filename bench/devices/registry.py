@@ -36,22 +36,25 @@ def specs() -> dict:
 def detect() -> str:
     """--device auto: the first device present, by each spec's auto_priority (hpu, cuda, cpu)."""
     for s in sorted(specs().values(), key=lambda s: s.auto_priority):
-        if _probe(s) is None:
+        if probe_reason(s) is None:
             return s.name
     return "cpu"
 
 
-def _probe(s) -> str | None:
+def probe_reason(s) -> str | None:
+    """None where the device is usable here, else why not (torch itself failing to import included)."""
     try:
         return s.probe()
     except ImportError as exc:
         return f"torch not importable ({exc})"
+    except DeviceUnavailable as exc:
+        return str(exc)
 
 
 def require(name: str):
     """The spec of a device that must be present here; DeviceUnavailable says what to install."""
     s = spec(name)
-    reason = _probe(s)
+    reason = probe_reason(s)
     if reason:
         raise DeviceUnavailable(f"--device {name}: {reason}")
     return s

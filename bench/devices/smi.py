@@ -80,7 +80,7 @@ def parse_csv(text: str) -> list[dict]:
         cells = line.split(",")
         if len(cells) != len(fields):
             raise ParseError(f"a row of {len(cells)} fields under a header of {len(fields)}: {printable(line, 120)!r}")
-        rows.append({name: parse_value(cell, unit) for (name, unit), cell in zip(fields, cells)})
+        rows.append({name: parse_value(cell, unit) for (name, unit), cell in zip(fields, cells, strict=True)})
     if not rows:
         raise ParseError("a header but no device rows")
     return rows

@@ -26,8 +26,9 @@ class DeviceSpec:
     extra_checks: tuple[Callable, ...] = field(default=())  # (device_options, own_options, common) -> None
     # collector name -> "module:Class" of each source, tried in order (a library first, its tool after)
     collectors: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # (nproc) -> (environment for the workers, what was decided): which card each worker will use
-    worker_env: Callable[[int], tuple[dict, str]] | None = None
+    # (nproc, the device's own options) -> (environment for the workers, what was decided): which card each
+    # worker will use, and what the device's stack must read before `import torch`
+    worker_env: Callable[[int, object], tuple[dict, str]] | None = None
     throttle_mask: int = 0  # throttle_reasons bits that mean the clocks were held down
     throttle_names: dict[int, str] = field(default_factory=dict)
 

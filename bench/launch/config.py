@@ -23,14 +23,20 @@ from workloads.common import PRESETS, CommonOptions
 
 
 @dataclass(frozen=True)
-class WhatOptions(Options):
+class PresetOptions(Options):
+    title = "preset"
+
+    preset: str = opt("tiny", "tiny: a 363k-parameter config, batch 8, the shipped dialogue data — a smoke run; "
+                              "seed: the seed project's BlenderBot-90M (87,508,992 parameters), batch 24, 163 "
+                              "context + 18 label tokens", choices=tuple(PRESETS))
+
+
+@dataclass(frozen=True)
+class WhatOptions(PresetOptions):
     title = "what to run"
 
     workload: tuple[str, ...] | None = opt(None, "repeatable; default: every registered workload (`bench list`)",
                                            metavar="NAME")
-    preset: str = opt("tiny", "tiny: a 363k-parameter config, batch 8, the shipped dialogue data — a smoke run; "
-                              "seed: the seed project's BlenderBot-90M (87,508,992 parameters), batch 24, 163 "
-                              "context + 18 label tokens", choices=tuple(PRESETS))
 
 
 @dataclass(frozen=True)
@@ -89,16 +95,21 @@ def option_groups() -> list[type[Options]]:
         cls = workloads.load(name).Options
         if cls.declared():
             groups.append(cls)
-    for spec in devices.specs().values():
-        if spec.options is not None and spec.options.declared():
-            groups.append(spec.options)
-    return groups + list(FIXED_GROUPS[3:])
+    return groups + device_groups() + list(FIXED_GROUPS[3:])
+
+
+def device_groups() -> list[type[Options]]:
+    return [s.options for s in devices.specs().values() if s.options is not None and s.options.declared()]
 
 
 def add_run_arguments(parser) -> None:
+    add_groups(parser, option_groups())
+
+
+def add_groups(parser, groups, skip: tuple[str, ...] = ()) -> None:
     taken: dict[str, str] = {"--help": "bench", "-h": "bench"}
-    for group in option_groups():
-        group.add_arguments(parser, taken)
+    for group in groups:
+        group.add_arguments(parser, taken, skip)
 
 
 def build(ns) -> RunConfig:
@@ -110,7 +121,7 @@ def build(ns) -> RunConfig:
     if unknown:
         raise ConfigError(f"--workload: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
-    device_own = _device_own(ns, device.device)
+    device_own = device_own_options(ns, device.device)
     wl_opts = {n: workloads.load(n).Options.build(namespace_values(ns, workloads.load(n).Options), what.preset)
                for n in names}
     _flags_without_effect(ns, names)
@@ -121,7 +132,7 @@ def build(ns) -> RunConfig:
                      OutputOptions.build(namespace_values(ns, OutputOptions)), MappingProxyType(wl_opts))
 
 
-def _device_own(ns, device: str):
+def device_own_options(ns, device: str):
     """The chosen device's own options; another device's flags are an error, not ignored."""
     chosen = None
     for name, spec in devices.specs().items():
@@ -171,11 +182,31 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     spec.check(cfg.device, cfg.device_own, cfg.common, [workloads.load(n) for n in cfg.workloads])
     for name in cfg.workloads:
         workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
+    check_serving_eager(cfg)
+    check_endpoints(cfg)
     _check_ranks(cfg, spec)
     check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
     check_temporary()
     return cfg
+
+
+def check_serving_eager(cfg: RunConfig) -> None:
+    serving = [n for n in cfg.workloads if workloads.load(n).serves]
+    if cfg.device.compile and serving:
+        raise ConfigError(f"--compile: the serving engine runs eager ({', '.join(serving)} would not be compiled); "
+                          "drop --compile, or run the other workloads apart")
+
+
+def check_endpoints(cfg: RunConfig) -> None:
+    """A server named by --endpoint must answer as an OpenAI-compatible one before anything runs."""
+    for name in cfg.workloads:
+        options = cfg.options_of(name)
+        if getattr(options, "endpoint", None) is not None:
+            from bench.core.endpoint import base_url
+            from bench.serve.http import probe
+
+            probe(base_url(options.endpoint), options.api_key())
 
 
 def check_temporary() -> None:

@@ -16,10 +16,7 @@ from workloads.common import PRESETS
 def _devices() -> list[dict]:
     rows = []
     for name, spec in devices.specs().items():
-        try:
-            reason = spec.probe()
-        except ImportError as exc:
-            reason = f"torch not importable ({exc})"
+        reason = devices.probe_reason(spec)
         rows.append({"device": name, "present": reason is None, "reason": reason, "description": spec.description})
     return rows
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -29,8 +30,9 @@ from bench.measure.environment import collect_host, collect_packages, collect_py
 from bench.measure.runner import Clock
 from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
+from bench.measure.threads import choose_here, contended_advice
 from bench.measure.validity import sampler_health, telemetry_checks
-from bench.model.derive import contention_reasons, recompute, timing_warnings
+from bench.model.derive import contention_reasons, core_metrics, figure_value, recompute, timing_warnings
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
@@ -42,7 +44,7 @@ from workloads import registry as workloads
 class NullView:
     """What the launcher tells a progress display (render/progress.py draws one)."""
 
-    def begin(self, cfg, plan: list[tuple[str, int]]) -> None: ...
+    def begin(self, cfg, plan: list[tuple]) -> None: ...  # (workload, repeats, variants or None, unit)
     def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None: ...
     def event(self, event: dict) -> None: ...
     def finished(self, result: Result) -> None: ...
@@ -55,10 +57,14 @@ class NullView:
 class Launcher:
     """write: called with the finished report inside the same signal-deferred block that assembles
     it, so a Ctrl-C or SIGTERM at the last moment cannot come between the two; what it returns (the
-    path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds."""
+    path) is kept as `.written`, and the report as `.report`, for a caller the signal then unwinds.
+    job: added to every job (`bench serve` runs its one repeat with the server's options)."""
 
-    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None):
+    def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None, *,
+                 job: dict | None = None, threads=None):
         self.cfg, self.view = cfg, view or NullView()
+        self.job = dict(job or {})  # what every job carries besides the config (`bench serve`: the server's options)
+        self.threads = threads  # a ThreadChoice made by the caller (a --scaling sweep), else made here
         self.write = write
         self.report: Report | None = None
         self.written = None
@@ -89,13 +95,17 @@ class Launcher:
     def run(self) -> Report:
         stale = clean_stale()
         run_dir = scratch_dir()
-        env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc) if self.spec.worker_env else ({}, None)
+        env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc, self.cfg.device_own) \
+            if self.spec.worker_env else ({}, None)
         runner = self.runner_class()(run_dir, self.on_event, env)
         report = self.new_report(runner.kind)
         c = self.cfg
+        if self.threads is None and self.spec.name == "cpu":  # before the sampler: its own CPU is not other load
+            self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
-        self.view.begin(c, [(n, c.measure.repeats) for n in c.workloads])
+        self.view.begin(c, [(n, c.measure.repeats, workloads.load(n).variant_count(c.options_of(n)),
+                             "req" if workloads.load(n).serves else "steps") for n in c.workloads])
         if stale:
             self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
                            f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
@@ -151,7 +161,8 @@ class Launcher:
         for r in range(self.cfg.measure.repeats):
             self.view.job(name, index, r, variant_label(variant))
             job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
-                   "tree_root": os.getpid(), "variant": variant}
+                   "tree_root": os.getpid(), "variant": variant,
+                   "threads": self.threads.threads if self.threads else None, **self.job}
             try:
                 events = runner.run(job)
             except Interrupted as exc:
@@ -269,11 +280,15 @@ class Launcher:
         for w in timing_warnings(result.timing, result.metrics, result.timing.repeats[0].threads):
             result.warn(w.code, w.message)
         shared = contention_reasons(result.timing)
+        loads = [r.contention.other_load_cores for r in result.timing.measured
+                 if r.contention and r.contention.reasons and r.contention.other_load_cores is not None]
+        helps = contended_advice(loads, result.timing.repeats[0].threads, self.threads)
         if shared:
-            result.warn("contended", "; ".join(shared))
+            result.warn("contended", "; ".join(shared) + (f" ({helps})" if helps else ""))
         try:
             result.workload_metrics = workloads.load(result.workload).metrics(
                 result.timing.measured, result.params, self.options(result.workload, result.variant))
+            repeat_figures(result, workloads.load(result.workload), self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")
 
@@ -283,6 +298,7 @@ class Launcher:
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
         report.environment = Environment(**self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
+        report.environment.threads = self.threads
         if getattr(self, "assignment", None):
             report.environment.device["assignment"] = self.assignment  # which card, and who chose it
         report.telemetry = Telemetry(sample_hz=self.cfg.measure.sample_hz,
@@ -309,6 +325,18 @@ class Launcher:
         period = 1.0 / self.cfg.measure.sample_hz
         devices_sampled = any(v.get("available") for k, v in status.items() if k != "host")
         return period if devices_sampled else max(period, HOST_PERIOD_S)
+
+
+def repeat_figures(result: Result, workload, options) -> None:
+    """Each declared figure of each measured repeat on its own (`Repeat.figure_values`): a gate on a
+    figure compares the repeats', as a throughput's interval does."""
+    for rep in result.timing.measured:
+        own = workload.metrics([rep], result.params, options)
+        core = core_metrics(Timing([rep]), result.flops_per_step, None, None)
+        for spec in result.figures:
+            value = figure_value(own, core, spec.key)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            rep.figure_values[spec.key] = float(value) if ok else None
 
 
 def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:

@@ -21,6 +21,7 @@ from bench.measure.runner import Clock, Measurement
 from bench.measure.signals import deferred, interrupt_on_sigterm
 from bench.model.derive import core_metrics
 from bench.model.report import Result
+from bench.serve.scenario import scenario_for
 from workloads import registry as workloads
 
 PROGRESS_EVERY_S = 0.1
@@ -39,7 +40,7 @@ class Sink:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:
             self.last = now
-            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total)
+            self.emit("progress", rank=self.rank, phase=phase, done=done, total=total, t=now)  # the view's pace
 
 
 def run_job(job: dict, emit) -> tuple[dict, object]:
@@ -47,6 +48,8 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     event's data and the backend (None when the device could not be used)."""
     rank, local, world = job.get("rank", 0), job.get("local_rank", 0), job.get("world_size", 1)
     cfg = RunConfig.from_json(job["config"])
+    if job.get("threads"):  # chosen by the launcher from what was free (bench/measure/threads.py)
+        cfg = cfg.replace(device=cfg.device.replace(threads=job["threads"]))
     name, index = job["workload"], job["repeat"]
     try:
         backend = _backend(cfg, local, rank, world, job)
@@ -61,8 +64,9 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     variant = job.get("variant") or {}
     options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
     wl = workloads.load(name)(cfg.common, options, backend, rank, world)
-    out = Measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
-                      tree_root=job.get("tree_root"), variant=variant).run()
+    scenario = scenario_for(job, _server_argv(cfg, options)) if wl.serves else Measurement
+    out = scenario(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
+                   tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
     bad = null_non_finite(out.result)  # JSON has no NaN or infinity: the result must still reach the parent
@@ -73,6 +77,15 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     with deferred():
         emit("result", **payload)
     return payload, backend
+
+
+def _server_argv(cfg: RunConfig, options) -> list[str] | None:
+    """How to start `bench serve` for a serving workload that asks for it (--engine http)."""
+    if getattr(options, "engine", None) != "http" or getattr(options, "endpoint", None) is not None:
+        return None
+    from bench.launch.serving import serve_argv
+
+    return serve_argv(cfg, options)
 
 
 def _backend(cfg: RunConfig, local: int, rank: int, world: int, job: dict):

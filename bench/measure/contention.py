@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from bench.model.derive import OTHER_LOAD_CORES  # above this much of other processes' CPU, the steps were shared
 from bench.model.report import Contention
 
-OTHER_LOAD_CORES = 0.25  # above this much of other processes' CPU, the measured steps were shared
 STEAL_PERCENT = 5.0  # hypervisor steal above this
 MIN_WINDOW_S = 0.1  # CPU times tick at 10 ms: shorter windows say nothing
 
@@ -24,7 +24,7 @@ class HostSnapshot:
     own: float | None  # CPU seconds of the run's own process tree
 
     @classmethod
-    def take(cls, root_pid: int | None) -> HostSnapshot | None:
+    def take(cls, root_pid: int | None, also: tuple[int, ...] = ()) -> HostSnapshot | None:
         try:
             import psutil
 
@@ -32,7 +32,10 @@ class HostSnapshot:
         except Exception:  # noqa: BLE001 - no psutil or no /proc: nothing to judge with
             return None
         busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
-        return cls(time.monotonic(), busy, sum(t), getattr(t, "steal", 0.0), _tree_cpu(root_pid))
+        own = _tree_cpu(root_pid)
+        extra = [_tree_cpu(pid) for pid in also]
+        return cls(time.monotonic(), busy, sum(t), getattr(t, "steal", 0.0),
+                   None if own is None else own + sum(x for x in extra if x is not None))
 
 
 def _tree_cpu(root_pid: int | None) -> float | None:

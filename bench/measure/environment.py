@@ -10,8 +10,9 @@ from importlib import metadata
 
 import bench
 
-ENV_VARS = ("PT_HPU_LAZY_MODE", "PT_HPU_ENABLE_LAZY_COLLECTIVES", "HABANA_VISIBLE_DEVICES",
-            "HABANA_VISIBLE_MODULES", "CUDA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
+ENV_VARS = ("PT_HPU_LAZY_MODE", "PT_HPU_ENABLE_LAZY_COLLECTIVES", "PT_HPU_RECIPE_CACHE_CONFIG", "PT_HPU_AUTOLOAD",
+            "PT_ENABLE_INT64_SUPPORT", "HABANA_VISIBLE_DEVICES", "HABANA_VISIBLE_MODULES", "HLS_MODULE_ID",
+            "TORCH_DEVICE_BACKEND_AUTOLOAD", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_TF32_OVERRIDE",
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
             "TORCH_COMPILE_DISABLE", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE", "WORLD_SIZE")
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "psutil", "nvidia-ml-py",
@@ -50,9 +51,12 @@ def collect_packages() -> dict:
 
 
 def collect_torch() -> dict:
+    from bench.core.errors import DeviceUnavailable
+    from bench.devices.base import import_torch
+
     try:
-        import torch
-    except ImportError as exc:
+        torch = import_torch()
+    except (ImportError, DeviceUnavailable) as exc:
         return {"available": False, "reason": str(exc)}
     return {"version": torch.__version__, "cuda_build": torch.version.cuda,
             "num_threads": torch.get_num_threads(), "num_interop_threads": torch.get_num_interop_threads(),

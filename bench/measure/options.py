@@ -9,33 +9,45 @@ from bench.core.options import Options, opt
 
 
 @dataclass(frozen=True)
-class MeasureOptions(Options):
+class TelemetryOptions(Options):
+    """The sampling rate (`bench serve` takes it alone; `bench run` with the rest of MeasureOptions)."""
+
+    title = "telemetry"
+
+    sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
+                                 "turns sampling off", minimum=0, maximum=100)
+
+    def check(self) -> None:
+        if 0 < self.sample_hz < 0.1:
+            raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
+
+
+@dataclass(frozen=True)
+class MeasureOptions(TelemetryOptions):
     title = "how to measure"
-    presets = {"tiny": {"steps": 20, "warmup": 3}, "seed": {"steps": 10, "warmup": 2}}
+    presets = {"tiny": {"steps": 20}, "seed": {"steps": 10}}
 
     steps: int | None = opt(None, "measured steps per repeat", minimum=1, maximum=1_000_000, preset=True)
     time_budget: float | None = opt(None, "measure for this many seconds per repeat instead of --steps (at least "
                                           "--min-steps)", exclusive_minimum=0, maximum=7 * 24 * 3600,
                                     metavar="SECONDS")
     min_steps: int = opt(3, "floor on measured steps with --time-budget", minimum=1, maximum=1_000_000)
-    warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total)",
-                             minimum=0, maximum=100_000, preset=True)
+    warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total); default: "
+                                   "until successive windows of 3 steps agree within 5 %, at most 60 steps or 30 s, "
+                                   "what it took recorded", minimum=0, maximum=100_000)
     repeats: int = opt(3, "repeats, each in a fresh worker process (model and data built anew): a verdict "
                           "needs run-to-run variance, and 3 per side is the least that gives one",
                        minimum=1, maximum=1000)
     handicap: float = opt(0.0, "slow every measured step down by this many percent with busy compute, inside the "
                                "timed region: a known difference for testing comparisons (benchmarks/verdicts.py); "
                                "recorded, and flagged by compare", minimum=0, maximum=100, metavar="PCT")
-    sample_hz: float = opt(10.0, "telemetry sampling rate of device collectors (host figures at most 2 Hz); 0 "
-                                 "turns sampling off", minimum=0, maximum=100)
 
     def check(self) -> None:
+        super().check()
         if self.steps is not None and self.time_budget is not None:
             raise ConfigError("--steps and --time-budget: give one of them, not both")
         if self.steps is not None and self.warmup is not None and self.warmup >= self.steps:
             raise ConfigError(f"--warmup: must be below --steps ({self.warmup} >= {self.steps})")
-        if 0 < self.sample_hz < 0.1:
-            raise ConfigError(f"--sample-hz: at least 0.1 (or 0 for off), got {self.sample_hz:g}")
 
     def check_given(self, given: frozenset[str]) -> None:
         if self.time_budget is None:

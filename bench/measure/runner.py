@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
+from bench.measure.compiles import CompileLog
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
-from bench.measure.serving import serve
+from bench.measure.warmup import GROUP_STEPS, until_steady
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
 
@@ -69,6 +70,8 @@ def _spin(t0: int, handicap: float) -> None:
 class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
+    own_pids: tuple[int, ...] = ()  # processes outside the run's tree whose CPU is this run's work (a local server)
+
     def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
                  tree_root: int | None = None, variant: dict | None = None):
         self.wl, self.backend, self.m = workload, backend, measure
@@ -80,13 +83,15 @@ class Measurement:
         self.variant = variant_label(self.result.variant)
         self.result.timing.repeats.append(self.repeat)
         self.out = Outcome(self.result)
+        self.compiles = CompileLog(backend, self.repeat.compiles)
         self.steps = []
 
     @contextlib.contextmanager
     def phase(self, name: str):
         start = self.clock.now()
         try:
-            yield
+            with self.compiles.phase(name):
+                yield
         finally:
             p = Phase(self.wl.name, name, start, self.clock.now(), self.repeat.index, self.variant)
             self.out.phases.append(p)
@@ -110,7 +115,7 @@ class Measurement:
             r.status = self.repeat.status = "failed"
             r.error = self.repeat.error = self._describe_error(exc)
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the repeat's outcome is recorded; teardown frees only
                 self.wl.teardown()
         return self.out
 
@@ -139,16 +144,17 @@ class Measurement:
         self.repeat.threads = self.backend.threads()
 
     def _warmup(self) -> None:
-        n = self.m.warmup
+        n = self.m.warmup  # None: until steady (bench/measure/warmup.py), where one rank decides alone
+        if n is None and getattr(self.wl, "world_size", 1) > 1:
+            n = GROUP_STEPS
         with self.phase("warmup"):
-            times = []
             self.sink.progress("warmup", 0, n)
-            for i in range(n):
-                _, dt = timed_step(self.wl, self.backend)
-                times.append(dt)
-                self.sink.progress("warmup", i + 1, n)
+            done = until_steady(lambda: timed_step(self.wl, self.backend)[1], n,
+                                lambda i: self.sink.progress("warmup", i, n))
+            times = done.times
             if times:
                 self.repeat.first_step_s, self.repeat.warmup_s = times[0], sum(times)
+            self.repeat.warmup_steps, self.repeat.warmup_steady = len(times), done.steady
         self.backend.reset_peak_memory()
         self.wl.start_measuring()
 
@@ -170,7 +176,7 @@ class Measurement:
         e0, t0 = self._read_energy(meter)
         try:
             with self.phase("measure"):
-                self._serve() if self.wl.serves else self._steps()
+                self._steps()
         finally:
             e1, t1 = self._read_energy(meter)
             if e0 is not None and e1 is not None:
@@ -181,14 +187,11 @@ class Measurement:
         self.repeat.host_probe_s = (before + after) / 2 if before and after else before or after
 
     def _steps(self) -> None:
+        """The measured steps (a serving scenario replaces them with its session: bench/serve/scenario.py)."""
         rep, n = self.repeat, 0
         handicap = getattr(self.m, "handicap", 0.0) / 100.0
         self.sink.progress("measure", 0, self.m.steps)  # before the clocks: the view shows the phase began
-        host0 = HostSnapshot.take(self.tree_root)
-        cpu0 = time.process_time()
-        self.backend.synchronize()
-        w0 = time.perf_counter_ns()
-        try:
+        with self.timed_window() as w0:
             while self._more(n, w0):
                 step, dt = timed_step(self.wl, self.backend, handicap)
                 rep.step_times_s.append(dt)
@@ -199,43 +202,26 @@ class Measurement:
                 self._record(self.wl.record(step))
                 n += 1
                 self.sink.progress("measure", n, self.m.steps)
-        finally:
-            self.backend.synchronize()
-            rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
-            rep.cpu_s = time.process_time() - cpu0
-            rep.cpu_wall_ratio = rep.cpu_s / rep.wall_s if rep.wall_s > 0 else None
-            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
 
-    def _serve(self) -> None:
-        """An open-loop session (measure/serving.py): each batch is recorded as a step (its time,
-        requests and new tokens), and every request's times go in the repeat's request log."""
+    @contextlib.contextmanager
+    def timed_window(self, busy_only: bool = False):
+        """Wall time, CPU time and other load around the measured part; yields its start (ns).
+        busy_only: the CPU is judged over the steps' own time (a serving session waits for arrivals
+        by design: idle, not cores taken by others)."""
         rep = self.repeat
-        plan = self.wl.serving_plan()
-        self.sink.progress("measure", 0, len(plan.arrivals))
-        host0 = HostSnapshot.take(self.tree_root)
+        host0 = HostSnapshot.take(self.tree_root, self.own_pids)
         cpu0 = time.process_time()
         self.backend.synchronize()
         w0 = time.perf_counter_ns()
-
-        def run_batch(members):
-            out = self.wl.serve_batch(members, self.clock.now)
-            self.backend.synchronize()
-            return out
-
         try:
-            log, batches = serve(plan, run_batch, self.clock.now,
-                                 progress=lambda done, total: self.sink.progress("measure", done, total))
-            rep.requests = log
-            for b in batches:
-                rep.step_times_s.append(b.end_s - b.start_s)
-                rep.step_samples.append(b.size)
-                rep.step_tokens.append(b.new_tokens)
+            yield w0
         finally:
+            self.backend.synchronize()
             rep.wall_s = (time.perf_counter_ns() - w0) / 1e9
             rep.cpu_s = time.process_time() - cpu0
-            busy = sum(rep.step_times_s)  # waiting for arrivals is idle by design, not cores taken by others
+            busy = sum(rep.step_times_s) if busy_only else rep.wall_s
             rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
-            rep.contention = contention(host0, HostSnapshot.take(self.tree_root))
+            rep.contention = contention(host0, HostSnapshot.take(self.tree_root, self.own_pids))
 
     def _record(self, values: dict) -> None:
         for name, value in values.items():
@@ -246,8 +232,13 @@ class Measurement:
                 column.append(value)
 
     def _after_steps(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self.result.memory = Memory(**self.backend.memory_stats())
+        except Exception as exc:  # noqa: BLE001 - the timing stands without the memory record; say why
+            self.result.warn("memory_failed", f"memory not read: {type(exc).__name__}: {exc}")
+        compiled = self.compiles.while_measuring()
+        if compiled:
+            self.result.warn("compiled_while_measuring", compiled)
         try:
             self.repeat.series.update(self.wl.series())
         except Exception as exc:  # noqa: BLE001 - the timing stands; say what is missing

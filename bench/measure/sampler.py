@@ -88,7 +88,7 @@ class _Out:
     (a full disk) ends sampling with one line on stderr, which the parent puts in the report."""
 
     def __init__(self, path: str):
-        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115
+        self.fh = open(path, "w", encoding="utf-8")
         self.lifted = False
 
     def write(self, line: str, flush: bool = False) -> None:

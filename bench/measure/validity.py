@@ -4,6 +4,7 @@ device, throttling; plus the per-phase summaries and energy each result carries.
 from __future__ import annotations
 
 import bisect
+import math
 
 from bench.model.report import (EnergyFigure, EnergyPart, PhaseCoverage, Result, SamplerHealth, Telemetry,
                                 TelemetryStat, variant_label)
@@ -29,7 +30,7 @@ def sampler_health(telemetry: Telemetry, period_s: float, fate: dict) -> Sampler
         duration = p.end_s - p.start_s
         phases.append(PhaseCoverage(p.workload, p.phase, duration, len(inside), p.repeat,
                                     len(inside) / duration if duration > 0 else None,
-                                    max(b - a for a, b in zip(edges, edges[1:])), p.start_s, p.variant))
+                                    max(b - a for a, b in zip(edges, edges[1:], strict=False)), p.start_s, p.variant))
     return SamplerHealth(fate.get("alive_to_end"), fate.get("reason"), period_s, phases)
 
 
@@ -112,12 +113,33 @@ def energy_of(result: Result, telemetry: Telemetry, spans, prefixes: list[str], 
 
 def device_energy(result: Result, telemetry: Telemetry, spans, counters: list[dict | None]) -> EnergyFigure:
     """The device counter read in-process after a sync, where every repeat read one over a long
-    enough window; else the sampled counter or power; else null with the reason."""
+    enough window; else the sampled counter or power; else null with the reason. Never a MIG
+    instance's (whole_gpu_only)."""
+    accel = _prefixes(telemetry, ("accelerator",))
     if counters and all(c and c["window_s"] >= MIN_ENERGY_WINDOW_S and c["joules"] >= 0 for c in counters):
         joules, window = sum(c["joules"] for c in counters), sum(c["window_s"] for c in counters)
-        return EnergyFigure(joules=joules, window_s=window, method=counters[0]["method"],
-                            **per_work(result, joules, window))
-    return energy_of(result, telemetry, spans, _prefixes(telemetry, ("accelerator",)), "device")
+        fig = EnergyFigure(joules=joules, window_s=window, method=counters[0]["method"],
+                           **per_work(result, joules, window))
+    else:
+        fig = energy_of(result, telemetry, spans, accel, "device")
+    mig = [p for p in accel if telemetry.sources[p].mig]
+    return whole_gpu_only(fig, mig) if mig else fig
+
+
+WHOLE_GPU = "the whole GPU's, shared by every MIG instance on it"
+
+
+def whole_gpu_only(fig: EnergyFigure, prefixes: list[str]) -> EnergyFigure:
+    """On a MIG instance NVML's power and energy counter are the whole GPU's (NVML docs; FACTS.md): a total
+    would charge this instance with its neighbours' work, and energy per token with it. So no total and
+    no per-work figures; what was measured stays, per part, labelled as the whole GPU's."""
+    parts = {p: EnergyPart(v.joules, f"{v.method} ({WHOLE_GPU})" if v.method else None, v.reason)
+             for p, v in fig.parts.items()}
+    if fig.joules is not None and not parts:  # the in-process counter: one reading of the whole GPU
+        parts = {prefixes[0]: EnergyPart(fig.joules, f"{fig.method} ({WHOLE_GPU})")}
+    return EnergyFigure(window_s=fig.window_s, parts=parts,
+                        reason=f"a MIG instance: NVML's power and energy are {WHOLE_GPU}; this instance's own "
+                               "energy, and its energy per sample or token, cannot be measured")
 
 
 def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: list | None = None) -> None:
@@ -178,10 +200,16 @@ def _utilization_judged(result, telemetry, spans, accel, measured) -> bool:
         why = "the device cannot report it on a MIG instance" if mig else "the device did not report it"
         result.warn("not_judged", f"device utilization not judged: {why}; its power and memory are in the report")
         return False
+    if len(known) < MIN_SAMPLES and len(known) >= COVERAGE * expected * len(accel):
+        budget = math.ceil(MIN_SAMPLES / (telemetry.sample_hz * len(spans)) / COVERAGE * 10) / 10
+        result.warn("not_judged", f"device utilization not judged: the measured steps lasted {duration:.2f} s in "
+                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz; a "
+                                  f"judgement needs {MIN_SAMPLES}: --time-budget {budget:g} (seconds per repeat)")
+        return False
     if len(known) < MIN_SAMPLES or len(known) < COVERAGE * expected * len(accel):
         result.warn("not_judged", f"device utilization not judged: the measured steps lasted {duration:.2f} s in "
-                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz; "
-                                  f"measure longer (--time-budget) for a judgement")
+                                  f"all and hold {len(known)} utilization sample(s) at {telemetry.sample_hz:g} Hz, "
+                                  f"fewer than half of those due: the device's collector fell behind")
         return False
     return True
 
@@ -205,8 +233,17 @@ def _throttling(result, measured, accel, device) -> None:
 
 
 def _other_processes(result, measured, accel) -> None:
+    """`contended` when another job's process was on the accelerator; `not_judged` when processes were
+    listed whose owner could not be told (NVML's host-namespace PIDs, seen from inside a container)."""
     others = [s.get(f"{p}.other_processes") for s in measured for p in accel]
     seen = max((v for v in others if isinstance(v, int | float)), default=0)
     if seen:
         result.warn("contended", f"{int(seen)} other process(es) ran on the accelerator during the measured "
                                  "steps: the figures are shared with another job")
+        return
+    listed = [s.get(f"{p}.processes") for s in measured for p in accel]
+    unknown = [n for n, o in zip(listed, others, strict=True) if isinstance(n, int | float) and n and o is None]
+    if unknown:
+        result.warn("not_judged", "whether another job used the accelerator is unknown: the driver lists process "
+                                  "IDs of another PID namespace (a container without --pid=host) and no more "
+                                  "processes than this run's own; run with --pid=host to have it judged")

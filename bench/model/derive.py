@@ -8,6 +8,51 @@ from bench.model.report import Interval, Metrics, Mfu, RankResult, ResultWarning
 
 NOISY_CV = 0.05
 WORK = {"samples_per_s": "step_samples", "tokens_per_s": "step_tokens", "steps_per_s": None}
+OTHER_LOAD_CORES = 0.25  # other processes' CPU above this shares a machine's cores (a core counts as taken)
+PREFIXES = ("workload_metrics.", "metrics.")
+
+
+def figure_key(spec_key: str) -> str:
+    """A declared figure's key as every output names it: without the `metrics.` or
+    `workload_metrics.` prefix (`ttft_s.p99`, `parlai.exps`)."""
+    for prefix in PREFIXES:
+        if spec_key.startswith(prefix):
+            return spec_key[len(prefix):]
+    return spec_key
+
+
+def figure_value(workload_metrics: dict, metrics, key: str):
+    """A figure's raw value: `metrics.<name>[.<stat>]` from the (recomputed) metrics,
+    `workload_metrics.<name>[.<stat>]` from the workload's own (a Summary's stat, an Interval's value)."""
+    if key.startswith("metrics."):
+        path = key[len("metrics."):].split(".")
+        value = getattr(metrics, path[0], None)
+        return _pick(value, path[1] if len(path) > 1 else None)
+    name = figure_key(key)
+    if name in workload_metrics:
+        return _pick(workload_metrics[name], None)
+    head, _, stat = name.rpartition(".")
+    if head in workload_metrics:
+        return _pick(workload_metrics[head], stat)
+    return None
+
+
+def _pick(value, stat: str | None):
+    if isinstance(value, Interval):
+        return value.value if stat in (None, "value") else getattr(value, stat, None)
+    if isinstance(value, Summary):
+        return getattr(value, stat or "median", None)
+    if hasattr(value, "__dataclass_fields__"):
+        return getattr(value, stat, None) if stat else None
+    return value
+
+
+def threads_that_fit(cpus: float, other_load: float, ranks: int = 1) -> int:
+    """Threads per rank that leave other load its cores: the free cores shared among the ranks, at
+    least one (a core counts as taken when other load uses more than OTHER_LOAD_CORES of it)."""
+    import math
+
+    return max(1, math.floor((cpus - other_load + OTHER_LOAD_CORES) / ranks))
 
 
 def summary(values) -> Summary:
@@ -105,12 +150,15 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
     times = timing.step_times_s
     if timing.first_step_s is None and times:
         out.append(ResultWarning("no_warmup", "no warm-up step: the first measured step includes one-time costs"))
-    slow = max((stats.steady_state_start(r.step_times_s) for r in timing.repeats), default=0)
-    if slow:
-        first = f"first {slow} measured steps were" if slow > 1 else "first measured step was"
-        out.append(ResultWarning("not_steady", f"the {first} slower than the rest: raise --warmup"))
+    # serving: a step's time follows its rows, joiners and lengths, not the machine's noise or a warm-up
+    serving = any(r.requests for r in timing.repeats)
+    slow = {} if serving else {r.index: stats.steady_state_start(r.step_times_s) for r in timing.repeats}
+    if any(slow.values()):
+        k = max(slow.values())
+        first = f"first {k} measured steps were" if k > 1 else "first measured step was"
+        hit = [r for r in timing.repeats if slow[r.index]]
+        out.append(ResultWarning("not_steady", f"the {first} slower than the rest: {steady_advice(hit, k, threads)}"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
-    serving = any(r.requests for r in timing.repeats)  # a batch's time follows its size and lengths, not noise
     if cv is not None and cv > NOISY_CV and not serving:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
     if threads:
@@ -120,8 +168,23 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
                                               f"thread{'s' if threads > 1 else ''}: other load took the cores"))
     if 0 < len(times) < 5:
         out.append(ResultWarning("few_steps", f"only {len(times)} measured step{'s' if len(times) > 1 else ''}: the "
-                                              "confidence interval is weak"))
+                                              "confidence interval is weak (5 or more: --steps 5)"))
     return out
+
+
+def steady_advice(repeats, slow: int, threads: int | None) -> str:
+    """What would help measured steps that started slow: nothing a warm-up can do where other load
+    shared those repeats; else a warm-up that covers the slow steps."""
+    def shared(r):
+        low = threads and r.cpu_wall_ratio is not None and r.cpu_wall_ratio < 0.75 * threads
+        return bool(r.contention and r.contention.reasons) or bool(low)
+
+    if all(shared(r) for r in repeats):
+        return "other load shared those repeats (see contended, noisy), so a longer warm-up would not help"
+    ran = max((r.warmup_steps or 0) for r in repeats)
+    bound = any(r.warmup_steady is False for r in repeats)
+    why = f"the warm-up stopped at its bound after {ran} steps before its windows agreed; " if bound else ""
+    return f"{why}--warmup {ran + slow} would cover them"
 
 
 CV_OUTLIER = 3.0  # a repeat whose step times vary this many times more than its repeats' norm was disturbed
@@ -136,7 +199,7 @@ def contention_reasons(timing: Timing) -> list[str]:
     cvs = [stats.summary(r.step_times_s)["cv"] or 0.0 for r in measured]
     if len(cvs) >= 3:
         norm = sorted(cvs)[len(cvs) // 2]
-        for r, cv in zip(measured, cvs):
+        for r, cv in zip(measured, cvs, strict=True):
             if cv > NOISY_CV and cv > CV_OUTLIER * max(norm, 1e-9):
                 reasons.append(f"repeat {r.index}: its steps varied {cv:.0%} (CV), {cv / max(norm, 1e-9):.1f}x "
                                "the other repeats'")

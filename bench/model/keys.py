@@ -21,14 +21,16 @@ METRICS = {
     "mem_util_percent": Metric("%", "share of time device memory was read or written (NVML)"),
     "mem_used_bytes": Metric("bytes", "memory in use"),
     "mem_total_bytes": Metric("bytes", "memory of the device"),
-    "power_w": Metric("W", "power draw (NVML: a 1 s average on Ampere and newer)"),
+    "power_w": Metric("W", "power draw (NVML: a 1 s average on Ampere and newer; on a MIG instance the whole GPU's)"),
+    "power_instant_w": Metric("W", "instantaneous power draw (NVML field NVML_FI_DEV_POWER_INSTANT, Hopper and newer)"),
     "energy_j": Metric("J", "cumulative energy counter (device, or RAPL packages on the host)"),
     "temp_c": Metric("°C", "temperature"),
     "sm_clock_hz": Metric("Hz", "streaming-multiprocessor clock"),
     "throttle_reasons": Metric("bitmask", "clock-event / throttle reason bits; their meaning is the vendor's "
                                           "(NVML clocks-event reasons, HLML throttle reasons)"),
     "processes": Metric("count", "compute processes on the device"),
-    "other_processes": Metric("count", "compute processes on the device that are not this run's"),
+    "other_processes": Metric("count", "compute processes on the device that are not this run's (null: cannot "
+                                       "be told, as in a container that sees the host's process IDs)"),
     # host
     "cpu_percent": Metric("%", "CPU of the run's process tree (100 = one core)"),
     "rss_bytes": Metric("bytes", "resident memory of the run's process tree"),

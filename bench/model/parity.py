@@ -28,14 +28,14 @@ def disagreement(a: Fingerprint | None, b: Fingerprint | None) -> str | None:
     tol = tolerance(a.precision, b.precision)
     if len(a.values) != len(b.values) or len(a.tokens) != len(b.tokens):
         return f"{a.kind}: {len(a.values)} vs {len(b.values)} values"
-    for i, (x, y) in enumerate(zip(a.values, b.values)):
+    for i, (x, y) in enumerate(zip(a.values, b.values, strict=True)):
         scale = max(abs(x), abs(y), 1e-6)
         if abs(x - y) > tol * scale:
             return (f"{a.kind}: value {i} is {x:.6g} vs {y:.6g} ({abs(x - y) / scale:.2%} apart; tolerance "
                     f"{tol:.1%} at {a.precision}/{b.precision})")
     margins_a = a.margins or [float("inf")] * len(a.tokens)
     margins_b = b.margins or [float("inf")] * len(b.tokens)
-    for i, (ta, tb) in enumerate(zip(a.tokens, b.tokens)):
+    for i, (ta, tb) in enumerate(zip(a.tokens, b.tokens, strict=True)):
         scale = max(abs(a.values[i]) if i < len(a.values) else 1.0, 1.0)
         if min(margins_a[i], margins_b[i]) <= tol * scale:
             break  # an unclear decision: from here on both outputs are right

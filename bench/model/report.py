@@ -13,11 +13,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
 from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
-from bench.model.rules import IDENTITY, in_order, named
+from bench.model.rules import IDENTITY, in_order, named, within
 
 SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
@@ -31,7 +32,8 @@ PhaseName = Literal["setup", "warmup", "measure", "verify"]
 # Every warning code a result can carry, with what it means (the docs table is built from this).
 WARNING_CODES = {
     "no_warmup": "no warm-up step: the first measured step includes one-time costs",
-    "not_steady": "the first measured steps were slower than the rest: raise --warmup",
+    "not_steady": "the first measured steps were slower than the rest; the message says what would help (a longer "
+                  "warm-up, or nothing a warm-up can do where other load shared the repeat)",
     "noisy": "step times vary more than 5 % (CV), or the CPU time fell short of the threads: a shared machine",
     "few_steps": "fewer than 5 measured steps: the within-run interval is weak",
     "idle_accelerator": "mean device utilization under 20 % during the measured steps (the seed's failure)",
@@ -41,11 +43,15 @@ WARNING_CODES = {
     "not_judged": "a telemetry check could not be made (window too short, coverage too thin); the reason says which",
     "contended": "other load shared the machine or the accelerator during the measured steps",
     "metrics_failed": "the workload's own metrics could not be computed; the core figures stand",
+    "memory_failed": "the device's memory statistics could not be read; the timing stands without them",
     "non_finite": "a measured value was NaN or infinite (a diverging loss, an overflow); it is null in the report",
     "sampler_gaps": "the telemetry sampler missed part of the run (it died, froze or fell behind)",
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
     "compiled_while_measuring": "graphs were compiled during the measured steps: compile time is inside the measured "
                                 "figures (a shape the warm-up did not cover)",
+    "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
+                      "the latency figures, and over every SLO",
+    "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
@@ -56,6 +62,9 @@ def _unique(values: list, where: str, what: str) -> None:
         if v in seen:
             raise ModelError(f"{where}[{i}].{what}", f"{v} appears twice")
         seen.add(v)
+
+
+_ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 
 def _same_lengths(owner, names: list[str], optional: tuple[str, ...] = ()) -> None:
@@ -180,6 +189,9 @@ class Repeat:
     setup_s: float | None = fld("model build, data, moving to the device", None, minimum=0)
     first_step_s: float | None = fld("the first warm-up step (compile, allocation)", None, minimum=0)
     warmup_s: float | None = fld("all warm-up steps", None, minimum=0)
+    warmup_steps: int | None = fld("warm-up steps run, the first included", None, minimum=0)
+    warmup_steady: bool | None = fld("the warm-up ended when successive windows of steps agreed (false: it stopped at "
+                                     "its bound first; null: a fixed --warmup count)", None)
     step_times_s: list[float] = fld("every measured step, in order, seconds (1 ns to ~115 days: a clock reads "
                                     "nothing outside that)", factory=list, minimum=1e-9, maximum=1e7)
     step_samples: list[float] = fld("samples of each measured step", factory=list, minimum=0)
@@ -201,6 +213,9 @@ class Repeat:
     requests: RequestLog | None = fld("serving scenarios: every request of this repeat's open-loop session", None)
     figures: dict[str, FigureValue] = fld("figures the workload computed on this repeat's live model after "
                                           "timing (recall, the all-reduce time)", factory=dict)
+    figure_values: dict[str, float | None] = fld("each declared figure computed from this repeat's raw data alone, by "
+                                                 "its key (`workload_metrics.ttft_s.p99`): the run-to-run variance "
+                                                 "a --fail-on gate on that figure needs", factory=dict)
     compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
                                    "metrics; torch.compile: dynamo's counters)", factory=list)
 
@@ -272,7 +287,10 @@ class Memory:
     device_peak_bytes: float | None = fld("peak bytes allocated on the device", None, minimum=0)
     device_peak_reason: str | None = fld("why there is no device peak", None)
     device_peak_reserved_bytes: float | None = fld("peak bytes the allocator reserved (cuda)", None, minimum=0)
-    device_total_bytes: float | None = fld("device memory", None, minimum=0)
+    device_total_bytes: float | None = fld("the device's memory (hpu: the card's, synDeviceInfo dramSize)", None,
+                                           minimum=0)
+    device_pool_bytes: float | None = fld("hpu: the allocator's pool (memory_stats Limit), less than the card's "
+                                          "memory", None, minimum=0)
     device_max_in_use_bytes: float | None = fld("peak bytes in use (hpu MaxInUse)", None, minimum=0)
     process_max_rss_bytes: float | None = fld("the worker's peak resident memory", None, minimum=0)
     host_peak_rss_bytes: float | None = fld("peak resident memory of the process tree, from telemetry", None, minimum=0)
@@ -351,25 +369,91 @@ class RequestLog:
     """Per-request records of a serving scenario, one column per field, on the runner's clock."""
 
     arrival_s: list[float] = fld("when the request arrived", factory=list, minimum=0)
-    start_s: list[float | None] = fld("when its batch started (null: never served)", factory=list, minimum=0)
+    start_s: list[float | None] = fld("when it joined a batch (its encoder pass began; null: never served)",
+                                      factory=list, minimum=0)
     first_token_s: list[float | None] = fld("when its first token was ready", factory=list, minimum=0)
-    finish_s: list[float | None] = fld("when its last token was ready", factory=list, minimum=0)
+    finish_s: list[float | None] = fld("when its last token was ready (null: it did not complete: never served, "
+                                       "its client went away, or the engine failed)", factory=list, minimum=0)
     prompt_tokens: list[int] = fld("prompt length", factory=list, minimum=0)
     new_tokens: list[int] = fld("tokens generated", factory=list, minimum=0)
-    batch: list[int | None] = fld("the batch it was served in", factory=list, minimum=0)
+    batch: list[int | None] = fld("the static batch it was served in, or the engine step at which it joined the "
+                                  "running batch (continuous batching)", factory=list, minimum=0)
+    token_s: list[list[float]] | None = fld("each request's token times, one per generated token (the first is "
+                                            "first_token_s); over HTTP one per streamed chunk, which may carry "
+                                            "several tokens; null in reports before format 4", None, minimum=0)
+    sent_s: list[float | None] | None = fld("when the load generator sent it (its lateness: sent_s - arrival_s, "
+                                            "not part of the latency's start)", None, minimum=0)
+    error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
+                                         "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
+                                         "`rejected_<code>`, `cancelled`, `engine_error`; null where it completed",
+                                         None)
+    measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
+                                      "left out of the figures)", None)
+    turn: list[int] | None = fld("conversations: the turn of its conversation (0 the first); its prompt holds the "
+                                 "dialogue so far", None, minimum=0)
+    session_start_s: float | None = fld("when the session began: the arrivals' offsets count from it", None, minimum=0)
 
     @invariant
     def _one_entry_per_request(self) -> None:
-        _same_lengths(self, [f.name for f in dataclasses.fields(self)])
+        optional = ("token_s", "sent_s", "error", "measured", "turn")
+        columns = [f.name for f in dataclasses.fields(self) if f.name not in (*optional, "session_start_s")]
+        _same_lengths(self, columns, optional=optional)
+        for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
+            if len(stamps) > n:
+                raise ModelError(f"token_s[{i}]", f"{len(stamps)} token times for {n} tokens generated")
+            if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
+                raise ModelError(f"token_s[{i}]", "token times go backwards")
 
     @invariant
     def _each_request_in_order(self) -> None:
-        in_order(self, "arrival_s", "start_s", "first_token_s", "finish_s", nulls_last=True)
+        """arrival <= sent <= first token <= each token <= finish; the batch it joined (start_s, known
+        in this process only: null over HTTP) between its arrival and its first token."""
+        in_order(self, "arrival_s", "first_token_s", "finish_s", nulls_last=True)
+        in_order(self, "arrival_s", "start_s", "first_token_s")
+        if self.sent_s is not None:
+            in_order(self, "sent_s", "first_token_s")
+        within(self, "token_s", "first_token_s", "finish_s")
         for i, (first, k, prompt) in enumerate(zip(self.first_token_s, self.new_tokens, self.prompt_tokens, strict=True)):
             if first is not None and k < 1:
                 raise ModelError(f"new_tokens[{i}]", f"{k}, yet its first token came at {first}")
             if prompt < 1:
                 raise ModelError(f"prompt_tokens[{i}]", f"{prompt}: a request has at least one prompt token")
+
+    @invariant
+    def _errors_counted(self) -> None:
+        """A request that did not complete says why; one that completed has no error."""
+        for i, (finish, err) in enumerate(zip(self.finish_s, self.error or [], strict=False)):
+            if err is not None and not _ERROR_CODE.fullmatch(err):
+                raise ModelError(f"error[{i}]", "an error code is 1-64 lower-case letters, digits and _")
+            if (finish is None) == (err is None):
+                raise ModelError(f"error[{i}]", "a request has a finish time or an error, not both and not neither")
+
+    @invariant
+    def _sent_after_it_arrived(self) -> None:
+        for i, (arrival, sent) in enumerate(zip(self.arrival_s, self.sent_s or [], strict=False)):
+            if sent is not None and sent < arrival:
+                raise ModelError(f"sent_s[{i}]", f"sent ({sent}) before its scheduled arrival ({arrival})")
+
+
+@dataclass
+class ServedBy:
+    """Which engine served a serving result's requests, and how the load reached it."""
+
+    engine: Literal["in-process", "http"] = fld("in-process: bench's engine in the worker process; http: an "
+                                                "OpenAI-compatible server, over HTTP with streaming")
+    server: str | None = fld("what served: `bench serve` where the run started it, else what the endpoint says it is "
+                             "(its /v1/models owner, its Server header)", None)
+    endpoint: str | None = fld("the base URL requests went to (no credentials, no query)", None)
+    api: Literal["completions", "chat"] | None = fld("the API the requests used", None)
+    model: str | None = fld("the model's name at the endpoint", None)
+    local: bool | None = fld("the endpoint is on this machine (a loopback address)", None)
+    started_by_run: bool = fld("the run started the server itself on a free local port: its CPU is this run's own "
+                               "work, not contention", False)
+    static_shapes: bool | None = fld("the engine padded batch, source width and cache length to buckets (a "
+                                     "static-shape device); how such a device serves, not another workload: "
+                                     "recorded and compared, not part of the identity (null: not known)", None)
+    telemetry: str | None = fld("why the server's hardware was not sampled (a remote endpoint); null where it is "
+                                "this machine", None)
 
 
 @dataclass
@@ -413,6 +497,7 @@ class Result:
     telemetry_summary: dict[str, dict[str, TelemetryStat]] = fld("per phase: per telemetry key", factory=dict)
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
+    served_by: ServedBy | None = fld("serving results: which engine served the requests", None)
 
     @invariant
     def _figures_fit_their_names(self) -> None:
@@ -555,6 +640,24 @@ class Provenance:
 
 
 @dataclass
+class ThreadChoice:
+    """How many CPU threads each rank ran with, and why: chosen at the start from what was free, or given."""
+
+    threads: int = fld("torch intra-op threads of each rank", minimum=1)
+    reason: Literal["given", "free", "other_load", "quota", "affinity"] = fld(
+        "`given`: --threads; else what bound the choice: `other_load` (other processes' CPU), `quota` (the "
+        "cgroup's CPU quota), `affinity` (the CPUs this process may run on), `free` (every CPU was free)")
+    cpus: float | None = fld("CPUs the run may use: the affinity mask's count, capped by the cgroup's quota", None,
+                             minimum=0)
+    quota_cpus: float | None = fld("CPUs the cgroup's quota allows (cpu.max, or cfs_quota_us / cfs_period_us); "
+                                   "null: no quota", None, minimum=0)
+    other_load_cores: float | None = fld("cores busy with other processes over a short window before the run; null: "
+                                         "not measured", None, minimum=0)
+    ranks: int = fld("ranks on this node that share the CPUs (a --scaling sweep: its largest world size)", 1,
+                     minimum=1)
+
+
+@dataclass
 class Environment:
     """Everything a reader needs to trust or question the numbers."""
 
@@ -564,6 +667,7 @@ class Environment:
     torch: dict[str, Scalar] = fld("torch build and settings", factory=dict)
     env_vars: dict[str, str] = fld("relevant environment variables", factory=dict)
     device: dict[str, Scalar] = fld("the device's description (backend, device_name, driver, mode, ...)", factory=dict)
+    threads: ThreadChoice | None = fld("cpu runs: the threads each rank ran with and why", None)
 
 
 @dataclass

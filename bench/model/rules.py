@@ -18,7 +18,8 @@ named      a value of an open map (workload figures, series, params) fits what i
 To extend: a new per-request time joins the in_order chain where it falls; per-token times (one
 list per request) get `within(self, "token_times_s", "first_token_s", "finish_s")`; a count is
 declared with minimum=0 in its fld(); a figure whose name ends in its unit (`itl_s`, `errors`,
-`goodput_rps`) is checked by that name alone — add a pattern to NAMED for a unit not yet there.
+`goodput_rps`) is checked by that name alone — add a pattern to NAMED for a unit not yet there, and a
+family of figures (`errors.<code>`) to FAMILIES.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ SEED = Kind("a seed, a whole number, never negative", (int,), minimum=0, stats=F
 FLAG = Kind("true, false or null", (bool,), stats=False)
 TEXT = Kind("text", (str,), stats=False)
 POSITIVE = Kind("a number above 0", above=0, stats=False)
+RELATIVE = Kind("a relative difference, a number of either sign")
 
 # Open maps of every report (workload_metrics, series, a repeat's figures): (names ending so, names
 # whose last dotted part is so, what they are).
@@ -108,6 +110,7 @@ NAMED = [
     (("_s", "_ms"), (), DURATION),
     (("_per_s", "_qps", "_rps"), ("qps",), RATE),
     (("_bytes", "_j", "_w", "_percent", "_flops"), ("bytes",), AMOUNT),
+    ((), ("overhead_share",), RELATIVE),  # measured over a baseline: (with - without) / without, any sign
     (("_attainment", "_share", "_fraction"), (), FRACTION),
     ((), ("met",), FLAG),
     (("_count", "_total"), ("requests", "errors", "inter_token_gaps"), COUNT),
@@ -117,18 +120,24 @@ NAMED = [
 IDENTITY = {
     **dict.fromkeys(("batch_size", "context_len", "label_len", "candidate_len", "retrieved_len", "new_tokens",
                      "beams", "world_size", "pool_size", "top_k", "poly_codes", "max_batch", "requests",
-                     "parameters"), SIZE),
-    **dict.fromkeys(("model", "model_type", "config_hash", "precision", "data", "optimizer", "scoring",
-                     "retriever", "arrivals"), TEXT),
-    "static_shapes": FLAG, "kv_cache": FLAG, "arrival_seed": SEED, "lr": POSITIVE, "qps": POSITIVE,
+                     "parameters", "conversations", "turns", "max_tokens_in_flight"), SIZE),
+    **dict.fromkeys(("model", "model_type", "config_hash", "precision", "data", "optimizer", "optimizer_impl",
+                     "scoring", "retriever", "arrivals", "load", "output_len", "window", "batching"), TEXT),
+    "static_shapes": FLAG, "kv_cache": FLAG, "rescaled": FLAG, "arrival_seed": SEED, "lr": POSITIVE, "qps": POSITIVE,
     "batch_wait_ms": DURATION,
 }
+
+
+# Families of figures named `family.member` (`errors.timeout`: the failed requests of one cause).
+FAMILIES = {"errors": COUNT}
 
 
 def kind_of(name: str, exact: dict | None = None) -> Kind | None:
     if exact and name in exact:
         return exact[name]
-    last = name.rpartition(".")[2]
+    family, _, last = name.rpartition(".")
+    if family in FAMILIES:
+        return FAMILIES[family]
     return next((k for ends, names, k in NAMED if name.endswith(ends) or last in names), None)
 
 

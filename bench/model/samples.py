@@ -47,7 +47,7 @@ def _interp(samples: list[dict], key: str, t: float) -> float | None:
     pts = [(s["t"], s[key]) for s in samples if isinstance(s.get(key), (int, float))]
     if len(pts) < 2 or not pts[0][0] <= t <= pts[-1][0]:
         return None
-    ts, vs = zip(*pts)
+    ts, vs = zip(*pts, strict=True)
     return float(np.interp(t, ts, vs))
 
 
@@ -57,14 +57,15 @@ def energy_from_samples(samples: list[dict], start: float, end: float, prefix: s
     duration = end - start
     if duration < MIN_ENERGY_WINDOW_S:
         return {"joules": None, "method": None,
-                "reason": f"measured window {duration:.2f} s is shorter than {MIN_ENERGY_WINDOW_S:.0f} s"}
+                "reason": f"measured window {duration:.2f} s is shorter than {MIN_ENERGY_WINDOW_S:.0f} s: "
+                          f"--time-budget {MIN_ENERGY_WINDOW_S:g} (seconds per repeat) or more"}
     a, b = _interp(samples, prefix + "energy_j", start), _interp(samples, prefix + "energy_j", end)
     if a is not None and b is not None and b >= a:
         return {"joules": b - a, "method": "energy counter", "reason": None}
     pts = [(s["t"], s[prefix + "power_w"]) for s in in_window(samples, start, end)
            if isinstance(s.get(prefix + "power_w"), (int, float))]
     if len(pts) >= 2:
-        ts, ws = zip(*pts)
+        ts, ws = zip(*pts, strict=True)
         covered = ts[-1] - ts[0]
         area = sum((ws[i] + ws[i + 1]) / 2 * (ts[i + 1] - ts[i]) for i in range(len(ts) - 1))
         joules = area * duration / covered if covered > 0 else None

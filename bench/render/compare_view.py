@@ -3,10 +3,11 @@ to fit the width), the notes in words, then scaling, serving curves and the gate
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from bench.render import words
-from bench.render.format import DASH, figure_cell, header, markup, num, percent, seconds, shown, with_ci
+from bench.render.format import NOTE_CHARS, DASH, figure_cell, header, markup, num, percent, seconds, shown, with_ci
 from bench.render.layout import fit, plain_table
 from bench.render.records import record
 
@@ -48,7 +49,7 @@ def compare_notes(comp) -> list[str]:
 
 def print_notes(screen, comparison) -> None:
     for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        screen.print(markup("[yellow]note:[/] {}", words.sentence(note)), soft_wrap=True)
+        screen.print(markup("[yellow]note:[/] {}", shown(words.sentence(note), NOTE_CHARS)), soft_wrap=True)
 
 
 def print_comparison(screen, comparison) -> None:
@@ -71,9 +72,9 @@ def print_gates(screen, comparison) -> None:
     """Each gate that did not pass: a regression, or one that could not be ruled out."""
     for g in comparison.gates:
         if g.outcome == "fail":
-            screen.print(markup("[red]regression:[/] {}", words.gate_text(g)))
+            screen.print(markup("[red]regression:[/] {}", shown(words.gate_text(g), NOTE_CHARS)))
         elif g.outcome != "pass":
-            screen.print(markup("[yellow]gate inconclusive:[/] {}", words.gate_text(g)))
+            screen.print(markup("[yellow]gate inconclusive:[/] {}", shown(words.gate_text(g), NOTE_CHARS)))
 
 
 def bullets(lines: list[str]) -> Table:
@@ -82,29 +83,42 @@ def bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")
     for line in lines:
-        grid.add_row(shown("•"), shown(line))
+        grid.add_row(shown("•"), shown(line, NOTE_CHARS))
     return grid
 
 
-def scaling_table(groups) -> Table:
-    """World size, global throughput with CI, and scaling efficiency, per workload."""
-    rows = [[group.workload, str(p.world_size), f"{with_ci(p)} {group.metric}", percent(p.efficiency)]
+def scaling_table(groups) -> Group:
+    """World size, global throughput with CI, threads per rank and scaling efficiency, per workload;
+    then what the efficiencies cannot be read without."""
+    rows = [[group.workload, str(p.world_size), DASH if p.threads is None else str(p.threads),
+             f"{with_ci(p)} {group.unit or group.metric}", percent(p.efficiency)]
             for group in groups for p in group.points]
-    return plain_table("scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
-                       ["workload", "world size", "throughput [95% CI]", "efficiency"], rows)
+    table = plain_table("scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
+                        ["workload", "world size", "threads a rank", "throughput [95% CI]", "efficiency"], rows)
+    notes = [f"{g.workload}: {words.sentence(n)}" for g in groups for n in g.notes]
+    return Group(table, bullets(notes)) if notes else Group(table)
 
 
 def serving_table(screen, curves):
-    """Per run: its SLO, its capacity with the bracket, and TTFT p99 at each offered rate."""
-    headers = ["run", "device", "SLO TTFT", "capacity at the SLO", "USD/1k req at capacity",
-               "TTFT p99 by offered rate (req/s)"]
-    rows = []
-    for c in curves:
-        by_rate = " · ".join(f"{p.qps:g}: {seconds(p.ttft_p99_s)}{'' if p.slo_met in (True, None) else ' ✗'}"
-                             for p in c.points)
-        rows.append([c.run, c.device, seconds(c.slo_ttft_s), words.capacity_text(c.capacity), capacity_cost_cell(c),
-                     by_rate])
+    """Per run: who served, its SLOs, its capacity with the bracket, and TTFT, TPOT p99 at each offered
+    rate (✗ missed, ? a verdict its requests cannot support: each rate's row says why, above)."""
+    headers = ["run", "device", "served by", "SLO TTFT", "SLO TPOT", "capacity at the SLO", "USD/1k req at capacity",
+               "TTFT p99 by offered rate (req/s)", "TPOT p99 by offered rate"]
+    rows = [[c.run, c.device, words.served_text(c.served), seconds(c.slo_ttft_s), seconds(c.slo_tpot_s),
+             words.capacity_text(c.capacity), capacity_cost_cell(c), by_rate(c, "ttft_p99_s"), by_rate(c, "tpot_p99_s")]
+            for c in curves]
     return fit(screen, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
+
+
+def by_rate(curve, field: str) -> str:
+    return " · ".join(f"{p.qps:g}: {seconds(getattr(p, field))}{_mark(p)}" for p in curve.points)
+
+
+def _mark(point) -> str:
+    """✗ where the point missed the SLOs; ? where its verdict is provisional (too few requests)."""
+    if point.slo_met is None:
+        return ""
+    return ("" if point.slo_met else " ✗") + ("?" if point.slo_valid is False else "")
 
 
 def capacity_cost_cell(curve) -> str:

@@ -7,9 +7,12 @@ import math
 
 from rich.markup import escape
 
-from bench.core.text import shell_path, terminal_safe
+from bench.core.text import MAX_SHOWN, shell_path, terminal_safe
 
 DASH = "—"
+
+
+NOTE_CHARS = 4000  # a sentence of ours: every report value in it is already cut (render/words.py)
 
 
 class Shown(str):
@@ -18,12 +21,13 @@ class Shown(str):
     __slots__ = ()
 
 
-def shown(value) -> Shown:
+def shown(value, limit: int = MAX_SHOWN) -> Shown:
     """A string from a report, a tool or a user, for rich: control sequences neutralised, markup
-    escaped, cut short. Shown text stays as it is (it was escaped once)."""
+    escaped, cut at `limit` characters (a note of ours is given NOTE_CHARS: it must not lose its end).
+    Shown text stays as it is (it was escaped once)."""
     if isinstance(value, Shown):
         return value
-    return Shown(escape(terminal_safe(DASH if value is None else value)))
+    return Shown(escape(terminal_safe(DASH if value is None else value, limit)))
 
 
 def markup(template: str, *values) -> Shown:

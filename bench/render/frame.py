@@ -3,8 +3,11 @@
 One row per run x workload, the keys of bench/render/records.py: identity (workload, run, label,
 file, run_id, created_at as a UTC timestamp, status, device), the lead figure with its interval,
 the speedup against the baseline with its interval and verdict, every figure the workload declares,
-the common figures, warnings, and the workload's params as `param_<name>`. `frame.attrs["units"]`
-maps each figure column to its unit.
+the common figures, warnings, and the workload's params as `param_<name>`. A unit belongs to a
+workload's figure, not to a column: `samples_per_s` holds fine-tune samples/s, retrieval contexts/s
+and serving requests/s. So each row's `unit` is its lead figure's, and `frame.attrs["units"]` maps
+each workload to its columns' units (`attrs["units"]["retrieval-encode"]["samples_per_s"]` is
+`contexts/s`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ def comparison_frame(comparison):
     frame = pd.DataFrame(records(comparison))
     if "created_at" in frame:
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, errors="coerce")
-    frame.attrs["units"] = {c.key: c.unit for comp in comparison for c in comp.columns if c.unit}
+    units: dict[str, dict[str, str]] = {}
+    for comp in comparison:
+        units.setdefault(comp.workload, {}).update({c.key: c.unit for c in comp.columns if c.unit})
+    frame.attrs["units"] = units
     return frame
 
 

@@ -4,7 +4,8 @@ Per workload: the comparison table (the terminal's columns: every declared figur
 its 95 % interval and the speedups (each chart with a legend), and the notes under it, grouped by
 run. Then scaling, telemetry over time per report (device utilization, power, memory and host CPU
 panels where sampled, the phases shaded and labelled), and what differs between the environments.
-The layout holds from 800 px (tables scroll sideways inside their box, charts resize). Every string
+The layout holds from 800 px: a table too wide for the window turns to one column per run, as the
+terminal's does, and charts resize. Every string
 from a report or a tool is escaped before it reaches the page or a chart."""
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import html
 import re
 from datetime import datetime, timezone
 
-from bench.core.text import terminal_safe
+from bench.core.text import MAX_SHOWN, terminal_safe
 from bench.model.keys import keys_of
 from bench.render import words
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
-from bench.render.format import DASH
+from bench.render.format import DASH, NOTE_CHARS
 
 PHASES = {"setup": ("set-up", "rgba(120,120,120,0.16)"), "warmup": ("warm-up", "rgba(255,165,0,0.20)"),
           "measure": ("measured", "rgba(46,139,87,0.16)"), "verify": ("verify", "rgba(65,105,225,0.10)")}
@@ -28,15 +29,16 @@ TELEMETRY_PANELS = [("device utilization %", "util_percent", "accelerator", 1),
                     ("device temperature °C", "temp_c", "accelerator", 1),
                     ("host CPU % (process tree)", "cpu_percent", "host", 1)]
 COLOURS = {"baseline": "#1f4e79", "comparable": "#2e8b57", "not comparable": "#b0b0b0",
+           "forced": "#c77c2e",  # not the same workload, compared with --force: hatched
            "verdict": "#4169e1", "inconclusive or no verdict": "#9aa9d6"}
 MAX_POINTS = 5000  # per telemetry line
 MAX_BAND_LABELS = 24  # more measured spans than this in one chart: the colour key alone names them
 
 
-def esc(value) -> str:
-    """HTML text: escaped, cut at 500 characters, control and bidi-override characters shown as
-    escapes (a label must not reorder the text around it)."""
-    return html.escape(terminal_safe(DASH if value is None else value), quote=True)
+def esc(value, limit: int = MAX_SHOWN) -> str:
+    """HTML text: escaped, cut at 500 characters (a note of ours: NOTE_CHARS), control and
+    bidi-override characters shown as escapes (a label must not reorder the text around it)."""
+    return html.escape(terminal_safe(DASH if value is None else value, limit), quote=True)
 
 
 def esc_chart(value) -> str:
@@ -67,29 +69,60 @@ def error_bars(values, lows, highs) -> dict:
 
 
 def _kind(row) -> str:
-    return "baseline" if row.baseline else "comparable" if row.comparable else "not comparable"
+    if row.baseline:
+        return "baseline"
+    return "comparable" if row.comparable else "forced" if row.forced else "not comparable"
 
 
-def _bar(kind: str, labels: list[str], values: list, lows: list, highs: list):
-    """One legend entry's bars with their intervals, in its colour."""
+def _bar(kind: str, labels: list[str], values: list, lows: list, highs: list, escaped: bool = False):
+    """One legend entry's bars with their intervals, in its colour (labels escaped here unless they are)."""
     import plotly.graph_objects as go
 
-    return go.Bar(name=kind, x=[esc_chart(x) for x in labels], y=values, marker_color=COLOURS[kind],
+    return go.Bar(name=kind, x=labels if escaped else [esc_chart(x) for x in labels], y=values, marker_color=COLOURS[kind],
                   error_y=error_bars(values, lows, highs))
 
 
-def throughput_figure(comp):
-    """One bar per run with its 95 % interval; baseline, comparable and not comparable in the legend."""
-    import plotly.graph_objects as go
+def _groups(comp) -> list[tuple[str, list]]:
+    """Runs that may share an axis: the baseline with the runs comparable to it (and, marked, those
+    --force compared anyway), then each set of runs that differ from it in the same fields."""
+    main = [r for r in comp.rows if r.baseline or r.comparable or r.forced]
+    apart: dict[tuple, list] = {}
+    for r in comp.rows:
+        if r not in main:
+            apart.setdefault(tuple(r.differences), []).append(r)
+    return [("", main)] + [(f"not comparable: {len(diff)} field{'s' if len(diff) != 1 else ''}" if diff
+                            else "failed", rows) for diff, rows in apart.items()]
 
-    fig = go.Figure()
-    for kind in ("baseline", "comparable", "not comparable"):
-        rows = [r for r in comp.rows if _kind(r) == kind]
-        if rows:
-            fig.add_trace(_bar(kind, [f"{r.run.name} · {r.run.device}" for r in rows], [r.lead.value for r in rows],
-                               [r.lead.ci_low for r in rows], [r.lead.ci_high for r in rows]))
-    fig.update_layout(yaxis_title=esc_chart(comp.main_metric.replace("_per_s", "/s").replace("_", " ")), height=360,
-                      barmode="group", showlegend=True)
+
+def throughput_figure(comp):
+    """One bar per run with its 95 % interval. Runs that are not comparable with the baseline never
+    share its axis: each set of them gets its own panel, titled with what differs (a 709 against a
+    29 samples/s bar of another model and task would read as "24x faster")."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    groups = _groups(comp)
+    titles = [esc_chart(t) or "baseline and comparable" for t, _ in groups] if len(groups) > 1 else None
+    widths = [len(rows) + 1 for _, rows in groups]
+    fig = make_subplots(rows=1, cols=len(groups), subplot_titles=titles, column_widths=widths,
+                        horizontal_spacing=0.12) if len(groups) > 1 else go.Figure()
+    legend = set()
+    for col, (_, rows) in enumerate(groups, start=1):
+        for kind in ("baseline", "comparable", "forced", "not comparable"):
+            sel = [r for r in rows if _kind(r) == kind]
+            if not sel:
+                continue
+            bar = _bar(kind, [f"{esc_chart(r.run.name)}<br>{esc_chart(r.run.device)}" for r in sel],
+                       [r.lead.value for r in sel], [r.lead.ci_low for r in sel], [r.lead.ci_high for r in sel], True)
+            bar.update(showlegend=kind not in legend, legendgroup=kind)
+            legend.add(kind)
+            if kind == "forced":
+                bar.update(marker_pattern_shape="/")
+            fig.add_trace(bar, **({"row": 1, "col": col} if len(groups) > 1 else {}))
+    fig.update_annotations(font_size=12)
+    unit = esc_chart(comp.lead.unit or comp.main_metric)
+    fig.update_yaxes(title_text=unit)
+    fig.update_layout(height=360, barmode="group", showlegend=True)
     return fig
 
 
@@ -103,9 +136,11 @@ def speedup_figure(comp):
     fig = go.Figure()
     for kind, pick in (("verdict", True), ("inconclusive or no verdict", False)):
         sel = [r for r in rows if r.speedup.conclusive is pick]
-        if sel:
-            fig.add_trace(_bar(kind, [r.run.name for r in sel], [r.speedup.ratio for r in sel],
-                               [r.speedup.ci_low for r in sel], [r.speedup.ci_high for r in sel]))
+        if sel:  # a run --force compared although not the same workload: hatched and named so
+            bar = _bar(kind, [r.run.name + (" (forced)" if r.forced else "") for r in sel],
+                       [r.speedup.ratio for r in sel], [r.speedup.ci_low for r in sel],
+                       [r.speedup.ci_high for r in sel])
+            fig.add_trace(bar.update(marker_pattern_shape=["/" if r.forced else "" for r in sel]))
     fig.add_hline(y=1.0, line_dash="dash", line_color="black", annotation_text="baseline", annotation_position="top left")
     fig.update_layout(yaxis_title="× baseline", height=320, showlegend=True)
     return fig
@@ -118,8 +153,9 @@ def scaling_figure(group):
 
     pts = group.points
     x = [p.world_size for p in pts]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[esc_chart(group.metric), "scaling efficiency"])
-    fig.add_trace(go.Scatter(x=x, y=[p.value for p in pts], mode="lines+markers", name=esc_chart(group.metric),
+    unit = esc_chart(group.unit or group.metric)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[unit, "scaling efficiency"])
+    fig.add_trace(go.Scatter(x=x, y=[p.value for p in pts], mode="lines+markers", name=unit,
                              error_y=error_bars([p.value for p in pts], [p.ci_low for p in pts],
                                                 [p.ci_high for p in pts])), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=[p.efficiency for p in pts], mode="lines+markers", name="efficiency"), row=1, col=2)
@@ -198,18 +234,38 @@ def telemetry_figure(report):
     return fig
 
 
-def _table(headers: list[str], rows: list[list], dim: list[bool] | None = None) -> str:
+def _table(headers: list[str], rows: list[list], dim: list[bool] | None = None, cls: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join(("<tr class='dim'>" if dim and dim[i] else "<tr>") + "".join(f"<td>{esc(c)}</td>" for c in r)
                    + "</tr>" for i, r in enumerate(rows))
-    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    return f"<div class='scroll {cls}'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
-def summary_table(comp) -> str:
-    """The terminal's comparison table as HTML (same cells, same empty columns left out)."""
+CHAR_PX, CELL_PX = 7.6, 18  # 13 px system-ui text: a character's width at most, and a cell's padding and border
+PAGE_PX = 64  # the page's margins and padding, and a scroll bar
+
+
+def table_px(headers: list[str], rows: list[list[str]]) -> int:
+    """How wide a table of these cells lays out (no wrapping): its widest cell per column."""
+    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    return int(sum(w * CHAR_PX + CELL_PX for w in widths))
+
+
+def summary_table(comp, index: int = 0) -> str:
+    """The terminal's comparison table as HTML (same cells, same empty columns left out), laid out as
+    the terminal does: one row per run where the page is wide enough for every column, else one
+    column per run — chosen by the browser's width (a media query at the wide table's own width), so
+    no column that matters sits off-screen behind a sideways scroll."""
     cols, body = compare_cells(comp)
     keep = [i for i in range(len(cols)) if i < ALWAYS_SHOWN or any(cells[i] != DASH for cells, _ in body)]
-    return _table([cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body], [not ok for _, ok in body])
+    headers, rows = [cols[i] for i in keep], [[cells[i] for i in keep] for cells, _ in body]
+    dim = [not ok for _, ok in body]
+    across = [[h] + [r[i] for r in rows] for i, h in enumerate(headers)][1:]
+    wide, tall = f"wide{index}", f"tall{index}"
+    breakpoint = table_px(headers, rows) + PAGE_PX
+    style = (f"<style>.{tall}{{display:none}}@media(max-width:{breakpoint - 1}px){{.{wide}{{display:none}}"
+             f".{tall}{{display:block}}}}</style>")
+    return style + _table(headers, rows, dim, wide) + _table([""] + [r[0] for r in rows], across, None, tall)
 
 
 def notes_box(comp) -> str:
@@ -219,7 +275,7 @@ def notes_box(comp) -> str:
         by_run.setdefault(run, []).append(text)
     if not by_run:
         return ""
-    items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t)}</li>' for t in dict.fromkeys(texts))}"
+    items = "".join(f"<dt>{esc(run)}</dt><dd><ul>{''.join(f'<li>{esc(t, NOTE_CHARS)}</li>' for t in dict.fromkeys(texts))}"
                     f"</ul></dd>" for run, texts in by_run.items())
     return (f"<div class='banner' data-workload='{esc(comp.title)}'><b>Read before trusting these numbers "
             f"({esc(comp.title)})</b><dl>{items}</dl></div>")
@@ -253,10 +309,16 @@ class Page:
         self.parts.append(f"<div class='chart'><h3>{esc(title)}</h3>{_fig_html(fig, f'chart{self.charts}')}</div>")
 
 
-def workload_section(page: Page, comp) -> None:
+def lead_name(comp) -> str:
+    """The lead figure and its unit, once where they are the same words (`samples/s`)."""
+    label, unit = comp.lead.label.replace(" [95% CI]", ""), comp.lead.unit
+    return label if not unit or unit == label else f"{label} ({unit})"
+
+
+def workload_section(page: Page, comp, index: int = 0) -> None:
     page.add(f"<section class='workload' id='wl-{slug(comp.title)}'><h2>{esc(comp.title)}</h2>"
-             f"<p class='meta'>{esc(comp.main_metric)} · baseline {esc(words.display(comp.baseline))}</p>")
-    page.add(summary_table(comp))
+             f"<p class='meta'>{esc(lead_name(comp))} · baseline {esc(words.display(comp.baseline))}</p>")
+    page.add(summary_table(comp, index))
     page.add(notes_box(comp))
     page.add("<div class='charts'>")
     page.chart(f"{comp.lead.label.replace(' [95% CI]', '')} with its 95 % interval", throughput_figure(comp))
@@ -268,8 +330,9 @@ def workload_section(page: Page, comp) -> None:
 
 def serving_section(page: Page, curves) -> None:
     page.add("<h2 id='serving'>Serving: latency against offered load</h2>")
-    page.add(_table(["run", "device", "SLO TTFT", "capacity at the SLO"],
-                    [[c.run, c.device, DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
+    page.add(_table(["run", "device", "served by", "SLO TTFT", "capacity at the SLO"],
+                    [[c.run, c.device, words.served_text(c.served),
+                      DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
                       words.capacity_text(c.capacity)] for c in curves]))
     page.chart("time to first token against offered load", serving_figure(curves))
 
@@ -298,13 +361,16 @@ def render(comparison) -> str:
     page = Page()
     nav = "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparison)
     page.add(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
-    for comp in comparison:
-        workload_section(page, comp)
+    for i, comp in enumerate(comparison):
+        workload_section(page, comp, i)
     if comparison.serving:
         serving_section(page, comparison.serving)
     for g in comparison.scaling:
         page.add(f"<h2>{esc(g.workload)}: scaling with world size</h2>")
         page.chart("throughput and efficiency", scaling_figure(g))
+        if g.notes:
+            items = "".join(f"<li>{esc(words.sentence(n))}</li>" for n in g.notes)
+            page.add(f"<div class='banner'><b>Read before trusting this scaling</b><ul>{items}</ul></div>")
     telemetry_section(page, comparison.sources)
     environment_section(page, comparison.environment)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")

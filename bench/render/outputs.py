@@ -66,7 +66,10 @@ def export_text(kind: str, comparison) -> str:
     from bench.render.frame import comparison_frame
     from bench.render.html import render
     from bench.render.tables import csv_text, markdown_text
+    from bench.render.vllm import vllm_text
 
+    if kind == "vllm_json":
+        return vllm_text(comparison)
     if kind == "csv":
         return csv_text(comparison_frame(comparison))
     if kind == "markdown":

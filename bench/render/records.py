@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.analysis.comparison import Comparison, Cost, Note, Row, WorkloadComparison
 from bench.render import words
 
-FORMAT_VERSION = 2  # of `bench compare --json` (docs/compare-format.md)
+FORMAT_VERSION = 3  # of `bench compare --json` (docs/compare-format.md)
 
 
 def _interval(key: str, value, lo, hi) -> dict:
@@ -34,6 +34,7 @@ def record(row: Row, comp: WorkloadComparison) -> dict:
            "run_id": r.run_id, "created_at": r.created_at, "status": r.status, "origin": r.origin,
            "device": r.device, "backend": r.backend, "host": r.host, "metric": m,
            **_interval(m, row.lead.value, row.lead.ci_low, row.lead.ci_high), f"{m}_method": row.lead.method,
+           "unit": comp.lead.unit,
            **_interval("speedup", *((s.ratio, s.ci_low, s.ci_high) if s else (None, None, None))),
            "speedup_method": words.method(s) if s else None,
            "verdict": row.verdict, "verdict_short": words.short(row), "verdict_text": words.verdict_text(row),
@@ -52,8 +53,8 @@ def records(comparison: Comparison) -> list[dict]:
 
 
 def note_record(note: Note) -> dict:
-    return {"code": note.code, "run": note.run, "values": note.model_dump(mode="json")["values"],
-            "text": words.sentence(note)}
+    text = words.hint_text(note) if note.code in words.HINTS else words.sentence(note)
+    return {"code": note.code, "run": note.run, "values": note.model_dump(mode="json")["values"], "text": text}
 
 
 def workload_document(comp: WorkloadComparison) -> dict:
@@ -73,16 +74,23 @@ def serving_document(comparison: Comparison) -> list[dict]:
                                           "price_source": c.cost.price_source}
         out.append({**c.model_dump(mode="json", exclude={"capacity", "cost", "notes"}), "capacity": c.capacity.code,
                     "capacity_qps": c.capacity.qps, "capacity_below_qps": c.capacity.below_qps,
-                    "capacity_text": words.capacity_text(c.capacity), **cost,
+                    "capacity_qps_valid": c.capacity.qps_valid, "capacity_below_valid": c.capacity.below_valid,
+                    "capacity_text": words.capacity_text(c.capacity), "served_text": words.served_text(c.served), **cost,
                     "notes": [note_record(n) for n in c.notes]})
     return out
 
 
+FIGURE_VERDICTS = {"faster": "higher", "slower": "lower"}  # a declared figure is not a speed
+
+
 def gate_document(comparison: Comparison) -> list[dict]:
-    return [{"outcome": g.outcome, "metric": g.gate.metric, "limit": g.gate.limit, "workload": g.workload,
-             "run": g.run, "baseline": g.baseline, "speedup": g.speedup.ratio, "speedup_ci_low": g.speedup.ci_low,
-             "speedup_ci_high": g.speedup.ci_high, "verdict": g.speedup.verdict,
-             "verdict_reason": g.speedup.reason.code if g.speedup.reason else None, "what": words.gate_text(g)}
+    return [{"outcome": g.outcome, "metric": g.gate.metric, "figure": g.figure, "better": g.better,
+             "limit": g.gate.limit, "workload": g.workload, "run": g.run, "baseline": g.baseline,
+             "speedup": g.speedup.ratio, "speedup_ci_low": g.speedup.ci_low, "speedup_ci_high": g.speedup.ci_high,
+             "verdict": g.speedup.verdict if g.figure is None else FIGURE_VERDICTS.get(g.speedup.verdict,
+                                                                                       g.speedup.verdict),
+             "verdict_reason": g.speedup.reason.code if g.speedup.reason else None,
+             "hint": note_record(g.hint) if g.hint else None, "what": words.gate_text(g)}
             for g in comparison.gates]
 
 
@@ -94,5 +102,6 @@ def document(comparison: Comparison, bench_version: str, created_at: str) -> dic
             "created_at": created_at, "min_repeats": comparison.min_repeats, "min_effect": comparison.min_effect,
             "notes": [note_record(n) for n in comparison.notes],
             "workloads": [workload_document(comp) for comp in comparison],
-            "scaling": [g.model_dump(mode="json") for g in comparison.scaling],
+            "scaling": [{**g.model_dump(mode="json", exclude={"notes"}), "notes": [note_record(n) for n in g.notes]}
+                        for g in comparison.scaling],
             "serving": serving_document(comparison), "gates": gate_document(comparison)}

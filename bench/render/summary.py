@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from rich.console import Group
 
+from bench.analysis.serving import tail_notes
 from bench.analysis.table import figure_key, resolve_in
+from bench.render import words
 from bench.model.report import variant_label
 from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
 from bench.render.layout import fit
@@ -29,9 +31,33 @@ def _lead(result) -> tuple[str, str]:
     return unit, with_ci(getattr(result.metrics, metric, None))
 
 
+THREAD_REASONS = {
+    "given": lambda c: "--threads",
+    "free": lambda c: f"every one of {c.cpus:g} CPUs free",
+    "other_load": lambda c: f"other load used {c.other_load_cores:.1f} of {c.cpus:g} CPUs, measured at the start",
+    "quota": lambda c: f"the cgroup's CPU quota allows {c.quota_cpus:g} CPUs",
+    "affinity": lambda c: f"this process may run on {c.cpus:g} CPUs",
+}
+
+
+def threads_text(choice) -> str:
+    """`1 thread (other load used 1.1 of 2 CPUs, measured at the start)`."""
+    n = f"{choice.threads} thread{'s' if choice.threads > 1 else ''}"
+    ranks = f" a rank x {choice.ranks} ranks" if choice.ranks > 1 else ""
+    return f"{n}{ranks} ({THREAD_REASONS[choice.reason](choice)})"
+
+
+def threads_line(choice) -> str:
+    """The run line that says what bench chose and why, and how to choose otherwise."""
+    also = "" if choice.reason == "given" else "; --threads N chooses otherwise"
+    return f"cpu: {threads_text(choice)}{also}"
+
+
 def run_summary(report, screen):
     device = report.environment.device
     title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
+    if report.environment.threads is not None:
+        title += f" · {threads_text(report.environment.threads)}"
     if report.distributed:
         d = report.distributed
         title += f" · world size {d.world_size} ({d.backend}; throughput summed over ranks)"
@@ -51,14 +77,23 @@ def run_summary(report, screen):
 
 
 def figure_lines(report) -> list[Shown]:
-    """Per workload, the figures it declares beyond its lead: TTFT, request latency, recall, ..."""
+    """Per workload, the figures it declares beyond its lead (TTFT, ITL, TPOT, recall, ...); for a
+    serving result, who served and each SLO verdict with whether its requests can support it."""
     lines = []
     for r in report.results:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
             lines.append(markup("[bold]{}[/]: {}", named(r), " · ".join(parts)))
+        lines += serving_lines(r)
     return lines
+
+
+def serving_lines(result) -> list[Shown]:
+    if result.served_by is None or not result.timing.step_times_s:
+        return []
+    out = [markup("  served by {}", words.served_text(result.served_by))]
+    return out + [markup("  {}", words.note_text(n)) for n in tail_notes(None, result.workload_metrics or {})]
 
 
 def print_problems(screen, report) -> None:

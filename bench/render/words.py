@@ -5,7 +5,7 @@ for its medium (the terminal, Markdown, HTML, CSV)."""
 from __future__ import annotations
 
 from bench.analysis.comparison import Capacity, GateOutcome, Note, Row, RunInfo, Speedup
-from bench.core.text import shell_path
+from bench.core.text import clip, shell_path
 from bench.model.derive import WITHIN_RUN
 
 
@@ -31,6 +31,8 @@ REASONS = {
     "no_ratio": lambda s, v: "no ratio: a run's throughput is zero or not a finite number (no work measured?)",
     "no_raw_times": lambda s, v: f"{s.ratio:.2f}x (published figures: no raw times, no interval)",
     "no_throughput": lambda s, v: "no throughput to compare",
+    "no_values": lambda s, v: (f"no {s.metric} of each repeat to compare (a run without them, or a repeat where it "
+                               "could not be computed)"),
     "no_interval": lambda s, v: f"no clear difference: {s.ratio:.2f}x (no interval)",
     "unclear": lambda s, v: f"no clear difference: {s.ratio:.2f}x ({_ci(s)})",
 }
@@ -90,8 +92,42 @@ def verdict_text(row: Row) -> str:
 
 # ---- notes: the comparison's (whole sentences) and a row's (after its run's name) -------------------
 
+VALUE_CHARS = 80  # a report's value quoted inside a sentence: the sentence stays whole, the value is cut
+TEXT_CHARS = 400  # a report's text (a source, a message, an error) inside a sentence
+
+
+def _q(value, limit: int = VALUE_CHARS) -> str:
+    """A report's value as a sentence quotes it, cut (marked …) where it is long."""
+    return clip(repr(value), limit, "…'" if isinstance(value, str) else "…")
+
+
+def _t(text, limit: int = TEXT_CHARS) -> str:
+    return clip(str(text), limit, "…")
+
+
 def _differences(v) -> str:
-    return "; ".join(f"{k}: {a!r} vs {b!r}" for k, a, b in v["differences"])
+    return "; ".join(f"{_t(k, VALUE_CHARS)}: {_q(a)} vs {_q(b)}" for k, a, b in v["differences"])
+
+
+def _priced(v) -> str:
+    price = f"priced at ${v['usd_per_hour']:g}/h for an instance of {v['devices']} device(s) ({_t(v['source'])})"
+    if v.get("basis") == "held":
+        return (f"{price}; published figures name no device count, and the run held all {v['used']} devices of its "
+                f"machine ({_t(v.get('device'), VALUE_CHARS)}), so it is charged for the instance it held: "
+                f"${v['hourly']:.4g} an hour")
+    return f"{price}; the run used {v['used']}, so its hour costs ${v['hourly']:.4g}"
+
+
+def _unpriced(v) -> str:
+    label = f"label {_q(v['label'])}" if v["label"] else "no label"
+    return (f"no price matches it ({label}, device {_q(v['backend'])}): no cost "
+            "(--price LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES])")
+
+
+def _unmatched(v) -> str:
+    labels = ", ".join(_q(x) for x in v["labels"][:12]) or "none"
+    return (f"the price for {_q(v['match'])} ({_t(v['source'], VALUE_CHARS)}) matches no run, so it priced nothing; "
+            f"a price names a run's label (here: {labels}) or a device kind (here: {', '.join(v['devices']) or 'none'})")
 
 
 NOTES = {
@@ -100,25 +136,57 @@ NOTES = {
     "same_run_id": lambda v: (f"{', '.join(map(shell_path, v['paths']))}: set aside, not compared: they claim one run "
                               f"(run_id {v['run_id'][:12]}) but differ at {v['field']}; one was edited, or another "
                               "run was given its id"),
-    "price_unused": lambda v: (f"the price for {v['match']!r} ({v['source']}) names no run here (no label, name or "
-                               "device kind): it priced nothing"),
     "baseline_missing": lambda v: f"{v['workload']}: the baseline has no usable result for it; the first run is its "
                                   "baseline",
     "no_run": lambda v: f"{v['workload']}: no run measured it",
     "handicap": lambda v: (f"ran with --handicap {v['percent']:g} %, a deliberate slow-down for testing comparisons: "
                            "its figures are not the device's"),
-    "published": lambda v: f"published figures, not measured by bench ({v['source'] or 'source not given'})",
+    "published": lambda v: f"published figures, not measured by bench ({_t(v['source'] or 'source not given')})",
     "not_comparable": lambda v: f"vs {v['baseline']}: not the same workload ({_differences(v)})",
     "verdict": lambda v: f"vs {v['baseline']}: {speedup_text(v['speedup'])}{_forced(v['forced'])}",
-    "failed": lambda v: f"failed: {v['error'] or 'no measured steps'}",
+    "failed": lambda v: f"failed: {_t(v['error'] or 'no measured steps')}",
     "output_mismatch": lambda v: (f"vs {v['baseline']}: output_mismatch: the outputs differ beyond the precision's "
-                                  f"tolerance, so the speed compares different computations ({v['detail']})"),
-    "warning": lambda v: f"{v['code']}: {v['message']}",
-    "priced": lambda v: (f"priced at ${v['usd_per_hour']:g}/h for an instance of {v['devices']} device(s) "
-                         f"({v['source']}); the run used {v['used']}, so its hour costs ${v['hourly']:.4g}"),
-    "unpriced": lambda v: (f"no price matches it (label {v['label']!r}, device {v['backend']!r}): no cost "
-                           "(--price LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES])"),
+                                  f"tolerance, so the speed compares different computations ({_t(v['detail'])})"),
+    "warning": lambda v: f"{v['code']}: {_t(v['message'])}",
+    "priced": _priced,
+    "scaling_threads": lambda v: ("the threads per rank differ between world sizes ("
+                                  + ", ".join(f"world size {n}: {t if t is not None else 'unknown'}"
+                                              for n, t in v["threads"])
+                                  + "): the efficiency mixes more ranks with fewer threads each, not scaling alone"),
+    "superlinear": lambda v: (f"efficiency {v['efficiency']:.1%} at world size {v['world_size']}: above 100 % with the "
+                              "same threads per rank, "
+                              + (f"and {v['base']} (the smallest world size) was contended, which understates the "
+                                 "throughput it is divided by" if v["base_contended"] else
+                                 "which nothing in the runs explains: check the data each rank sees")),
+    "unpriced": _unpriced,
+    "price_unmatched": _unmatched,
+    "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
+                            "serving set-ups as well"),
+    "tail": lambda v: tail_text(v),
 }
+
+SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
+
+
+def _ms(seconds) -> str:
+    return "a failed request" if seconds is None else f"{seconds * 1000:.4g} ms"
+
+
+def tail_text(v: dict) -> str:
+    """An SLO verdict and whether its requests can support it: "p99 TTFT 212 ms <= 250 ms, but 60
+    requests cannot support a p99 claim: about 399 more with none over"."""
+    at = f" at {v['qps']:g} requests/s" if v.get("qps") is not None else ""
+    name, pct = SLO_NAMES.get(v["slo"], v["slo"]), f"{v['confidence'] * 100:g} %"
+    head = f"p99 {name}{at} {_ms(v['p99_s'])} {'≤' if v['met'] else '>'} {_ms(v['bound_s'])}"
+    counts = f"{v['over']} of {v['n']} requests over"
+    if v["holds"]:
+        return f"{head}: holds at {pct} confidence ({counts}; early stopping needs {v['needed']})"
+    if v["met"]:
+        return (f"{head}, but {v['n']} requests cannot support a p99 claim: about {v['more']} more with none over "
+                f"({counts})")
+    if v["refuted"]:
+        return f"{head}: missed, at {pct} confidence ({counts})"
+    return f"{head}, but {v['n']} requests cannot show the miss at {pct} confidence ({counts}): provisional"
 
 
 def note_text(note: Note) -> str:
@@ -134,17 +202,70 @@ def sentence(note: Note) -> str:
     return f"{note.run} {text}" if text.startswith("vs ") else f"{note.run}: {text}"
 
 
+def figure_text(s: Speedup) -> str:
+    """run / baseline of a declared figure, without the words of speed: "1.25x the baseline's, higher
+    (95 % CI 1.10–1.42x)"."""
+    if s.reason is not None:
+        return REASONS[s.reason.code](s, s.reason.values)
+    if s.verdict == "same":
+        return f"same within {s.min_effect * 100:g} % ({_ci(s)})"
+    return f"{s.ratio:.2f}x the baseline's, {'higher' if s.verdict == 'faster' else 'lower'} ({_ci(s)})"
+
+
 def gate_text(g: GateOutcome) -> str:
-    return (f"{g.workload}: {g.run} vs {g.baseline}, {g.gate.metric}: {speedup_text(g.speedup)} — limit "
-            f"{g.gate.limit:.0%} below")
+    if g.figure is None:
+        change, side = speedup_text(g.speedup), "below"
+    else:
+        change, side = figure_text(g.speedup), "below" if g.better == "higher" else "above"
+    return (f"{g.workload}: {g.run} vs {g.baseline}, {g.gate.metric}: {change} — limit {g.gate.limit:.0%} {side}"
+            + (f"; {hint_text(g.hint)}" if g.hint is not None else ""))
+
+
+def _quieter(run: str | None, v) -> str:
+    load = f" (other load used {v['other_load']:.1f} of {v['cpus']:g} cores)" if v["other_load"] is not None and \
+        v["cpus"] else ""
+    fewer = f", or again with --threads {v['fit']}" if v["fit"] and v["threads"] and v["fit"] < v["threads"] else ""
+    return f"for a verdict: run {run or 'it'} where nothing else shares the machine{load}{fewer}"
+
+
+HINTS = {
+    "quieter": _quieter,
+    "rerun": lambda run, v: ("for a verdict: run both again, one after the other" if v["why"] == "host_changed" else
+                             "for a verdict: run it again to the end"),
+    "more_repeats": lambda run, v: f"for a verdict: --repeats {v['needed']} or more on each side ({v['repeats']} now)",
+    "narrower": lambda run, v: (f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x — "
+                                f"more repeats ({v['repeats']} now) or longer ones (--time-budget)"),
+}
+
+
+def hint_text(note: Note) -> str:
+    """What would give an inconclusive gate a verdict."""
+    return HINTS[note.code](note.run, note.values)
+
+
+def _sure(valid) -> str:
+    return {True: " at 99 % confidence", False: ", provisionally"}.get(valid, "")
 
 
 CAPACITY = {
     "no_slo": lambda c: "no SLO to judge by",
-    "below": lambda c: f"below {c.below_qps:g} requests/s (the lowest rate tried missed the SLO)",
-    "at_least": lambda c: f"at least {c.qps:g} requests/s (every rate tried met the SLO)",
-    "bracket": lambda c: f"{c.qps:g} requests/s (met the SLO; {c.below_qps:g} did not)",
+    "below": lambda c: f"below {c.below_qps:g} requests/s (the lowest rate tried missed the SLO{_sure(c.below_valid)})",
+    "at_least": lambda c: f"at least {c.qps:g} requests/s (every rate tried met the SLO; the highest{_sure(c.qps_valid)})",
+    "bracket": lambda c: (f"{c.qps:g} requests/s (met the SLO{_sure(c.qps_valid)}; {c.below_qps:g} did not"
+                          f"{_sure(c.below_valid)})"),
 }
+
+
+def served_text(s) -> str:
+    """Who served a serving run: "in-process", "http://127.0.0.1:41213 (bench serve, started by the run)"."""
+    if s is None:
+        return "—"
+    if s.engine == "in-process":
+        return "in-process" + (" (static shapes)" if s.static_shapes else "")
+    parts = [p for p in (s.server, "started by the run" if s.started_by_run else None,
+                         "static shapes" if s.static_shapes else None, "no telemetry of its machine" if s.telemetry
+                         else None) if p]
+    return f"{s.endpoint or 'http'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def capacity_text(c: Capacity) -> str:

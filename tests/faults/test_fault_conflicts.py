@@ -99,7 +99,7 @@ def test_a_price_that_names_no_run_is_said(tmp_path, capsys):
     a, b, _ = _pair(tmp_path, lambda d: None)
     code, out, err = run_cli(capsys, "compare", a, b, "--price", "cpu=3", "--price", "gaudi-box=9")
     assert code == 0, err
-    assert "the price for 'gaudi-box' (given with --price) names no run here" in " ".join(out.split())
+    assert "the price for 'gaudi-box' (given with --price) matches no run, so it priced nothing" in " ".join(out.split())
 
 
 IGNORED = [  # flags this configuration would ignore

@@ -26,7 +26,12 @@ def _serving_data():
         for rep in res["timing"]["repeats"]:
             rep["requests"] = {"arrival_s": [0.0, 0.5, 1.0, 1.5], "start_s": [0.01, 0.5, 1.2, 1.6],
                                "first_token_s": [0.05, 0.6, 1.3, 1.7], "finish_s": [0.2, 0.8, 1.5, 1.9],
-                               "prompt_tokens": [12, 9, 30, 4], "new_tokens": [8, 8, 8, 8], "batch": [0, 1, 2, 3]}
+                               "prompt_tokens": [12, 9, 30, 4], "new_tokens": [3, 3, 3, 3], "batch": [0, 1, 2, 3],
+                               "token_s": [[0.05, 0.1, 0.2], [0.6, 0.7, 0.8], [1.3, 1.4, 1.5], [1.7, 1.8, 1.9]],
+                               "sent_s": [0.0, 0.5, 1.05, 1.5], "error": [None] * 4, "measured": [True] * 4,
+                               "turn": [0, 1, 0, 1]}
+        res["served_by"] = {"engine": "http", "server": "bench serve", "endpoint": "http://127.0.0.1:8000",
+                            "api": "completions", "model": "tiny", "local": True, "started_by_run": True}
     return data
 
 
@@ -49,13 +54,41 @@ SERVING = {  # mutation, the field named
     "a finish before the first token": (lambda d: _log(d)["finish_s"].__setitem__(3, 1.65), "requests.finish_s[3]"),
     "a finish for a request never served": (lambda d: _log(d)["first_token_s"].__setitem__(0, None),
                                             "requests.finish_s[0]"),
-    "a served request with no token": (lambda d: _log(d)["new_tokens"].__setitem__(1, 0), "requests.new_tokens[1]"),
+    "a served request with no token": (lambda d: (_log(d)["new_tokens"].__setitem__(1, 0),
+                                                  _log(d)["token_s"].__setitem__(1, [])), "requests.new_tokens[1]"),
     "a prompt of no tokens": (lambda d: _log(d)["prompt_tokens"].__setitem__(0, 0), "requests.prompt_tokens[0]"),
     "a negative queueing time": (lambda d: _wm(d).update(queue_s={"n": 4, "median": -1.0}), "workload_metrics.queue_s"),
     "an attainment of 150 %": (lambda d: _wm(d).update(slo_attainment=1.5), "workload_metrics.slo_attainment"),
     "a count of 60.5 requests": (lambda d: _wm(d).update(requests=60.5), "workload_metrics.requests"),
     "a negative goodput": (lambda d: _wm(d).update(goodput_rps=-2.0), "workload_metrics.goodput_rps"),
     "an SLO of minus half a second": (lambda d: _wm(d).update({"slo.ttft_s": -0.5}), "workload_metrics.slo.ttft_s"),
+    # the load generator's fields: token times, when it was sent, why it failed, window and turn, who served
+    "token times going backwards": (lambda d: _log(d)["token_s"].__setitem__(1, [0.6, 0.75, 0.7]),
+                                    "requests.token_s[1]"),
+    "a token after the finish": (lambda d: _log(d)["token_s"].__setitem__(2, [1.3, 1.4, 1.6]), "requests.token_s[2][2]"),
+    "a token before the first token": (lambda d: _log(d)["token_s"].__setitem__(3, [1.65, 1.8, 1.9]),
+                                       "requests.token_s[3][0]"),
+    "more token times than tokens": (lambda d: _log(d)["token_s"].__setitem__(0, [0.05, 0.1, 0.15, 0.2]),
+                                     "requests.token_s[0]"),
+    "sent before it arrived": (lambda d: _log(d)["sent_s"].__setitem__(2, 0.9), "requests.sent_s[2]"),
+    "a first token before it was sent": (lambda d: _log(d)["sent_s"].__setitem__(3, 1.72), "requests.first_token_s[3]"),
+    "an error on a completed request": (lambda d: _log(d)["error"].__setitem__(0, "timeout"), "requests.error[0]"),
+    "an error code that is prose": (lambda d: (_log(d)["error"].__setitem__(1, "Broken \x1b[31m pipe"),
+                                               _log(d)["finish_s"].__setitem__(1, None)), "requests.error[1]"),
+    "a failed request that says nothing": (lambda d: _log(d)["finish_s"].__setitem__(1, None), "requests.error[1]"),
+    "measured given as 'yes'": (lambda d: _log(d)["measured"].__setitem__(0, "yes"), "requests.measured"),
+    "a negative turn": (lambda d: _log(d)["turn"].__setitem__(1, -1), "requests.turn"),
+    "a turn given as text": (lambda d: _log(d)["turn"].__setitem__(1, "2"), "requests.turn"),
+    "a token times column one short": (lambda d: _log(d)["token_s"].pop(), "requests"),
+    "a negative ITL": (lambda d: _wm(d).update(itl_s={"n": 4, "median": -0.01}), "workload_metrics.itl_s"),
+    "a TPOT p99 as text": (lambda d: _wm(d).update(tpot_p99_s="0.2"), "workload_metrics.tpot_p99_s"),
+    "a count of errors of one cause as a fraction": (lambda d: _wm(d).update({"errors.timeout": 1.5}),
+                                                     "workload_metrics.errors.timeout"),
+    "an engine that does not exist": (lambda d: d["results"][0]["served_by"].update(engine="grpc"), "served_by.engine"),
+    "a loopback flag given as 'yes'": (lambda d: d["results"][0]["served_by"].update(local="yes"), "served_by.local"),
+    "an API that does not exist": (lambda d: d["results"][0]["served_by"].update(api="grpc"), "served_by.api"),
+    "a batching given as a number": (lambda d: d["results"][0]["params"].update(batching=2), "params.batching"),
+    "a turn count of 0": (lambda d: d["results"][0]["params"].update(turns=0), "params.turns"),
 }
 
 

@@ -6,14 +6,16 @@ import os
 
 from bench.core.errors import DeviceUnavailable
 from bench.devices.base import Backend, _counter
-from bench.devices.cuda.spec import probe
+from bench.devices.cuda.collectors import resolve_uuid
 from bench.devices.cuda.peaks import cuda_peak
+from bench.devices.cuda.spec import probe
 
 
 class CudaBackend(Backend):
     name = "cuda"
     torch_device_type = "cuda"
     collectors = ("host", "nvml")
+    _uuid: str | None = None
 
     def prepare(self) -> None:
         super().prepare()
@@ -33,9 +35,13 @@ class CudaBackend(Backend):
         self.torch.cuda.synchronize()
 
     def grad_scaler(self, precision: str):
-        if precision == "fp16":
+        """fp16 needs loss scaling. torch.amp.GradScaler("cuda") appeared in torch 2.3; 2.1 and 2.2, which
+        bench accepts, have torch.cuda.amp.GradScaler only (deprecated from 2.4 on)."""
+        if precision != "fp16":
+            return None
+        if hasattr(getattr(self.torch, "amp", None), "GradScaler"):
             return self.torch.amp.GradScaler("cuda")
-        return None
+        return self.torch.cuda.amp.GradScaler()
 
     def reset_peak_memory(self) -> None:
         self.torch.cuda.reset_peak_memory_stats()
@@ -64,17 +70,27 @@ class CudaBackend(Backend):
                 "mig": uuid.startswith("MIG-") if uuid else None, "compile": bool(self.options.compile)}
 
     def uuid(self) -> str | None:
-        """The GPU's UUID as NVML spells it: a MIG- entry of CUDA_VISIBLE_DEVICES where this ordinal is a
-        MIG instance, else GPU- and what torch reports (torch leaves the prefix off). The CUDA ordinal
-        is not the NVML index in general (CUDA orders fastest first; CUDA_VISIBLE_DEVICES reorders)."""
-        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-        if self.local_rank < len(visible) and visible[self.local_rank].startswith("MIG-"):
-            return visible[self.local_rank]
+        """The GPU's (or MIG instance's) UUID as NVML spells it, resolved through NVML from what torch
+        reports (without NVML's prefix) and this ordinal's entry of CUDA_VISIBLE_DEVICES, or of
+        NVIDIA_VISIBLE_DEVICES where that is the only device (the Kubernetes device plugin names MIG slices
+        there). The CUDA ordinal is not the NVML index in general (CUDA orders fastest first;
+        CUDA_VISIBLE_DEVICES reorders). Without NVML: torch's UUID as a GPU's, or a whole MIG- hint."""
+        if self._uuid is None:
+            self._uuid = self._resolve_uuid() or ""
+        return self._uuid or None
+
+    def _resolve_uuid(self) -> str | None:
         try:
             text = str(self.torch.cuda.get_device_properties(self.local_rank).uuid)
         except (AttributeError, RuntimeError):
-            return None
-        return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+            text = None
+        hint = _visible_entry(self.local_rank)
+        found = _nvml(lambda lib: resolve_uuid(lib, text, hint))
+        if found:
+            return found
+        if hint and hint.startswith("MIG-") and len(hint) >= 40:
+            return hint
+        return None if text is None else text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
 
     def identity(self) -> dict:
         uuid = self.uuid()
@@ -114,15 +130,30 @@ def tf32_matmul(torch) -> bool:
     return precision == "tf32"
 
 
-def _nvidia_driver() -> str | None:
+def _visible_entry(ordinal: int) -> str | None:
+    """What names this CUDA ordinal: its entry of CUDA_VISIBLE_DEVICES (ordinals follow its order), else
+    NVIDIA_VISIBLE_DEVICES when it names exactly one device (a container's only GPU or MIG slice)."""
+    cuda = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if cuda:
+        return cuda[ordinal] if ordinal < len(cuda) else None
+    nvidia = [v.strip() for v in os.environ.get("NVIDIA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    return nvidia[0] if len(nvidia) == 1 and ordinal == 0 else None
+
+
+def _nvml(fn):
+    """fn(pynvml) between nvmlInit and nvmlShutdown; None where NVML is not there or fails."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
         try:
-            version = pynvml.nvmlSystemGetDriverVersion()
+            return fn(pynvml)
         finally:
             pynvml.nvmlShutdown()
-        return version.decode() if isinstance(version, bytes) else version
-    except Exception:  # noqa: BLE001 - optional metadata; absence is recorded as null
+    except Exception:  # noqa: BLE001 - optional: absence is recorded as null
         return None
+
+
+def _nvidia_driver() -> str | None:
+    version = _nvml(lambda lib: lib.nvmlSystemGetDriverVersion())
+    return version.decode() if isinstance(version, bytes) else version

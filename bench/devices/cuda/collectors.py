@@ -47,8 +47,8 @@ class NvmlCollector(LibraryCollector):
             self.lib.nvmlInit()
         except self.lib.NVMLError as exc:
             raise CollectorUnavailable(f"nvmlInit failed: {exc}") from None
-        self.reasons_fn = None
-        self.own = OwnProcesses(self.spec.get("own_pid"))
+        self.reasons_fn = self.temp_fn = None
+        self.own = OwnProcesses(self.spec.get("own_pid"), self.spec.get("own_processes", 1))
 
     def stop(self) -> None:
         self.lib.nvmlShutdown()
@@ -57,17 +57,26 @@ class NvmlCollector(LibraryCollector):
         return (self.lib.NVMLError,)
 
     def not_supported(self, exc) -> bool:
-        return isinstance(exc, (self.lib.NVMLError_NotSupported, self.lib.NVMLError_NoPermission))
+        """Errors that will not change: not supported, no permission (a MIG container's parent GPU), and a
+        symbol the driver's library lacks."""
+        return isinstance(exc, (self.lib.NVMLError_NotSupported, self.lib.NVMLError_NoPermission,
+                                self.lib.NVMLError_FunctionNotFound))
 
     def handle(self, device: dict):
+        """Inside a MIG container the parent GPU's handle can refuse everything but its UUID and MIG devices
+        (NoPermission: nvidia-container-toolkit#842, k8s-device-plugin#1683): the instance is still watched,
+        its parent's figures are null, and the key index is found by enumeration."""
         lib = self.lib
         h = lib.nvmlDeviceGetHandleByUUID(device["uuid"]) if device.get("uuid") else \
             lib.nvmlDeviceGetHandleByIndex(device["index"])
         is_mig = bool(self._call(lambda: lib.nvmlDeviceIsMigDeviceHandle(h), False))  # a c_uint: bool(), not ==
-        whole = lib.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h) if is_mig else h
-        mig_mode = self._call(lambda: lib.nvmlDeviceGetMigMode(whole)[0], 0)
+        whole = self._call(lambda: lib.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h), None) if is_mig else h
+        mig_mode = self._call(lambda: lib.nvmlDeviceGetMigMode(whole)[0], 0) if whole is not None else 0
         uuid = device.get("uuid") or self._call(lambda: lib.nvmlDeviceGetUUID(h), None)
-        return lib.nvmlDeviceGetIndex(whole), GpuHandle(h, whole, is_mig or mig_mode == 1, uuid)
+        index = self._call(lambda: lib.nvmlDeviceGetIndex(whole), None) if whole is not None else None
+        if index is None:
+            index = _index_holding(lib, uuid, self.errors())
+        return index, GpuHandle(h, whole, is_mig or mig_mode == 1, uuid)
 
     def _call(self, fn, default):
         try:
@@ -76,7 +85,7 @@ class NvmlCollector(LibraryCollector):
             return default
 
     def identity(self, g: GpuHandle) -> dict:
-        name = self._call(lambda: self.lib.nvmlDeviceGetName(g.whole), None)
+        name = self._call(lambda: self.lib.nvmlDeviceGetName(g.whole if g.whole is not None else g.device), None)
         return {"uuid": g.uuid, "name": name.decode() if isinstance(name, bytes) else name, "mig": g.mig}
 
     def _reasons(self, g: GpuHandle) -> int:
@@ -84,40 +93,139 @@ class NvmlCollector(LibraryCollector):
         deprecated throttle-reasons call, which has the same bits."""
         if self.reasons_fn is None:
             try:
-                value = self.lib.nvmlDeviceGetCurrentClocksEventReasons(g.whole)
+                value = self.lib.nvmlDeviceGetCurrentClocksEventReasons(self._whole(g))
                 self.reasons_fn = self.lib.nvmlDeviceGetCurrentClocksEventReasons
                 return value
             except (AttributeError, self.lib.NVMLError_FunctionNotFound):
                 self.reasons_fn = self.lib.nvmlDeviceGetCurrentClocksThrottleReasons
-        return self.reasons_fn(g.whole)
+        return self.reasons_fn(self._whole(g))
 
     def _processes(self, g: GpuHandle, others: bool):
         pids = {p.pid for p in self.lib.nvmlDeviceGetComputeRunningProcesses(g.device)}
-        return len(pids - self.own.pids()) if others else len(pids)
+        return self.own.others(pids) if others else len(pids)
+
+    def _whole(self, g: GpuHandle):
+        """The GPU's own handle (power, energy, temperature and clocks are the whole GPU's, MIG or not)."""
+        if g.whole is None:
+            raise self.lib.NVMLError_NoPermission()
+        return g.whole
+
+    def _temperature(self, g: GpuHandle):
+        """nvmlDeviceGetTemperature is deprecated and goes in CUDA 14 (nvidia-ml-py 13.615 pynvml.py);
+        nvmlDeviceGetTemperatureV replaces it, absent from older drivers and bindings: then the old call."""
+        if self.temp_fn is None:
+            try:
+                value = self.lib.nvmlDeviceGetTemperatureV(self._whole(g), self.lib.NVML_TEMPERATURE_GPU)
+                self.temp_fn = self.lib.nvmlDeviceGetTemperatureV
+                return value
+            except (AttributeError, self.lib.NVMLError_FunctionNotFound):
+                self.temp_fn = self.lib.nvmlDeviceGetTemperature
+        return self.temp_fn(self._whole(g), self.lib.NVML_TEMPERATURE_GPU)
+
+    def _power_instant(self, g: GpuHandle):
+        """NVML_FI_DEV_POWER_INSTANT (field 186; nvidia-ml-py pynvml.py) through nvmlDeviceGetFieldValues, in
+        mW: the instantaneous draw on Hopper and newer, where nvmlDeviceGetPowerUsage is a 1-s average. Each
+        field carries its own return code: NOT_SUPPORTED where the GPU has no such field."""
+        [value] = self.lib.nvmlDeviceGetFieldValues(self._whole(g), [self.lib.NVML_FI_DEV_POWER_INSTANT])
+        if value.nvmlReturn != self.lib.NVML_SUCCESS:
+            raise self.lib.NVMLError(value.nvmlReturn)
+        return value.value.uiVal / 1000.0
 
     QUERIES = (
         ("util_percent", lambda c, g: float(c.lib.nvmlDeviceGetUtilizationRates(g.device).gpu)),
         ("mem_util_percent", lambda c, g: float(c.lib.nvmlDeviceGetUtilizationRates(g.device).memory)),
         ("mem_used_bytes", lambda c, g: c.lib.nvmlDeviceGetMemoryInfo(g.device, version=c.lib.nvmlMemory_v2).used),
         ("mem_total_bytes", lambda c, g: c.lib.nvmlDeviceGetMemoryInfo(g.device, version=c.lib.nvmlMemory_v2).total),
-        ("power_w", lambda c, g: c.lib.nvmlDeviceGetPowerUsage(g.whole) / 1000.0),  # mW; the whole GPU's on MIG
-        ("energy_j", lambda c, g: c.lib.nvmlDeviceGetTotalEnergyConsumption(g.whole) / 1000.0),  # mJ
-        ("temp_c", lambda c, g: c.lib.nvmlDeviceGetTemperature(g.whole, c.lib.NVML_TEMPERATURE_GPU)),
-        ("sm_clock_hz", lambda c, g: c.lib.nvmlDeviceGetClockInfo(g.whole, c.lib.NVML_CLOCK_SM) * 1e6),  # MHz
+        ("power_w", lambda c, g: c.lib.nvmlDeviceGetPowerUsage(c._whole(g)) / 1000.0),  # mW; 1-s average on Ampere+
+        ("power_instant_w", lambda c, g: c._power_instant(g)),
+        ("energy_j", lambda c, g: c.lib.nvmlDeviceGetTotalEnergyConsumption(c._whole(g)) / 1000.0),  # mJ
+        ("temp_c", lambda c, g: c._temperature(g)),
+        ("sm_clock_hz", lambda c, g: c.lib.nvmlDeviceGetClockInfo(c._whole(g), c.lib.NVML_CLOCK_SM) * 1e6),  # MHz
         ("throttle_reasons", lambda c, g: c._reasons(g)),
         ("processes", lambda c, g: c._processes(g, others=False)),
         ("other_processes", lambda c, g: c._processes(g, others=True)),
     )
 
 
+def _mig_devices(lib, gpu, errors) -> list:
+    """The MIG device handles of a GPU (empty slots and refusals skipped)."""
+    out = []
+    try:
+        slots = lib.nvmlDeviceGetMaxMigDeviceCount(gpu)
+    except errors:
+        return out
+    for i in range(slots):
+        try:
+            out.append(lib.nvmlDeviceGetMigDeviceHandleByIndex(gpu, i))
+        except errors:
+            continue
+    return out
+
+
+def all_uuids(lib, errors) -> list[tuple[int, str]]:
+    """(NVML index, UUID) of every GPU and every MIG device on it, as NVML spells them."""
+    out = []
+    try:
+        count = lib.nvmlDeviceGetCount()
+    except errors:
+        return out
+    for i in range(count):
+        try:
+            gpu = lib.nvmlDeviceGetHandleByIndex(i)
+        except errors:
+            continue
+        for h in [gpu, *_mig_devices(lib, gpu, errors)]:
+            try:
+                out.append((i, _text(lib.nvmlDeviceGetUUID(h))))
+            except errors:
+                continue
+    return out
+
+
+def _index_holding(lib, uuid: str | None, errors) -> int:
+    """The NVML index of the GPU that is, or holds the MIG device, `uuid` (0 where none says)."""
+    return next((i for i, u in all_uuids(lib, errors) if uuid and u == uuid), 0)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def resolve_uuid(lib, torch_uuid: str | None, hint: str | None) -> str | None:
+    """The full UUID NVML knows a CUDA device by. torch prints the UUID without NVML's "GPU-" or "MIG-"
+    prefix; CUDA_VISIBLE_DEVICES and the Kubernetes device plugin's NVIDIA_VISIBLE_DEVICES may name the
+    device by a MIG- UUID or by a prefix of one (CUDA accepts abbreviated UUIDs, NVML needs them whole). So:
+    the hint where it is whole or the prefix of exactly one UUID NVML lists, else torch's hex under
+    either prefix; None where NVML knows none of them."""
+    errors = (lib.NVMLError,)
+    known = [u for _, u in all_uuids(lib, errors)]
+    bare = (torch_uuid or "").removeprefix("GPU-").removeprefix("MIG-")
+    if hint and hint.startswith(("GPU-", "MIG-")):
+        matches = [u for u in known if u.startswith(hint)]
+        if len(matches) == 1:
+            return matches[0]
+    for u in (f"MIG-{bare}", f"GPU-{bare}") if bare else ():
+        if u in known:
+            return u
+    return None
+
+
 class OwnProcesses:
-    """The run's own process tree (the launcher and its workers), refreshed at most once a second:
-    a process on the card outside it is another job."""
+    """The run's own process tree (the launcher and its workers), refreshed at most once a second, and
+    which of the processes NVML lists on a device are someone else's.
+
+    NVML lists host-namespace PIDs (the driver ignores PID namespaces: nvidia-docker#1483; some drivers
+    from 560 translate them): in a container without --pid=host our own worker's PID is never among
+    them. So a listed PID that does not resolve here is unknown, not foreign. Once one listed PID is ours,
+    NVML speaks our namespace and the rest are others. Until then, of n listed processes at most
+    `expected` (our workers on this device) can be ours: n - expected others are certain; fewer cannot
+    be told apart, and the answer is None (unknown)."""
 
     REFRESH_S = 1.0
 
-    def __init__(self, root: int | None):
-        self.root, self.at, self.cache = root, 0.0, set()
+    def __init__(self, root: int | None, expected: int = 1):
+        self.root, self.expected, self.at, self.cache = root, expected, 0.0, set()
+        self.same_namespace = False
 
     def pids(self) -> set[int]:
         if self.root is None:
@@ -134,6 +242,27 @@ class OwnProcesses:
             self.at = now
         return self.cache
 
+    def others(self, listed: set[int]) -> int | None:
+        """How many of the listed PIDs are another job's, or None where that cannot be told."""
+        mine = self.pids()
+        if listed & mine:
+            self.same_namespace = True
+        if self.same_namespace or not listed:
+            return len(listed - mine)
+        if len(listed) > self.expected:
+            return len(listed) - self.expected
+        return len(listed) if all(_resolves(p) for p in listed) else None
+
+
+def _resolves(pid: int) -> bool:
+    """Whether a PID is a process in this PID namespace."""
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except Exception:  # noqa: BLE001 - psutil missing: nothing can be resolved
+        return False
+
 
 def parse_nvidia_smi(text: str) -> list[dict]:
     """`nvidia-smi --query-gpu=... --format=csv[,nounits]` output: one dict per GPU, keyed by the
@@ -147,8 +276,13 @@ class NvidiaSmiCollector(SmiCollector):
     tool = "nvidia-smi"
     prefix = "gpu"
     device_kind = "cuda"
+    # clocks_event_reasons.active is the name since the R535 drivers, whose NVML renamed "throttle reasons"
+    # to "clocks event reasons" (NVML API reference R550, nvmlClocksEventReasons: the Throttle names are
+    # deprecated aliases); older nvidia-smi refuses a field it does not know ('Field "..." is not a valid
+    # field to query.', huggingface/candle#733): then the old name.
     QUERY = ("index", "uuid", "name", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
-             "power.draw", "temperature.gpu", "clocks.sm", "clocks_throttle_reasons.active")
+             "power.draw", "temperature.gpu", "clocks.sm", "clocks_event_reasons.active")
+    LEGACY = {"clocks_event_reasons.active": "clocks_throttle_reasons.active"}
     query_flags = ("--query-gpu=" + ",".join(QUERY), "--format=csv,nounits")
     FIELDS = {"utilization.gpu": ("util_percent", float), "utilization.memory": ("mem_util_percent", float),
               "memory.used": ("mem_used_bytes", float), "memory.total": ("mem_total_bytes", float),
@@ -159,3 +293,13 @@ class NvidiaSmiCollector(SmiCollector):
 
     def parse(self, text: str) -> list[dict]:
         return parse_nvidia_smi(text)
+
+    def open(self) -> None:
+        try:
+            super().open()
+        except CollectorUnavailable as exc:
+            if "not a valid field" not in str(exc):
+                raise
+            query = [self.LEGACY.get(q, q) for q in self.QUERY]
+            self.query_flags = ("--query-gpu=" + ",".join(query), "--format=csv,nounits")
+            super().open()

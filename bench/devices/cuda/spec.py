@@ -1,11 +1,11 @@
 """cuda: NVIDIA GPUs through torch.cuda."""
 
+from bench.devices.base import import_torch
 from bench.devices.spec import DeviceSpec
 
 
 def probe() -> str | None:
-    import torch
-
+    torch = import_torch()
     if not torch.cuda.is_available():
         built = torch.version.cuda or "none (this torch is a CPU build)"
         return (f"torch.cuda.is_available() is False (torch {torch.__version__}, CUDA build: {built}). "
@@ -14,9 +14,7 @@ def probe() -> str | None:
 
 
 def count() -> int:
-    import torch
-
-    return torch.cuda.device_count()
+    return import_torch().cuda.device_count()
 
 
 # NVML clocks-event (throttle) reasons that mean the clocks were held down: HW slowdown 0x8, SW thermal

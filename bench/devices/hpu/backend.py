@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 
 from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.devices.base import Backend, _counter
-from bench.devices.hpu.spec import probe
 from bench.devices.hpu.peaks import hpu_peak
+from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe
 
 
 class HpuBackend(Backend):
@@ -29,18 +30,14 @@ class HpuBackend(Backend):
         self.mode = self.requested
         self.htcore = None
         self.hthpu = None
+        self.card: dict = {}
 
     def prepare(self) -> None:
         reason = probe()
         if reason:
             raise DeviceUnavailable(f"--device hpu: {reason}")
-        if self.requested is not None:
-            wanted = "1" if self.requested == "lazy" else "0"
-            if "habana_frameworks.torch.core" in sys.modules and os.environ.get("PT_HPU_LAZY_MODE") != wanted:
-                raise ConfigError(f"--hpu-mode {self.requested}: habana_frameworks was already imported with "
-                                  f"PT_HPU_LAZY_MODE={os.environ.get('PT_HPU_LAZY_MODE')}; run bench in a new process")
-            # Must be set before habana_frameworks is imported; read once, at import.
-            os.environ["PT_HPU_LAZY_MODE"] = wanted
+        check_release(_habana_version())
+        self._set_bridge_env()
         super().prepare()
         self._import_bridge()
         lazy = _bridge_is_lazy()
@@ -52,6 +49,24 @@ class HpuBackend(Backend):
         if self.local_rank >= count:
             raise DeviceUnavailable(f"--device hpu: rank {self.local_rank} needs HPU {self.local_rank}, "
                                     f"only {count} present")
+        self.card = acquired_card(self.torch)
+
+    def _set_bridge_env(self) -> None:
+        """PT_HPU_LAZY_MODE and the recipe cache, before habana_frameworks is imported (it reads them once)."""
+        env = bridge_env(self.own)
+        wanted = env.get("PT_HPU_LAZY_MODE")
+        if wanted is not None and "habana_frameworks.torch.core" in sys.modules \
+                and os.environ.get("PT_HPU_LAZY_MODE") != wanted:
+            raise ConfigError(f"--hpu-mode {self.requested}: habana_frameworks was already imported with "
+                              f"PT_HPU_LAZY_MODE={os.environ.get('PT_HPU_LAZY_MODE')}; run bench in a new process")
+        cache = env.get("PT_HPU_RECIPE_CACHE_CONFIG")
+        if cache:
+            try:
+                os.makedirs(cache.split(",")[0], exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"--hpu-recipe-cache: cannot create {cache.split(',')[0]!r} "
+                                  f"({exc.strerror or exc})") from None
+        os.environ.update(env)
 
     def _import_bridge(self) -> None:
         try:
@@ -68,10 +83,11 @@ class HpuBackend(Backend):
 
     @property
     def module_id(self) -> int | None:
-        """The Gaudi module this process uses: HLS_MODULE_ID, set by the launcher before the bridge was
-        imported (one process) or by the bridge's hccl from HABANA_VISIBLE_MODULES (several ranks)."""
-        value = os.environ.get("HLS_MODULE_ID")
-        return int(value) if value is not None and value.strip().isascii() and value.strip().isdigit() else None
+        """The Gaudi module this process uses: the acquired card's, where it was read, else HLS_MODULE_ID
+        (set by the launcher before the bridge was imported, or by the bridge's hccl for several ranks)."""
+        if self.card.get("module_id") is not None:
+            return self.card["module_id"]
+        return _requested_module()
 
     def device_str(self) -> str:
         return "hpu"
@@ -115,15 +131,33 @@ class HpuBackend(Backend):
             return self.hthpu.wrap_in_hpu_graph(model)
         return super().wrap_inference(model)
 
+    def compile_stats(self) -> dict | None:
+        """The bridge's own count (1.19 hpu/metrics): metric_global("graph_compilation").stats() gives
+        TotalNumber graphs and TotalTime in microseconds. synapse_helpers/graph.cpp emits the event for
+        non-eager graphs only: in eager mode op-by-op compiles go uncounted, so there the count is null."""
+        source = "habana_frameworks.torch.hpu.metrics graph_compilation"
+        if self.mode == "eager":
+            return {"graphs": None, "seconds": None,
+                    "source": f"{source}: eager mode's op compiles are not counted by the bridge"}
+        metric = importlib.import_module("habana_frameworks.torch.hpu.metrics").metric_global("graph_compilation")
+        stats = dict(metric.stats())
+        return {"graphs": int(stats["TotalNumber"]), "seconds": stats["TotalTime"] / 1e6, "source": source}
+
     def reset_peak_memory(self) -> None:
         self.torch.hpu.reset_peak_memory_stats()
 
     def memory_stats(self) -> dict:
+        """device_total_bytes is the card's memory (synDeviceInfo dramSize); memory_stats()'s Limit is the
+        allocator's pool, a smaller figure, kept apart as device_pool_bytes."""
         hpu = self.torch.hpu
         stats = hpu.memory_stats()
-        return {"device_peak_bytes": hpu.max_memory_allocated(),
-                "device_total_bytes": stats.get("Limit"),
-                "device_max_in_use_bytes": stats.get("MaxInUse")}
+        return {"device_peak_bytes": hpu.max_memory_allocated(), "device_total_bytes": self.card.get("dram_bytes"),
+                "device_pool_bytes": stats.get("Limit"), "device_max_in_use_bytes": stats.get("MaxInUse")}
+
+    def is_oom(self, exc: BaseException) -> bool:
+        # The bridge's allocator (1.19 synapse_helpers/device_memory.cpp) fails with PT_DEVMEM_FATAL
+        # "Allocation failed for size::N (X)MB", a RuntimeError that says nothing of "out of memory".
+        return "Allocation failed for size" in str(exc) or super().is_oom(exc)
 
     def peak_flops(self, precision: str):
         return hpu_peak(self.hthpu.get_device_name(), precision)
@@ -133,11 +167,24 @@ class HpuBackend(Backend):
                 "device_count": self.hthpu.device_count(), "hpu_mode": self.mode,
                 "hpu_mode_from": "--hpu-mode" if self.requested else
                                  "PT_HPU_LAZY_MODE as set" if self.env_lazy_mode is not None else "the release's default",
-                "PT_HPU_LAZY_MODE": os.environ.get("PT_HPU_LAZY_MODE"), "module_id": self.module_id,
-                "hpu_graphs": self.graphs, "software": _habana_version()}
+                "PT_HPU_LAZY_MODE": os.environ.get("PT_HPU_LAZY_MODE"), "hpu_graphs": self.graphs,
+                "recipe_cache": os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG"), "software": _habana_version(),
+                **self._card_description()}
+
+    def _card_description(self) -> dict:
+        """Which card: the one the bridge acquired, and the module that was asked for where it differs."""
+        requested = _requested_module()
+        out = {"module_id": self.module_id, "card_index": self.card.get("index"), "module_requested": requested}
+        if requested is not None and self.card.get("module_id") not in (None, requested):
+            out["module_fallback"] = (f"module {requested} was not free (Gaudi is one process per card): the "
+                                      f"bridge acquired module {self.card['module_id']} instead")
+        return out
 
     def identity(self) -> dict | None:
-        """How telemetry finds this process's card: by module ID (the HLML index is another number)."""
+        """How telemetry finds this process's card: by the HLML index of the card acquired (the /dev/hl<N>
+        number), else by module ID (the HLML index is another number)."""
+        if self.card.get("index") is not None:
+            return {"index": self.card["index"]}
         return {"module_id": self.module_id} if self.module_id is not None else None
 
     def collector_specs(self) -> list[dict]:
@@ -151,6 +198,50 @@ class HpuBackend(Backend):
         return _counter(HlmlCollector, ident) if ident else None
 
 
+def _requested_module() -> int | None:
+    value = os.environ.get("HLS_MODULE_ID")
+    return int(value) if value is not None and value.strip().isascii() and value.strip().isdigit() else None
+
+
+def acquired_card(torch) -> dict:
+    """The card the bridge acquired: get_device_properties() prints synDeviceInfo (1.19
+    synapse_helpers/device.cpp), whose fd is this process's open device file, /dev/hl<N> or
+    /dev/accel/accel<N>, N the HLML index; and whose dramSize is the card's memory. With the module ID,
+    UUID and name HLML gives for N. {} where the bridge does not say."""
+    try:
+        text = str(torch.hpu.get_device_properties())
+    except RuntimeError as exc:
+        if "acquire" in str(exc).lower():
+            raise DeviceUnavailable(f"--device hpu: the bridge could not acquire a Gaudi card ({exc}). Gaudi runs "
+                                    "one process per card; the module asked for (HLS_MODULE_ID, or entry r of "
+                                    "HABANA_VISIBLE_MODULES) is held by another process. Free it, or name a free "
+                                    "one with HLS_MODULE_ID") from None
+        return {}
+    except (AttributeError, TypeError):
+        return {}
+    out = {}
+    dram = re.search(r"\bdramSize=(\d+)", text)
+    if dram:
+        out["dram_bytes"] = int(dram.group(1))
+    index = _device_file_number(re.search(r"\bfd=(\d+)", text))
+    if index is not None:
+        from bench.devices.hpu.collectors import card_identity
+
+        out.update(card_identity(index), index=index)
+    return out
+
+
+def _device_file_number(fd_match) -> int | None:
+    if fd_match is None:
+        return None
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd_match.group(1)}")
+    except OSError:
+        return None
+    m = re.fullmatch(r"(?:hl|accel)(\d+)", os.path.basename(target))
+    return int(m.group(1)) if m else None
+
+
 def _bridge_is_lazy() -> bool:
     """The mode the bridge loaded in: its own answer where it gives one, else the variable it read."""
     try:
@@ -160,6 +251,7 @@ def _bridge_is_lazy() -> bool:
 
 
 def _habana_version() -> str | None:
+    """The bridge's release: its wheel is habana-torch-plugin (1.19 python_packages/setup.py)."""
     from importlib import metadata
 
     for dist in ("habana-torch-plugin", "habana_frameworks", "habana-pyhlml"):
@@ -168,3 +260,13 @@ def _habana_version() -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
+
+
+def check_release(software: str | None) -> None:
+    """Refuse a Gaudi software release older than MIN_RELEASE (unknown: let it run, recorded as null)."""
+    m = re.match(r"habana-torch-plugin (\d+)\.(\d+)", software or "")
+    if m and (int(m.group(1)), int(m.group(2))) < MIN_RELEASE:
+        need = ".".join(map(str, MIN_RELEASE))
+        raise DeviceUnavailable(f"--device hpu: Intel Gaudi software {software.split()[1]} is older than {need}, the "
+                                f"oldest bench supports (before {need} PT_HPU_LAZY_MODE=0 did not mean eager mode; "
+                                f"releases up to 1.12 used 2). Install Intel Gaudi software {need} or later")

@@ -101,6 +101,20 @@ class HlmlCollector(LibraryCollector):
     )
 
 
+def card_identity(index: int) -> dict:
+    """Module ID, UUID and name of the card with this HLML index (the /dev/hl<N> number), through HLML;
+    {} where HLML cannot answer."""
+    c = HlmlCollector({"devices": [{"index": index}]})
+    try:
+        c.open()
+    except Exception:  # noqa: BLE001 - no library, no driver, no such card: the index alone stands
+        return {}
+    try:
+        return c.identity(index)
+    finally:
+        c.close()
+
+
 BUSY_UTIL_PERCENT = 5.0
 BUSY_MEMORY_SHARE = 0.10  # an idle HL-205 holds 512 MiB of 32 GiB (1.6 %)
 
@@ -121,9 +135,6 @@ def module_states() -> tuple[dict | None, str]:
 
 def _busy(util, used, total) -> bool:
     return (util or 0) > BUSY_UTIL_PERCENT or (bool(total) and (used or 0) / total > BUSY_MEMORY_SHARE)
-
-
-
 
 
 def parse_hl_smi(text: str) -> list[dict]:
@@ -158,7 +169,7 @@ class HlSmiCollector(SmiCollector):
 
     def sources(self) -> dict:
         out = super().sources()
-        for prefix, src in out.items():
+        for src in out.values():
             row = next((r for r in self.last_rows if r.get("index") == src["index"]), {})
             if row.get("module_id") is not None:
                 src["module_id"] = int(row["module_id"])

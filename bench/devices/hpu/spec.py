@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
@@ -19,6 +20,15 @@ class HpuOptions(Options):
     hpu_mode: str | None = opt(None, "lazy, eager or compile: sets PT_HPU_LAZY_MODE before habana_frameworks is "
                                      "imported, and is recorded", choices=("lazy", "eager", "compile"))
     hpu_graphs: bool = opt(False, "wrap inference models in HPU graphs (lazy mode only)")
+    hpu_recipe_cache: str | None = opt(None, "a directory where the bridge keeps compiled graph recipes across "
+                                             "processes, so repeats and later runs load rather than recompile "
+                                             "(sets PT_HPU_RECIPE_CACHE_CONFIG=DIR,false); recorded",
+                                       metavar="DIR")
+
+
+# The oldest Intel Gaudi software bench runs on. Before 1.13 PT_HPU_LAZY_MODE=0 did not select the eager
+# mode bench means (releases up to 1.12 documented 2 for eager), and torch.compile's hpu_backend came later.
+MIN_RELEASE = (1, 13)
 
 
 # HLML throttle reasons (pyhlml HLML_DEFINE): POWER 1 << 0, THERMAL 1 << 1. Thermal counts as throttling;
@@ -35,12 +45,49 @@ def probe() -> str | None:
 
 
 def count() -> int | None:
-    """Gaudi cards on this node, from the driver's device nodes (/dev/hl<N>; /dev/accel/accel<N> in newer
-    drivers); None (unknown) where there are none to count. Importing habana_frameworks here would fix
-    PT_HPU_LAZY_MODE for this process and could claim a card."""
-    nodes = [p for p in glob.glob("/dev/hl[0-9]*") if os.path.basename(p)[2:].isascii() and os.path.basename(p)[2:].isdigit()]
-    nodes += [p for p in glob.glob("/dev/accel/accel[0-9]*") if os.path.basename(p)[5:].isascii() and os.path.basename(p)[5:].isdigit()]
-    return len(nodes) or None
+    """Gaudi cards this process may use: the driver's device nodes (/dev/hl<N>; newer drivers add
+    /dev/accel/accel<N> for the same card, so numbers are counted once), at most as many as
+    HABANA_VISIBLE_MODULES lists; None (unknown) where there are none to count. Importing
+    habana_frameworks here would fix PT_HPU_LAZY_MODE for this process and could claim a card."""
+    numbers = {_node_number(p) for p in glob.glob("/dev/hl[0-9]*") + glob.glob("/dev/accel/accel[0-9]*")}
+    numbers.discard(None)
+    visible = visible_modules()
+    n = min(len(numbers), len(visible)) if visible is not None else len(numbers)
+    return n or None
+
+
+def _node_number(path: str) -> int | None:
+    m = re.fullmatch(r"(?:hl|accel)(\d+)", os.path.basename(path))
+    return int(m.group(1)) if m else None
+
+
+def visible_modules() -> list[int] | None:
+    """HABANA_VISIBLE_MODULES as module IDs (None: unset)."""
+    text = os.environ.get("HABANA_VISIBLE_MODULES")
+    if text is None:
+        return None
+    return sorted({int(x) for x in text.split(",") if x.strip().isascii() and x.strip().isdigit()})
+
+
+def bridge_env(own) -> dict:
+    """What the bridge reads once, when it loads: PT_HPU_LAZY_MODE from --hpu-mode and
+    PT_HPU_RECIPE_CACHE_CONFIG from --hpu-recipe-cache ("PATH[,DELETE[,SIZE_MB]]", 1.19
+    habana_serialization/recipe_cache_config.cpp; DELETE false keeps the recipes of earlier processes).
+    It must be in the worker's environment before `import torch`: with PT_HPU_AUTOLOAD=1 (or eager mode
+    and it unset) torch loads the bridge itself at import (autoload/__init__.py)."""
+    env = {}
+    if own is not None and own.hpu_mode is not None:
+        env["PT_HPU_LAZY_MODE"] = "1" if own.hpu_mode == "lazy" else "0"
+    if own is not None and own.hpu_recipe_cache:
+        env["PT_HPU_RECIPE_CACHE_CONFIG"] = f"{os.path.abspath(own.hpu_recipe_cache)},false"
+    return env
+
+
+def check_recipe_cache(device_options, own, common, workloads=()) -> None:
+    cache = own.hpu_recipe_cache if own is not None else None
+    if cache and ("," in cache or (os.path.exists(cache) and not os.path.isdir(cache))):
+        raise ConfigError(f"--hpu-recipe-cache {cache!r}: give a directory whose path has no comma (the bridge "
+                          "splits PT_HPU_RECIPE_CACHE_CONFIG at commas)")
 
 
 def check_modes(device_options, own, common, workloads=()) -> None:
@@ -62,34 +109,42 @@ def check_modes(device_options, own, common, workloads=()) -> None:
                           "--hpu-graphs, or run only --workload retrieval-encode")
 
 
+def worker_env(nproc: int, own=None) -> tuple[dict, str]:
+    """Environment for the workers: the bridge's settings (bridge_env) and the card (pin_module)."""
+    env, why = pin_module(nproc)
+    return {**env, **bridge_env(own)}, why
+
+
 def pin_module(nproc: int) -> tuple[dict, str]:
     """Environment for the workers so that each uses a card bench knows, and what was decided.
 
     The bridge pins rank r to module ID r, or to entry r of HABANA_VISIBLE_MODULES (hccl
     _setup_module_id); a single process takes a card "by type" unless HLS_MODULE_ID names one. So:
     HLS_MODULE_ID set: honoured. Several ranks: the bridge's rule. One process: the lowest idle module
-    (of HABANA_VISIBLE_MODULES where set), found through HLML or hl-smi, pinned before any import."""
+    (of HABANA_VISIBLE_MODULES where set), found through HLML or hl-smi, pinned before any import. Idle is
+    not free: Gaudi is one process per card, and a process holding a card may leave it idle. When the
+    pinned module cannot be acquired the bridge (1.19 synapse_helpers/device.cpp) falls back to a free
+    card by type unless HABANA_VISIBLE_MODULES is set; either way the worker reads which card it got."""
     if os.environ.get("HLS_MODULE_ID"):
         return {}, f"module {os.environ['HLS_MODULE_ID']} (HLS_MODULE_ID as set)"
     if nproc > 1:
         return {}, "rank r on module r, or entry r of HABANA_VISIBLE_MODULES (the bridge's rule)"
     from bench.devices.hpu.collectors import module_states
 
-    visible = os.environ.get("HABANA_VISIBLE_MODULES")
-    allowed = {int(x) for x in visible.split(",") if x.strip().isascii() and x.strip().isdigit()} if visible else None
+    allowed = visible_modules()
     states, why = module_states()
     if states is None:
-        return {}, f"chosen by the bridge, unknown to bench ({why}): telemetry cannot tell which card it used"
+        return {}, f"chosen by the bridge ({why}); the worker reads which card from its device file"
     idle = sorted(m for m, busy in states.items() if not busy and (allowed is None or m in allowed))
     if not idle:
-        return {}, "chosen by the bridge: no idle module was found; telemetry cannot tell which card it used"
+        return {}, "chosen by the bridge: no idle module was found; the worker reads which card from its device file"
     return {"HLS_MODULE_ID": str(idle[0])}, f"module {idle[0]}, the lowest idle one (pinned by bench)"
 
 
 SPEC = DeviceSpec(name="hpu", description="Intel Gaudi (habana_frameworks; HLML or hl-smi telemetry)",
                   backend="bench.devices.hpu.backend:HpuBackend", dist_backend="hccl", probe=probe, count=count,
                   options=HpuOptions, accelerator=True, precisions=("fp32", "bf16"), static_shapes=True,
-                  worker_env=pin_module, throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES,
+                  worker_env=worker_env, throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES,
                   collectors={"habana": ("bench.devices.hpu.collectors:HlmlCollector",
                                          "bench.devices.hpu.collectors:HlSmiCollector")},
-                  auto_priority=10, extra_checks=(check_modes,))
+                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache))

@@ -1,11 +1,16 @@
-"""bridge v1.19.0 torch/__init__.py: a bridge built for stock PyTorch asserts at import in lazy mode
-("Stock PyTorch version X is not supported in Lazy mode."); the mode is fixed when its library loads."""
+"""bridge v1.19.0 torch/__init__.py: marks the autoload as done, then a bridge built for stock PyTorch
+asserts in lazy mode ("Stock PyTorch version X is not supported in Lazy mode."); the mode is fixed when
+its library loads."""
 
 import os
 
-import torch
+import habana_frameworks.autoload
 
-from habana_frameworks.torch.utils.internal import is_lazy
+habana_frameworks.autoload.is_loaded = True
+
+import torch  # noqa: E402
+
+from habana_frameworks.torch.utils.internal import is_lazy  # noqa: E402
 
 STOCK_TORCH = os.environ.get("FAKE_BRIDGE_STOCK_TORCH") == "1"
 if is_lazy():

@@ -1,0 +1,117 @@
+"""The configuration of a `bench serve` session: one in-process repeat of blender-serve whose
+measured part is the HTTP server, built from the option groups their owners declare."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import socket
+from types import MappingProxyType
+
+from bench.core.errors import ConfigError
+from bench.core.options import Options, namespace_values
+from bench.devices import registry as devices
+from bench.devices.options import DeviceOptions
+from bench.launch.config import (PresetOptions, RunConfig, add_groups, check_serving_eager, check_temporary,
+                                 check_writable, device_groups, device_own_options, resolve_device)
+from bench.launch.options import LaunchOptions, OutputOptions
+from bench.measure.options import MeasureOptions, TelemetryOptions
+from bench.serve.options import ServerOptions
+from workloads import registry as workloads
+from workloads.blender_serve import EngineOptions
+from workloads.common import CommonOptions
+
+SERVE_WORKLOAD = "blender-serve"
+# options a server has no use for (a request says what it wants; the engine runs eager; no FLOPs counted)
+SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
+                "peak_tflops")
+SERVE_EXTRA = ("fastapi", "uvicorn", "pydantic", "prometheus_client")
+
+
+def serve_groups() -> list[type[Options]]:
+    """The groups `bench serve` takes: model, device, engine, telemetry, the server, output."""
+    return [PresetOptions, DeviceOptions, CommonOptions, EngineOptions, *device_groups(), TelemetryOptions,
+            ServerOptions, OutputOptions]
+
+
+def add_serve_arguments(parser) -> None:
+    add_groups(parser, serve_groups(), SERVE_UNUSED)
+
+
+def build_serve(ns) -> tuple[RunConfig, ServerOptions]:
+    """(RunConfig of the server's session, ServerOptions) from parsed `bench serve` arguments."""
+    preset = PresetOptions.build(namespace_values(ns, PresetOptions)).preset
+    device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
+    server = ServerOptions.build(namespace_values(ns, ServerOptions))
+    hz = TelemetryOptions.build(namespace_values(ns, TelemetryOptions)).sample_hz if server.report else 0.0
+    engine = EngineOptions.build(namespace_values(ns, EngineOptions))
+    serving = workloads.load(SERVE_WORKLOAD).Options.build(engine.to_json())
+    cfg = RunConfig(preset, (SERVE_WORKLOAD,), device, device_own_options(ns, device.device),
+                    CommonOptions.build(namespace_values(ns, CommonOptions), preset),
+                    MeasureOptions.build({"repeats": 1, "warmup": 1, "steps": 2, "sample_hz": hz}),
+                    LaunchOptions.build({"in_process": True}), OutputOptions.build(namespace_values(ns, OutputOptions)),
+                    MappingProxyType({SERVE_WORKLOAD: serving}))
+    return cfg, server
+
+
+def check_before_serve(cfg: RunConfig, server: ServerOptions) -> RunConfig:
+    """As check_before_run, for a server: the extra, the device, the model, the address, the report."""
+    missing = [m for m in SERVE_EXTRA if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"bench serve needs the serve extra ({', '.join(missing)} missing): pip install 'bench[serve]'")
+    cfg = resolve_device(cfg)
+    wl = workloads.load(SERVE_WORKLOAD)
+    devices.spec(cfg.device.device).check(cfg.device, cfg.device_own, cfg.common, [wl])
+    wl.check_model(cfg.common)
+    check_serving_eager(cfg)
+    check_listen(server.host, server.port)
+    if server.report:
+        check_writable(cfg.output.out)
+        check_temporary()
+    return cfg
+
+
+def check_listen(host: str, port: int) -> None:
+    """The server's address must be one this machine can listen on, and the port free."""
+    try:
+        infos = socket.getaddrinfo(host, port or None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror or exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            what = "in use (another server?)" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there: {what}") from None
+
+
+def group_argv(group: Options, skip: tuple[str, ...] = ()) -> list[str]:
+    """The flags that rebuild a group's values where they differ from its defaults."""
+    out: list[str] = []
+    for f, _, _ in type(group).declared():
+        value = getattr(group, f.name)
+        if f.name in skip or value is None or value == f.default:
+            continue
+        flag = type(group).flag_of(f.name)
+        if value is True:
+            out.append(flag)
+        elif value is not False:
+            out += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return out
+
+
+def serve_argv(cfg: RunConfig, options) -> list[str]:
+    """`bench serve`'s arguments that serve what this run would serve in-process (--engine http): the
+    same device, model, precision, seed and engine, on 127.0.0.1 and a port of the system's choosing,
+    with room in its queue for every request of a session."""
+    engine = EngineOptions.build({k: getattr(options, k) for k in EngineOptions.__dataclass_fields__
+                                  if "option" in EngineOptions.__dataclass_fields__[k].metadata})
+    own = group_argv(cfg.device_own) if cfg.device_own is not None else []
+    n = options.conversations * options.turns if options.conversations else (options.requests or 0)
+    waiting = min(1_000_000, max(256, n))
+    return ["--preset", cfg.preset, *group_argv(cfg.device, SERVE_UNUSED), *own,
+            *group_argv(cfg.common, SERVE_UNUSED), *group_argv(engine), "--host", "127.0.0.1", "--port", "0",
+            "--max-waiting", str(waiting), "--quiet"]
+

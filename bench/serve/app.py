@@ -1,0 +1,243 @@
+"""The OpenAI-compatible HTTP app (FastAPI) in front of the engine loop.
+
+    POST /v1/completions       prompt as text or token ids; max_tokens defaults to 16 (OpenAI's default)
+    POST /v1/chat/completions  messages become the dialogue context (text.py); max_tokens (or
+                               max_completion_tokens) defaults to the model's decoder length
+    GET  /v1/models            the one model served
+    GET  /health               200 while the engine works, 503 once it failed
+    GET  /metrics              Prometheus text (loop.py Metrics)
+
+`stream: true` answers with server-sent events: one chunk per generated token (its text piece; a
+token without text, such as end of sequence, gives an empty piece), then a chunk with the finish
+reason, then (with stream_options.include_usage) one with the usage, then `data: [DONE]`. `usage`
+counts every generated token. A client that disconnects, streaming or not, cancels its request and
+frees its row. Errors are OpenAI-shaped: 400 (bad JSON, a bad or unsupported field, context too long,
+max_tokens out of range), 404 (unknown model or path), 413 (a body over 1 MiB), 429 (the queue is
+full), 503 (the engine failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, parse, usage
+from bench.serve.protocol import GenRequest, QueueFull, RequestRejected, Sampling
+from bench.serve.text import Detokenizer
+
+MAX_BODY = 1 << 20
+COMPLETION_TOKENS = 16  # OpenAI's default max_tokens for completions
+_GONE = object()  # put in a request's queue when its client disconnects
+
+
+class Service:
+    """What the routes need: the engine loop, the text codec, the model's name and limits, the clock."""
+
+    def __init__(self, loop, codec, name: str, clock, metrics):
+        self.loop, self.codec, self.name, self.clock, self.metrics = loop, codec, name, clock, metrics
+        self.max_source, self.max_tokens = loop.engine.executor.max_source, loop.engine.executor.max_tokens
+        self.created = int(time.time())
+
+    # -- a body to an engine request --------------------------------------------------------------
+    def prompt_ids(self, prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self._encode(prompt)
+        if not prompt:
+            raise ApiError(400, "prompt: it is empty", param="prompt")
+        if isinstance(prompt[0], int):
+            return list(prompt)
+        if len(prompt) != 1:
+            raise ApiError(400, "prompt: one prompt per request (batches of prompts are not supported)", param="prompt")
+        return self.prompt_ids(prompt[0])
+
+    def chat_ids(self, messages) -> list[int]:
+        if not self.codec.has_text:
+            raise ApiError(400, "this model has no tokenizer: use /v1/completions with the prompt as token ids",
+                           param="messages")
+        return self.codec.chat([(m.role, m.text) for m in messages])
+
+    def _encode(self, text: str) -> list[int]:
+        if not self.codec.has_text:
+            raise ApiError(400, "this model has no tokenizer: send the prompt as a list of token ids", param="prompt")
+        return self.codec.encode(text)
+
+    def request(self, body, ids: list[int], chat: bool, rid: str) -> GenRequest:
+        if body.model != self.name:
+            raise ApiError(404, f"the model {body.model[:100]!r} is not served here; this server serves "
+                                f"{self.name!r}", param="model", code="model_not_found")
+        limit = getattr(body, "max_completion_tokens", None) or body.max_tokens
+        max_tokens = limit if limit is not None else self.max_tokens if chat else COMPLETION_TOKENS
+        return GenRequest(rid, tuple(ids), max_tokens, body.min_tokens, body.ignore_eos,
+                          Sampling(body.temperature, body.top_p, body.seed), arrival_s=self.clock())
+
+    def submit(self, request: GenRequest) -> asyncio.Queue:
+        """Queue it with the engine; its events arrive in the returned queue."""
+        queue: asyncio.Queue = asyncio.Queue()
+        aloop = asyncio.get_running_loop()
+
+        def sink(event):
+            try:
+                aloop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # the event loop closed (the server stopped): nobody waits for it
+                pass
+
+        try:
+            self.loop.submit(request, sink)
+        except QueueFull as exc:
+            raise ApiError(429, str(exc), "rate_limit_error", code="queue_full") from None
+        except RequestRejected as exc:
+            if exc.code == "engine_failed":
+                raise ApiError(503, str(exc), "server_error", code=exc.code) from None
+            raise ApiError(400, str(exc), param=exc.param, code=exc.code) from None
+        return queue
+
+
+# -- responses ------------------------------------------------------------------------------------------
+def sse(obj) -> str:
+    return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
+
+
+async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, shape: Shape, with_usage: bool,
+                 with_ids: bool = False):
+    """Server-sent events: a chunk per token (with its id where asked), the finish, the usage,
+    [DONE]. Leaving early (the client disconnected: Starlette cancels this generator) cancels the
+    request."""
+    detok, n, finished = Detokenizer(service.codec), 0, False
+    try:
+        while True:
+            e = await queue.get()
+            if e.kind == "token":
+                yield sse(shape.chunk(detok.piece(e.token), first=n == 0, ids=[e.token] if with_ids else None))
+                n += 1
+            elif e.kind == "finish":
+                finished = True
+                if e.reason == "error":
+                    yield sse(ApiError(500, f"generation failed: {e.detail}", "server_error").body())
+                else:
+                    yield sse(shape.chunk(None if shape.chat else "", e.reason))
+                    if with_usage:
+                        yield sse(shape.usage_chunk(usage(len(request.prompt), n)))
+                yield "data: [DONE]\n\n"
+                return
+    finally:
+        if not finished:
+            service.loop.cancel(request.id)
+
+
+async def whole(service: Service, http_request, request: GenRequest, queue: asyncio.Queue, shape: Shape):
+    """The whole answer; a client that goes away meanwhile cancels the request."""
+    watcher = asyncio.create_task(_put_when_gone(http_request, queue))
+    detok, pieces, finished = Detokenizer(service.codec), [], False
+    try:
+        while True:
+            e = await queue.get()
+            if e is _GONE:
+                return None
+            if e.kind == "token":
+                pieces.append(detok.piece(e.token))
+            elif e.kind == "finish":
+                finished = True
+                if e.reason == "error":
+                    raise ApiError(500, f"generation failed: {e.detail}", "server_error")
+                return shape.whole("".join(pieces), e.reason, usage(len(request.prompt), len(pieces)))
+    finally:
+        watcher.cancel()
+        if not finished:
+            service.loop.cancel(request.id)
+
+
+async def _put_when_gone(http_request, queue: asyncio.Queue) -> None:
+    while True:
+        message = await http_request.receive()
+        if message["type"] == "http.disconnect":
+            queue.put_nowait(_GONE)
+            return
+
+
+async def read_body(http_request) -> bytes:
+    """The body, at most MAX_BODY bytes (413 beyond, whatever Content-Length says)."""
+    declared = http_request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
+    chunks, size = [], 0
+    async for chunk in http_request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- the app ----------------------------------------------------------------------------------------------
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="bench serve", docs_url=None, redoc_url=None, openapi_url=None)
+    _errors(app)
+    _generation_routes(app, service)
+    _status_routes(app, service)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_, exc: ApiError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_, exc: HTTPException):
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(ApiError(exc.status_code, str(exc.detail), kind).body(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_, exc: Exception):  # a bug: say so without the details
+        return JSONResponse(ApiError(500, f"internal error ({type(exc).__name__})", "server_error").body(),
+                            status_code=500)
+
+
+def _generation_routes(app: FastAPI, service: Service) -> None:
+    async def generate(http_request: Request, chat: bool):
+        body = parse(await read_body(http_request), ChatRequest if chat else CompletionRequest)
+        ids = service.chat_ids(body.messages) if chat else service.prompt_ids(body.prompt)
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        request = service.request(body, ids, chat, rid)
+        queue = service.submit(request)
+        shape = Shape(chat, rid, service.name, int(time.time()))
+        if body.stream:
+            with_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(stream(service, request, queue, shape, with_usage, body.return_token_ids),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        answer = await whole(service, http_request, request, queue, shape)
+        return JSONResponse(answer) if answer is not None else Response(status_code=499)
+
+    @app.post("/v1/completions")
+    async def completions(http_request: Request):
+        return await generate(http_request, chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(http_request: Request):
+        return await generate(http_request, chat=True)
+
+
+def _status_routes(app: FastAPI, service: Service) -> None:
+    @app.get("/v1/models")
+    async def models():
+        card = {"id": service.name, "object": "model", "created": service.created, "owned_by": "bench",
+                "max_model_len": service.max_source, "max_tokens": service.max_tokens}
+        return {"object": "list", "data": [card]}
+
+    @app.get("/health")
+    async def health():
+        failure = service.loop.failure
+        if failure:
+            return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
+        return {"status": "ok", "waiting": service.loop.engine.waiting, "running": service.loop.engine.running}
+
+    @app.get("/metrics")
+    async def metrics():
+        data, content_type = service.metrics.exposition()
+        return Response(data, media_type=content_type)

@@ -1,0 +1,357 @@
+"""The model side of the engine for BlenderBot-small: its encoder and decoder, one decode step at a
+time over rows that joined at different steps.
+
+Own tensors around the model's public modules (the embeddings, layer norms, attention projections
+and feed-forward layers of the encoder and the decoder, as transformers names them from 4.40 to
+5.x), so that neither a cache class of transformers nor its mask handling is needed: their
+internals changed across the versions bench supports. Each request holds one row (a slot) from
+joining until it leaves:
+
+- its own decoder position: BlenderBot's decoder takes one position offset for the whole batch
+  (the cache length); here each row's token gets the position embedding of its own step count;
+- cross-attention keys and values of its encoder output, padded to the widest source of the step
+  and masked beyond its own length;
+- a self-attention cache written at its own position and masked beyond it, so that rows of
+  different ages share one tensor.
+
+A leaving row's slot is freed: nothing reads its cache again, and the next request to join takes
+the lowest free slot (overwriting the cache as it goes). A step computes the slots up to the
+highest one in use; a free slot below it is computed and ignored.
+
+Static shapes (`backend.static_shapes`, Gaudi): the rows, source width and cache length of each
+step are padded up to buckets (powers of two, and the limit itself); the caches are allocated once
+at their limits (a cache that grows by one token a step is a new graph every step); joining and
+decoding are separate graphs (a synchronize between them); `warmup()` runs every bucket before
+serving. Elsewhere the shapes are exact and the caches grow by doubling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+from bench.core.errors import BenchError
+from bench.serve.protocol import GenRequest, Sampling
+
+
+class Ladder:
+    """The sizes one dimension takes: exact, or (static shapes) the next bucket up."""
+
+    def __init__(self, limit: int, floor: int, static: bool):
+        self.limit, self.static = limit, static
+        rungs, size = [], floor
+        while size < limit:
+            rungs.append(size)
+            size *= 2
+        self.rungs = rungs + [limit]
+
+    def fit(self, n: int) -> int:
+        if n > self.limit:
+            raise ValueError(f"{n} is beyond this dimension's limit {self.limit}")
+        return next(r for r in self.rungs if r >= n) if self.static else n
+
+
+@dataclass
+class _Row:
+    request: GenRequest
+    source: int  # prompt length
+    token: int  # its next decoder input: the start token, then its last token
+    pos: int = 0  # that input's decoder position: the tokens it has so far
+    generator: object = None  # torch.Generator of a sampled request
+
+
+class BlenderExecutor:
+    """Rows of BlenderBot-small generation on one device (see the module's docstring)."""
+
+    def __init__(self, model, backend, *, max_rows: int, max_source: int, max_tokens: int, precision: str = "fp32"):
+        import torch
+
+        cfg = model.config
+        if cfg.model_type != "blenderbot-small":
+            raise BenchError(f"the serving engine runs BlenderBot-small models; this one is {cfg.model_type!r}")
+        self.torch, self.model, self.backend, self.precision = torch, model, backend, precision
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.encoder, self.decoder = model.get_encoder(), model.get_decoder()
+        self.layers = list(self.decoder.layers)
+        self.heads = cfg.decoder_attention_heads
+        self.head_dim = cfg.d_model // self.heads
+        self.vocab_size, self.eos = cfg.vocab_size, cfg.eos_token_id
+        self.start, self.pad = cfg.decoder_start_token_id, cfg.pad_token_id
+        self.max_source = min(max_source, cfg.max_position_embeddings)
+        self.max_tokens = min(max_tokens, cfg.max_position_embeddings)
+        self.static = bool(backend.static_shapes)
+        self.rows = Ladder(max_rows, 1, self.static)
+        self.width, self.length = Ladder(self.max_source, 32, self.static), Ladder(self.max_tokens, 16, self.static)
+        self.slots: list[_Row | None] = [None] * max_rows
+        self.where: dict[str, int] = {}
+        self.scratch = max_rows  # the slot padding rows of a join write to
+        self.last_flops: float | None = None
+        self._flop_terms = self._terms()
+        self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
+                       self.width.limit if self.static else min(self.width.limit, 64))
+        self.scale = self._embedding_scale()
+
+    # -- the Executor protocol -----------------------------------------------------------------------
+    def step(self, joining: list[GenRequest]) -> dict[str, int]:
+        self.last_flops = self._flops(joining)
+        with self._compute():
+            if joining:
+                self._join(joining)
+                if self.static:
+                    self.backend.synchronize()  # the join is a graph of its own: warmed apart from the decode
+            rows, width, length = self._view()
+            tokens, positions, suppress = self._inputs(rows)
+            logits = self._logits(rows, width, length, tokens, positions, suppress)
+            return self._choose(logits, rows)
+
+    def drop(self, ids: list[str]) -> None:
+        for rid in ids:
+            self.slots[self.where.pop(rid)] = None
+
+    def warmup(self) -> int:
+        """Every shape serving can meet, once (static shapes only; elsewhere nothing): the joins of
+        each rows x width bucket, the decodes of each rows x width x length bucket. Returns how many."""
+        if not self.static:
+            return 0
+        shapes = 0
+        self.backend.synchronize()  # what came before is a graph of its own
+        with self._compute():
+            for rows in self.rows.rungs:
+                for width in self.width.rungs:
+                    self._encode([[self.pad] * width] * rows, [width] * rows, [self.scratch] * rows, width)
+                    self.backend.synchronize()
+                    shapes += 1
+            for rows in self.rows.rungs:
+                for width in self.width.rungs:
+                    for length in self.length.rungs:
+                        logits = self._logits(rows, width, length, [self.pad] * rows, [0] * rows, [False] * rows)
+                        logits.argmax(-1).tolist()
+                        self.backend.synchronize()
+                        shapes += 1
+        return shapes
+
+    def _flops(self, joining: list[GenRequest]) -> float:
+        """Matmul FLOPs of a step on its real rows and tokens, not the padding a static-shape device
+        adds: each joiner's encoder pass and cross-attention keys and values over its own prompt, and
+        every row's decoder step at its own position over its own source, with the LM head — the
+        terms of workloads.models' decoder_flops (one new position, past = its position, keys and
+        values of the source counted at the join), encoder_flops and lm_head_flops, summed in closed
+        form from constants (a step of the tiny model takes a millisecond)."""
+        row, per_position, enc, enc_square, cross = self._flop_terms
+        rows = [(r.source, r.pos) for r in self.slots if r is not None] + [(len(q.prompt), 0) for q in joining]
+        reach = sum(src + pos + 1 for src, pos in rows)
+        join = sum(s * (enc + cross) + s * s * enc_square for s in (len(q.prompt) for q in joining))
+        return float(len(rows) * row + per_position * reach + join)
+
+    def _terms(self) -> tuple[int, int, int, int, int]:
+        """(per row, per attended position, per source token, per source token squared, cross keys and
+        values per source token) of the FLOP counts, from the model's config."""
+        c = self.model.config
+        d, n = c.d_model, c.decoder_layers
+        row = n * (12 * d * d + 4 * d * c.decoder_ffn_dim) + 2 * d * c.vocab_size
+        enc = c.encoder_layers * (8 * d * d + 4 * d * c.encoder_ffn_dim)
+        return row, 4 * n * d, enc, 4 * c.encoder_layers * d, 4 * n * d * d
+
+    # -- joining: the encoder pass and each layer's cross-attention keys and values ------------------
+    def _join(self, requests: list[GenRequest]) -> None:
+        n = len(requests)
+        rows = self.rows.fit(n)
+        width = self.width.fit(max(len(r.prompt) for r in requests))
+        self._reserve(self.cache_length, width)
+        free = [i for i, row in enumerate(self.slots) if row is None][:n]
+        if len(free) < n:
+            raise RuntimeError(f"{n} requests joining, {len(free)} free rows: the engine admitted too many")
+        ids = [list(r.prompt) + [self.pad] * (width - len(r.prompt)) for r in requests] + [[self.pad] * width] * (rows - n)
+        lengths = [len(r.prompt) for r in requests] + [width] * (rows - n)
+        self._encode(ids, lengths, free + [self.scratch] * (rows - n), width)
+        for slot, r in zip(free, requests, strict=True):
+            self.slots[slot] = _Row(r, len(r.prompt), self.start, generator=_generator(r.sampling))
+            self.where[r.id] = slot
+
+    def _encode(self, ids: list[list[int]], lengths: list[int], dest: list[int], width: int) -> None:
+        torch = self.torch
+        ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)
+        mask = torch.arange(width, device=self.device)[None, :] < torch.tensor(lengths, device=self.device)[:, None]
+        hidden = self._encoder_states(ids_t, mask)
+        at = torch.tensor(dest, dtype=torch.long, device=self.device)
+        for layer, k_buf, v_buf in zip(self.layers, self.cross_k, self.cross_v, strict=True):
+            attn = layer.encoder_attn
+            k_buf[at, :, :width] = self._heads(attn.k_proj(hidden)).to(self.dtype)
+            v_buf[at, :, :width] = self._heads(attn.v_proj(hidden)).to(self.dtype)
+        row_mask = torch.zeros(len(dest), self.source_mask.shape[1], dtype=torch.bool, device=self.device)
+        row_mask[:, :width] = mask
+        self.source_mask[at] = row_mask
+
+    def _encoder_states(self, ids, mask):
+        """The encoder over padded sources, with its own modules (transformers' encoder forward skips
+        the mask when no row is padded: another graph for the same shapes, and a version-dependent one)."""
+        enc, width = self.encoder, ids.shape[1]
+        positions = self.torch.nn.functional.embedding(self.torch.arange(width, device=self.device),
+                                                       enc.embed_positions.weight)
+        x = enc.layernorm_embedding(enc.embed_tokens(ids) * enc.embed_scale + positions)
+        keys = mask[:, None, None, :]
+        for layer in enc.layers:
+            sa = layer.self_attn
+            x = layer.self_attn_layer_norm(x + sa.out_proj(self._attend(sa, x, self._heads(sa.k_proj(x)),
+                                                                        self._heads(sa.v_proj(x)), keys)))
+            x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
+        return x
+
+    # -- one decode step ---------------------------------------------------------------------------------
+    def _view(self) -> tuple[int, int, int]:
+        used = [(i, row) for i, row in enumerate(self.slots) if row is not None]
+        rows = self.rows.fit(used[-1][0] + 1)
+        width = self.width.fit(max(row.source for _, row in used))
+        length = self.length.fit(max(row.pos for _, row in used) + 1)
+        self._reserve(length, self.source_width)
+        return rows, width, length
+
+    def _inputs(self, rows: int) -> tuple[list[int], list[int], list[bool]]:
+        slots = self.slots[:rows]
+        tokens = [row.token if row else self.pad for row in slots]
+        positions = [row.pos if row else 0 for row in slots]
+        suppress = [bool(row) and row.pos < row.request.min_tokens for row in slots]  # min_tokens: no EOS yet
+        return tokens, positions, suppress
+
+    def _logits(self, rows: int, width: int, length: int, tokens, positions, suppress):
+        """The next-token logits of rows [0, rows): self-attention over each row's own cache up to its
+        position (its new key and value written there first), cross-attention over its own source."""
+        torch, dev = self.torch, self.device
+        tok = torch.tensor(tokens, dtype=torch.long, device=dev)
+        pos = torch.tensor(positions, dtype=torch.long, device=dev)
+        dec = self.decoder
+        x = dec.layernorm_embedding(dec.embed_tokens(tok) * self.scale)
+        x = (x + torch.nn.functional.embedding(pos, dec.embed_positions.weight))[:, None, :]
+        own = (torch.arange(length, device=dev)[None, :] <= pos[:, None])[:, None, None, :]
+        source = self.source_mask[:rows, None, None, :width]
+        at = torch.arange(rows, device=dev)
+        for i, layer in enumerate(self.layers):
+            sa = layer.self_attn
+            self.keys[i][at, :, pos] = self._heads(sa.k_proj(x))[:, :, 0].to(self.dtype)
+            self.values[i][at, :, pos] = self._heads(sa.v_proj(x))[:, :, 0].to(self.dtype)
+            a = self._attend(sa, x, self.keys[i][:rows, :, :length], self.values[i][:rows, :, :length], own)
+            x = layer.self_attn_layer_norm(x + sa.out_proj(a))
+            ca = layer.encoder_attn
+            a = self._attend(ca, x, self.cross_k[i][:rows, :, :width], self.cross_v[i][:rows, :, :width], source)
+            x = layer.encoder_attn_layer_norm(x + ca.out_proj(a))
+            x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
+        logits = (self.model.lm_head(x[:, 0]) + self.model.final_logits_bias).float()
+        no_eos = torch.tensor(suppress, dtype=torch.bool, device=dev)
+        logits[:, self.eos] = logits[:, self.eos].masked_fill(no_eos, float("-inf"))
+        return logits
+
+    def _attend(self, attn, x, keys, values, mask):
+        q = self._heads(attn.q_proj(x))
+        scores = (q @ keys.transpose(-1, -2).to(q.dtype)) * attn.scaling
+        scores = scores.masked_fill(~mask, self.torch.finfo(scores.dtype).min)
+        out = self.torch.softmax(scores, dim=-1) @ values.to(q.dtype)
+        return out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+
+    def _heads(self, t):
+        """[rows, seq, d_model] -> [rows, heads, seq, head_dim]"""
+        return t.view(t.shape[0], t.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def _choose(self, logits, rows: int) -> dict[str, int]:
+        greedy = logits.argmax(-1).tolist()
+        out = {}
+        for i, row in enumerate(self.slots[:rows]):
+            if row is None:
+                continue
+            s = row.request.sampling
+            token = greedy[i] if s.greedy else sample(logits[i], s, row.generator)
+            row.token, row.pos = token, row.pos + 1
+            out[row.request.id] = token
+        return out
+
+    # -- buffers -------------------------------------------------------------------------------------------
+    @property
+    def cache_length(self) -> int:
+        return self.keys[0].shape[2]
+
+    @property
+    def source_width(self) -> int:
+        return self.cross_k[0].shape[2]
+
+    def _allocate(self, length: int, width: int) -> None:
+        torch = self.torch
+        rows = len(self.slots) + 1  # and the scratch slot
+
+        def zeros(n):
+            return [torch.zeros(rows, self.heads, n, self.head_dim, dtype=self.dtype, device=self.device)
+                    for _ in self.layers]
+
+        self.keys, self.values, self.cross_k, self.cross_v = zeros(length), zeros(length), zeros(width), zeros(width)
+        self.source_mask = torch.zeros(rows, width, dtype=torch.bool, device=self.device)
+
+    def _reserve(self, length: int, width: int) -> None:
+        """Grow the caches (by doubling, up to the limits) to hold this length and width."""
+        old_len, old_width = self.cache_length, self.source_width
+        if length <= old_len and width <= old_width:
+            return
+        new_len, new_width = old_len, old_width
+        while new_len < length:
+            new_len = min(2 * new_len, self.length.limit)
+        while new_width < width:
+            new_width = min(2 * new_width, self.width.limit)
+        old = (self.keys, self.values, self.cross_k, self.cross_v, self.source_mask)
+        self._allocate(new_len, new_width)
+        for new, was in zip((self.keys, self.values, self.cross_k, self.cross_v), old[:4], strict=True):
+            for n, w in zip(new, was, strict=True):
+                n[:, :, : w.shape[2]] = w
+        self.source_mask[:, :old_width] = old[4]
+
+    @contextlib.contextmanager
+    def _compute(self):
+        with self.torch.inference_mode(), self.backend.autocast(self.precision):
+            yield
+
+    # -- the decoder's embedding scale ------------------------------------------------------------------
+    def _embedding_scale(self) -> float:
+        """The scale of the decoder's token embeddings, read off the model's own forward: transformers
+        4.x multiplies them by sqrt(d_model) where the config sets scale_embedding, 5.x (5.24 checked)
+        does not, so the same weights give other tokens. The first decode step of a probe request is
+        computed both ways and compared with the model's forward; the scale that reproduces it is kept,
+        and an engine that reproduces neither refuses to serve."""
+        torch = self.torch
+        prompt = tuple(4 + i % max(1, self.vocab_size - 4) for i in range(min(8, self.max_source)))
+        ids = torch.tensor([prompt], device=self.device)
+        with torch.inference_mode():
+            ref = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False,
+                             decoder_input_ids=torch.tensor([[self.start]], device=self.device)).logits[0, -1].float()
+        errors = {}
+        for scale in dict.fromkeys((float(getattr(self.decoder, "embed_scale", 1.0)), 1.0)):
+            self.scale = scale
+            with torch.inference_mode():
+                self._join([GenRequest("probe", prompt, 1)])
+                logits = self._logits(*self._view(), *self._inputs(1))[0]
+            self.drop(["probe"])
+            errors[scale] = float((logits - ref).abs().max())
+        best = min(errors, key=errors.get)
+        if errors[best] > 1e-3 * max(1.0, float(ref.abs().max())):
+            raise BenchError(f"the serving engine does not reproduce this model's forward (logits differ by "
+                             f"{errors[best]:.3g}); it would generate other tokens than the model, so it refuses")
+        return best
+
+
+def _generator(sampling: Sampling):
+    if sampling.greedy:
+        return None
+    import torch
+
+    seed = sampling.seed if sampling.seed is not None else random.SystemRandom().randrange(2**63)
+    return torch.Generator().manual_seed(seed)
+
+
+def sample(logits_row, sampling: Sampling, generator) -> int:
+    """One token from a row of logits: temperature, then top-p (the smallest set of most likely
+    tokens whose probability reaches top_p), drawn with the request's own generator (on the host)."""
+    import torch
+
+    probs = torch.softmax(logits_row.float().cpu() / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        p, order = probs.sort(descending=True)
+        keep = (p.cumsum(0) - p) < sampling.top_p  # the first token is always kept
+        probs = torch.zeros_like(probs).scatter(0, order[keep], p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))

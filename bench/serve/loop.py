@@ -1,0 +1,166 @@
+"""The engine behind the HTTP server: stepped on a thread of its own while it has work, each event
+handed to its request's waiter and to the watchers (the Prometheus metrics, the session's records).
+
+Requests come from the event loop's thread (`submit`, `cancel`); the engine thread only steps. When
+a step raises, every request in flight fails with the reason, and the loop refuses new requests
+from then on (the server's health says so): an executor that failed mid-step holds caches nobody
+can trust.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
+from bench.serve.protocol import Trace
+from bench.serve.session import add_steps, request_log
+
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class EngineLoop:
+    def __init__(self, engine, clock, watchers=()):
+        self.engine, self.clock, self.watchers = engine, clock, list(watchers)
+        self.sinks: dict[str, object] = {}
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="bench-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def submit(self, request: GenRequest, sink) -> None:
+        """Queue a request; sink(event) is called on the engine's thread for each of its events."""
+        if self.failure is not None:
+            raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
+        with self._lock:  # its events are not delivered before the watchers know it
+            self.sinks[request.id] = sink
+            try:
+                self.engine.submit(request)
+            except RequestRejected:
+                del self.sinks[request.id]
+                raise
+            for w in self.watchers:
+                w.on_submit(request)
+        self._wake.set()
+
+    def cancel(self, request_id: str) -> None:
+        self.engine.cancel(request_id)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            now = self.clock()
+            at = self.engine.wake_at(now)
+            if at is None or at > now:
+                self._wake.wait(None if at is None else at - now)
+                continue
+            try:
+                record = self.engine.step()
+            except Exception as exc:  # noqa: BLE001 - every request in flight fails with the reason, and is told
+                self.failure = f"{type(exc).__name__}: {exc}"[:500]
+                record = StepRecord(self.engine.steps, now, now, 0, 0, 0, self.engine.abort(self.failure))
+            if record is not None:
+                self._deliver(record)
+
+    def _deliver(self, record: StepRecord) -> None:
+        with self._lock:
+            for w in self.watchers:
+                w.on_step(record)
+            sinks = [(self.sinks.get(e.request), e) for e in record.events]
+            for e in record.events:
+                if e.kind == "finish":
+                    self.sinks.pop(e.request, None)
+        for sink, event in sinks:
+            if sink is not None:
+                sink(event)
+
+
+class Metrics:
+    """The server's Prometheus metrics, in a registry of its own: requests waiting and running,
+    tokens generated (a counter, and a rate over the last ten seconds), time to first token from
+    each request's arrival (a histogram), requests finished by reason."""
+
+    WINDOW_S = 10.0
+
+    def __init__(self, engine, clock):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.clock, self.registry = clock, CollectorRegistry()
+        r = self.registry
+        Gauge("bench_requests_waiting", "requests waiting for a row", registry=r).set_function(lambda: engine.waiting)
+        Gauge("bench_requests_running", "requests being decoded", registry=r).set_function(lambda: engine.running)
+        self.tokens = Counter("bench_generation_tokens", "tokens generated", registry=r)
+        Gauge("bench_generation_tokens_per_second", "tokens generated per second over the last 10 s",
+              registry=r).set_function(self.rate)
+        self.ttft = Histogram("bench_time_to_first_token_seconds", "from a request's arrival to its first token",
+                              buckets=TTFT_BUCKETS, registry=r)
+        self.finished = Counter("bench_requests", "requests finished, by reason", ["finish_reason"], registry=r)
+        self.arrivals: dict[str, float] = {}
+        self.recent: collections.deque = collections.deque()  # (step end, tokens)
+
+    def on_submit(self, request: GenRequest) -> None:
+        self.arrivals[request.id] = request.arrival_s
+
+    def on_step(self, record: StepRecord) -> None:
+        if record.rows:
+            self.tokens.inc(record.rows)
+            self.recent.append((record.end_s, record.rows))
+        for e in record.events:
+            if e.kind == "token" and e.request in self.arrivals:
+                self.ttft.observe(max(0.0, e.t - self.arrivals.pop(e.request)))
+            elif e.kind == "finish":
+                self.arrivals.pop(e.request, None)
+                self.finished.labels(e.reason).inc()
+
+    def rate(self) -> float:
+        now = self.clock()
+        while self.recent and self.recent[0][0] < now - self.WINDOW_S:
+            self.recent.popleft()
+        return sum(n for _, n in self.recent) / self.WINDOW_S
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Recorder:
+    """`bench serve --report`: each request's trace (the first `limit` requests), the engine's steps
+    while they are recorded, for the session's report."""
+
+    def __init__(self, limit: int):
+        self.limit, self.dropped = limit, 0
+        self.traces: dict[str, tuple[Trace, int]] = {}
+        self.steps: list[StepRecord] = []
+
+    def on_submit(self, request: GenRequest) -> None:
+        if len(self.traces) >= self.limit:
+            self.dropped += 1
+            return
+        self.traces[request.id] = (Trace(request.arrival_s), len(request.prompt))
+
+    def on_step(self, record: StepRecord) -> None:
+        for e in record.events:
+            if e.request in self.traces:
+                self.traces[e.request][0].apply(e)
+        if record.rows and not self.dropped:
+            self.steps.append(StepRecord(record.index, record.start_s, record.end_s, record.rows, record.joined,
+                                         record.finished))
+
+    def fill(self, repeat, result) -> None:
+        traces = [t for t, _ in self.traces.values()]
+        repeat.requests = request_log(traces, [n for _, n in self.traces.values()])
+        add_steps(repeat, self.steps)
+        if self.dropped:
+            result.warn("metrics_failed", f"only the first {self.limit:,} requests are in the report; "
+                                          f"{self.dropped:,} more were served (raise --record-limit)")

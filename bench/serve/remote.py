@@ -1,0 +1,91 @@
+"""The HTTP side of a serving session: the server at --endpoint, or `bench serve` started for the
+run (--engine http), and the warm-up over HTTP.
+
+The report says who served (`Result.served_by`). A server on this machine (a loopback address)
+is sampled by the run's host telemetry; its process, found by the port it listens on, counts as the
+run's own work rather than contention (one the run started is a child of the worker already). A
+remote endpoint's hardware is not sampled, and the result says so.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+from bench.core.endpoint import base_url, is_local
+from bench.core.errors import BenchError
+from bench.measure.warmup import until_steady
+from bench.model.report import ServedBy
+from bench.serve.http import Endpoint, HttpClient, probe
+from bench.serve.session import run_session
+from bench.serve.spawn import LocalServer
+
+REMOTE = "the endpoint is not on this machine: its hardware was not sampled"
+
+
+def connect(m, o) -> Endpoint:
+    """The endpoint of --endpoint, asked what it serves; the result's `served_by` filled."""
+    url = base_url(o.endpoint)
+    key = o.api_key()
+    info = probe(url, key)
+    model = o.endpoint_model or info["models"][0]
+    if model not in info["models"]:
+        raise BenchError(f"--endpoint-model {model}: {url} serves {', '.join(info['models'][:5])}")
+    local = is_local(url)
+    m.result.params["model"] = f"endpoint:{model}"
+    m.result.served_by = ServedBy("http", info["owner"] or info["server"], url, o.api, model, local,
+                                  telemetry=None if local else REMOTE)
+    if local:
+        pid = listening_pid(urllib.parse.urlsplit(url).port or 80)
+        m.own_pids = (pid,) if pid else ()
+    else:
+        m.result.warn("no_server_telemetry", f"{url}: {REMOTE}")
+    return Endpoint(url, o.api, model, key, o.request_timeout_s)
+
+
+def start_local(m, o) -> Endpoint:
+    """`bench serve` on 127.0.0.1, a free port, the run's model, device and engine options."""
+    m.server = LocalServer(m.server_argv)
+    url = m.server.start()
+    model = probe(url)["models"][0]
+    m.result.served_by = ServedBy("http", "bench serve", url, o.api, model, True, started_by_run=True,
+                                  static_shapes=bool(m.backend.static_shapes))
+    return Endpoint(url, o.api, model, None, o.request_timeout_s)
+
+
+def warm_over_http(m) -> None:
+    """The warm-up of an HTTP session: the server's start (--engine http), then full batches of the
+    warm-up prompts over HTTP, each timed as a warm-up step."""
+    o, n = m.wl.options, m.m.warmup  # None: until the batches' times agree (bench/measure/warmup.py)
+    with m.phase("warmup"):
+        m.sink.progress("warmup", 0, n)
+        t0 = time.perf_counter_ns()
+        if m.endpoint is None:
+            m.endpoint = start_local(m, o)
+
+        def batch() -> float:
+            client, start = HttpClient(m.endpoint, m.clock.now), time.perf_counter_ns()
+            try:
+                run_session(m.warm_plan(), client, m.clock.now)
+            finally:
+                client.close()
+            return (time.perf_counter_ns() - start) / 1e9
+
+        done = until_steady(batch, n, lambda i: m.sink.progress("warmup", i, n))
+        m.repeat.first_step_s = done.times[0] if done.times else None
+        m.repeat.warmup_s = (time.perf_counter_ns() - t0) / 1e9
+        m.repeat.warmup_steps, m.repeat.warmup_steady = len(done.times), done.steady
+    m.wl.start_measuring()
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on this TCP port here, where it can be seen (psutil; None if not)."""
+    try:
+        import psutil
+
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
+                return c.pid
+    except Exception:  # noqa: BLE001 - no psutil, or no right to see the sockets: the server is then other load
+        return None
+    return None

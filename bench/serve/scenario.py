@@ -1,0 +1,202 @@
+"""Serving as a measured scenario: the runner's phases (setup, warm-up, measure, verify) around an
+engine instead of a step loop.
+
+`ServingMeasurement` (bench run --workload blender-serve): who serves is the workload's choice —
+  in-process  the warm-up builds the executor over the workload's model, runs every shape bucket
+              where the device needs static shapes, then closed-loop full batches; each engine step
+              is recorded as a step (its span between synchronized clock reads, the requests it
+              finished, the tokens it made and their FLOPs);
+  http        `bench serve` started on a free local port (--engine http: the warm-up is its start,
+              which builds and warms its own engine) or a server at --endpoint, then full batches of
+              warm-up requests over HTTP; the client cannot see the server's steps, so a step is a
+              span in which some request was in flight, cut at each completion (session.busy_steps),
+              and the worker's own CPU says nothing of the server's (no CPU ratio).
+The measured part is a session (session.py) through the client; every request's times and tokens
+go in the request log, and `Result.served_by` says who served.
+
+`ApiMeasurement` (bench serve): the in-process warm-up, then the HTTP server until it is stopped;
+with `--report`, the requests it answered are the session's records.
+
+Graph compiles are counted per phase by the runner's phases (bench/measure/compiles.py), as for every
+workload; one while measuring is a `compiled_while_measuring` warning (a shape the warm-up did not cover).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.core.arrivals import ServingPlan
+from bench.measure.runner import Measurement
+from bench.measure.warmup import until_steady
+from bench.model.report import Repeat, Result, ServedBy
+from bench.serve.blender import BlenderExecutor
+from bench.serve.engine import Engine
+from bench.serve.protocol import GenRequest
+from bench.serve.session import InProcessClient, add_steps, busy_steps, request_log, run_session
+
+
+class ServingMeasurement(Measurement):
+    """One repeat of a serving workload: warm the engine (or the server), then serve the plan."""
+
+    warm_tokens = None  # tokens per warm-up request (None: the workload's --new-tokens)
+
+    def __init__(self, *args, server_argv=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server_argv = server_argv  # `bench serve`'s arguments, for --engine http
+        self.server = self.endpoint = None
+        self.warm_batches = 0
+
+    @property
+    def http(self) -> bool:
+        return bool(getattr(self.wl.options, "http", False))
+
+    def limits(self) -> dict:
+        """The executor's shape limits: --max-batch rows, --context-len prompts, the longest output."""
+        c = self.wl.common
+        return {"max_rows": self.wl.options.max_batch, "max_source": c.context_len, "max_tokens": self.wl.max_output()}
+
+    def new_engine(self, **overrides) -> Engine:
+        o = self.wl.options
+        settings = {"batching": o.batching, "max_batch": o.max_batch, "max_tokens_in_flight": o.max_tokens_in_flight,
+                    "batch_wait_s": o.batch_wait_ms / 1000, **overrides}
+        return Engine(self.executor, self.clock.now, sync=self.backend.synchronize, **settings)
+
+    def _setup(self) -> None:
+        super()._setup()
+        o = self.wl.options
+        if not self.http:
+            self.result.served_by = ServedBy("in-process", local=True,
+                                             static_shapes=bool(self.backend.static_shapes))
+        elif o.endpoint is not None:
+            from bench.serve.remote import connect
+
+            self.endpoint = connect(self, o)
+
+    def _warmup(self) -> None:
+        if self.http:
+            from bench.serve.remote import warm_over_http
+
+            return warm_over_http(self)
+        n = self.m.warmup  # None: full batches until their times agree (bench/measure/warmup.py)
+        with self.phase("warmup"):
+            self.sink.progress("warmup", 0, n)
+            t0 = time.perf_counter_ns()
+            self.executor = BlenderExecutor(self.wl.model, self.backend, precision=self.wl.common.precision,
+                                            **self.limits())
+            self.executor.warmup()
+            done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n))
+            self.repeat.first_step_s = done.times[0] if done.times else None
+            self.repeat.warmup_s = (time.perf_counter_ns() - t0) / 1e9
+            self.repeat.warmup_steps, self.repeat.warmup_steady = len(done.times), done.steady
+        self.backend.reset_peak_memory()
+        self.wl.start_measuring()
+
+    def _warm_batch(self) -> float:
+        """A full batch of the warm-up prompts, closed-loop, through a throwaway engine: seconds."""
+        i, self.warm_batches = self.warm_batches, self.warm_batches + 1
+        engine = self.new_engine(batching="continuous")
+        k = min(self.warm_tokens or self.wl.common.new_tokens, self.executor.max_tokens)
+        for j, prompt in enumerate(self.wl.warm_prompts):
+            engine.submit(GenRequest(f"warm-{i}-{j}", tuple(prompt[: self.executor.max_source]), k, k))
+        self.backend.synchronize()
+        t0 = time.perf_counter_ns()
+        while engine.running or engine.waiting:
+            engine.step()
+        self.backend.synchronize()
+        return (time.perf_counter_ns() - t0) / 1e9
+
+    def warm_plan(self) -> ServingPlan:
+        """A full batch of the warm-up prompts at once, each of --new-tokens."""
+        prompts = tuple(tuple(p[: self.wl.common.context_len]) for p in self.wl.warm_prompts)
+        k = self.wl.common.new_tokens
+        texts = self.wl.plan.texts[: len(prompts)] if self.wl.plan and self.wl.plan.texts else None
+        texts = texts if texts and len(texts) == len(prompts) else None
+        return ServingPlan((0.0,) * len(prompts), prompts, (k,) * len(prompts), texts)
+
+    def client(self):
+        if not self.http:
+            return InProcessClient(self.new_engine(), self.clock.now)
+        from bench.serve.http import HttpClient
+
+        return HttpClient(self.endpoint, self.clock.now)
+
+    def _steps(self) -> None:
+        rep, plan, o = self.repeat, self.wl.serving_plan(), self.wl.options
+        client, traces = self.client(), None
+        self.sink.progress("measure", 0, len(plan.prompts))
+        t0 = self.clock.now()
+        with self.timed_window(busy_only=True):
+            try:
+                traces = run_session(plan, client, self.clock.now, self._progress, self.wl.encode_text, t0)
+                rep.requests = request_log(traces, warmup=o.warmup_requests, cooldown=o.cooldown_requests,
+                                           session_start_s=t0)
+            finally:
+                client.close()
+                add_steps(rep, busy_steps(traces or []) if self.http else client.steps)
+        _count_errors(rep, self.result)
+        if self.http:
+            rep.cpu_wall_ratio = rep.threads = None  # the worker only sends: the server's CPU is its own
+
+    def _progress(self, done: int, total: int) -> None:
+        self.sink.progress("measure", done, total)
+
+    def run(self):
+        try:
+            return super().run()
+        finally:
+            if self.server is not None:  # the server started for this repeat ends with it, whatever happened
+                self.server.stop()
+                self.server = None
+
+
+def _count_errors(repeat: Repeat, result: Result) -> None:
+    errors = [e for e in (repeat.requests.error or []) if e is not None] if repeat.requests else []
+    if errors:
+        counts = {code: errors.count(code) for code in sorted(set(errors))}
+        shown = ", ".join(f"{n} {code}" for code, n in counts.items())
+        result.warn("request_errors", f"{len(errors)} of {len(repeat.requests.error)} requests failed ({shown})")
+
+
+class ApiMeasurement(ServingMeasurement):
+    """`bench serve`: the engine warmed as for a serving run, then the OpenAI-compatible HTTP server
+    until SIGTERM or Ctrl-C (in-flight requests drained first)."""
+
+    warm_tokens = 8
+
+    def __init__(self, *args, server, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.api_server = server
+
+    @property
+    def http(self) -> bool:
+        return False
+
+    def limits(self) -> dict:
+        """Prompts up to --context-len, outputs up to the model's decoder positions."""
+        return {**super().limits(), "max_tokens": self.wl.config.max_position_embeddings}
+
+    def _steps(self) -> None:
+        from bench.serve.loop import Recorder
+        from bench.serve.server import serve_http
+
+        rep, server = self.repeat, self.api_server
+        recorder = Recorder(server.record_limit) if server.report else None
+        engine = self.new_engine(max_waiting=server.max_waiting)
+        with self.timed_window(busy_only=True):
+            try:
+                serve_http(engine, self.wl, server, self.clock.now, recorder,
+                           on_ready=lambda url: self.sink.progress(f"serving {url}", 0, None))
+            finally:
+                if recorder is not None:
+                    recorder.fill(rep, self.result)
+
+
+def scenario_for(job: dict, server_argv=None):
+    """The Measurement class of a serving job: the HTTP server for `bench serve`, else a session
+    (server_argv: how to start `bench serve` for --engine http)."""
+    if job.get("api") is None:
+        return lambda *args, **kwargs: ServingMeasurement(*args, server_argv=server_argv, **kwargs)
+    from bench.serve.options import ServerOptions
+
+    server = ServerOptions.from_json(job["api"])
+    return lambda *args, **kwargs: ApiMeasurement(*args, server=server, **kwargs)

@@ -1,0 +1,86 @@
+"""`bench serve` started by a run (`--engine http`): on 127.0.0.1 and a free port, as a child of the
+worker, so that its CPU is this run's own work (the run's process tree), never contention.
+
+It builds and warms its engine as `bench serve` always does, prints the address it listens on, and
+is stopped with SIGTERM (requests in flight drain) when the session ends; it gets SIGTERM too if the
+worker dies first (Linux: PR_SET_PDEATHSIG), so no server outlives its run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+
+from bench.core.errors import BenchError
+from bench.core.proc import child_env, python_argv, stop_group
+
+READY_MARK = "listening on "
+START_TIMEOUT_S = 1800.0  # building and warming a large model on a slow device: a hang guard only
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class LocalServer:
+    """One `bench serve` process: `start()` returns its URL once it listens; `stop()` drains it."""
+
+    def __init__(self, argv: list[str], start_timeout_s: float = START_TIMEOUT_S):
+        self.argv, self.start_timeout_s = list(argv), start_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.url: str | None = None
+        self.log = tempfile.TemporaryFile()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> str:
+        env = child_env({"COLUMNS": "400"})  # its one line of output is never wrapped
+        self.proc = subprocess.Popen(python_argv("-m", "bench", "serve", *self.argv), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_relay, args=(self.proc.stdout, lines), daemon=True).start()
+        try:
+            line = lines.get(timeout=self.start_timeout_s)
+        except queue.Empty:
+            line = None
+        if not line or READY_MARK not in line:
+            self.stop()
+            raise BenchError(f"bench serve did not start ({self._why()}); run `bench serve {' '.join(self.argv)}` "
+                             "to see why")
+        self.url = line.split(READY_MARK, 1)[1].split()[0]
+        return self.url
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        return stop_group(self.proc, 60.0)
+
+    def _why(self) -> str:
+        if self.proc.poll() is None:
+            return "it did not say where it listens"
+        self.log.seek(0)
+        tail = [x for x in self.log.read()[-4000:].decode("utf-8", "replace").splitlines() if x.strip()]
+        return f"it exited with code {self.proc.returncode}: {tail[-1][:300] if tail else 'no output'}"
+
+
+def _relay(stream, lines: queue.Queue) -> None:
+    """The server's stdout: the first line that says where it listens, then drained to the end."""
+    told = False
+    for line in stream:
+        if not told and READY_MARK in line:
+            lines.put(line)
+            told = True
+    if not told:
+        lines.put(None)
+    with contextlib.suppress(OSError):
+        stream.close()
