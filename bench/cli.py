@@ -113,9 +113,10 @@ def cmd_run(args) -> int:
         c = cfg.replace(launch=cfg.launch.replace(nproc=n, scaling=None)) if cfg.launch.scaling else cfg
         if c.launch.distributed and not quiet:
             err.print(markup("torchrun: {} worker(s) per node x {} node(s) on {}", n, c.launch.nnodes, c.device.device))
+            _say_awaited(c)
         report, saved, late = _launch(c, threads)
         if c.launch.node_rank > 0:
-            out.print(markup("node {}: this node's ranks finished; node 0 writes the report", c.launch.node_rank))
+            codes.append(_node_done(report, c.launch.node_rank))
             continue
         reports.append(report)
         codes.append(_finish_run(report, saved, c, late))
@@ -127,6 +128,26 @@ def cmd_run(args) -> int:
 
         out.print(scaling_table(scaling_of([(r.run_id, r) for r in reports])))
     return max(codes, default=EXIT_OK)
+
+
+def _say_awaited(cfg) -> None:
+    from bench.launch.torchrun import awaited
+
+    text = awaited(cfg)
+    if text:
+        err.print(markup("{}", text))
+
+
+def _node_done(report, node: int) -> int:
+    """What a node other than 0 says at its end (node 0 writes the report): that its ranks
+    finished, or what failed here — a failed gather or rendezvous is not left for node 0 alone."""
+    if report.status == "ok":
+        out.print(markup("node {}: this node's ranks finished; node 0 writes the report", node))
+        return EXIT_OK
+    for r in report.results:
+        if r.error:
+            err.print(markup("[red]node {}: {} {}:[/] {}", node, r.workload, r.status, r.error))
+    return EXIT_INTERRUPTED if report.status == "interrupted" else EXIT_FAILED
 
 
 def _threads(cfg, sizes):

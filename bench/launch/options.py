@@ -24,7 +24,8 @@ class LaunchOptions(Options):
     rdzv_endpoint: str | None = opt(None, "rendezvous on node 0, for --nnodes above 1", metavar="HOST:PORT")
     scaling: tuple[int, ...] | None = opt(None, "run at each world size (e.g. 1,2,4,8) and report scaling efficiency",
                                           minimum=1, maximum=1024, max_items=MAX_SCALING)
-    dist_timeout: float = opt(300.0, "bound on any collective: a hung rank fails the run instead of hanging it",
+    dist_timeout: float = opt(300.0, "bound on any collective and on the wait for the other nodes of --nnodes: a hung "
+                                     "rank or a node that never comes fails the run, named, instead of hanging it",
                               minimum=1, maximum=86_400, metavar="SECONDS")
     in_process: bool = opt(False, "run every repeat in this process (debugging, profiling): faster to start, but "
                                   "the repeats share one process, so the run-to-run variance they show is "
