@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import re
 import socket
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
-
-from rich.console import Console
 
 from bench import __version__
 from bench.core.errors import BenchError, ConfigError
-from bench.render.format import shown
+from bench.core.text import shell_path
+from bench.render.format import markup, shown_path
+from bench.render.screen import OutputError, Screen
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-# The width is the terminal's (COLUMNS where set, also when piped), else 80; `compare --width` overrides.
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not broken mid-path; tables still fit
-out = Console(highlight=False)
+# The width is the terminal's (COLUMNS where set to a usable width, also when piped), else 80; `compare
+# --width` overrides. Messages on stderr are not broken mid-path; tables still fit.
+err, out = Screen(stderr=True), Screen()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +89,7 @@ def add_compare_arguments(parser) -> None:
 
 
 def report_filename(report, device: str) -> str:
-    stamp = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = report.created_utc.strftime("%Y%m%dT%H%M%SZ")
     host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
     return f"{stamp}_{device}_{host}_{report.run_id[:8]}.json"
 
@@ -106,7 +104,7 @@ def cmd_run(args) -> int:
     cfg = check_before_run(cfg)
     quiet = cfg.output.quiet
     if auto and not quiet:
-        err.print(f"--device auto: using [bold]{cfg.device.device}[/]")
+        err.print(markup("--device auto: using [bold]{}[/]", cfg.device.device))
     _say_plans(cfg)
     sizes = cfg.launch.scaling or (cfg.launch.nproc,)
     threads = _threads(cfg, sizes)
@@ -114,10 +112,11 @@ def cmd_run(args) -> int:
     for n in sizes:
         c = cfg.replace(launch=cfg.launch.replace(nproc=n, scaling=None)) if cfg.launch.scaling else cfg
         if c.launch.distributed and not quiet:
-            err.print(f"torchrun: {n} worker(s) per node x {c.launch.nnodes} node(s) on {c.device.device}")
+            err.print(markup("torchrun: {} worker(s) per node x {} node(s) on {}", n, c.launch.nnodes, c.device.device))
+            _say_awaited(c)
         report, saved, late = _launch(c, threads)
         if c.launch.node_rank > 0:
-            out.print(f"node {c.launch.node_rank}: this node's ranks finished; node 0 writes the report")
+            codes.append(_node_done(report, c.launch.node_rank))
             continue
         reports.append(report)
         codes.append(_finish_run(report, saved, c, late))
@@ -129,6 +128,26 @@ def cmd_run(args) -> int:
 
         out.print(scaling_table(scaling_of([(r.run_id, r) for r in reports])))
     return max(codes, default=EXIT_OK)
+
+
+def _say_awaited(cfg) -> None:
+    from bench.launch.torchrun import awaited
+
+    text = awaited(cfg)
+    if text:
+        err.print(markup("{}", text))
+
+
+def _node_done(report, node: int) -> int:
+    """What a node other than 0 says at its end (node 0 writes the report): that its ranks
+    finished, or what failed here — a failed gather or rendezvous is not left for node 0 alone."""
+    if report.status == "ok":
+        out.print(markup("node {}: this node's ranks finished; node 0 writes the report", node))
+        return EXIT_OK
+    for r in report.results:
+        if r.error:
+            err.print(markup("[red]node {}: {} {}:[/] {}", node, r.workload, r.status, r.error))
+    return EXIT_INTERRUPTED if report.status == "interrupted" else EXIT_FAILED
 
 
 def _threads(cfg, sizes):
@@ -143,7 +162,7 @@ def _threads(cfg, sizes):
     if len(sizes) > 1:
         check_sweep(choice, sizes)
     if not cfg.output.quiet:
-        err.print(threads_line(choice), soft_wrap=True)
+        err.print(markup("{}", threads_line(choice)), soft_wrap=True)
     return choice
 
 
@@ -154,7 +173,7 @@ def _say_plans(cfg) -> None:
     for name in cfg.workloads:
         text = workloads.load(name).plan_text(cfg.options_of(name))
         if text and not cfg.output.quiet:
-            err.print(f"{shown(name)}: {shown(text)}")
+            err.print(markup("{}: {}", name, text))
 
 
 def _launch(cfg, threads=None):
@@ -187,10 +206,13 @@ def _finish_run(report, saved, cfg, late: bool = False) -> int:
         out.print(run_summary(report, out))
         print_problems(err, report)
     if saved.problem:
-        err.print(f"[red]error:[/] {shown(saved.problem)}", soft_wrap=False)
-    out.print(shown(str(saved.path)), soft_wrap=True)
+        err.print(markup("[red]error:[/] {}", saved.problem), soft_wrap=False)
+    try:
+        out.print(shown_path(saved.path), soft_wrap=True)
+    except OutputError as exc:  # the report is written: say where, on the other stream
+        raise OutputError(f"{exc}; the report was written to {shell_path(saved.path)}") from None
     if late:
-        err.print("interrupted after the report was written")
+        err.print(markup("interrupted after the report was written"))
     if saved.rescued:
         return EXIT_FAILED
     if report.status == "interrupted" or late:
@@ -206,12 +228,12 @@ class ServeView:
 
     def begin(self, cfg, plan) -> None:
         if not self.quiet:
-            err.print(f"bench serve: building {shown(cfg.common.model)} on {cfg.device.device} and warming the engine")
+            err.print(markup("bench serve: building {} on {} and warming the engine", cfg.common.model, cfg.device.device))
 
     def event(self, event: dict) -> None:
         phase = str(event.get("phase", ""))
         if event["event"] == "progress" and phase.startswith("serving "):
-            out.print(f"bench serve: listening on {shown(phase[len('serving '):])} (Ctrl-C or SIGTERM to stop)")
+            out.print(markup("bench serve: listening on {} (Ctrl-C or SIGTERM to stop)", phase[len("serving "):]))
 
     def job(self, *args, **kwargs) -> None: ...
     def finished(self, result) -> None: ...
@@ -239,7 +261,7 @@ def cmd_serve(args) -> int:
         return _finish_run(report, launcher.written, cfg)
     for result in report.results:
         if result.error:
-            err.print(f"[red]error:[/] {shown(result.error)}")
+            err.print(markup("[red]error:[/] {}", result.error))
     return {"ok": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(report.status, EXIT_FAILED)
 
 
@@ -249,7 +271,7 @@ def cmd_list(args) -> int:
 
     data = listing()
     if args.json:
-        out.print_json(json.dumps(data))
+        out.print_json(data)
     else:
         print_listing(out, data)
     return EXIT_OK
@@ -261,78 +283,52 @@ def cmd_env(args) -> int:
 
     env = environment(args.device)
     if args.json:
-        out.print_json(json.dumps(env, default=str))
+        out.print_json(env)
     else:
         print_env(out, env)
     return EXIT_OK
 
 
 def cmd_compare(args) -> int:
-    """Parse -> compare -> render: every option checked and the prices read before any report is."""
+    """Parse -> compare -> render -> write: every option checked and the prices read before any report
+    is; everything rendered before anything is written, and a file the comparison cannot be made
+    with set aside (named) and the others compared."""
     from bench.analysis.compare import compare
-    from bench.analysis.load import load_many
+    from bench.analysis.load import isolated, load_many
     from bench.analysis.options import CompareOptions
     from bench.core.options import namespace_values
     from bench.render.compare_view import print_notes
     from bench.render.options import ExportOptions
+    from bench.render.outputs import render_all
 
     judge = CompareOptions.build(namespace_values(args, CompareOptions))
     export = ExportOptions.build(namespace_values(args, ExportOptions))
     _check_exports(args.files, export)
     costing = judge.costing()
     loaded, problems = load_many(args.files)
-    for p in problems:
-        err.print(f"[red]skipped:[/] {shown(str(p))}")
-    if not loaded:
-        err.print("[red]error:[/] no usable report among the files given")
+    _skipped(problems)
+    rendered, broken = isolated(loaded, lambda files: render_all(
+        compare(files, judge.baseline, judge.force, judge.min_repeats, judge.effect(), costing, judge.gates()),
+        export, out, err)) if loaded else (None, [])
+    _skipped(broken)
+    if rendered is None:
+        err.print(markup("[red]error:[/] no usable report among the files given"))
         return EXIT_USAGE
-    comparison = compare(loaded, judge.baseline, judge.force, judge.min_repeats, judge.effect(), costing,
-                         judge.gates())
+    comparison = rendered.comparison
     if not comparison:
         print_notes(err, comparison)
-        err.print("[red]error:[/] the reports hold no successful workload result to compare")
+        err.print(markup("[red]error:[/] the reports hold no successful workload result to compare"))
         return EXIT_USAGE
-    _render_comparison(comparison, export)
+    rendered.emit(out, err)
     outcomes = {g.outcome for g in comparison.gates}
-    if "fail" in outcomes or problems:
+    if "fail" in outcomes or problems or broken or any(n.code == "same_run_id" for n in comparison.notes):
         return EXIT_FAILED
     return EXIT_INCONCLUSIVE if "inconclusive" in outcomes else EXIT_OK
 
 
-def _render_comparison(comparison, export) -> None:
-    """The tables (or, with `--json -`, the JSON) on stdout, each export written, the gates said."""
-    from bench.render.compare_view import print_comparison, print_gates, print_notes
-
-    if export.json_out == "-":
-        print_notes(err, comparison)
-        sys.stdout.write(_json_text(comparison) + "\n")
-    else:
-        print_comparison(out, comparison)
-    writers = _writers(comparison)
-    for field, _, target in export.targets():
-        _write(target, writers[field])
-    print_gates(err, comparison)
-
-
-def _writers(comparison) -> dict:
-    from bench.model.io import write_atomic
-    from bench.render.frame import comparison_frame
-    from bench.render.html import render
-    from bench.render.tables import write_csv, write_markdown
-    from bench.render.vllm import write_vllm
-
-    return {"csv": lambda path: write_csv(comparison_frame(comparison), path),
-            "vllm_json": lambda path: write_vllm(comparison, path, write_atomic),
-            "markdown": lambda path: write_markdown(comparison, path),
-            "html": lambda path: write_atomic(path, render(comparison)),
-            "json_out": lambda path: write_atomic(path, _json_text(comparison) + "\n")}
-
-
-def _json_text(comparison) -> str:
-    from bench.render.records import document
-
-    data = document(comparison, __version__, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    return json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False, default=str)
+def _skipped(problems) -> None:
+    for p in problems:
+        err.print(markup("[red]skipped:[/] {}", p))
 
 
 def _check_exports(files: list[str], export) -> None:
@@ -359,12 +355,16 @@ def _check_exports(files: list[str], export) -> None:
         seen[real] = flag
 
 
-def _write(target: str, writer) -> None:
-    try:
-        writer(target)
-    except OSError as exc:
-        raise BenchError(f"cannot write {target}: {exc.strerror or exc}") from None
-    err.print(f"wrote {shown(target)}")
+def _say_ignored(args) -> None:
+    """What the command line gave that does not count: a flag given again, an unusable COLUMNS."""
+    from bench.core.options import overridden
+
+    for flag, old, new in overridden(args):
+        err.print(markup("note: {} {} is overridden by the later {} {}", flag, old, flag, new))
+    if out.ignored_columns is not None and args.command in ("compare", "list", "env") or \
+            out.ignored_columns is not None and args.command == "run" and not getattr(args, "quiet", False):
+        err.print(markup("note: COLUMNS={} is not a width to lay tables out in (20 to 10000): the terminal's, or "
+                         "80, is used", out.ignored_columns))
 
 
 COMMANDS = {"run": cmd_run, "serve": cmd_serve, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
@@ -431,31 +431,36 @@ def cli(argv=None) -> int:
     _tolerant_streams()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _QuietOnClosedPipe(sys.stdout), _QuietOnClosedPipe(sys.stderr)
+    err.lost = None
     try:
-        return _cli(argv)
+        code = _cli(argv)
+    except OutputError:  # raised while the error itself was said: the exit code says it
+        code = EXIT_FAILED
     finally:
         sys.stdout, sys.stderr = saved
+    return EXIT_FAILED if err.lost and code == EXIT_OK else code  # what stderr should have said is lost
 
 
 def _cli(argv=None) -> int:
     try:
         parser = build_parser()
     except BenchError as exc:  # a plug-in whose flag collides, or that cannot be imported
-        err.print(f"[red]error:[/] {shown(str(exc))}")
+        err.print(markup("[red]error:[/] {}", exc))
         return EXIT_USAGE
     args = parser.parse_args(argv)
+    _say_ignored(args)
     try:
         return COMMANDS[args.command](args)
     except BenchError as exc:
-        err.print(f"[red]error:[/] {shown(str(exc))}")
+        err.print(markup("[red]error:[/] {}", exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print(markup("interrupted"))
         return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
-        err.print(f"[red]internal error:[/] {shown(f'{type(exc).__name__}: {exc}')} (a bug in bench; "
-                  "BENCH_DEBUG=1 shows the traceback)")
+        err.print(markup("[red]internal error:[/] {}: {} (a bug in bench; BENCH_DEBUG=1 shows the traceback)",
+                         type(exc).__name__, exc))
         return EXIT_FAILED
 

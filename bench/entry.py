@@ -1,25 +1,21 @@
 """The `bench` command's entry point: Ctrl-C and SIGTERM mean the same from the first moment.
 
-SIGTERM (and SIGHUP, a closed terminal) is turned into an interrupt before anything heavy is
-imported, so a run stopped while it starts exits 130 with one line, like one stopped later (not 143,
-not a traceback). A closed standard stream is replaced by /dev/null.
+SIGTERM (and SIGHUP, a closed terminal, SIGQUIT, SIGUSR1 and every other catchable signal that would
+end the process) is turned into an interrupt before anything heavy is imported, so a run stopped
+while it starts exits 130 with one line, like one stopped later (not 143, not a core dump, not a
+traceback). A closed standard stream is replaced by /dev/null.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal or SSH session closed
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup bench run ...` keeps running
-            signal.signal(sig, _interrupt)
+    from bench.measure.signals import interrupt_on_sigterm  # signal and threading only
+
+    interrupt_on_sigterm()  # SIGTERM, SIGHUP (`nohup bench run ...` keeps running), SIGQUIT, SIGUSR1, ...
     for name in ("stdin", "stdout", "stderr"):  # started with a stream closed (`bench ... >&-`)
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w", encoding="utf-8"))

@@ -37,7 +37,6 @@ platform, with `annotated-types`, `typing-extensions` and `typing-inspection`; `
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import statistics
@@ -45,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 try:
@@ -52,6 +53,8 @@ try:
 except ImportError:
     sys.exit("benchmarks/device_check.py needs pydantic: pip install 'pydantic>=2.11' (see its docstring)")
 
+from benchmarks._scriptkit import parse, run
+from bench.core.options import Options, opt
 from bench.core.proc import child_env
 from bench.core.text import terminal_safe
 from bench.devices import registry as devices
@@ -315,8 +318,11 @@ def check_gather(device: str, spec, timeout_s: float = 240.0) -> dict:
     count = spec.count()
     if count is not None and count < 2:
         return fact("gather", f"skipped: {count} device(s), the check needs 2", None)
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
-        fh.write(GATHER)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+            fh.write(GATHER)
+    except OSError as exc:  # no temporary directory takes the ranks' script: the check fails, said
+        return fact("gather", f"cannot write its script: {exc.strerror or exc}", False)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", fh.name, device,
            ",".join(map(str, GATHER_LENGTHS))]
     try:
@@ -419,16 +425,28 @@ def run_rows(device, spec, args, cpu) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class CheckOptions(Options):
+    """Declared and checked as bench's own (benchmarks/_scriptkit.py): `--budget nan` is refused."""
+
+    title = "device check"
+
+    device: str = opt("auto", "cpu, cuda, hpu or a plug-in device; auto picks hpu, then cuda, then cpu (checked as "
+                              "`bench run --device` checks it: a named device that is missing is an error)",
+                      metavar="DEVICE")
+    quick: bool = opt(False, "the tiny preset and few steps (a smoke test)")
+    budget: float = opt(270.0, "seconds for the workload rows (checks past it are skipped, said so); the one-time "
+                               "checks after them take up to ~90 s more", exclusive_minimum=0, maximum=86_400)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quick", action="store_true", help="the tiny preset and few steps (a smoke test)")
-    p.add_argument("--budget", type=float, default=270.0,
-                   help="seconds for the workload rows (checks past it are skipped, said so); the one-time "
-                        "checks after them take up to ~90 s more")
-    args = p.parse_args(argv)
-    args.preset = "tiny" if args.quick else "seed"
-    args.steps, args.rounds, args.pairs, args.warmup = (4, 3, 6, 2) if args.quick else (6, 3, 10, 3)
+    return run(lambda: check_device(parse(CheckOptions, argv, __doc__)))
+
+
+def check_device(o: CheckOptions) -> int:
+    steps, rounds, pairs, warmup = (4, 3, 6, 2) if o.quick else (6, 3, 10, 3)
+    args = SimpleNamespace(device=o.device, budget=o.budget, preset="tiny" if o.quick else "seed", steps=steps,
+                           rounds=rounds, pairs=pairs, warmup=warmup)
     device = devices.detect() if args.device == "auto" else args.device
     spec = devices.require(device)
     pinned = pin_card(spec)

@@ -15,16 +15,20 @@ CI test: a run takes about 12 s on a 2-vCPU machine, so 200 A/A and 50 A/B pairs
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._scriptkit import parse, run  # noqa: E402 - bench is found through ROOT
+from bench.core.errors import ConfigError  # noqa: E402
+from bench.core.options import Options, opt  # noqa: E402
 
 COMMAND = ["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-finetune", "--repeats", "3", "--quiet"]
 HANDICAPS = (12.5, 22.0)  # percent of step time added: about 11 % and 18 % lower throughput
@@ -146,19 +150,36 @@ def _reasons(pairs) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class VerdictOptions(Options):
+    """Declared and checked as bench's own (benchmarks/_scriptkit.py): a count that is no count is refused."""
+
+    title = "verdicts"
+
+    dir: str = opt(None, "the runs and their index (made if missing; generation resumes there)", metavar="DIR")
+    aa: int = opt(200, "A/A pairs", minimum=0, maximum=100_000)
+    ab: int = opt(100, "A/B pairs", minimum=0, maximum=100_000)
+    evaluate: bool = opt(False, "only evaluate the runs already in --dir")
+    generate_only: bool = opt(False, "only make the runs")
+
+    def check(self) -> None:
+        if self.dir is None:
+            raise ConfigError("--dir: required (where the runs are kept)")
+        if self.evaluate and self.generate_only:
+            raise ConfigError("--evaluate and --generate-only: give one (together they would do nothing)")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", type=Path, required=True)
-    p.add_argument("--aa", type=int, default=200, help="A/A pairs")
-    p.add_argument("--ab", type=int, default=100, help="A/B pairs")
-    p.add_argument("--evaluate", action="store_true", help="only evaluate the runs already in --dir")
-    p.add_argument("--generate-only", action="store_true", help="only make the runs")
-    args = p.parse_args(argv)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    if not args.evaluate:
-        generate(args.dir, args.aa, args.ab)
-    if not args.generate_only:
-        evaluate(args.dir)
+    return run(lambda: verdicts(parse(VerdictOptions, argv, __doc__)))
+
+
+def verdicts(o: VerdictOptions) -> int:
+    out = Path(o.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not o.evaluate:
+        generate(out, o.aa, o.ab)
+    if not o.generate_only:
+        evaluate(out)
     return 0
 
 

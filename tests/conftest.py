@@ -90,3 +90,15 @@ def cli_run(capsys, *args):
     c = capsys.readouterr()
     assert "Traceback" not in c.out + c.err, c.out + c.err
     return code, c.out, " ".join(c.err.split())  # rich wraps stderr at the console's width
+
+
+def tiny_checkpoint(folder, **config):
+    """A real local checkpoint (config.json and model.safetensors) of the tiny BlenderBot config, with
+    `config` overriding its sizes: what `--model DIR` takes."""
+    from transformers import BlenderbotSmallConfig, BlenderbotSmallForConditionalGeneration
+
+    from workloads.models import TINY
+
+    model = BlenderbotSmallForConditionalGeneration._from_config(BlenderbotSmallConfig(**{**TINY, **config}))
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -52,6 +52,31 @@ class Crash(Counting):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KilledOnRank1(Counting):
+    """Rank 1 dies as an OOM kill would, in its second step: no exception, no result."""
+    name = "killed-on-rank-1"
+
+    def step(self):
+        self.steps_done = getattr(self, "steps_done", 0) + 1
+        if self.rank == 1 and self.steps_done == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return StepResult(samples=1, tokens=1)
+
+
+class Escapes(Counting):
+    """Starts a process that leaves its session (setsid) and would outlive the worker; its PID goes to
+    the file ESCAPED_PIDS names."""
+    name = "escapes"
+
+    def setup(self):
+        import subprocess
+
+        super().setup()
+        child = subprocess.Popen(["setsid", "sleep", "300"], start_new_session=True)
+        with open(os.environ["ESCAPED_PIDS"], "a") as fh:
+            fh.write("%d\\n" % child.pid)
+
+
 class FailOnRank1(Counting):
     name = "fail-on-rank-1"
 
@@ -75,7 +100,8 @@ def plugin_site(tmp_path: Path, entry_points: dict[str, dict[str, str]], modules
 
 
 def workload_eps(*names: str) -> dict:
-    classes = {"counting": "Counting", "boom": "Boom", "fine": "Fine", "crash": "Crash", "fail-on-rank-1": "FailOnRank1"}
+    classes = {"counting": "Counting", "boom": "Boom", "fine": "Fine", "crash": "Crash", "fail-on-rank-1": "FailOnRank1",
+               "killed-on-rank-1": "KilledOnRank1", "escapes": "Escapes"}
     return {"bench.workloads": {n: f"benchplug:{classes[n]}" for n in names}}
 
 

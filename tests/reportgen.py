@@ -20,7 +20,7 @@ def make_repeat(index, rng, mean_s, n, samples, cv=0.02) -> Repeat:
 def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune", device="cpu",
                 device_name="Test CPU", seed=0, samples=8, util=None, host="host-a", warnings=(), repeats=1,
                 cv=0.02, repeat_means=None, main_metric="samples_per_s", figures=(), workload_metrics=None,
-                peak_mem=None) -> Report:
+                peak_mem=None, origin="measured") -> Report:
     rng = random.Random(seed)
     means = repeat_means or [mean_s] * repeats
     timing = Timing([make_repeat(i, rng, m, n, samples, cv) for i, m in enumerate(means)])
@@ -39,7 +39,7 @@ def make_report(label, mean_s=0.1, n=20, params=None, workload="blender-finetune
     telemetry = Telemetry(sample_hz=10, sources=sources, phases=[Phase(workload, "measure", 0.0, total)],
                           samples=[{"t": i * 0.1, "host.cpu_percent": 100.0} for i in range(10)])
     report = Report(schema_version=SCHEMA_VERSION, bench_version="test", run_id=f"{label}-{seed}-id",
-                    created_at="2026-11-28T00:00:00+00:00", status="ok", label=label,
+                    created_at="2026-11-28T00:00:00+00:00", status="ok", label=label, origin=origin,
                     environment=Environment(host={"hostname": host},
                                             device={"backend": device, "device_name": device_name}),
                     results=[result], telemetry=telemetry)
@@ -61,3 +61,22 @@ def generation_report(label, mean_s=0.1, ttft_s=0.012, seed=0, **kw) -> Report:
                "decode_tokens_per_s": 20 / mean_s}
     return make_report(label, mean_s, workload="blender-generate", main_metric="tokens_per_s", seed=seed,
                        figures=GENERATION_FIGURES, workload_metrics=metrics, **kw)
+
+
+def serving_report(label, rates, seed=0, device="cpu", served_by=None):
+    """One run of blender-serve: a result per (offered rate, SLO met), 60 requests each (none over
+    the bound where it was met, 3 over where not)."""
+    from bench.model.report import Summary
+
+    r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
+    r.results = []
+    for q, met in rates:
+        res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
+        res.variant, res.params["qps"] = {"qps": [q]}, q
+        res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
+                                "slo.valid": False, "slo.ttft.n": 60, "slo.ttft.over": 0 if met else 3,
+                                "slo.ttft.p99_s": 0.4 if met else 0.9,
+                                "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
+        res.served_by = served_by
+        r.results.append(res)
+    return r

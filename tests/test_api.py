@@ -386,10 +386,13 @@ def test_bench_serve_refuses_before_any_work(tmp_path, monkeypatch):
             check_before_serve(cfg, server)
     with pytest.raises(ConfigError, match="--host"):
         serve_config("--host", "no such host!")
-    bart = tmp_path / "bart"
-    bart.mkdir()
-    (bart / "config.json").write_text(json.dumps({"model_type": "bart", "is_encoder_decoder": True}))
-    (bart / "model.safetensors").write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    bart = tmp_path / "bart"  # a checkpoint whole and consistent, of a model the engine does not run
+    BartForConditionalGeneration._from_config(BartConfig(vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1,
+                                                         encoder_attention_heads=2, decoder_attention_heads=2,
+                                                         encoder_ffn_dim=32, decoder_ffn_dim=32,
+                                                         max_position_embeddings=64)).save_pretrained(bart)
     cfg, server = serve_config("--device", "cpu", "--model", bart, "--port", 0)
     with pytest.raises(ConfigError, match="BlenderBot-small"):
         check_before_serve(cfg, server)

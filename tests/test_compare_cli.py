@@ -199,7 +199,8 @@ def test_malformed_reports_are_named_with_the_field_and_the_others_compared(two,
 
 
 def test_odd_but_valid_values_do_not_break_compare(tmp_path, capsys):
-    a = make_report("a", 0.1, params={"world_size": "8 cards present, none used", "note": None})
+    a = make_report("a", 0.1, params={"world_size": "8 cards present, none used", "note": None},
+                    origin="published")  # a published run's own words; a measured run's world size is a number
     b = make_report("b", 0.1, seed=1, params={"world_size": 2, "note": None})
     c = make_report("c", 0.1, seed=2, params={"world_size": 1, "note": None})
     paths = [dump_atomic(r, tmp_path / f"{r.label}.json") for r in (a, b, c)]

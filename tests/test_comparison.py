@@ -13,36 +13,19 @@ from typing import get_args
 
 import pytest
 from conftest import cli_run as run_cli
-from reportgen import make_report
-from rich.console import Console
+from reportgen import make_report, serving_report
 
 from bench.analysis.compare import compare
 from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint, ServedBy, Summary
+from bench.model.report import Fingerprint, ServedBy
 from bench.render import words
+from bench.render.screen import Screen
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = [str(p) for p in sorted((ROOT / "reports" / "reference").glob("*.json"))]
-
-
-def serving_report(label, rates, seed=0, device="cpu", served_by=None):
-    """One run of blender-serve: a result per (offered rate, SLO met), 60 requests each (none over
-    the bound where it was met, 3 over where not)."""
-    r = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed, device=device)
-    r.results = []
-    for q, met in rates:
-        res = make_report(label, 0.05, repeats=3, workload="blender-serve", seed=seed).results[0]
-        res.variant, res.params["qps"] = {"qps": [q]}, q
-        res.workload_metrics = {"offered_qps": q, "achieved_qps": q, "slo.met": met, "slo.ttft_s": 0.5,
-                                "slo.valid": False, "slo.ttft.n": 60, "slo.ttft.over": 0 if met else 3,
-                                "slo.ttft.p99_s": 0.4 if met else 0.9,
-                                "ttft_s": Summary(n=60, median=0.1, p99=0.4 if met else 0.9)}
-        res.served_by = served_by
-        r.results.append(res)
-    return r
 
 
 def everything():
@@ -60,8 +43,10 @@ def everything():
     lost.results[0].status = "failed"
     slowed = make_report("slowed", 0.12, seed=3, repeats=3, params={"batch_size": 16})
     slowed.config = {"measure": {"handicap": 20.0}}
+    twin, edited = make_report("twin", 0.1, seed=5), make_report("twin", 0.5, seed=5)  # one run_id, other times
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
               ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
+              ("twin.json", twin), ("edited.json", edited),
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
                                                               "completions", "tiny", True, True)))]
@@ -93,7 +78,8 @@ def costing():
     from bench.analysis.comparison import Costing
     from bench.analysis.cost import parse_price
 
-    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("gpu=1")), kwh_usd=0.2)
+    return Costing(prices=(parse_price("base=2/2"), parse_price("hpu=dl1.24xlarge"), parse_price("gpu=1")),
+                   kwh_usd=0.2)
 
 
 def test_every_code_has_exactly_one_wording():
@@ -169,10 +155,11 @@ def test_the_outputs_only_format_the_comparison(tmp_path, monkeypatch):
         for name, value in list(vars(module).items()):
             if inspect.isfunction(value) and value.__module__.startswith("bench.analysis"):
                 monkeypatch.setattr(module, name, analyses)
-    console = Console(file=io.StringIO(), width=120)
-    compare_view.print_comparison(console, c)
-    compare_view.print_gates(console, c)
-    assert "capacity at the SLO" in console.file.getvalue() and "regression" not in console.file.getvalue()
+    screen = Screen(file=io.StringIO(), width=120)
+    compare_view.print_comparison(screen, c)
+    compare_view.print_gates(screen, c)
+    text = screen.console.file.getvalue()
+    assert "capacity at the SLO" in text and "regression" not in text
     assert "| base" in tables.markdown_text(c)
     assert "verdict_reason" in tables.csv_text(comparison_frame(c))
     json.dumps(document(c, "test", "2026-11-28T00:00:00+00:00"), allow_nan=False, default=str)

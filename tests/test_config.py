@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from conftest import run_config
+from conftest import tiny_checkpoint, run_config
 
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
@@ -77,7 +77,7 @@ def test_model_directory_checks_before_run(tmp_path):
     (d / "model.safetensors").write_bytes(b"x")
     with pytest.raises(ConfigError, match="not a safetensors file"):
         check_before_run(run_config("--device", "cpu", "--model", d, "--out", tmp_path))
-    safetensors_file(d / "model.safetensors", {"w": 2})
+    tiny_checkpoint(d, max_position_embeddings=64)
     with pytest.raises(ConfigError, match="--context-len: 100 is more than the 64 positions"):
         check_before_run(run_config("--device", "cpu", "--model", d, "--context-len", 100, "--out", tmp_path))
     (d / "config.json").write_text("{broken")
@@ -236,7 +236,11 @@ def test_a_new_group_declared_with_opt_gets_parsing_bounds_choices_and_presets()
     GateOptions.add_arguments(parser, {})
     text = " ".join(parser.format_help().split())
     assert "allowed slowdown, % (at least 0, at most 100) (default: by --preset: strict=2.5)" in text
-    assert "--style table,json" in text and "(at least 50, at most 99) (default: 90,95)" in text
+    assert "--style table,json" in text and "(at least 50, at most 99; at most 64 values, each once) (default: 90,95)" in text
+    for given, said in (({"levels": ",".join(["90"] * 65)}, "--levels: at most 64 values, got 65"),
+                        ({"levels": "90,95,90.0"}, "--levels: 90 is given twice")):  # refused by the declaration
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            GateOptions.build(given)
 
 
 def test_help_states_each_options_bounds(capsys):

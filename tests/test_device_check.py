@@ -4,6 +4,7 @@ the fake nvidia-ml-py and a fake nvidia-smi, the Gaudi ones against the fake bri
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def dc():
     spec = importlib.util.spec_from_file_location("device_check", ROOT / "benchmarks" / "device_check.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["device_check"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -9,9 +9,9 @@ import json
 import pytest
 from conftest import cli_run as run_cli
 from reportgen import generation_report, make_report
-from rich.console import Console
 
 from bench.model.io import dump_report
+from bench.render.screen import Screen
 
 HEADERS = ["new tokens/s [95% CI]", "vs baseline", "TTFT p50", "TTFT p99", "request p50", "request p99",
            "per-token p50", "decode tok/s"]
@@ -126,9 +126,9 @@ def test_the_run_summary_fits_80_columns_and_names_every_figure():
     from bench.render.summary import run_summary
 
     report = generation_report("x", 0.1, repeats=3)
-    console = Console(width=80, record=True, file=open("/dev/null", "w"))
-    console.print(run_summary(report, console))
-    text = console.export_text()
+    screen = Screen(width=80, record=True, file=open("/dev/null", "w"))
+    screen.print(run_summary(report, screen))
+    text = screen.console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     for label in ("TTFT p50", "TTFT p99", "request p50", "request p99", "per-token p50", "decode tok/s"):
         assert label in text

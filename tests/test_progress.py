@@ -7,9 +7,9 @@ import io
 from types import SimpleNamespace
 
 from reportgen import make_report
-from rich.console import Console
 
 from bench.render.progress import Eta, RichView, eta_text
+from bench.render.screen import Screen
 
 
 def cfg(steps=10, warmup=2, budget=None):
@@ -30,7 +30,7 @@ def drive(view, plan, steps=10):
 
 def test_a_piped_display_prints_each_repeat_started_and_workload_finished_once_and_no_bars():
     buf = io.StringIO()
-    view = RichView(Console(file=buf, force_terminal=False, width=100))
+    view = RichView(Screen(file=buf, force_terminal=False, width=100))
     plan = [("blender-finetune", 2), ("blender-generate", 2), ("retrieval-encode", 2), ("retrieve-refine", 2)]
     drive(view, plan)
     lines = [x for x in buf.getvalue().splitlines() if x.strip()]
@@ -43,7 +43,7 @@ def test_a_piped_display_prints_each_repeat_started_and_workload_finished_once_a
 
 
 def test_the_live_line_names_the_workload_of_n_and_the_repeat():
-    view = RichView(Console(file=io.StringIO(), force_terminal=True, width=120))
+    view = RichView(Screen(file=io.StringIO(), force_terminal=True, width=120))
     view.begin(cfg(), [("a", 3), ("b", 3)])
     view.job("b", 1, 2)
     view.event({"event": "progress", "rank": 0, "phase": "measure", "done": 0, "total": 10})
@@ -111,7 +111,7 @@ def test_a_capacity_search_makes_the_eta_a_lower_bound():
 def test_no_absurd_rate_from_events_read_at_once():
     """Events are read in batches: the pace comes from the worker's own clock readings, and no rate
     is shown before the phase has run long enough to have one."""
-    view = RichView(Console(file=io.StringIO(), force_terminal=True, width=200))
+    view = RichView(Screen(file=io.StringIO(), force_terminal=True, width=200))
     view.begin(cfg(), [("a", 1)])
     view.job("a", 0, 0)
     view.event({"event": "progress", "rank": 0, "phase": "measure", "done": 0, "total": 20, "t": 100.0})
@@ -125,7 +125,7 @@ def test_no_absurd_rate_from_events_read_at_once():
 def test_the_line_fits_80_columns_and_keeps_the_counts_and_times():
     import time
 
-    view = RichView(Console(file=io.StringIO(), force_terminal=True, width=80))
+    view = RichView(Screen(file=io.StringIO(), force_terminal=True, width=80))
     view.begin(cfg(), [("blender-finetune", 3), ("blender-generate", 3), ("retrieval-encode", 3),
                        ("retrieve-refine", 3), ("blender-serve", 3, 2, "req")])
     view.job("blender-serve", 4, 1, "qps=20")

@@ -60,7 +60,7 @@ class CommonOptions(Options):
         from workloads.models import BLENDER_CONFIGS, check_model_dir
 
         if self.model is not None and self.model not in BLENDER_CONFIGS:
-            check_model_dir(self.model)
+            check_model_dir(self.model, tuple(BLENDER_CONFIGS))
         lengths = [x for x in (self.context_len, self.label_len, self.new_tokens) if x is not None]
         if self.batch_size is None or not lengths:
             return

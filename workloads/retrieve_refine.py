@@ -8,13 +8,13 @@ from bench.model.derive import summary
 from bench.model.report import FigureSpec
 from workloads.base import StepResult, Workload, concat
 from workloads.blender_generate import forced_generate, greedy_fingerprint
+from workloads.checkpoint import check_fits_host
 from workloads.data import EOS, PAD, make_batches
 from workloads.models import (
     bert_flops,
     build_blender,
     build_encoder,
     check_encoder,
-    check_fits_host,
     check_positions,
     generate_flops,
     generate_flops_rows,

@@ -45,7 +45,7 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     sources = [Source(path=p, report=r) for p, r in loaded]
     if not runs:
         return Comparison(workloads=[], notes=notes, min_repeats=min_repeats, min_effect=min_effect, sources=sources)
-    base_id = pick_baseline(runs, baseline)
+    base_id = pick_baseline(runs, baseline, loaded, notes)
     pairs = []
     for title, group in _by_workload(runs).items():
         base = _baseline_of(group, base_id, title, notes)

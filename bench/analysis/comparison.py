@@ -27,7 +27,7 @@ ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "
                      "no_raw_times", "no_throughput", "no_values", "no_interval", "unclear"]
 # What would give an inconclusive --fail-on gate a verdict (GateOutcome.hint).
 HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
-NoteCode = Literal["duplicate", "baseline_missing", "no_run", "handicap",  # the comparison's
+NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced", "price_unmatched", "served_by",
                    "tail",  # a serving row's (and a curve's) SLO verdict

@@ -149,3 +149,16 @@ def unmatched_prices(runs, costing: Costing | None) -> list[Note]:
     kinds = sorted({str(r.device.get("backend")) for r in runs if r.device.get("backend")})
     return [Note(code="price_unmatched", values={"match": p.match, "source": p.source, "labels": labels,
                                                  "devices": kinds}) for p in costing.prices if id(p) not in used]
+
+
+def one_price_each(prices: list[Price]) -> list[Price]:
+    """Prices with two different values for one label or device are refused (which would win?);
+    the same price given twice counts once."""
+    by_match: dict[str, Price] = {}
+    for p in prices:
+        old = by_match.get(p.match)
+        if old is not None and (old.usd_per_hour, old.devices) != (p.usd_per_hour, p.devices):
+            raise ConfigError(f"--price: two prices for {p.match!r}: {old.usd_per_hour:g}/{old.devices} ({old.source}) "
+                              f"and {p.usd_per_hour:g}/{p.devices} ({p.source}); give one")
+        by_match.setdefault(p.match, p)
+    return list(by_match.values())

@@ -1,11 +1,14 @@
-"""Loading many report files for a comparison: globs expanded, every bad file named and skipped."""
+"""Loading many report files for a comparison: globs expanded, every bad file named and skipped —
+when it cannot be read, and when the comparison cannot be made with it (`isolated`)."""
 
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
-from bench.core.errors import ReportError
+from bench.core.errors import BenchError, ReportError
+from bench.core.text import shell_path
 from bench.model.io import load_report
 
 
@@ -33,3 +36,45 @@ def load_many(patterns: list[str]) -> tuple[list[tuple[str, dict]], list[ReportE
         except ReportError as exc:
             problems.append(exc)
     return loaded, problems
+
+
+def isolated(loaded: list, attempt):
+    """attempt(loaded), or — where it raises something other than a BenchError — attempt() of the
+    files without those that make it fail: (result or None, a ReportError per file set aside).
+
+    One file that no analysis or renderer expected (a value nothing bounded, a bug it meets) must not
+    end a comparison of the others. Each file that fails alone is set aside; if none does, the file
+    whose absence lets the rest through (the last such: the baseline is the first file). The error
+    says what was raised: it is a bug in bench, and BENCH_DEBUG=1 raises it instead."""
+    try:
+        return attempt(loaded), []
+    except BenchError:
+        raise
+    except Exception as exc:  # whatever one file made the comparison raise, the others are compared
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        failure = f"{type(exc).__name__}: {str(exc)[:200]}"
+    bad = {i: why for i, one in enumerate(loaded) if (why := _failure(attempt, [one]))}
+    if not bad:
+        alone = [i for i in range(len(loaded)) if not _failure(attempt, loaded[:i] + loaded[i + 1:])]
+        bad = {i: failure for i in alone[-1:]}
+    if not bad:
+        raise RuntimeError(f"the comparison fails whichever file is left out ({failure})")
+    kept = [x for i, x in enumerate(loaded) if i not in bad]
+    problems = [ReportError(f"{shell_path(loaded[i][0])}: cannot be compared ({why}); a bug in bench, which "
+                            "BENCH_DEBUG=1 shows with its traceback") for i, why in bad.items()]
+    if not kept:
+        return None, problems
+    result, more = isolated(kept, attempt)
+    return result, problems + more
+
+
+def _failure(attempt, loaded: list) -> str | None:
+    """What attempt(loaded) raises, in a line (None: it works, or says what is wrong itself)."""
+    try:
+        attempt(loaded)
+    except BenchError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - the question is only whether and how it fails
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bench.analysis.comparison import Costing, Gate
-from bench.analysis.cost import parse_price, read_prices
+from bench.analysis.cost import one_price_each, parse_price, read_prices
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
 from bench.model.derive import WORK
@@ -62,7 +62,7 @@ class CompareOptions(Options):
             prices += read_prices(self.prices)
         if not prices and self.kwh_price is None:
             return None
-        return Costing(prices=tuple(prices), kwh_usd=self.kwh_price)
+        return Costing(prices=tuple(one_price_each(prices)), kwh_usd=self.kwh_price)
 
 
 def percent(flag: str, text: str) -> float:

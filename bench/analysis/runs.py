@@ -4,13 +4,13 @@ baseline that `--baseline` names."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.analysis.comparison import Note, RunInfo
 from bench.core.errors import ConfigError
-from bench.core.text import clip
+from bench.core.text import clip, shell_path
 from bench.model.derive import recompute
+from bench.model.fields import plain
 from bench.model.report import Interval, Metrics, Report, Result, variant_label
 
 
@@ -87,11 +87,7 @@ def run_name(report: Report, path: str) -> str:
     if report.label and report.label.strip():
         return clip(" ".join(report.label.split()), NAME_CHARS, "…")
     backend = str(report.environment.device.get("backend") or Path(path).stem.split("_")[1:2] or "run")
-    try:
-        when = datetime.fromisoformat(report.created_at).astimezone(timezone.utc).strftime("%m-%d %H:%M")
-    except ValueError:
-        when = Path(path).stem[:16]
-    return f"{clip(backend, 12, '…')} {when}"
+    return f"{clip(backend, 12, '…')} {report.created_utc.strftime('%m-%d %H:%M')}"
 
 
 def unique_names(runs: list[Run]) -> None:
@@ -109,38 +105,83 @@ def unique_names(runs: list[Run]) -> None:
 
 
 def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[Note]]:
-    """Every result as a Run (failed ones too: they are shown, marked), and a note for each file
-    dropped as a duplicate of another (the same path, or the same run_id)."""
-    runs, notes, seen = [], [], {}
-    for path, report in loaded:
-        key_path = str(Path(path).resolve())
-        first = seen.get(report.run_id) or seen.get(key_path)
-        if first is not None:
-            notes.append(Note(code="duplicate", values={"path": path, "first": first, "run_id": report.run_id}))
-            continue
-        seen[report.run_id] = seen[key_path] = path
+    """Every result as a Run (failed ones too: they are shown, marked), and a note for each file left
+    out: dropped as the same file or an exact copy of another, or — where files claim one run_id
+    but differ — all of them set aside (`same_run_id`): which one is the run cannot be told."""
+    runs, notes = [], []
+    for path, report in _distinct(loaded, notes):
         runs += [Run(run_name(report, path), path, report, result, recompute(result)) for result in report.results
                  if result.status in ("ok", "interrupted", "failed")]
     unique_names(runs)
     return runs, notes
 
 
+def _distinct(loaded, notes: list[Note]) -> list[tuple[str, Report]]:
+    """The files to compare, in order: each run_id once (a later copy of the same content is noted
+    and dropped); a run_id that files claim with different content, none of them (noted)."""
+    by_id: dict[str, list[int]] = {}
+    for i, (_, report) in enumerate(loaded):
+        by_id.setdefault(report.run_id, []).append(i)
+    kept = set()
+    for run_id, group in by_id.items():
+        (first_path, first), rest = loaded[group[0]], [loaded[i] for i in group[1:]]
+        same_file = str(Path(first_path).resolve())
+        differ = [field for p, r in rest if str(Path(p).resolve()) != same_file and r is not first
+                  and (field := first_difference(plain(first), plain(r))) is not None]
+        if differ:
+            notes.append(Note(code="same_run_id", values={"paths": [loaded[i][0] for i in group], "run_id": run_id,
+                                                          "field": differ[0]}))
+            continue
+        notes += [Note(code="duplicate", values={"path": p, "first": first_path, "run_id": run_id}) for p, _ in rest]
+        kept.add(group[0])
+    return [x for i, x in enumerate(loaded) if i in kept]
+
+
+def first_difference(a, b, path: str = "") -> str | None:
+    """The first place two plain JSON values differ (`results[0].timing.repeats[1].step_times_s[3]`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return _first_key_difference(a, b, path)
+    if isinstance(a, list) and isinstance(b, list):
+        inside = next((w for i, (x, y) in enumerate(zip(a, b, strict=False))
+                       if (w := first_difference(x, y, f"{path}[{i}]"))), None)
+        return inside or (None if len(a) == len(b) else f"{path} (length {len(a)} vs {len(b)})")
+    return None if a == b and type(a) is type(b) else path or "(top level)"
+
+
+def _first_key_difference(a: dict, b: dict, path: str) -> str | None:
+    for k in list(a) + [k for k in b if k not in a]:
+        where = first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+        if where is not None:
+            return where
+    return None
+
+
+def _matches(spec: str, name: str, path: str, report: Report) -> bool:
+    rid = report.run_id
+    return spec in (name, report.label, path, Path(path).name) or (len(spec) >= 4 and rid.startswith(spec))
+
+
 def baseline_candidates(runs: list[Run], spec: str) -> dict[str, Run]:
     """Reports that `--baseline spec` names: by label, path, file name, or a run_id prefix."""
     found = {}
     for r in runs:
-        rid = r.report.run_id
-        if spec in (r.name, r.report.label, r.path, Path(r.path).name) or (len(spec) >= 4 and rid.startswith(spec)):
-            found.setdefault(rid, r)
+        if _matches(spec, r.name, r.path, r.report):
+            found.setdefault(r.report.run_id, r)
     return found
 
 
-def pick_baseline(runs: list[Run], spec: str | None) -> str:
-    """The run_id of the baseline report: the first file's, or the one --baseline names alone."""
+def pick_baseline(runs: list[Run], spec: str | None, loaded=(), notes=()) -> str:
+    """The run_id of the baseline report: the first file's, or the one --baseline names alone (a file
+    set aside as one of several that claim one run is refused, saying so)."""
     if spec is None:
         return runs[0].report.run_id
     found = baseline_candidates(runs, spec)
     if not found:
+        aside = {p for n in notes if n.code == "same_run_id" for p in n.values["paths"]}
+        named = [p for p, rep in loaded if p in aside and _matches(spec, run_name(rep, p), p, rep)]
+        if named:
+            raise ConfigError(f"--baseline {spec!r} names {shell_path(named[0])}, which was set aside: other files "
+                              "claim its run_id with other content")
         names = ", ".join(sorted({r.name for r in runs}))
         raise ConfigError(f"--baseline {spec!r} matches no run; labels here: {names}")
     if len(found) > 1:

@@ -34,6 +34,7 @@ from bench.core.typed import Limits, reason
 
 NoneType = type(None)
 MISSING = dataclasses.MISSING
+MAX_ITEMS = 64  # values one list option takes unless it declares another bound
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Opt:
     metavar: str | None = None
     preset: bool = False  # None means: take it from the preset
     short: str | None = None
+    max_items: int = MAX_ITEMS  # list options: how many values, however they are given
+    repeats: bool = False  # list options: whether a value may be given twice (by default it may not)
 
     @property
     def limits(self) -> Limits:
@@ -67,7 +70,8 @@ def shown_value(value) -> str:
 
 
 def opt(default: Any, help: str, **kw):
-    """A dataclass field declaring an option. Lists and tuples are given as tuples (frozen)."""
+    """A dataclass field declaring an option. Lists and tuples are given as tuples (frozen); a list
+    takes at most `max_items` values (MAX_ITEMS unless declared), each once unless `repeats=True`."""
     return dataclasses.field(default=default, metadata={"option": Opt(help, **kw)})
 
 
@@ -80,6 +84,25 @@ def _inner(tp):
     if get_origin(tp) in (tuple, list):
         return get_args(tp)[0], optional, True
     return tp, optional, False
+
+
+class Once(argparse.Action):
+    """A flag that holds one value. Given again with another, the last one counts — a wrapper or an
+    alias can set a default that a later flag overrides — and `overridden(namespace)` says so."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        old = getattr(namespace, self.dest, None)
+        if old is not None and old != values:
+            namespace.__dict__.setdefault(OVERRIDDEN, []).append((option_string or self.dest, old, values))
+        setattr(namespace, self.dest, values)
+
+
+OVERRIDDEN = "bench.overridden"
+
+
+def overridden(ns: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(flag, earlier value, the later value that counts) of each flag given more than once."""
+    return list(getattr(ns, OVERRIDDEN, []))
 
 
 class Options:
@@ -132,13 +155,15 @@ class Options:
                 kw["type"] = str  # parsed and checked in build(), which names the flag on any error
                 if seq and o.choices is None and base is not str:
                     kw["metavar"] = "N,N,..."
-                if seq and base is str:
-                    kw["action"] = "append"
+                kw["action"] = "append" if seq and base is str else Once
             group.add_argument(*([o.short] if o.short else []), flag, **kw)
 
     @classmethod
     def _help(cls, f: dataclasses.Field, o: Opt) -> str:
         bounds = o.limits.text()
+        if _inner(typing.get_type_hints(cls)[f.name])[2]:
+            bounds = "; ".join(x for x in (bounds, f"at most {o.max_items} values" + ("" if o.repeats else ", each once"))
+                               if x)
         text = f"{o.help} ({bounds})" if bounds else o.help
         if o.preset and cls.presets:
             values = ", ".join(f"{p}={shown_value(v[f.name])}" for p, v in cls.presets.items() if f.name in v)
@@ -160,13 +185,22 @@ class Options:
             if raw is None and o.preset:
                 raw = fill.get(f.name)
             if raw is not None:
-                values[f.name] = _checked(o.flag or "--" + f.name.replace("_", "-"), raw, tp, o.limits)
+                values[f.name] = _checked(o.flag or "--" + f.name.replace("_", "-"), raw, tp, o)
         obj = cls(**values)
         obj.check()
+        obj.check_given(frozenset(k for k, v in given.items() if v is not None))
         return obj
 
     def check(self) -> None:
         """Rules that span this group's fields (override)."""
+
+    def check_given(self, given: frozenset[str]) -> None:
+        """Rules on what was given, not only what the values are (override): a flag that this
+        configuration would ignore is refused, never dropped silently."""
+
+    def ignored(self, given: frozenset[str], name: str, why: str) -> None:
+        if name in given:
+            raise ConfigError(f"{self.flag_of(name)}: {why}")
 
     # -- JSON ----------------------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -192,23 +226,38 @@ def _adapter(tp, limits: Limits) -> TypeAdapter:
     return TypeAdapter(Annotated[tp, limits], config=OPTION_CONFIG)
 
 
-def _checked(flag: str, raw: Any, tp, limits: Limits):
+def _checked(flag: str, raw: Any, tp, o: Opt):
     """One option's value from its raw form, checked: command-line text is parsed ("8" is 8), a typed
-    value (a preset's, a caller's) taken as it is (True is not 1)."""
+    value (a preset's, a caller's) taken as it is (True is not 1); a list's count and repeats too."""
     sequence = _inner(tp)[2]
-    items = _items(flag, raw, sequence)
+    items = _items(flag, raw, sequence, _inner(tp)[0] is str and o.choices is None)
+    if sequence and len(items) > o.max_items:
+        raise ConfigError(f"{flag}: at most {o.max_items} values, got {len(items)}")
     text = all(isinstance(x, str) for x in items)
     try:
-        return _adapter(tp, limits).validate_python(items if sequence else items[0], strict=not text)
+        value = _adapter(tp, o.limits).validate_python(items if sequence else items[0], strict=not text)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {reason(exc.errors(include_url=False)[0])}") from None
+    if sequence and not o.repeats:
+        _once(flag, value)
+    return value
 
 
-def _items(flag: str, raw: Any, sequence: bool) -> tuple:
-    """The raw value's items as the validator takes them: text stripped, N,N,... split (a repeated
-    flag arrives as a list already); one item where the option is not a list."""
+def _once(flag: str, values) -> None:
+    """Each value of a list once: a repeated rate or world size would be run twice and counted as two."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"{flag}: {v!r} is given twice; give each value once")
+        seen.add(v)
+
+
+def _items(flag: str, raw: Any, sequence: bool, text: bool = False) -> tuple:
+    """The raw value's items as the validator takes them: N,N,... split (a repeated flag arrives as a
+    list already), one item where the option is not a list; spaces around a number or a choice
+    stripped, never those of free text (a path whose name ends in a space or a newline is that path)."""
     if not sequence:
-        items = (raw.strip() if isinstance(raw, str) else raw,)
+        items = (raw.strip() if isinstance(raw, str) and not text else raw,)
     elif isinstance(raw, list | tuple):
         items = tuple(raw)
     else:

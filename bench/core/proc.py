@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 BENCH_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the bench package
@@ -69,3 +71,37 @@ def lift_file_size_limit() -> bool:
         return True
     except (ImportError, OSError, ValueError):
         return False
+
+
+TREE = "BENCH_TREE"  # a mark in the environment of every process a tool or a repeat starts
+
+
+class Tree:
+    """The processes one child starts, found by a mark in their environment (which every descendant
+    inherits), so that one that left the child's session (`setsid`, a daemon's double fork) and
+    outlived it is still found and ended: a process group does not hold it, the mark does.
+
+        tree = Tree(); Popen(argv, env=tree.env(env), start_new_session=True); ...; tree.end()
+    """
+
+    def __init__(self):
+        self.mark, self.since = uuid.uuid4().hex, time.time()
+
+    def env(self, env: dict | None = None) -> dict:
+        return {**(os.environ if env is None else env), TREE: self.mark}
+
+    def end(self) -> list[int]:
+        """SIGKILL every process of this tree still running (this process aside); their PIDs."""
+        import psutil
+
+        ended = []
+        for p in psutil.process_iter(["create_time"]):
+            try:
+                if p.pid == os.getpid() or (p.info["create_time"] or 0) + 1 < self.since:
+                    continue  # older than the tree: never one of it
+                if p.environ().get(TREE) == self.mark:
+                    p.kill()
+                    ended.append(p.pid)
+            except (psutil.Error, OSError):
+                continue
+        return ended

@@ -4,6 +4,8 @@ label must not become a 200 MB page."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import unicodedata
 
@@ -21,6 +23,13 @@ def clip(text: str, limit: int = MAX_SHOWN, mark: str | None = None) -> str:
     return text[:limit] + f"... ({len(text) - limit:,} more characters)"
 
 
+def json_text(data, indent: int | None = 1) -> str:
+    """JSON whose every character a terminal would act on (controls, bidi overrides, zero-width
+    marks) is a \\u escape: the same data, safe to print. NaN and infinity are refused."""
+    text = json.dumps(data, indent=indent, allow_nan=False, ensure_ascii=False, default=str)
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def terminal_safe(value, limit: int = MAX_SHOWN) -> str:
     """No control sequences (ESC, CR, BEL, bidi overrides) reach the terminal: each is shown as an
     escape like \\x1b. Newlines and tabs become spaces."""
@@ -33,6 +42,28 @@ def markdown_cell(value, limit: int = MAX_SHOWN) -> str:
     text = terminal_safe(value, limit)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("`", "\\`")
+
+
+_PLAIN_PATH = re.compile(r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]*")
+
+
+def shell_path(path) -> str:
+    """A path printed so that it can be used: as it is where every character is printable, else in
+    the shell's $'...' quoting (bash, zsh, ksh), in which a newline, an escape or a byte that is not
+    UTF-8 is written as \\n, \\x1b, \\xff, and which reads back as the very same path."""
+    text = str(path)
+    if _PLAIN_PATH.fullmatch(text):
+        return text
+    out = []
+    for byte in os.fsencode(text):
+        c = chr(byte)
+        if c in "\\'":
+            out.append("\\" + c)
+        elif 0x20 <= byte < 0x7f:
+            out.append(c)
+        else:
+            out.append({0x0a: "\\n", 0x09: "\\t", 0x0d: "\\r", 0x1b: "\\e"}.get(byte, f"\\x{byte:02x}"))
+    return "$'" + "".join(out) + "'"
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")

@@ -1,7 +1,9 @@
 """What the report model and the options share of pydantic: bounds on a field, and errors in our words.
 
 A field's bounds (`Limits`) hold for every number inside its type — `list[float]` with minimum=0
-means every item is at least 0 — and its choices for every string; with `strict`, nothing is
+means every item is at least 0 — and its choices for every string. A side a field leaves open is
+still bounded by the magnitude no real quantity reaches (MAGNITUDE for numbers, INT_LIMIT for whole
+numbers), so that no sum, product or conversion of the values read overflows. With `strict`, nothing is
 coerced (no "8" for 8, no true for 1). `Annotated[T, Limits(...)]` is the whole declaration:
 pydantic validates it, and its JSON Schema carries the bounds on the items. `reason(error)` says
 what one of pydantic's errors means, in the words our messages use: `must be at most 65536, got
@@ -18,6 +20,8 @@ import annotated_types
 from pydantic import FailFast, Strict
 
 SEQUENCES = (list, tuple)
+MAGNITUDE = 1e30  # no quantity bench measures comes near (a zettaFLOP is 1e21); products of two stay finite
+INT_LIMIT = 2**63 - 1  # what numpy, pandas and other JSON readers hold as a whole number
 
 
 class FirstBad(FailFast):
@@ -58,8 +62,11 @@ class Limits:
         if tp is str and self.choices is not None:
             return Literal[self.choices]
         marks: list[Any] = [Strict()] if self.strict else []
-        if tp in (int, float) and self.bounded:
-            marks.append(annotated_types.Interval(ge=self.minimum, gt=self.exclusive_minimum, le=self.maximum))
+        if tp in (int, float):
+            limit = INT_LIMIT if tp is int else MAGNITUDE
+            low = -limit if self.minimum is None and self.exclusive_minimum is None else self.minimum
+            high = limit if self.maximum is None else self.maximum
+            marks.append(annotated_types.Interval(ge=low, gt=self.exclusive_minimum, le=high))
         return Annotated[tuple([tp, *marks])] if marks else tp
 
     @property
@@ -85,10 +92,9 @@ def number(x) -> str:
 
 def shown(value, quote: bool = True, limit: int = 60) -> str:
     """A value as an error message quotes it, cut short (text unquoted where it stands for a number)."""
-    try:
-        text = value if isinstance(value, str) and not quote else repr(value)
-    except ValueError:  # an integer too long for Python to print
-        return f"an integer of {value.bit_length() * 3 // 10}+ digits"
+    if type(value) is int and abs(value) >= 10**limit:
+        return f"an integer of {value.bit_length() * 3 // 10}+ digits"  # repr fails past 4,300 digits
+    text = value if isinstance(value, str) and not quote else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -129,6 +129,10 @@ class SmiCollector(Collector):
         if rows is None:
             raise CollectorUnavailable(self.last_error)
         self.last_rows = rows
+        measured = [f for f in self.FIELDS if f in rows[0]]
+        if not measured:  # a tool that answers but measures nothing would be listed as sampling
+            raise CollectorUnavailable(f"{self.tool} printed none of the fields asked for (it printed "
+                                       f"{printable(', '.join(rows[0]), 160)}): nothing to sample")
         self.index_of = {id(d): self.match(rows, d) for d in self.devices}
         missing = [d for d in self.devices if self.index_of[id(d)] is None]
         if missing:

@@ -15,6 +15,8 @@ import signal
 import subprocess
 import time
 
+from bench.core.proc import Tree
+
 TIMEOUT_S = 2.0
 MAX_OUTPUT = 1 << 20  # 1 MiB: a query of a few GPUs is a few hundred bytes
 
@@ -46,9 +48,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_tool(argv: list[str], timeout_s: float = TIMEOUT_S, max_output: int = MAX_OUTPUT) -> str:
     """The tool's stdout as text (undecodable bytes replaced), or ToolError with the reason."""
     name = os.path.basename(argv[0])
+    tree = Tree()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, env=tree.env())
     except OSError as exc:
         raise ToolError(f"{name} could not run: {exc.strerror or exc}") from None
     out, err = bytearray(), bytearray()
@@ -59,6 +62,7 @@ def run_tool(argv: list[str], timeout_s: float = TIMEOUT_S, max_output: int = MA
         raise ToolError(f"{name} did not answer within {timeout_s:g} s") from None
     finally:
         _kill_group(proc)  # a grandchild that outlived the tool goes too
+        tree.end()  # and one that left the tool's session (setsid)
         for stream in (proc.stdout, proc.stderr):
             stream.close()
         if proc.poll() is None:

@@ -14,17 +14,19 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
 from datetime import datetime, timezone
 
 import bench
+from bench.core.scratch import clean_stale, scratch_dir
 from bench.devices import registry as devices
 from bench.devices.cpu.collectors import HOST_PERIOD_S
 from bench.launch.config import RunConfig
 from bench.launch.runners import InlineRunner, Interrupted, ProcessRunner
-from bench.launch.torchrun import TorchrunRunner
+from bench.launch.torchrun import TorchrunRunner, awaited
 from bench.measure.environment import collect_host, collect_packages, collect_python
 from bench.measure.runner import Clock
 from bench.measure.sampler import Sampler
@@ -92,7 +94,8 @@ class Launcher:
                       config=c.to_json())
 
     def run(self) -> Report:
-        run_dir = tempfile.mkdtemp(prefix="bench-run-")
+        stale = clean_stale()
+        run_dir = scratch_dir()
         env, self.assignment = self.spec.worker_env(self.cfg.launch.nproc, self.cfg.device_own) \
             if self.spec.worker_env else ({}, None)
         runner = self.runner_class()(run_dir, self.on_event, env)
@@ -104,6 +107,9 @@ class Launcher:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
         self.view.begin(c, [(n, c.measure.repeats, workloads.load(n).variant_count(c.options_of(n)),
                              "req" if workloads.load(n).serves else "steps") for n in c.workloads])
+        if stale:
+            self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
+                           f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
         try:
             for i, name in enumerate(c.workloads):
                 if not self.run_variants(runner, name, i, report):
@@ -198,36 +204,47 @@ class Launcher:
             if e["event"] == "gathered":
                 by_rank.update({p["rank"]: p for p in e["results"]})
         by_rank.update({e.get("rank", 0): e for e in events if e["event"] == "result"})
-        if by_rank:
-            try:
-                results = {r: parse(Result, p["result"]) for r, p in by_rank.items()}
-            except ModelError as exc:  # a result the model refuses: the repeat failed, the run goes on
-                return Result(workload=name, status="failed",
-                              error=f"repeat {repeat}: the worker sent a result that is not valid ({exc})"), None
-            result = results[min(results)]
-            if self.world > 1:
-                result.merge_ranks(results, self.rank_statuses(results, events))
-            if interrupted and result.status == "ok":
-                result.status = "interrupted"
-            return result, by_rank[min(by_rank)].get("energy_counter")
-        died = next((e for e in events if e["event"] == "died"), None)
+        if not by_rank:
+            return self.unreported(events, name, repeat, interrupted), None
+        try:
+            results = {r: parse(Result, p["result"]) for r, p in by_rank.items()}
+        except ModelError as exc:  # a result the model refuses: the repeat failed, the run goes on
+            return Result(workload=name, status="failed",
+                          error=f"repeat {repeat}: the worker sent a result that is not valid ({exc})"), None
+        result = results[min(results)]
+        if self.world > 1 and self.cfg.launch.node_rank == 0:
+            result.merge_ranks(results, self.rank_statuses(results, events))
+        elif self.world > 1:
+            _this_node(result, results)
+        _gather_failures(result, events)
+        if interrupted and result.status == "ok":
+            result.status = "interrupted"
+        return result, by_rank[min(by_rank)].get("energy_counter")
+
+    def unreported(self, events: list[dict], name: str, repeat: int, interrupted: bool) -> Result:
+        """A repeat no rank reported: interrupted, or failed with how its processes ended (each rank
+        named, with several; a rendezvous that never completed said as one)."""
         if interrupted:
-            return Result(workload=name, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)"), None
+            return Result(workload=name, status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+        died = _died(events)
         why = f"the worker process exited with code {died['code']}" if died else "the worker sent no result"
-        if died and died.get("code", 0) < 0:
+        if died.get("code", 0) < 0:
             why = f"the worker process was killed by signal {-died['code']} (out of memory?)"
-        last = last_error(died.get("log", "")) if died else None
-        tail = f": {last}" if last else ""
-        return Result(workload=name, status="failed", error=f"repeat {repeat}: {why}{tail}"), None
+        if self.world > 1:  # every rank named in the report, the ones that died with how
+            self.rank_statuses({}, events)
+            why = "; ".join(f"rank {r} {how}" for r, how in sorted(torchrun_failures(died.get("log", "")).items())) \
+                or why
+            if awaited(self.cfg) and not any(e["event"] == "started" for e in events):
+                why = f"no rank started: {awaited(self.cfg)}, and the rendezvous did not complete ({why})"
+        last = last_error(died.get("log", ""))
+        return Result(workload=name, status="failed", error=f"repeat {repeat}: {why}{f': {last}' if last else ''}")
 
     def rank_statuses(self, results: dict[int, Result], events: list[dict]) -> list[RankStatus]:
         """Every rank's status in one repeat; ranks that never reported are named, and a rank stopped
         because another failed is not called a user's interrupt."""
-        hosts = {e.get("rank"): (e.get("environment") or {}).get("host", {}).get("hostname")
-                 for e in events if e["event"] == "started"}
+        hosts, failures = _hosts(events), torchrun_failures(_died(events).get("log", ""))
         ranks = [RankStatus(r, results[r].status, results[r].error, host=hosts.get(r)) if r in results else
-                 RankStatus(r, "failed", "no result: the process died or was stopped after another rank failed, "
-                                         "or runs on another node") for r in range(self.world)]
+                 RankStatus(r, "failed", _no_result(r, failures), host=hosts.get(r)) for r in range(self.world)]
         failed = [str(x.rank) for x in ranks if x.status == "failed"]
         for x in ranks:
             if x.status == "interrupted" and failed:
@@ -340,6 +357,69 @@ def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Repor
 
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Failure)\b.*"
                          r"|Fatal Python error:.*|Segmentation fault.*|Killed.*)$")
+
+
+# torchrun's failure summary (torch/distributed/elastic/multiprocessing/errors/__init__.py,
+# _FAILURE_FORMAT_TEMPLATE): `rank      : 1 (local_rank: 1)` then `exitcode  : -9 (pid: 4242) (SIGKILL)`;
+# the rank is the global one.
+_FAILED_RANK = re.compile(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*\n\s*exitcode\s*:\s*(-?\d+) \(pid: \d+\)"
+                          r"(?: \((SIG[A-Z0-9]+)\))?")
+
+
+def torchrun_failures(log: str) -> dict[int, str]:
+    """{global rank: how its process ended} for each rank torchrun's summary names as failed."""
+    out: dict[int, str] = {}
+    for m in _FAILED_RANK.finditer(log):
+        out.setdefault(int(m.group(1)), _ended(int(m.group(2)), m.group(3)))
+    return out
+
+
+def _ended(code: int, name: str | None) -> str:
+    if code == 130:  # the worker's exit on SIGTERM or Ctrl-C: torchrun stops the others when one fails
+        return "was stopped (exit 130: interrupted, as torchrun stops every rank once one has failed)"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = name or signal.Signals(-code).name
+    except ValueError:
+        pass
+    return f"was killed by signal {-code}{f' ({name})' if name else ''}"
+
+
+def _died(events: list[dict]) -> dict:
+    return next((e for e in events if e["event"] == "died"), {})
+
+
+def _hosts(events: list[dict]) -> dict:
+    return {e.get("rank"): (e.get("environment") or {}).get("host", {}).get("hostname")
+            for e in events if e["event"] == "started"}
+
+
+def _this_node(result: Result, results: dict[int, Result]) -> None:
+    """On a node other than 0, the repeat as its own ranks ran it: the other nodes' ranks are node 0's
+    to gather, not failures here (else this node would stop repeating while node 0 waits for it)."""
+    bad = [f"rank {r}: {x.error or x.status}" for r, x in sorted(results.items()) if x.status != "ok"]
+    if bad and result.status == "ok":
+        result.status = "failed"
+    if bad:
+        result.error = "; ".join(bad)
+
+
+def _gather_failures(result: Result, events: list[dict]) -> None:
+    """A rank whose final gather failed (bench/launch/worker.py) fails the repeat on its node, said."""
+    said = [f"rank {e.get('rank')}: {e.get('error')}" for e in events if e["event"] == "gather_failed"]
+    if said:
+        result.status = "failed"
+        result.error = "; ".join(x for x in (result.error, "the final gather of every rank's result failed ("
+                                             + "; ".join(said) + ")") if x)
+
+
+def _no_result(rank: int, failures: dict[int, str]) -> str:
+    if rank in failures:
+        return f"no result: its process {failures[rank]}"
+    if failures:
+        return f"no result: stopped after rank {', '.join(map(str, sorted(failures)))} failed"
+    return "no result: the process died or was stopped after another rank failed, or runs on another node"
 
 
 def last_error(log: str, limit: int = 400) -> str | None:

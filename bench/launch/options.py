@@ -23,8 +23,9 @@ class LaunchOptions(Options):
     node_rank: int = opt(0, "this machine's rank among --nnodes", minimum=0, maximum=4095)
     rdzv_endpoint: str | None = opt(None, "rendezvous on node 0, for --nnodes above 1", metavar="HOST:PORT")
     scaling: tuple[int, ...] | None = opt(None, "run at each world size (e.g. 1,2,4,8) and report scaling efficiency",
-                                          minimum=1, maximum=1024)
-    dist_timeout: float = opt(300.0, "bound on any collective: a hung rank fails the run instead of hanging it",
+                                          minimum=1, maximum=1024, max_items=MAX_SCALING)
+    dist_timeout: float = opt(300.0, "bound on any collective and on the wait for the other nodes of --nnodes: a hung "
+                                     "rank or a node that never comes fails the run, named, instead of hanging it",
                               minimum=1, maximum=86_400, metavar="SECONDS")
     in_process: bool = opt(False, "run every repeat in this process (debugging, profiling): faster to start, but "
                                   "the repeats share one process, so the run-to-run variance they show is "
@@ -39,11 +40,17 @@ class LaunchOptions(Options):
             host, sep, port = self.rdzv_endpoint.rpartition(":")
             if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
                 raise ConfigError(f"--rdzv-endpoint: expected HOST:PORT with a port 1-65535, got {self.rdzv_endpoint!r}")
-        if self.scaling is not None and (len(self.scaling) > MAX_SCALING or len(set(self.scaling)) < len(self.scaling)):
-            raise ConfigError(f"--scaling: at most {MAX_SCALING} different world sizes, each once; got "
-                              f"{len(self.scaling)} ({len(set(self.scaling))} different)")
         if self.in_process and (self.distributed or self.scaling):
             raise ConfigError("--in-process: one process cannot hold several ranks; drop it with --nproc/--scaling")
+
+    def check_given(self, given: frozenset[str]) -> None:
+        if self.scaling:
+            self.ignored(given, "nproc", "--scaling gives the world sizes to run; give one of them")
+        if not self.distributed:
+            for name in ("dist_timeout", "rdzv_endpoint"):
+                self.ignored(given, name, "only applies to several ranks (--nproc, --nnodes or --scaling)")
+        if self.nnodes == 1:
+            self.ignored(given, "node_rank", "only applies with --nnodes above 1")
 
     @property
     def distributed(self) -> bool:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 
-from bench.core.proc import child_env, python_argv, stop_group
+from bench.core.proc import Tree, child_env, python_argv, stop_group
 from bench.launch.events import EventReader
 from bench.launch.worker import run_job
 
@@ -61,10 +61,15 @@ class ProcessRunner:
         job = {**job, "events": stem + ".events", "parent_pid": os.getpid()}
         with open(stem + ".job", "w", encoding="utf-8") as fh:
             json.dump(job, fh)
+        tree = Tree()
         with open(stem + ".log", "wb") as log:
             proc = subprocess.Popen(python_argv("-m", "bench.launch.worker", stem + ".job"), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env(self.env))
-        return watch(proc, [EventReader(job["events"])], self.on_event, stem + ".log")
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=tree.env(child_env(self.env)))
+        try:
+            return watch(proc, [EventReader(job["events"])], self.on_event, stem + ".log")
+        finally:
+            tree.end()  # what the worker started goes with it, also what left its session
 
 
 def watch(proc: subprocess.Popen, readers: list[EventReader], on_event, log_path: str) -> list[dict]:
@@ -86,7 +91,7 @@ def watch(proc: subprocess.Popen, readers: list[EventReader], on_event, log_path
         drain()
         raise Interrupted(events) from None
     drain()
-    if not any(e["event"] == "result" for e in events):
+    if proc.returncode != 0 or not any(e["event"] == "result" for e in events):  # a rank may have died
         events.append({"event": "died", "code": proc.returncode, "log": log_tail(log_path)})
     return events
 

@@ -14,10 +14,21 @@ import json
 import os
 import subprocess
 
-from bench.core.proc import child_env, python_argv
+from bench.core.proc import Tree, child_env, python_argv
 from bench.launch.config import RunConfig
 from bench.launch.events import EventReader
 from bench.launch.runners import watch
+
+
+def awaited(cfg: RunConfig) -> str | None:
+    """Who a multi-node repeat waits for, and for how long: said before each run starts."""
+    c = cfg.launch
+    if c.nnodes < 2 or not c.rdzv_endpoint:
+        return None
+    if c.node_rank == 0:
+        others = ", ".join(map(str, range(1, c.nnodes)))
+        return f"node 0 waits up to {c.dist_timeout:g} s at {c.rdzv_endpoint} for node(s) {others} to join"
+    return f"node {c.node_rank} joins node 0 at {c.rdzv_endpoint} (waiting up to {c.dist_timeout:g} s for it)"
 
 
 def torchrun_argv(cfg: RunConfig, job_path: str) -> list[str]:
@@ -27,7 +38,10 @@ def torchrun_argv(cfg: RunConfig, job_path: str) -> list[str]:
     if c.rdzv_endpoint:
         # static rendezvous: --node-rank is honoured, so global rank 0 (which gathers and whose node
         # writes the report) runs on node 0; c10d would hand out ranks in join order
-        argv += ["--rdzv-backend=static", f"--rdzv-endpoint={c.rdzv_endpoint}"]
+        argv += ["--rdzv-backend=static", f"--rdzv-endpoint={c.rdzv_endpoint}",
+                 # the wait for the other nodes is bounded as a collective is (torch's default: 600 s);
+                 # static_tcp_rendezvous reads `timeout` (seconds) from --rdzv-conf
+                 f"--rdzv-conf=timeout={max(1, round(c.dist_timeout))}"]
     else:
         argv += ["--standalone"]
     return argv + ["-m", "bench.launch.worker", job_path]
@@ -48,7 +62,11 @@ class TorchrunRunner:
         first = cfg.launch.node_rank * cfg.launch.nproc
         readers = [EventReader(job["events"].replace("{rank}", str(r))) for r in range(first, first + cfg.launch.nproc)]
         env = child_env({"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **self.env})  # torchrun's default
+        tree = Tree()  # torchrun, its agents, its workers and whatever they start
         with open(stem + ".log", "wb") as log:
             proc = subprocess.Popen(torchrun_argv(cfg, stem + ".job"), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        return watch(proc, readers, self.on_event, stem + ".log")
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=tree.env(env))
+        try:
+            return watch(proc, readers, self.on_event, stem + ".log")
+        finally:
+            tree.end()  # none of it outlives the repeat, also what left torchrun's session

@@ -169,7 +169,12 @@ def _distributed_tail(job: dict, payload: dict, backend, emit) -> None:
     if backend is None or payload["result"]["status"] != "ok" or not dist.is_initialized():
         sys.stdout.flush()
         os._exit(1)
-    gathered = gather_json(payload, backend.device)
+    try:
+        gathered = gather_json(payload, backend.device)
+    except RuntimeError as exc:  # torch's DistBackendError, a timeout: this node must say it, not only node 0
+        emit("gather_failed", rank=job["rank"], error=f"{type(exc).__name__}: {str(exc)[:400]}")
+        sys.stdout.flush()
+        os._exit(1)
     if job["rank"] == 0:
         emit("gathered", results=gathered)
     dist.destroy_process_group()

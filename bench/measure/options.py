@@ -49,6 +49,10 @@ class MeasureOptions(TelemetryOptions):
         if self.steps is not None and self.warmup is not None and self.warmup >= self.steps:
             raise ConfigError(f"--warmup: must be below --steps ({self.warmup} >= {self.steps})")
 
+    def check_given(self, given: frozenset[str]) -> None:
+        if self.time_budget is None:
+            self.ignored(given, "min_steps", "only applies with --time-budget (--steps counts the steps)")
+
     @classmethod
     def build(cls, given, preset=None):
         # --time-budget replaces the preset's step count rather than clashing with it

@@ -20,10 +20,10 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 from bench.core.proc import child_env, lift_file_size_limit, python_argv
+from bench.core.scratch import scratch_file
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
 
@@ -159,7 +159,7 @@ class Sampler:
         self.exit_code: int | None = None
 
     def start(self, specs: list[dict]) -> Sampler:
-        fd, self.path = tempfile.mkstemp(prefix="bench-samples-", suffix=".jsonl")
+        fd, self.path = scratch_file(".jsonl")
         os.close(fd)
         try:
             self.proc = subprocess.Popen(python_argv("-m", "bench.measure.sampler", str(self.hz), str(self.t0_ns),

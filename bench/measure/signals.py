@@ -1,4 +1,5 @@
-"""Signals: SIGTERM unwinds like Ctrl-C, and a few moments must not be cut by either."""
+"""Signals: every catchable signal that would end the process unwinds like Ctrl-C, and a few moments
+must not be cut by any of them."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ import os
 import signal
 import threading
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # SIGHUP: the terminal went away
+# Signals whose default action ends the process and that a handler can catch and carry on from:
+# SIGTERM (kill), SIGHUP (the terminal went away), SIGQUIT (Ctrl-\), SIGUSR1/2, SIGALRM and the other
+# timers, SIGXCPU (a CPU-time limit), SIGPWR, SIGIO. Not SIGPIPE or SIGXFSZ (Python ignores them and a
+# write fails instead), nor the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP):
+# after those the process cannot carry on, and faulthandler reports them.
+CATCHABLE = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU",
+             "SIGPWR", "SIGIO")
+STOPS = tuple(getattr(signal, n) for n in CATCHABLE if hasattr(signal, n))
+STOP_SIGNALS = {signal.SIGINT, *STOPS}
 
 
 def raise_interrupt(signum, frame):
-    """SIGTERM unwinds like Ctrl-C, so what was measured so far is written (status interrupted)."""
+    """A stop signal unwinds like Ctrl-C, so what was measured so far is written (status interrupted)."""
     raise KeyboardInterrupt
 
 
 def interrupt_on_sigterm() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, unless the caller ignores them (nohup ignores SIGHUP)."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
+    """Every stop signal unwinds like Ctrl-C, unless something else handles it already: ignored (nohup
+    ignores SIGHUP) or caught by a handler of its own (a profiler's SIGPROF)."""
+    for sig in STOPS:
+        if signal.getsignal(sig) in (signal.SIG_DFL, raise_interrupt):
             signal.signal(sig, raise_interrupt)
 
 

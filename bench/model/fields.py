@@ -158,7 +158,8 @@ def _without(error: dict, at: int) -> dict:
     return {**error, "loc": loc[:at] + loc[at + 1:], "alternative": loc[at]}
 
 
-KINDS = {"bool": "bool", "int": "integer", "float": "number", "str": "string", "none": "null"}
+KINDS = {"bool": "bool", "int": "integer", "float": "number", "str": "string", "none": "null",
+         "constrained-int": "integer", "constrained-float": "number"}  # bounded numbers name themselves so
 
 
 def _kind(alternative) -> str:

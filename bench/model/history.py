@@ -5,7 +5,7 @@
 | 1 | first format (bench 0.1) |
 | 2 | the report model: each repeat's step times kept apart; core metrics apart from the workload's own (dotted names, per-step series); declared figures; device and host energy as separate figures; telemetry sources, sampler health, base-unit keys (`sm_clock_hz`); provenance; room for fingerprints and per-request records |
 | 3 | serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result names its variant (`Result.variant`, e.g. the offered rate), and so do phases |
-| 4 | graph compiles per phase of each repeat (`Repeat.compiles`), and a warning when graphs compiled while measuring; the device's memory apart from an allocator's pool (`Memory.device_pool_bytes`; hpu `device_total_bytes` is now the card's); the telemetry key `power_instant_w`; `other_processes` may be null (unknown); on a MIG instance the device energy is null, the whole GPU's kept per part; serving: each request's token times (`RequestLog.token_s`); `start_s` is when a request joined a batch, `batch` the static batch or the engine step it joined at; when it was sent, why it failed, whether it is in the measured window and its conversation turn (`RequestLog.sent_s`, `error`, `measured`, `turn`); which engine served (`Result.served_by`, where `static_shapes` moved from the identity); the warm-up's steps and whether it ended steady (`Repeat.warmup_steps`, `Repeat.warmup_steady`); the CPU threads each rank ran with and why (`Environment.threads`); each declared figure of each repeat alone (`Repeat.figure_values`) |
+| 4 | graph compiles per phase of each repeat (`Repeat.compiles`), and a warning when graphs compiled while measuring; the device's memory apart from an allocator's pool (`Memory.device_pool_bytes`; hpu `device_total_bytes` is now the card's); the telemetry key `power_instant_w`; `other_processes` may be null (unknown); on a MIG instance the device energy is null, the whole GPU's kept per part; serving: each request's token times (`RequestLog.token_s`); `start_s` is when a request joined a batch, `batch` the static batch or the engine step it joined at; when it was sent, why it failed, whether it is in the measured window and its conversation turn (`RequestLog.sent_s`, `error`, `measured`, `turn`); which engine served (`Result.served_by`, where `static_shapes` moved from the identity); the warm-up's steps and whether it ended steady (`Repeat.warmup_steps`, `Repeat.warmup_steady`); the CPU threads each rank ran with and why (`Environment.threads`); each declared figure of each repeat alone (`Repeat.figure_values`); loading checks fields against each other and values against their names, every number within ±1e30 |
 
 A migration takes the plain JSON of version N and returns plain JSON of version N + 1; the model then
 checks the result like any other report. Keep this table and MIGRATIONS in step with SCHEMA_VERSION.
@@ -36,7 +36,10 @@ HISTORY = [
         "which engine served (`Result.served_by`, where `static_shapes` moved from the identity); the warm-up's "
         "steps and whether it ended steady (`Repeat.warmup_steps`, `Repeat.warmup_steady`); the CPU threads each "
         "rank ran with and why (`Environment.threads`); each declared figure of each repeat alone "
-        "(`Repeat.figure_values`)"),
+        "(`Repeat.figure_values`); loading checks what fields say of "
+        "each other (a request's times in order, order statistics in order, each rank once) and what names say of "
+        "values (`ttft_s` a duration, `slo.met` true or false, a measured run's `world_size` a whole number), "
+        "every number within ±1e30 and every time from 1970 to 2261"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

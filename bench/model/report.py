@@ -14,14 +14,16 @@ import copy
 import dataclasses
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
+from bench.model.rules import IDENTITY, in_order, named, within
 
 SCHEMA_VERSION = 4
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
+YEARS = (1970, 2261)  # created_at: a clock's epoch to where pandas' timestamps end (2262-04-11)
 Scalar = bool | int | float | str | None
 Status = Literal["ok", "failed", "skipped", "interrupted"]
 RunStatus = Literal["ok", "failed", "interrupted"]
@@ -54,6 +56,14 @@ WARNING_CODES = {
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
 
+def _unique(values: list, where: str, what: str) -> None:
+    seen = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ModelError(f"{where}[{i}].{what}", f"{v} appears twice")
+        seen.add(v)
+
+
 _ERROR_CODE = re.compile(r"[a-z0-9_]{1,64}")
 
 
@@ -80,6 +90,10 @@ class Interval:
     method: str | None = fld("how the interval was computed", None)
     ranks: int | None = fld("distributed runs: how many ranks were summed", None, minimum=1)
 
+    @invariant
+    def _low_to_high(self) -> None:
+        in_order(self, "ci_low", "ci_high")
+
 
 @dataclass
 class Summary:
@@ -94,6 +108,16 @@ class Summary:
     cv: float | None = fld("coefficient of variation, stdev / mean", None)
     min: float | None = fld("smallest value", None)
     max: float | None = fld("largest value", None)
+
+    @invariant
+    def _order_statistics_in_order(self) -> None:
+        in_order(self, "min", "median", "p90", "p99", "max")
+        if None not in (self.mean, self.min, self.max):
+            slack = 1e-9 * max(abs(self.min), abs(self.max))  # a mean of equal values may round past them
+            if not self.min - slack <= self.mean <= self.max + slack:
+                raise ModelError("mean", f"{self.mean} lies outside min {self.min} .. max {self.max}")
+        if self.stdev is not None and self.stdev < 0:
+            raise ModelError("stdev", f"{self.stdev} is negative")
 
 
 FigureValue = Interval | Summary | bool | int | float | str | None
@@ -198,6 +222,11 @@ class Repeat:
     @invariant
     def _one_entry_per_step(self) -> None:
         _same_lengths(self, ["step_times_s", "step_samples", "step_tokens"], optional=("step_flops",))
+
+    @invariant
+    def _figures_fit_their_names(self) -> None:
+        named(self.series, "series")
+        named(self.figures, "figures")
 
 
 @dataclass
@@ -376,6 +405,21 @@ class RequestLog:
                 raise ModelError(f"token_s[{i}]", "token times go backwards")
 
     @invariant
+    def _each_request_in_order(self) -> None:
+        """arrival <= sent <= first token <= each token <= finish; the batch it joined (start_s, known
+        in this process only: null over HTTP) between its arrival and its first token."""
+        in_order(self, "arrival_s", "first_token_s", "finish_s", nulls_last=True)
+        in_order(self, "arrival_s", "start_s", "first_token_s")
+        if self.sent_s is not None:
+            in_order(self, "sent_s", "first_token_s")
+        within(self, "token_s", "first_token_s", "finish_s")
+        for i, (first, k, prompt) in enumerate(zip(self.first_token_s, self.new_tokens, self.prompt_tokens, strict=True)):
+            if first is not None and k < 1:
+                raise ModelError(f"new_tokens[{i}]", f"{k}, yet its first token came at {first}")
+            if prompt < 1:
+                raise ModelError(f"prompt_tokens[{i}]", f"{prompt}: a request has at least one prompt token")
+
+    @invariant
     def _errors_counted(self) -> None:
         """A request that did not complete says why; one that completed has no error."""
         for i, (finish, err) in enumerate(zip(self.finish_s, self.error or [], strict=False)):
@@ -454,6 +498,15 @@ class Result:
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
     served_by: ServedBy | None = fld("serving results: which engine served the requests", None)
+
+    @invariant
+    def _figures_fit_their_names(self) -> None:
+        named(self.workload_metrics, "workload_metrics")
+        named(self.series, "series")
+
+    @invariant
+    def _each_rank_once(self) -> None:
+        _unique([p.rank for p in self.per_rank], "per_rank", "rank")
 
     def warn(self, code: str, message: str) -> None:
         if not any(w.code == code and w.message == message for w in self.warnings):
@@ -639,6 +692,13 @@ class Distributed:
     exit_code: int | None = fld("the launcher's exit code", None)
     ranks: list[RankStatus] = fld("every rank", factory=list)
 
+    @invariant
+    def _ranks_of_this_world(self) -> None:
+        _unique([r.rank for r in self.ranks], "ranks", "rank")
+        for i, r in enumerate(self.ranks):
+            if r.rank >= self.world_size:
+                raise ModelError(f"ranks[{i}].rank", f"{r.rank} in a world of {self.world_size}")
+
 
 ConfigValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
@@ -668,11 +728,28 @@ class Report:
             raise ModelError("run_id", "must not be empty")
 
     @invariant
+    def _identity_typed(self) -> None:
+        """A measured run's identity is what bench recorded: counts are whole numbers, names text."""
+        if self.origin == "measured":
+            for i, r in enumerate(self.results):
+                named(r.params, f"results[{i}].params", IDENTITY)
+
+    @invariant
     def _dated(self) -> None:
         try:
-            datetime.fromisoformat(self.created_at)
+            when = datetime.fromisoformat(self.created_at)
         except ValueError:
             raise ModelError("created_at", f"not an ISO 8601 time: {self.created_at[:40]!r}") from None
+        if when.utcoffset() is None:
+            raise ModelError("created_at", f"{self.created_at[:40]!r} has no UTC offset (e.g. +00:00)")
+        if not YEARS[0] <= when.year <= YEARS[1] or not YEARS[0] <= self.created_utc.year <= YEARS[1]:
+            raise ModelError("created_at", f"{self.created_at[:40]!r} is not a time a run was made (a year from "
+                                           f"{YEARS[0]} to {YEARS[1]})")
+
+    @property
+    def created_utc(self) -> datetime:
+        """When it ran, in UTC (the only reading of created_at anything else makes)."""
+        return datetime.fromisoformat(self.created_at).astimezone(timezone.utc)
 
     # -- (de)serialisation -------------------------------------------------------------------------
     @classmethod

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from pydantic.json_schema import GenerateJsonSchema
 
+from bench.core.typed import INT_LIMIT, MAGNITUDE
 from bench.model.fields import adapter
 from bench.model.history import HISTORY
+from bench.model.rules import IDENTITY, NAMED
 from bench.model.report import ANALYSIS_VERSION, SCHEMA_VERSION, WARNING_CODES, Report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,9 @@ them. Loading a report checks every field — types (no text for a number, no bo
 finite numbers, bounds, known enums, lists whose lengths must agree, phases that end after they
 start, no unknown keys in fixed structures — and names the first field that is wrong. Open maps
 (`params`, environment sections, `workload_metrics`, telemetry samples) accept typed values only:
-number, string, bool, null, or an Interval / Summary.
+number, string, bool, null, or an Interval / Summary. Every number lies between -1e30 and 1e30 and
+every whole number fits in 64 bits, bounds or not (no real quantity comes near, and no sum or
+product of a report's values can then overflow).
 
 Statistics are recomputed from the raw step times when a report is loaded; the stored `metrics` are a
 convenience for other readers. Analysis method version: {ANALYSIS_VERSION}.
@@ -80,9 +84,27 @@ def docs_text() -> str:
             mark = " *" if field in record.get("required", ()) else ""
             lines.append(f"| `{field}`{mark} | {_md(type_text(prop))} | {_md(prop.get('description', ''))} |")
         lines.append("")
+    lines += named_values()
     lines += ["## Warning codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| `{code}` | {_md(text)} |" for code, text in WARNING_CODES.items()]
     return "\n".join(lines) + "\n"
+
+
+def named_values() -> list[str]:
+    """The rules the open maps keep by name (bench/model/rules.py)."""
+    lines = ["## Values named by what they are", "",
+             "A value in `workload_metrics`, `series` or a repeat's `figures` whose name ends as below must be what "
+             "the name says (an Interval or a Summary of such values where the kind allows); in a measured "
+             "report's `params`, the identity fields below are of their type. Null always fits.", "",
+             "| name | must be |", "|---|---|"]
+    for ends, names, kind in NAMED:
+        said = [f"ending `{e}`" for e in ends] + [f"`{n}` (or `….{n}`)" for n in names]
+        lines.append(f"| {', '.join(said)} | {kind.words} |")
+    by_kind: dict = {}
+    for name, kind in IDENTITY.items():
+        by_kind.setdefault(kind.words, []).append(f"`{name}`")
+    lines += [f"| params {', '.join(names)} | {words} |" for words, names in by_kind.items()]
+    return lines + [""]
 
 
 def structures(schema: dict) -> list[str]:
@@ -107,6 +129,7 @@ def structures(schema: dict) -> list[str]:
 
 SCALAR = ["bool", "integer", "number", "string", "null"]
 BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"))
+OPEN = (MAGNITUDE, INT_LIMIT)  # the bounds every number has: said once, in the introduction
 
 
 def type_text(prop: dict) -> str:
@@ -122,7 +145,7 @@ def type_text(prop: dict) -> str:
         item = prop["items"] if kind == "array" else prop.get("additionalProperties", {})
         inner = type_text(item)
         return ("list of " if kind == "array" else "map of ") + (f"({inner})" if "anyOf" in item and " or " in inner else inner)
-    bounds = [f"{sign} {prop[key]}" for key, sign in BOUNDS if key in prop]
+    bounds = [f"{sign} {prop[key]}" for key, sign in BOUNDS if key in prop and abs(prop[key]) not in OPEN]
     name = {"boolean": "bool"}.get(kind, kind or "any")
     return f"{name} ({', '.join(bounds)})" if bounds else name
 

@@ -7,8 +7,8 @@ from rich.console import Group
 from rich.table import Table
 
 from bench.render import words
-from bench.render.format import NOTE_CHARS, DASH, figure_cell, header, num, percent, seconds, shown, with_ci
-from bench.render.layout import fit
+from bench.render.format import NOTE_CHARS, DASH, figure_cell, header, markup, num, percent, seconds, shown, with_ci
+from bench.render.layout import fit, plain_table
 from bench.render.records import record
 
 ALWAYS_SHOWN = 4  # run, device, the lead figure, the verdict: the rest only where some run has a value
@@ -30,9 +30,9 @@ def compare_title(comp) -> str:
     return f"{comp.title} · {comp.main_metric} · baseline {words.display(comp.baseline)}"
 
 
-def compare_table(console, comp):
+def compare_table(screen, comp):
     headers, body = compare_cells(comp)
-    return fit(console, compare_title(comp), headers, [cells for cells, _ in body], ALWAYS_SHOWN,
+    return fit(screen, compare_title(comp), headers, [cells for cells, _ in body], ALWAYS_SHOWN,
                [not ok for _, ok in body])
 
 
@@ -47,33 +47,34 @@ def compare_notes(comp) -> list[str]:
     return [words.sentence(note) for row in comp.rows for note in row.notes]
 
 
-def print_notes(console, comparison) -> None:
+def print_notes(screen, comparison) -> None:
     for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        console.print(f"[yellow]note:[/] {shown(words.sentence(note), NOTE_CHARS)}", soft_wrap=True)
+        screen.print(markup("[yellow]note:[/] {}", shown(words.sentence(note), NOTE_CHARS)), soft_wrap=True)
 
 
-def print_comparison(console, comparison) -> None:
+def print_comparison(screen, comparison) -> None:
     """Every workload's table and notes, then scaling and the serving curves."""
-    print_notes(console, comparison)
+    print_notes(screen, comparison)
     for comp in comparison:
-        console.print(compare_table(console, comp))
+        screen.print(compare_table(screen, comp))
         notes = compare_notes(comp)
         if notes:
-            console.print("[bold yellow]Read before trusting these numbers:[/]")
-            console.print(bullets(notes))
-        console.print()
+            screen.print(markup("[bold yellow]Read before trusting these numbers:[/]"))
+            screen.print(bullets(notes))
+        screen.print()
     if comparison.scaling:
-        console.print(scaling_table(comparison.scaling))
+        screen.print(scaling_table(comparison.scaling))
     if comparison.serving:
-        console.print(serving_table(console, comparison.serving))
+        screen.print(serving_table(screen, comparison.serving))
 
 
-def print_gates(console, comparison) -> None:
+def print_gates(screen, comparison) -> None:
     """Each gate that did not pass: a regression, or one that could not be ruled out."""
     for g in comparison.gates:
-        if g.outcome != "pass":
-            label = "[red]regression:[/]" if g.outcome == "fail" else "[yellow]gate inconclusive:[/]"
-            console.print(f"{label} {shown(words.gate_text(g), NOTE_CHARS)}")
+        if g.outcome == "fail":
+            screen.print(markup("[red]regression:[/] {}", shown(words.gate_text(g), NOTE_CHARS)))
+        elif g.outcome != "pass":
+            screen.print(markup("[yellow]gate inconclusive:[/] {}", shown(words.gate_text(g), NOTE_CHARS)))
 
 
 def bullets(lines: list[str]) -> Table:
@@ -82,26 +83,23 @@ def bullets(lines: list[str]) -> Table:
     grid.add_column(width=3, justify="right")
     grid.add_column(overflow="fold")
     for line in lines:
-        grid.add_row("•", shown(line, NOTE_CHARS))
+        grid.add_row(shown("•"), shown(line, NOTE_CHARS))
     return grid
 
 
 def scaling_table(groups) -> Group:
     """World size, global throughput with CI, threads per rank and scaling efficiency, per workload;
     then what the efficiencies cannot be read without."""
-    table = Table(title="scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
-                  title_justify="left")
-    for col in ("workload", "world size", "threads a rank", "throughput [95% CI]", "efficiency"):
-        table.add_column(col)
-    for group in groups:
-        for p in group.points:
-            table.add_row(shown(group.workload), str(p.world_size), DASH if p.threads is None else str(p.threads),
-                          with_ci(p) + f" {shown(group.unit or group.metric)}", percent(p.efficiency))
+    rows = [[group.workload, str(p.world_size), DASH if p.threads is None else str(p.threads),
+             f"{with_ci(p)} {group.unit or group.metric}", percent(p.efficiency)]
+            for group in groups for p in group.points]
+    table = plain_table("scaling (efficiency = throughput at N / (N x throughput at the smallest N))",
+                        ["workload", "world size", "threads a rank", "throughput [95% CI]", "efficiency"], rows)
     notes = [f"{g.workload}: {words.sentence(n)}" for g in groups for n in g.notes]
     return Group(table, bullets(notes)) if notes else Group(table)
 
 
-def serving_table(console, curves):
+def serving_table(screen, curves):
     """Per run: who served, its SLOs, its capacity with the bracket, and TTFT, TPOT p99 at each offered
     rate (✗ missed, ? a verdict its requests cannot support: each rate's row says why, above)."""
     headers = ["run", "device", "served by", "SLO TTFT", "SLO TPOT", "capacity at the SLO", "USD/1k req at capacity",
@@ -109,7 +107,7 @@ def serving_table(console, curves):
     rows = [[c.run, c.device, words.served_text(c.served), seconds(c.slo_ttft_s), seconds(c.slo_tpot_s),
              words.capacity_text(c.capacity), capacity_cost_cell(c), by_rate(c, "ttft_p99_s"), by_rate(c, "tpot_p99_s")]
             for c in curves]
-    return fit(console, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
+    return fit(screen, f"{curves[0].workload}: latency against offered load, and capacity", headers, rows, 4)
 
 
 def by_rate(curve, field: str) -> str:

@@ -1,4 +1,5 @@
-"""Number formatting shared by the terminal, Markdown and HTML outputs. Unknown is "—", never 0."""
+"""Number formatting shared by the terminal, Markdown and HTML outputs (unknown is "—", never 0), and
+the text the terminal takes: `Shown` (bench/render/screen.py prints nothing else)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import math
 
 from rich.markup import escape
 
-from bench.core.text import MAX_SHOWN, terminal_safe
+from bench.core.text import MAX_SHOWN, shell_path, terminal_safe
 
 DASH = "—"
 
@@ -14,10 +15,30 @@ DASH = "—"
 NOTE_CHARS = 4000  # a sentence of ours: every report value in it is already cut (render/words.py)
 
 
-def shown(value, limit: int = MAX_SHOWN) -> str:
-    """A string from a report or a tool, for rich: control sequences neutralised, markup escaped, cut
-    at `limit` characters (a note of ours is given NOTE_CHARS: it must not lose its end)."""
-    return escape(terminal_safe(DASH if value is None else value, limit))
+class Shown(str):
+    """Text safe for the terminal (rich markup): made by shown(), markup() or shown_path() only."""
+
+    __slots__ = ()
+
+
+def shown(value, limit: int = MAX_SHOWN) -> Shown:
+    """A string from a report, a tool or a user, for rich: control sequences neutralised, markup
+    escaped, cut at `limit` characters (a note of ours is given NOTE_CHARS: it must not lose its end).
+    Shown text stays as it is (it was escaped once)."""
+    if isinstance(value, Shown):
+        return value
+    return Shown(escape(terminal_safe(DASH if value is None else value, limit)))
+
+
+def markup(template: str, *values) -> Shown:
+    """Rich markup of ours around escaped values: `markup("[red]error:[/] {}", message)`. The template
+    is a literal in the code (tests/test_screen.py checks every call), never text from outside."""
+    return Shown(template.format(*(shown(v) for v in values)))
+
+
+def shown_path(path) -> Shown:
+    """A path as a shell reads it back (bench/core/text.py shell_path), for rich."""
+    return Shown(escape(shell_path(path)))
 
 
 def cell(value) -> str:

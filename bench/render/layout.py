@@ -3,32 +3,42 @@ run (transposed), else one block per run. Nothing is cut to three characters."""
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.measure import Measurement
 from rich.table import Table
-from rich.text import Text
 
-from bench.render.format import DASH, shown
+from bench.render.format import DASH, markup, shown
 
 
-def fit(console: Console, title: str, headers: list[str], rows: list[list[str]], always: int = 1,
+def fit(screen, title: str, headers: list[str], rows: list[list[str]], always: int = 1,
         dim: list[bool] | None = None):
     """The first layout whose natural width fits the console. headers and cells are plain text
     (escaped here); the first column names each row (the run)."""
     dim = dim or [False] * len(rows)
     keep = [i for i in range(len(headers)) if i < always or any(r[i] != DASH for r in rows)]
     wide = _wide(title, headers, rows, keep, dim)
-    if natural_width(console, wide) <= console.width:
+    if natural_width(screen, wide) <= screen.width:
         return wide
     across = _transposed(title, headers, rows, keep, dim)
-    if natural_width(console, across) <= console.width:
+    if natural_width(screen, across) <= screen.width:
         return across
     return _blocks(title, headers, rows, keep, dim, always)
 
 
-def natural_width(console: Console, renderable) -> int:
+def natural_width(screen, renderable) -> int:
     """The width it takes unconstrained (console.measure caps it at the console's width)."""
+    console = screen.console
     return Measurement.get(console, console.options.update_width(1_000_000), renderable).maximum
+
+
+def plain_table(title: str | None, headers: list[str], rows: list[list], **kw) -> Table:
+    """A plain table: title, headers and every cell shown (escaped)."""
+    out = Table(title=None if title is None else shown(title), title_justify="left", **kw)
+    for h in headers:
+        out.add_column(shown(h), overflow="fold")
+    for r in rows:
+        out.add_row(*(shown(c) for c in r))
+    return out
 
 
 def _wide(title, headers, rows, keep, dim) -> Table:
@@ -42,7 +52,7 @@ def _wide(title, headers, rows, keep, dim) -> Table:
 
 def _transposed(title, headers, rows, keep, dim) -> Table:
     table = Table(title=shown(title), title_justify="left")
-    table.add_column("", no_wrap=True, style="bold")
+    table.add_column(shown(""), no_wrap=True, style="bold")
     for r, d in zip(rows, dim, strict=True):
         table.add_column(shown(r[0]), no_wrap=True, style="dim" if d else None)
     for i in keep[1:]:
@@ -51,7 +61,7 @@ def _transposed(title, headers, rows, keep, dim) -> Table:
 
 
 def _blocks(title, headers, rows, keep, dim, always: int) -> Group:
-    parts = [Text(title, style="italic")]
+    parts = [markup("[italic]{}[/]", title)]
     for r, d in zip(rows, dim, strict=True):
         block = Table(show_header=False, box=None, padding=(0, 1), title=shown(r[0]), title_justify="left",
                       title_style="bold dim" if d else "bold")

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
-from bench.render.format import shown, size
-
-
-def _table(title: str, rows: list[dict]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in rows[0]:
-        table.add_column(col.replace("_", " "), overflow="fold")
-    for row in rows:
-        table.add_row(*(shown(v) for v in row.values()))
-    return table
+from bench.render.format import size
+from bench.render.layout import plain_table
 
 
-def print_listing(console, data: dict) -> None:
+def _table(title: str, rows: list[dict]):
+    return plain_table(title, [col.replace("_", " ") for col in rows[0]], [list(row.values()) for row in rows])
+
+
+def print_listing(screen, data: dict) -> None:
     for key in ("workloads", "presets", "devices", "collectors"):
         if data[key]:
-            console.print(_table(key, data[key]))
+            screen.print(_table(key, data[key]))
 
 
 def _flatten(prefix: str, value, rows: list) -> None:
@@ -42,7 +36,7 @@ def human(key: str, value):
     return value
 
 
-def print_env(console, env: dict) -> None:
+def print_env(screen, env: dict) -> None:
     rows: list[dict] = []
     _flatten("", env, rows)
-    console.print(_table("environment", rows))
+    screen.print(_table("environment", rows))

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
 from rich.progress import Progress, ProgressColumn, SpinnerColumn
-from rich.text import Text
 
 from bench.model.report import variant_label
 from bench.core.text import terminal_safe
-from bench.render.format import DASH, clock, num, shown, with_ci
+from bench.render.format import DASH, Shown, clock, markup, num, shown, with_ci
 
 MIN_PACE_S = 0.5  # a rate is shown once the phase has run this long (and one unit is done)
 BAR = 12
@@ -119,9 +117,9 @@ class LineColumn(ProgressColumn):
         super().__init__()
         self.view = view
 
-    def render(self, task) -> Text:
-        # the spinner and the column's padding take 2 of the width
-        return Text(self.view.line(task.elapsed or 0.0, self.view.console.width - 2), no_wrap=True, overflow="crop")
+    def render(self, task) -> Shown:
+        # the spinner and the column's padding take 2 of the width; the line is fitted to the rest
+        return shown(self.view.line(task.elapsed or 0.0, self.view.console.width - 2))
 
 
 KEEP = 4  # parts of this priority or more important are kept, the workload's name shortened first
@@ -162,9 +160,9 @@ class RichView:
     """Draws the launcher's events (bench/launch/launcher.py NullView is the protocol). A plan entry
     is (workload, repeats[, variants[, unit]]): variants None where they are chosen as it goes."""
 
-    def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(SpinnerColumn(), LineColumn(self), console=console, transient=True,
+    def __init__(self, screen):
+        self.screen, self.console = screen, screen.console  # the live line is rich's; every line printed is the Screen's
+        self.progress = Progress(SpinnerColumn(), LineColumn(self), console=self.console, transient=True,
                                  refresh_per_second=8)
         self.task = None
         self.plan: list[tuple] = []
@@ -196,13 +194,13 @@ class RichView:
         self.eta.start_repeat(repeat, len(seen) - 1)
         self.where = (workload, index, repeat, variant)
         if not self.console.is_terminal:  # a log file gets no live bar: one line per repeat started instead
-            self.console.print(f"{self.label()} ...", soft_wrap=True)
+            self.screen.print(markup("{} ...", self.label()), soft_wrap=True)
 
     def label(self) -> str:
         workload, index, repeat, variant = self.where
         repeats = self._entry(index)[0]
-        at = f" {shown(variant)}" if variant else ""
-        return f"workload {index + 1}/{len(self.plan)} {shown(workload)}{at} · repeat {repeat + 1}/{repeats}"
+        at = f" {variant}" if variant else ""
+        return f"workload {index + 1}/{len(self.plan)} {workload}{at} · repeat {repeat + 1}/{repeats}"
 
     def event(self, event: dict) -> None:
         if self.task is None or event.get("rank", 0) != 0 or event["event"] != "progress" or self.eta is None:
@@ -233,13 +231,13 @@ class RichView:
         value = with_ci(getattr(result.metrics, metric, None))
         unit = next((f.label for f in result.figures if f.lead), metric.replace("_per_s", "/s"))  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
-        figure = f" {value} {shown(unit)}" if value != DASH else ""
-        at = f" {shown(variant_label(result.variant))}" if result.variant else ""
-        self.progress.console.print(f"[{colour}]{result.status}[/] {shown(result.workload)}{at}:{figure} "
-                                    f"({len(result.timing.measured)} repeat(s))", soft_wrap=False)
+        figure = f" {value} {unit}" if value != DASH else ""
+        at = f" {variant_label(result.variant)}" if result.variant else ""
+        line = f"{result.workload}{at}:{figure} ({len(result.timing.measured)} repeat(s))"
+        self.screen.print(markup("[{}]{}[/] {}", colour, result.status, line), soft_wrap=False)
 
     def note(self, text: str) -> None:
-        self.progress.console.print(shown(text))
+        self.screen.print(shown(text))
 
     def end(self) -> None:
         self.progress.stop()

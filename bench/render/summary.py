@@ -3,14 +3,13 @@ problems in words."""
 
 from __future__ import annotations
 
-from rich.console import Console, Group
-from rich.text import Text
+from rich.console import Group
 
 from bench.analysis.serving import tail_notes
 from bench.analysis.table import figure_key, resolve_in
 from bench.render import words
 from bench.model.report import variant_label
-from bench.render.format import DASH, flops, percent, seconds, shown, size, unit_cell, with_ci
+from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
 from bench.render.layout import fit
 
 
@@ -54,7 +53,7 @@ def threads_line(choice) -> str:
     return f"cpu: {threads_text(choice)}{also}"
 
 
-def run_summary(report, console: Console):
+def run_summary(report, screen):
     device = report.environment.device
     title = f"bench run {report.run_id[:8]} · {device.get('backend', '?')} · {device.get('device_name') or ''}"
     if report.environment.threads is not None:
@@ -74,10 +73,10 @@ def run_summary(report, console: Console):
                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
                      DASH if energy is None else f"{energy:.3g} J", _warnings(r) or DASH])
-    return Group(fit(console, title, headers, rows, always=3), *figure_lines(report))
+    return Group(fit(screen, title, headers, rows, always=3), *figure_lines(report))
 
 
-def figure_lines(report) -> list[Text]:
+def figure_lines(report) -> list[Shown]:
     """Per workload, the figures it declares beyond its lead (TTFT, ITL, TPOT, recall, ...); for a
     serving result, who served and each SLO verdict with whether its requests can support it."""
     lines = []
@@ -85,26 +84,25 @@ def figure_lines(report) -> list[Text]:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
-            lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(" · ".join(parts))))
+            lines.append(markup("[bold]{}[/]: {}", named(r), " · ".join(parts)))
         lines += serving_lines(r)
     return lines
 
 
-def serving_lines(result) -> list[Text]:
+def serving_lines(result) -> list[Shown]:
     if result.served_by is None or not result.timing.step_times_s:
         return []
-    out = [Text.from_markup(f"  served by {shown(words.served_text(result.served_by))}")]
-    return out + [Text.from_markup(f"  {shown(words.note_text(n))}")
-                  for n in tail_notes(None, result.workload_metrics or {})]
+    out = [markup("  served by {}", words.served_text(result.served_by))]
+    return out + [markup("  {}", words.note_text(n)) for n in tail_notes(None, result.workload_metrics or {})]
 
 
-def print_problems(console: Console, report) -> None:
+def print_problems(screen, report) -> None:
     """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
     for r in report.results:
         if r.error:
-            console.print(f"[bold]{shown(named(r))}[/]: {shown(r.error)}", soft_wrap=False)
+            screen.print(markup("[bold]{}[/]: {}", named(r), r.error), soft_wrap=False)
         for w in r.warnings:
-            console.print(f"[yellow]warning[/] {shown(named(r))}: {shown(w.message)}", soft_wrap=False)
+            screen.print(markup("[yellow]warning[/] {}: {}", named(r), w.message), soft_wrap=False)
     for name, status in report.telemetry.collectors.items():
         if not status.available:
-            console.print(f"[dim]collector {shown(name)} unavailable: {shown(status.reason or '')}[/]", soft_wrap=False)
+            screen.print(markup("[dim]collector {} unavailable: {}[/]", name, status.reason or ""), soft_wrap=False)

@@ -36,9 +36,9 @@ def vllm_results(comparison) -> list[dict]:
     return out
 
 
-def write_vllm(comparison, path: str, write) -> None:
+def vllm_text(comparison) -> str:
     lines = [json.dumps(r, allow_nan=False, default=str) for r in vllm_results(comparison)]
-    write(path, "\n".join(lines) + ("\n" if lines else ""))
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _requests(log) -> list[dict]:

@@ -5,7 +5,7 @@ for its medium (the terminal, Markdown, HTML, CSV)."""
 from __future__ import annotations
 
 from bench.analysis.comparison import Capacity, GateOutcome, Note, Row, RunInfo, Speedup
-from bench.core.text import clip
+from bench.core.text import clip, shell_path
 from bench.model.derive import WITHIN_RUN
 
 
@@ -131,7 +131,11 @@ def _unmatched(v) -> str:
 
 
 NOTES = {
-    "duplicate": lambda v: f"{v['path']}: dropped, the same run as {v['first']} (run_id {v['run_id'][:12]})",
+    "duplicate": lambda v: (f"{shell_path(v['path'])}: dropped, the same run as {shell_path(v['first'])} (run_id "
+                            f"{v['run_id'][:12]})"),
+    "same_run_id": lambda v: (f"{', '.join(map(shell_path, v['paths']))}: set aside, not compared: they claim one run "
+                              f"(run_id {v['run_id'][:12]}) but differ at {v['field']}; one was edited, or another "
+                              "run was given its id"),
     "baseline_missing": lambda v: f"{v['workload']}: the baseline has no usable result for it; the first run is its "
                                   "baseline",
     "no_run": lambda v: f"{v['workload']}: no run measured it",
