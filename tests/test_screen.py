@@ -87,7 +87,7 @@ def test_a_path_is_printed_so_that_a_shell_reads_it_back(path, tmp_path):
     if path.isprintable():
         assert text == path
     elif shutil.which("bash"):
-        back = subprocess.run(["bash", "-c", f"printf %s {text}"], capture_output=True, timeout=60).stdout
+        back = subprocess.run(["bash", "-c", f"printf %s {text}"], capture_output=True, timeout=900).stdout
         assert back == os.fsencode(path)
     assert isinstance(shown_path(path), Shown)
 

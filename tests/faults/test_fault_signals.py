@@ -32,7 +32,7 @@ def test_a_signal_while_bench_starts_exits_130_in_one_line(sig, tmp_path):
                             stderr=subprocess.PIPE, text=True)
     time.sleep(0.3)  # importing: before any work, possibly before the run command's own handler
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stdout + stderr and "interrupted" in stderr
 
@@ -60,7 +60,7 @@ def test_nohup_keeps_a_run_going_through_a_hangup(tmp_path):
                             cwd=tmp_path)
     time.sleep(1.0)
     proc.send_signal(signal.SIGHUP)  # the terminal closed: nohup asked for the run to go on
-    stdout, stderr = proc.communicate(timeout=300)
+    stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr
     assert only_report(out).status == "ok"
 
