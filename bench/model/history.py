@@ -157,19 +157,22 @@ def _energy(energy: dict | None) -> dict:
     parts = energy["devices"]
     scale = {k: (energy[k] / energy["joules"] if energy.get(k) is not None and energy["joules"] else None)
              for k in ("per_sample_j", "per_token_j")}
-    out = {"device": None, "host": None}
-    for side, keep in (("device", lambda p: p != "cpu"), ("host", lambda p: p == "cpu")):
-        mine = {p: {k: v.get(k) for k in ("joules", "method", "reason")} for p, v in parts.items() if keep(p)}
-        if not mine:
-            continue
-        known = [v["joules"] for v in mine.values() if v["joules"] is not None]
-        joules = sum(known) if known else None
-        methods = {v["method"] for v in mine.values() if v["method"]}
-        out[side] = {"joules": joules, "window_s": energy.get("window_s"), "parts": mine,
-                     "method": ", ".join(sorted(methods)) or None,
-                     "estimate": any("estimate" in m for m in methods),
-                     **{k: (joules * f if joules is not None and f is not None else None) for k, f in scale.items()}}
-    return out
+    return {side: _energy_side({p: v for p, v in parts.items() if (p == "cpu") == (side == "host")},
+                               energy.get("window_s"), scale)
+            for side in ("device", "host")}
+
+
+def _energy_side(parts: dict, window_s, scale: dict) -> dict | None:
+    """One side (device or host) of a v1 energy record: its parts summed, their methods named."""
+    mine = {p: {k: v.get(k) for k in ("joules", "method", "reason")} for p, v in parts.items()}
+    if not mine:
+        return None
+    known = [v["joules"] for v in mine.values() if v["joules"] is not None]
+    joules = sum(known) if known else None
+    methods = {v["method"] for v in mine.values() if v["method"]}
+    return {"joules": joules, "window_s": window_s, "parts": mine, "method": ", ".join(sorted(methods)) or None,
+            "estimate": any("estimate" in m for m in methods),
+            **{k: (joules * f if joules is not None and f is not None else None) for k, f in scale.items()}}
 
 
 def _result_v1(res: dict) -> dict:
