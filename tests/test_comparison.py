@@ -60,7 +60,11 @@ def everything():
     lost.results[0].status = "failed"
     slowed = make_report("slowed", 0.12, seed=3, repeats=3, params={"batch_size": 16})
     slowed.config = {"measure": {"handicap": 20.0}}
+    unclear = make_report("unclear", 0.101, seed=6, repeat_means=[0.09, 0.1, 0.112])  # no clear difference
+    redone = make_report("redone", 0.1, seed=7, repeats=4)
+    redone.results[0].timing.repeats[1].set_aside = ["other processes used 1.10 CPU cores"]
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
+              ("unclear.json", unclear), ("redone.json", redone),
               ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",

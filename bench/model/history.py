@@ -36,7 +36,9 @@ HISTORY = [
         "which engine served (`Result.served_by`, where `static_shapes` moved from the identity); the warm-up's "
         "steps and whether it ended steady (`Repeat.warmup_steps`, `Repeat.warmup_steady`); the CPU threads each "
         "rank ran with and why (`Environment.threads`); each declared figure of each repeat alone "
-        "(`Repeat.figure_values`)"),
+        "(`Repeat.figure_values`); how many repeats ran and why no further one did (`Result.stopping`: a fixed "
+        "`--repeats`, or `--target-ci` until the interval is narrow enough or a bound), and repeats set aside as "
+        "disturbed and redone, kept but left out of every figure (`Repeat.set_aside`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

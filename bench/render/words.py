@@ -159,7 +159,28 @@ NOTES = {
     "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
                             "serving set-ups as well"),
     "tail": lambda v: tail_text(v),
+    "settle": lambda v: settle_text(v),
+    "set_aside": lambda v: (f"{v['count']} repeat{'s' if v['count'] > 1 else ''} set aside as disturbed and redone, "
+                            "kept in the report and left out of its figures"
+                            + (f" (first: {_t(v['first'], VALUE_CHARS)})" if v.get("first") else "")),
 }
+
+
+def _target(v) -> str:
+    """The `--target-ci` that would get there, rounded down to a tenth of a percent (at least 0.1 %)."""
+    return f"--target-ci {max(0.1, int(v['target_ci'] * 1000) / 10):g}%"
+
+
+def settle_text(v: dict) -> str:
+    """What would settle an unclear verdict, from the two runs' variances."""
+    band = f"{v['min_effect'] * 100:g} %"
+    if v["more"] is None:
+        return (f"vs {v['baseline']}: effectively the same: {v['ratio']:.3f}x differs by about the ±{band} band "
+                f"itself, which over 100 more repeats per side would not settle")
+    said = f"the same within {band}" if v["toward"] == "same" else v["toward"]
+    return (f"vs {v['baseline']}: about {v['more']} more repeat{'s' if v['more'] > 1 else ''} per side "
+            f"({v['repeats']} now) would likely make it {said}, were the ratio and the variances to hold; "
+            f"bench run {_target(v)} on both adds repeats until each is that precise")
 
 SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
 
@@ -224,13 +245,22 @@ def _quieter(run: str | None, v) -> str:
     return f"for a verdict: run {run or 'it'} where nothing else shares the machine{load}{fewer}"
 
 
+def _narrower(v) -> str:
+    head = f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x"
+    if v.get("toward") is None:
+        return f"{head} — more repeats ({v['repeats']} now) or longer ones (--time-budget)"
+    if v["more"] is None:
+        return f"{head}: the ratio sits at the limit itself, which over 100 more repeats per side would not settle"
+    return (f"{head}: about {v['more']} more repeats per side ({v['repeats']} now) would likely make it "
+            f"{v['toward']}, were the ratio and the variances to hold (bench run {_target(v)} on both)")
+
+
 HINTS = {
     "quieter": _quieter,
     "rerun": lambda run, v: ("for a verdict: run both again, one after the other" if v["why"] == "host_changed" else
                              "for a verdict: run it again to the end"),
     "more_repeats": lambda run, v: f"for a verdict: --repeats {v['needed']} or more on each side ({v['repeats']} now)",
-    "narrower": lambda run, v: (f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x — "
-                                f"more repeats ({v['repeats']} now) or longer ones (--time-budget)"),
+    "narrower": lambda run, v: _narrower(v),
 }
 
 
