@@ -86,6 +86,8 @@ def figure_lines(report) -> list[Text]:
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
             lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(" · ".join(parts))))
+        if r.stopping is not None and r.stopping.rule == "target_ci":
+            lines.append(Text.from_markup(f"[bold]{shown(named(r))}[/]: " + shown(words.stopping_text(r.stopping))))
         lines += serving_lines(r)
     return lines
 

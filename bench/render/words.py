@@ -269,6 +269,26 @@ def hint_text(note: Note) -> str:
     return HINTS[note.code](note.run, note.values)
 
 
+STOPPED = {
+    "precise": lambda st: "the target was reached",
+    "max_repeats": lambda st: f"--max-repeats {st.max_repeats} stopped it first",
+    "max_time": lambda st: f"--max-time {st.max_time_s:g} s stopped it first (no repeat was started that would end "
+                           "after it)",
+    "failed": lambda st: "a repeat failed", "skipped": lambda st: "a repeat was skipped",
+    "interrupted": lambda st: "it was interrupted", "repeats": lambda st: "the fixed --repeats ran",
+}
+
+
+def stopping_text(st) -> str:
+    """How a --target-ci result's repeats ended: "5 repeats counted, 95 % interval ±2.8 % (target ±3 %):
+    the target was reached; 2 set aside as disturbed and redone"."""
+    counted = st.ran - st.set_aside
+    width = f"±{st.half_width * 100:.1f} %" if st.half_width is not None else "no interval"
+    redone = f"; {st.set_aside} set aside as disturbed and redone (kept in the report)" if st.set_aside else ""
+    return (f"{counted} repeat{'s' if counted != 1 else ''} counted, 95 % interval of {st.metric} {width} (target "
+            f"±{st.target_ci * 100:g} %): {STOPPED[st.stopped](st)}{redone}")
+
+
 def _sure(valid) -> str:
     return {True: " at 99 % confidence", False: ", provisionally"}.get(valid, "")
 
