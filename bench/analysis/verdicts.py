@@ -195,17 +195,16 @@ def settle(s: Speedup, a, b, edges: list[float]) -> dict | None:
     it, where the ratio lies (`toward`: above or below the edges, or between two), and the half-width
     each run would need (`target_ci`, a fraction, for `bench run --target-ci`). None without 2 repeats
     a side or a variance."""
-    la, lb = [math.log(x) for x in a if x > 0], [math.log(x) for x in b if x > 0]
-    if s.ratio is None or min(len(la), len(lb)) < 2 or len(la) != len(a) or len(lb) != len(b):
+    va, vb = stats.log_variance(a), stats.log_variance(b)
+    if s.ratio is None or va is None or vb is None:
         return None
-    va, vb = stats.summary(la)["stdev"] ** 2, stats.summary(lb)["stdev"] ** 2
     d = math.log(s.ratio)
     room = min(abs(d - e) for e in edges)
     if va + vb == 0 or room == 0:
         return None
     above = sum(d > e for e in edges)
     toward = "above" if above == len(edges) else "below" if above == 0 else "between"
-    more = next((m for m in range(1, MAX_MORE + 1) if _half(va, vb, len(la) + m, len(lb) + m, s.level) < room), None)
+    more = next((m for m in range(1, MAX_MORE + 1) if _half(va, vb, len(a) + m, len(b) + m, s.level) < room), None)
     return {"more": more, "toward": toward, "target_ci": math.sinh(room / math.sqrt(2))}
 
 
