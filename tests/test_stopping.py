@@ -140,7 +140,7 @@ def shared_calls(monkeypatch, shared: set[int]):
 
     calls = []
 
-    def fake(a, b):
+    def fake(a, b, spare=0.0):
         calls.append(1)
         if len(calls) - 1 in shared:
             return Contention(other_load_cores=1.1, reasons=["other processes used 1.10 CPU cores"])
@@ -169,6 +169,7 @@ def test_when_every_repeat_was_shared_none_is_set_aside_and_the_run_is_contended
                      "--max-repeats", "3").results[0]
     assert not any(r.set_aside for r in res.timing.repeats) and res.stopping.set_aside == 0
     assert "contended" in res.codes() and len(res.timing.measured) == 3
+    assert res.stopping.half_width is not None  # over the three that count
 
 
 def test_a_fixed_run_keeps_its_shared_repeats_counted(monkeypatch):

@@ -370,7 +370,7 @@ def keep_all_if_none_clean(until: Until, results: list[Result]) -> None:
     for res in results:
         for rep in res.timing.repeats + [rep for p in res.per_rank for rep in p.timing.repeats]:
             rep.set_aside = None
-    until.set_aside = 0
+    until.count_all()
 
 
 def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:

@@ -32,6 +32,7 @@ class Until:
     max_time_s: float | None = None
     clock: Callable[[], float] = time.monotonic
     rates: list[float] = field(default_factory=list)  # the clean repeats' throughputs
+    disturbed: list[float] = field(default_factory=list)  # the set-aside ones'
     durations: list[float] = field(default_factory=list)
     ran: int = 0
     set_aside: int = 0
@@ -59,8 +60,14 @@ class Until:
         self.ran += 1
         if disturbed and self.redoes:
             self.set_aside += 1
+            self.disturbed += [] if rate is None else [rate]
         elif rate is not None:
             self.rates.append(rate)
+
+    def count_all(self) -> None:
+        """Every repeat was disturbed: none is set aside after all, so all count (the run says it was
+        contended)."""
+        self.rates, self.disturbed, self.set_aside = self.rates + self.disturbed, [], 0
 
     def end(self, why: str) -> None:
         """A repeat failed, was skipped or interrupted: no further one runs."""
