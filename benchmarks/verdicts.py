@@ -5,7 +5,7 @@ with a fixed 3 repeats and with `--target-ci 3%`, on a quiet machine and on a sh
     python benchmarks/verdicts.py --dir /tmp/verdicts --evaluate        # evaluate runs already made
 
 Each run is `bench run --device cpu --preset tiny --workload blender-finetune --steps 10 --warmup 5`
-with its mode's repeats: `fixed` (`--repeats 3`) or `target` (`--target-ci 3% --max-repeats 10`,
+with its mode's repeats: `fixed` (`--repeats 3`) or `target` (`--target-ci 3% --max-repeats 6`,
 which adds repeats until the interval is narrow enough and redoes disturbed ones). Each runs on the
 machine as it is (`quiet`: nothing of ours beside it) and `shared`: beside a process spinning on
 CPU 1 (a pure-Python loop pinned there), started before and stopped after that part of the round.
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 COMMAND = ["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-finetune", "--steps", "10",
            "--warmup", "5", "--quiet"]
-MODES = {"fixed": ["--repeats", "3"], "target": ["--target-ci", "3%", "--max-repeats", "10"]}
+MODES = {"fixed": ["--repeats", "3"], "target": ["--target-ci", "3%", "--max-repeats", "6"]}
 MACHINES = ("quiet", "shared")
 HANDICAP = 12.5  # percent of step time added: about 11 % lower throughput
 SPIN = "import os\nos.sched_setaffinity(0, {1})\nwhile True:\n    pass"  # one busy core beside the run
@@ -57,6 +57,7 @@ def machine(state: str):
         yield
         return
     spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    print(f"spinning on CPU 1: pid {spinner.pid}", flush=True)
     try:
         time.sleep(1.0)  # let it take its core before the first repeat chooses threads
         yield
