@@ -44,7 +44,11 @@ def everything():
     slowed = make_report("slowed", 0.12, seed=3, repeats=3, params={"batch_size": 16})
     slowed.config = {"measure": {"handicap": 20.0}}
     twin, edited = make_report("twin", 0.1, seed=5), make_report("twin", 0.5, seed=5)  # one run_id, other times
+    unclear = make_report("unclear", 0.101, seed=6, repeat_means=[0.09, 0.1, 0.112])  # no clear difference
+    redone = make_report("redone", 0.1, seed=7, repeats=4)
+    redone.results[0].timing.repeats[1].set_aside = ["other processes used 1.10 CPU cores"]
     loaded = [("base.json", base), ("wrong.json", wrong), ("broken.json", failed), ("slowed.json", slowed),
+              ("unclear.json", unclear), ("redone.json", redone),
               ("copy.json", base), ("lost.json", lost), ("serve.json", serving_report("srv", [(2.0, True), (4.0, False)])),
               ("twin.json", twin), ("edited.json", edited),
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,

@@ -84,7 +84,11 @@ def test_an_inconclusive_gate_says_what_would_give_it_a_verdict():
     few = outcomes("samples_per_s:5%", make_report("base", 0.1, repeats=3), make_report("few", 0.1, repeats=2))
     assert "--repeats 3 or more on each side (2 now)" in gate_text(few["few"])
     wide = outcomes("ttft_s.p99:10%", base, with_p99("wide", 0.105, seed=4, cv=0.2))["wide"]
-    assert wide.outcome == "inconclusive" and "more repeats (3 now) or longer ones (--time-budget)" in gate_text(wide)
+    assert wide.outcome == "inconclusive" and wide.hint.code == "narrower"
+    more, toward = wide.hint.values["more"], wide.hint.values["toward"]
+    assert toward == "pass" and 1 <= more <= 100  # the p99 ratio (1.06x) is inside the 10 % limit
+    assert (f"about {more} more repeats per side (3 now) would likely make it pass" in gate_text(wide)
+            and "--target-ci" in gate_text(wide))
 
 
 def test_the_cli_gates_a_latency_and_explains_exit_3(tmp_path, capsys):

@@ -94,3 +94,27 @@ def test_the_run_line_says_what_was_chosen_and_why(busy, capsys, tmp_path):
                            "--warmup", 1, "--repeats", 1, "--in-process", "--sample-hz", 0, "--out", tmp_path)
     assert code == 0
     assert "cpu: 1 thread (other load used 1.0 of 2 CPUs, measured at the start); --threads N chooses otherwise" in err
+
+
+@pytest.mark.parametrize(("other", "spare", "shared"), [
+    (1.0, 1.0, False),  # one thread on two cores beside one busy process: it had its core
+    (1.2, 1.0, False),
+    (1.4, 1.0, True),  # more than the spare core: someone took the run's
+    (0.3, 0.0, True), (0.2, 0.0, False), (2.5, 2.0, True), (0.0, 0.0, False)])
+def test_other_load_counts_against_the_cores_the_threads_left_free(other, spare, shared):
+    from bench.measure.contention import HostSnapshot, contention
+
+    a = HostSnapshot(at=0.0, busy=0.0, total=0.0, steal=0.0, own=0.0)
+    b = HostSnapshot(at=10.0, busy=10.0 * (other + 1.0), total=40.0, steal=0.0, own=10.0)
+    c = contention(a, b, spare)
+    assert c.other_load_cores == pytest.approx(other) and bool(c.reasons) is shared
+
+
+def test_spare_cores_are_the_cpus_less_the_threads_of_every_rank(monkeypatch):
+    import bench.measure.threads as threads
+
+    monkeypatch.setattr(threads, "affinity", lambda: 4)
+    monkeypatch.setattr(threads, "quota_cpus", lambda: None)
+    assert threads.spare_cores(1) == 3 and threads.spare_cores(2, ranks=2) == 0 and threads.spare_cores(None) == 0
+    monkeypatch.setattr(threads, "quota_cpus", lambda: 2.5)
+    assert threads.spare_cores(1) == pytest.approx(1.5) and threads.spare_cores(4) == 0

@@ -102,8 +102,9 @@ def judged(run: Run, base: Run, rules: Rules) -> dict:
            "mismatch": disagreement(base.result.fingerprint, run.result.fingerprint)}
     if diff and not rules.force:
         return {**out, "verdict": "not_comparable"}
-    s = verdicts.speedup(run, base, base.result.main_metric or "samples_per_s", rules.min_repeats, rules.min_effect)
-    return {**out, "verdict": s.verdict, "speedup": s}
+    metric = base.result.main_metric or "samples_per_s"
+    s = verdicts.speedup(run, base, metric, rules.min_repeats, rules.min_effect)
+    return {**out, "verdict": s.verdict, "speedup": s, "outlook": verdicts.verdict_outlook(s, verdicts.sides(run, base, metric))}
 
 
 def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
@@ -111,10 +112,11 @@ def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
     rates, per_unit_j = table.cost_inputs(run, metric)
     cost = run_cost(run, rules.costing, rates, per_unit_j, metric, table.serves(run))
     serving = served_notes(run, base) + tail_notes(run.name, run.result.workload_metrics or {})
+    notes = row_notes(run, base, v) + serving + price_notes(run, rules.costing, cost)
+    v.pop("outlook", None)
     return Row(run=run.info(), lead=table.lead(run, metric), figures=table.figures(run, specs),
-               repeats=len(run.result.timing.measured) or None, cost=cost, served=served(run),
-               warnings=table.warning_codes(run, v.get("mismatch")),
-               notes=row_notes(run, base, v) + serving + price_notes(run, rules.costing, cost), **v)
+               repeats=len(run.result.timing.measured) or None, set_aside=set_aside(run), cost=cost,
+               served=served(run), warnings=table.warning_codes(run, v.get("mismatch")), notes=notes, **v)
 
 
 def row_notes(run: Run, base: Run, v: dict) -> list[Note]:
@@ -130,11 +132,22 @@ def row_notes(run: Run, base: Run, v: dict) -> list[Note]:
                           differences=[[k, run.params.get(k), base.params.get(k)] for k in diff]))
     if v.get("speedup") is not None:
         notes.append(note("verdict", baseline=base.name, speedup=v["speedup"], forced=diff if v["forced"] else []))
+    if v.get("outlook"):
+        notes.append(note("settle", baseline=base.name, repeats=min(v["speedup"].repeats),
+                          min_effect=v["speedup"].min_effect, ratio=v["speedup"].ratio, **v["outlook"]))
+    if set_aside(run):
+        reasons = [why for rep in run.result.timing.repeats for why in rep.set_aside or []]
+        notes.append(note("set_aside", count=set_aside(run), first=reasons[0] if reasons else None))
     if v["verdict"] == "failed":
         notes.append(note("failed", error=run.result.error))
     if v.get("mismatch"):
         notes.append(note("output_mismatch", baseline=base.name, detail=v["mismatch"]))
     return notes + [note("warning", code=w.code, message=w.message) for w in run.result.warnings]
+
+
+def set_aside(run: Run) -> int:
+    """Repeats of the run set aside as disturbed and redone (`Repeat.set_aside`): left out of its figures."""
+    return sum(1 for rep in run.result.timing.repeats if rep.set_aside)
 
 
 def apply_gate(gate: Gate, pairs, rules: Rules) -> list[GateOutcome]:
@@ -178,7 +191,8 @@ def gate_outcome(gate: Gate, spec, comp, run: Run, base: Run, rules: Rules) -> G
     else:
         s = verdicts.figure_speedup(run, base, gate.metric, key, rules.min_repeats, rules.min_effect)
     outcome = verdicts.gate(s, gate.limit, better)
-    hint = verdicts.gate_hint(s, run, base) if outcome == "inconclusive" else None
+    values = verdicts.sides(run, base, gate.metric, key)
+    hint = verdicts.gate_hint(s, run, base, values, gate.limit, better) if outcome == "inconclusive" else None
     return GateOutcome(gate=gate, workload=comp.workload, run=run.name, baseline=base.name, outcome=outcome,
                        speedup=s, better=better, figure=key, hint=hint)
 

@@ -31,6 +31,7 @@ NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "ha
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced", "price_unmatched", "served_by",
                    "tail",  # a serving row's (and a curve's) SLO verdict
+                   "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
 
@@ -149,7 +150,8 @@ class Row(Typed):
     speedup: Speedup | None = None
     lead: Estimate  # the figure the workload leads with
     figures: dict[str, float | int | bool | str | None]  # every other figure's raw value by its column key
-    repeats: int | None
+    repeats: int | None  # counted repeats (set-aside ones left out)
+    set_aside: int = 0  # repeats set aside as disturbed and redone (Repeat.set_aside)
     warnings: list[str]  # codes, output_mismatch included
     mismatch: str | None = None  # why the outputs disagree with the baseline's beyond the tolerance
     cost: Cost | None = None

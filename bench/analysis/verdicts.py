@@ -23,8 +23,8 @@ import math
 
 from bench.analysis.comparison import Note, Speedup
 from bench.core import stats
-from bench.model.derive import (contention_reasons, core_metrics, figure_value, repeat_rates, threads_that_fit,
-                                work_parts)
+from bench.model.derive import (HOST_DRIFT, contention_reasons, core_metrics, figure_value, repeat_rates,
+                                threads_that_fit, work_parts)
 from bench.model.report import Timing
 
 def timings(run) -> list:
@@ -39,9 +39,6 @@ def withheld(run) -> Note | None:
     shared = contention_reasons(run.result.timing)
     shared += [w.message for w in run.result.warnings if w.code == "contended" and "accelerator" in w.message]
     return Note(code="contended", values={"run": run.name, "detail": shared[0]}) if shared else None
-
-
-HOST_DRIFT = 0.10  # the reference kernel's spread on one quiet machine is ~2 %; a changed machine moved 25 %
 
 
 def host_probe(run) -> float | None:
@@ -77,10 +74,18 @@ def figure_values(run, spec_key: str) -> list[float]:
     return out
 
 
+def sides(run, base, metric: str, spec_key: str | None = None) -> tuple[list[float], list[float]]:
+    """The per-repeat values a speedup's interval is made of: each run's throughputs, or a declared
+    figure's values."""
+    if spec_key is None:
+        return repeat_rates(timings(run), metric), repeat_rates(timings(base), metric)
+    return figure_values(run, spec_key), figure_values(base, spec_key)
+
+
 def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, min_effect: float = 0.02,
                    level: float = 0.95) -> Speedup:
     """run / baseline of a declared figure (a latency, a recall), Welch's t on its repeats' logs."""
-    a, b = figure_values(run, spec_key), figure_values(base, spec_key)
+    a, b = sides(run, base, metric, spec_key)
     kw = {"metric": metric, "level": level, "repeats": (len(a), len(b)), "min_repeats": min_repeats,
           "min_effect": min_effect, "method": "welch"}
     if not a or not b:
@@ -89,7 +94,7 @@ def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, 
 
 
 def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.02, level: float = 0.95) -> Speedup:
-    a, b = repeat_rates(timings(run), metric), repeat_rates(timings(base), metric)
+    a, b = sides(run, base, metric)
     n = (len(a), len(b))
     kw = {"metric": metric, "level": level, "repeats": n, "min_repeats": min_repeats, "min_effect": min_effect}
     if not a or not b:
@@ -157,9 +162,11 @@ def gate(s: Speedup, limit: float, better: str = "higher") -> str:
     return "fail" if worse else "pass" if fine else "inconclusive"
 
 
-def gate_hint(s: Speedup, run, base) -> Note | None:
+def gate_hint(s: Speedup, run, base, values: tuple[list[float], list[float]] = ((), ()), limit: float = 0.05,
+              better: str = "higher") -> Note | None:
     """What would give an inconclusive gate a verdict: a quieter machine (or fewer threads, where they
-    would leave the other load its cores), both runs again, more repeats, or a narrower interval."""
+    would leave the other load its cores), both runs again, more repeats, or a narrower interval
+    (about how many more repeats per side, from the runs' variances: `settle`)."""
     code = s.reason.code if s.reason is not None else None
     if code == "contended":
         shared = run if withheld(run) is not None else base
@@ -169,8 +176,55 @@ def gate_hint(s: Speedup, run, base) -> Note | None:
     if code in ("one_repeat", "few_repeats") or (s.ratio is not None and min(s.repeats) < s.min_repeats):
         return Note(code="more_repeats", values={"repeats": min(s.repeats), "needed": s.min_repeats})
     if s.ci_low is not None and s.ci_high is not None:
-        return Note(code="narrower", values={"ci_low": s.ci_low, "ci_high": s.ci_high, "repeats": min(s.repeats)})
+        edge = math.log(1 + limit) if better == "lower" else math.log(1 - limit)
+        outlook = settle(s, *values, [edge]) or {}
+        if outlook.get("toward"):
+            outlook["toward"] = "pass" if (outlook["toward"] == "above") == (better == "higher") else "fail"
+        return Note(code="narrower", values={"ci_low": s.ci_low, "ci_high": s.ci_high, "repeats": min(s.repeats),
+                                             **outlook})
     return None
+
+
+MAX_MORE = 100  # more repeats per side than this: not a plan anyone would follow
+
+
+def settle(s: Speedup, a, b, edges: list[float]) -> dict | None:
+    """About how many more repeats per side would bring Welch's interval of log(a / b) clear of every
+    edge (log ratios: the band's ends, a gate's limit), were the ratio and each side's variance to
+    stay as measured; `more` None where it would take over MAX_MORE (the ratio sits at an edge). With
+    it, where the ratio lies (`toward`: above or below the edges, or between two), and the half-width
+    each run would need (`target_ci`, a fraction, for `bench run --target-ci`). None without 2 repeats
+    a side or a variance."""
+    va, vb = stats.log_variance(a), stats.log_variance(b)
+    if s.ratio is None or va is None or vb is None:
+        return None
+    d = math.log(s.ratio)
+    room = min(abs(d - e) for e in edges)
+    if va + vb == 0 or room == 0:
+        return None
+    above = sum(d > e for e in edges)
+    toward = "above" if above == len(edges) else "below" if above == 0 else "between"
+    more = next((m for m in range(1, MAX_MORE + 1) if _half(va, vb, len(a) + m, len(b) + m, s.level) < room), None)
+    return {"more": more, "toward": toward, "target_ci": math.sinh(room / math.sqrt(2))}
+
+
+def _half(va: float, vb: float, na: int, nb: int, level: float) -> float:
+    """Welch's interval half-width (log scale) with these variances and repeats."""
+    ea, eb = va / na, vb / nb
+    df = (ea + eb) ** 2 / (ea**2 / (na - 1) + eb**2 / (nb - 1))
+    return stats.t_quantile((1 + level) / 2, df) * math.sqrt(ea + eb)
+
+
+def verdict_outlook(s: Speedup, values: tuple[list[float], list[float]]) -> dict | None:
+    """`settle` for an unclear verdict: clear of both ends of the ±min_effect band; `toward` as the
+    verdict it would then be (faster, slower, same)."""
+    if s.verdict != "inconclusive" or s.reason is None or s.reason.code != "unclear":
+        return None
+    band = math.log(1 + s.min_effect)
+    out = settle(s, *values, [-band, band])
+    if out is not None:
+        out["toward"] = {"above": "faster", "below": "slower", "between": "same"}[out["toward"]]
+    return out
 
 
 def _load_of(run) -> dict:

@@ -216,6 +216,13 @@ def _positive(rates) -> np.ndarray | None:
     return x if x.size and np.all(np.isfinite(x)) and np.all(x > 0) else None
 
 
+def log_variance(rates) -> float | None:
+    """The sample variance of the rates' logs (what Welch's interval is made of); None without two
+    rates, or where one is not a positive finite number."""
+    r = _positive(rates)
+    return float(np.log(r).var(ddof=1)) if r is not None and r.size >= 2 else None
+
+
 def log_t_interval(rates, level: float = 0.95) -> dict:
     """Geometric mean of per-repeat throughputs with a t interval on the log scale."""
     r = _positive(rates)

@@ -33,7 +33,9 @@ from bench.measure.sampler import Sampler
 from bench.measure.signals import deferred
 from bench.measure.threads import choose_here, contended_advice
 from bench.measure.validity import sampler_health, telemetry_checks
-from bench.model.derive import contention_reasons, core_metrics, figure_value, recompute, timing_warnings
+from bench.measure.stopping import Until
+from bench.model.derive import (contention_reasons, core_metrics, figure_value, recompute, repeat_flags, repeat_rates,
+                                timing_warnings)
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
@@ -105,7 +107,8 @@ class Launcher:
             self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
-        self.view.begin(c, [(n, c.measure.repeats, workloads.load(n).variant_count(c.options_of(n)),
+        most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
+        self.view.begin(c, [(n, most, workloads.load(n).variant_count(c.options_of(n)),
                              "req" if workloads.load(n).serves else "steps") for n in c.workloads])
         if stale:
             self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
@@ -157,9 +160,12 @@ class Launcher:
                                                     for k, v in (variant or {}).items()})
 
     def run_workload(self, runner, name: str, index: int, variant: dict | None = None) -> Result:
+        """The repeats of one workload until its stopping rule is met (bench/measure/stopping.py)."""
         outcomes = []
         variant = json.loads(json.dumps(variant or {}))  # as the worker will see it: lists, not tuples
-        for r in range(self.cfg.measure.repeats):
+        until = Until.of(self.cfg.measure, workloads.load(name).main_metric)
+        while until.more():
+            r = len(outcomes)
             self.view.job(name, index, r, variant_label(variant))
             job = {"config": self.cfg.to_json(), "workload": name, "repeat": r, "t0_ns": self.clock.t0_ns,
                    "tree_root": os.getpid(), "variant": variant,
@@ -168,14 +174,32 @@ class Launcher:
                 events = runner.run(job)
             except Interrupted as exc:
                 outcomes.append(self.outcome(exc.events, name, r, interrupted=True))
+                until.end("interrupted")
                 break
             except KeyboardInterrupt:
                 outcomes.append(self.outcome([], name, r, interrupted=True))
+                until.end("interrupted")
                 break
             outcomes.append(self.outcome(events, name, r))
             if outcomes[-1][0].status != "ok":
-                break  # a repeat that failed, was skipped or stopped: the next would fare no better
-        return self.combine(name, outcomes, variant)
+                until.end(outcomes[-1][0].status)  # a repeat that failed or was skipped: the next would fare no better
+                break
+            self.count_repeat(outcomes[-1][0], until, [o for o, _ in outcomes[:-1]])
+        keep_all_if_none_clean(until, [o for o, _ in outcomes])
+        frame = self.combine(name, outcomes, variant)
+        frame.stopping = until.record()
+        return frame
+
+    def count_repeat(self, result: Result, until: Until, before: list[Result]) -> None:
+        """Tell the rule one repeat's throughput and whether it was disturbed; under --target-ci a
+        disturbed one is marked set aside (its reasons), to be redone."""
+        clean = [rep for res in before for rep in res.timing.counted]
+        reps = result.timing.repeats
+        flags = [why for rep in reps for why in repeat_flags(rep, clean)] if until.redoes else []
+        until.add(next(iter(repeat_rates(_timings(result), until.metric)), None), bool(flags))
+        if flags:
+            for rep in reps + [rep for p in result.per_rank for rep in p.timing.repeats]:
+                rep.set_aside = flags
 
     def on_event(self, event: dict) -> None:
         kind = event["event"]
@@ -349,6 +373,21 @@ def repeat_figures(result: Result, workload, options) -> None:
             value = figure_value(own, core, spec.key)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             rep.figure_values[spec.key] = float(value) if ok else None
+
+
+def _timings(result: Result) -> list[Timing]:
+    return [p.timing for p in result.per_rank if p.timing.step_times_s] if result.per_rank else [result.timing]
+
+
+def keep_all_if_none_clean(until: Until, results: list[Result]) -> None:
+    """Where every repeat was disturbed, none is set aside: they all count, and the run says it was
+    contended, rather than having no figures at all."""
+    if until.rates or not until.set_aside:
+        return
+    for res in results:
+        for rep in res.timing.repeats + [rep for p in res.per_rank for rep in p.timing.repeats]:
+            rep.set_aside = None
+    until.count_all()
 
 
 def launch(cfg: RunConfig, view=None, command: list[str] | None = None) -> Report:

@@ -1,7 +1,10 @@
 """Was a repeat measured on a machine shared with other work? The host's CPU time, system-wide, over
 the measured steps, minus what the run's own process tree (the launcher, its workers, its sampler)
 used: the rest was someone else's. Calibrated here (2 vCPUs, torch on both): 0.00-0.01 cores of
-other load when quiet, 0.64-0.71 with one competing busy process."""
+other load when quiet, 0.64-0.71 with one competing busy process. Other load counts against the cores
+the run's threads left free (bench/measure/threads.py gives a thread only a free core): a run of one
+thread on two cores beside one busy process has its core, and is shared only when the other load
+exceeds the spare core by more than OTHER_LOAD_CORES."""
 
 from __future__ import annotations
 
@@ -58,8 +61,9 @@ def _tree_cpu(root_pid: int | None) -> float | None:
     return total
 
 
-def contention(a: HostSnapshot | None, b: HostSnapshot | None) -> Contention | None:
-    """Other load and steal between two snapshots, and the reasons the window counts as shared."""
+def contention(a: HostSnapshot | None, b: HostSnapshot | None, spare: float = 0.0) -> Contention | None:
+    """Other load and steal between two snapshots, and the reasons the window counts as shared.
+    spare: cores the run's threads left to other processes (measure/threads.py `spare_cores`)."""
     if a is None or b is None:
         return None
     wall = b.at - a.at
@@ -69,8 +73,9 @@ def contention(a: HostSnapshot | None, b: HostSnapshot | None) -> Contention | N
     total = b.total - a.total
     steal = 100.0 * (b.steal - a.steal) / total if total > 0 else None
     reasons = []
-    if other is not None and other > OTHER_LOAD_CORES:
-        reasons.append(f"other processes used {other:.2f} CPU cores during the measured steps")
+    if other is not None and other > spare + OTHER_LOAD_CORES:
+        left = f", more than the {spare:g} the run's threads left free" if spare else ""
+        reasons.append(f"other processes used {other:.2f} CPU cores during the measured steps{left}")
     if steal is not None and steal > STEAL_PERCENT:
         reasons.append(f"the hypervisor stole {steal:.0f} % of the CPU time")
     return Contention(other_load_cores=other, steal_percent=steal, reasons=reasons)

@@ -151,18 +151,18 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
     if timing.first_step_s is None and times:
         out.append(ResultWarning("no_warmup", "no warm-up step: the first measured step includes one-time costs"))
     # serving: a step's time follows its rows, joiners and lengths, not the machine's noise or a warm-up
-    serving = any(r.requests for r in timing.repeats)
-    slow = {} if serving else {r.index: stats.steady_state_start(r.step_times_s) for r in timing.repeats}
+    serving = any(r.requests for r in timing.counted)
+    slow = {} if serving else {r.index: stats.steady_state_start(r.step_times_s) for r in timing.counted}
     if any(slow.values()):
         k = max(slow.values())
         first = f"first {k} measured steps were" if k > 1 else "first measured step was"
-        hit = [r for r in timing.repeats if slow[r.index]]
+        hit = [r for r in timing.counted if slow[r.index]]
         out.append(ResultWarning("not_steady", f"the {first} slower than the rest: {steady_advice(hit, k, threads)}"))
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
     if cv is not None and cv > NOISY_CV and not serving:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
     if threads:
-        low = [r.cpu_wall_ratio for r in timing.repeats if r.cpu_wall_ratio and r.cpu_wall_ratio < 0.75 * threads]
+        low = [r.cpu_wall_ratio for r in timing.counted if r.cpu_wall_ratio and r.cpu_wall_ratio < 0.75 * threads]
         if low:
             out.append(ResultWarning("noisy", f"CPU-time / wall-time {min(low):.2f} is well below the {threads} "
                                               f"thread{'s' if threads > 1 else ''}: other load took the cores"))
@@ -185,6 +185,44 @@ def steady_advice(repeats, slow: int, threads: int | None) -> str:
     bound = any(r.warmup_steady is False for r in repeats)
     why = f"the warm-up stopped at its bound after {ran} steps before its windows agreed; " if bound else ""
     return f"{why}--warmup {ran + slow} would cover them"
+
+
+HOST_DRIFT = 0.10  # the reference kernel's spread on one quiet machine is ~2 %; a changed machine moved 25 %
+
+
+def half_width(rates: list[float]) -> float | None:
+    """Half the width of the 95 % t interval (log scale) of the geometric-mean throughput over these
+    repeats, as a fraction of it: what `rate_interval` and a comparison's Welch interval are made of."""
+    d = stats.log_t_interval(rates)
+    if d["ci_low"] is None or not d["value"]:
+        return None
+    return (d["ci_high"] - d["ci_low"]) / (2 * d["value"])
+
+
+def repeat_flags(rep, clean: list) -> list[str]:
+    """Why one repeat counts as disturbed, judged as `contention_reasons` and a comparison's host check
+    judge a run: what it recorded of other load (its contention reasons), step times that varied
+    CV_OUTLIER times the clean repeats' norm, and a host reference kernel (measure/probe.py) more than
+    HOST_DRIFT off the clean repeats' median (both against at least two clean repeats before it)."""
+    reasons = list(rep.contention.reasons) if rep.contention else []
+    if len(clean) < 2:
+        return reasons
+    cv = stats.summary(rep.step_times_s)["cv"] or 0.0
+    norm = _median([stats.summary(r.step_times_s)["cv"] or 0.0 for r in clean])
+    if cv > NOISY_CV and cv > CV_OUTLIER * max(norm, 1e-9):
+        reasons.append(f"its steps varied {cv:.0%} (CV), {cv / max(norm, 1e-9):.1f}x the clean repeats'")
+    probes = [r.host_probe_s for r in clean if r.host_probe_s]
+    if rep.host_probe_s and len(probes) >= 2:
+        ref = _median(probes)
+        factor = max(ref, rep.host_probe_s) / min(ref, rep.host_probe_s)
+        if factor > 1 + HOST_DRIFT:
+            reasons.append(f"the host's reference kernel ran {factor:.2f}x apart from the clean repeats' (the "
+                           "machine's own speed moved)")
+    return reasons
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 CV_OUTLIER = 3.0  # a repeat whose step times vary this many times more than its repeats' norm was disturbed

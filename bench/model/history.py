@@ -39,7 +39,10 @@ HISTORY = [
         "(`Repeat.figure_values`); loading checks what fields say of "
         "each other (a request's times in order, order statistics in order, each rank once) and what names say of "
         "values (`ttft_s` a duration, `slo.met` true or false, a measured run's `world_size` a whole number), "
-        "every number within ±1e30 and every time from 1970 to 2261"),
+        "every number within ±1e30 and every time from 1970 to 2261; how many repeats ran and why no further one "
+        "did (`Result.stopping`: a fixed `--repeats`, or `--target-ci` until the interval is narrow enough or a "
+        "bound), and repeats set aside as disturbed and redone, kept but left out of every figure "
+        "(`Repeat.set_aside`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

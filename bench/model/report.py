@@ -218,6 +218,9 @@ class Repeat:
                                                  "a --fail-on gate on that figure needs", factory=dict)
     compiles: list[Compiles] = fld("graph compiles per phase, where the device counts them (Gaudi: the bridge's "
                                    "metrics; torch.compile: dynamo's counters)", factory=list)
+    set_aside: list[str] | None = fld("why this repeat was set aside and redone (other load, the host's own speed "
+                                      "moved): kept here, left out of every figure and interval; null: it counts",
+                                      None)
 
     @invariant
     def _one_entry_per_step(self) -> None:
@@ -235,8 +238,13 @@ class Timing:
 
     repeats: list[Repeat] = fld("one per repeat", factory=list)
 
+    @property
+    def counted(self) -> list[Repeat]:
+        """The repeats the figures are made of: all but those set aside (`Repeat.set_aside`)."""
+        return [r for r in self.repeats if not r.set_aside]
+
     def _concat(self, name: str) -> list:
-        return [x for r in self.repeats for x in getattr(r, name)]
+        return [x for r in self.counted for x in getattr(r, name)]
 
     @property
     def step_times_s(self) -> list[float]:
@@ -252,12 +260,12 @@ class Timing:
 
     @property
     def step_flops(self) -> list[float] | None:
-        if not self.repeats or any(r.step_flops is None for r in self.repeats):
+        if not self.counted or any(r.step_flops is None for r in self.counted):
             return None
         return self._concat("step_flops")
 
     def _median(self, name: str) -> float | None:
-        vals = sorted(getattr(r, name) for r in self.repeats if getattr(r, name) is not None)
+        vals = sorted(getattr(r, name) for r in self.counted if getattr(r, name) is not None)
         return vals[len(vals) // 2] if vals else None
 
     @property
@@ -274,8 +282,35 @@ class Timing:
 
     @property
     def measured(self) -> list[Repeat]:
-        """Repeats with at least one measured step."""
-        return [r for r in self.repeats if r.step_times_s]
+        """Counted repeats with at least one measured step."""
+        return [r for r in self.counted if r.step_times_s]
+
+
+StopReason = Literal["repeats", "precise", "max_repeats", "max_time", "failed", "skipped", "interrupted"]
+
+
+@dataclass
+class Stopping:
+    """How many repeats a result ran and why it stopped: a fixed `--repeats`, or `--target-ci` (repeats
+    added until the lead throughput's 95 % interval is narrow enough, or a bound). The rule looks at
+    the interval's width only, never at a difference from anything."""
+
+    rule: Literal["fixed", "target_ci"] = fld("`fixed`: --repeats of them; `target_ci`: until precise or a bound")
+    metric: str = fld("the throughput whose interval the rule watched (the result's main metric)")
+    least: int = fld("counted repeats the rule needs before it may stop on precision (--repeats)", minimum=1)
+    target_ci: float | None = fld("the largest half-width of the 95 % interval, a fraction of the value", None,
+                                  exclusive_minimum=0)
+    max_repeats: int | None = fld("at most this many repeats, set-aside ones included", None, minimum=1)
+    max_time_s: float | None = fld("no repeat started that would likely end after this many seconds", None,
+                                   exclusive_minimum=0)
+    half_width: float | None = fld("the half-width reached over the counted repeats, a fraction of the value "
+                                   "(null: fewer than 2)", None, minimum=0)
+    ran: int = fld("repeats run, set-aside ones included", 0, minimum=0)
+    set_aside: int = fld("repeats set aside and redone", 0, minimum=0)
+    stopped: StopReason = fld("why no further repeat ran: `repeats` (the fixed count), `precise` (the target "
+                              "reached), `max_repeats`, `max_time`, a repeat `failed`, was `skipped` or `interrupted`",
+                              "repeats")
+    seconds: float | None = fld("wall time of all the repeats, worker start-up included", None, minimum=0)
 
 
 # ---- memory and energy ---------------------------------------------------------------------------
@@ -498,6 +533,7 @@ class Result:
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
     served_by: ServedBy | None = fld("serving results: which engine served the requests", None)
+    stopping: Stopping | None = fld("how many repeats ran and why no further one did", None)
 
     @invariant
     def _figures_fit_their_names(self) -> None:

@@ -39,7 +39,8 @@ def record(row: Row, comp: WorkloadComparison) -> dict:
            "speedup_method": words.method(s) if s else None,
            "verdict": row.verdict, "verdict_short": words.short(row), "verdict_text": words.verdict_text(row),
            "verdict_reason": s.reason.code if s and s.reason else None,
-           "comparable": row.comparable, "baseline": row.baseline, "repeats": row.repeats}
+           "comparable": row.comparable, "baseline": row.baseline, "repeats": row.repeats,
+           "set_aside": row.set_aside}
     for key, value in row.figures.items():
         out.setdefault(key, value)
     out.update({"warnings": ", ".join(row.warnings), "output_mismatch": row.mismatch})

@@ -7,8 +7,8 @@ from rich.console import Group
 
 from bench.analysis.serving import tail_notes
 from bench.analysis.table import figure_key, resolve_in
-from bench.render import words
 from bench.model.report import variant_label
+from bench.render import words
 from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
 from bench.render.layout import fit
 
@@ -85,6 +85,8 @@ def figure_lines(report) -> list[Shown]:
                  if not f.lead and figure_key(f.key) != r.main_metric]
         if parts and r.timing.step_times_s:
             lines.append(markup("[bold]{}[/]: {}", named(r), " · ".join(parts)))
+        if r.stopping is not None and r.stopping.rule == "target_ci":
+            lines.append(markup("[bold]{}[/]: {}", named(r), words.stopping_text(r.stopping)))
         lines += serving_lines(r)
     return lines
 

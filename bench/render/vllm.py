@@ -25,12 +25,12 @@ PERCENTILES = (50, 90, 99)
 
 
 def vllm_results(comparison) -> list[dict]:
-    """Every repeat of every serving result of the reports compared, as vLLM's result JSON."""
+    """Every counted repeat of every serving result of the reports compared, as vLLM's result JSON."""
     out = []
     for source in comparison.sources:
         report = source.report
         for result in report.results:
-            for repeat in result.timing.repeats:
+            for repeat in result.timing.counted:
                 if repeat.requests is not None and repeat.requests.arrival_s:
                     out.append(vllm_result(report, result, repeat.requests))
     return out

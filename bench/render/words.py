@@ -163,7 +163,28 @@ NOTES = {
     "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
                             "serving set-ups as well"),
     "tail": lambda v: tail_text(v),
+    "settle": lambda v: settle_text(v),
+    "set_aside": lambda v: (f"{v['count']} repeat{'s' if v['count'] > 1 else ''} set aside as disturbed and redone, "
+                            "kept in the report and left out of its figures"
+                            + (f" (first: {_t(v['first'], VALUE_CHARS)})" if v.get("first") else "")),
 }
+
+
+def _target(v) -> str:
+    """The `--target-ci` that would get there, rounded down to a tenth of a percent (at least 0.1 %)."""
+    return f"--target-ci {max(0.1, int(v['target_ci'] * 1000) / 10):g}%"
+
+
+def settle_text(v: dict) -> str:
+    """What would settle an unclear verdict, from the two runs' variances."""
+    band = f"{v['min_effect'] * 100:g} %"
+    if v["more"] is None:
+        return (f"vs {v['baseline']}: effectively the same: {v['ratio']:.3f}x differs by about the ±{band} band "
+                f"itself, which over 100 more repeats per side would not settle")
+    said = f"the same within {band}" if v["toward"] == "same" else v["toward"]
+    return (f"vs {v['baseline']}: about {v['more']} more repeat{'s' if v['more'] > 1 else ''} per side "
+            f"({v['repeats']} now) would likely make it {said}, were the ratio and the variances to hold; "
+            f"bench run {_target(v)} on both adds repeats until each is that precise")
 
 SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
 
@@ -228,19 +249,48 @@ def _quieter(run: str | None, v) -> str:
     return f"for a verdict: run {run or 'it'} where nothing else shares the machine{load}{fewer}"
 
 
+def _narrower(v) -> str:
+    head = f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x"
+    if v.get("toward") is None:
+        return f"{head} — more repeats ({v['repeats']} now) or longer ones (--time-budget)"
+    if v["more"] is None:
+        return f"{head}: the ratio sits at the limit itself, which over 100 more repeats per side would not settle"
+    return (f"{head}: about {v['more']} more repeats per side ({v['repeats']} now) would likely make it "
+            f"{v['toward']}, were the ratio and the variances to hold (bench run {_target(v)} on both)")
+
+
 HINTS = {
     "quieter": _quieter,
     "rerun": lambda run, v: ("for a verdict: run both again, one after the other" if v["why"] == "host_changed" else
                              "for a verdict: run it again to the end"),
     "more_repeats": lambda run, v: f"for a verdict: --repeats {v['needed']} or more on each side ({v['repeats']} now)",
-    "narrower": lambda run, v: (f"for a verdict: an interval narrower than {v['ci_low']:.2f}–{v['ci_high']:.2f}x — "
-                                f"more repeats ({v['repeats']} now) or longer ones (--time-budget)"),
+    "narrower": lambda run, v: _narrower(v),
 }
 
 
 def hint_text(note: Note) -> str:
     """What would give an inconclusive gate a verdict."""
     return HINTS[note.code](note.run, note.values)
+
+
+STOPPED = {
+    "precise": lambda st: "the target was reached",
+    "max_repeats": lambda st: f"--max-repeats {st.max_repeats} stopped it first",
+    "max_time": lambda st: f"--max-time {st.max_time_s:g} s stopped it first (no repeat was started that would end "
+                           "after it)",
+    "failed": lambda st: "a repeat failed", "skipped": lambda st: "a repeat was skipped",
+    "interrupted": lambda st: "it was interrupted", "repeats": lambda st: "the fixed --repeats ran",
+}
+
+
+def stopping_text(st) -> str:
+    """How a --target-ci result's repeats ended: "5 repeats counted, 95 % interval ±2.8 % (target ±3 %):
+    the target was reached; 2 set aside as disturbed and redone"."""
+    counted = st.ran - st.set_aside
+    width = f"±{st.half_width * 100:.1f} %" if st.half_width is not None else "no interval"
+    redone = f"; {st.set_aside} set aside as disturbed and redone (kept in the report)" if st.set_aside else ""
+    return (f"{counted} repeat{'s' if counted != 1 else ''} counted, 95 % interval of {st.metric} {width} (target "
+            f"±{st.target_ci * 100:g} %): {STOPPED[st.stopped](st)}{redone}")
 
 
 def _sure(valid) -> str:
