@@ -287,14 +287,7 @@ class Launcher:
         frame.timing.repeats = [rep for r in results for rep in r.timing.repeats if r.timing.repeats]
         for i, rep in enumerate(frame.timing.repeats):
             rep.index = i
-        statuses = [r.status for r in results]
-        for status in ("interrupted", "failed", "skipped"):
-            if status in statuses:
-                frame.status = status
-                break
-        errors = [f"repeat {i}: {r.error}" if len(results) > 1 and r.error and not r.error.startswith("repeat")
-                  else r.error for i, r in enumerate(results) if r.error]
-        frame.error = "; ".join(dict.fromkeys(errors)) or None
+        frame.status, frame.error = _worst_status(results), _errors(results)
         for r in results:
             for w in r.warnings:
                 frame.warn(w.code, w.message)
@@ -537,3 +530,16 @@ def _git() -> dict:
         if head.returncode == 0:
             return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
     return {}
+
+
+def _worst_status(results: list[Result]) -> str:
+    """The worst status among the repeats: interrupted, then failed, then skipped, else the first's."""
+    statuses = [r.status for r in results]
+    return next((s for s in ("interrupted", "failed", "skipped") if s in statuses), results[0].status)
+
+
+def _errors(results: list[Result]) -> str | None:
+    """Every repeat's error once, each named by its repeat where there are several."""
+    errors = [f"repeat {i}: {r.error}" if len(results) > 1 and r.error and not r.error.startswith("repeat")
+              else r.error for i, r in enumerate(results) if r.error]
+    return "; ".join(dict.fromkeys(errors)) or None

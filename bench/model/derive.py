@@ -158,6 +158,16 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
         first = f"first {k} measured steps were" if k > 1 else "first measured step was"
         hit = [r for r in timing.counted if slow[r.index]]
         out.append(ResultWarning("not_steady", f"the {first} slower than the rest: {steady_advice(hit, k, threads)}"))
+    out += _noise_warnings(timing, metrics, threads, serving)
+    if 0 < len(times) < 5:
+        out.append(ResultWarning("few_steps", f"only {len(times)} measured step{'s' if len(times) > 1 else ''}: the "
+                                              "confidence interval is weak (5 or more: --steps 5)"))
+    return out
+
+
+def _noise_warnings(timing: Timing, metrics: Metrics, threads: int | None, serving: bool) -> list[ResultWarning]:
+    """Steps that vary (not judged for serving, whose steps follow their batches), or CPU time short of the threads."""
+    out = []
     cv = metrics.step_time_s.cv if metrics.step_time_s else None
     if cv is not None and cv > NOISY_CV and not serving:
         out.append(ResultWarning("noisy", f"step times vary (CV {cv:.1%} > {NOISY_CV:.0%}): the machine may be shared"))
@@ -166,9 +176,6 @@ def timing_warnings(timing: Timing, metrics: Metrics, threads: int | None) -> li
         if low:
             out.append(ResultWarning("noisy", f"CPU-time / wall-time {min(low):.2f} is well below the {threads} "
                                               f"thread{'s' if threads > 1 else ''}: other load took the cores"))
-    if 0 < len(times) < 5:
-        out.append(ResultWarning("few_steps", f"only {len(times)} measured step{'s' if len(times) > 1 else ''}: the "
-                                              "confidence interval is weak (5 or more: --steps 5)"))
     return out
 
 
