@@ -45,3 +45,24 @@ def test_names_say_what_values_are():
     assert kind_of("itl_s") is DURATION and kind_of("serve.itl_ms") is DURATION and kind_of("loss") is None
     assert misfit(-0.1, DURATION) and misfit("1", DURATION) and misfit(True, DURATION) and not misfit(0.0, DURATION)
     assert kind_of("slo.met").words == "true, false or null" and kind_of("errors").words.startswith("a count")
+
+
+def test_a_count_written_as_a_whole_float_is_a_count():
+    """JSON writers and older reports write 3840.0: a whole count; 3840.5, "3840" or inf are not."""
+    count = kind_of("new_tokens_total")
+    assert not misfit(3840.0, count) and not misfit(3840, count)
+    assert misfit(3840.5, count) and misfit("3840", count) and misfit(float("inf"), count) and misfit(-1.0, count)
+
+
+def test_generation_figures_pass_the_rules_their_file_is_read_with():
+    """The README's smoke run wrote new_tokens_total as 3840.0 (step tokens are floats in the report), and
+    the report was not written: the figures a generation result computes fit what their names say."""
+    from bench.model.report import Repeat
+    from bench.model.rules import named
+    from workloads.blender_generate import generation_metrics
+
+    rep = Repeat(index=0, step_times_s=[0.1, 0.2], step_samples=[8.0, 8.0], step_tokens=[1920.0, 1920.0],
+                 series={"ttft_s": [0.01, 0.02], "token_gap_s": [0.001, 0.002]})
+    figures = generation_metrics([rep], {"new_tokens": 16})
+    assert figures["new_tokens_total"] == 3840 and type(figures["new_tokens_total"]) is int
+    named(figures, "workload_metrics")  # raises where a figure does not fit its name

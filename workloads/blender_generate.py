@@ -239,7 +239,7 @@ def generation_metrics(repeats, params) -> dict:
     decode_tokens = sum(s * (new - 1) for s in samples) if isinstance(new, int) else None
     decode_time = sum(gaps)
     return {**token_sync_figures(measured),
-            "requests": len(times), "new_tokens_total": sum(t for r in measured for t in r.step_tokens),
+            "requests": len(times), "new_tokens_total": int(sum(t for r in measured for t in r.step_tokens)),
             "inter_token_gaps": len(gaps), "requests_per_s": len(times) / sum(times),
             "ttft_s": summary(ttft), "request_latency_s": summary(times), "token_latency_s": summary(gaps),
             "decode_tokens_per_s": decode_tokens / decode_time if decode_tokens and decode_time > 0 else None}

@@ -162,9 +162,14 @@ def misfit(value, kind: Kind) -> str | None:
     if kind.stats and hasattr(value, "__dataclass_fields__"):
         parts = {k: getattr(value, k) for k in STATS if hasattr(value, k)}
         return next((f"its {k} {why}" for k, v in parts.items() if (why := misfit(v, kind))), None)
-    if type(value) not in kind.types and not (float in kind.types and type(value) is int):
+    if type(value) not in kind.types and not (float in kind.types and type(value) is int) and not _whole(value, kind):
         return f"{shown(value)} is a {type(value).__name__}"
     return _out_of_bounds(value, kind) if isinstance(value, int | float) and type(value) is not bool else None
+
+
+def _whole(value, kind: Kind) -> bool:
+    """A whole-valued float where a whole number is asked: JSON writers and older reports write 3840.0."""
+    return int in kind.types and type(value) is float and math.isfinite(value) and value.is_integer()
 
 
 STATS = ("value", "ci_low", "ci_high", "mean", "median", "p90", "p99", "min", "max")  # of an Interval or a Summary
