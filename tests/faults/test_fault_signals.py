@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import cli_run as run_cli
@@ -30,11 +31,24 @@ from faultkit import (
 def test_a_signal_while_bench_starts_exits_130_in_one_line(sig, tmp_path):
     proc = subprocess.Popen(bench_cmd("run", *QUICK, "--out", tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)  # importing: before any work, possibly before the run command's own handler
+    caught(proc.pid, signal.SIGTERM)  # bench's entry took the signals (Python catches SIGINT itself, from
+    # before its site import, where an interrupt is fatal): importing now, before any work
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stdout + stderr and "interrupted" in stderr
+
+
+def caught(pid: int, sig: int, field: str = "SigCgt") -> None:
+    """Wait until the process catches sig (SigCgt in /proc/PID/status): before bench's entry takes the
+    signals, Python itself is still starting, a moment no program can handle."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:") and int(line.split()[1], 16) >> (sig - 1) & 1:
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never caught signal {sig}")
 
 
 def _signal_on(monkeypatch, match, sig=signal.SIGTERM):
@@ -58,7 +72,7 @@ def test_nohup_keeps_a_run_going_through_a_hangup(tmp_path):
     proc = subprocess.Popen(["nohup", *bench_cmd("run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", out,
                                                  "--quiet")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=tmp_path)
-    time.sleep(1.0)
+    caught(proc.pid, signal.SIGHUP, "SigIgn")  # nohup has set it ignored
     proc.send_signal(signal.SIGHUP)  # the terminal closed: nohup asked for the run to go on
     stdout, stderr = proc.communicate(timeout=900)
     assert proc.returncode == 0, stderr
