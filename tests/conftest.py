@@ -1,8 +1,16 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a script (`cmd &` in sh, nohup) inherits SIGINT and SIGQUIT (and
+# under nohup SIGHUP) ignored, and every bench it starts would too: bench rightly leaves an ignored signal
+# alone, so the signal tests would test nothing. The suite starts from the dispositions a terminal gives.
+for _sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+    if signal.getsignal(_sig) is signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
