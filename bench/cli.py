@@ -30,7 +30,20 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED = 0, 1, 2,
 err, out = Screen(stderr=True), Screen()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_workloads(argv) -> tuple[str, ...]:
+    """The --workload values on a command line, read before it is parsed (the help shows a scenario's
+    own options only where it is chosen)."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--workload" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif arg.startswith("--workload="):
+            out.append(arg.partition("=")[2])
+    return tuple(out)
+
+
+def build_parser(argv=()) -> argparse.ArgumentParser:
+    """The parser; `argv` (the command line to parse) only decides which options the help shows."""
     from bench.launch.config import add_run_arguments
 
     parser = argparse.ArgumentParser(prog="bench", description="Compare Gaudi, NVIDIA GPUs and CPUs on the "
@@ -44,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.epilog = ("exit codes: 0 ok; 1 a workload failed, or the report could not be written under --out (it is in "
                  "bench-rescue/ in the temporary directory); 2 bad input or a missing device, before any work; 130 "
                  "interrupted, the report so far written")
-    add_run_arguments(rp)
+    add_run_arguments(rp, chosen_workloads(argv))
     cp = sub.add_parser("compare", help="compare reports: tables, CSV, Markdown, JSON, one HTML file",
                         description="Pair runs by workload identity and compare throughput with confidence "
                                     "intervals that include run-to-run variance, with every figure each workload "
@@ -64,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="exit codes: 0 stopped after draining (the report written with --report); 1 the "
                                "engine or the report failed; 2 bad input, a missing device or a busy port, before "
                                "any work; 130 interrupted before it served")
-    from bench.launch.serving import add_serve_arguments
+    from bench.launch.serve_command import add_serve_arguments
 
     add_serve_arguments(sp)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
@@ -168,10 +181,10 @@ def _threads(cfg, sizes):
 
 def _say_plans(cfg) -> None:
     """What a workload will do, where that needs saying before it starts (a capacity search)."""
-    from workloads import registry as workloads
+    from bench.launch import catalog
 
     for name in cfg.workloads:
-        text = workloads.load(name).plan_text(cfg.options_of(name))
+        text = catalog.scenario(name).preamble(cfg.options_of(name))
         if text and not cfg.output.quiet:
             err.print(markup("{}: {}", name, text))
 
@@ -242,7 +255,7 @@ class ServeView:
 
 
 def cmd_serve(args) -> int:
-    from bench.launch.serving import build_serve, check_before_serve
+    from bench.launch.serve_command import build_serve, check_before_serve
     from bench.launch.launcher import Launcher
     from bench.measure.signals import interrupt_on_sigterm
     from bench.model.io import save_report
@@ -443,7 +456,7 @@ def cli(argv=None) -> int:
 
 def _cli(argv=None) -> int:
     try:
-        parser = build_parser()
+        parser = build_parser(sys.argv[1:] if argv is None else argv)
     except BenchError as exc:  # a plug-in whose flag collides, or that cannot be imported
         err.print(markup("[red]error:[/] {}", exc))
         return EXIT_USAGE

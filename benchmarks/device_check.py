@@ -59,12 +59,12 @@ from bench.core.proc import child_env
 from bench.core.text import terminal_safe
 from bench.devices import registry as devices
 from bench.devices.options import DeviceOptions
+from bench.launch import catalog
 from bench.measure.compiles import CompileLog
 from bench.measure.runner import Measurement, timed_step
 from bench.measure.sampler import Sampler
 from bench.model.parity import disagreement
 from bench.render.format import shown
-from workloads import registry as workloads
 from workloads.common import CommonOptions
 
 GATHER_LENGTHS = (1, 2, 3, 5, 7, 9, 63, 64, 2**20)  # odd, even and 1 MiB: HCCL re-expresses byte buffers
@@ -74,7 +74,7 @@ def build(device: str, name: str, preset: str, precision: str, cpu_backend=None)
     spec = devices.spec(device)
     own = spec.options.build({}) if spec.options else None
     backend = cpu_backend or devices.make_backend(device, DeviceOptions(device=device), own)
-    cls = workloads.load(name)
+    cls = catalog.load(name)
     common = CommonOptions.build({"precision": precision}, preset)
     wl = cls(common, cls.Options.build({}, preset), backend)
     return wl, backend
@@ -181,13 +181,11 @@ def serve_check(device, precision, args) -> dict:
     a clock read after every step and one event per token, over the executor stepped in a plain loop
     (the same steps, timed as a whole; interleaved rounds, median ratio): near 1.00 means stamping
     each token costs nothing worth mentioning."""
-    from bench.serve.blender import BlenderExecutor
-
     t_start = time.monotonic()
     wl, backend = build(device, "blender-serve", args.preset, precision)
     wl.setup()
-    ex = BlenderExecutor(wl.model, backend, max_rows=len(wl.warm_prompts), max_source=wl.common.context_len,
-                         max_tokens=wl.common.new_tokens, precision=precision)
+    ex = wl.served.executor(max_rows=len(wl.warm_prompts), max_source=wl.common.context_len,
+                            max_tokens=wl.common.new_tokens, precision=precision)
     ex.warmup()
     batch = ([tuple(p[: ex.max_source]) for p in wl.warm_prompts], wl.common.new_tokens)
     for i in range(args.warmup):
@@ -413,12 +411,12 @@ def print_table(rows, facts) -> None:
 def run_rows(device, spec, args, cpu) -> list[dict]:
     rows, start = [], time.monotonic()
     for precision in [p for p in ("fp32", "bf16") if p in spec.precisions]:
-        for name in workloads.available():
+        for name in catalog.available():
             if time.monotonic() - start > args.budget:
                 print(f"skipped {name} {precision}: past the {args.budget:.0f} s budget")
                 continue
             try:
-                serves = workloads.load(name).serves
+                serves = catalog.scenario(name).name == "serving"
                 rows.append(serve_check(device, precision, args) if serves else check(device, name, precision, args, cpu))
             except Exception as exc:  # noqa: BLE001 - one failing check does not hide the others
                 print(terminal_safe(f"{name} {precision}: {type(exc).__name__}: {exc}"))

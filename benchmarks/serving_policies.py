@@ -20,16 +20,16 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from bench.core.arrivals import ServingPlan
 from bench.devices import registry as devices
 from bench.devices.options import DeviceOptions
 from bench.model.report import Repeat
-from bench.serve.blender import BlenderExecutor
 from bench.serve.engine import Engine
+from bench.serve.maths.metrics import serving_metrics
+from bench.serve.options import ServeOptions
+from bench.serve.plan import ServingPlan
 from bench.serve.session import InProcessClient, request_log, run_session
-from workloads.blender_serve import BlenderServe, ServeOptions
+from bench.serve.workload import BlenderServe
 from workloads.common import CommonOptions
-from workloads.serving import serving_metrics
 
 FIGURES = (("ttft_s", "median", "TTFT p50"), ("ttft_s", "p99", "TTFT p99"), ("e2e_s", "p99", "e2e p99"))
 
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     wl = BlenderServe(CommonOptions.build({}, args.preset), options, backend)
     wl.setup()
     c = wl.common
-    executor = BlenderExecutor(wl.model, backend, max_rows=options.max_batch, max_source=c.context_len,
-                               max_tokens=c.new_tokens, precision=c.precision)
+    executor = wl.served.executor(max_rows=options.max_batch, max_source=c.context_len, max_tokens=c.new_tokens,
+                                  precision=c.precision)
     warm = ServingPlan((0.0,) * options.max_batch, tuple(tuple(x) for x in wl.warm_prompts),
                        (c.new_tokens,) * options.max_batch)
     session(executor, backend, options, warm, "continuous")
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     for _ in range(args.rounds):
         for qps in rates:
-            plan = at_rate(wl.serving_plan(), rates[0], qps)
+            plan = at_rate(wl.plan, rates[0], qps)
             for batching in ("continuous", "static"):
                 runs.setdefault((qps, batching), []).append(session(executor, backend, options, plan, batching))
     print_table(args, rates, runs, time.monotonic() - started, backend.threads())

@@ -213,3 +213,13 @@ def lively_tiny():
     with torch.no_grad():
         model.get_decoder().embed_positions.weight.mul_(10.0)
     return model
+
+
+def codec_of(model: str, vocab_size: int | None = None):
+    """The API's text codec of --model (a preset's name or a checkpoint directory), as bench serve builds
+    it, over `vocab_size` ids where given (a fake executor's)."""
+    from bench.serve.text import load_codec
+    from workloads.blender_servable import BlenderServable
+    from workloads.common import CommonOptions
+
+    return load_codec(BlenderServable(CommonOptions.build({"model": model}, "tiny")), vocab_size)

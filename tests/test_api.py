@@ -18,12 +18,12 @@ import types
 
 import pytest
 
-from bench.serve.blender import BlenderExecutor
 from bench.serve.engine import Engine
 from bench.serve.server import make_service
-from bench.serve.text import PLACEHOLDER, load_codec
+from bench.serve.text import PLACEHOLDER
 from conftest import cpu_backend
-from fakes import FakeExecutor, lively_tiny
+from fakes import FakeExecutor, codec_of, lively_tiny
+from workloads.blender_executor import BlenderExecutor
 
 HANG_S = 900  # a hang guard only
 
@@ -79,7 +79,7 @@ def wait_for(predicate, what: str) -> None:
 def tiny_url():
     executor = BlenderExecutor(lively_tiny(), cpu_backend(threads=1), max_rows=8, max_source=32, max_tokens=64)
     engine = Engine(executor, time.monotonic, max_batch=8, max_waiting=256)
-    with serving(make_service(engine, load_codec("tiny", 1000), "tiny", time.monotonic)) as url:
+    with serving(make_service(engine, codec_of("tiny", 1000), "tiny", time.monotonic)) as url:
         yield url
 
 
@@ -100,7 +100,7 @@ class Sleepy(FakeExecutor):
 
 def fake_server(**engine):
     ex = Sleepy(**{k: engine.pop(k) for k in ("step_s", "fail_after") if k in engine})
-    service = make_service(Engine(ex, time.monotonic, **engine), load_codec("tiny", 100), "fake", time.monotonic)
+    service = make_service(Engine(ex, time.monotonic, **engine), codec_of("tiny", 100), "fake", time.monotonic)
     return serving(service)
 
 
@@ -349,7 +349,7 @@ def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
 # -- bench serve's options ---------------------------------------------------------------------------------
 def serve_config(*args):
     from bench.cli import build_parser
-    from bench.launch.serving import build_serve
+    from bench.launch.serve_command import build_serve
 
     return build_serve(build_parser().parse_args(["serve", *map(str, args)]))
 
@@ -376,7 +376,7 @@ def test_bench_serve_refuses_flags_that_mean_nothing_to_a_server(flag, capsys):
 
 def test_bench_serve_refuses_before_any_work(tmp_path, monkeypatch):
     from bench.core.errors import ConfigError
-    from bench.launch.serving import check_before_serve
+    from bench.launch.serve_command import check_before_serve
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -418,7 +418,7 @@ def test_bench_run_refuses_compile_for_the_serving_engine(tmp_path):
 def test_generated_ids_become_text_pieces_with_placeholders_for_ids_without_text():
     from bench.serve.text import Detokenizer
 
-    codec = load_codec("tiny", 1000)
+    codec = codec_of("tiny", 1000)
     scared, you = codec.encode("scared you")
     unknown = next(i for i in range(999, 4, -1) if not codec.knows(i))
     detok = Detokenizer(codec)
@@ -447,14 +447,14 @@ def test_a_checkpoint_without_a_tokenizer_takes_token_ids_only():
 def test_a_local_checkpoint_is_served_from_its_safetensors(tmp_path):
     import httpx
 
-    from bench.launch.serving import check_before_serve
+    from bench.launch.serve_command import check_before_serve
     from workloads.models import build_blender
 
     lively_tiny().save_pretrained(tmp_path / "ckpt", safe_serialization=True)
     check_before_serve(*serve_config("--device", "cpu", "--model", tmp_path / "ckpt", "--port", 0))
     model = build_blender(str(tmp_path / "ckpt")).eval()
     executor = BlenderExecutor(model, cpu_backend(threads=1), max_rows=2, max_source=32, max_tokens=16)
-    codec = load_codec(str(tmp_path / "ckpt"), model.config.vocab_size)
+    codec = codec_of(str(tmp_path / "ckpt"), model.config.vocab_size)
     assert not codec.has_text  # no tokenizer saved with it: token ids only
     service = make_service(Engine(executor, time.monotonic, max_batch=2), codec, "ckpt", time.monotonic)
     with serving(service) as url:

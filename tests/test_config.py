@@ -125,12 +125,35 @@ def test_a_plugin_flag_that_collides_is_an_error():
 def test_help_says_where_defaults_come_from(capsys):
     from bench.cli import build_parser
 
+    argv = ["run", "--workload", "blender-serve", "--help"]
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["run", "--help"])
+        build_parser(argv).parse_args(argv)
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: by --preset: tiny=8, seed=24)" in text
     assert "(default: None)" not in text and "(default: preset)" not in text
     assert "(default: by --preset: tiny=20, seed=1)" in text  # --qps: not the tuple (20.0,)
+
+
+@pytest.mark.parametrize("chosen", [(), ("--workload", "blender-serve"), ("--workload=blender-serve",)])
+def test_the_serving_options_show_in_run_help_only_with_the_serving_scenario(chosen, capsys, monkeypatch):
+    """28 of bench run's flags are serving's: the help shows them where blender-serve is chosen, and says
+    how to see them where it is not; they are taken all the same (refused unless it is selected)."""
+    from bench.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ["run", *chosen, "--help"]
+    with pytest.raises(SystemExit):
+        build_parser(argv).parse_args(argv)
+    help_text = capsys.readouterr().out
+    flat = " ".join(help_text.split())
+    serving = ("--qps", "--find-capacity", "--slo-ttft-ms", "--engine", "--max-batch", "--endpoint")
+    if chosen:
+        assert all(f in flat for f in serving)
+    else:
+        assert not any(f in flat for f in serving) and len(help_text.splitlines()) <= 220
+        assert "bench run --workload blender-serve --help" in flat
+    ns = build_parser(["run"]).parse_args(["run", "--qps", "2"])  # parsed even where hidden
+    assert any(v == "2" for k, v in vars(ns).items() if k.endswith(".qps"))
 
 
 @pytest.mark.parametrize("command", ["run", "compare"])

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from bench.serve.blender import BlenderExecutor, Ladder
+from workloads.blender_executor import BlenderExecutor, Ladder
 from bench.serve.engine import Engine
 from bench.serve.protocol import GenRequest, Sampling
 from conftest import cpu_backend
@@ -209,7 +209,8 @@ def test_a_serving_run_records_its_compiles_and_warns_when_it_compiled_while_mea
     from bench.serve.scenario import ServingMeasurement
     from conftest import common, measure
     from fakes import shape_counting_backend
-    from workloads.blender_serve import BlenderServe, ServeOptions
+    from bench.serve.options import ServeOptions
+    from bench.serve.workload import BlenderServe
 
     backend = shape_counting_backend(static_shapes=static)
     wl = BlenderServe(common("tiny"), ServeOptions.build({"qps": "40", "requests": 12}, "tiny"), backend)

@@ -16,20 +16,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # layer -> the layers it may import (itself included); cli may import everything. The order:
-# core -> model -> devices | workloads -> measure -> serve -> launch -> analysis -> render -> cli
+# core -> model -> serve.maths -> devices | workloads -> measure -> serve -> launch -> analysis -> render -> cli
+# The serving scenario has one home, bench/serve/; its pure maths (bench/serve/maths/: the typed request
+# records, the figures, LoadGen's tails, the capacity search and bracket, the vLLM export) imports only
+# core and model and no heavy library (PURE_FORBIDDEN), so that analysis and render may read it: compare
+# recomputes serving figures with the very functions the run used. Nothing else of serve is theirs.
 ALLOWED = {
     "core": {"core"},
     "model": {"model", "core"},
+    "serve.maths": {"serve.maths", "model", "core"},
     "devices": {"devices", "model", "core"},
     "workloads": {"workloads", "model", "core"},
     "measure": {"measure", "devices", "model", "core"},
-    "serve": {"serve", "measure", "devices", "workloads", "model", "core"},
-    "launch": {"launch", "serve", "measure", "devices", "workloads", "model", "core"},
-    "analysis": {"analysis", "model", "core"},
-    "render": {"render", "analysis", "model", "core"},
-    "cli": {"cli", "render", "analysis", "launch", "serve", "measure", "devices", "workloads", "model", "core"},
+    "serve": {"serve", "serve.maths", "measure", "devices", "workloads", "model", "core"},
+    "launch": {"launch", "serve", "serve.maths", "measure", "devices", "workloads", "model", "core"},
+    "analysis": {"analysis", "serve.maths", "model", "core"},
+    "render": {"render", "analysis", "serve.maths", "model", "core"},
+    "cli": {"cli", "render", "analysis", "launch", "serve", "serve.maths", "measure", "devices", "workloads", "model",
+            "core"},
     "root": {"analysis", "render"},
 }
+# what the pure serving maths may not import, at any level: it runs where compare runs
+PURE_FORBIDDEN = ("torch", "transformers", "fastapi", "starlette", "uvicorn", "aiohttp", "prometheus_client",
+                  "tokenizers", "safetensors")
+REGISTRY_TABLES = ("BUILTINS", "SCENARIOS")  # "module:attr" strings: edges to what they name
 
 
 def module_name(path: Path) -> str:
@@ -46,6 +56,8 @@ def layer(mod: str) -> str:
         return "cli"
     if mod == "workloads" or mod.startswith("workloads."):
         return "workloads"
+    if mod == "bench.serve.maths" or mod.startswith("bench.serve.maths."):
+        return "serve.maths"
     return mod.split(".")[1]
 
 
@@ -79,7 +91,7 @@ def imports(path: Path, mod: str, known: dict) -> list[tuple[str, int, bool]]:
                 pkg = mod.split(".")[: len(mod.split(".")) - node.level + (1 if path.name == "__init__.py" else 0)]
                 base = ".".join(pkg + ([base] if base else []))
             targets = [base] + [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
-        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "BUILTINS" for t in node.targets):
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") in REGISTRY_TABLES for t in node.targets):
             targets = [v.value.split(":")[0] for v in getattr(node.value, "values", [])
                        if isinstance(v, ast.Constant) and isinstance(v.value, str)]
         for t in targets:
@@ -94,10 +106,12 @@ def graph():
 
 
 def test_no_upward_arrow():
-    _, edges = graph()
+    # an edge to a package's __init__ alone is not an arrow: every __init__ imports nothing when it loads
+    # (test_package_inits_import_nothing_when_they_load), so importing bench.serve.maths.x runs no serving code
+    known, edges = graph()
     bad = [f"{mod}:{line} ({layer(mod)}) imports {target} ({layer(target)})"
            for mod, targets in edges.items() for target, line, _ in targets
-           if layer(target) not in ALLOWED[layer(mod)]]
+           if layer(target) not in ALLOWED[layer(mod)] and known[target].name != "__init__.py"]
     assert bad == [], "imports that point up the layers:\n" + "\n".join(bad)
 
 
@@ -144,8 +158,40 @@ def test_the_graph_sees_function_level_imports_and_registry_targets():
     _, edges = graph()
     cli = {t for t, _, top in edges["bench.cli"] if not top}
     assert "bench.launch.launcher" in cli  # imported inside cmd_run
-    assert "bench.serve.scenario" in {t for t, _, _ in edges["bench.launch.worker"]}  # serving is its own scenario
+    assert "bench.launch.catalog" in {t for t, _, _ in edges["bench.launch.worker"]}  # the worker's scenario table
+    assert "bench.serve.scenario" in {t for t, _, _ in edges["bench.launch.catalog"]}  # serving is its own scenario
     assert "bench.devices.cpu.spec" in {t for t, _, _ in edges["bench.devices.registry"]}
     assert "workloads.blender_finetune" in {t for t, _, _ in edges["workloads.registry"]}
     assert "bench.devices" in {t for t, _, _ in edges["bench.devices.registry"]} or \
         "bench.devices.spec" in {t for t, _, _ in edges["bench.devices.cpu.spec"]}
+
+
+def third_party(path: Path) -> set[str]:
+    """The top-level packages a file imports that are not ours, at any level of the file."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return {m for m in out if m not in ("bench", "workloads")}
+
+
+def test_the_serving_maths_is_pure_so_that_compare_may_read_it():
+    known, _ = graph()
+    pure = {m: p for m, p in known.items() if layer(m) == "serve.maths"}
+    assert {"bench.serve.maths.records", "bench.serve.maths.metrics", "bench.serve.maths.vllm"} <= set(pure)
+    heavy = {m: sorted(third_party(p) & set(PURE_FORBIDDEN)) for m, p in pure.items()}
+    assert {m: h for m, h in heavy.items() if h} == {}
+
+
+def test_no_serving_hook_is_left_outside_the_serving_package():
+    """Workloads offer their model (a `servable`), launch picks a scenario from its table, and neither
+    they nor measure know what serving needs: its hooks live in bench/serve/."""
+    import re
+
+    hook = re.compile(r"\.serves\b|serves: ClassVar|serving_plan|variant_count|plan_text")
+    found = [f"{p.relative_to(ROOT)}:{i}" for folder in ("workloads", "bench/launch", "bench/measure")
+             for p in sorted((ROOT / folder).rglob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if hook.search(line)]
+    assert found == []

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import statistics
+import types
 
 import pytest
 
-from bench.core import tails
-from bench.core.arrivals import (ServingPlan, constant_arrivals, gamma_arrivals, open_arrivals, parse_load,
+from bench.serve.maths import tails
+from bench.serve.arrivals import (constant_arrivals, gamma_arrivals, open_arrivals, parse_load,
                                  poisson_arrivals, ramp, rescale)
 from bench.core.errors import ConfigError
 from bench.model.report import Repeat, RequestLog
@@ -21,8 +22,9 @@ from bench.serve.protocol import Trace
 from bench.serve.session import InProcessClient, busy_steps, request_log, run_session
 from fake_http import Recording, Reply, ScriptedServer
 from fakes import FakeExecutor, VirtualClock
-from workloads.serving import serving_metrics
-from workloads.serving_plan import CapacityPlan, output_lengths, parse_output_len, user_turns
+from bench.serve.maths.capacity import CapacityPlan
+from bench.serve.maths.metrics import serving_metrics
+from bench.serve.plan import ServingPlan, output_lengths, parse_output_len, user_turns
 
 T0 = 100.0  # the VirtualClock's start: a session's offsets count from it
 
@@ -224,6 +226,27 @@ def test_ttft_itl_tpot_goodput_and_rates_are_exactly_as_defined():
     assert m["slo.met"] is False and m["slo.valid"] is True
 
 
+def test_one_ttft_with_its_origin_a_parameter_serves_bench_and_the_vllm_export():
+    """TTFT and e2e are one function each over the typed record: from the arrival for bench's figures,
+    from the send for vLLM's; TPOT and ITL are the same from either origin."""
+    from bench.serve.maths import records as rec
+    from bench.serve.maths.vllm import vllm_result
+
+    log = log_of([(1.0, [1.3, 1.35], None), (3.0, [3.2], "timeout")], sent_s=[1.1, 3.0], session_start_s=0.0)
+    done, failed = rec.records(log)
+    assert (rec.ttft(done), rec.ttft(done, "sent")) == pytest.approx((0.3, 0.2))
+    assert (rec.e2e(done), rec.e2e(done, "sent")) == pytest.approx((0.35, 0.25))
+    assert rec.tpot(done) == pytest.approx(0.05) and rec.itl(done) == pytest.approx([0.05])
+    assert rec.late(done) == pytest.approx(0.1) and rec.ttft(failed) is None and failed.error == "timeout"
+    m = serving_metrics([Repeat(0, requests=log)], {})
+    assert m["ttft_s"].max == pytest.approx(rec.ttft(done))  # the figure is the function's value
+    report = types.SimpleNamespace(created_at="2026-01-01T00:00:00+00:00", label=None)
+    result = types.SimpleNamespace(params={}, served_by=None, workload_metrics={})
+    out = vllm_result(report, result, log)
+    assert out["ttfts"] == pytest.approx([rec.ttft(done, "sent"), 0.0])  # a failed request: 0, as vLLM writes
+    assert out["itls"] == [pytest.approx([0.05]), []] and out["mean_itl_ms"] == pytest.approx(50)
+
+
 def test_the_window_leaves_warm_up_and_cool_down_requests_out():
     rows = [(float(i), [i + 0.1 * (1 + (i == 0) * 9)], None) for i in range(6)]  # request 0 is slow (1 s)
     log = log_of(rows, measured=[False, True, True, True, True, False])
@@ -408,7 +431,7 @@ def test_each_probe_gets_enough_requests_for_a_valid_verdict_within_its_time():
 
 def test_the_search_sends_each_probe_its_request_count():
     from bench.model.report import Result
-    from workloads.serving import capacity_search
+    from bench.serve.maths.capacity import capacity_search
 
     plan = CapacityPlan(2.0, 4, 480, 459, 100.0)
     search = capacity_search(2.0, 4, plan.requests_at)
@@ -503,8 +526,9 @@ def test_an_endpoint_that_does_not_answer_is_refused_before_any_work(capsys, tmp
 
 
 def test_engine_http_starts_bench_serve_with_the_runs_model_device_and_engine():
-    from bench.launch.serving import build_serve, serve_argv
     from bench.cli import build_parser
+    from bench.launch.serve_command import build_serve
+    from bench.serve.spawn import serve_argv
     from conftest import run_config
 
     cfg = run_config("--device", "cpu", "--preset", "seed", "--workload", "blender-serve", "--engine", "http",
@@ -534,7 +558,7 @@ def test_a_local_servers_process_is_found_by_its_port():
 
 
 def test_the_base_url_is_the_server_without_v1():
-    from bench.core.endpoint import base_url, is_local
+    from bench.serve.http import base_url, is_local
 
     assert base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000"
     assert base_url("https://api.example.com/proxy/v1") == "https://api.example.com/proxy"
@@ -663,9 +687,8 @@ VLLM_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer
 
 
 def test_a_serving_result_exports_as_vllms_save_result_json():
-    from bench.analysis.compare import compare
     from bench.model.report import ServedBy
-    from bench.render.vllm import vllm_results
+    from bench.serve.maths.vllm import vllm_results
 
     r = serving_run("v", ServedBy("http", "bench serve", "http://127.0.0.1:1", "completions", "tiny", True, True))
     res = r.results[0]
@@ -675,7 +698,7 @@ def test_a_serving_result_exports_as_vllms_save_result_json():
     res.timing.repeats[0].requests = log_of([(0.0, [0.1, 0.2, 0.4], None), (1.0, [1.3, 1.35], None),
                                              (2.0, [2.05], None), (3.0, [], "http_503")],
                                             sent_s=[0.05, 1.0, 2.0, 3.0], session_start_s=0.0)
-    [out] = vllm_results(compare([("v.json", r)]))
+    [out] = vllm_results([r])
     assert set(out) == VLLM_KEYS
     assert (out["completed"], out["failed"], out["num_prompts"], out["burstiness"]) == (3, 1, 4, 0.5)
     assert out["duration"] == pytest.approx(2.05) and out["request_throughput"] == pytest.approx(3 / 2.05)
@@ -690,7 +713,7 @@ def test_a_serving_result_exports_as_vllms_save_result_json():
 
 # ---- FLOPs on unpadded tokens; bench serve's token ids ------------------------------------------------------
 def test_serving_flops_count_real_rows_and_tokens_not_the_padding():
-    from bench.serve.blender import BlenderExecutor
+    from workloads.blender_executor import BlenderExecutor
     from bench.serve.protocol import GenRequest
     from conftest import cpu_backend
     from fakes import shape_counting_backend
@@ -723,12 +746,12 @@ def test_serving_flops_count_real_rows_and_tokens_not_the_padding():
 def test_bench_serve_streams_each_chunks_token_ids_when_asked():
     import httpx
 
-    from bench.serve.text import load_codec
+    from fakes import codec_of
     from test_api import Sleepy, serving
     from bench.serve.server import make_service
     import time as _time
 
-    service = make_service(Engine(Sleepy(step_s=0.0), _time.monotonic, max_batch=4), load_codec("tiny", 100), "fake",
+    service = make_service(Engine(Sleepy(step_s=0.0), _time.monotonic, max_batch=4), codec_of("tiny", 100), "fake",
                            _time.monotonic)
     with serving(service) as url:
         body = {"model": "fake", "prompt": [7, 8, 9], "max_tokens": 3, "min_tokens": 3, "stream": True,

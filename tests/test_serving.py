@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 
-from bench.core.arrivals import ServingPlan, poisson_arrivals, read_arrivals
 from bench.core.errors import ConfigError
 from bench.model.report import Repeat, RequestLog, Result
+from bench.serve.arrivals import poisson_arrivals, read_arrivals
 from bench.serve.engine import Engine
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected
 from bench.serve.session import InProcessClient, add_steps, request_log, run_session
+from bench.serve.maths.capacity import capacity_search
+from bench.serve.maths.metrics import serving_metrics
+from bench.serve.plan import ServingPlan
 from fakes import FakeExecutor, VirtualClock
-from workloads.serving import capacity_search, serving_metrics
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 POLICIES = ("continuous", "static")
 
@@ -316,6 +321,14 @@ def test_blender_serve_writes_one_result_per_rate_that_keeps_up(tmp_path, capsys
     assert code == 0 and [w["variant"] for w in doc["workloads"]] == ["qps=2", "qps=4"]
     [curve] = doc["serving"]
     assert [p["qps"] for p in curve["points"]] == [2.0, 4.0] and curve["capacity_text"]
+    # a report the previous release wrote (qps 4, 30 requests: the same identity) compares with this one
+    old = FIXTURES / "report-v4-serving.json"
+    capsys.readouterr()
+    code = cli.cli(["compare", str(old), str(path), "--json", "-"])
+    doc = json.loads(capsys.readouterr().out)
+    paired = [w for w in doc["workloads"] if w["variant"] == "qps=4"]
+    assert code == 0 and len(paired) == 1 and len(paired[0]["rows"]) == 2, paired
+    assert all(r["comparable"] for r in paired[0]["rows"]), paired[0]["rows"]  # the same identity: judged, not refused
 
 
 @pytest.mark.slow

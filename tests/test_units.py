@@ -16,7 +16,7 @@ from bench.model.io import dump_report, load_report
 from bench.model.report import FigureSpec
 from bench.render import words
 from workloads.blender_finetune import BlenderFinetune
-from workloads.blender_serve import BlenderServe
+from bench.serve.workload import BlenderServe
 from workloads.retrieval_encode import RetrievalEncode
 
 ROOT = Path(__file__).resolve().parent.parent

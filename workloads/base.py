@@ -3,7 +3,9 @@
 A workload is one module: a Workload subclass with its name, its own options (an Options dataclass),
 the figures it leads with and adds, a `check` run before anything starts, and `metrics`, a pure
 function of the raw per-repeat data that the report keeps. It imports bench.core and bench.model
-only, and uses the backend object it is given (never a device's internals).
+only, and uses the backend object it is given (never a device's internals). The steps scenario
+(bench/measure/runner.py) measures it; a generating workload may also offer its model to the serving
+scenario (a `servable` class, as blender-generate does: workloads/blender_servable.py).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Workload:
     figures: ClassVar[tuple[FigureSpec, ...]] = ()  # what every output shows for this workload, with units
     generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
     memory_flags: ClassVar[tuple[str, ...]] = ("--batch-size",)  # what an out-of-memory error tells the user to lower
-    serves: ClassVar[bool] = False  # an open-loop serving scenario (bench/serve/scenario.py) instead of steps
+    eager: ClassVar[str | None] = None  # why --compile cannot apply to it (it runs eager: --compile is refused)
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend
@@ -55,25 +57,6 @@ class Workload:
         return self.common.seed + self.rank
 
     # -- before anything runs ------------------------------------------------------------------------
-    @classmethod
-    def variants(cls, options):
-        """The option changes to run one after another, each its own result (serving: one per offered
-        rate). A generator: the launcher sends it each variant's Result and it may choose the next
-        from it (a capacity search). The default runs the options as given, once."""
-        yield {}
-
-    @classmethod
-    def variant_count(cls, options) -> int | None:
-        """How many variants `variants` will yield, where that is known before it runs (None: it
-        chooses as it goes): the progress display's ETA counts them."""
-        return 1
-
-    @classmethod
-    def plan_text(cls, options) -> str | None:
-        """What the run will do, where that needs saying before it starts (a search's plan and its
-        worst-case time); None where nothing does."""
-        return None
-
     @classmethod
     def check(cls, common, options, device) -> None:
         """Refuse, with ConfigError, a configuration this workload cannot run (lengths beyond the
@@ -106,12 +89,6 @@ class Workload:
     def series(self) -> dict[str, list]:
         """Per-step values that can only be read after timing (the loss: reading it syncs)."""
         return {}
-
-    # -- serving scenarios (serves = True) ------------------------------------------------------------
-    def serving_plan(self):
-        """The session's requests: a bench.core.arrivals.ServingPlan (arrival offsets, prompts, output
-        lengths), built in setup; the serving scenario sends them to an engine over `self.model`."""
-        raise NotImplementedError
 
     def verify(self) -> tuple[Fingerprint | None, dict]:
         """After timing, on fixed inputs: the output fingerprint (for parity across devices) and

@@ -17,6 +17,7 @@ from bench.core.options import Options, opt
 from bench.model.derive import summary
 from bench.model.report import FigureSpec, Fingerprint
 from workloads.base import StepResult, Workload, concat
+from workloads.blender_servable import BlenderServable
 from workloads.data import PAD, make_batches
 from workloads.models import (build_blender, check_positions, generate_flops, generate_flops_rows, model_config,
                              model_identity)
@@ -79,6 +80,7 @@ class BlenderGenerate(Workload):
     generates = True  # calls model.generate(): dynamic KV-cache objects (see the hpu spec's --hpu-graphs check)
     Options = GenerateOptions
     figures = GENERATION_FIGURES
+    servable = BlenderServable  # its model as the serving scenario serves it (bench/serve/workload.py)
 
     @classmethod
     def check(cls, common, options, device) -> None:

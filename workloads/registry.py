@@ -13,7 +13,6 @@ BUILTINS = {
     "blender-generate": "workloads.blender_generate:BlenderGenerate",
     "retrieval-encode": "workloads.retrieval_encode:RetrievalEncode",
     "retrieve-refine": "workloads.retrieve_refine:RetrieveRefine",
-    "blender-serve": "workloads.blender_serve:BlenderServe",
 }
 
 

@@ -9,8 +9,10 @@ two; each side says whether its verdict held at 99 % confidence (`slo.valid`, Lo
 stopping) or is provisional. "At least" where every rate met it; "below" where none did.
 
 Tail notes (code `tail`): per SLO of a result, its p99 (LoadGen's nearest rank) against the bound,
-how many requests were judged and over, and what early stopping makes of them (bench/core/tails.py):
-holds, refuted, or how many more requests a claim would need with none of them over.
+how many requests were judged and over, and what early stopping makes of them
+(bench/serve/maths/tails.py): holds, refuted, or how many more requests a claim would need with none
+of them over. The capacity bracket is the serving maths' (bench/serve/maths/capacity.py `bracket`),
+the same rule the search stops by.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 from bench.analysis.comparison import Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve
 from bench.analysis.cost import hourly, price_for
 from bench.analysis.table import number
-from bench.core import tails
+from bench.serve.maths import tails
+from bench.serve.maths.capacity import bracket
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
 SLOS = ("ttft", "tpot", "e2e")
@@ -131,17 +134,5 @@ def capacity(points: list[CurvePoint]) -> Capacity:
     """The highest rate that met the SLO and the lowest higher one that did not (None where there
     is none): a bracket, at least the highest rate tried, below the lowest, or no SLO to judge by;
     each side with its verdict's confidence."""
-    judged = [p for p in points if p.slo_met is not None]
-    if not judged:
-        return Capacity(code="no_slo")
-    valid = {p.qps: p.slo_valid for p in judged}
-    passed = [p.qps for p in judged if p.slo_met]
-    if not passed:
-        low = min(p.qps for p in judged)
-        return Capacity(code="below", below_qps=low, below_valid=valid[low])
-    best = max(passed)
-    above = [p.qps for p in judged if not p.slo_met and p.qps > best]
-    if not above:
-        return Capacity(code="at_least", qps=best, qps_valid=valid[best])
-    return Capacity(code="bracket", qps=best, below_qps=min(above), qps_valid=valid[best],
-                    below_valid=valid[min(above)])
+    b = bracket([(p.qps, p.slo_met, p.slo_valid) for p in points])
+    return Capacity(code=b.code, qps=b.qps, below_qps=b.below_qps, qps_valid=b.qps_valid, below_valid=b.below_valid)

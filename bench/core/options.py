@@ -132,9 +132,10 @@ class Options:
 
     # -- the command line --------------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+    def add_arguments(cls, parser: argparse.ArgumentParser, taken: dict[str, str], skip: tuple[str, ...] = (),
+                      hidden: bool = False) -> None:
         """Add this group's flags (but those of the fields in `skip`: a command they mean nothing to);
-        a flag another group already declared is an error."""
+        a flag another group already declared is an error. `hidden`: taken, but not shown by --help."""
         group = parser.add_argument_group(cls.title, cls.description or None)
         for f, o, tp in cls.declared():
             if f.name in skip:
@@ -145,8 +146,8 @@ class Options:
                                   "a plug-in must choose another name")
             taken[flag] = cls.title or cls.__name__
             base, _, seq = _inner(tp)
-            kw: dict[str, Any] = {"dest": cls.dest(f.name), "help": cls._help(f, o).replace("%", "%%"),
-                                  "default": argparse.SUPPRESS}
+            kw: dict[str, Any] = {"dest": cls.dest(f.name), "default": argparse.SUPPRESS,
+                                  "help": argparse.SUPPRESS if hidden else cls._help(f, o).replace("%", "%%")}
             if base is bool and not seq:
                 kw["action"] = "store_true"
             else:
@@ -215,6 +216,20 @@ class Options:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def argv(self, skip: tuple[str, ...] = ()) -> list[str]:
+        """The flags that rebuild this group's values where they differ from its defaults."""
+        out: list[str] = []
+        for f, _, _ in self.declared():
+            value = getattr(self, f.name)
+            if f.name in skip or value is None or value == f.default:
+                continue
+            flag = self.flag_of(f.name)
+            if value is True:
+                out.append(flag)
+            elif value is not False:
+                out += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+        return out
 
 
 OPTION_CONFIG = ConfigDict(allow_inf_nan=False)

@@ -15,10 +15,10 @@ from typing import Any
 from bench.core.errors import ConfigError
 from bench.core.options import Options, namespace_values, opt
 from bench.devices import registry as devices
+from bench.launch import catalog
 from bench.devices.options import DeviceOptions
 from bench.launch.options import LaunchOptions, OutputOptions
 from bench.measure.options import MeasureOptions
-from workloads import registry as workloads
 from workloads.common import PRESETS, CommonOptions
 
 
@@ -74,7 +74,7 @@ class RunConfig:
                    devices.spec(owner).options.from_json(own) if owner else None,
                    CommonOptions.from_json(data["common"]), MeasureOptions.from_json(data["measure"]),
                    LaunchOptions.from_json(data["launch"]), OutputOptions.from_json(data["output"]),
-                   MappingProxyType({n: workloads.load(n).Options.from_json(data.get(f"workload:{n}", {}))
+                   MappingProxyType({n: catalog.load(n).Options.from_json(data.get(f"workload:{n}", {}))
                                      for n in names}))
 
     def replace(self, **changes) -> RunConfig:
@@ -91,38 +91,51 @@ FIXED_GROUPS = (WhatOptions, DeviceOptions, CommonOptions, MeasureOptions, Launc
 def option_groups() -> list[type[Options]]:
     """Every group `bench run` takes: the fixed ones, each device's own, each workload's own."""
     groups = list(FIXED_GROUPS[:3])
-    for name in workloads.available():
-        cls = workloads.load(name).Options
-        if cls.declared():
+    for name in catalog.available():
+        cls = catalog.load(name).Options
+        if cls.declared() and cls not in groups:
             groups.append(cls)
     return groups + device_groups() + list(FIXED_GROUPS[3:])
+
+
+def scenario_groups() -> dict[type[Options], str]:
+    """The option groups of workloads run under a scenario of their own (serving), by name: their
+    flags are shown by `bench run --help` only where that name is chosen."""
+    return {catalog.load(n).Options: n for n in catalog.available() if catalog.scenario(n).name != "steps"}
 
 
 def device_groups() -> list[type[Options]]:
     return [s.options for s in devices.specs().values() if s.options is not None and s.options.declared()]
 
 
-def add_run_arguments(parser) -> None:
-    add_groups(parser, option_groups())
+def add_run_arguments(parser, chosen: tuple[str, ...] = ()) -> None:
+    """Every group's flags; a scenario's own only shown where `chosen` names its workload (its flags are
+    taken all the same, and refused unless it is selected)."""
+    hidden = {g for g, name in scenario_groups().items() if name not in chosen}
+    add_groups(parser, option_groups(), hidden=hidden)
+    if hidden:
+        names = ", ".join(sorted(scenario_groups()[g] for g in hidden))
+        parser.description = (f"{parser.description} " if parser.description else "") + \
+            f"The options of {names} show with --workload: bench run --workload {names.split(', ')[0]} --help."
 
 
-def add_groups(parser, groups, skip: tuple[str, ...] = ()) -> None:
+def add_groups(parser, groups, skip: tuple[str, ...] = (), hidden=frozenset()) -> None:
     taken: dict[str, str] = {"--help": "bench", "-h": "bench"}
     for group in groups:
-        group.add_arguments(parser, taken, skip)
+        group.add_arguments(parser, taken, skip, hidden=group in hidden)
 
 
 def build(ns) -> RunConfig:
     """The checked, frozen RunConfig from parsed arguments (ConfigError names the flag)."""
     what = WhatOptions.build(namespace_values(ns, WhatOptions))
-    known = workloads.available()
+    known = catalog.available()
     names = tuple(dict.fromkeys(what.workload or known))
     unknown = [w for w in names if w not in known]
     if unknown:
         raise ConfigError(f"--workload: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
     device_own = device_own_options(ns, device.device)
-    wl_opts = {n: workloads.load(n).Options.build(namespace_values(ns, workloads.load(n).Options), what.preset)
+    wl_opts = {n: catalog.load(n).Options.build(namespace_values(ns, catalog.load(n).Options), what.preset)
                for n in names}
     _flags_without_effect(ns, names)
     return RunConfig(what.preset, names, device, device_own,
@@ -148,12 +161,12 @@ def device_own_options(ns, device: str):
 
 
 def _flags_without_effect(ns, names) -> None:
-    for name in workloads.available():
-        if name in names:
+    for name in catalog.available():
+        if name in names or catalog.load(name).Options in {catalog.load(n).Options for n in names}:
             continue
-        given = namespace_values(ns, workloads.load(name).Options)
+        given = namespace_values(ns, catalog.load(name).Options)
         if given:
-            flags = ", ".join(workloads.load(name).Options.flag_of(k) for k in given)
+            flags = ", ".join(catalog.load(name).Options.flag_of(k) for k in given)
             raise ConfigError(f"{flags}: only affects {name}, which is not selected (--workload)")
 
 
@@ -179,11 +192,10 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     more ranks than devices. Returns the config with the device resolved."""
     cfg = resolve_device(cfg)
     spec = devices.spec(cfg.device.device)
-    spec.check(cfg.device, cfg.device_own, cfg.common, [workloads.load(n) for n in cfg.workloads])
+    spec.check(cfg.device, cfg.device_own, cfg.common, [catalog.load(n) for n in cfg.workloads])
+    check_compile(cfg)
     for name in cfg.workloads:
-        workloads.load(name).check(cfg.common, cfg.options_of(name), spec)
-    check_serving_eager(cfg)
-    check_endpoints(cfg)
+        catalog.load(name).check(cfg.common, cfg.options_of(name), spec)
     _check_ranks(cfg, spec)
     check_rendezvous(cfg.launch)
     check_writable(cfg.output.out)
@@ -191,22 +203,13 @@ def check_before_run(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def check_serving_eager(cfg: RunConfig) -> None:
-    serving = [n for n in cfg.workloads if workloads.load(n).serves]
-    if cfg.device.compile and serving:
-        raise ConfigError(f"--compile: the serving engine runs eager ({', '.join(serving)} would not be compiled); "
-                          "drop --compile, or run the other workloads apart")
-
-
-def check_endpoints(cfg: RunConfig) -> None:
-    """A server named by --endpoint must answer as an OpenAI-compatible one before anything runs."""
-    for name in cfg.workloads:
-        options = cfg.options_of(name)
-        if getattr(options, "endpoint", None) is not None:
-            from bench.core.endpoint import base_url
-            from bench.serve.http import probe
-
-            probe(base_url(options.endpoint), options.api_key())
+def check_compile(cfg: RunConfig) -> None:
+    """--compile with a workload that runs eager is refused, saying why."""
+    for name in cfg.workloads if cfg.device.compile else ():
+        why = catalog.load(name).eager
+        if why:
+            raise ConfigError(f"--compile: {why} ({name} would not be compiled); drop --compile, or run the other "
+                              "workloads apart")
 
 
 def check_temporary() -> None:

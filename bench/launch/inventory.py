@@ -8,8 +8,8 @@ import os
 from bench.devices import registry as devices
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.registry import build_collector
+from bench.launch import catalog
 from bench.measure.options import MeasureOptions
-from workloads import registry as workloads
 from workloads.common import PRESETS
 
 
@@ -36,9 +36,9 @@ def _collectors() -> list[dict]:
 
 def _workloads() -> list[dict]:
     rows = []
-    for name, target in workloads.available().items():
+    for name, target in catalog.available().items():
         try:
-            desc = workloads.load(name).description
+            desc = catalog.load(name).description
         except Exception as exc:  # noqa: BLE001 - a broken plug-in is listed with its reason
             desc = f"(cannot import: {exc})"
         rows.append({"workload": name, "description": desc, "from": target})

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import bench
 from bench.core.scratch import clean_stale, scratch_dir
 from bench.devices import registry as devices
+from bench.launch import catalog
 from bench.devices.cpu.collectors import HOST_PERIOD_S
 from bench.launch.config import RunConfig
 from bench.launch.runners import InlineRunner, Interrupted, ProcessRunner
@@ -41,7 +42,6 @@ from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
                                 variant_label)
-from workloads import registry as workloads
 
 
 class NullView:
@@ -108,8 +108,8 @@ class Launcher:
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
         most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
-        self.view.begin(c, [(n, most, workloads.load(n).variant_count(c.options_of(n)),
-                             "req" if workloads.load(n).serves else "steps") for n in c.workloads])
+        self.view.begin(c, [(n, most, catalog.scenario(n).count(c.options_of(n)), catalog.scenario(n).unit)
+                            for n in c.workloads])
         if stale:
             self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
                            f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
@@ -139,9 +139,9 @@ class Launcher:
 
     # -- one workload: each of its variants, each with all its repeats ------------------------------
     def run_variants(self, runner, name: str, index: int, report: Report) -> bool:
-        """Every variant the workload asks for (serving: each offered rate; a capacity search chooses
+        """Every variant its scenario asks for (serving: each offered rate; a capacity search chooses
         the next from the last result). False when interrupted."""
-        plan = workloads.load(name).variants(self.cfg.options_of(name))
+        plan = catalog.scenario(name).variants(self.cfg.options_of(name))
         variant = next(plan, None)
         while variant is not None:
             result = self.run_workload(runner, name, index, variant)
@@ -163,7 +163,7 @@ class Launcher:
         """The repeats of one workload until its stopping rule is met (bench/measure/stopping.py)."""
         outcomes = []
         variant = json.loads(json.dumps(variant or {}))  # as the worker will see it: lists, not tuples
-        until = Until.of(self.cfg.measure, workloads.load(name).main_metric)
+        until = Until.of(self.cfg.measure, catalog.load(name).main_metric)
         while until.more():
             r = len(outcomes)
             self.view.job(name, index, r, variant_label(variant))
@@ -315,9 +315,9 @@ class Launcher:
         if shared:
             result.warn("contended", "; ".join(shared) + (f" ({helps})" if helps else ""))
         try:
-            result.workload_metrics = workloads.load(result.workload).metrics(
+            result.workload_metrics = catalog.load(result.workload).metrics(
                 result.timing.measured, result.params, self.options(result.workload, result.variant))
-            repeat_figures(result, workloads.load(result.workload), self.options(result.workload, result.variant))
+            repeat_figures(result, catalog.load(result.workload), self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")
 

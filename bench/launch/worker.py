@@ -14,15 +14,14 @@ from datetime import timedelta
 from bench.core.errors import BenchError
 from bench.model.fields import null_non_finite, plain
 from bench.devices import registry as devices
+from bench.launch import catalog
 from bench.launch.config import RunConfig
 from bench.launch.events import EventWriter
 from bench.measure.environment import collect_environment
-from bench.measure.runner import Clock, Measurement
+from bench.measure.runner import Clock
 from bench.measure.signals import deferred, interrupt_on_sigterm
 from bench.model.derive import core_metrics
 from bench.model.report import Result
-from bench.serve.scenario import scenario_for
-from workloads import registry as workloads
 
 PROGRESS_EVERY_S = 0.1
 
@@ -63,9 +62,9 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
          environment=plain(collect_environment(backend)))
     variant = job.get("variant") or {}
     options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
-    wl = workloads.load(name)(cfg.common, options, backend, rank, world)
-    scenario = scenario_for(job, _server_argv(cfg, options)) if wl.serves else Measurement
-    out = scenario(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
+    wl = catalog.load(name)(cfg.common, options, backend, rank, world)
+    measurement = catalog.scenario(name).measurement(job, cfg, options)
+    out = measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),
                    tree_root=job.get("tree_root"), variant=variant).run()
     peak, source = _peak(backend, cfg)
     out.result.metrics = core_metrics(out.result.timing, out.result.flops_per_step, peak, source)
@@ -77,15 +76,6 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     with deferred():
         emit("result", **payload)
     return payload, backend
-
-
-def _server_argv(cfg: RunConfig, options) -> list[str] | None:
-    """How to start `bench serve` for a serving workload that asks for it (--engine http)."""
-    if getattr(options, "engine", None) != "http" or getattr(options, "endpoint", None) is not None:
-        return None
-    from bench.launch.serving import serve_argv
-
-    return serve_argv(cfg, options)
 
 
 def _backend(cfg: RunConfig, local: int, rank: int, world: int, job: dict):

@@ -9,6 +9,7 @@ others (bench/analysis/load.py isolated). Rendered.emit then writes it all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -66,8 +67,6 @@ def export_text(kind: str, comparison) -> str:
     from bench.render.frame import comparison_frame
     from bench.render.html import render
     from bench.render.tables import csv_text, markdown_text
-    from bench.render.vllm import vllm_text
-
     if kind == "vllm_json":
         return vllm_text(comparison)
     if kind == "csv":
@@ -77,6 +76,14 @@ def export_text(kind: str, comparison) -> str:
     if kind == "html":
         return render(comparison)
     return document_text(comparison) + "\n"
+
+
+def vllm_text(comparison) -> str:
+    """vLLM's result JSON, one object per line, of every serving repeat compared (bench/serve/maths/vllm.py)."""
+    from bench.serve.maths.vllm import vllm_results
+
+    lines = [json.dumps(r, allow_nan=False, default=str) for r in vllm_results(s.report for s in comparison.sources)]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def document_text(comparison) -> str:

@@ -1,13 +1,25 @@
-"""Serving: an engine that batches requests at every decode step (or in static batches), the
-OpenAI-compatible HTTP app in front of it, and the load generator's in-process client.
+"""The serving scenario, all of it in one home: how requests arrive, who serves them, and what their
+times say. A generating workload offers its model (workloads/blender_servable.py: an executor of
+protocol.py's `Executor`); the scenario drives it, as MLPerf LoadGen drives a system under test.
 
+    maths/       the pure serving maths (imports core and model only; analysis and render read it):
+                 records.py the typed per-request record and each per-request figure (TTFT, e2e, TPOT,
+                 ITL, queue, late) once, its origin a parameter; metrics.py a session's figures and SLO
+                 verdicts; tails.py LoadGen's early stopping; capacity.py the capacity search, its plan
+                 and the bracket; vllm.py the vLLM result export
+    arrivals.py  when requests arrive: Poisson, gamma, constant, ramps, a file
+    plan.py      what a session asks: its plan, output lengths, a conversation's user turns
+    options.py   the engine's, the load's and the HTTP server's options, declared once
+    workload.py  blender-serve: the scenario's checks, plan, identity and figures over a served model
+    scenario.py  serving as a measured scenario of `bench run`, the HTTP server's session (`bench
+                 serve`), and the results a run makes (rates, capacity probes)
     protocol.py  what a client hands an engine and gets back (requests, events, one step's record)
     engine.py    the scheduler: FIFO admission, batching policy, stop rules, cancellation
-    blender.py   the model side: BlenderBot's encoder and decoder over rows of different ages
     session.py   an open-loop session: arrivals through a client, every token's time recorded
-    scenario.py  serving as a measured scenario of `bench run`, and the HTTP server's session
-    api.py       the API's bodies, responses and errors (OpenAI's shapes)
-    app.py       the FastAPI app; loop.py the engine's thread, metrics and records behind it
-    text.py      prompts and messages to token ids, ids to text
-    server.py    uvicorn, draining on SIGTERM; options.py the server's options
+    loads.py     a plan's schedule: open and closed loops, conversations
+    http.py      the load generator's HTTP client; remote.py an endpoint's probe and warm-up;
+                 spawn.py `bench serve` started by a run
+    api.py       the API's bodies, responses and errors (OpenAI's shapes); app.py the FastAPI app;
+                 loop.py the engine's thread, metrics and records behind it; text.py prompts and
+                 messages to token ids, ids to text; server.py uvicorn, draining on SIGTERM
 """

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from bench.core.arrivals import ServingPlan
+from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest, Trace
 
 

@@ -1,12 +1,146 @@
-"""The HTTP server's own options (`bench serve` also takes the device, model and engine groups)."""
+"""The serving scenario's options, declared once: the engine's (`bench serve` and `bench run
+--workload blender-serve` both take them), the load's, its SLOs and who serves (blender-serve), and
+the HTTP server's own (`bench serve`)."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
+from bench.serve.arrivals import parse_load
+from bench.serve.http import base_url
+from bench.serve.plan import parse_output_len
+
+# what `bench serve` has no use for: a request says what it wants, the engine runs eager, no FLOPs counted
+SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
+                "peak_tflops")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MS = 3_600_000  # an SLO is at most an hour
+
+
+@dataclass(frozen=True)
+class EngineOptions(Options):
+    """How the serving engine batches (`bench serve` takes this group; blender-serve adds its load)."""
+
+    title = "serving engine"
+
+    batching: str = opt("continuous", "continuous: requests join the running batch at every decode step and leave "
+                                      "when done; static: a batch runs to completion before the next starts",
+                        choices=("continuous", "static"))
+    max_batch: int = opt(8, "requests decoded together at most", minimum=1, maximum=1024)
+    max_tokens_in_flight: int | None = opt(None, "admission budget: prompt + max new tokens summed over the running "
+                                                 "requests (default: only --max-batch bounds them)", minimum=1,
+                                           maximum=1 << 24)
+    batch_wait_ms: float = opt(10.0, "static batching: how long the oldest waiting request holds a batch open for "
+                                     "more", minimum=0, maximum=60_000)
+
+
+@dataclass(frozen=True)
+class ServeOptions(EngineOptions):
+    title = "blender-serve"
+    description = "serving under load: requests arrive on their own schedule, queue, and are served by the engine"
+    presets = {"tiny": {"qps": (20.0,), "requests": 480, "slo_ttft_ms": 250.0},
+               "seed": {"qps": (1.0,), "requests": 480, "slo_ttft_ms": 1000.0}}
+
+    qps: tuple[float, ...] | None = opt(None, "offered rates, requests per second (conversations: conversations per "
+                                              "second); each rate is a result of its own", exclusive_minimum=0,
+                                        maximum=100_000, preset=True, metavar="R,R,...")
+    load: str = opt("poisson", "poisson; gamma:B (gamma gaps of shape B, vLLM's burstiness: below 1 burstier, 1 "
+                               "Poisson); constant (evenly spaced); concurrency:N (closed loop: N in flight, the next "
+                               "sent as one is answered; --qps unused)", metavar="poisson|gamma:B|constant|concurrency:N")
+    ramp_up_s: float = opt(0.0, "raise the offered rate linearly from 0 over the first S seconds (concurrency: start "
+                                "the N requests spread over S)", minimum=0, maximum=86_400, metavar="S")
+    arrivals_as_drawn: bool = opt(False, "keep drawn gaps as drawn (by default they are rescaled so that the last of N "
+                                         "requests arrives at N / rate, as vLLM does: the realised rate is the offered)")
+    arrivals: str | None = opt(None, "replay arrivals from a file instead: lines of `seconds_since_start "
+                                     "prompt_tokens`, non-decreasing, # comments", metavar="FILE")
+    requests: int | None = opt(None, "requests per session (per rate and repeat); a valid p99 verdict needs 459 or more",
+                               minimum=2, maximum=1_000_000, preset=True)
+    conversations: int | None = opt(None, "multi-turn: this many conversations of --turns requests each, started at "
+                                          "--qps; each next turn carries the dialogue so far (instead of --requests)",
+                                    minimum=1, maximum=100_000)
+    turns: int = opt(3, "turns per conversation", minimum=1, maximum=1000)
+    think_time_s: float = opt(0.0, "from an answer to its conversation's next turn", minimum=0, maximum=3600,
+                              metavar="S")
+    output_len: str = opt("fixed", "output lengths: fixed (--new-tokens each); normal:SD (around --new-tokens, aiperf's "
+                                   "--osl-stddev); eos (EOS-like stops: each token ends the reply with probability "
+                                   "1 / --new-tokens); at most 4x --new-tokens; each request asks for exactly its own",
+                          metavar="fixed|normal:SD|eos")
+    warmup_requests: int = opt(0, "the first N requests by arrival are served but left out of the figures", minimum=0,
+                               maximum=1_000_000)
+    cooldown_requests: int = opt(0, "the last N requests by arrival are served but left out of the figures",
+                                 minimum=0, maximum=1_000_000)
+    slo_ttft_ms: float | None = opt(None, "service-level objective on time to first token (queueing included)",
+                                    exclusive_minimum=0, maximum=MS, preset=True)
+    slo_tpot_ms: float | None = opt(None, "service-level objective on time per output token, (e2e - TTFT) / "
+                                          "(tokens - 1)", exclusive_minimum=0, maximum=MS)
+    slo_e2e_ms: float | None = opt(None, "service-level objective on end-to-end latency", exclusive_minimum=0,
+                                   maximum=MS)
+    find_capacity: bool = opt(False, "probe rates for the highest whose p99s meet the SLOs, starting from the first "
+                                     "--qps (doubling, then bisecting to within 15 %); prints its plan first")
+    max_probes: int = opt(8, "rates --find-capacity may try", minimum=2, maximum=32)
+    max_probe_s: float = opt(600.0, "--find-capacity: the longest a probe's arrivals may last; a slower rate gets fewer "
+                                    "requests and a provisional verdict", minimum=1, maximum=86_400, metavar="S")
+    engine: str = opt("in-process", "who serves: in-process (bench's engine in the worker); http (`bench serve` "
+                                    "started on a free local port, loaded over HTTP)", choices=("in-process", "http"))
+    endpoint: str | None = opt(None, "load the OpenAI-compatible server at this base URL instead (bench serve, vLLM, "
+                                     "TGI, ...)", metavar="URL")
+    api: str = opt("completions", "over HTTP: completions (prompts as token ids: the in-process prompts) or chat "
+                                  "(messages as text; needs --data shipped)", choices=("completions", "chat"))
+    endpoint_model: str | None = opt(None, "over HTTP: the model to ask for (default: the first of /v1/models)",
+                                     metavar="NAME")
+    api_key_env: str | None = opt(None, "over HTTP: the environment variable holding the API key (sent as a bearer "
+                                        "token, never written anywhere)", metavar="VAR")
+    request_timeout_s: float = opt(600.0, "over HTTP: a request not answered within this is counted as a timeout",
+                                   exclusive_minimum=0, maximum=86_400, metavar="S")
+
+    @property
+    def http(self) -> bool:
+        return self.engine == "http" or self.endpoint is not None
+
+    def check(self) -> None:
+        load = parse_load(self.load)
+        parse_output_len(self.output_len)
+        self._check_load(load)
+        self._check_http()
+
+    def _check_load(self, load) -> None:
+        if self.arrivals is not None and str(load) != "poisson":
+            raise ConfigError("--load: an --arrivals file gives the arrival times itself")
+        if self.find_capacity and (self.arrivals is not None or not load.open or self.conversations):
+            raise ConfigError("--find-capacity: probes offered rates of single requests; it cannot replay --arrivals, "
+                              "nor drive a closed loop or conversations")
+        if self.find_capacity and not any((self.slo_ttft_ms, self.slo_tpot_ms, self.slo_e2e_ms)):
+            raise ConfigError("--find-capacity: needs an SLO (--slo-ttft-ms, --slo-tpot-ms or --slo-e2e-ms)")
+        if self.conversations and (not load.open or self.arrivals is not None):
+            raise ConfigError("--conversations: their first turns arrive as --load draws them; not with "
+                              "concurrency:N or --arrivals")
+        n = self.conversations * self.turns if self.conversations else self.requests
+        if n is not None and self.warmup_requests + self.cooldown_requests >= n:
+            raise ConfigError(f"--warmup-requests + --cooldown-requests: must leave some of the {n} requests measured")
+
+    def _check_http(self) -> None:
+        if self.engine == "http" and self.endpoint is not None:
+            raise ConfigError("--engine http starts bench serve itself; --endpoint names a server already running: "
+                              "give one of them")
+        if self.api == "chat" and not self.http:
+            raise ConfigError("--api chat: the in-process engine takes token ids; chat is for --endpoint or --engine http")
+        if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
+            raise ConfigError("--api-key-env: the name of an environment variable (letters, digits, _)")
+        if self.endpoint is not None:
+            base_url(self.endpoint)
+
+    def api_key(self) -> str | None:
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(f"--api-key-env {self.api_key_env}: that environment variable is not set")
+        return key
+
 
 _HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,253}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")

@@ -78,7 +78,8 @@ class StepRecord:
 
 
 class Executor(Protocol):
-    """The model side of an engine (blender.py; a fake in tests): rows that each hold one request."""
+    """The model side of an engine (a generating workload offers one: workloads/blender_executor.py; a fake in
+    tests): rows that each hold one request. Met by shape: the workload does not import this module."""
 
     max_source: int  # the longest prompt it takes
     max_tokens: int  # the most tokens one request may generate

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 
-from bench.core.endpoint import base_url, is_local
+from bench.serve.http import base_url, is_local
 from bench.core.errors import BenchError
 from bench.measure.warmup import until_steady
 from bench.model.report import ServedBy

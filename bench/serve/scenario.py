@@ -17,22 +17,31 @@ go in the request log, and `Result.served_by` says who served.
 `ApiMeasurement` (bench serve): the in-process warm-up, then the HTTP server until it is stopped;
 with `--report`, the requests it answered are the session's records.
 
+`SERVING` is the scenario launch's table gives blender-serve: the results a run makes (one per
+offered rate, or the probes of a capacity search, each chosen from the last result), what it says
+before it starts (a search's plan and worst case), and which measurement a job gets.
+
 Graph compiles are counted per phase by the runner's phases (bench/measure/compiles.py), as for every
 workload; one while measuring is a `compiled_while_measuring` warning (a shape the warm-up did not cover).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
-from bench.core.arrivals import ServingPlan
 from bench.measure.runner import Measurement
+from bench.measure.scenario import Scenario
 from bench.measure.warmup import until_steady
 from bench.model.report import Repeat, Result, ServedBy
-from bench.serve.blender import BlenderExecutor
+from bench.serve.arrivals import parse_load
 from bench.serve.engine import Engine
+from bench.serve.maths.capacity import capacity_plan, capacity_search
+from bench.serve.options import ServerOptions
+from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest
 from bench.serve.session import InProcessClient, add_steps, busy_steps, request_log, run_session
+from bench.serve.workload import BlenderServe
 
 
 class ServingMeasurement(Measurement):
@@ -81,8 +90,7 @@ class ServingMeasurement(Measurement):
         with self.phase("warmup"):
             self.sink.progress("warmup", 0, n)
             t0 = time.perf_counter_ns()
-            self.executor = BlenderExecutor(self.wl.model, self.backend, precision=self.wl.common.precision,
-                                            **self.limits())
+            self.executor = self.wl.served.executor(precision=self.wl.common.precision, **self.limits())
             self.executor.warmup()
             done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n))
             self.repeat.first_step_s = done.times[0] if done.times else None
@@ -121,7 +129,7 @@ class ServingMeasurement(Measurement):
         return HttpClient(self.endpoint, self.clock.now)
 
     def _steps(self) -> None:
-        rep, plan, o = self.repeat, self.wl.serving_plan(), self.wl.options
+        rep, plan, o = self.repeat, self.wl.plan, self.wl.options
         client, traces = self.client(), None
         self.sink.progress("measure", 0, len(plan.prompts))
         t0 = self.clock.now()
@@ -173,7 +181,7 @@ class ApiMeasurement(ServingMeasurement):
 
     def limits(self) -> dict:
         """Prompts up to --context-len, outputs up to the model's decoder positions."""
-        return {**super().limits(), "max_tokens": self.wl.config.max_position_embeddings}
+        return {**super().limits(), "max_tokens": self.wl.served.positions}
 
     def _steps(self) -> None:
         from bench.serve.loop import Recorder
@@ -191,12 +199,39 @@ class ApiMeasurement(ServingMeasurement):
                     recorder.fill(rep, self.result)
 
 
-def scenario_for(job: dict, server_argv=None):
-    """The Measurement class of a serving job: the HTTP server for `bench serve`, else a session
-    (server_argv: how to start `bench serve` for --engine http)."""
-    if job.get("api") is None:
-        return lambda *args, **kwargs: ServingMeasurement(*args, server_argv=server_argv, **kwargs)
-    from bench.serve.options import ServerOptions
+# -- the scenario: which results a run makes, and the measurement of each repeat ------------------------
+def variants(options):
+    """Each offered rate (--qps R,R,...), the probes of --find-capacity, or the options once."""
+    if options.find_capacity:
+        plan = capacity_plan(options)
+        yield from capacity_search(plan.start_qps, options.max_probes, plan.requests_at)
+    elif options.arrivals is not None or not options.qps or not parse_load(options.load).open:
+        yield {}
+    else:
+        for q in options.qps:
+            yield {"qps": (q,)}
 
-    server = ServerOptions.from_json(job["api"])
-    return lambda *args, **kwargs: ApiMeasurement(*args, server=server, **kwargs)
+
+def count(options) -> int | None:
+    if options.find_capacity:
+        return None
+    return len(options.qps) if options.arrivals is None and options.qps else 1
+
+
+def preamble(options) -> str | None:
+    """What a capacity search will do, and how long it can take, said before it starts."""
+    return capacity_plan(options).text() if options.find_capacity else None
+
+
+def measurement(job: dict, cfg, options):
+    """The HTTP server for `bench serve` (the job carries its options), else a session, with how to
+    start `bench serve` where the run serves over HTTP itself (--engine http)."""
+    if job.get("api") is not None:
+        return functools.partial(ApiMeasurement, server=ServerOptions.from_json(job["api"]))
+    from bench.serve.spawn import serve_argv
+
+    argv = serve_argv(cfg, options) if options.engine == "http" and options.endpoint is None else None
+    return functools.partial(ServingMeasurement, server_argv=argv)
+
+
+SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe)

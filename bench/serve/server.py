@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.serve.app import Service, create_app
@@ -22,14 +21,6 @@ from bench.serve.text import load_codec
 # an idle connection is kept this long (uvicorn's default, 5 s, races a client that reuses it at the same
 # moment: its next request meets a closed socket)
 KEEP_ALIVE_S = 75
-
-
-def served_name(model: str, given: str | None) -> str:
-    from workloads.models import BLENDER_CONFIGS
-
-    if given:
-        return given
-    return model if model in BLENDER_CONFIGS else Path(model).name
 
 
 def make_service(engine, codec, name: str, clock, recorder=None) -> Service:
@@ -43,8 +34,8 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
     """Serve until stopped (see the module's docstring). wl: the blender-serve workload, set up."""
     import uvicorn
 
-    codec = load_codec(wl.common.model, wl.config.vocab_size)
-    service = make_service(engine, codec, served_name(wl.common.model, options.served_model_name), clock, recorder)
+    codec = load_codec(wl.served)
+    service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
     # connections beyond what the queue and the rows can hold (plus room for health and metrics) get 503
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 
-from bench.core.arrivals import ServingPlan
+from bench.serve.plan import ServingPlan
 from bench.model.report import RequestLog
 from bench.serve.loads import Schedule
 from bench.serve.protocol import GenRequest, RequestRejected, StepRecord, Trace

@@ -17,6 +17,7 @@ import threading
 
 from bench.core.errors import BenchError
 from bench.core.proc import child_env, python_argv, stop_group
+from bench.serve.options import SERVE_UNUSED, EngineOptions
 
 READY_MARK = "listening on "
 START_TIMEOUT_S = 1800.0  # building and warming a large model on a slow device: a hang guard only
@@ -84,3 +85,16 @@ def _relay(stream, lines: queue.Queue) -> None:
         lines.put(None)
     with contextlib.suppress(OSError):
         stream.close()
+
+
+def serve_argv(cfg, options) -> list[str]:
+    """`bench serve`'s arguments that serve what this run would serve in-process (--engine http): the
+    same device, model, precision, seed and engine as the run's configuration (a launch RunConfig),
+    on 127.0.0.1 and a port of the system's choosing, with room in its queue for every request of a
+    session."""
+    engine = EngineOptions.build({f.name: getattr(options, f.name) for f, _, _ in EngineOptions.declared()})
+    own = cfg.device_own.argv() if cfg.device_own is not None else []
+    n = options.conversations * options.turns if options.conversations else (options.requests or 0)
+    waiting = min(1_000_000, max(256, n))
+    return ["--preset", cfg.preset, *cfg.device.argv(SERVE_UNUSED), *own, *cfg.common.argv(SERVE_UNUSED),
+            *engine.argv(), "--host", "127.0.0.1", "--port", "0", "--max-waiting", str(waiting), "--quiet"]

@@ -13,8 +13,6 @@ uses its template instead.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 PLACEHOLDER = "<|id:{}|>"
 
 
@@ -79,25 +77,7 @@ class Detokenizer:
         return f"{a} {b}" if a and b else a or b
 
 
-def load_codec(model: str, vocab_size: int) -> Codec:
-    """The codec of --model: the shipped tokenizer for the random-init presets, the checkpoint's own
-    tokenizer for a directory (none when it has none: prompts must then be token ids)."""
-    from workloads.models import BLENDER_CONFIGS
-
-    if model in BLENDER_CONFIGS:
-        from workloads.data import shipped_tokenizer
-
-        return Codec(shipped_tokenizer(min(vocab_size, 1000)), vocab_size)
-    return Codec(_checkpoint_tokenizer(Path(model)), vocab_size)
-
-
-def _checkpoint_tokenizer(path: Path):
-    from transformers import AutoTokenizer
-
-    from workloads.models import quiet_transformers
-
-    quiet_transformers()
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    except Exception:  # noqa: BLE001 - any loader fault means: no tokenizer there (ids only)
-        return None
+def load_codec(servable, vocab_size: int | None = None) -> Codec:
+    """The codec of a servable model (workloads/blender_servable.py): its tokenizer, or ids only, over
+    its vocabulary (or `vocab_size` ids)."""
+    return Codec(servable.tokenizer(), vocab_size or servable.vocab_size)

@@ -1,5 +1,7 @@
-"""The configuration of a `bench serve` session: one in-process repeat of blender-serve whose
-measured part is the HTTP server, built from the option groups their owners declare."""
+"""The configuration of the `bench serve` command: one in-process repeat of the serving scenario
+(bench/serve/scenario.py) whose measured part is the HTTP server, built from the option groups their
+owners declare. The model is checked by the served workload's own check (its `servable`), with no
+load generator built."""
 
 from __future__ import annotations
 
@@ -12,19 +14,15 @@ from bench.core.errors import ConfigError
 from bench.core.options import Options, namespace_values
 from bench.devices import registry as devices
 from bench.devices.options import DeviceOptions
-from bench.launch.config import (PresetOptions, RunConfig, add_groups, check_serving_eager, check_temporary,
-                                 check_writable, device_groups, device_own_options, resolve_device)
+from bench.launch.config import (PresetOptions, RunConfig, add_groups, check_temporary, check_writable,
+                                 device_groups, device_own_options, resolve_device)
 from bench.launch.options import LaunchOptions, OutputOptions
 from bench.measure.options import MeasureOptions, TelemetryOptions
-from bench.serve.options import ServerOptions
-from workloads import registry as workloads
-from workloads.blender_serve import EngineOptions
+from bench.serve.options import SERVE_UNUSED, EngineOptions, ServeOptions, ServerOptions
+from bench.serve.workload import BlenderServe
 from workloads.common import CommonOptions
 
-SERVE_WORKLOAD = "blender-serve"
-# options a server has no use for (a request says what it wants; the engine runs eager; no FLOPs counted)
-SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
-                "peak_tflops")
+SERVE_WORKLOAD = BlenderServe.name
 SERVE_EXTRA = ("fastapi", "uvicorn", "pydantic", "prometheus_client")
 
 
@@ -45,7 +43,7 @@ def build_serve(ns) -> tuple[RunConfig, ServerOptions]:
     server = ServerOptions.build(namespace_values(ns, ServerOptions))
     hz = TelemetryOptions.build(namespace_values(ns, TelemetryOptions)).sample_hz if server.report else 0.0
     engine = EngineOptions.build(namespace_values(ns, EngineOptions))
-    serving = workloads.load(SERVE_WORKLOAD).Options.build(engine.to_json())
+    serving = ServeOptions.build(engine.to_json())
     cfg = RunConfig(preset, (SERVE_WORKLOAD,), device, device_own_options(ns, device.device),
                     CommonOptions.build(namespace_values(ns, CommonOptions), preset),
                     MeasureOptions.build({"repeats": 1, "warmup": 1, "steps": 2, "sample_hz": hz}),
@@ -60,10 +58,8 @@ def check_before_serve(cfg: RunConfig, server: ServerOptions) -> RunConfig:
     if missing:
         raise ConfigError(f"bench serve needs the serve extra ({', '.join(missing)} missing): pip install 'bench[serve]'")
     cfg = resolve_device(cfg)
-    wl = workloads.load(SERVE_WORKLOAD)
-    devices.spec(cfg.device.device).check(cfg.device, cfg.device_own, cfg.common, [wl])
-    wl.check_model(cfg.common)
-    check_serving_eager(cfg)
+    devices.spec(cfg.device.device).check(cfg.device, cfg.device_own, cfg.common, [BlenderServe])
+    BlenderServe.servable().check(cfg.common)
     check_listen(server.host, server.port)
     if server.report:
         check_writable(cfg.output.out)
@@ -85,33 +81,3 @@ def check_listen(host: str, port: int) -> None:
         except OSError as exc:
             what = "in use (another server?)" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
             raise ConfigError(f"--host {host} --port {port}: cannot listen there: {what}") from None
-
-
-def group_argv(group: Options, skip: tuple[str, ...] = ()) -> list[str]:
-    """The flags that rebuild a group's values where they differ from its defaults."""
-    out: list[str] = []
-    for f, _, _ in type(group).declared():
-        value = getattr(group, f.name)
-        if f.name in skip or value is None or value == f.default:
-            continue
-        flag = type(group).flag_of(f.name)
-        if value is True:
-            out.append(flag)
-        elif value is not False:
-            out += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
-    return out
-
-
-def serve_argv(cfg: RunConfig, options) -> list[str]:
-    """`bench serve`'s arguments that serve what this run would serve in-process (--engine http): the
-    same device, model, precision, seed and engine, on 127.0.0.1 and a port of the system's choosing,
-    with room in its queue for every request of a session."""
-    engine = EngineOptions.build({k: getattr(options, k) for k in EngineOptions.__dataclass_fields__
-                                  if "option" in EngineOptions.__dataclass_fields__[k].metadata})
-    own = group_argv(cfg.device_own) if cfg.device_own is not None else []
-    n = options.conversations * options.turns if options.conversations else (options.requests or 0)
-    waiting = min(1_000_000, max(256, n))
-    return ["--preset", cfg.preset, *group_argv(cfg.device, SERVE_UNUSED), *own,
-            *group_argv(cfg.common, SERVE_UNUSED), *group_argv(engine), "--host", "127.0.0.1", "--port", "0",
-            "--max-waiting", str(waiting), "--quiet"]
-

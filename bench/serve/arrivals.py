@@ -26,38 +26,6 @@ from dataclasses import dataclass
 from bench.core.errors import ConfigError
 from bench.core.text import read_lines
 
-
-@dataclass(frozen=True)
-class ServingPlan:
-    """One session's requests (bench/serve/session.py sends them). Open loop: one arrival per request,
-    or per conversation whose first turn it is (`turns` > 1: a conversation's next turn arrives
-    `think_s` after its previous answer, and carries the dialogue so far, cut to its last
-    `context_len` tokens). Closed loop (`concurrency`): no arrivals; that many requests are in flight,
-    the first ones spread over `ramp_s`, and the next is sent when one is answered."""
-
-    arrivals: tuple[float, ...]  # seconds from the session's start, non-decreasing
-    prompts: tuple[tuple[int, ...], ...]  # each request's prompt (a conversation's: each user turn), token ids
-    new_tokens: tuple[int, ...]  # each request's output length, exactly
-    texts: tuple[str, ...] | None = None  # each prompt's text, for an API that takes messages
-    turns: int = 1
-    think_s: float = 0.0
-    concurrency: int | None = None
-    ramp_s: float = 0.0
-    context_len: int | None = None
-
-    def __post_init__(self):
-        if len(self.prompts) != len(self.new_tokens) or (self.texts is not None and len(self.texts) != len(self.prompts)):
-            raise ValueError("a serving plan needs one prompt, one output length (and one text) per request")
-        if self.concurrency is None and len(self.arrivals) * self.turns != len(self.prompts):
-            raise ValueError("an open-loop plan needs one arrival per request (or per conversation of `turns`)")
-        if self.concurrency is not None and (self.arrivals or self.turns != 1 or self.concurrency < 1):
-            raise ValueError("a closed-loop plan has no arrivals, single turns and a concurrency of at least 1")
-
-    @property
-    def prompt_tokens(self) -> list[int]:
-        return [len(p) for p in self.prompts]
-
-
 MAX_FILE_BYTES = 16 * 2**20
 MAX_REQUESTS = 1_000_000
 

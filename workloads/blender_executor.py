@@ -1,5 +1,10 @@
-"""The model side of the engine for BlenderBot-small: its encoder and decoder, one decode step at a
-time over rows that joined at different steps.
+"""The model side of the serving engine for BlenderBot-small: its encoder and decoder, one decode
+step at a time over rows that joined at different steps.
+
+This is what blender-generate offers the serving scenario (bench/serve/): an executor of the engine's
+`Executor` protocol (bench/serve/protocol.py), met by shape — a workload does not import the scenario.
+A request is read by its fields as the protocol's `GenRequest` has them (id, prompt, min_tokens,
+sampling: temperature, top_p, seed, greedy).
 
 Own tensors around the model's public modules (the embeddings, layer norms, attention projections
 and feed-forward layers of the encoder and the decoder, as transformers names them from 4.40 to
@@ -32,7 +37,6 @@ import random
 from dataclasses import dataclass
 
 from bench.core.errors import BenchError
-from bench.serve.protocol import GenRequest, Sampling
 
 
 class Ladder:
@@ -52,9 +56,26 @@ class Ladder:
         return next(r for r in self.rungs if r >= n) if self.static else n
 
 
+@dataclass(frozen=True)
+class _Greedy:
+    greedy: bool = True
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A request as the executor reads one (the fields of bench/serve/protocol.py's GenRequest)."""
+
+    id: str
+    prompt: tuple[int, ...]
+    max_tokens: int = 1
+    min_tokens: int = 0
+    sampling: _Greedy = _Greedy()
+
+
 @dataclass
 class _Row:
-    request: GenRequest
+    request: object  # a GenRequest
     source: int  # prompt length
     token: int  # its next decoder input: the start token, then its last token
     pos: int = 0  # that input's decoder position: the tokens it has so far
@@ -94,7 +115,7 @@ class BlenderExecutor:
         self.scale = self._embedding_scale()
 
     # -- the Executor protocol -----------------------------------------------------------------------
-    def step(self, joining: list[GenRequest]) -> dict[str, int]:
+    def step(self, joining: list) -> dict[str, int]:
         self.last_flops = self._flops(joining)
         with self._compute():
             if joining:
@@ -132,7 +153,7 @@ class BlenderExecutor:
                         shapes += 1
         return shapes
 
-    def _flops(self, joining: list[GenRequest]) -> float:
+    def _flops(self, joining: list) -> float:
         """Matmul FLOPs of a step on its real rows and tokens, not the padding a static-shape device
         adds: each joiner's encoder pass and cross-attention keys and values over its own prompt, and
         every row's decoder step at its own position over its own source, with the LM head — the
@@ -155,7 +176,7 @@ class BlenderExecutor:
         return row, 4 * n * d, enc, 4 * c.encoder_layers * d, 4 * n * d * d
 
     # -- joining: the encoder pass and each layer's cross-attention keys and values ------------------
-    def _join(self, requests: list[GenRequest]) -> None:
+    def _join(self, requests: list) -> None:
         n = len(requests)
         rows = self.rows.fit(n)
         width = self.width.fit(max(len(r.prompt) for r in requests))
@@ -324,7 +345,7 @@ class BlenderExecutor:
         for scale in dict.fromkeys((float(getattr(self.decoder, "embed_scale", 1.0)), 1.0)):
             self.scale = scale
             with torch.inference_mode():
-                self._join([GenRequest("probe", prompt, 1)])
+                self._join([_Probe("probe", prompt)])
                 logits = self._logits(*self._view(), *self._inputs(1))[0]
             self.drop(["probe"])
             errors[scale] = float((logits - ref).abs().max())
@@ -335,7 +356,7 @@ class BlenderExecutor:
         return best
 
 
-def _generator(sampling: Sampling):
+def _generator(sampling):
     if sampling.greedy:
         return None
     import torch
@@ -344,7 +365,7 @@ def _generator(sampling: Sampling):
     return torch.Generator().manual_seed(seed)
 
 
-def sample(logits_row, sampling: Sampling, generator) -> int:
+def sample(logits_row, sampling, generator) -> int:
     """One token from a row of logits: temperature, then top-p (the smallest set of most likely
     tokens whose probability reaches top_p), drawn with the request's own generator (on the host)."""
     import torch

@@ -1,0 +1,235 @@
+"""A serving session's figures, each defined once, over the typed request records (records.py).
+
+Figures, from every request in the measured window of every repeat (warm-up and cool-down requests
+are left out), as `workload_metrics` keys:
+
+    offered_qps       the rate asked for (--qps; conversations: offered_conversations_per_s, their turns
+                      follow answers); realised_qps: requests / (last arrival - session start)
+    achieved_qps      completions / (last completion - first arrival), with its 95 % interval (over
+                      repeats; with one repeat, Garwood's interval of the completions as a Poisson count)
+    ttft_s            first token - scheduled arrival (queueing and the generator's lateness included)
+    itl_s             every gap between consecutive token stamps of a request, pooled over requests
+    tpot_s            per request (e2e - TTFT) / (tokens - 1), requests of 2 tokens or more
+    e2e_s             last token - scheduled arrival; queue_s: batch start - arrival (in-process)
+    late_s            sent - scheduled arrival: how late the load generator sent (not in the latency)
+    new_tokens_per_s  new tokens over the achieved rate's span
+    slo_attainment    the share of requests meeting every SLO given (a failed request meets none);
+                      goodput_rps: those requests over the achieved rate's span (DistServe's goodput)
+    errors            requests that failed, and `errors.<code>` by reason
+    slo.*             per SLO (ttft, tpot, e2e): the bound, LoadGen's nearest-rank p99
+                      (`sorted[floor(0.99 n)]`), requests judged and over the bound; `slo.met` every
+                      SLO's p99 within its bound, `slo.valid` that verdict held at 99 % confidence
+                      (tails.py: LoadGen's early stopping; a failed request is over)
+
+Definitions as vLLM's `bench serve` (vllm/benchmarks/serve.py `calculate_metrics`) has them — TPOT,
+ITL, goodput (a request is good when every SLO holds; TPOT of a one-token request is 0) — except
+that latencies count from the scheduled arrival (MLPerf LoadGen's rule), not from when the request
+was sent, and rates are over first arrival to last completion, not from the benchmark's start.
+Percentiles in the summaries interpolate (numpy); the SLO verdicts read LoadGen's nearest rank.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.core import stats
+from bench.model.derive import summary
+from bench.model.report import Interval
+from bench.serve.maths import records as rec
+from bench.serve.maths import tails
+from bench.serve.maths.records import RequestRecord
+
+SLOS = ("ttft", "tpot", "e2e")
+PER_REQUEST = {"ttft": rec.ttft, "e2e": rec.e2e, "tpot": rec.tpot, "queue": rec.queue, "late": rec.late}
+
+
+@dataclass(frozen=True)
+class Session:
+    """One repeat's measured requests, and when the session began (None in older reports)."""
+
+    requests: list[RequestRecord]
+    start_s: float | None = None
+
+    @property
+    def done(self) -> list[RequestRecord]:
+        return [r for r in self.requests if r.done]
+
+    @property
+    def first_arrival(self) -> float | None:
+        return min((r.arrival_s for r in self.requests), default=None)
+
+    @property
+    def last_arrival(self) -> float | None:
+        return max((r.arrival_s for r in self.requests), default=None)
+
+    @property
+    def span(self) -> float | None:
+        """First arrival to last completion: the window the achieved rates count over."""
+        done = self.done
+        if not done:
+            return None
+        return max(r.finish_s for r in done) - self.first_arrival
+
+
+def sessions(repeats) -> list[Session]:
+    """The sessions of repeats that logged requests, their measured windows."""
+    return [Session(rec.records(r.requests), r.requests.session_start_s) for r in repeats
+            if r.requests is not None and r.requests.arrival_s]
+
+
+def values(sessions_: list[Session], figure: str) -> list[float]:
+    """One per-request figure over every request that has it (ITL: every gap, pooled)."""
+    if figure == "itl":
+        return [g for s in sessions_ for r in s.done for g in rec.itl(r)]
+    get = PER_REQUEST[figure]
+    return [v for s in sessions_ for r in s.requests if (v := get(r)) is not None]
+
+
+# -- the SLOs: LoadGen's claim per SLO, and the requests that meet every one ---------------------------
+@dataclass(frozen=True)
+class SloClaim:
+    slo: str
+    bound_s: float
+    p99_s: float | None  # LoadGen's nearest rank, over every judged request (a failed one is over)
+    claim: tails.TailClaim
+
+
+@dataclass(frozen=True)
+class SloVerdict:
+    bounds: dict  # every SLO's bound, None where not given
+    claims: list[SloClaim]
+    good: int  # requests meeting every SLO given
+    judged: int  # requests judged (every measured request, failed ones included)
+
+    @property
+    def met(self) -> bool:
+        return all(c.claim.met for c in self.claims)
+
+    @property
+    def valid(self) -> bool:
+        """Met and every claim holds, or missed and one miss holds (at LoadGen's confidence)."""
+        return all(c.claim.holds for c in self.claims) if self.met else any(c.claim.refuted for c in self.claims)
+
+    @property
+    def attainment(self) -> float:
+        return self.good / self.judged
+
+
+def judged(r: RequestRecord, origin: rec.Origin = "arrival") -> dict | None:
+    """A request's values as the SLOs judge them (a one-token request's TPOT is 0, as vLLM's); None
+    for a failed one, which meets none."""
+    if not r.done:
+        return None
+    return {"ttft": rec.ttft(r, origin), "e2e": rec.e2e(r, origin), "tpot": rec.tpot(r) or 0.0}
+
+
+def good(r: RequestRecord, slos: dict[str, float], origin: rec.Origin = "arrival") -> bool:
+    """A request meeting every SLO given (DistServe's, vLLM's goodput); a failed one meets none."""
+    j = judged(r, origin)
+    return j is not None and all(j[k] <= bound for k, bound in slos.items())
+
+
+def slo_verdict(sessions_: list[Session], slos: dict[str, float | None]) -> SloVerdict | None:
+    """Each SLO's claim and the good requests; None without an SLO or a request to judge."""
+    given = {k: v for k, v in slos.items() if v is not None}
+    requests = [r for s in sessions_ for r in s.requests]
+    if not given or not requests:
+        return None
+    rows = [judged(r) for r in requests]
+    claims = [_claim(rows, k, bound) for k, bound in given.items()]
+    return SloVerdict({k: slos.get(k) for k in SLOS}, claims, sum(good(r, given) for r in requests), len(rows))
+
+
+def _claim(rows: list[dict | None], slo: str, bound: float) -> SloClaim:
+    latencies = [None if j is None else j[slo] for j in rows]
+    c = tails.judge(latencies, bound)
+    done = sorted(v for v in latencies if v is not None)
+    return SloClaim(slo, bound, nearest_rank(done + [math.inf] * (c.n - len(done))), c)
+
+
+def nearest_rank(sorted_values: list[float], p: float = 0.99) -> float | None:
+    """LoadGen's percentile: sorted[floor(n p)] (None where it is a failed request, or none)."""
+    if not sorted_values:
+        return None
+    v = sorted_values[min(len(sorted_values) - 1, math.floor(len(sorted_values) * p))]
+    return v if math.isfinite(v) else None
+
+
+# -- rates ----------------------------------------------------------------------------------------------
+def achieved_interval(sessions_: list[Session]) -> Interval | None:
+    """Completions per second over first arrival to last completion: over repeats (t on the log
+    scale), or, for one repeat, Garwood's interval of its completions as a Poisson count."""
+    spans = [(len(s.done), s.span) for s in sessions_ if s.done]
+    spans = [(k, span) for k, span in spans if span > 0]
+    if not spans:
+        return None
+    if len(spans) >= 2:
+        d = stats.log_t_interval([k / span for k, span in spans])
+        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"], f"t interval over {len(spans)} repeats "
+                                                                           "(log scale)")
+    d = stats.count_rate_interval(*spans[0])
+    return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"],
+                    "1 repeat: Garwood's interval of its completions as a Poisson count; run-to-run variance unknown")
+
+
+def realised(s: Session) -> float | None:
+    """Requests over the time from the session's start to the last arrival (vLLM rescales its gaps
+    so that this is the offered rate); without the start, (n - 1) over first to last arrival."""
+    n, last = len(s.requests), s.last_arrival
+    if s.start_s is not None and last is not None and last > s.start_s:
+        return n / (last - s.start_s)
+    gap = (last - s.first_arrival) if last is not None else 0
+    return (n - 1) / gap if n > 1 and gap > 0 else None
+
+
+def busy_span(sessions_: list[Session]) -> float | None:
+    """The achieved rates' span summed over the sessions (None where nothing completed)."""
+    spans = [s.span for s in sessions_ if s.done]
+    total = sum(spans)
+    return total if spans and total > 0 else None
+
+
+def rates(sessions_: list[Session], verdict: SloVerdict | None) -> dict:
+    """Realised, achieved (with its interval), tokens and goodput rates over the sessions' spans."""
+    span = busy_span(sessions_)
+    tokens = sum(r.new_tokens for s in sessions_ for r in s.done)
+    return {"realised_qps": _mean([realised(s) for s in sessions_]), "achieved_qps": achieved_interval(sessions_),
+            "requests": sum(len(s.done) for s in sessions_),
+            "new_tokens_per_s": tokens / span if span else None,
+            "goodput_rps": verdict.good / span if span and verdict is not None else None}
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+# -- a session's figures, as the report keeps them --------------------------------------------------------
+def slo_figures(verdict: SloVerdict | None, slos: dict[str, float | None]) -> dict:
+    out: dict = {f"slo.{k}_s": slos.get(k) for k in SLOS}
+    if verdict is None:
+        return {**out, "slo.met": None, "slo.valid": None, "slo_attainment": None}
+    for c in verdict.claims:
+        out.update({f"slo.{c.slo}.p99_s": c.p99_s, f"slo.{c.slo}.n": c.claim.n, f"slo.{c.slo}.over": c.claim.over})
+    return {**out, "slo.met": verdict.met, "slo.valid": verdict.valid, "slo_attainment": verdict.attainment}
+
+
+def errors(sessions_: list[Session]) -> dict:
+    codes = [r.error for s in sessions_ for r in s.requests if not r.done]
+    return {"errors": len(codes), **{f"errors.{code}": codes.count(code) for code in sorted(set(codes))}}
+
+
+def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_e2e_s: float | None = None,
+                    slo_tpot_s: float | None = None) -> dict:
+    """The `workload_metrics` of a serving result from its repeats' request logs."""
+    found = sessions(repeats)
+    if not found:
+        return {}
+    slos = {"ttft": slo_ttft_s, "tpot": slo_tpot_s, "e2e": slo_e2e_s}
+    verdict = slo_verdict(found, slos)
+    talks = bool(params.get("conversations"))  # then --qps is the rate conversations start at, not requests
+    return {"offered_qps": None if talks else params.get("qps"),
+            "offered_conversations_per_s": params.get("qps") if talks else None, **rates(found, verdict),
+            **{f"{k}_s": summary(values(found, k)) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
+            **errors(found), **slo_figures(verdict, slos)}

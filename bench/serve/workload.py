@@ -1,0 +1,171 @@
+"""blender-serve: BlenderBot answering a support line's requests as they arrive — the serving
+scenario over blender-generate's model.
+
+The load (`--load`): a seeded Poisson process at --qps (the default), bursty gamma arrivals
+(`gamma:B`, vLLM's burstiness), evenly spaced ones (`constant`), the times an --arrivals file gives,
+or a closed loop of N requests in flight (`concurrency:N`); `--ramp-up-s` raises the rate from 0.
+Drawn gaps are rescaled so that the realised rate is the offered one (`--arrivals-as-drawn` keeps
+them). `--conversations N --turns K`: N conversations start at --qps, each next turn arriving
+--think-time-s after the previous answer with the dialogue so far as its prompt. Output lengths are
+--new-tokens each, or drawn (`--output-len`, with EOS-like stops); every request asks for exactly
+its length. The first --warmup-requests and last --cooldown-requests are served, not measured.
+
+Who serves (`--engine`, `--endpoint`): bench's engine in the worker (continuous batching by default,
+`--batching static` for whole batches), `bench serve` started by the run on a free local port and
+loaded over HTTP, or any OpenAI-compatible server at --endpoint. Every request's arrival, send,
+token times and finish are recorded on the run's clock; maths/metrics.py turns them into TTFT, ITL,
+TPOT and end-to-end percentiles, the achieved rate, SLO attainment, goodput and each SLO's verdict
+with its validity (LoadGen's early stopping).
+
+The model is the served workload's (`model_workload`): its `servable` (workloads/blender_servable.py)
+checks --model, builds the model, makes the prompts and the executor the engine drives. Each offered
+rate is a result of its own (`--qps 1,2,4,8`); `--find-capacity` searches for the highest rate whose
+p99s meet the SLOs (scenario.py says which results a run makes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar
+
+from bench.core.errors import ConfigError
+from bench.model.report import FigureSpec
+from bench.serve.arrivals import open_arrivals, parse_load, read_arrivals
+from bench.serve.maths.metrics import serving_metrics
+from bench.serve.options import ServeOptions
+from bench.serve.plan import ServingPlan, longest_output, output_lengths, user_turns
+from workloads import registry as workloads
+from workloads.base import Workload
+
+
+class BlenderServe(Workload):
+    name = "blender-serve"
+    description = "Serving under load: open or closed loop, conversations, in-process or over HTTP; latency, capacity"
+    tokens_are = "new tokens"
+    main_metric = "samples_per_s"
+    generates = True
+    eager = "the serving engine runs eager"  # --compile would not apply to it
+    model_workload: ClassVar[str] = "blender-generate"  # whose model it serves (its `servable`)
+    memory_flags = ("--max-batch", "--context-len", "--new-tokens")
+    Options = ServeOptions
+    figures = (FigureSpec("metrics.samples_per_s", "requests/s busy", "requests/s", "higher", lead=True),
+               FigureSpec("workload_metrics.offered_qps", "offered", "requests/s", "none"),
+               FigureSpec("workload_metrics.offered_conversations_per_s", "conversations offered", "conversations/s",
+                          "none"),
+               FigureSpec("workload_metrics.achieved_qps", "achieved", "requests/s", "higher"),
+               *(FigureSpec(f"workload_metrics.{key}_s.{stat}", f"{label} {name}", "s", "lower")
+                 for key, label in (("ttft", "TTFT"), ("itl", "ITL"), ("tpot", "TPOT"))
+                 for stat, name in (("median", "p50"), ("p90", "p90"), ("p99", "p99"))),
+               FigureSpec("workload_metrics.e2e_s.median", "e2e p50", "s", "lower"),
+               FigureSpec("workload_metrics.e2e_s.p99", "e2e p99", "s", "lower"),
+               FigureSpec("workload_metrics.queue_s.p99", "queue p99", "s", "lower"),
+               FigureSpec("workload_metrics.late_s.p99", "sent late p99", "s", "lower"),
+               FigureSpec("workload_metrics.new_tokens_per_s", "new tokens/s", "tokens/s", "higher"),
+               FigureSpec("workload_metrics.slo_attainment", "SLO met", "fraction", "higher"),
+               FigureSpec("workload_metrics.goodput_rps", "goodput", "requests/s", "higher"),
+               FigureSpec("workload_metrics.errors", "errors", "", "lower"))
+
+    @classmethod
+    def servable(cls):
+        """The served workload's model side (workloads/blender_servable.py)."""
+        return workloads.load(cls.model_workload).servable
+
+    @classmethod
+    def check(cls, common, options, device) -> None:
+        if options.endpoint is None:
+            cls.servable().check(common, common.new_tokens)
+        if options.arrivals is not None:
+            read_arrivals(options.arrivals)
+        elif not options.qps and parse_load(options.load).open:
+            raise ConfigError("--qps: blender-serve needs an offered rate (or --arrivals FILE, or --load concurrency:N)")
+        if common.beams != 1:
+            raise ConfigError("--beams: blender-serve generates greedily (beam search is not a serving setting)")
+        if options.api == "chat" and common.data != "shipped":
+            raise ConfigError("--api chat: messages are text; the synthetic data has none (use --data shipped)")
+        key = options.api_key()
+        if options.endpoint is not None:  # the server must answer as an OpenAI-compatible one before any work
+            from bench.serve.http import base_url, probe
+
+            probe(base_url(options.endpoint), key)
+
+    # -- set-up --------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """The model (in-process: to serve; `--engine http`: only its identity), a full batch of
+        warm-up prompts, and the session's plan where there is one (`bench serve` has none)."""
+        import torch
+
+        c, o = self.common, self.options
+        torch.manual_seed(c.seed)
+        self.served = self.servable()(c, self.backend)
+        if o.endpoint is None:
+            self.served.build(to_device=not o.http)
+        else:
+            self.served.identity = {**self.served.identity, "model": f"endpoint:{o.endpoint_model or '?'}"}
+        self.warm_prompts = self.served.prompts(o.max_batch, self.data_seed + 1)
+        self.plan, self.arrivals_hash = self._plan(), None
+        if o.arrivals is not None:
+            with open(o.arrivals, "rb") as fh:
+                self.arrivals_hash = hashlib.sha256(fh.read()).hexdigest()[:12]
+
+    @property
+    def model(self):
+        return self.served.model
+
+    def _plan(self) -> ServingPlan | None:
+        c, o = self.common, self.options
+        load, lengths, offsets = parse_load(o.load), None, ()
+        if o.arrivals is not None:
+            offsets, lengths = read_arrivals(o.arrivals)
+        elif o.qps and load.open:
+            count = o.conversations or o.requests
+            offsets = open_arrivals(load, o.qps[0], count, self.data_seed, o.arrivals_as_drawn, o.ramp_up_s)
+        elif load.open:
+            return None
+        n = len(offsets) * (o.turns if o.conversations else 1) if load.open else o.requests
+        prompts = self.served.prompts(n, self.data_seed, lengths)
+        if o.conversations:
+            prompts = user_turns(prompts, o.turns, c.context_len)
+        texts = self.served.texts(prompts) if o.api == "chat" else None
+        new = output_lengths(o.output_len, c.new_tokens, n, self.data_seed, self.max_output())
+        return ServingPlan(tuple(offsets), tuple(tuple(p) for p in prompts), new, texts,
+                           o.turns if o.conversations else 1, o.think_time_s,
+                           None if load.open else int(load.value), o.ramp_up_s if not load.open else 0.0,
+                           c.context_len)
+
+    def encode_text(self, text: str) -> list[int]:
+        """A reply's text as ids, where a server returned no ids."""
+        return self.served.encode_text(text)
+
+    def max_output(self) -> int:
+        """The longest output a request of this session can ask for."""
+        return longest_output(self.options.output_len, self.common.new_tokens, self.served.positions)
+
+    def params(self) -> dict:
+        c, o = self.common, self.options
+        load = parse_load(o.load)
+        return {**self.served.identity, "qps": o.qps[0] if o.qps and o.arrivals is None and load.open else None,
+                "load": str(load), "ramp_up_s": o.ramp_up_s or None,
+                "rescaled": None if o.arrivals is not None or load.kind in ("constant", "concurrency")
+                else not o.arrivals_as_drawn,
+                "arrivals": self.arrivals_hash, "arrival_seed": self.data_seed,
+                "requests": len(self.plan.prompts) if self.plan else None,
+                "conversations": o.conversations, "turns": o.turns if o.conversations else None,
+                "think_time_s": o.think_time_s if o.conversations else None, "output_len": o.output_len,
+                "window": f"{o.warmup_requests}+{o.cooldown_requests}" if o.warmup_requests or o.cooldown_requests
+                else None, "batching": o.batching, "max_batch": o.max_batch,
+                "max_tokens_in_flight": o.max_tokens_in_flight,
+                "batch_wait_ms": o.batch_wait_ms if o.batching == "static" else None, "context_len": c.context_len,
+                "new_tokens": c.new_tokens, "precision": c.precision, "data": c.data, "kv_cache": True,
+                "world_size": self.world_size}
+
+    def teardown(self) -> None:
+        self.served = self.plan = self.warm_prompts = None
+
+    @classmethod
+    def metrics(cls, repeats, params, options=None) -> dict:
+        def seconds(ms):
+            return ms / 1000 if ms else None
+
+        o = options
+        return serving_metrics(repeats, params, seconds(o and o.slo_ttft_ms), seconds(o and o.slo_e2e_ms),
+                               seconds(o and o.slo_tpot_ms))
