@@ -339,6 +339,7 @@ def test_find_capacity_probes_rates_and_reports_a_capacity(tmp_path, capsys):
     out = tmp_path / "out"
     code = cli.cli(["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--qps", "4",
                     "--find-capacity", "--slo-ttft-ms", "150", "--max-probes", "3", "--requests", "16",
+                    "--max-probe-s", "4",  # a probe's arrivals last 4 s (provisional verdicts): not 459 requests each
                     "--repeats", "1", "--in-process", "--sample-hz", "0", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     report = load_report(next(out.glob("*.json")))
