@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
-from bench.measure.compiles import CompileLog
+from bench.measure.compiles import CompileLog, read_stats
 from bench.measure.contention import HostSnapshot, contention
 from bench.measure.probe import host_speed_s
 from bench.measure.threads import spare_cores
@@ -151,7 +151,8 @@ class Measurement:
         with self.phase("warmup"):
             self.sink.progress("warmup", 0, n)
             done = until_steady(lambda: timed_step(self.wl, self.backend)[1], n,
-                                lambda i: self.sink.progress("warmup", i, n))
+                                lambda i: self.sink.progress("warmup", i, n),
+                                compiles=lambda: (read_stats(self.backend) or {}).get("graphs"))
             times = done.times
             if times:
                 self.repeat.first_step_s, self.repeat.warmup_s = times[0], sum(times)
