@@ -556,3 +556,19 @@ def test_the_bridges_assert_at_import_torch_is_a_clear_error(tmp_path):
                           "--steps", "1", "--warmup", "0", "--repeats", "1", "--sample-hz", "0", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=900)
     assert "Traceback" not in ran.stderr and "Stock PyTorch" in ran.stdout + ran.stderr
+
+
+def test_the_lazy_fake_runs_its_graph_at_a_host_read_as_the_bridge_does():
+    """A value read on the host (.item(), .tolist(), .cpu()) runs the graph queued before it (bridge 1.19
+    habana_kernels/lazy_kernels.cpp _local_scalar_dense_hpu_lazy: "Trigger point execution"): three graphs
+    here. 0.1's fake closed a graph only at a sync, and counted one."""
+    from fakes import shape_counting_backend
+
+    b = shape_counting_backend()
+    with b.queue:
+        x = torch.ones(4) * 2
+        total = x.sum().item()
+        (x + total).tolist()
+        (x - 1).cpu()
+        b.synchronize()
+    assert [[op[0] for op in g] for g in b.graphs] == [["ones", "mul", "sum"], ["add"], ["sub"]]

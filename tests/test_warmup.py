@@ -101,7 +101,7 @@ def test_the_runner_measures_nothing_a_long_first_step_left_to_compile(monkeypat
     assert out.result.status == "ok", out.result.error
     rep = out.result.timing.repeats[0]
     graphs = {c.phase: c.graphs for c in rep.compiles}
-    assert rep.first_step_s >= 40 and rep.warmup_steps >= 1 + 1 + WINDOW and graphs["warmup"] == 2
+    assert rep.first_step_s >= 40 and rep.warmup_steps >= 1 + 1 + WINDOW and graphs["warmup"] >= 2
     assert graphs["measure"] == 0 and not [w for w in out.result.warnings if w.code == "compiled_while_measuring"]
 
 
