@@ -347,7 +347,8 @@ def test_several_ranks_take_the_bridges_module_and_telemetry_follows(habana, mon
     monkeypatch.setenv("HABANA_VISIBLE_MODULES", "4,6")
     b = backend_for(hpu_mode="eager", local_world=2)
     assert b.module_id == 6 and "hccl.import" in events() and "acquired:6" in events()
-    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}  # the card it holds
+    # the card it holds, by module ID: without HLML nothing links its device node to an HLML index
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"module_id": 6}]}
 
 
 # ---- one process per card: the card the bridge acquired, whatever was pinned -------------------------
@@ -572,3 +573,17 @@ def test_the_lazy_fake_runs_its_graph_at_a_host_read_as_the_bridge_does():
         (x - 1).cpu()
         b.synchronize()
     assert [[op[0] for op in g] for g in b.graphs] == [["ones", "mul", "sum"], ["add"], ["sub"]]
+
+
+def test_the_card_is_found_by_its_device_nodes_minor_number_not_taken_as_the_hlml_index(habana, pyhlml):
+    """A container given two of a host's cards: HLML enumerates them 0 and 1, their nodes keep the host's
+    numbers, accel4 and accel5 (habana-pyhlml 1.24 hlmlDeviceGetMinorNumber: the node file's number). 0.1
+    took node 5 as HLML index 5, a card HLML does not have, and watched nothing."""
+    inside = [dict(CARDS[i], index=i, minor=4 + i, module_id=4 + i) for i in range(2)]
+    pyhlml(cards=inside)
+    habana.setenv("FAKE_HPU_CARDS", json.dumps([{k: c[k] for k in ("index", "module_id", "minor")} for c in inside]))
+    habana.setenv("HLS_MODULE_ID", "5")
+    b = backend_for(hpu_mode="lazy")
+    d = b.describe()
+    assert (d["card_index"], d["card_node"], d["module_id"]) == (1, 5, 5)
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}

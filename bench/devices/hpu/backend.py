@@ -174,15 +174,16 @@ class HpuBackend(Backend):
     def _card_description(self) -> dict:
         """Which card: the one the bridge acquired, and the module that was asked for where it differs."""
         requested = _requested_module()
-        out = {"module_id": self.module_id, "card_index": self.card.get("index"), "module_requested": requested}
+        out = {"module_id": self.module_id, "card_index": self.card.get("index"), "card_node": self.card.get("node"),
+               "module_requested": requested}
         if requested is not None and self.card.get("module_id") not in (None, requested):
             out["module_fallback"] = (f"module {requested} was not free (Gaudi is one process per card): the "
                                       f"bridge acquired module {self.card['module_id']} instead")
         return out
 
     def identity(self) -> dict | None:
-        """How telemetry finds this process's card: by the HLML index of the card acquired (the /dev/hl<N>
-        number), else by module ID (the HLML index is another number)."""
+        """How telemetry finds this process's card: by the HLML index of the card acquired (found from its
+        device node's minor number), else by module ID."""
         if self.card.get("index") is not None:
             return {"index": self.card["index"]}
         return {"module_id": self.module_id} if self.module_id is not None else None
@@ -206,8 +207,9 @@ def _requested_module() -> int | None:
 def acquired_card(torch) -> dict:
     """The card the bridge acquired: get_device_properties() prints synDeviceInfo (1.19
     synapse_helpers/device.cpp), whose fd is this process's open device file, /dev/hl<N> or
-    /dev/accel/accel<N>, N the HLML index; and whose dramSize is the card's memory. With the module ID,
-    UUID and name HLML gives for N. {} where the bridge does not say."""
+    /dev/accel/accel<N>, N the node's minor number; and whose dramSize is the card's memory. HLML links N to
+    a card by hlmlDeviceGetMinorNumber (collectors.card_at_node), which gives its HLML index, module ID,
+    UUID and name; N is not the HLML index. {} where the bridge does not say."""
     try:
         text = str(torch.hpu.get_device_properties())
     except RuntimeError as exc:
@@ -223,11 +225,11 @@ def acquired_card(torch) -> dict:
     dram = re.search(r"\bdramSize=(\d+)", text)
     if dram:
         out["dram_bytes"] = int(dram.group(1))
-    index = _device_file_number(re.search(r"\bfd=(\d+)", text))
-    if index is not None:
-        from bench.devices.hpu.collectors import card_identity
+    node = _device_file_number(re.search(r"\bfd=(\d+)", text))
+    if node is not None:
+        from bench.devices.hpu.collectors import card_at_node
 
-        out.update(card_identity(index), index=index)
+        out.update(card_at_node(node), node=node)
     return out
 
 
