@@ -336,7 +336,8 @@ class EnergyPart:
     """Energy of one device or domain over the measured window."""
 
     joules: float | None = fld("energy", None, minimum=0)
-    method: str | None = fld("energy counter, or integrated power samples (estimate)", None)
+    method: str | None = fld("energy counter, or integrated power samples (estimate; the instantaneous field where it was "
+                             "sampled, else the power reading)", None)
     reason: str | None = fld("why it is null", None)
 
 
