@@ -477,11 +477,29 @@ def test_the_recipe_cache_reaches_the_bridge_before_it_loads_and_the_report(haba
 
     cache = tmp_path / "recipes"
     env, _ = worker_env(2, HpuOptions.build({"hpu_recipe_cache": str(cache), "hpu_mode": "eager"}))
-    assert env == {"PT_HPU_RECIPE_CACHE_CONFIG": f"{cache},false", "PT_HPU_LAZY_MODE": "0"}  # before `import torch`
+    assert env == {"PT_HPU_RECIPE_CACHE_CONFIG": f"{cache},false,4096", "PT_HPU_LAZY_MODE": "0"}  # before `import torch`
     b = backend_for(hpu_mode="lazy", hpu_recipe_cache=str(cache))
-    assert cache.is_dir() and b.describe()["recipe_cache"] == f"{cache},false"
+    assert cache.is_dir() and b.describe()["recipe_cache"] == f"{cache},false,4096"
     with pytest.raises(ConfigError, match="--hpu-recipe-cache.*comma"):
         check_before_run(run_config("--device", "hpu", "--hpu-recipe-cache", str(tmp_path / "a,b"), "--out", tmp_path))
+
+
+@pytest.mark.parametrize("inference,rank,suffix", [(None, None, ""), ("1", None, "0"), ("true", "3", "3"), ("0", "3", "")])
+def test_the_recipe_cache_has_a_size_and_records_the_directory_the_bridge_uses(habana, tmp_path, inference, rank,
+                                                                              suffix):
+    """The bridge (1.19 recipe_cache_config.cpp) caps the cache at 1024 MB unless PT_HPU_RECIPE_CACHE_CONFIG
+    gives a size, and in inference mode (PT_HPU_INFERENCE_MODE) appends the rank (RANK, else 0) to the path.
+    0.1 left the size unsaid and recorded a directory the bridge did not use."""
+    for var, value in (("PT_HPU_INFERENCE_MODE", inference), ("RANK", rank)):
+        if value is None:
+            habana.delenv(var, raising=False)
+        else:
+            habana.setenv(var, value)
+    cache = tmp_path / "recipes"
+    b = backend_for(hpu_mode="lazy", hpu_recipe_cache=str(cache), hpu_recipe_cache_mb=2048)
+    d = b.describe()
+    assert d["recipe_cache"] == f"{cache},false,2048" and d["recipe_cache_mb"] == 2048
+    assert d["recipe_cache_dir"] == f"{cache}{suffix}" and Path(d["recipe_cache_dir"]).is_dir()
 
 
 # ---- releases, out of memory, the bridge at `import torch` ------------------------------------------------

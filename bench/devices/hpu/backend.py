@@ -11,7 +11,7 @@ import sys
 from bench.core.errors import ConfigError, DeviceUnavailable
 from bench.devices.base import Backend, _counter
 from bench.devices.hpu.peaks import hpu_peak
-from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe
+from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe, recipe_cache
 
 
 class HpuBackend(Backend):
@@ -59,13 +59,12 @@ class HpuBackend(Backend):
                 and os.environ.get("PT_HPU_LAZY_MODE") != wanted:
             raise ConfigError(f"--hpu-mode {self.requested}: habana_frameworks was already imported with "
                               f"PT_HPU_LAZY_MODE={os.environ.get('PT_HPU_LAZY_MODE')}; run bench in a new process")
-        cache = env.get("PT_HPU_RECIPE_CACHE_CONFIG")
-        if cache:
+        where = recipe_cache(env.get("PT_HPU_RECIPE_CACHE_CONFIG")).get("recipe_cache_dir")
+        if where:
             try:
-                os.makedirs(cache.split(",")[0], exist_ok=True)
+                os.makedirs(where, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(f"--hpu-recipe-cache: cannot create {cache.split(',')[0]!r} "
-                                  f"({exc.strerror or exc})") from None
+                raise ConfigError(f"--hpu-recipe-cache: cannot create {where!r} ({exc.strerror or exc})") from None
         os.environ.update(env)
 
     def _import_bridge(self) -> None:
@@ -168,7 +167,8 @@ class HpuBackend(Backend):
                 "hpu_mode_from": "--hpu-mode" if self.requested else
                                  "PT_HPU_LAZY_MODE as set" if self.env_lazy_mode is not None else "the release's default",
                 "PT_HPU_LAZY_MODE": os.environ.get("PT_HPU_LAZY_MODE"), "hpu_graphs": self.graphs,
-                "recipe_cache": os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG"), "software": _habana_version(),
+                "recipe_cache": os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG"),
+                **recipe_cache(os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG")), "software": _habana_version(),
                 **self._card_description()}
 
     def _card_description(self) -> dict:
