@@ -243,6 +243,9 @@ class Measurement:
         compiled = self.compiles.while_measuring()
         if compiled:
             self.result.warn("compiled_while_measuring", compiled)
+        eager = self.compiles.ran_eager()
+        if eager:
+            self.result.warn("ran_eager", eager)
         try:
             self.repeat.series.update(self.wl.series())
         except Exception as exc:  # noqa: BLE001 - the timing stands; say what is missing

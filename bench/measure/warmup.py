@@ -67,7 +67,7 @@ def until_steady(step: Callable[[], float], fixed: int | None = None, on_step: C
             out.steady = False
             return out
         out.times.append(step())
-        counts.append(compiles() if compiles is not None else None)
+        counts.append(compiles() if compiles is not None and fixed is None else None)
         if on_step is not None:
             on_step(len(out.times))
 

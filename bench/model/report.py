@@ -49,6 +49,8 @@ WARNING_CODES = {
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
     "compiled_while_measuring": "graphs were compiled during the measured steps: compile time is inside the measured "
                                 "figures (a shape the warm-up did not cover)",
+    "ran_eager": "torch.compile gave up on a function at dynamo's recompile limit and ran it eager, silently: the "
+                 "run is labelled compiled, its figures are not",
     "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
                       "the latency figures, and over every SLO",
     "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
@@ -176,6 +178,8 @@ class Compiles:
     graphs: int | None = fld("graphs compiled (null: the stack does not count them)", None, minimum=0)
     seconds: float | None = fld("time spent compiling them", None, minimum=0)
     source: str | None = fld("what counted them", None)
+    eager_frames: int | None = fld("torch.compile: functions that hit dynamo's recompile limit in this phase and ran "
+                                   "eager from then on (null: not counted)", None, minimum=0)
 
 
 @dataclass

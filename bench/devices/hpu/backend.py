@@ -9,7 +9,7 @@ import re
 import sys
 
 from bench.core.errors import ConfigError, DeviceUnavailable
-from bench.devices.base import Backend, _counter
+from bench.devices.base import Backend, _counter, dynamo_eager_frames
 from bench.devices.hpu.peaks import hpu_peak
 from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe, recipe_cache
 
@@ -140,7 +140,9 @@ class HpuBackend(Backend):
                     "source": f"{source}: eager mode's op compiles are not counted by the bridge"}
         metric = importlib.import_module("habana_frameworks.torch.hpu.metrics").metric_global("graph_compilation")
         stats = dict(metric.stats())
-        return {"graphs": int(stats["TotalNumber"]), "seconds": stats["TotalTime"] / 1e6, "source": source}
+        eager = dynamo_eager_frames() if self.mode == "compile" else None  # torch.compile's own limit applies
+        return {"graphs": int(stats["TotalNumber"]), "seconds": stats["TotalTime"] / 1e6, "eager_frames": eager,
+                "source": source}
 
     def reset_peak_memory(self) -> None:
         self.torch.hpu.reset_peak_memory_stats()
