@@ -253,7 +253,7 @@ def check_processes(backend) -> dict:
     if backend.name != "cuda":
         return fact("processes", "n/a (NVML only: HLML lists no processes)", None)
     from bench.devices.cuda.backend import _nvml
-    from bench.devices.cuda.collectors import OwnProcesses
+    from bench.devices.owned import OwnProcesses
 
     uuid = backend.uuid()
 

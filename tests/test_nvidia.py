@@ -377,6 +377,89 @@ def test_once_nvml_lists_our_pid_every_other_pid_is_another_job(nvml):
     assert c.sample()["gpu0.other_processes"] == 1
 
 
+SERVER = 4242  # a local server's PID as the run found it (by its port) or as the user named it
+
+
+def test_a_server_the_run_claims_on_its_gpu_is_not_another_job(nvml):
+    """A local --endpoint server (vLLM, TGI, bench serve) on the run's GPU, found by its port: NVML lists the
+    worker and the server. 0.1 counted the server as another job: contended, every verdict withheld."""
+    nvml([gpu(0, processes=[os.getpid(), SERVER])])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1  # before the run claims it
+    c.claim([SERVER], on_device=1)
+    assert c.sample()["gpu0.other_processes"] == 0
+    spec = {"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(), "own_pids": [SERVER],
+            "own_on_device": 1}
+    assert build_collector(spec).sample()["gpu0.other_processes"] == 0  # a claim made before the watch
+
+
+def test_in_a_container_the_claimed_server_leaves_the_count_unknown_and_a_third_process_is_another_job(nvml):
+    """In a container NVML gives host PIDs (tests/fake_vendor/pynvml.py: pid + HOST_PID_OFFSET): neither the
+    worker's nor the server's is one the run can see. The worker and the server it claimed on the GPU may
+    both be listed: two processes are unknown, a third is another job's. 0.1: one other, contended."""
+    nvml([gpu(0, processes=[os.getpid(), SERVER])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1
+    c.claim([SERVER], on_device=1)
+    assert c.sample()["gpu0.other_processes"] is None
+    nvml([gpu(0, processes=[os.getpid(), SERVER, 4343])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(), "own_pids": [SERVER],
+                         "own_on_device": 1})
+    assert c.sample()["gpu0.other_processes"] == 1
+
+
+def test_a_pid_named_as_nvml_lists_it_is_ours_in_a_container(nvml):
+    """A user who names the server's PID as the host (and NVML) knows it: that listed PID is the run's own,
+    and the one left may be our worker (unknown, not another job)."""
+    fake = nvml([gpu(0, processes=[os.getpid(), SERVER])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(),
+                         "own_pids": [SERVER + fake.HOST_PID_OFFSET]})
+    assert c.sample()["gpu0.other_processes"] is None
+
+
+def test_a_claim_travels_from_the_repeat_through_the_launcher_to_the_collectors(tmp_path):
+    """Measurement.claim -> the sink's `own` (the worker's event) -> the launcher -> the sampler's `own`
+    command -> every collector's claim; a watch opened later carries it; the next repeat claims anew."""
+    from conftest import run_config
+
+    from bench.launch.launcher import Launcher
+    from bench.measure.runner import NullSink
+    from bench.measure.sampler import _claim
+
+    told, sent = [], []
+
+    class Sink(NullSink):
+        def own(self, pids, on_device):
+            told.append((pids, on_device))
+
+    m = Measurement(CountingWorkload(backend=None), None, measure(), sink=Sink())
+    m.claim([SERVER, SERVER], on_device=1)
+    assert m.own_pids == (SERVER,) and told == [((SERVER,), 1)]  # its CPU is the run's too (HostSnapshot)
+
+    class Recorder:
+        def watch(self, spec):
+            sent.append(("watch", spec))
+
+        def own(self, pids, on_device):
+            sent.append(("own", list(pids), on_device))
+
+    launcher = Launcher(run_config("--device", "cpu", "--out", tmp_path))
+    launcher.sampler = Recorder()
+    nvml_spec = {"name": "nvml", "devices": [{"index": 0}]}
+    launcher.on_event({"event": "started", "rank": 0, "watch": [nvml_spec]})
+    launcher.on_event({"event": "own", "rank": 0, "pids": [SERVER], "on_device": 1})
+    launcher.on_event({"event": "started", "rank": 0, "watch": [{"name": "nvml", "devices": [{"index": 1}]}]})
+    assert sent[0] == ("watch", {**nvml_spec, "own_pid": os.getpid(), "own_pids": [], "own_on_device": 0})
+    assert sent[1] == ("own", [SERVER], 1) and sent[2] == ("own", [], 0)  # the next repeat's worker claims anew
+
+    class Collector:
+        def claim(self, pids, on_device=0):
+            told.append(("collector", pids, on_device))
+
+    _claim({"pids": [SERVER, "x", True], "on_device": 1}, {"nvml": Collector()})
+    assert told[-1] == ("collector", [SERVER], 1)
+
+
 def test_processes_nobody_can_attribute_are_not_judged_rather_than_contended():
     from bench.measure.validity import telemetry_checks
     from test_validity import result_with_steps, telemetry

@@ -76,6 +76,7 @@ class Launcher:
         self.command = command or []
         self.sampler: Sampler | None = None
         self.watched: set[str] = set()
+        self.claims: dict[int, tuple[list[int], int]] = {}  # rank -> (PIDs outside the tree, how many on its device)
         self.environment: dict | None = None
         self.phases: list[Phase] = []
         self.counters: dict[str, list] = {}
@@ -206,15 +207,30 @@ class Launcher:
         if kind == "started":
             if self.environment is None:
                 self.environment = event.get("environment")
+            if self.claims.pop(event.get("rank", 0), None) is not None:  # a new repeat claims anew
+                self.tell_claims()
             for spec in event.get("watch", []):
-                spec = {**spec, "own_pid": os.getpid()}  # processes of this tree on a card are ours
                 key = json.dumps(spec, sort_keys=True)
                 if self.sampler is not None and key not in self.watched:
                     self.watched.add(key)
-                    self.sampler.watch(spec)
+                    self.sampler.watch({**spec, **self.own_fields()})
+        elif kind == "own":
+            self.claims[event.get("rank", 0)] = (_pids(event.get("pids")), _count(event.get("on_device")))
+            self.tell_claims()
         elif kind == "phase":
             self.phases.append(parse(Phase, event["phase"]))
         self.view.event(event)
+
+    def own_fields(self) -> dict:
+        """What a collector needs to tell the run's processes from another job's (bench/devices/owned.py):
+        this launcher's tree, and what the workers claimed besides it."""
+        pids = sorted({p for ps, _ in self.claims.values() for p in ps})
+        return {"own_pid": os.getpid(), "own_pids": pids, "own_on_device": sum(n for _, n in self.claims.values())}
+
+    def tell_claims(self) -> None:
+        if self.sampler is not None:
+            f = self.own_fields()
+            self.sampler.own(f["own_pids"], f["own_on_device"])
 
     @property
     def world(self) -> int:
@@ -366,6 +382,15 @@ def repeat_figures(result: Result, workload, options) -> None:
             value = figure_value(own, core, spec.key)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             rep.figure_values[spec.key] = float(value) if ok else None
+
+
+def _pids(value) -> list[int]:
+    """An event's PIDs: positive whole numbers only."""
+    return [p for p in value or [] if isinstance(p, int) and not isinstance(p, bool) and p > 0]
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _timings(result: Result) -> list[Timing]:

@@ -33,10 +33,13 @@ class Clock:
 
 
 class NullSink:
-    """Where a repeat reports its phases and progress (the worker streams them to the parent)."""
+    """Where a repeat reports its phases and progress (the worker streams them to the parent), and the
+    processes outside its tree it counts as its own (`own`: the launcher tells the sampler; a sink
+    without it keeps the claim to this process's CPU judgement)."""
 
     def phase(self, phase: Phase) -> None: ...
     def progress(self, phase: str, done: int, total: int | None) -> None: ...
+    def own(self, pids: tuple[int, ...], on_device: int) -> None: ...
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
     own_pids: tuple[int, ...] = ()  # processes outside the run's tree whose CPU is this run's work (a local server)
+    on_device: int = 0  # how many of them hold the accelerator (a server the run talks to on its device)
 
     def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
                  tree_root: int | None = None, variant: dict | None = None):
@@ -86,6 +90,16 @@ class Measurement:
         self.out = Outcome(self.result)
         self.compiles = CompileLog(backend, self.repeat.compiles)
         self.steps = []
+
+    def claim(self, pids, on_device: int = 0) -> None:
+        """Count `pids` (a local server found by its port, a PID the user named: as this machine or NVML sees
+        them) and their children as this run's own, for its CPU contention and, through the sink, for the
+        device's process count; `on_device` of them use the accelerator. Replaces an earlier claim."""
+        self.own_pids = tuple(dict.fromkeys(int(p) for p in pids))
+        self.on_device = max(0, int(on_device))
+        tell = getattr(self.sink, "own", None)
+        if tell is not None:
+            tell(self.own_pids, self.on_device)
 
     @contextlib.contextmanager
     def phase(self, name: str):
