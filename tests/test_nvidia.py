@@ -460,6 +460,31 @@ def test_a_claim_travels_from_the_repeat_through_the_launcher_to_the_collectors(
     assert told[-1] == ("collector", [SERVER], 1)
 
 
+def test_each_repeat_is_judged_by_its_accelerators_own_process_list(tmp_path):
+    """Another job on the GPU during repeat 0's measured steps (NVML listed it), none during repeat 1's: repeat 0
+    is contended by the device's own count, and --target-ci would redo it (derive.repeat_flags)."""
+    from conftest import run_config
+
+    from bench.launch.launcher import Launcher
+    from bench.model.derive import repeat_flags
+    from bench.model.report import Phase, Repeat, Result, Timing
+
+    class Samples:
+        def since(self):
+            return [{"t": 1.5, "gpu0.other_processes": 1}, {"t": 2.5, "gpu0.other_processes": 3},  # between
+                    {"t": 3.5, "gpu0.other_processes": 0}, {"t": 3.6, "gpu0.other_processes": None}]
+
+    launcher = Launcher(run_config("--device", "cpu", "--out", tmp_path))
+    launcher.sampler = Samples()
+    launcher.phases = [Phase("w", "measure", 1.0, 2.0, 0), Phase("w", "measure", 3.0, 4.0, 1)]
+    result = Result("w", "ok", timing=Timing([Repeat(0, step_times_s=[0.1]), Repeat(1, step_times_s=[0.1])]))
+    launcher.judge_device(result)
+    first, second = result.timing.repeats
+    assert first.contention.device_processes == 1 and "accelerator" in first.contention.reasons[0]
+    assert second.contention.device_processes == 0 and not second.contention.reasons
+    assert repeat_flags(first, []) == first.contention.reasons
+
+
 def test_processes_nobody_can_attribute_are_not_judged_rather_than_contended():
     from bench.measure.validity import telemetry_checks
     from test_validity import result_with_steps, telemetry

@@ -144,3 +144,16 @@ def test_the_power_fallback_integrates_the_instantaneous_field_where_it_was_samp
                 "gpu0.power_w": 100.0 if t < 50 else 600.0} for t in range(0, 81)]
     e = energy_from_samples(samples, 0.0, 8.0, "gpu0.")
     assert e["joules"] == pytest.approx(4 * 100 + 4 * 600, rel=0.01) and "instantaneous" in e["method"]
+
+
+def test_the_launcher_reads_the_samples_written_so_far_whole_lines_only(tmp_path):
+    from bench.measure.sampler import Sampler
+
+    s = Sampler(10, 0)
+    s.path = str(tmp_path / "samples.jsonl")
+    with open(s.path, "w", encoding="utf-8") as fh:
+        fh.write('{"status": {}}\n{"t": 0.1, "gpu0.other_processes": 0}\n{"t": 0.2, "gpu0.oth')
+    assert s.since() == [{"t": 0.1, "gpu0.other_processes": 0}]  # the line being written waits
+    with open(s.path, "a", encoding="utf-8") as fh:
+        fh.write('er_processes": 1}\n')
+    assert s.since() == [{"t": 0.2, "gpu0.other_processes": 1}] and s.since() == []

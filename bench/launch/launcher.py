@@ -38,7 +38,7 @@ from bench.model.derive import (contention_reasons, core_metrics, figure_value, 
                                 timing_warnings)
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
-from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
+from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Contention, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
                                 variant_label)
 from workloads import registry as workloads
@@ -182,6 +182,7 @@ class Launcher:
                 until.end("interrupted")
                 break
             outcomes.append(self.outcome(events, name, r))
+            self.judge_device(outcomes[-1][0])
             if outcomes[-1][0].status != "ok":
                 until.end(outcomes[-1][0].status)  # a repeat that failed or was skipped: the next would fare no better
                 break
@@ -201,6 +202,21 @@ class Launcher:
         if flags:
             for rep in reps + [rep for p in result.per_rank for rep in p.timing.repeats]:
                 rep.set_aside = flags
+
+    def judge_device(self, result: Result) -> None:
+        """Each repeat's accelerator by the accelerator's own counters: other jobs' processes its driver listed
+        during the repeat's measured steps (NVML; what the run owns: bench/devices/owned.py), read from the
+        samples written since the last repeat. A repeat that shared its device is contended, so --target-ci
+        redoes it. HLML lists no processes: then nothing is added."""
+        rows = self.sampler.since() if self.sampler is not None else []
+        label = variant_label(result.variant)
+        for rep in result.timing.repeats:
+            spans = [(p.start_s, p.end_s) for p in self.phases if p.workload == result.workload and
+                     p.phase == "measure" and p.repeat == rep.index and p.variant == label]
+            seen = [v for row in rows if any(a <= row["t"] <= b for a, b in spans) for k, v in row.items()
+                    if k.endswith(".other_processes") and isinstance(v, int | float) and not isinstance(v, bool)]
+            if seen:
+                _device_processes(rep, int(max(seen)))
 
     def on_event(self, event: dict) -> None:
         kind = event["event"]
@@ -382,6 +398,14 @@ def repeat_figures(result: Result, workload, options) -> None:
             value = figure_value(own, core, spec.key)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             rep.figure_values[spec.key] = float(value) if ok else None
+
+
+def _device_processes(rep, others: int) -> None:
+    rep.contention = rep.contention or Contention()
+    rep.contention.device_processes = others
+    if others:
+        rep.contention.reasons.append(f"{others} other job's process(es) ran on the accelerator during the measured "
+                                      "steps (its driver's process list)")
 
 
 def _pids(value) -> list[int]:

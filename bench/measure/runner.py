@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
 from bench.measure.compiles import CompileLog, read_stats
-from bench.measure.contention import HostSnapshot, contention
+from bench.measure.contention import HostSnapshot, contention, needed_cores
 from bench.measure.probe import host_speed_s
-from bench.measure.threads import spare_cores
 from bench.measure.warmup import GROUP_STEPS, until_steady
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
@@ -239,7 +238,7 @@ class Measurement:
             rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
             ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)  # torchrun's ranks on this node
             rep.contention = contention(host0, HostSnapshot.take(self.tree_root, self.own_pids),
-                                        spare_cores(rep.threads, ranks))
+                                        needed_cores(rep.threads, ranks))
 
     def _record(self, values: dict) -> None:
         for name, value in values.items():

@@ -169,6 +169,7 @@ class Sampler:
         self.proc: subprocess.Popen | None = None
         self.path: str | None = None
         self.exit_code: int | None = None
+        self.read_at = 0  # how far `since` has read the samples file
 
     def start(self, specs: list[dict]) -> Sampler:
         fd, self.path = scratch_file(".jsonl")
@@ -201,6 +202,21 @@ class Sampler:
             self.proc.stdin.flush()
         except OSError:
             pass  # the child died: stop() says so
+
+    def since(self) -> list[dict]:
+        """The samples written since the last call, while it runs (whole lines only: the child may be writing
+        the next)."""
+        if not self.path:
+            return []
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.read_at)
+                chunk = fh.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.read_at += end
+        return [row for row in map(_row, chunk[:end].splitlines()) if row is not None]
 
     def _said(self) -> str:
         """The last line the (ended) sampler wrote on stderr: why it stopped."""
@@ -247,6 +263,15 @@ class Sampler:
         finally:
             if self.path and os.path.exists(self.path):
                 os.unlink(self.path)
+
+
+def _row(line: bytes) -> dict | None:
+    """One sample line (None: a status line, or one that is not a sample)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("t"), int | float) else None
 
 
 def read_samples(path: str) -> tuple[dict, list[dict]]:

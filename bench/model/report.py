@@ -164,10 +164,24 @@ class FigureSpec:
 class Contention:
     """What else used the machine or the accelerator while a repeat was measured."""
 
-    other_load_cores: float | None = fld("mean CPU cores busy with other processes during the measured steps", None)
+    other_load_cores: float | None = fld("mean CPU cores busy with other processes during the measured steps, on the "
+                                         "CPUs the run may use", None)
     steal_percent: float | None = fld("CPU steal time (hypervisor) during the measured steps, %", None, minimum=0)
-    device_processes: int | None = fld("other processes seen on the accelerator", None, minimum=0)
+    device_processes: int | None = fld("other jobs' processes the accelerator's driver listed during the measured "
+                                       "steps (null: none could be told apart, or nothing lists them)", None,
+                                       minimum=0)
     reasons: list[str] = fld("why the repeat counts as contended (empty: it does not)", factory=list)
+    own_cores: float | None = fld("mean CPU cores the run's own processes used during the measured steps", None,
+                                  minimum=0)
+    free_cores: float | None = fld("cores the run left to other load before the steps count as shared: the CPUs "
+                                   "less what its threads need (cpu), or less the whole cores its processes used "
+                                   "(an accelerator's host)", None, minimum=0)
+    cpus: int | None = fld("the CPUs whose time was summed: those the run may use (its affinity mask)", None,
+                           minimum=1)
+    cpu_scope: Literal["host", "container"] | None = fld(
+        "what /proc/stat counted: `host`, the kernel's figures for the whole machine (inside a container they hold "
+        "other tenants' work on the same CPUs); `container`, a per-container view mounted over it (LXCFS)", None)
+    in_container: bool | None = fld("signs of a container were found (a runtime's marker file or cgroup)", None)
 
 
 @dataclass
