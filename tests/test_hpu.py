@@ -605,3 +605,22 @@ def test_the_card_is_found_by_its_device_nodes_minor_number_not_taken_as_the_hlm
     d = b.describe()
     assert (d["card_index"], d["card_node"], d["module_id"]) == (1, 5, 5)
     assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}
+
+
+
+def test_the_bridges_autocast_lists_are_recorded_and_files_replace_them(habana, tmp_path):
+    """bridge 1.19 hpu_ops/autocast_helpers.h: bf16 autocast lowers softmax, log_softmax and layer_norm (CUDA
+    keeps them in fp32); a file named by PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST (or 1.19's deprecated
+    FP32_LIST for the other list) replaces a list, one op a line; an unreadable one leaves the default."""
+    a = backend_for(hpu_mode="lazy").arithmetic()
+    assert {"softmax", "log_softmax", "layer_norm", "mul", "mean"} <= set(a["autocast_lower_ops"])
+    assert {"embedding", "div", "exp", "pow"} <= set(a["autocast_fp32_ops"]) and "default" in a["autocast_source"]
+    lower = tmp_path / "lower.txt"
+    lower.write_text("linear\nmatmul\n")
+    habana.setenv("PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST", str(lower))
+    habana.setenv("FP32_LIST", str(tmp_path / "missing.txt"))
+    forget("habana_frameworks")
+    a = backend_for(hpu_mode="lazy").arithmetic()
+    assert a["autocast_lower_ops"] == ["linear", "matmul"] and f"PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST={lower}" \
+        in a["autocast_source"]
+    assert "embedding" in a["autocast_fp32_ops"] and "could not be read" in a["autocast_source"]

@@ -262,6 +262,31 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
     assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
 
 
+@pytest.mark.parametrize("override,cublas,tf32,mode,peak", [
+    (None, None, True, "tf32", 494.7e12), ("0", None, True, "ieee", 67e12),  # cuBLAS runs IEEE whatever torch asks
+    ("1", None, False, "ieee", 67e12), (None, "1", False, "tf32", 494.7e12), ("0", "1", False, "ieee", 67e12)])
+def test_the_mfu_peak_follows_the_matmul_precision_that_ran(fake_cuda, monkeypatch, override, cublas, tf32, mode, peak):
+    """NVIDIA_TF32_OVERRIDE=0 makes cuBLAS run IEEE fp32 whatever torch asks; TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1
+    starts torch with TF32 matmuls on (pytorch#77114). 0.1 divided an IEEE run's FLOPs by TF32's peak (7x low)."""
+    for var, value in (("NVIDIA_TF32_OVERRIDE", override), ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", cublas)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    matmul = torch.backends.cuda.matmul
+    try:
+        matmul.allow_tf32 = tf32
+        assert b.peak_flops("fp32")[0] == pytest.approx(peak)
+        a = b.arithmetic()
+        assert a["matmul_fp32"] == mode and b.describe()["matmul_fp32"] == mode
+    finally:
+        matmul.allow_tf32 = False
+    assert {"softmax", "log_softmax", "layer_norm", "group_norm"} <= set(a["autocast_fp32_ops"])
+    assert "linear" in a["autocast_lower_ops"] and "softmax" not in a["autocast_lower_ops"]
+
+
 def test_a_rank_is_watched_by_the_uuid_torch_reports_not_by_its_ordinal(fake_cuda, nvml, monkeypatch):
     nvml([gpu(i, util=10 * i) for i in range(4)])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -510,9 +535,13 @@ def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp
     monkeypatch.setenv("PYTHONPATH", f"{VENDOR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")  # the sampler's
     cfg = check_before_run(run_config("--device", "cuda", "--in-process", "--workload", "counting", "--repeats", 1,
                                       "--time-budget", 1.5, "--warmup", 1, "--sample-hz", 10, "--out", tmp_path / "o"))
-    [res] = launch(cfg).results
+    report = launch(cfg)
+    [res] = report.results
     assert res.status == "ok", res.error
     assert res.telemetry_summary["measure"]["gpu2.processes"].max == 1
+    arithmetic = report.environment.arithmetic  # recorded by the worker, a record in the report
+    assert arithmetic.matmul_fp32 == "ieee" and "layer_norm" in arithmetic.autocast_fp32_ops
+    assert report.to_json()["environment"]["arithmetic"]["matmul_fp32"] == "ieee"
     shared = [w.message for w in res.warnings if w.code == "contended" and "accelerator" in w.message]
     assert not shared  # 0.1: contended, so no verdict for any CUDA run in a container (this machine's CPU may be)
     assert any(w.code == "not_judged" and "PID namespace" in w.message for w in res.warnings)
@@ -585,3 +614,19 @@ def test_fp16_falls_back_to_the_older_grad_scaler_where_torch_amp_has_none(fake_
         warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.4 deprecates the old class; 2.1 does not
         scaler = b.grad_scaler("fp16")  # 0.1: AttributeError
     assert isinstance(scaler, torch.cuda.amp.GradScaler)
+
+
+def test_the_variables_that_change_timings_are_recorded(monkeypatch):
+    """Synchronous launches, TF32 overrides, the CUDA allocator, Gaudi's shape-agnostic eager graphs, inference
+    mode and autocast lists, and HCCL's scale-out settings (every HCCL_*); 0.1 recorded none of them."""
+    from bench.measure.environment import collect_env_vars
+
+    wanted = {"CUDA_LAUNCH_BLOCKING": "1", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1", "NVIDIA_TF32_OVERRIDE": "0",
+              "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "PT_HPU_EAGER_SHAPE_AGNOSTIC_GRAPH": "0",
+              "PT_HPU_INFERENCE_MODE": "1", "PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST": "/lists/lower.txt",
+              "HCCL_OVER_OFI": "1", "HCCL_SOCKET_IFNAME": "eth0"}
+    for k, v in wanted.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("UNRELATED_SETTING", "x")
+    got = collect_env_vars()
+    assert {k: got.get(k) for k in wanted} == wanted and "UNRELATED_SETTING" not in got

@@ -127,6 +127,11 @@ class Backend:
     def describe(self) -> dict:
         return {"backend": self.name, "device": self.device_str()}
 
+    def arithmetic(self) -> dict | None:
+        """What the precision's name does not say (report: Arithmetic fields): the autocast op lists in effect
+        and how fp32 matmuls run. None where this device does not record them."""
+        return None
+
     def collector_specs(self) -> list[dict]:
         return [{"name": "host", "pid": os.getpid()}]
 

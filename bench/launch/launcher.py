@@ -38,7 +38,7 @@ from bench.model.derive import (contention_reasons, core_metrics, figure_value, 
                                 timing_warnings)
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
-from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Contention, Distributed, Environment, Memory, Phase,
+from bench.model.report import (SCHEMA_VERSION, Arithmetic, CollectorStatus, Contention, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
                                 variant_label)
 from workloads import registry as workloads
@@ -357,7 +357,7 @@ class Launcher:
     def finish(self, report: Report) -> None:
         status, samples, fate = self.sampler.stop() if self.sampler else ({}, [], {})
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
-        report.environment = Environment(**self.environment) if self.environment else Environment(
+        report.environment = _environment(self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
         report.environment.threads = self.threads
         if getattr(self, "assignment", None):
@@ -398,6 +398,13 @@ def repeat_figures(result: Result, workload, options) -> None:
             value = figure_value(own, core, spec.key)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             rep.figure_values[spec.key] = float(value) if ok else None
+
+
+def _environment(data: dict) -> Environment:
+    """The worker's environment record, its arithmetic as the record it is."""
+    data = dict(data)
+    arithmetic = data.pop("arithmetic", None)
+    return Environment(**data, arithmetic=Arithmetic(**arithmetic) if isinstance(arithmetic, dict) else None)
 
 
 def _device_processes(rep, others: int) -> None:

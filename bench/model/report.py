@@ -713,6 +713,22 @@ class ThreadChoice:
 
 
 @dataclass
+class Arithmetic:
+    """What a precision's name does not say: which ops autocast lowers and which it keeps in fp32 on this device,
+    and how fp32 matmuls ran. Two runs of the same precision on different devices can compute differently."""
+
+    autocast_lower_ops: list[str] | None = fld("ops autocast runs in the lower precision (bf16, fp16), sorted (null: not "
+                                               "recorded for this device)", None)
+    autocast_fp32_ops: list[str] | None = fld("ops autocast keeps in fp32, sorted (null: not recorded)", None)
+    autocast_source: str | None = fld("where the lists come from: the stack's defaults, named, or the files the "
+                                      "environment names in their place", None)
+    matmul_fp32: Literal["ieee", "tf32"] | None = fld("how fp32 matmuls ran: `ieee` single precision or `tf32` "
+                                                      "(TensorFloat-32); it decides the MFU's peak (null: not known)",
+                                                      None)
+    matmul_reason: str | None = fld("what decided it (torch's setting, NVIDIA_TF32_OVERRIDE=0, ...)", None)
+
+
+@dataclass
 class Environment:
     """Everything a reader needs to trust or question the numbers."""
 
@@ -723,6 +739,8 @@ class Environment:
     env_vars: dict[str, str] = fld("relevant environment variables", factory=dict)
     device: dict[str, Scalar] = fld("the device's description (backend, device_name, driver, mode, ...)", factory=dict)
     threads: ThreadChoice | None = fld("cpu runs: the threads each rank ran with and why", None)
+    arithmetic: Arithmetic | None = fld("the effective autocast op lists and fp32 matmul mode (null: not recorded)",
+                                        None)
 
 
 @dataclass

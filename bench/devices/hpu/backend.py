@@ -173,6 +173,13 @@ class HpuBackend(Backend):
                 **recipe_cache(os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG")), "software": _habana_version(),
                 **self._card_description()}
 
+    def arithmetic(self) -> dict:
+        """The bridge's autocast lists as it loaded them (bench/devices/hpu/autocast.py); how fp32 matmuls run on
+        the card is not recorded."""
+        from bench.devices.hpu.autocast import autocast_lists
+
+        return autocast_lists()
+
     def _card_description(self) -> dict:
         """Which card: the one the bridge acquired, and the module that was asked for where it differs."""
         requested = _requested_module()
