@@ -23,8 +23,16 @@ Then once, what only the hardware settles:
                the bridge acquired against the one pinned;
   gather       results of odd and even lengths gathered over the device's process group on 2 ranks
                (HCCL carries a narrow set of types);
+  hlml_minor   on Gaudi, the acquired card's device node against the HLML minor number of the card bench
+               watches (the HLML index is another number);
+  own_server   a process started apart from the run on its GPU (as a local server is) is another job
+               until the run claims it, then its own (NVML: unknown, not contended, in a container);
+  autocast     the dtypes bf16 autocast gives softmax, log_softmax, layer_norm and linear on the device,
+               against the op lists bench records for it;
   oom          an allocation past the device's memory, and whether bench calls its error out-of-memory;
-  peak         the device's name against the peak table.
+  peak         the device's name against the peak table;
+  warmup       a tiny fine-tune warmed up until steady where the device counts compiles (Gaudi's mode,
+               torch.compile on cuda): nothing may compile while measuring.
 It fails (exit 1) on a parity mismatch, a failed check, or an accelerator row with no utilization
 sample (then telemetry does not watch the card the work ran on). On Gaudi it pins a card first, as
 `bench run` does. It runs from a plain checkout, bench itself not installed, on an offline image
@@ -251,7 +259,7 @@ def check_processes(backend) -> dict:
     if backend.name != "cuda":
         return fact("processes", "n/a (NVML only: HLML lists no processes)", None)
     from bench.devices.cuda.backend import _nvml
-    from bench.devices.cuda.collectors import OwnProcesses
+    from bench.devices.owned import OwnProcesses
 
     uuid = backend.uuid()
 
@@ -286,6 +294,121 @@ def check_uuid(backend) -> dict:
         return fact("uuid", f"{uuid}; nvidia-smi -L: {exc}", None)
     return fact("uuid", f"{uuid} {'is' if uuid and uuid in listing else 'is NOT'} in nvidia-smi -L",
                 bool(uuid) and uuid in listing)
+
+
+def check_hlml_minor(backend) -> dict:
+    """Gaudi: the card the bridge acquired, by its device node, against the HLML minor number of the card bench
+    watches (habana-pyhlml hlmlDeviceGetMinorNumber: the node's number; the HLML index is another number)."""
+    if backend.name != "hpu":
+        return fact("hlml_minor", "n/a (Gaudi only)", None)
+    node, index = backend.card.get("node"), backend.card.get("index")
+    if node is None or index is None:
+        return fact("hlml_minor", f"node {node}, HLML index {index}: not linked (no HLML or no device file)", None)
+    import pyhlml
+
+    pyhlml.hlmlInit()
+    try:
+        minor = pyhlml.hlmlDeviceGetMinorNumber(pyhlml.hlmlDeviceGetHandleByIndex(index))
+    finally:
+        pyhlml.hlmlShutdown()
+    minor = int(getattr(minor, "value", minor))  # an early wheel returned the ctypes.c_uint itself
+    return fact("hlml_minor", f"node {node}; HLML index {index} has minor number {minor}", minor == node)
+
+
+SERVER = '''
+import time, torch
+x = torch.ones(1 << 20, device="cuda")
+torch.cuda.synchronize()
+print("ready", flush=True)
+time.sleep(600)  # until the check stops it (SIGTERM), at most 10 minutes
+'''
+DETACH = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]], stdin=subprocess.PIPE, "
+          "stdout=subprocess.PIPE, start_new_session=True); print(p.pid, p.stdout.readline().decode().strip(), "
+          "flush=True)")
+
+
+def check_own_server(backend, timeout_s: float = 90.0) -> dict:
+    """cuda: a process on our GPU started apart from the run (its parent exits, as a server started elsewhere is
+    not in the run's tree): another job until claimed, then the run's own (bench/devices/owned.py)."""
+    if backend.name != "cuda":
+        return fact("own_server", "n/a (NVML only: HLML lists no processes)", None)
+    from bench.devices.cuda.backend import _nvml
+    from bench.devices.owned import OwnProcesses
+
+    backend.synchronize()  # this process holds the GPU too, as a worker does
+    done = subprocess.run([sys.executable, "-c", DETACH, SERVER], capture_output=True, text=True, timeout=timeout_s,
+                          env=child_env())
+    pid, said = (done.stdout.split() + ["", ""])[:2]
+    if not pid.isdigit() or said != "ready":
+        return fact("own_server", f"the server did not start: {' '.join(done.stderr.split())[-120:]}", False)
+    try:
+        pids = _nvml(lambda lib: {p.pid for p in lib.nvmlDeviceGetComputeRunningProcesses(
+            lib.nvmlDeviceGetHandleByUUID(backend.uuid()))})
+        own = OwnProcesses(os.getpid())
+        before = own.others(pids or set())
+        own.claim([int(pid)], on_device=1)
+        after = own.others(pids or set())
+    finally:
+        os.kill(int(pid), signal.SIGTERM)
+    text = f"{len(pids or ())} listed; unclaimed: {before} other(s); claimed: {after if after is not None else 'unknown'}"
+    return fact("own_server", text, pids is not None and bool(before) and after in (0, None))
+
+
+AUTOCAST_OPS = ("softmax", "log_softmax", "layer_norm", "linear")
+
+
+def autocast_dtypes(backend) -> dict:
+    """The dtype each op returns under bf16 autocast on the device, for fp32 inputs."""
+    import torch
+    import torch.nn.functional as F
+
+    x, w = torch.randn(4, 16, device=backend.device), torch.randn(8, 16, device=backend.device)
+    with backend.autocast("bf16"):
+        out = {"softmax": F.softmax(x, -1), "log_softmax": F.log_softmax(x, -1), "layer_norm": F.layer_norm(x, (16,)),
+               "linear": F.linear(x, w)}
+    backend.synchronize()
+    return {op: str(t.dtype).removeprefix("torch.") for op, t in out.items()}
+
+
+def judge_autocast(dtypes: dict, arithmetic: dict | None) -> dict:
+    """The dtypes against the lists bench records: an op on the lower list gives bfloat16, on the fp32 list float32."""
+    shown_dtypes = ", ".join(f"{op} {d}" for op, d in dtypes.items())
+    if not arithmetic or arithmetic.get("autocast_lower_ops") is None:
+        return fact("autocast", f"{shown_dtypes}; no lists recorded for this device", None)
+    lower, fp32 = set(arithmetic["autocast_lower_ops"]), set(arithmetic.get("autocast_fp32_ops") or ())
+    expected = {op: "bfloat16" if op in lower else "float32" if op in fp32 else None for op in dtypes}
+    wrong = [op for op, d in dtypes.items() if expected[op] not in (None, d)]
+    return fact("autocast", shown_dtypes + (f"; the recorded lists say otherwise for {', '.join(wrong)}" if wrong
+                                            else ": as the recorded lists say"), not wrong)
+
+
+def check_autocast(backend) -> dict:
+    if "bf16" not in devices.spec(backend.name).precisions:
+        return fact("autocast", "n/a (no bf16 on this device)", None)
+    return judge_autocast(autocast_dtypes(backend), backend.arithmetic())
+
+
+def check_warmup(device: str, spec) -> dict:
+    """A tiny fine-tune warmed up until steady (AdamW's second step is a new graph in lazy mode): where the device
+    counts its compiles (Gaudi's lazy or compile mode) nothing may compile while measuring. On cuda it would need
+    torch.compile's build, past this check's budget: n/a there."""
+    from bench.measure.options import MeasureOptions
+
+    if device != "hpu":
+        return fact("warmup", "n/a (Gaudi only: nothing counts compiles without torch.compile)", None)
+    own = spec.options.build({}) if spec.options else None
+    backend = devices.make_backend(device, DeviceOptions(device=device), own)
+    wl = workloads.load("blender-finetune")(CommonOptions.build({"precision": "fp32"}, "tiny"),
+                                            workloads.load("blender-finetune").Options.build({}, "tiny"), backend)
+    out = Measurement(wl, backend, MeasureOptions.build({"steps": 5}, "tiny")).run().result
+    rep = out.timing.repeats[0] if out.timing.repeats else None
+    if out.status != "ok" or rep is None:
+        return fact("warmup", f"{out.status}: {out.error}", False)
+    graphs = {c.phase: c.graphs for c in rep.compiles}
+    if graphs.get("measure") is None:
+        return fact("warmup", "n/a (nothing counts compiles here)", None)
+    return fact("warmup", f"first step {rep.first_step_s:.1f} s, {rep.warmup_steps} steps (steady: {rep.warmup_steady}); "
+                          f"graphs: warm-up {graphs.get('warmup')}, measured {graphs['measure']}", graphs["measure"] == 0)
 
 
 GATHER = '''
@@ -360,13 +483,22 @@ def hardware_checks(device: str, spec, precision: str) -> list[dict]:
     backend = devices.make_backend(device, DeviceOptions(device=device),
                                    spec.options.build({}) if spec.options else None)
     out = []
-    for fn in (check_processes, check_uuid, check_oom, lambda b: check_peak(b, precision)):
+    for fn in (check_processes, check_uuid, check_hlml_minor, check_own_server, check_autocast, check_oom,
+               lambda b: check_peak(b, precision)):
         try:
             out.append(fn(backend))
         except Exception as exc:  # noqa: BLE001 - one failing check does not hide the others
             out.append(fact(getattr(fn, "__name__", "check").removeprefix("check_"),
                             f"{type(exc).__name__}: {exc}", False))
+    out.append(_safely("warmup", lambda: check_warmup(device, spec)))
     return out + [check_gather(device, spec)]
+
+
+def _safely(name: str, fn) -> dict:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - one failing check does not hide the others
+        return fact(name, f"{type(exc).__name__}: {exc}", False)
 
 
 def problems(rows: list[dict], facts: list[dict], accelerator: bool) -> list[str]:

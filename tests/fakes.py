@@ -154,27 +154,37 @@ def _signature(value):
     return type(value).__name__
 
 
+# What reads a lazy tensor's value on the host: the graph queued so far runs first. The bridge's
+# _local_scalar_dense_hpu_lazy (bridge 1.19 habana_kernels/lazy_kernels.cpp: "Trigger point execution")
+# behind .item(), and the copy to the host behind .cpu() and .tolist(), execute the pending graph.
+HOST_READS = ("item", "tolist", "cpu")
+
+
 def shape_counting_backend(static_shapes=True):
     """A static-shape device on the CPU, after Gaudi's lazy mode as Habana documents it: the ops queued
-    between two synchronizations (mark_step) form one graph; the bridge compiles a graph the first time
-    it sees it and replays the cached recipe whenever the same ops run on the same shapes again, and a
-    new input shape is a recompilation (docs.habana.ai "Handling Dynamic Shapes"; developer.habana.ai
-    "Detecting frequent graph re-compilations"). It counts the graphs it compiled the way the bridge's
-    metric_global("graph_compilation") does (compile_stats) and keeps each graph's ops and shapes."""
+    between two synchronizations (mark_step), or up to a host read of a value (HOST_READS), form one graph;
+    the bridge compiles a graph the first time it sees it and replays the cached recipe whenever the same
+    ops run on the same shapes again, and a new input shape is a recompilation (docs.habana.ai "Handling
+    Dynamic Shapes"; developer.habana.ai "Detecting frequent graph re-compilations"). It counts the graphs
+    it compiled the way the bridge's metric_global("graph_compilation") does (compile_stats) and keeps each
+    graph's ops and shapes."""
     from torch.overrides import TorchFunctionMode
 
     from bench.devices.cpu.backend import CpuBackend
     from bench.devices.options import DeviceOptions
 
     class Queue(TorchFunctionMode):
-        def __init__(self):
+        def __init__(self, flush):
             super().__init__()
-            self.ops = []
+            self.ops, self.flush = [], flush
 
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if getattr(func, "__name__", "") != "__get__":  # reading .shape or .dtype queues no op
-                self.ops.append((func.__name__, _signature(args), _signature(tuple(kwargs.items()))))
+            name = getattr(func, "__name__", "")
+            if name in HOST_READS:
+                self.flush()  # the graph up to here runs before the value reaches the host
+            elif name != "__get__":  # reading .shape or .dtype queues no op
+                self.ops.append((name, _signature(args), _signature(tuple(kwargs.items()))))
             return func(*args, **kwargs)
 
     class ShapeCountingBackend(CpuBackend):
@@ -182,12 +192,15 @@ def shape_counting_backend(static_shapes=True):
             super().__init__(DeviceOptions(device="cpu", threads=1))
             self.static_shapes = static_shapes
             self.graphs: list[tuple] = []
-            self.queue = Queue()
+            self.queue = Queue(self._run_queued)
 
-        def synchronize(self):
+        def _run_queued(self):
             graph, self.queue.ops = tuple(self.queue.ops), []
             if graph and graph not in self.graphs:
                 self.graphs.append(graph)
+
+        def synchronize(self):
+            self._run_queued()
 
         def compile_stats(self):
             return {"graphs": len(self.graphs), "seconds": None, "source": "fake: distinct graphs between syncs"}

@@ -54,7 +54,55 @@ def everything():
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
                                                               "completions", "tiny", True, True)))]
-    return loaded + scaling_sweeps() + [(p, load_report(p)) for p in REFERENCE]
+    return loaded + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
+
+
+def arithmetic_pair(workload="mixed", precision="bf16", recorded=True):
+    """A cuda run and an hpu run of one workload in the same precision, each with its stack's lists."""
+    from bench.devices.cuda import autocast as cuda_lists
+    from bench.devices.hpu import autocast as hpu_lists
+    from bench.model.report import Arithmetic
+
+    out = []
+    for device, lists, seed in (("cuda", cuda_lists.autocast_lists(), 8), ("hpu", hpu_lists.autocast_lists({}), 9)):
+        r = make_report(f"{device}-{precision}", 0.1, seed=seed, workload=workload, device=device, repeats=3,
+                        params={"precision": precision})
+        r.environment.arithmetic = Arithmetic(**lists) if recorded else None
+        out.append((f"{device}-{precision}.json", r))
+    return out
+
+
+def compared_row(pair):
+    """The row of the pair's second run, against the first."""
+    [row] = [r for r in compare(pair).workloads[0].rows if not r.baseline]
+    return row
+
+
+def test_an_hpu_vs_cuda_bf16_pair_is_flagged_as_different_arithmetic():
+    """Gaudi's bridge lowers softmax, log_softmax and layer_norm in bf16 autocast (1.19 autocast_helpers.h);
+    CUDA keeps them in fp32 (PyTorch Autocast Op Reference). 0.1 gave such a pair a plain verdict."""
+    row = compared_row(arithmetic_pair())
+    [note] = [n for n in row.notes if n.code == "arithmetic"]
+    [d] = note.values["differences"]
+    assert {"softmax", "log_softmax", "layer_norm"} <= set(d["lower_here"]) and d["recorded"]
+    assert row.verdict != "not_comparable" and "other arithmetic" in words.sentence(note)
+    assert "layer_norm" in words.sentence(note)
+    older = compared_row(arithmetic_pair(recorded=False))  # reports without the lists: the stacks' defaults
+    assert [n.values["differences"][0]["recorded"] for n in older.notes if n.code == "arithmetic"] == [False]
+    fp32 = compared_row(arithmetic_pair(precision="fp32"))
+    assert not [n for n in fp32.notes if n.code == "arithmetic"]  # no autocast, the same matmuls
+
+
+def test_fp32_matmuls_as_ieee_against_tf32_are_different_arithmetic():
+    from bench.model.report import Arithmetic
+
+    pair = arithmetic_pair(precision="fp32")
+    pair[0][1].environment.arithmetic = Arithmetic(matmul_fp32="tf32")
+    pair[1][1].environment.arithmetic = Arithmetic(matmul_fp32="ieee")  # NVIDIA_TF32_OVERRIDE=0
+    row = compared_row(pair)
+    [note] = [n for n in row.notes if n.code == "arithmetic"]
+    assert note.values["differences"] == [{"kind": "matmul", "here": "ieee", "there": "tf32"}]
+    assert "IEEE fp32" in words.sentence(note) and "TF32" in words.sentence(note)
 
 
 def scaling_sweeps():

@@ -100,3 +100,36 @@ def test_the_gather_check_runs_two_ranks_on_cpu(dc):
 
     f = dc.check_gather("cpu", SPEC)
     assert f["ok"] is True, f["result"]
+
+
+def test_the_autocast_row_judges_the_dtypes_against_the_lists_recorded(dc):
+    from bench.devices.cuda.autocast import autocast_lists as cuda_lists
+    from bench.devices.hpu.autocast import autocast_lists as hpu_lists
+
+    gaudi = {"softmax": "bfloat16", "log_softmax": "bfloat16", "layer_norm": "bfloat16", "linear": "bfloat16"}
+    assert dc.judge_autocast(gaudi, hpu_lists({}))["ok"] is True
+    f = dc.judge_autocast(gaudi, cuda_lists())  # CUDA keeps softmax, log_softmax and layer_norm in fp32
+    assert f["ok"] is False and "softmax, log_softmax, layer_norm" in f["result"]
+    assert dc.judge_autocast(gaudi, None)["ok"] is None
+
+
+def test_the_hlml_row_compares_the_cards_node_with_its_minor_number(dc, habana, pyhlml):  # noqa: F811
+    from bench.devices.hpu.backend import HpuBackend
+    from bench.devices.hpu.spec import HpuOptions
+
+    inside = [dict(c, index=i, minor=4 + i) for i, c in enumerate(CARDS[:2])]
+    pyhlml(cards=inside)
+    habana.setenv("FAKE_HPU_CARDS", json.dumps([{k: c[k] for k in ("index", "module_id", "minor")} for c in inside]))
+    habana.setenv("HLS_MODULE_ID", str(inside[1]["module_id"]))
+    b = HpuBackend(DeviceOptions(device="hpu"), HpuOptions.build({"hpu_mode": "lazy"}))
+    b.prepare()
+    f = dc.check_hlml_minor(b)
+    assert f["ok"] is True and f["result"] == "node 5; HLML index 1 has minor number 5"
+
+
+def test_the_rows_only_a_gpu_or_gaudi_settles_say_n_a_elsewhere(dc):
+    from bench.devices.cpu.spec import SPEC
+
+    b = cpu_backend()
+    assert [dc.check_hlml_minor(b)["ok"], dc.check_own_server(b)["ok"], dc.check_warmup("cpu", SPEC)["ok"]] == \
+        [None, None, None]

@@ -183,6 +183,24 @@ def test_the_fake_hccl_carries_buffers_as_the_bridge_does(hccl_group):
         dist.all_gather([torch.zeros(1, dtype=torch.int16)], torch.zeros(1, dtype=torch.int16))
 
 
+@pytest.mark.parametrize("release,library", [("1.23.0", "eager"), ("1.19.0", "lazy")])
+def test_the_fake_hccl_picks_the_group_of_its_releases_default_mode(monkeypatch, release, library):
+    """PT_HPU_LAZY_MODE unset: the bridge's own default mode decides (1.19 lazy, later releases eager).
+    0.1's fake took lazy whatever its release."""
+    from test_hpu import forget
+
+    monkeypatch.syspath_prepend(FAKE_HABANA)
+    monkeypatch.delenv("PT_HPU_LAZY_MODE", raising=False)
+    monkeypatch.setenv("FAKE_BRIDGE_RELEASE", release)
+    forget("habana_frameworks")
+    try:
+        import habana_frameworks.torch.distributed.hccl as hccl
+
+        assert hccl._library() == library
+    finally:
+        forget("habana_frameworks")
+
+
 GATHER_SCRIPT = '''
 import os, sys, torch.distributed as dist
 import habana_frameworks.torch.distributed.hccl

@@ -347,7 +347,8 @@ def test_several_ranks_take_the_bridges_module_and_telemetry_follows(habana, mon
     monkeypatch.setenv("HABANA_VISIBLE_MODULES", "4,6")
     b = backend_for(hpu_mode="eager", local_world=2)
     assert b.module_id == 6 and "hccl.import" in events() and "acquired:6" in events()
-    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}  # the card it holds
+    # the card it holds, by module ID: without HLML nothing links its device node to an HLML index
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"module_id": 6}]}
 
 
 # ---- one process per card: the card the bridge acquired, whatever was pinned -------------------------
@@ -476,11 +477,29 @@ def test_the_recipe_cache_reaches_the_bridge_before_it_loads_and_the_report(haba
 
     cache = tmp_path / "recipes"
     env, _ = worker_env(2, HpuOptions.build({"hpu_recipe_cache": str(cache), "hpu_mode": "eager"}))
-    assert env == {"PT_HPU_RECIPE_CACHE_CONFIG": f"{cache},false", "PT_HPU_LAZY_MODE": "0"}  # before `import torch`
+    assert env == {"PT_HPU_RECIPE_CACHE_CONFIG": f"{cache},false,4096", "PT_HPU_LAZY_MODE": "0"}  # before `import torch`
     b = backend_for(hpu_mode="lazy", hpu_recipe_cache=str(cache))
-    assert cache.is_dir() and b.describe()["recipe_cache"] == f"{cache},false"
+    assert cache.is_dir() and b.describe()["recipe_cache"] == f"{cache},false,4096"
     with pytest.raises(ConfigError, match="--hpu-recipe-cache.*comma"):
         check_before_run(run_config("--device", "hpu", "--hpu-recipe-cache", str(tmp_path / "a,b"), "--out", tmp_path))
+
+
+@pytest.mark.parametrize("inference,rank,suffix", [(None, None, ""), ("1", None, "0"), ("true", "3", "3"), ("0", "3", "")])
+def test_the_recipe_cache_has_a_size_and_records_the_directory_the_bridge_uses(habana, tmp_path, inference, rank,
+                                                                              suffix):
+    """The bridge (1.19 recipe_cache_config.cpp) caps the cache at 1024 MB unless PT_HPU_RECIPE_CACHE_CONFIG
+    gives a size, and in inference mode (PT_HPU_INFERENCE_MODE) appends the rank (RANK, else 0) to the path.
+    0.1 left the size unsaid and recorded a directory the bridge did not use."""
+    for var, value in (("PT_HPU_INFERENCE_MODE", inference), ("RANK", rank)):
+        if value is None:
+            habana.delenv(var, raising=False)
+        else:
+            habana.setenv(var, value)
+    cache = tmp_path / "recipes"
+    b = backend_for(hpu_mode="lazy", hpu_recipe_cache=str(cache), hpu_recipe_cache_mb=2048)
+    d = b.describe()
+    assert d["recipe_cache"] == f"{cache},false,2048" and d["recipe_cache_mb"] == 2048
+    assert d["recipe_cache_dir"] == f"{cache}{suffix}" and Path(d["recipe_cache_dir"]).is_dir()
 
 
 # ---- releases, out of memory, the bridge at `import torch` ------------------------------------------------
@@ -556,3 +575,52 @@ def test_the_bridges_assert_at_import_torch_is_a_clear_error(tmp_path):
                           "--steps", "1", "--warmup", "0", "--repeats", "1", "--sample-hz", "0", "--out", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=900)
     assert "Traceback" not in ran.stderr and "Stock PyTorch" in ran.stdout + ran.stderr
+
+
+def test_the_lazy_fake_runs_its_graph_at_a_host_read_as_the_bridge_does():
+    """A value read on the host (.item(), .tolist(), .cpu()) runs the graph queued before it (bridge 1.19
+    habana_kernels/lazy_kernels.cpp _local_scalar_dense_hpu_lazy: "Trigger point execution"): three graphs
+    here. 0.1's fake closed a graph only at a sync, and counted one."""
+    from fakes import shape_counting_backend
+
+    b = shape_counting_backend()
+    with b.queue:
+        x = torch.ones(4) * 2
+        total = x.sum().item()
+        (x + total).tolist()
+        (x - 1).cpu()
+        b.synchronize()
+    assert [[op[0] for op in g] for g in b.graphs] == [["ones", "mul", "sum"], ["add"], ["sub"]]
+
+
+def test_the_card_is_found_by_its_device_nodes_minor_number_not_taken_as_the_hlml_index(habana, pyhlml):
+    """A container given two of a host's cards: HLML enumerates them 0 and 1, their nodes keep the host's
+    numbers, accel4 and accel5 (habana-pyhlml 1.24 hlmlDeviceGetMinorNumber: the node file's number). 0.1
+    took node 5 as HLML index 5, a card HLML does not have, and watched nothing."""
+    inside = [dict(CARDS[i], index=i, minor=4 + i, module_id=4 + i) for i in range(2)]
+    pyhlml(cards=inside)
+    habana.setenv("FAKE_HPU_CARDS", json.dumps([{k: c[k] for k in ("index", "module_id", "minor")} for c in inside]))
+    habana.setenv("HLS_MODULE_ID", "5")
+    b = backend_for(hpu_mode="lazy")
+    d = b.describe()
+    assert (d["card_index"], d["card_node"], d["module_id"]) == (1, 5, 5)
+    assert b.collector_specs()[-1] == {"name": "habana", "devices": [{"index": 1}]}
+
+
+
+def test_the_bridges_autocast_lists_are_recorded_and_files_replace_them(habana, tmp_path):
+    """bridge 1.19 hpu_ops/autocast_helpers.h: bf16 autocast lowers softmax, log_softmax and layer_norm (CUDA
+    keeps them in fp32); a file named by PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST (or 1.19's deprecated
+    FP32_LIST for the other list) replaces a list, one op a line; an unreadable one leaves the default."""
+    a = backend_for(hpu_mode="lazy").arithmetic()
+    assert {"softmax", "log_softmax", "layer_norm", "mul", "mean"} <= set(a["autocast_lower_ops"])
+    assert {"embedding", "div", "exp", "pow"} <= set(a["autocast_fp32_ops"]) and "default" in a["autocast_source"]
+    lower = tmp_path / "lower.txt"
+    lower.write_text("linear\nmatmul\n")
+    habana.setenv("PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST", str(lower))
+    habana.setenv("FP32_LIST", str(tmp_path / "missing.txt"))
+    forget("habana_frameworks")
+    a = backend_for(hpu_mode="lazy").arithmetic()
+    assert a["autocast_lower_ops"] == ["linear", "matmul"] and f"PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST={lower}" \
+        in a["autocast_source"]
+    assert "embedding" in a["autocast_fp32_ops"] and "could not be read" in a["autocast_source"]

@@ -262,6 +262,31 @@ def test_cuda_peak_follows_the_tf32_setting(fake_cuda, monkeypatch, tmp_path):
     assert b.peak_flops("fp32")[0] == pytest.approx(67e12)
 
 
+@pytest.mark.parametrize("override,cublas,tf32,mode,peak", [
+    (None, None, True, "tf32", 494.7e12), ("0", None, True, "ieee", 67e12),  # cuBLAS runs IEEE whatever torch asks
+    ("1", None, False, "ieee", 67e12), (None, "1", False, "tf32", 494.7e12), ("0", "1", False, "ieee", 67e12)])
+def test_the_mfu_peak_follows_the_matmul_precision_that_ran(fake_cuda, monkeypatch, override, cublas, tf32, mode, peak):
+    """NVIDIA_TF32_OVERRIDE=0 makes cuBLAS run IEEE fp32 whatever torch asks; TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1
+    starts torch with TF32 matmuls on (pytorch#77114). 0.1 divided an IEEE run's FLOPs by TF32's peak (7x low)."""
+    for var, value in (("NVIDIA_TF32_OVERRIDE", override), ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", cublas)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    b = CudaBackend(DeviceOptions(device="cuda"))
+    b.prepare()
+    matmul = torch.backends.cuda.matmul
+    try:
+        matmul.allow_tf32 = tf32
+        assert b.peak_flops("fp32")[0] == pytest.approx(peak)
+        a = b.arithmetic()
+        assert a["matmul_fp32"] == mode and b.describe()["matmul_fp32"] == mode
+    finally:
+        matmul.allow_tf32 = False
+    assert {"softmax", "log_softmax", "layer_norm", "group_norm"} <= set(a["autocast_fp32_ops"])
+    assert "linear" in a["autocast_lower_ops"] and "softmax" not in a["autocast_lower_ops"]
+
+
 def test_a_rank_is_watched_by_the_uuid_torch_reports_not_by_its_ordinal(fake_cuda, nvml, monkeypatch):
     nvml([gpu(i, util=10 * i) for i in range(4)])
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -377,6 +402,114 @@ def test_once_nvml_lists_our_pid_every_other_pid_is_another_job(nvml):
     assert c.sample()["gpu0.other_processes"] == 1
 
 
+SERVER = 4242  # a local server's PID as the run found it (by its port) or as the user named it
+
+
+def test_a_server_the_run_claims_on_its_gpu_is_not_another_job(nvml):
+    """A local --endpoint server (vLLM, TGI, bench serve) on the run's GPU, found by its port: NVML lists the
+    worker and the server. 0.1 counted the server as another job: contended, every verdict withheld."""
+    nvml([gpu(0, processes=[os.getpid(), SERVER])])
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1  # before the run claims it
+    c.claim([SERVER], on_device=1)
+    assert c.sample()["gpu0.other_processes"] == 0
+    spec = {"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(), "own_pids": [SERVER],
+            "own_on_device": 1}
+    assert build_collector(spec).sample()["gpu0.other_processes"] == 0  # a claim made before the watch
+
+
+def test_in_a_container_the_claimed_server_leaves_the_count_unknown_and_a_third_process_is_another_job(nvml):
+    """In a container NVML gives host PIDs (tests/fake_vendor/pynvml.py: pid + HOST_PID_OFFSET): neither the
+    worker's nor the server's is one the run can see. The worker and the server it claimed on the GPU may
+    both be listed: two processes are unknown, a third is another job's. 0.1: one other, contended."""
+    nvml([gpu(0, processes=[os.getpid(), SERVER])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid()})
+    assert c.sample()["gpu0.other_processes"] == 1
+    c.claim([SERVER], on_device=1)
+    assert c.sample()["gpu0.other_processes"] is None
+    nvml([gpu(0, processes=[os.getpid(), SERVER, 4343])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(), "own_pids": [SERVER],
+                         "own_on_device": 1})
+    assert c.sample()["gpu0.other_processes"] == 1
+
+
+def test_a_pid_named_as_nvml_lists_it_is_ours_in_a_container(nvml):
+    """A user who names the server's PID as the host (and NVML) knows it: that listed PID is the run's own,
+    and the one left may be our worker (unknown, not another job)."""
+    fake = nvml([gpu(0, processes=[os.getpid(), SERVER])], container=True)
+    c = build_collector({"name": "nvml", "devices": [{"index": 0}], "own_pid": os.getpid(),
+                         "own_pids": [SERVER + fake.HOST_PID_OFFSET]})
+    assert c.sample()["gpu0.other_processes"] is None
+
+
+def test_a_claim_travels_from_the_repeat_through_the_launcher_to_the_collectors(tmp_path):
+    """Measurement.claim -> the sink's `own` (the worker's event) -> the launcher -> the sampler's `own`
+    command -> every collector's claim; a watch opened later carries it; the next repeat claims anew."""
+    from conftest import run_config
+
+    from bench.launch.launcher import Launcher
+    from bench.measure.runner import NullSink
+    from bench.measure.sampler import _claim
+
+    told, sent = [], []
+
+    class Sink(NullSink):
+        def own(self, pids, on_device):
+            told.append((pids, on_device))
+
+    m = Measurement(CountingWorkload(backend=None), None, measure(), sink=Sink())
+    m.claim([SERVER, SERVER], on_device=1)
+    assert m.own_pids == (SERVER,) and told == [((SERVER,), 1)]  # its CPU is the run's too (HostSnapshot)
+
+    class Recorder:
+        def watch(self, spec):
+            sent.append(("watch", spec))
+
+        def own(self, pids, on_device):
+            sent.append(("own", list(pids), on_device))
+
+    launcher = Launcher(run_config("--device", "cpu", "--out", tmp_path))
+    launcher.sampler = Recorder()
+    nvml_spec = {"name": "nvml", "devices": [{"index": 0}]}
+    launcher.on_event({"event": "started", "rank": 0, "watch": [nvml_spec]})
+    launcher.on_event({"event": "own", "rank": 0, "pids": [SERVER], "on_device": 1})
+    launcher.on_event({"event": "started", "rank": 0, "watch": [{"name": "nvml", "devices": [{"index": 1}]}]})
+    assert sent[0] == ("watch", {**nvml_spec, "own_pid": os.getpid(), "own_pids": [], "own_on_device": 0})
+    assert sent[1] == ("own", [SERVER], 1) and sent[2] == ("own", [], 0)  # the next repeat's worker claims anew
+
+    class Collector:
+        def claim(self, pids, on_device=0):
+            told.append(("collector", pids, on_device))
+
+    _claim({"pids": [SERVER, "x", True], "on_device": 1}, {"nvml": Collector()})
+    assert told[-1] == ("collector", [SERVER], 1)
+
+
+def test_each_repeat_is_judged_by_its_accelerators_own_process_list(tmp_path):
+    """Another job on the GPU during repeat 0's measured steps (NVML listed it), none during repeat 1's: repeat 0
+    is contended by the device's own count, and --target-ci would redo it (derive.repeat_flags)."""
+    from conftest import run_config
+
+    from bench.launch.launcher import Launcher
+    from bench.model.derive import repeat_flags
+    from bench.model.report import Phase, Repeat, Result, Timing
+
+    class Samples:
+        def since(self):
+            return [{"t": 1.5, "gpu0.other_processes": 1}, {"t": 2.5, "gpu0.other_processes": 3},  # between
+                    {"t": 3.5, "gpu0.other_processes": 0}, {"t": 3.6, "gpu0.other_processes": None}]
+
+    launcher = Launcher(run_config("--device", "cpu", "--out", tmp_path))
+    launcher.sampler = Samples()
+    launcher.phases = [Phase("w", "measure", 1.0, 2.0, 0), Phase("w", "measure", 3.0, 4.0, 1)]
+    result = Result("w", "ok", timing=Timing([Repeat(0, step_times_s=[0.1]), Repeat(1, step_times_s=[0.1])]))
+    launcher.judge_device(result)
+    first, second = result.timing.repeats
+    assert first.contention.device_processes == 1 and "accelerator" in first.contention.reasons[0]
+    assert second.contention.device_processes == 0 and not second.contention.reasons
+    assert repeat_flags(first, []) == first.contention.reasons
+
+
 def test_processes_nobody_can_attribute_are_not_judged_rather_than_contended():
     from bench.measure.validity import telemetry_checks
     from test_validity import result_with_steps, telemetry
@@ -402,9 +535,13 @@ def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp
     monkeypatch.setenv("PYTHONPATH", f"{VENDOR}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")  # the sampler's
     cfg = check_before_run(run_config("--device", "cuda", "--in-process", "--workload", "counting", "--repeats", 1,
                                       "--time-budget", 1.5, "--warmup", 1, "--sample-hz", 10, "--out", tmp_path / "o"))
-    [res] = launch(cfg).results
+    report = launch(cfg)
+    [res] = report.results
     assert res.status == "ok", res.error
     assert res.telemetry_summary["measure"]["gpu2.processes"].max == 1
+    arithmetic = report.environment.arithmetic  # recorded by the worker, a record in the report
+    assert arithmetic.matmul_fp32 == "ieee" and "layer_norm" in arithmetic.autocast_fp32_ops
+    assert report.to_json()["environment"]["arithmetic"]["matmul_fp32"] == "ieee"
     shared = [w.message for w in res.warnings if w.code == "contended" and "accelerator" in w.message]
     assert not shared  # 0.1: contended, so no verdict for any CUDA run in a container (this machine's CPU may be)
     assert any(w.code == "not_judged" and "PID namespace" in w.message for w in res.warnings)
@@ -477,3 +614,19 @@ def test_fp16_falls_back_to_the_older_grad_scaler_where_torch_amp_has_none(fake_
         warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.4 deprecates the old class; 2.1 does not
         scaler = b.grad_scaler("fp16")  # 0.1: AttributeError
     assert isinstance(scaler, torch.cuda.amp.GradScaler)
+
+
+def test_the_variables_that_change_timings_are_recorded(monkeypatch):
+    """Synchronous launches, TF32 overrides, the CUDA allocator, Gaudi's shape-agnostic eager graphs, inference
+    mode and autocast lists, and HCCL's scale-out settings (every HCCL_*); 0.1 recorded none of them."""
+    from bench.measure.environment import collect_env_vars
+
+    wanted = {"CUDA_LAUNCH_BLOCKING": "1", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1", "NVIDIA_TF32_OVERRIDE": "0",
+              "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "PT_HPU_EAGER_SHAPE_AGNOSTIC_GRAPH": "0",
+              "PT_HPU_INFERENCE_MODE": "1", "PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST": "/lists/lower.txt",
+              "HCCL_OVER_OFI": "1", "HCCL_SOCKET_IFNAME": "eth0"}
+    for k, v in wanted.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("UNRELATED_SETTING", "x")
+    got = collect_env_vars()
+    assert {k: got.get(k) for k in wanted} == wanted and "UNRELATED_SETTING" not in got

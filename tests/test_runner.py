@@ -138,6 +138,38 @@ def test_a_torch_compile_recompile_while_measuring_is_counted_and_warned(monkeyp
     assert "compiled_while_measuring" not in steady.codes()
 
 
+class Respecialising(CountingWorkload):
+    """A compiled function whose every call guards on a new string: dynamo recompiles each step until its
+    recompile limit (torch/_dynamo/config.py recompile_limit = 8), then runs the frame eager from there on
+    (convert_frame.py: FrameAction.RUN_ONLY), with one log warning and no error."""
+
+    def setup(self):
+        import torch
+
+        def scaled(x, tag):
+            return x * len(tag) if tag.startswith("a") else x - len(tag)
+
+        self.fn, self.torch = self.backend.torch.compile(scaled, **self.backend.compile_options()), torch
+
+    def step(self):
+        out = super().step()
+        self.fn(self.torch.ones(3), "a" * self.calls + "b")
+        return out
+
+
+def test_a_compiled_function_past_the_recompile_limit_is_recorded_as_run_eager(monkeypatch):
+    from conftest import cpu_backend
+
+    b = cpu_backend(compile=True)
+    monkeypatch.setattr(b, "compile_options", lambda: {"backend": "eager"})  # dynamo counts; no C++ build here
+    logging_clock(monkeypatch, [], step_ns=2_000_000)
+    result = run(Respecialising(backend=b), b, measure(steps=12, warmup=10)).result
+    by_phase = {c.phase: c for c in result.timing.repeats[0].compiles}
+    assert by_phase["warmup"].eager_frames == 1 and by_phase["measure"].eager_frames == 0
+    [w] = [w for w in result.warnings if w.code == "ran_eager"]  # 0.1: recorded as compiled, nothing said
+    assert "recompile limit" in w.message and "warmup" in w.message
+
+
 def test_nothing_is_recorded_where_nothing_counts_compiles():
     from conftest import cpu_backend
 

@@ -140,7 +140,7 @@ def shared_calls(monkeypatch, shared: set[int]):
 
     calls = []
 
-    def fake(a, b, spare=0.0):
+    def fake(a, b, need=None):
         calls.append(1)
         if len(calls) - 1 in shared:
             return Contention(other_load_cores=1.1, reasons=["other processes used 1.10 CPU cores"])

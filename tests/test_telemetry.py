@@ -134,3 +134,26 @@ def test_energy_falls_back_to_integrated_power_then_null():
     assert energy_from_samples(samples, 1.0, 1.5, "gpu0.")["joules"] is None  # window < 1 s
     e = energy_from_samples([{"t": 0}, {"t": 5}], 1.0, 4.0, "gpu0.")
     assert e["joules"] is None and "no energy counter" in e["reason"]
+
+
+def test_the_power_fallback_integrates_the_instantaneous_field_where_it_was_sampled():
+    """A Hopper GPU without an energy counter reading: 100 W, then 600 W from t = 4 s. NVML's power reading
+    is a 1-s average (it lags the step by a second); NVML_FI_DEV_POWER_INSTANT (field 186) is the draw
+    itself, and the collector samples both (tests/fake_vendor/pynvml.py). 0.1 integrated the average."""
+    samples = [{"t": t / 10, "gpu0.power_instant_w": 100.0 if t < 40 else 600.0,
+                "gpu0.power_w": 100.0 if t < 50 else 600.0} for t in range(0, 81)]
+    e = energy_from_samples(samples, 0.0, 8.0, "gpu0.")
+    assert e["joules"] == pytest.approx(4 * 100 + 4 * 600, rel=0.01) and "instantaneous" in e["method"]
+
+
+def test_the_launcher_reads_the_samples_written_so_far_whole_lines_only(tmp_path):
+    from bench.measure.sampler import Sampler
+
+    s = Sampler(10, 0)
+    s.path = str(tmp_path / "samples.jsonl")
+    with open(s.path, "w", encoding="utf-8") as fh:
+        fh.write('{"status": {}}\n{"t": 0.1, "gpu0.other_processes": 0}\n{"t": 0.2, "gpu0.oth')
+    assert s.since() == [{"t": 0.1, "gpu0.other_processes": 0}]  # the line being written waits
+    with open(s.path, "a", encoding="utf-8") as fh:
+        fh.write('er_processes": 1}\n')
+    assert s.since() == [{"t": 0.2, "gpu0.other_processes": 1}] and s.since() == []

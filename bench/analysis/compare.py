@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.analysis import table, verdicts
+from bench.analysis.arithmetic import arithmetic_notes
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
 from bench.analysis.cost import price_notes, run_cost, unmatched_prices
@@ -112,7 +113,7 @@ def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
     rates, per_unit_j = table.cost_inputs(run, metric)
     cost = run_cost(run, rules.costing, rates, per_unit_j, metric, table.serves(run))
     serving = served_notes(run, base) + tail_notes(run.name, run.result.workload_metrics or {})
-    notes = row_notes(run, base, v) + serving + price_notes(run, rules.costing, cost)
+    notes = row_notes(run, base, v) + arithmetic_notes(run, base) + serving + price_notes(run, rules.costing, cost)
     v.pop("outlook", None)
     return Row(run=run.info(), lead=table.lead(run, metric), figures=table.figures(run, specs),
                repeats=len(run.result.timing.measured) or None, set_aside=set_aside(run), cost=cost,

@@ -30,6 +30,7 @@ HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
 NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "handicap",  # the comparison's
                    "published", "not_comparable", "verdict", "failed", "output_mismatch", "warning",  # a row's
                    "priced", "unpriced", "price_unmatched", "served_by",
+                   "arithmetic",  # same precision name, other arithmetic (bench/analysis/arithmetic.py)
                    "tail",  # a serving row's (and a curve's) SLO verdict
                    "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series

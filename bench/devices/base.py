@@ -127,6 +127,11 @@ class Backend:
     def describe(self) -> dict:
         return {"backend": self.name, "device": self.device_str()}
 
+    def arithmetic(self) -> dict | None:
+        """What the precision's name does not say (report: Arithmetic fields): the autocast op lists in effect
+        and how fp32 matmuls run. None where this device does not record them."""
+        return None
+
     def collector_specs(self) -> list[dict]:
         return [{"name": "host", "pid": os.getpid()}]
 
@@ -170,19 +175,39 @@ class Backend:
 
 def dynamo_compiles() -> dict:
     """torch.compile's cumulative counters: counters["stats"]["unique_graphs"] (one per graph dynamo hands
-    to the compiler, recompiles included) and the time of dynamo's compile entry point, recorded under
+    to the compiler, recompiles included), the time of dynamo's compile entry point, recorded under
     "_compile.compile_inner" (torch 2.13) or "_compile.<locals>.compile_inner" (torch 2.1) in
-    compilation_time_metrics. Dynamo not imported yet: nothing compiled yet."""
+    compilation_time_metrics, and the frames that hit the recompile limit (dynamo_eager_frames). Dynamo
+    not imported yet: nothing compiled yet."""
     import sys
 
     utils = sys.modules.get("torch._dynamo.utils")
     source = "torch._dynamo counters (unique_graphs, compile time)"
     if utils is None:
-        return {"graphs": 0, "seconds": 0.0, "source": source}
+        return {"graphs": 0, "seconds": 0.0, "eager_frames": 0, "source": source}
     times = [sum(v) for k, v in getattr(utils, "compilation_time_metrics", {}).items()
              if k.startswith("_compile") and k.endswith("compile_inner")]
     return {"graphs": int(utils.counters["stats"]["unique_graphs"]), "seconds": sum(times) if times else None,
-            "source": source}
+            "eager_frames": dynamo_eager_frames(), "source": source}
+
+
+# How dynamo names a frame it gave up on at its recompile limit, in counters["unimplemented"]: torch 2.13
+# convert_frame.py raises Unsupported with gb_type "Dynamo recompile limit exceeded" (exc.py counts every
+# Unsupported there, add_to_stats) and runs the frame eager from then on (FrameAction.RUN_ONLY) with one log
+# warning, unless fail_on_recompile_limit_hit; torch 2.1-2.4 said "cache_size_limit reached".
+EAGER_MARKS = ("recompile limit exceeded", "recompile_limit", "cache_size_limit", "cache limit exceeded")
+
+
+def dynamo_eager_frames() -> int:
+    """Frames dynamo stopped compiling at torch._dynamo.config.recompile_limit (8) or its accumulated limit,
+    so far in this process: each runs eager from then on, silently but for one log line."""
+    import sys
+
+    utils = sys.modules.get("torch._dynamo.utils")
+    if utils is None:
+        return 0
+    return sum(int(n) for k, n in utils.counters["unimplemented"].items()
+               if any(m in str(k).lower() for m in EAGER_MARKS))
 
 
 def _counter(collector_cls, device: dict):

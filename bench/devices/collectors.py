@@ -28,5 +28,9 @@ class Collector:
         """{key prefix: what it stands for} for the report's telemetry.sources (TelemetrySource fields)."""
         return {}
 
+    def claim(self, pids, on_device: int = 0) -> None:
+        """Processes the run counts as its own besides its tree, `on_device` of them on the watched device
+        (bench/devices/owned.py). Only a collector that lists a device's processes uses it."""
+
     def close(self) -> None:
         """Release handles."""

@@ -39,7 +39,7 @@ from bench.model.derive import (contention_reasons, core_metrics, figure_value, 
                                 timing_warnings)
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
-from bench.model.report import (SCHEMA_VERSION, CollectorStatus, Distributed, Environment, Memory, Phase,
+from bench.model.report import (SCHEMA_VERSION, Arithmetic, CollectorStatus, Contention, Distributed, Environment, Memory, Phase,
                                 Provenance, RankResult, RankStatus, Report, Result, Telemetry, TelemetrySource, Timing,
                                 variant_label)
 
@@ -76,6 +76,7 @@ class Launcher:
         self.command = command or []
         self.sampler: Sampler | None = None
         self.watched: set[str] = set()
+        self.claims: dict[int, tuple[list[int], int]] = {}  # rank -> (PIDs outside the tree, how many on its device)
         self.environment: dict | None = None
         self.phases: list[Phase] = []
         self.counters: dict[str, list] = {}
@@ -181,6 +182,7 @@ class Launcher:
                 until.end("interrupted")
                 break
             outcomes.append(self.outcome(events, name, r))
+            self.judge_device(outcomes[-1][0])
             if outcomes[-1][0].status != "ok":
                 until.end(outcomes[-1][0].status)  # a repeat that failed or was skipped: the next would fare no better
                 break
@@ -201,20 +203,50 @@ class Launcher:
             for rep in reps + [rep for p in result.per_rank for rep in p.timing.repeats]:
                 rep.set_aside = flags
 
+    def judge_device(self, result: Result) -> None:
+        """Each repeat's accelerator by the accelerator's own counters: other jobs' processes its driver listed
+        during the repeat's measured steps (NVML; what the run owns: bench/devices/owned.py), read from the
+        samples written since the last repeat. A repeat that shared its device is contended, so --target-ci
+        redoes it. HLML lists no processes: then nothing is added."""
+        rows = self.sampler.since() if self.sampler is not None else []
+        label = variant_label(result.variant)
+        for rep in result.timing.repeats:
+            spans = [(p.start_s, p.end_s) for p in self.phases if p.workload == result.workload and
+                     p.phase == "measure" and p.repeat == rep.index and p.variant == label]
+            seen = [v for row in rows if any(a <= row["t"] <= b for a, b in spans) for k, v in row.items()
+                    if k.endswith(".other_processes") and isinstance(v, int | float) and not isinstance(v, bool)]
+            if seen:
+                _device_processes(rep, int(max(seen)))
+
     def on_event(self, event: dict) -> None:
         kind = event["event"]
         if kind == "started":
             if self.environment is None:
                 self.environment = event.get("environment")
+            if self.claims.pop(event.get("rank", 0), None) is not None:  # a new repeat claims anew
+                self.tell_claims()
             for spec in event.get("watch", []):
-                spec = {**spec, "own_pid": os.getpid()}  # processes of this tree on a card are ours
                 key = json.dumps(spec, sort_keys=True)
                 if self.sampler is not None and key not in self.watched:
                     self.watched.add(key)
-                    self.sampler.watch(spec)
+                    self.sampler.watch({**spec, **self.own_fields()})
+        elif kind == "own":
+            self.claims[event.get("rank", 0)] = (_pids(event.get("pids")), _count(event.get("on_device")))
+            self.tell_claims()
         elif kind == "phase":
             self.phases.append(parse(Phase, event["phase"]))
         self.view.event(event)
+
+    def own_fields(self) -> dict:
+        """What a collector needs to tell the run's processes from another job's (bench/devices/owned.py):
+        this launcher's tree, and what the workers claimed besides it."""
+        pids = sorted({p for ps, _ in self.claims.values() for p in ps})
+        return {"own_pid": os.getpid(), "own_pids": pids, "own_on_device": sum(n for _, n in self.claims.values())}
+
+    def tell_claims(self) -> None:
+        if self.sampler is not None:
+            f = self.own_fields()
+            self.sampler.own(f["own_pids"], f["own_on_device"])
 
     @property
     def world(self) -> int:
@@ -325,7 +357,7 @@ class Launcher:
     def finish(self, report: Report) -> None:
         status, samples, fate = self.sampler.stop() if self.sampler else ({}, [], {})
         sources = {k: v for st in status.values() for k, v in (st.pop("sources", None) or {}).items()}
-        report.environment = Environment(**self.environment) if self.environment else Environment(
+        report.environment = _environment(self.environment) if self.environment else Environment(
             host=collect_host(), python=collect_python(), packages=collect_packages())
         report.environment.threads = self.threads
         if getattr(self, "assignment", None):
@@ -366,6 +398,30 @@ def repeat_figures(result: Result, workload, options) -> None:
             value = figure_value(own, core, spec.key)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             rep.figure_values[spec.key] = float(value) if ok else None
+
+
+def _environment(data: dict) -> Environment:
+    """The worker's environment record, its arithmetic as the record it is."""
+    data = dict(data)
+    arithmetic = data.pop("arithmetic", None)
+    return Environment(**data, arithmetic=Arithmetic(**arithmetic) if isinstance(arithmetic, dict) else None)
+
+
+def _device_processes(rep, others: int) -> None:
+    rep.contention = rep.contention or Contention()
+    rep.contention.device_processes = others
+    if others:
+        rep.contention.reasons.append(f"{others} other job's process(es) ran on the accelerator during the measured "
+                                      "steps (its driver's process list)")
+
+
+def _pids(value) -> list[int]:
+    """An event's PIDs: positive whole numbers only."""
+    return [p for p in value or [] if isinstance(p, int) and not isinstance(p, bool) and p > 0]
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _timings(result: Result) -> list[Timing]:

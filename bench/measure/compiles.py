@@ -46,7 +46,19 @@ class CompileLog:
             if before is not None and after is not None:
                 self.records.append(Compiles(name, _delta(after.get("graphs"), before.get("graphs")),
                                              _delta(after.get("seconds"), before.get("seconds")),
-                                             after.get("source")))
+                                             after.get("source"),
+                                             _delta(after.get("eager_frames"), before.get("eager_frames"))))
+
+    def ran_eager(self) -> str | None:
+        """torch.compile frames that hit dynamo's recompile limit in any phase, in words: from then on they ran
+        eager, the measured steps too, while the run is labelled compiled. None when none did."""
+        frames = sum(c.eager_frames or 0 for c in self.records)
+        if not frames:
+            return None
+        where = ", ".join(dict.fromkeys(c.phase for c in self.records if c.eager_frames))
+        return (f"{frames} function(s) hit torch._dynamo's recompile limit (config.recompile_limit, 8 by default) "
+                f"during {where} and ran eager from then on, without an error: the figures are not those of "
+                "compiled code. Keep shapes static or raise torch._dynamo.config.recompile_limit")
 
     def while_measuring(self) -> str | None:
         """What compiled during the measured steps, in words; None when nothing did (or nothing counts)."""

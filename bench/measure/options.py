@@ -33,8 +33,9 @@ class MeasureOptions(TelemetryOptions):
                                     metavar="SECONDS")
     min_steps: int = opt(3, "floor on measured steps with --time-budget", minimum=1, maximum=1_000_000)
     warmup: int | None = opt(None, "warm-up steps before measuring, reported apart (first step and total); default: "
-                                   "until successive windows of 3 steps agree within 5 %, at most 60 steps or 30 s, "
-                                   "what it took recorded", minimum=0, maximum=100_000)
+                                   "until successive windows of 3 steps agree within 5 % (and, where the device counts "
+                                   "its compiles, the last window compiled nothing), at most 60 steps or 30 s of steps "
+                                   "after the first, what it took recorded", minimum=0, maximum=100_000)
     repeats: int = opt(3, "repeats, each in a fresh worker process (model and data built anew): a verdict "
                           "needs run-to-run variance, and 3 per side is the least that gives one",
                        minimum=1, maximum=1000)

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from bench.core.errors import ConfigError, WorkloadSkipped
-from bench.measure.compiles import CompileLog
-from bench.measure.contention import HostSnapshot, contention
+from bench.measure.compiles import CompileLog, read_stats
+from bench.measure.contention import HostSnapshot, contention, needed_cores
 from bench.measure.probe import host_speed_s
-from bench.measure.threads import spare_cores
 from bench.measure.warmup import GROUP_STEPS, until_steady
 from bench.model.report import Memory, Phase, Repeat, Result, variant_label
 
@@ -33,10 +32,13 @@ class Clock:
 
 
 class NullSink:
-    """Where a repeat reports its phases and progress (the worker streams them to the parent)."""
+    """Where a repeat reports its phases and progress (the worker streams them to the parent), and the
+    processes outside its tree it counts as its own (`own`: the launcher tells the sampler; a sink
+    without it keeps the claim to this process's CPU judgement)."""
 
     def phase(self, phase: Phase) -> None: ...
     def progress(self, phase: str, done: int, total: int | None) -> None: ...
+    def own(self, pids: tuple[int, ...], on_device: int) -> None: ...
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
     own_pids: tuple[int, ...] = ()  # processes outside the run's tree whose CPU is this run's work (a local server)
+    on_device: int = 0  # how many of them hold the accelerator (a server the run talks to on its device)
 
     def __init__(self, workload, backend, measure, index: int = 0, clock: Clock | None = None, sink=None,
                  tree_root: int | None = None, variant: dict | None = None):
@@ -86,6 +89,16 @@ class Measurement:
         self.out = Outcome(self.result)
         self.compiles = CompileLog(backend, self.repeat.compiles)
         self.steps = []
+
+    def claim(self, pids, on_device: int = 0) -> None:
+        """Count `pids` (a local server found by its port, a PID the user named: as this machine or NVML sees
+        them) and their children as this run's own, for its CPU contention and, through the sink, for the
+        device's process count; `on_device` of them use the accelerator. Replaces an earlier claim."""
+        self.own_pids = tuple(dict.fromkeys(int(p) for p in pids))
+        self.on_device = max(0, int(on_device))
+        tell = getattr(self.sink, "own", None)
+        if tell is not None:
+            tell(self.own_pids, self.on_device)
 
     @contextlib.contextmanager
     def phase(self, name: str):
@@ -151,7 +164,8 @@ class Measurement:
         with self.phase("warmup"):
             self.sink.progress("warmup", 0, n)
             done = until_steady(lambda: timed_step(self.wl, self.backend)[1], n,
-                                lambda i: self.sink.progress("warmup", i, n))
+                                lambda i: self.sink.progress("warmup", i, n),
+                                compiles=lambda: (read_stats(self.backend) or {}).get("graphs"))
             times = done.times
             if times:
                 self.repeat.first_step_s, self.repeat.warmup_s = times[0], sum(times)
@@ -224,7 +238,7 @@ class Measurement:
             rep.cpu_wall_ratio = rep.cpu_s / busy if busy > 0 else None
             ranks = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)  # torchrun's ranks on this node
             rep.contention = contention(host0, HostSnapshot.take(self.tree_root, self.own_pids),
-                                        spare_cores(rep.threads, ranks))
+                                        needed_cores(rep.threads, ranks))
 
     def _record(self, values: dict) -> None:
         for name, value in values.items():
@@ -242,6 +256,9 @@ class Measurement:
         compiled = self.compiles.while_measuring()
         if compiled:
             self.result.warn("compiled_while_measuring", compiled)
+        eager = self.compiles.ran_eager()
+        if eager:
+            self.result.warn("ran_eager", eager)
         try:
             self.repeat.series.update(self.wl.series())
         except Exception as exc:  # noqa: BLE001 - the timing stands; say what is missing

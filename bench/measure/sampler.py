@@ -1,11 +1,12 @@
 """The sampler: its own process (no GIL taken from the measured loop), JSON lines to a file.
 
 Parent side: `Sampler(hz, t0_ns).start(specs)`; `.watch(spec)` adds a collector while it runs (the
-launcher learns a worker's device only once the worker has it); `.stop() -> (status, samples, fate)`,
-fate saying whether the child lived to the end and, if not, how it ended.
+launcher learns a worker's device only once the worker has it); `.own(pids, on_device)` tells every
+collector which processes outside the run's tree are the run's own (bench/devices/owned.py); `.stop() ->
+(status, samples, fate)`, fate saying whether the child lived to the end and, if not, how it ended.
 
 Child side: `python -m bench.measure.sampler HZ T0_NS OUT_PATH`, commands as JSON lines on stdin
-(`{"watch": spec}`); it stops at end of input — also when the parent dies — or on SIGTERM. No thread
+(`{"watch": spec}`, `{"own": {"pids": [...], "on_device": n}}`); it stops at end of input — also when the parent dies — or on SIGTERM. No thread
 reads stdin: the loop waits on select() between ticks, so a signal never meets a blocked reader.
 Timestamps are CLOCK_MONOTONIC seconds since t0, the clock the runner marks its phases with.
 """
@@ -46,6 +47,15 @@ def _open(spec: dict, collectors: dict, status: dict) -> None:
         status[name] = {"available": False, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - any collector fault is recorded; sampling goes on
         status[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _claim(claim: dict, collectors: dict) -> None:
+    """The run's claim of processes outside its tree, to every collector (one that lists none ignores it)."""
+    pids = [p for p in claim.get("pids") or [] if isinstance(p, int) and not isinstance(p, bool)]
+    on_device = claim.get("on_device") if isinstance(claim.get("on_device"), int) else 0
+    for c in collectors.values():
+        with contextlib.suppress(Exception):  # a collector's fault is not the sampler's
+            c.claim(pids, on_device)
 
 
 def _tick(collectors: dict, t0_ns: int) -> dict:
@@ -131,6 +141,8 @@ def _sample(hz: float, t0_ns: int, out_path: str) -> int:
                 if "watch" in cmd:
                     _open(cmd["watch"], collectors, status)
                     out.write(json.dumps({"status": status}) + "\n")
+                if isinstance(cmd.get("own"), dict):
+                    _claim(cmd["own"], collectors)
             if time.monotonic() < due:
                 continue
             row = _tick(collectors, t0_ns)
@@ -157,6 +169,7 @@ class Sampler:
         self.proc: subprocess.Popen | None = None
         self.path: str | None = None
         self.exit_code: int | None = None
+        self.read_at = 0  # how far `since` has read the samples file
 
     def start(self, specs: list[dict]) -> Sampler:
         fd, self.path = scratch_file(".jsonl")
@@ -174,13 +187,36 @@ class Sampler:
         return self
 
     def watch(self, spec: dict) -> None:
+        self._send({"watch": spec})
+
+    def own(self, pids, on_device: int = 0) -> None:
+        """Count these processes (and their children) as the run's own, `on_device` of them on the watched
+        device(s), in place of the claim before."""
+        self._send({"own": {"pids": [int(p) for p in pids], "on_device": int(on_device)}})
+
+    def _send(self, command: dict) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            self.proc.stdin.write((json.dumps({"watch": spec}) + "\n").encode())
+            self.proc.stdin.write((json.dumps(command) + "\n").encode())
             self.proc.stdin.flush()
         except OSError:
             pass  # the child died: stop() says so
+
+    def since(self) -> list[dict]:
+        """The samples written since the last call, while it runs (whole lines only: the child may be writing
+        the next)."""
+        if not self.path:
+            return []
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.read_at)
+                chunk = fh.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.read_at += end
+        return [row for row in map(_row, chunk[:end].splitlines()) if row is not None]
 
     def _said(self) -> str:
         """The last line the (ended) sampler wrote on stderr: why it stopped."""
@@ -227,6 +263,15 @@ class Sampler:
         finally:
             if self.path and os.path.exists(self.path):
                 os.unlink(self.path)
+
+
+def _row(line: bytes) -> dict | None:
+    """One sample line (None: a status line, or one that is not a sample)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("t"), int | float) else None
 
 
 def read_samples(path: str) -> tuple[dict, list[dict]]:

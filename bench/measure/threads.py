@@ -122,16 +122,6 @@ def other_load(window_s: float = LOAD_WINDOW_S, own_pid: int | None = None) -> f
     return max(0.0, ((b.busy - a.busy) - (b.own - a.own)) / (b.at - a.at))
 
 
-def spare_cores(threads: int | None, ranks: int = 1) -> float:
-    """CPU cores a run's threads leave to other processes (`ranks` on this node, `threads` each): the
-    other load a measured repeat may see before it counts as shared — the inverse of the choice
-    (`threads_that_fit`). 0 where the threads are unknown."""
-    if not threads:
-        return 0.0
-    cpus = HostState(os.cpu_count() or 1, affinity(), quota_cpus(), None).cpus
-    return max(0.0, cpus - threads * ranks)
-
-
 def host_state() -> HostState:
     return HostState(os.cpu_count() or 1, affinity(), quota_cpus(), other_load())
 

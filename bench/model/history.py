@@ -42,7 +42,12 @@ HISTORY = [
         "every number within ±1e30 and every time from 1970 to 2261; how many repeats ran and why no further one "
         "did (`Result.stopping`: a fixed `--repeats`, or `--target-ci` until the interval is narrow enough or a "
         "bound), and repeats set aside as disturbed and redone, kept but left out of every figure "
-        "(`Repeat.set_aside`)"),
+        "(`Repeat.set_aside`); the arithmetic a precision's name does not say (`Environment.arithmetic`: the autocast "
+        "op lists in effect, how fp32 matmuls ran); a repeat's CPU contention summed over the CPUs the run may use and "
+        "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
+        "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
+        "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
+        "(`Compiles.eager_frames`, warning `ran_eager`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

@@ -49,6 +49,8 @@ WARNING_CODES = {
     "output_mismatch": "the workload's output fingerprint disagrees with another run's beyond its tolerance",
     "compiled_while_measuring": "graphs were compiled during the measured steps: compile time is inside the measured "
                                 "figures (a shape the warm-up did not cover)",
+    "ran_eager": "torch.compile gave up on a function at dynamo's recompile limit and ran it eager, silently: the "
+                 "run is labelled compiled, its figures are not",
     "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
                       "the latency figures, and over every SLO",
     "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
@@ -162,10 +164,24 @@ class FigureSpec:
 class Contention:
     """What else used the machine or the accelerator while a repeat was measured."""
 
-    other_load_cores: float | None = fld("mean CPU cores busy with other processes during the measured steps", None)
+    other_load_cores: float | None = fld("mean CPU cores busy with other processes during the measured steps, on the "
+                                         "CPUs the run may use", None)
     steal_percent: float | None = fld("CPU steal time (hypervisor) during the measured steps, %", None, minimum=0)
-    device_processes: int | None = fld("other processes seen on the accelerator", None, minimum=0)
+    device_processes: int | None = fld("other jobs' processes the accelerator's driver listed during the measured "
+                                       "steps (null: none could be told apart, or nothing lists them)", None,
+                                       minimum=0)
     reasons: list[str] = fld("why the repeat counts as contended (empty: it does not)", factory=list)
+    own_cores: float | None = fld("mean CPU cores the run's own processes used during the measured steps", None,
+                                  minimum=0)
+    free_cores: float | None = fld("cores the run left to other load before the steps count as shared: the CPUs "
+                                   "less what its threads need (cpu), or less the whole cores its processes used "
+                                   "(an accelerator's host)", None, minimum=0)
+    cpus: int | None = fld("the CPUs whose time was summed: those the run may use (its affinity mask)", None,
+                           minimum=1)
+    cpu_scope: Literal["host", "container"] | None = fld(
+        "what /proc/stat counted: `host`, the kernel's figures for the whole machine (inside a container they hold "
+        "other tenants' work on the same CPUs); `container`, a per-container view mounted over it (LXCFS)", None)
+    in_container: bool | None = fld("signs of a container were found (a runtime's marker file or cgroup)", None)
 
 
 @dataclass
@@ -176,6 +192,8 @@ class Compiles:
     graphs: int | None = fld("graphs compiled (null: the stack does not count them)", None, minimum=0)
     seconds: float | None = fld("time spent compiling them", None, minimum=0)
     source: str | None = fld("what counted them", None)
+    eager_frames: int | None = fld("torch.compile: functions that hit dynamo's recompile limit in this phase and ran "
+                                   "eager from then on (null: not counted)", None, minimum=0)
 
 
 @dataclass
@@ -336,7 +354,8 @@ class EnergyPart:
     """Energy of one device or domain over the measured window."""
 
     joules: float | None = fld("energy", None, minimum=0)
-    method: str | None = fld("energy counter, or integrated power samples (estimate)", None)
+    method: str | None = fld("energy counter, or integrated power samples (estimate; the instantaneous field where it was "
+                             "sampled, else the power reading)", None)
     reason: str | None = fld("why it is null", None)
 
 
@@ -694,6 +713,22 @@ class ThreadChoice:
 
 
 @dataclass
+class Arithmetic:
+    """What a precision's name does not say: which ops autocast lowers and which it keeps in fp32 on this device,
+    and how fp32 matmuls ran. Two runs of the same precision on different devices can compute differently."""
+
+    autocast_lower_ops: list[str] | None = fld("ops autocast runs in the lower precision (bf16, fp16), sorted (null: not "
+                                               "recorded for this device)", None)
+    autocast_fp32_ops: list[str] | None = fld("ops autocast keeps in fp32, sorted (null: not recorded)", None)
+    autocast_source: str | None = fld("where the lists come from: the stack's defaults, named, or the files the "
+                                      "environment names in their place", None)
+    matmul_fp32: Literal["ieee", "tf32"] | None = fld("how fp32 matmuls ran: `ieee` single precision or `tf32` "
+                                                      "(TensorFloat-32); it decides the MFU's peak (null: not known)",
+                                                      None)
+    matmul_reason: str | None = fld("what decided it (torch's setting, NVIDIA_TF32_OVERRIDE=0, ...)", None)
+
+
+@dataclass
 class Environment:
     """Everything a reader needs to trust or question the numbers."""
 
@@ -704,6 +739,8 @@ class Environment:
     env_vars: dict[str, str] = fld("relevant environment variables", factory=dict)
     device: dict[str, Scalar] = fld("the device's description (backend, device_name, driver, mode, ...)", factory=dict)
     threads: ThreadChoice | None = fld("cpu runs: the threads each rank ran with and why", None)
+    arithmetic: Arithmetic | None = fld("the effective autocast op lists and fp32 matmul mode (null: not recorded)",
+                                        None)
 
 
 @dataclass

@@ -51,9 +51,17 @@ def _interp(samples: list[dict], key: str, t: float) -> float | None:
     return float(np.interp(t, ts, vs))
 
 
+# Which power key a fallback integrates, first found first: NVML_FI_DEV_POWER_INSTANT (field 186, nvidia-ml-py
+# pynvml.py) where the collector sampled it, since nvmlDeviceGetPowerUsage (`power_w`) is a 1-s average on
+# Ampere and newer (FACTS.md) that lags a window's edges and smears its changes; else `power_w`.
+POWER_KEYS = (("power_instant_w", "integrated instantaneous power samples (estimate)"),
+              ("power_w", "integrated power samples (estimate)"))
+
+
 def energy_from_samples(samples: list[dict], start: float, end: float, prefix: str) -> dict:
     """Energy of one device over [start, end]: the energy-counter delta (interpolated to the window
-    edges) if the device has one, else integrated power samples (labelled), else null with a reason."""
+    edges) if the device has one, else integrated power samples (labelled: the instantaneous field where
+    it was sampled, else the power reading), else null with a reason."""
     duration = end - start
     if duration < MIN_ENERGY_WINDOW_S:
         return {"joules": None, "method": None,
@@ -62,12 +70,20 @@ def energy_from_samples(samples: list[dict], start: float, end: float, prefix: s
     a, b = _interp(samples, prefix + "energy_j", start), _interp(samples, prefix + "energy_j", end)
     if a is not None and b is not None and b >= a:
         return {"joules": b - a, "method": "energy counter", "reason": None}
-    pts = [(s["t"], s[prefix + "power_w"]) for s in in_window(samples, start, end)
-           if isinstance(s.get(prefix + "power_w"), (int, float))]
-    if len(pts) >= 2:
-        ts, ws = zip(*pts, strict=True)
-        covered = ts[-1] - ts[0]
-        area = sum((ws[i] + ws[i + 1]) / 2 * (ts[i + 1] - ts[i]) for i in range(len(ts) - 1))
-        joules = area * duration / covered if covered > 0 else None
-        return {"joules": joules, "method": "integrated power samples (estimate)", "reason": None}
+    for key, method in POWER_KEYS:
+        joules = _integrated(in_window(samples, start, end), prefix + key, duration)
+        if joules is not None:
+            return {"joules": joules, "method": method, "reason": None}
     return {"joules": None, "method": None, "reason": f"no energy counter or power samples for {prefix.rstrip('.')}"}
+
+
+def _integrated(window: list[dict], key: str, duration: float) -> float | None:
+    """Trapezoids over the samples of `key`, scaled from the span they cover to `duration`; None with
+    fewer than two samples."""
+    pts = [(s["t"], s[key]) for s in window if isinstance(s.get(key), (int, float)) and not isinstance(s[key], bool)]
+    if len(pts) < 2:
+        return None
+    ts, ws = zip(*pts, strict=True)
+    covered = ts[-1] - ts[0]
+    area = sum((ws[i] + ws[i + 1]) / 2 * (ts[i + 1] - ts[i]) for i in range(len(ts) - 1))
+    return area * duration / covered if covered > 0 else None

@@ -160,6 +160,7 @@ NOTES = {
                                  "which nothing in the runs explains: check the data each rank sees")),
     "unpriced": _unpriced,
     "price_unmatched": _unmatched,
+    "arithmetic": lambda v: arithmetic_text(v),
     "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
                             "serving set-ups as well"),
     "tail": lambda v: tail_text(v),
@@ -168,6 +169,30 @@ NOTES = {
                             "kept in the report and left out of its figures"
                             + (f" (first: {_t(v['first'], VALUE_CHARS)})" if v.get("first") else "")),
 }
+
+
+def _ops(ops: list[str], limit: int = 8) -> str:
+    shown_ops = ", ".join(_t(o, VALUE_CHARS) for o in ops[:limit])
+    return shown_ops + (f" and {len(ops) - limit} more" if len(ops) > limit else "")
+
+
+def _arithmetic_part(d: dict) -> str:
+    if d["kind"] == "matmul":
+        name = {"ieee": "IEEE fp32", "tf32": "TF32"}
+        return (f"its fp32 matmuls ran as {name.get(d['here'], d['here'])}, the baseline's as "
+                f"{name.get(d['there'], d['there'])}")
+    if not d.get("recorded"):
+        return (f"{' and '.join(d['devices'])} autocast different ops to the lower precision (Gaudi's bridge lowers "
+                "softmax, log_softmax and layer_norm; CUDA keeps them in fp32); these reports do not record the lists")
+    sides = ([f"it lowers {_ops(d['lower_here'])}, which the baseline keeps in fp32"] if d["lower_here"] else []) + \
+        ([f"the baseline lowers {_ops(d['lower_there'])}, which it keeps in fp32"] if d["lower_there"] else [])
+    return "autocast: " + "; ".join(sides)
+
+
+def arithmetic_text(v: dict) -> str:
+    """Same precision name, different arithmetic (bench/analysis/arithmetic.py): what differs."""
+    return (f"vs {v['baseline']}: the same precision, other arithmetic ({'; '.join(map(_arithmetic_part, v['differences']))}):"
+            " the speed compares different computations, and so may the outputs")
 
 
 def _target(v) -> str:

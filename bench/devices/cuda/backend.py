@@ -6,6 +6,7 @@ import os
 
 from bench.core.errors import DeviceUnavailable
 from bench.devices.base import Backend, _counter
+from bench.devices.cuda.autocast import autocast_lists, matmul_fp32
 from bench.devices.cuda.collectors import resolve_uuid
 from bench.devices.cuda.peaks import cuda_peak
 from bench.devices.cuda.spec import probe
@@ -56,7 +57,14 @@ class CudaBackend(Backend):
         return isinstance(exc, self.torch.cuda.OutOfMemoryError) or super().is_oom(exc)
 
     def peak_flops(self, precision: str):
-        return cuda_peak(self.torch.cuda.get_device_name(self.local_rank), precision, tf32_matmul(self.torch))
+        """The peak of the arithmetic that ran: an fp32 matmul under NVIDIA_TF32_OVERRIDE=0 is IEEE whatever torch
+        asked, so its MFU divides by the fp32 peak, not TF32's (7x higher on an H100)."""
+        tf32 = matmul_fp32(tf32_matmul(self.torch))[0] == "tf32"
+        return cuda_peak(self.torch.cuda.get_device_name(self.local_rank), precision, tf32)
+
+    def arithmetic(self) -> dict:
+        mode, why = matmul_fp32(tf32_matmul(self.torch))
+        return {**autocast_lists(), "matmul_fp32": mode, "matmul_reason": why}
 
     def describe(self) -> dict:
         cuda = self.torch.cuda
@@ -66,7 +74,8 @@ class CudaBackend(Backend):
                 "capability": f"{props.major}.{props.minor}", "device_count": cuda.device_count(),
                 "total_memory_bytes": props.total_memory, "cuda_runtime": self.torch.version.cuda,
                 "cudnn": self.torch.backends.cudnn.version(), "driver": _nvidia_driver(),
-                "tf32_matmul": tf32_matmul(self.torch), "uuid": uuid,
+                "tf32_matmul": tf32_matmul(self.torch), "matmul_fp32": matmul_fp32(tf32_matmul(self.torch))[0],
+                "uuid": uuid,
                 "mig": uuid.startswith("MIG-") if uuid else None, "compile": bool(self.options.compile)}
 
     def uuid(self) -> str | None:

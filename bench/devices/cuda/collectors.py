@@ -3,11 +3,11 @@ Both are tables on the shared bases (bench/devices/library.py, bench/devices/smi
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.library import LibraryCollector
+from bench.devices.owned import OwnProcesses
 from bench.devices.smi import SmiCollector, hex_int, parse_csv
 
 
@@ -48,7 +48,12 @@ class NvmlCollector(LibraryCollector):
         except self.lib.NVMLError as exc:
             raise CollectorUnavailable(f"nvmlInit failed: {exc}") from None
         self.reasons_fn = self.temp_fn = None
-        self.own = OwnProcesses(self.spec.get("own_pid"), self.spec.get("own_processes", 1))
+        self.own = OwnProcesses(self.spec.get("own_pid"), self.spec.get("own_processes", 1),
+                                self.spec.get("own_pids", ()), self.spec.get("own_on_device", 0))
+
+    def claim(self, pids, on_device: int = 0) -> None:
+        """The run's claim of processes outside its tree (bench/devices/owned.py)."""
+        self.own.claim(pids, on_device)
 
     def stop(self) -> None:
         self.lib.nvmlShutdown()
@@ -208,60 +213,6 @@ def resolve_uuid(lib, torch_uuid: str | None, hint: str | None) -> str | None:
         if u in known:
             return u
     return None
-
-
-class OwnProcesses:
-    """The run's own process tree (the launcher and its workers), refreshed at most once a second, and
-    which of the processes NVML lists on a device are someone else's.
-
-    NVML lists host-namespace PIDs (the driver ignores PID namespaces: nvidia-docker#1483; some drivers
-    from 560 translate them): in a container without --pid=host our own worker's PID is never among
-    them. So a listed PID that does not resolve here is unknown, not foreign. Once one listed PID is ours,
-    NVML speaks our namespace and the rest are others. Until then, of n listed processes at most
-    `expected` (our workers on this device) can be ours: n - expected others are certain; fewer cannot
-    be told apart, and the answer is None (unknown)."""
-
-    REFRESH_S = 1.0
-
-    def __init__(self, root: int | None, expected: int = 1):
-        self.root, self.expected, self.at, self.cache = root, expected, 0.0, set()
-        self.same_namespace = False
-
-    def pids(self) -> set[int]:
-        if self.root is None:
-            return set()
-        now = time.monotonic()
-        if now - self.at >= self.REFRESH_S:
-            try:
-                import psutil
-
-                top = psutil.Process(self.root)
-                self.cache = {top.pid} | {p.pid for p in top.children(recursive=True)}
-            except Exception:  # noqa: BLE001 - psutil missing or the root gone: nothing is ours
-                self.cache = set()
-            self.at = now
-        return self.cache
-
-    def others(self, listed: set[int]) -> int | None:
-        """How many of the listed PIDs are another job's, or None where that cannot be told."""
-        mine = self.pids()
-        if listed & mine:
-            self.same_namespace = True
-        if self.same_namespace or not listed:
-            return len(listed - mine)
-        if len(listed) > self.expected:
-            return len(listed) - self.expected
-        return len(listed) if all(_resolves(p) for p in listed) else None
-
-
-def _resolves(pid: int) -> bool:
-    """Whether a PID is a process in this PID namespace."""
-    try:
-        import psutil
-
-        return psutil.pid_exists(pid)
-    except Exception:  # noqa: BLE001 - psutil missing: nothing can be resolved
-        return False
 
 
 def parse_nvidia_smi(text: str) -> list[dict]:

@@ -9,9 +9,9 @@ import re
 import sys
 
 from bench.core.errors import ConfigError, DeviceUnavailable
-from bench.devices.base import Backend, _counter
+from bench.devices.base import Backend, _counter, dynamo_eager_frames
 from bench.devices.hpu.peaks import hpu_peak
-from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe
+from bench.devices.hpu.spec import MIN_RELEASE, bridge_env, probe, recipe_cache
 
 
 class HpuBackend(Backend):
@@ -59,13 +59,12 @@ class HpuBackend(Backend):
                 and os.environ.get("PT_HPU_LAZY_MODE") != wanted:
             raise ConfigError(f"--hpu-mode {self.requested}: habana_frameworks was already imported with "
                               f"PT_HPU_LAZY_MODE={os.environ.get('PT_HPU_LAZY_MODE')}; run bench in a new process")
-        cache = env.get("PT_HPU_RECIPE_CACHE_CONFIG")
-        if cache:
+        where = recipe_cache(env.get("PT_HPU_RECIPE_CACHE_CONFIG")).get("recipe_cache_dir")
+        if where:
             try:
-                os.makedirs(cache.split(",")[0], exist_ok=True)
+                os.makedirs(where, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(f"--hpu-recipe-cache: cannot create {cache.split(',')[0]!r} "
-                                  f"({exc.strerror or exc})") from None
+                raise ConfigError(f"--hpu-recipe-cache: cannot create {where!r} ({exc.strerror or exc})") from None
         os.environ.update(env)
 
     def _import_bridge(self) -> None:
@@ -141,7 +140,9 @@ class HpuBackend(Backend):
                     "source": f"{source}: eager mode's op compiles are not counted by the bridge"}
         metric = importlib.import_module("habana_frameworks.torch.hpu.metrics").metric_global("graph_compilation")
         stats = dict(metric.stats())
-        return {"graphs": int(stats["TotalNumber"]), "seconds": stats["TotalTime"] / 1e6, "source": source}
+        eager = dynamo_eager_frames() if self.mode == "compile" else None  # torch.compile's own limit applies
+        return {"graphs": int(stats["TotalNumber"]), "seconds": stats["TotalTime"] / 1e6, "eager_frames": eager,
+                "source": source}
 
     def reset_peak_memory(self) -> None:
         self.torch.hpu.reset_peak_memory_stats()
@@ -168,21 +169,30 @@ class HpuBackend(Backend):
                 "hpu_mode_from": "--hpu-mode" if self.requested else
                                  "PT_HPU_LAZY_MODE as set" if self.env_lazy_mode is not None else "the release's default",
                 "PT_HPU_LAZY_MODE": os.environ.get("PT_HPU_LAZY_MODE"), "hpu_graphs": self.graphs,
-                "recipe_cache": os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG"), "software": _habana_version(),
+                "recipe_cache": os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG"),
+                **recipe_cache(os.environ.get("PT_HPU_RECIPE_CACHE_CONFIG")), "software": _habana_version(),
                 **self._card_description()}
+
+    def arithmetic(self) -> dict:
+        """The bridge's autocast lists as it loaded them (bench/devices/hpu/autocast.py); how fp32 matmuls run on
+        the card is not recorded."""
+        from bench.devices.hpu.autocast import autocast_lists
+
+        return autocast_lists()
 
     def _card_description(self) -> dict:
         """Which card: the one the bridge acquired, and the module that was asked for where it differs."""
         requested = _requested_module()
-        out = {"module_id": self.module_id, "card_index": self.card.get("index"), "module_requested": requested}
+        out = {"module_id": self.module_id, "card_index": self.card.get("index"), "card_node": self.card.get("node"),
+               "module_requested": requested}
         if requested is not None and self.card.get("module_id") not in (None, requested):
             out["module_fallback"] = (f"module {requested} was not free (Gaudi is one process per card): the "
                                       f"bridge acquired module {self.card['module_id']} instead")
         return out
 
     def identity(self) -> dict | None:
-        """How telemetry finds this process's card: by the HLML index of the card acquired (the /dev/hl<N>
-        number), else by module ID (the HLML index is another number)."""
+        """How telemetry finds this process's card: by the HLML index of the card acquired (found from its
+        device node's minor number), else by module ID."""
         if self.card.get("index") is not None:
             return {"index": self.card["index"]}
         return {"module_id": self.module_id} if self.module_id is not None else None
@@ -206,8 +216,9 @@ def _requested_module() -> int | None:
 def acquired_card(torch) -> dict:
     """The card the bridge acquired: get_device_properties() prints synDeviceInfo (1.19
     synapse_helpers/device.cpp), whose fd is this process's open device file, /dev/hl<N> or
-    /dev/accel/accel<N>, N the HLML index; and whose dramSize is the card's memory. With the module ID,
-    UUID and name HLML gives for N. {} where the bridge does not say."""
+    /dev/accel/accel<N>, N the node's minor number; and whose dramSize is the card's memory. HLML links N to
+    a card by hlmlDeviceGetMinorNumber (collectors.card_at_node), which gives its HLML index, module ID,
+    UUID and name; N is not the HLML index. {} where the bridge does not say."""
     try:
         text = str(torch.hpu.get_device_properties())
     except RuntimeError as exc:
@@ -223,11 +234,11 @@ def acquired_card(torch) -> dict:
     dram = re.search(r"\bdramSize=(\d+)", text)
     if dram:
         out["dram_bytes"] = int(dram.group(1))
-    index = _device_file_number(re.search(r"\bfd=(\d+)", text))
-    if index is not None:
-        from bench.devices.hpu.collectors import card_identity
+    node = _device_file_number(re.search(r"\bfd=(\d+)", text))
+    if node is not None:
+        from bench.devices.hpu.collectors import card_at_node
 
-        out.update(card_identity(index), index=index)
+        out.update(card_at_node(node), node=node)
     return out
 
 

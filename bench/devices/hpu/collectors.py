@@ -3,6 +3,9 @@ Both are tables on the shared bases (bench/devices/library.py, bench/devices/smi
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.library import LibraryCollector
 from bench.devices.smi import SmiCollector, parse_csv
@@ -21,9 +24,10 @@ def _text(value) -> str:
 
 
 class HlmlCollector(LibraryCollector):
-    """Cards are found by module ID — the number the PyTorch bridge pins ranks to — and keyed by
-    their HLML index (the /dev/hl<N> number, another number). Handles are looked up by index at
-    every query: pyhlml 1.10-1.16 return one shared handle object, overwritten by each lookup."""
+    """Cards are found by module ID — the number the PyTorch bridge pins ranks to — or by HLML index, and
+    keyed by their HLML index (another number, and not the device node's: see card_at_node). Handles are
+    looked up by index at every query: pyhlml 1.10-1.16 return one shared handle object, overwritten by
+    each lookup."""
 
     name = "habana"
     source = "habana-pyhlml"
@@ -101,16 +105,32 @@ class HlmlCollector(LibraryCollector):
     )
 
 
-def card_identity(index: int) -> dict:
-    """Module ID, UUID and name of the card with this HLML index (the /dev/hl<N> number), through HLML;
-    {} where HLML cannot answer."""
-    c = HlmlCollector({"devices": [{"index": index}]})
+def _minor(value) -> int:
+    """hlmlDeviceGetMinorNumber's answer: an int (habana-pyhlml returns number.value); an early wheel
+    returned the ctypes.c_uint itself."""
+    return int(getattr(value, "value", value))
+
+
+def card_at_node(minor: int) -> dict:
+    """HLML index, module ID, UUID and name of the card whose device node is /dev/accel/accel<minor> (or
+    /dev/hl<minor>): the card whose hlmlDeviceGetMinorNumber is that number (habana-pyhlml 1.24 main.py: the
+    minor number "maps to device node file at /sys/class/accel/accel[minor]"). Nothing says HLML's
+    enumeration index equals the node number, and in a container given some of the cards they differ.
+    {} where HLML cannot answer or lists no such card."""
+    c = HlmlCollector({"devices": []})
     try:
-        c.open()
-    except Exception:  # noqa: BLE001 - no library, no driver, no such card: the index alone stands
+        c.lib = c.load()
+        with contextlib.redirect_stdout(io.StringIO()):  # pyhlml prints when libhlml.so is missing
+            c.start()
+    except Exception:  # noqa: BLE001 - no library, no driver: the node number alone stands
         return {}
     try:
-        return c.identity(index)
+        for i in range(c.lib.hlmlDeviceGetCount()):
+            if _minor(c.lib.hlmlDeviceGetMinorNumber(c._h(i))) == minor:
+                return {**c.identity(i), "index": i}
+        return {}
+    except c.errors():
+        return {}
     finally:
         c.close()
 

@@ -13,6 +13,11 @@ from bench.core.options import Options, opt
 from bench.devices.spec import DeviceSpec
 
 
+# The recipe cache's size: the bridge's default is 1024 MB (1.19 habana_serialization recipe_cache_config.cpp,
+# cache_dir_max_size_mb_); bench sets its own, said in the options and recorded, rather than leave it unsaid.
+RECIPE_CACHE_MB = 4096
+
+
 @dataclass(frozen=True)
 class HpuOptions(Options):
     title = "Gaudi (hpu)"
@@ -22,8 +27,13 @@ class HpuOptions(Options):
     hpu_graphs: bool = opt(False, "wrap inference models in HPU graphs (lazy mode only)")
     hpu_recipe_cache: str | None = opt(None, "a directory where the bridge keeps compiled graph recipes across "
                                              "processes, so repeats and later runs load rather than recompile "
-                                             "(sets PT_HPU_RECIPE_CACHE_CONFIG=DIR,false); recorded",
+                                             "(sets PT_HPU_RECIPE_CACHE_CONFIG=DIR,false,SIZE_MB); recorded, with "
+                                             "the directory the bridge uses (DIR and the rank under "
+                                             "PT_HPU_INFERENCE_MODE)",
                                        metavar="DIR")
+    hpu_recipe_cache_mb: int = opt(RECIPE_CACHE_MB, "the recipe cache's size in MB (the bridge's own default is "
+                                                    "1024, which the recipes of many shapes can outgrow)",
+                                   minimum=64, maximum=10**7, metavar="MB")
 
 
 # The oldest Intel Gaudi software bench runs on. Before 1.13 PT_HPU_LAZY_MODE=0 did not select the eager
@@ -71,16 +81,33 @@ def visible_modules() -> list[int] | None:
 
 def bridge_env(own) -> dict:
     """What the bridge reads once, when it loads: PT_HPU_LAZY_MODE from --hpu-mode and
-    PT_HPU_RECIPE_CACHE_CONFIG from --hpu-recipe-cache ("PATH[,DELETE[,SIZE_MB]]", 1.19
-    habana_serialization/recipe_cache_config.cpp; DELETE false keeps the recipes of earlier processes).
+    PT_HPU_RECIPE_CACHE_CONFIG from --hpu-recipe-cache and --hpu-recipe-cache-mb ("PATH[,DELETE[,SIZE_MB]]",
+    1.19 habana_serialization/recipe_cache_config.cpp; DELETE false keeps the recipes of earlier processes).
     It must be in the worker's environment before `import torch`: with PT_HPU_AUTOLOAD=1 (or eager mode
     and it unset) torch loads the bridge itself at import (autoload/__init__.py)."""
     env = {}
     if own is not None and own.hpu_mode is not None:
         env["PT_HPU_LAZY_MODE"] = "1" if own.hpu_mode == "lazy" else "0"
     if own is not None and own.hpu_recipe_cache:
-        env["PT_HPU_RECIPE_CACHE_CONFIG"] = f"{os.path.abspath(own.hpu_recipe_cache)},false"
+        env["PT_HPU_RECIPE_CACHE_CONFIG"] = f"{os.path.abspath(own.hpu_recipe_cache)},false,{own.hpu_recipe_cache_mb}"
     return env
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true")
+
+
+def recipe_cache(config: str | None, env=os.environ) -> dict:
+    """Where and how big the bridge's recipe cache is, as the bridge reads PT_HPU_RECIPE_CACHE_CONFIG (1.19
+    recipe_cache_config.cpp reload: the path; DELETE; SIZE_MB, default 1024). In inference mode
+    (PT_HPU_INFERENCE_MODE, runtime_config.cpp enable_inference_mode) it appends the rank to the path as
+    text, RANK or 0: DIR becomes DIR0. {} where no cache is set."""
+    if not config:
+        return {}
+    parts = config.split(",")
+    path = parts[0] + (str(int(env.get("RANK") or 0)) if _flag(env.get("PT_HPU_INFERENCE_MODE")) else "")
+    size = parts[2].strip() if len(parts) > 2 and parts[2].strip().isdigit() else "1024"
+    return {"recipe_cache_dir": path, "recipe_cache_mb": int(size)}
 
 
 def check_recipe_cache(device_options, own, common, workloads=()) -> None:

@@ -12,9 +12,13 @@ hlml_error.py, hlml_lib.py, hlml_types.py of 1.10.0 to 1.24.2 on PyPI):
 - hlmlDeviceGetCurrentClocksThrottleReasons: a bitmask, POWER 1 << 0, THERMAL 1 << 1.
 - 1.10-1.16 hand out one shared handle object for every lookup (HLML_DEVICE.TYPE), overwritten in place.
 - There is no call that lists processes.
+- hlmlDeviceGetMinorNumber: the minor number of the card's device node, /sys/class/accel/accel<minor>
+  (1.24 main.py; older wheels say /sys/class/habanalabs/hl<minor>). Nothing makes it the HLML index: in a
+  container given some of a host's cards HLML enumerates them from 0 while the nodes keep the host's
+  numbers ("minor" of a card, default its index).
 
 The cards come from the JSON in FAKE_PYHLML (read at import): {"version": "1.24.2", "lib": true,
-"cards": [{"index", "module_id", "uuid", "name", "util", "mem_used", "mem_total", "power_mw",
+"cards": [{"index", "module_id", "minor", "uuid", "name", "util", "mem_used", "mem_total", "power_mw",
 "energy_mj", "temp", "throttle"}]}; each call is appended to CALLS.
 """
 
@@ -92,6 +96,12 @@ def hlmlDeviceGetHandleByUUID(uuid):
 def hlmlDeviceGetModuleID(handle):
     _need()
     return _card(handle)["module_id"]
+
+
+def hlmlDeviceGetMinorNumber(handle):
+    _need()
+    card = _card(handle)
+    return card.get("minor", card["index"])
 
 
 def hlmlDeviceGetName(handle):

@@ -4,7 +4,8 @@ backend/synapse_helpers/device.cpp:
 - Device queries and torch.hpu.synchronize. get_device_properties() prints synDeviceInfo (device.cpp
   get_device_properties): "(sramBaseAddress=..., dramBaseAddress=..., sramSize=..., dramSize=...,
   tpcEnabledMask=..., dramEnabled=..., fd=..., device_id=..., device_type=...)"; dramSize is the card's
-  memory, fd this process's open device file (/dev/hl<N>; here a file named hl<N>, N the HLML index).
+  memory, fd this process's open device file (/dev/accel/accel<N>, N the node's minor number, which HLML
+  gives as hlmlDeviceGetMinorNumber; here a file named accel<N>).
   memory_stats()'s Limit is the allocator's pool, less than the card's memory.
 - One process per card, acquired at first use: HLS_MODULE_ID set -> synDeviceAcquireByModuleId; when
   that fails and HABANA_VISIBLE_MODULES is unset (and the cards are at least WORLD_SIZE) the bridge warns
@@ -19,8 +20,8 @@ backend/synapse_helpers/device.cpp:
   replay ops: it returns the captured outputs as they are.)
 - An allocation past the card's memory raises RuntimeError "... Allocation failed for size ...".
 
-Cards: FAKE_HPU_CARDS, JSON [{"index", "module_id", "held"}] (held: opened by another process), default
-one free card, index 0, module 0; FAKE_HPU_COUNT overrides the count; FAKE_HPU_DRAM the card's bytes."""
+Cards: FAKE_HPU_CARDS, JSON [{"index", "module_id", "minor", "held"}] (held: opened by another process;
+minor: its device node's number, default its index), default one free card, index 0, module 0; FAKE_HPU_COUNT overrides the count; FAKE_HPU_DRAM the card's bytes."""
 
 import json
 import os
@@ -64,7 +65,7 @@ def _pick():
 def _acquire():
     if not _acquired:
         card = _pick()
-        node = os.path.join(tempfile.mkdtemp(prefix="fake-dev-"), f"hl{card['index']}")
+        node = os.path.join(tempfile.mkdtemp(prefix="fake-dev-"), f"accel{card.get('minor', card['index'])}")
         open(node, "w").close()
         _acquired.update(card=card, fd=os.open(node, os.O_RDONLY))
         EVENTS.append(f"acquired:{card['module_id']}")

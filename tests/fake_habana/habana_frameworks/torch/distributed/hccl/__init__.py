@@ -6,10 +6,12 @@ and it registers the "hccl" process group, which carries buffers as the bridge's
   fp64, fp32, fp16, bf16, int32, int64; any other dtype raises "Input tensor data type is not supported
   for HCCL process group". HCCL itself carries fp32, bf16, fp16, int32, uint32 only, so getCountDatatype
   re-expresses buffers as fp32 or bf16 counts.
-- Which process group: PT_HPU_LAZY_MODE=0 loads _hccl_eager_C (ProcessGroupEagerHCCL,
+- Which process group: eager mode loads _hccl_eager_C (ProcessGroupEagerHCCL,
   always_support_int64_ = true; an odd-length byte buffer is padded by one byte, resizeOddTensor);
   lazy mode loads _hccl_C (ProcessGroupHCCL); lazy mode with PT_HPU_ENABLE_LAZY_COLLECTIVES=true loads
-  _hccl_lazy_C (habana_kernels/hccl_kernels.cpp).
+  _hccl_lazy_C (habana_kernels/hccl_kernels.cpp). The mode is the bridge's own (utils/internal.py
+  is_lazy: PT_HPU_LAZY_MODE, else the release's default), so PT_HPU_LAZY_MODE unset means eager on a
+  release whose default is eager.
 - int64 without int64 support (the lazy library reads PT_ENABLE_INT64_SUPPORT, unset by default;
   common/lazy/utils.cpp IsInt64Supported): element size taken as 4, sent as `numel` fp32 values, i.e.
   the first half of the buffer's bytes, packed one rank after the other into a gather buffer made by
@@ -26,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from habana_frameworks import EVENTS
+from habana_frameworks.torch.utils.internal import is_lazy
 
 _SUPPORTED = {torch.uint8, torch.int8, torch.bool, torch.float64, torch.float32, torch.float16, torch.bfloat16,
               torch.int32, torch.int64}
@@ -50,7 +53,7 @@ def _flag(name):
 
 
 def _library():
-    if os.environ.get("PT_HPU_LAZY_MODE", "1") == "0":
+    if not is_lazy():
         return "eager"
     return "lazy_collectives" if _flag("PT_HPU_ENABLE_LAZY_COLLECTIVES") else "lazy"
 
