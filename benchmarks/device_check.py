@@ -398,8 +398,8 @@ def check_warmup(device: str, spec) -> dict:
         return fact("warmup", "n/a (Gaudi only: nothing counts compiles without torch.compile)", None)
     own = spec.options.build({}) if spec.options else None
     backend = devices.make_backend(device, DeviceOptions(device=device), own)
-    wl = workloads.load("blender-finetune")(CommonOptions.build({"precision": "fp32"}, "tiny"),
-                                            workloads.load("blender-finetune").Options.build({}, "tiny"), backend)
+    wl = catalog.load("blender-finetune")(CommonOptions.build({"precision": "fp32"}, "tiny"),
+                                            catalog.load("blender-finetune").Options.build({}, "tiny"), backend)
     out = Measurement(wl, backend, MeasureOptions.build({"steps": 5}, "tiny")).run().result
     rep = out.timing.repeats[0] if out.timing.repeats else None
     if out.status != "ok" or rep is None:

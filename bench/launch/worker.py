@@ -35,6 +35,11 @@ class Sink:
     def phase(self, phase) -> None:
         self.emit("phase", rank=self.rank, phase=plain(phase))
 
+    def own(self, pids, on_device: int) -> None:
+        """Processes outside the run's tree that are its own work (a local server), for the launcher's
+        collectors: `on_device` of them use the accelerator (bench/devices/owned.py)."""
+        self.emit("own", rank=self.rank, pids=list(pids), on_device=int(on_device))
+
     def progress(self, phase: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:

@@ -37,7 +37,7 @@ def connect(m, o) -> Endpoint:
                                   telemetry=None if local else REMOTE)
     if local:
         pid = listening_pid(urllib.parse.urlsplit(url).port or 80)
-        m.own_pids = (pid,) if pid else ()
+        m.claim([pid] if pid else [], on_device=1 if pid and m.backend.name != "cpu" else 0)
     else:
         m.result.warn("no_server_telemetry", f"{url}: {REMOTE}")
     return Endpoint(url, o.api, model, key, o.request_timeout_s)
@@ -47,6 +47,7 @@ def start_local(m, o) -> Endpoint:
     """`bench serve` on 127.0.0.1, a free port, the run's model, device and engine options."""
     m.server = LocalServer(m.server_argv)
     url = m.server.start()
+    m.claim([m.server.pid], on_device=1 if m.backend.name != "cpu" else 0)  # its CPU and its card are the run's
     model = probe(url)["models"][0]
     m.result.served_by = ServedBy("http", "bench serve", url, o.api, model, True, started_by_run=True,
                                   static_shapes=bool(m.backend.static_shapes))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import time
 
+from bench.measure.compiles import read_stats
 from bench.measure.runner import Measurement
 from bench.measure.scenario import Scenario
 from bench.measure.warmup import until_steady
@@ -92,7 +93,8 @@ class ServingMeasurement(Measurement):
             t0 = time.perf_counter_ns()
             self.executor = self.wl.served.executor(precision=self.wl.common.precision, **self.limits())
             self.executor.warmup()
-            done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n))
+            done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n),
+                                compiles=lambda: (read_stats(self.backend) or {}).get("graphs"))
             self.repeat.first_step_s = done.times[0] if done.times else None
             self.repeat.warmup_s = (time.perf_counter_ns() - t0) / 1e9
             self.repeat.warmup_steps, self.repeat.warmup_steady = len(done.times), done.steady
