@@ -152,8 +152,10 @@ class Launcher:
                 return False
             try:
                 variant = plan.send(result)
-            except StopIteration:
+            except StopIteration as end:  # a search says why it stopped where it did not converge
                 variant = None
+                if end.value:
+                    result.warn("search_stopped", f"the {catalog.scenario(name).name} search stopped: {end.value}")
         return True
 
     def options(self, name: str, variant: dict):
@@ -334,6 +336,8 @@ class Launcher:
         self.counters[id(frame)] = [c for _, c in outcomes]
         if frame.timing.step_times_s:
             self._figures(frame)
+        elif any(r.requests is not None for r in frame.timing.counted):  # a session none of whose requests completed
+            self._workload_figures(frame)
         return frame
 
     def _figures(self, result: Result) -> None:
@@ -346,9 +350,15 @@ class Launcher:
         helps = contended_advice(loads, result.timing.repeats[0].threads, self.threads)
         if shared:
             result.warn("contended", "; ".join(shared) + (f" ({helps})" if helps else ""))
+        self._workload_figures(result)
+
+    def _workload_figures(self, result: Result) -> None:
+        """The workload's own figures from its counted repeats' raw data (steps, or a serving session's
+        requests: one whose every request failed has no step, and its figures say so)."""
+        repeats = [r for r in result.timing.counted if r.step_times_s or r.requests is not None]
         try:
             result.workload_metrics = catalog.load(result.workload).metrics(
-                result.timing.measured, result.params, self.options(result.workload, result.variant))
+                repeats, result.params, self.options(result.workload, result.variant))
             repeat_figures(result, catalog.load(result.workload), self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")

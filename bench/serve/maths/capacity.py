@@ -25,17 +25,19 @@ MIN_QPS = 1e-3
 
 def capacity_search(start_qps: float, max_probes: int, requests_at=None):
     """A generator of {"qps": (rate,)} variants (and "requests" where `requests_at(rate)` gives a
-    count); send it each probe's Result. It stops when the bracket is within BRACKET, the probes run
-    out, or a probe gives no judgement (failed)."""
+    count); send it each probe's Result. It stops when the bracket is within BRACKET (returning None),
+    or says why it stopped sooner (its return value, a sentence): the probes ran out, the rate fell
+    below MIN_QPS, or a probe judged nothing. A probe whose requests mostly failed (a failed result
+    that still judged its SLOs) is a miss: its failed requests are over every bound."""
     lo = hi = None
     q = start_qps
     for _ in range(max_probes):
         rate = round(q, 6)
         variant = {"qps": (rate,)} if requests_at is None else {"qps": (rate,), "requests": requests_at(rate)}
         result = yield variant
-        met = (result.workload_metrics or {}).get("slo.met") if result is not None and result.status == "ok" else None
+        met = _judged(result)
         if met is None:
-            return
+            return f"the probe at {rate:g} requests/s judged nothing ({_why(result)})"
         if met:
             lo = q if lo is None else max(lo, q)
         else:
@@ -45,11 +47,26 @@ def capacity_search(start_qps: float, max_probes: int, requests_at=None):
         elif lo is None:
             q = q / 2
             if q < MIN_QPS:
-                return
+                return f"every probe missed the SLOs, down to {hi:.3g} requests/s"
         elif hi / lo <= BRACKET:
-            return
+            return None
         else:
             q = math.sqrt(lo * hi)
+    return f"its {max_probes} probes (--max-probes) ran out before the bracket was within {BRACKET - 1:.0%}"
+
+
+def _judged(result) -> bool | None:
+    """Whether a probe met the SLOs (None: it judged nothing: it failed before its session ended)."""
+    if result is None or result.status not in ("ok", "failed"):
+        return None
+    met = (result.workload_metrics or {}).get("slo.met")
+    return met if isinstance(met, bool) else None
+
+
+def _why(result) -> str:
+    if result is None:
+        return "no result"
+    return f"{result.status}: {result.error}" if result.error else result.status
 
 
 @dataclass(frozen=True)
