@@ -35,6 +35,9 @@ NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "ha
                    "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
+# Why the probes do not settle a capacity (bench/serve/maths/capacity.py _unsettled): a disturbed probe, a rate
+# that met the SLOs above one that missed them, an SLO's p99 that fell as load rose beyond its noise.
+UnsettledCode = Literal["disturbed", "verdicts", "latency"]
 
 
 class Typed(BaseModel):
@@ -205,6 +208,13 @@ class CurvePoint(Typed):
     errors: int | None = None
 
 
+class Unsettled(Typed):
+    """Why a capacity's probes do not settle it: a code and the values its wording needs."""
+
+    code: UnsettledCode
+    values: dict[str, Any] = {}
+
+
 class Capacity(Typed):
     """The highest offered rate that met the SLO and the lowest higher one that did not, each side
     with whether its verdict held at 99 % confidence (False: provisional; None: not known)."""
@@ -214,6 +224,7 @@ class Capacity(Typed):
     below_qps: float | None = None
     qps_valid: bool | None = None
     below_valid: bool | None = None
+    unsettled: Unsettled | None = None  # why the probes do not settle it, where they do not
 
 
 class CapacityCost(Typed):

@@ -343,8 +343,22 @@ def served_text(s) -> str:
     return f"{s.endpoint or 'http'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+UNSETTLED = {
+    "disturbed": lambda v: f"the probe at {v['qps']:.3g} requests/s was disturbed ({v['why']})",
+    "verdicts": lambda v: f"{v['met_qps']:.3g} requests/s met the SLO where {v['missed_qps']:.3g} missed it",
+    "latency": lambda v: (f"p99 {v['slo'].upper()} fell from {_ms(v['low_p99_s'])} at {v['low_qps']:.3g} requests/s to "
+                          f"{_ms(v['high_p99_s'])} at {v['high_qps']:.3g}, beyond their 95 % intervals"),
+}
+
+
 def capacity_text(c: Capacity) -> str:
-    return CAPACITY[c.code](c)
+    """The capacity and its bracket; where the probes do not settle it, that first, and why: latency
+    that falls as load rises is a machine whose speed moved, not a capacity."""
+    text = CAPACITY[c.code](c)
+    if c.unsettled is None:
+        return text
+    return (f"unsettled: {UNSETTLED[c.unsettled.code](c.unsettled.values)} — the machine moved under the search; "
+            f"rerun on a quieter machine (as probed: {text})")
 
 
 def display(run: RunInfo) -> str:
