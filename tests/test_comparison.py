@@ -20,7 +20,7 @@ from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint, ServedBy
+from bench.model.report import FigureSpec, Fingerprint, ServedBy
 from bench.render import words
 from bench.render.screen import Screen
 
@@ -54,7 +54,10 @@ def everything():
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
                                                               "completions", "tiny", True, True)))]
-    return loaded + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
+    old = serving_report("srv-old", [(2.0, True), (4.0, False)], seed=6)  # led with the busy rate, as 0.2 wrote it
+    for res in old.results:
+        res.figures = [FigureSpec("metrics.samples_per_s", "requests/s busy", "requests/s", "higher", lead=True)]
+    return loaded + [("old.json", old)] + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
 
 
 def arithmetic_pair(workload="mixed", precision="bf16", recorded=True):

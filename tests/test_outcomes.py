@@ -216,7 +216,7 @@ def test_a_probe_whose_requests_mostly_failed_is_a_miss_and_the_search_goes_on()
     outcomes = [lambda q: probe(met=True), lambda q: probe("failed", met=False, error="5 of 8 measured requests failed"),
                 lambda q: probe(met=True), lambda q: probe(met=True)]
     rates, why = drive(capacity_search(4.0, 4), outcomes)
-    assert rates[:3] == [4.0, 8.0, pytest.approx(5.656854, rel=1e-5)] and "ran out" in why
+    assert rates[:3] == [4.0, 8.0, 5.66] and "ran out" in why  # rates at three significant figures
 
 
 def test_a_search_says_when_every_probe_missed_and_is_silent_when_it_converged():

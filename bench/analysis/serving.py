@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 
-from bench.analysis.comparison import Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve, Unsettled
+from bench.analysis.comparison import (Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve, Settle,
+                                      Unsettled)
 from bench.analysis.cost import hourly, price_for
 from bench.analysis.table import number
 from bench.analysis.verdicts import withheld
 from bench.serve.maths import tails
-from bench.serve.maths.capacity import Probe, bracket, quantile_interval
+from bench.serve.maths.capacity import BRACKET, Probe, bracket, quantile_interval
 from bench.serve.maths.metrics import judged, nearest_rank, sessions
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
@@ -100,7 +101,31 @@ def point(run) -> CurvePoint:
                       e2e_p99_s=_stat(wm.get("e2e_s"), "p99"), slo_met=met if isinstance(met, bool) else None,
                       slo_valid=valid if isinstance(valid, bool) else None,
                       slo_attainment=number(wm.get("slo_attainment")), requests=_count(wm.get("requests")),
-                      errors=_count(wm.get("errors")))
+                      errors=_count(wm.get("errors")), more=_more(wm), **_per_slo(wm))
+
+
+def _per_slo(wm: dict) -> dict:
+    """Which SLOs missed at a rate, and which verdicts there are provisional: each mark on its own SLO."""
+    missed, provisional = [], []
+    for slo in SLOS:
+        n, over = _count(wm.get(f"slo.{slo}.n")), _count(wm.get(f"slo.{slo}.over"))
+        if n is None or over is None or over > n or n == 0 or number(wm.get(f"slo.{slo}_s")) is None:
+            continue
+        c = tails.claim(n, over)
+        missed += [] if c.met else [slo]
+        provisional += [] if c.valid else [slo]
+    return {"missed": missed, "provisional": provisional}
+
+
+def _more(wm: dict) -> int | None:
+    """Requests a provisional verdict at this rate still needs, if none more were over (the most of any SLO)."""
+    needs = []
+    for slo in SLOS:
+        n, over = _count(wm.get(f"slo.{slo}.n")), _count(wm.get(f"slo.{slo}.over"))
+        if n is not None and over is not None and over <= n and number(wm.get(f"slo.{slo}_s")) is not None:
+            c = tails.claim(n, over)
+            needs.append(c.more if c.met else None)  # a miss needs more requests too, but no count says how many
+    return None if not needs or None in needs else max(needs)
 
 
 def achieved(wm: dict) -> float | None:
@@ -158,7 +183,27 @@ def capacity(points: list[CurvePoint], probes: list[Probe] | None = None) -> Cap
     unsettled = Unsettled(code=b.unsettled, values=dict(zip(UNSETTLED[b.unsettled], b.why, strict=True))) \
         if b.unsettled else None
     return Capacity(code=b.code, qps=b.qps, below_qps=b.below_qps, qps_valid=b.qps_valid, below_valid=b.below_valid,
-                    unsettled=unsettled)
+                    unsettled=unsettled, settle=settle(b, points))
+
+
+def settle(b, points: list[CurvePoint]) -> list[Settle]:
+    """What would settle a capacity: a quieter machine where the probes do not; else more requests at a
+    side whose verdict is provisional (LoadGen's early stopping: requests needed with none more over), a
+    probe between sides more than 15 % apart, a rate beyond every one tried."""
+    if b.unsettled:
+        return [Settle(code="quieter")]
+    out = []
+    for qps, valid in ((b.qps, b.qps_valid), (b.below_qps, b.below_valid)):
+        point = next((p for p in points if p.qps == qps), None)
+        if qps is not None and valid is False and point is not None:
+            out.append(Settle(code="more_requests", values={"qps": qps, "more": point.more}))
+    if b.code == "bracket" and b.below_qps / b.qps > BRACKET:
+        out.append(Settle(code="between", values={"low": b.qps, "high": b.below_qps}))
+    if b.code == "at_least":
+        out.append(Settle(code="higher", values={"qps": b.qps}))
+    if b.code == "below":
+        out.append(Settle(code="lower", values={"qps": b.below_qps}))
+    return out
 
 
 # the values of each reason a search does not settle the capacity (bench/serve/maths/capacity.py _unsettled)

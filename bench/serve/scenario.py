@@ -42,7 +42,7 @@ from bench.serve.options import ServerOptions
 from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest
 from bench.serve.loads import Schedule
-from bench.serve.session import InProcessClient, add_steps, busy_steps, request_log, run_session
+from bench.serve.session import add_steps, busy_steps, request_log, run_session
 from bench.serve.workload import BlenderServe
 
 FAILED_SHARE = 0.5  # a session whose measured requests failed beyond this share is a failed result
@@ -128,7 +128,9 @@ class ServingMeasurement(Measurement):
 
     def client(self):
         if not self.http:
-            return InProcessClient(self.new_engine(), self.clock.now)
+            from bench.serve.loop import LocalClient
+
+            return LocalClient(self.new_engine(), self.clock.now)
         from bench.serve.http import HttpClient
 
         return HttpClient(self.endpoint, self.clock.now)
@@ -152,6 +154,7 @@ class ServingMeasurement(Measurement):
                                            session_start_s=t0, unfinished=cut)
                 add_steps(rep, busy_steps(traces) if self.http else client.steps)
         judge_requests(rep, self.result)
+        judge_lateness(rep, self.result)
         if self.http:
             rep.cpu_wall_ratio = rep.threads = None  # the worker only sends: the server's CPU is its own
 
@@ -185,6 +188,28 @@ def judge_requests(repeat: Repeat, result: Result) -> None:
         result.error = repeat.error = (f"{failed} of {len(measured)} measured requests failed ({shown}): more than "
                                        f"{FAILED_SHARE:.0%}; the figures of the {len(measured) - failed} that "
                                        "completed are kept")
+
+
+LATE_SHARE = 0.1  # a generator later than this share of p99 TTFT (and LATE_FLOOR_S) is said to be late
+LATE_FLOOR_S = 0.001
+
+
+def judge_lateness(repeat: Repeat, result: Result) -> None:
+    """A session whose load generator sent requests late beyond the stated bound says so, and which figure
+    to trust: TTFT counts from the scheduled arrival, so the lateness is inside it."""
+    from bench.serve.maths import records as rec
+    from bench.serve.maths.metrics import nearest_rank
+
+    found = rec.records(repeat.requests) if repeat.requests else []
+    late = nearest_rank(sorted(v for r in found if (v := rec.late(r)) is not None))
+    ttft = nearest_rank(sorted(v for r in found if (v := rec.ttft(r)) is not None))
+    if late is None or ttft is None or late <= max(LATE_FLOOR_S, LATE_SHARE * ttft):
+        return
+    result.warn("generator_late", f"the load generator sent requests up to {late * 1e3:.3g} ms late (p99), "
+                                  f"{late / ttft:.0%} of p99 TTFT: the TTFT figures, counted from each request's "
+                                  "scheduled arrival, include it; the latencies from the send (bench compare "
+                                  "--vllm-json) do not; a quieter machine, or --engine http, gives the load "
+                                  "generator a core of its own")
 
 
 class ApiMeasurement(ServingMeasurement):

@@ -33,12 +33,12 @@ def capacity_search(start_qps: float, max_probes: int, requests_at=None):
     lo = hi = None
     q = start_qps
     for _ in range(max_probes):
-        rate = round(q, 6)
+        rate = float(f"{q:.3g}")  # three significant figures: a rate is said as it is probed
         variant = {"qps": (rate,)} if requests_at is None else {"qps": (rate,), "requests": requests_at(rate)}
         result = yield variant
         met = _judged(result)
         if met is None:
-            return f"the probe at {rate:g} requests/s judged nothing ({_why(result)})"
+            return f"the probe at {rate:.3g} requests/s judged nothing ({_why(result)})"
         if met:
             lo = q if lo is None else max(lo, q)
         else:

@@ -46,7 +46,7 @@ import math
 from dataclasses import dataclass
 
 from bench.core import stats
-from bench.model.report import Interval, Summary
+from bench.model.report import FigureSpec, Interval, Summary
 from bench.serve.maths import records as rec
 from bench.serve.maths import tails
 from bench.serve.maths.records import RequestRecord
@@ -127,6 +127,18 @@ class SloVerdict:
     @property
     def attainment(self) -> float:
         return self.good / self.judged
+
+
+LEAD = {"ttft": ("ttft_s", "TTFT"), "tpot": ("tpot_s", "TPOT"), "e2e": ("e2e_s", "e2e")}
+
+
+def lead_figure(slos: dict[str, float | None]) -> FigureSpec:
+    """What a serving result at a fixed offered rate leads with, is compared and stopped on: the p99 of the
+    latency its SLO names (the first given of TTFT, TPOT, e2e; TTFT without one). At a fixed rate every
+    device that keeps up achieves the offered rate: the latency at that rate is what differs."""
+    slo = next((k for k in SLOS if slos.get(k) is not None), "ttft")
+    key, label = LEAD[slo]
+    return FigureSpec(f"workload_metrics.{key}.p99", f"{label} p99", "s", "lower", lead=True)
 
 
 def judged(r: RequestRecord, origin: rec.Origin = "arrival") -> dict | None:
