@@ -268,12 +268,14 @@ def test_a_second_node_that_never_comes_ends_the_run_within_the_bound_naming_it(
 # ---- nothing a tool or a repeat started outlives it ------------------------------------------------
 
 def _gone(pid: int) -> bool:
-    """Ended (a zombie its new parent has yet to reap counts): SIGKILL lands within moments."""
+    """Ended (a zombie its new parent has yet to reap counts): SIGKILL lands within moments. The guard is
+    a hang guard, far above any loaded machine and far below the 300 s the escaped processes sleep."""
     import time
 
     import psutil
 
-    for _ in range(200):  # a guard of 10 s, never a measure of speed
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
                 return True
