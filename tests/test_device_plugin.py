@@ -12,6 +12,8 @@ from bench.model.io import load_report
 from bench.model.keys import split
 
 FAKEDEV = '''
+import os
+import time
 from dataclasses import dataclass
 
 from bench.core.options import Options, opt
@@ -26,9 +28,28 @@ class FakeOptions(Options):
     boost: int = opt(1, "how much boost", minimum=1, maximum=3)
 
 
+MARK = os.environ.get("FAKEMON_MARK")  # a byte appended per reading of the monitor: how the device sees it
+
+
+def _readings():
+    try:
+        return os.path.getsize(MARK)
+    except OSError:
+        return 0
+
+
 class FakeBackend(CpuBackend):
-    """Computes on the CPU, says it is an accelerator."""
+    """Computes on the CPU, says it is an accelerator. Its work is done only once its monitor has read it
+    twice more (the second reading's timestamp comes after the wait began), so every step holds a
+    reading, however late the sampler started on a loaded machine (FAKEMON_MARK set)."""
     name = "fakedev"
+
+    def synchronize(self):
+        super().synchronize()
+        if MARK:
+            due, guard = _readings() + 2, time.monotonic() + 900  # a hang guard only
+            while _readings() < due and time.monotonic() < guard:
+                time.sleep(0.002)
 
     def describe(self):
         return {"backend": "fakedev", "device": "cpu", "device_name": "Fake Accelerator 1", "boost": self.own.boost}
@@ -42,6 +63,9 @@ class FakeMonitor(Collector):
     source = "fakemon-lib"
 
     def sample(self):
+        if MARK:
+            with open(MARK, "ab") as fh:
+                fh.write(b".")
         return {"fake0.util_percent": 88.0, "fake0.power_w": 42.0}
 
     def sources(self):
@@ -72,6 +96,7 @@ def test_a_plugin_device_is_listed_checked_and_run(tmp_path):
     refused = bench(["run", "--device", "cpu", "--boost", "2", "--out", str(tmp_path)], env)
     assert refused.returncode == 2 and "--boost: only applies to --device fakedev" in refused.stderr
 
+    env["FAKEMON_MARK"] = str(tmp_path / "fakemon.readings")
     done = bench(["run", "--device", "fakedev", "--boost", "2", "--workload", "blender-finetune", "--repeats", "1",
                   "--time-budget", "1.5", "--warmup", "1", "--out", str(tmp_path / "out"), "--quiet"], env)
     assert done.returncode == 0, done.stderr[-3000:]
