@@ -3,11 +3,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
+from conftest import HANG_GUARD_S, steps_measured, wait_until
 from plugins import plugin_site, workload_eps
 
 from bench import cli
@@ -134,20 +133,23 @@ def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_writes_an_interrupted_report_and_exits_130(tmp_path):
+    out_dir, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
     proc = subprocess.Popen(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "100000",
-                                      "--warmup", "1", "--repeats", "1", "--out", str(tmp_path), "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    # the sampler and the worker start after the signal handler is installed: wait for them, then for steps
-    while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(8)
+                                      "--warmup", "1", "--repeats", "1", "--out", str(out_dir), "--quiet"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+
+    def measured():  # the worker writes its events to the run's folder under TMPDIR
+        assert proc.poll() is None, proc.stderr.read()
+        return steps_measured(tmp) >= 1
+
+    wait_until(measured, "a first step measured", poll_s=0.05)  # bench took the signals long before
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=900)
+    out, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 130, err
-    files = os.listdir(tmp_path)
+    files = os.listdir(out_dir)
     assert len(files) == 1 and files[0].endswith(".json"), files  # no temporary left behind
-    report = load_report(tmp_path / files[0])
+    report = load_report(out_dir / files[0])
     assert report.status == "interrupted"
     assert report.results[0].status == "interrupted"
 
