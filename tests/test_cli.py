@@ -109,8 +109,9 @@ def bench_cmd(*args):
 
 @pytest.mark.slow
 def test_end_to_end_tiny_run_writes_a_valid_report(tmp_path):
+    # --requests: blender-serve's session, 480 requests at 20/s by default, would be 24 s of arrivals
     done = subprocess.run(bench_cmd("run", "--device", "cpu", "--preset", "tiny", "--steps", "5", "--repeats", "1",
-                                    "--warmup", "1", "--out", str(tmp_path), "--label", "smoke"),
+                                    "--warmup", "1", "--requests", "20", "--out", str(tmp_path), "--label", "smoke"),
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     [path] = tmp_path.glob("*.json")
