@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_run
 from plugins import env_with, plugin_site
 
 from bench.model.io import load_report
@@ -84,17 +85,20 @@ def bench(args, env, timeout=900):
 
 
 @pytest.mark.slow
-def test_a_plugin_device_is_listed_checked_and_run(tmp_path):
+def test_a_plugin_device_is_listed_checked_and_run(tmp_path, capsys, monkeypatch):
     site = plugin_site(tmp_path, {"bench.devices": {"fakedev": "fakedev:SPEC"}}, {"fakedev": FAKEDEV})
     env = env_with(site)
-    listed = bench(["list", "--json"], env)
-    devices = {d["device"]: d for d in json.loads(listed.stdout)["devices"]}
-    assert devices["fakedev"]["present"] is True and devices["fakedev"]["description"] == "a plug-in accelerator"
+    # listed and refused in this process, the plug-in's site on its path (the run below is a process of its own)
+    monkeypatch.syspath_prepend(str(site))
+    code, out, _ = cli_run(capsys, "list", "--json")
+    devices = {d["device"]: d for d in json.loads(out)["devices"]}
+    assert code == 0 and devices["fakedev"]["present"] is True
+    assert devices["fakedev"]["description"] == "a plug-in accelerator"
 
-    refused = bench(["run", "--device", "fakedev", "--precision", "bf16", "--out", str(tmp_path)], env)
-    assert refused.returncode == 2 and "fakedev runs fp32" in refused.stderr  # its spec's checks run first
-    refused = bench(["run", "--device", "cpu", "--boost", "2", "--out", str(tmp_path)], env)
-    assert refused.returncode == 2 and "--boost: only applies to --device fakedev" in refused.stderr
+    code, _, err = cli_run(capsys, "run", "--device", "fakedev", "--precision", "bf16", "--out", tmp_path)
+    assert code == 2 and "fakedev runs fp32" in err  # its spec's checks run first
+    code, _, err = cli_run(capsys, "run", "--device", "cpu", "--boost", "2", "--out", tmp_path)
+    assert code == 2 and "--boost: only applies to --device fakedev" in err
 
     env["FAKEMON_MARK"] = str(tmp_path / "fakemon.readings")
     done = bench(["run", "--device", "fakedev", "--boost", "2", "--workload", "blender-finetune", "--repeats", "1",
