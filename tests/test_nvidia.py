@@ -407,6 +407,9 @@ def test_a_run_in_a_container_is_not_contended(fake_cuda, nvml, monkeypatch, tmp
         wait_until(lambda: sampled(self, collector=spec["name"]), f"a sample from {spec['name']}")
 
     monkeypatch.setattr(Sampler, "watch", watch)
+    # a GPU whose step takes a millisecond: an empty step ran ~250,000 times in the 1.5 s, all of them recorded,
+    # checked and written for nothing this test reads
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: time.sleep(0.001))
     cfg = check_before_run(run_config("--device", "cuda", "--in-process", "--workload", "counting", "--repeats", 1,
                                       "--time-budget", 1.5, "--warmup", 1, "--sample-hz", 10, "--out", tmp_path / "o"))
     [res] = launch(cfg).results
