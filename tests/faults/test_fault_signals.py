@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import cli_run as run_cli
-from conftest import sampled, steps_measured, wait_until
+from conftest import sampled, wait_until
 from faultkit import (
     CATCHABLE,
     HANG_GUARD_S,
@@ -329,11 +329,12 @@ def test_a_run_killed_outright_leaves_files_the_next_run_removes(tmp_path, own_t
     proc = subprocess.Popen(bench_cmd("run", *QUICK, *ONE, "--steps", 100000, "--sample-hz", 2, "--out", out),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    def measuring():
-        assert proc.poll() is None, proc.stderr.read()
-        return steps_measured(own_tmp_and_handlers) >= 1
+    def started_its_worker():  # what the next run must clean: the run's folder with the worker's events in it,
+        assert proc.poll() is None, proc.stderr.read()  # and the sampler's file
+        tmp = own_tmp_and_handlers
+        return list(tmp.glob("bench-run-*/*.events")) and list(tmp.glob("bench-samples-*"))
 
-    wait_until(measuring, "a first step measured", poll_s=0.05)
+    wait_until(started_its_worker, "the worker's events and the sampler's file", poll_s=0.05)
     started = psutil.Process(proc.pid).children(recursive=True)  # its worker and its sampler
     proc.kill()  # SIGKILL: nothing of bench runs after this
     proc.wait(timeout=HANG_GUARD_S)
