@@ -504,7 +504,7 @@ def test_an_api_key_is_read_from_the_environment_and_never_recorded(monkeypatch)
     from conftest import run_config
 
     cfg = run_config("--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
-                     "--api-key-env", "BENCH_TEST_KEY")
+                     "--endpoint", "http://127.0.0.1:1", "--api-key-env", "BENCH_TEST_KEY")
     o = cfg.options_of("blender-serve")
     with pytest.raises(ConfigError, match="BENCH_TEST_KEY"):
         o.api_key()

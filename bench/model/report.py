@@ -54,6 +54,10 @@ WARNING_CODES = {
     "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
                       "the latency figures, and over every SLO",
     "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
+    "server_count_disagrees": "serving over HTTP: the server's usage.completion_tokens, or what it streamed, disagreed "
+                              "with the tokens asked and streamed; the figures count what was streamed, up to what "
+                              "each request asked",
+    "prompts_cut": "serving: prompts of an --arrivals file longer than --context-len were cut to it",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
@@ -439,7 +443,9 @@ class RequestLog:
                                             "not part of the latency's start)", None, minimum=0)
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
                                          "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
-                                         "`rejected_<code>`, `cancelled`, `engine_error`; null where it completed",
+                                         "`rejected_<code>`, `cancelled`, `engine_error`, `server_exited` or "
+                                         "`server_stopped` (a server the run started that exited or was stopped); "
+                                         "null where it completed",
                                          None)
     measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
                                       "left out of the figures)", None)

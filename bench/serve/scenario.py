@@ -81,6 +81,9 @@ class ServingMeasurement(Measurement):
             from bench.serve.remote import connect
 
             self.endpoint = connect(self, o)
+        cut = self.wl.cut_note()
+        if cut:
+            self.result.warn("prompts_cut", cut)
 
     def _warmup(self) -> None:
         if self.http:
@@ -126,9 +129,9 @@ class ServingMeasurement(Measurement):
     def client(self):
         if not self.http:
             return InProcessClient(self.new_engine(), self.clock.now)
-        from bench.serve.http import HttpClient
+        from bench.serve.remote import client
 
-        return HttpClient(self.endpoint, self.clock.now)
+        return client(self)
 
     def _steps(self) -> None:
         rep, plan, o = self.repeat, self.wl.plan, self.wl.options
@@ -140,6 +143,7 @@ class ServingMeasurement(Measurement):
                 traces = run_session(plan, client, self.clock.now, self._progress, self.wl.encode_text, t0)
                 rep.requests = request_log(traces, warmup=o.warmup_requests, cooldown=o.cooldown_requests,
                                            session_start_s=t0)
+                _count_disagreements(traces, self.result)
             finally:
                 client.close()
                 add_steps(rep, busy_steps(traces or []) if self.http else client.steps)
@@ -157,6 +161,14 @@ class ServingMeasurement(Measurement):
             if self.server is not None:  # the server started for this repeat ends with it, whatever happened
                 self.server.stop()
                 self.server = None
+
+
+def _count_disagreements(traces, result: Result) -> None:
+    from bench.serve.http import count_disagreements
+
+    said = count_disagreements(traces)
+    if said:
+        result.warn("server_count_disagrees", said)
 
 
 def _count_errors(repeat: Repeat, result: Result) -> None:
