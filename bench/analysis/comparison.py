@@ -32,6 +32,7 @@ NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "ha
                    "priced", "unpriced", "price_unmatched", "served_by",
                    "arithmetic",  # same precision name, other arithmetic (bench/analysis/arithmetic.py)
                    "tail",  # a serving row's (and a curve's) SLO verdict
+                   "recomputed",  # a serving result's stored figures disagreed with its own request log
                    "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
