@@ -33,7 +33,7 @@ def json_text(data, indent: int | None = 1) -> str:
 def terminal_safe(value, limit: int = MAX_SHOWN) -> str:
     """No control sequences (ESC, CR, BEL, bidi overrides) reach the terminal: each is shown as an
     escape like \\x1b. Newlines and tabs become spaces. Credentials in a URL are shown as ***."""
-    text = redact_urls(clip(str(value), limit)).replace("\n", " ").replace("\t", " ")
+    text = clip(redact_urls(str(value)), limit).replace("\n", " ").replace("\t", " ")
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
@@ -81,7 +81,7 @@ def csv_cell(value):
     ones) stay numbers."""
     if not isinstance(value, str):
         return value
-    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], redact_urls(clip(value)))
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], clip(redact_urls(value)))
     if text.lstrip(" ").startswith(FORMULA_START) and not _number(text):
         return "'" + text
     return text
