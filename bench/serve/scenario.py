@@ -122,8 +122,9 @@ class ServingMeasurement(Measurement):
         """A full batch of the warm-up prompts at once, each of --new-tokens."""
         prompts = tuple(tuple(p[: self.wl.common.context_len]) for p in self.wl.warm_prompts)
         k = self.wl.common.new_tokens
-        texts = self.wl.plan.texts[: len(prompts)] if self.wl.plan and self.wl.plan.texts else None
-        texts = texts if texts and len(texts) == len(prompts) else None
+        # a chat API takes messages: each warm-up prompt's own text (a plan shorter than a batch, as a
+        # few conversations' is, left the warm-up without any, and every warm-up request a 400)
+        texts = self.wl.served.texts(prompts) if self.wl.options.api == "chat" else None
         return ServingPlan((0.0,) * len(prompts), prompts, (k,) * len(prompts), texts)
 
     def client(self):
