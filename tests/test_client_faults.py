@@ -10,6 +10,7 @@ made short so that a case ends soon; each asserts that the wait ended and how, n
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -593,3 +594,29 @@ def test_markdown_text_renders_as_the_label_itself():
     for label in MARKDOWN:
         html_out = MarkdownIt("commonmark").enable("table").render(markdown_cell(label))
         assert "<a " not in html_out and "<img" not in html_out and "<em>" not in html_out and "<code>" not in html_out
+
+
+@pytest.mark.slow
+def test_a_bench_serve_the_run_started_and_that_was_stopped_ends_the_run(capsys, tmp_path, monkeypatch):
+    """The issue's case, end to end: `--engine http` starts bench serve, which is stopped (SIGSTOP) the
+    moment it has answered the probe. The warm-up's requests fail as `server_stopped` at once (not
+    after --request-timeout-s), the run fails saying so, and the stopped server is ended with it."""
+    import psutil
+
+    from bench.serve import remote
+
+    stopped = []
+
+    def probe_then_stop(url, key=None, timeout_s=None):
+        info = probe(url, key, timeout_s)
+        pid = next(p.pid for p in psutil.Process().children(recursive=True) if "serve" in " ".join(p.cmdline()))
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(psutil.Process(pid))
+        return info
+
+    monkeypatch.setattr(remote, "probe", probe_then_stop)
+    code, _, err = cli_run(capsys, *RUN, "--engine", "http", "--qps", "8", "--requests", "8", "--in-process",
+                           "--out", tmp_path)
+    [result] = load_report(next(tmp_path.glob("*.json"))).results
+    assert code == 1 and "did not answer the warm-up" in result.error and "server_stopped" in result.error
+    assert stopped and not stopped[0].is_running()  # continued, terminated and reaped with its repeat
