@@ -291,6 +291,24 @@ def test_an_achieved_rate_and_a_tail_from_unmeasured_requests_are_the_logs():
     assert rechecked(serving_report("honest").results[0])[1] == []
 
 
+def test_a_log_claiming_more_tokens_than_a_request_could_ask_is_counted_up_to_that(tmp_path, capsys):
+    """The log itself can lie: 2^31 - 1 tokens for a request of a session that asked for 8 each."""
+    from bench.launch.launcher import repeat_figures
+    from bench.serve.workload import BlenderServe
+
+    r = serving_report("inflated")
+    res = r.results[0]
+    res.params.update(new_tokens=8, output_len="fixed")
+    honest = BlenderServe.metrics(res.timing.measured, res.params, None)["new_tokens_per_s"]
+    res.timing.repeats[0].requests.new_tokens[0] = 2**31 - 1
+    res.workload_metrics = BlenderServe.metrics(res.timing.measured, res.params, None)  # written from the lie
+    repeat_figures(res, BlenderServe, None)
+    code, out, err = cli_run(capsys, "compare", dump_report(r, tmp_path / "x.json"), "--json", "-")
+    [row] = __import__("json").loads(out)["workloads"][0]["rows"]
+    assert code == 0 and "new_tokens of a request 2,147,483,647 stored, 8 from the log" in err, err
+    assert row["new_tokens_per_s"] < 2 * honest  # counted at most 8 for that request, not two billion
+
+
 def test_a_gate_reads_each_repeats_figure_from_its_log_not_the_files_claim(tmp_path, capsys):
     base = serving_report("base")
     worse = serving_report("worse", failed=(1, 2, 3, 4, 5), seed=1)
@@ -514,10 +532,12 @@ def test_an_arrivals_prompt_longer_than_the_context_is_cut_and_said(capsys, tmp_
     assert result.timing.repeats[0].requests.prompt_tokens == [5, 32, 32, 32]
 
 
-@pytest.mark.parametrize("args", [["--record-limit", "10"], ["--batch-wait-ms", "5"]])
-def test_bench_serve_refuses_a_flag_it_would_ignore(args, capsys, tmp_path):
+@pytest.mark.parametrize("args,said", [(["--record-limit", "10"], "only applies with --report"),
+                                      (["--batch-wait-ms", "5"], "only applies with --batching static"),
+                                      (["--max-tokens-in-flight", "1"], "at least 2")])
+def test_bench_serve_refuses_a_flag_it_would_ignore_or_that_admits_nothing(args, said, capsys, tmp_path):
     code, _, err = cli_run(capsys, "serve", "--device", "cpu", "--preset", "tiny", "--port", "0", *args)
-    assert code == 2 and args[0] in err and "only applies with" in err, err
+    assert code == 2 and args[0] in err and said in err, err
 
 
 # ==== class 9: outputs that do nothing ============================================================================

@@ -15,6 +15,7 @@ from bench.model.derive import figure_value, recompute
 from bench.model.fields import plain
 from bench.model.report import Interval, Metrics, Report, Result, variant_label
 from bench.serve.maths.metrics import serving_metrics
+from bench.serve.maths.records import most_tokens
 
 
 @dataclass
@@ -138,11 +139,29 @@ def rechecked(result: Result) -> tuple[Result, list]:
     stored = result.workload_metrics or {}
     if not any(r.requests is not None and r.requests.arrival_s for r in result.timing.measured):
         return result, []
+    cap, claimed = most_tokens(result.params), _most_claimed(result)
+    if cap is not None and claimed > cap:  # a log claiming more tokens than any request could ask for
+        result = dataclasses.replace(result, timing=dataclasses.replace(
+            result.timing, repeats=[_capped(rep, cap) for rep in result.timing.repeats]))
     fresh = serving_metrics(result.timing.measured, result.params, *_slo_bounds(stored))
     differ = [[k, _shown(stored[k]), _shown(v)] for k, v in fresh.items() if k in stored and not _same(stored[k], v)]
+    if cap is not None and claimed > cap:
+        differ.insert(0, ["new_tokens of a request", claimed, cap])
     repeats = [_refigured(rep, result) for rep in result.timing.repeats]
     timing = dataclasses.replace(result.timing, repeats=repeats)
     return dataclasses.replace(result, workload_metrics={**stored, **fresh}, timing=timing), differ
+
+
+def _most_claimed(result: Result) -> int:
+    return max((k for r in result.timing.repeats if r.requests is not None for k in r.requests.new_tokens), default=0)
+
+
+def _capped(rep, cap: int):
+    """A repeat whose request log counts no request past `cap` tokens (what it could ask for)."""
+    log = rep.requests
+    if log is None or all(k <= cap for k in log.new_tokens):
+        return rep
+    return dataclasses.replace(rep, requests=dataclasses.replace(log, new_tokens=[min(k, cap) for k in log.new_tokens]))
 
 
 def _slo_bounds(stored: dict) -> tuple:

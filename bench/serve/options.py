@@ -32,7 +32,7 @@ class EngineOptions(Options):
                         choices=("continuous", "static"))
     max_batch: int = opt(8, "requests decoded together at most", minimum=1, maximum=1024)
     max_tokens_in_flight: int | None = opt(None, "admission budget: prompt + max new tokens summed over the running "
-                                                 "requests (default: only --max-batch bounds them)", minimum=1,
+                                                 "requests (default: only --max-batch bounds them)", minimum=2,
                                            maximum=1 << 24)
     batch_wait_ms: float = opt(10.0, "static batching: how long the oldest waiting request holds a batch open for "
                                      "more", minimum=0, maximum=60_000)
