@@ -146,7 +146,7 @@ def rechecked(result: Result) -> tuple[Result, list]:
     fresh = serving_metrics(result.timing.measured, result.params, *_slo_bounds(stored))
     differ = [[k, _shown(stored[k]), _shown(v)] for k, v in fresh.items() if k in stored and not _same(stored[k], v)]
     if cap is not None and claimed > cap:
-        differ.insert(0, ["new_tokens of a request", claimed, cap])
+        differ.insert(0, ["requests.new_tokens", claimed, cap])  # the largest one, and the cap
     repeats = [_refigured(rep, result) for rep in result.timing.repeats]
     timing = dataclasses.replace(result.timing, repeats=repeats)
     return dataclasses.replace(result, workload_metrics={**stored, **fresh}, timing=timing), differ
