@@ -43,8 +43,8 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]()|!~#])")
 def markdown_cell(value, limit: int = MAX_SHOWN) -> str:
     """Markdown text (a table cell, a heading): newlines removed, raw HTML and entities shown as
     text, and every character that makes Markdown syntax — links and images (`[x](javascript:...)`),
-    emphasis, code, strike-through, pipes — backslash-escaped (CommonMark: any ASCII punctuation may
-    be escaped, and then stands for itself)."""
+    emphasis, code, strike-through, pipes — backslash-escaped (CommonMark 0.31 section 2.4: any ASCII
+    punctuation may be backslash-escaped, and then stands for itself; GFM tables take `\\|` in a cell)."""
     text = terminal_safe(value, limit)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", text)

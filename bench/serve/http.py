@@ -161,7 +161,8 @@ def probe(url: str, key: str | None = None, timeout_s: float | None = None) -> d
 
 def _fetch(url: str, key: str | None, limit: float) -> tuple[int, str | None, str | None, bytes]:
     """(status, Server, Location, body up to MAX_LINE + 1 bytes) of GET url/v1/models, within `limit`
-    seconds in all (aiohttp's total timeout, and asyncio's around it)."""
+    seconds in all: aiohttp's `ClientTimeout.total` covers connection, send and reading the body (aiohttp
+    3.14 docs, "Timeouts"), asyncio.wait_for around it; urllib's timeout bounded each read only."""
     import aiohttp
 
     loop = asyncio.new_event_loop()
@@ -452,7 +453,8 @@ class HttpClient:
         session = await self._session()
         reader = StreamReader(trace, e.api == "chat", request.max_tokens)
         try:
-            # no redirect is followed: the key would go with it (aiohttp drops it only across origins)
+            # no redirect is followed: the key would go with it (aiohttp 3.14 client.py `_request` drops
+            # Authorization only when the redirect changes origin; a 3xx here is then `http_3xx`)
             async with session.post(e.url + e.path, json=body(e, request, messages), headers=e.headers(),
                                     timeout=aiohttp.ClientTimeout(total=e.timeout_s), allow_redirects=False) as resp:
                 if resp.status != 200:
