@@ -23,8 +23,9 @@ from fake_peer import MODELS, Answer, Peer, completion
 from bench.core.errors import BenchError, ConfigError
 from bench.model.io import dump_report, load_report
 from bench.model.report import Repeat, RequestLog, ServedBy
-from bench.serve import http
-from bench.serve.http import Endpoint, HttpClient, count_disagreements, probe
+from bench.serve import endpoint
+from bench.serve.endpoint import probe
+from bench.serve.http import Endpoint, HttpClient, count_disagreements
 from bench.serve.maths.metrics import serving_metrics
 from bench.serve.plan import ServingPlan
 from bench.serve.session import request_log, run_session
@@ -345,14 +346,14 @@ def test_the_probe_has_a_total_deadline_whatever_the_server_does(case):
 
 
 def test_a_server_that_accepts_and_never_answers_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(http, "PROBE_S", 0.3)
+    monkeypatch.setattr(endpoint, "PROBE_S", 0.3)
     with _silent_listener() as s:
         code, _, err = cli_run(capsys, *RUN, "--endpoint", f"http://127.0.0.1:{s.getsockname()[1]}", "--out", tmp_path)
     assert code == 2 and "was not answered in full within 0.3 s" in err
 
 
 def test_a_dripping_model_list_is_refused_through_the_cli(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(http, "PROBE_S", 0.3)
+    monkeypatch.setattr(endpoint, "PROBE_S", 0.3)
     with Peer({("GET", "/v1/models"): Answer(body=b"{", drip=0.05)}) as url:
         code, _, err = cli_run(capsys, *RUN, "--endpoint", url, "--out", tmp_path)
     assert code == 2 and "--endpoint" in err and "within 0.3 s" in err

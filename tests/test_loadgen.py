@@ -558,7 +558,7 @@ def test_a_local_servers_process_is_found_by_its_port():
 
 
 def test_the_base_url_is_the_server_without_v1():
-    from bench.serve.http import base_url, is_local
+    from bench.serve.endpoint import base_url, is_local
 
     assert base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000"
     assert base_url("https://api.example.com/proxy/v1") == "https://api.example.com/proxy"

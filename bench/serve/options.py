@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
 from bench.serve.arrivals import MAX_REQUESTS, MAX_SPAN_S, parse_load
-from bench.serve.http import base_url, bearer_token
+from bench.serve.endpoint import base_url, bearer_token
 from bench.serve.plan import parse_output_len
 
 # what `bench serve` has no use for: a request says what it wants, the engine runs eager, no FLOPs counted

@@ -14,10 +14,10 @@ import urllib.parse
 
 from bench.core.errors import BenchError
 from bench.core.text import terminal_safe
-from bench.serve.http import base_url, is_local
+from bench.serve.endpoint import base_url, is_local, probe
 from bench.measure.warmup import until_steady
 from bench.model.report import ServedBy
-from bench.serve.http import Endpoint, HttpClient, probe
+from bench.serve.http import Endpoint, HttpClient
 from bench.serve.session import run_session
 from bench.serve.spawn import LocalServer
 

@@ -86,7 +86,7 @@ class BlenderServe(Workload):
         cls._check_budget(common, options, lengths)
         key = options.api_key()
         if options.endpoint is not None:  # the server must answer as an OpenAI-compatible one before any work
-            from bench.serve.http import base_url, probe
+            from bench.serve.endpoint import base_url, probe
 
             url = base_url(options.endpoint)
             models = probe(url, key)["models"]
