@@ -341,6 +341,8 @@ def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
     result = load_report(path).results[0]
     log = result.timing.repeats[0].requests
     assert result.status == "ok" and result.workload == "blender-serve" and result.params["batching"] == "continuous"
+    # a server's session says what it served, not a load nobody sent (its clients chose rates and lengths)
+    assert result.params["load"] == "served" and "arrival_seed" not in result.params and "output_len" not in result.params
     assert log.new_tokens[-1] == 500 and len(log.token_s[-1]) == 500 and log.finish_s[-1] == log.token_s[-1][-1]
     assert result.workload_metrics["ttft_s"].n == 2
     assert load_report(path).telemetry.samples  # the same collectors as bench run

@@ -230,7 +230,10 @@ def test_the_outputs_only_format_the_comparison(tmp_path, monkeypatch):
     assert "verdict_reason" in tables.csv_text(comparison_frame(c))
     json.dumps(document(c, "test", "2026-11-28T00:00:00+00:00"), allow_nan=False, default=str)
     page = html.render(c)
-    assert page.count('class="plotly-graph-div"') >= 4 and "Serving: latency against offered load" in page
+    assert page.count('class="plotly-graph-div"') >= 4
+    assert "Serving: capacity at the SLOs, and latency against offered load" in page
+    assert page.index("id='serving'") < page.index("class='workload'")  # a serving page opens with it
+    assert "href='#serving'" in page
 
 
 def test_serving_values_of_the_wrong_type_are_unknown_not_a_crash_or_a_pass():

@@ -32,13 +32,14 @@ HANG_S = 900.0  # a hang guard only
 
 # -- a server that fails as asked ---------------------------------------------------------------------------
 class FailingServer:
-    """An OpenAI-compatible server (aiohttp, a thread, 127.0.0.1) whose /v1/completions answers each
-    request by its index: `answers[i % len(answers)]` is "ok" (two tokens, then [DONE]), an HTTP status
-    (500, 429, ...), "cut" (a first token, then the connection closed) or "garbage" (not server-sent
-    events)."""
+    """An OpenAI-compatible server (aiohttp, a thread, 127.0.0.1) whose /v1/completions answers the first
+    `answered_first` requests (the warm-up's batch), then each by its index: `answers[i % len(answers)]` is
+    "ok" (two tokens, then [DONE]), an HTTP status (500, 429, ...), "cut" (a first token, then the
+    connection closed) or "garbage" (not server-sent events)."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, answered_first: int = 8):
         self.answers, self.count = list(answers), 0
+        self.first = answered_first  # the warm-up's batch is answered (a warm-up that fails ends the run before it)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -72,7 +73,7 @@ class FailingServer:
     async def _complete(self, request):
         from aiohttp import web
 
-        answer = self.answers[self.count % len(self.answers)]
+        answer = "ok" if self.count < self.first else self.answers[(self.count - self.first) % len(self.answers)]
         self.count += 1
         await request.read()
         if isinstance(answer, int):
@@ -314,3 +315,71 @@ def test_a_disturbed_probe_leaves_the_capacity_unsettled_and_says_which():
     cap = capacity_of(report)
     assert cap.unsettled.code == "disturbed" and cap.unsettled.values["qps"] == 8.0
     assert "another job" in cap.unsettled.values["why"]
+
+
+# -- serving stacks compared, not refused -------------------------------------------------------------------
+def test_bench_serve_tells_its_models_identity_and_a_run_over_http_takes_it():
+    """bench serve's /v1/models card carries its model's identity as bench's reports name it; the load
+    generator takes it, so a run over HTTP compares with the in-process engine on the same model."""
+    import time as _time
+
+    from bench.serve.endpoint import probe
+    from fakes import codec_of
+    from test_api import Sleepy, serving
+    from bench.serve.server import make_service
+
+    told = {"model": "tiny", "model_type": "blenderbot-small", "parameters": 363_000, "config_hash": "abc123"}
+    service = make_service(Engine(Sleepy(), _time.monotonic, max_batch=4), codec_of("tiny", 100), "tiny",
+                           _time.monotonic)
+    service.identity = told
+    with serving(service) as url:
+        info = probe(url)
+    assert info["identity"] == {"tiny": told}
+
+
+@pytest.mark.parametrize("card", [{"model": "x"}, {**dict.fromkeys(("model", "model_type", "config_hash"), "x"),
+                                                  "parameters": -1},
+                                  {**dict.fromkeys(("model", "model_type", "config_hash"), "\x1b[2J"), "parameters": 1},
+                                  "not a dict"])
+def test_an_identity_that_is_not_one_is_not_taken(card):
+    from bench.serve.endpoint import _identity
+
+    assert _identity({"id": "m", "bench": card}) is None
+
+
+def test_engine_in_process_and_over_http_on_the_same_model_are_compared_with_the_stack_noted():
+    from bench.analysis.compare import compare
+    from bench.model.report import ServedBy
+    from bench.render.words import sentence
+    from reportgen import serving_report
+
+    inproc = serving_report("inproc", [(2.0, True)], served_by=ServedBy("in-process", static_shapes=False))
+    http = serving_report("http", [(2.0, True)], seed=1,
+                          served_by=ServedBy("http", "vLLM", "http://127.0.0.1:8000", "completions", "m", True))
+    static = serving_report("static", [(2.0, True)], seed=2, served_by=ServedBy("in-process", static_shapes=False))
+    for res in static.results:
+        res.params.update(batching="static", max_batch=4, batch_wait_ms=10.0)  # bench's engine, another setting
+    [comp] = compare([("a.json", inproc), ("b.json", http), ("c.json", static)])
+    rows = {r.run.name: r for r in comp.rows}
+    assert all(r.comparable and r.verdict != "not_comparable" for r in rows.values())
+    said = {name: " ".join(sentence(n) for n in r.notes if n.code == "served_by") for name, r in rows.items()}
+    assert "engine: 'http' vs 'in-process'" in said["http"]
+    assert "batching: 'static'" in said["static"] and "max_batch: 4" in said["static"]
+
+
+@pytest.mark.parametrize("args,flag", [(("--endpoint-serves", "tiny"), "--endpoint-serves"),
+                                       (("--engine", "http", "--endpoint-serves", "tiny"), "--endpoint-serves")])
+def test_a_declared_endpoint_model_without_an_endpoint_is_refused(args, flag, capsys, tmp_path):
+    from bench import cli
+
+    code = cli.cli(["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", *args, "--out",
+                    str(tmp_path)])
+    assert code == 2 and flag in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_external_server_declared_to_serve_a_model_compares_with_bench_on_it(capsys, tmp_path):
+    _, report, _ = run_against(capsys, tmp_path, ["ok"], "--endpoint-serves", "tiny")
+    declared = report.results[0].params
+    _, plain, _ = run_against(capsys, tmp_path / "plain", ["ok"])
+    assert declared["model"] == "tiny" and declared["config_hash"] and plain.results[0].params["model"] == "endpoint:fake"

@@ -342,9 +342,12 @@ def test_find_capacity_probes_rates_and_reports_a_capacity(tmp_path, capsys):
                     "--find-capacity", "--slo-ttft-ms", "150", "--max-probes", "3", "--requests", "16",
                     "--max-probe-s", "4",  # a probe's arrivals last 4 s (provisional verdicts): not 459 requests each
                     "--repeats", "1", "--in-process", "--sample-hz", "0", "--out", str(out)])
-    assert code == 0, capsys.readouterr().err
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "blender-serve: capacity at p99 TTFT <= 150 ms: " in " ".join(said.out.split())  # the run ends with it
     report = load_report(next(out.glob("*.json")))
     rates = [r.variant["qps"][0] for r in report.results]
+    assert all(next(f for f in r.figures if f.lead).key == "workload_metrics.ttft_s.p99" for r in report.results)
     assert 2 <= len(rates) <= 3 and rates[0] == 4.0
     assert rates[1] in (2.0, 8.0)  # halved after a miss, doubled after a pass
     assert all(r.workload_metrics["slo.met"] in (True, False) for r in report.results)

@@ -14,6 +14,7 @@ from bench.core.text import clip, redact_urls, shell_path
 from bench.model.derive import figure_value, lead_of, recompute
 from bench.model.fields import plain
 from bench.model.report import FigureSpec, Interval, Metrics, Report, Result, variant_label
+from bench.serve.maths.identity import identity
 from bench.serve.maths.metrics import SLOS, lead_figure, serving_metrics
 from bench.serve.maths.records import most_tokens
 
@@ -66,11 +67,10 @@ class Run:
 
     @property
     def params(self) -> dict:
-        """The identity. A serving result's `static_shapes` is how its device serves, not another
-        workload (reports before `served_by` kept it here): it is compared and noted, not matched."""
-        if self.serves and "static_shapes" in self.result.params:
-            return {k: v for k, v in self.result.params.items() if k != "static_shapes"}
-        return self.result.params
+        """The identity. A serving result's stack — its engine's settings, `static_shapes` (reports before
+        `served_by` kept it here) — is how it was served, not another workload: compared and noted, not
+        matched (bench/serve/maths/identity.py)."""
+        return identity(self.result.params) if self.serves else self.result.params
 
     @property
     def variant(self) -> str | None:

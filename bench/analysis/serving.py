@@ -25,6 +25,7 @@ from bench.analysis.cost import hourly, price_for
 from bench.analysis.table import number
 from bench.analysis.verdicts import withheld
 from bench.serve.maths import tails
+from bench.serve.maths.identity import NOTED, noted
 from bench.serve.maths.capacity import BRACKET, Probe, bracket, quantile_interval
 from bench.serve.maths.metrics import judged, nearest_rank, sessions
 
@@ -55,12 +56,16 @@ def served(run) -> Served | None:
 
 
 def served_notes(run, base) -> list[Note]:
-    """A serving row served otherwise than its baseline: engine, server, endpoint or static shapes."""
+    """A serving row served otherwise than its baseline — engine, server, endpoint, static shapes, bench's
+    engine settings (bench/serve/maths/identity.py NOTED): the stacks are compared, and the note says so."""
     a, b = served(run), served(base)
     if a is None or b is None or run is base:
         return []
     fields = SERVED_FIELDS if a.engine == b.engine == "http" else ("engine", "static_shapes")
     diff = [[k, getattr(a, k), getattr(b, k)] for k in fields if getattr(a, k) != getattr(b, k)]
+    mine, theirs = noted(run.result.params), noted(base.result.params)
+    diff += [[k, mine.get(k), theirs.get(k)] for k in NOTED
+             if k != "static_shapes" and mine.get(k) != theirs.get(k) and a.engine == b.engine == "in-process"]
     return [Note(code="served_by", run=run.name, values={"baseline": base.name, "differences": diff})] if diff else []
 
 

@@ -27,7 +27,7 @@ def compare_cells(comp) -> tuple[list[str], list[tuple[list[str], bool]]]:
 
 
 def compare_title(comp) -> str:
-    return f"{comp.title} · {comp.main_metric} · baseline {words.display(comp.baseline)}"
+    return f"{comp.title} · {comp.lead.label.replace(' [95% CI]', '')} · baseline {words.display(comp.baseline)}"
 
 
 def compare_table(screen, comp):
@@ -53,8 +53,12 @@ def print_notes(screen, comparison) -> None:
 
 
 def print_comparison(screen, comparison) -> None:
-    """Every workload's table and notes, then scaling and the serving curves."""
+    """The serving curves first (the capacity at the SLOs is what a serving comparison answers), then every
+    workload's table and notes, then scaling."""
     print_notes(screen, comparison)
+    if comparison.serving:
+        screen.print(serving_table(screen, comparison.serving))
+        screen.print()
     for comp in comparison:
         screen.print(compare_table(screen, comp))
         notes = compare_notes(comp)
@@ -64,8 +68,6 @@ def print_comparison(screen, comparison) -> None:
         screen.print()
     if comparison.scaling:
         screen.print(scaling_table(comparison.scaling))
-    if comparison.serving:
-        screen.print(serving_table(screen, comparison.serving))
 
 
 def print_gates(screen, comparison) -> None:

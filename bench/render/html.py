@@ -165,26 +165,31 @@ def scaling_figure(group):
     return fig
 
 
-def serving_figure(curves):
-    """TTFT p99 (solid) and p50 (dotted) against offered load, one colour per run, the SLO dashed."""
+SERVING_CHARTS = {"ttft": ("ttft_p99_s", "ttft_p50_s", "slo_ttft_s", "time to first token (s)"),
+                  "tpot": ("tpot_p99_s", None, "slo_tpot_s", "time per output token (s)")}
+
+
+def serving_figure(curves, figure: str = "ttft"):
+    """A latency's p99 (solid) and p50 (dotted, where kept) against offered load, one colour per run, the
+    SLO dashed: TTFT always, TPOT where it has an SLO."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
 
+    p99, p50, bound, axis = SERVING_CHARTS[figure]
     fig = go.Figure()
     for i, c in enumerate(curves):
         colour = qualitative.Plotly[i % len(qualitative.Plotly)]
         x = [p.qps for p in c.points]
         name = esc_chart(f"{c.run} · {c.device}")
-        fig.add_trace(go.Scatter(x=x, y=[p.ttft_p99_s for p in c.points], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=[getattr(p, p99) for p in c.points], mode="lines+markers",
                                  name=f"{name}: p99", line={"color": colour}))
-        fig.add_trace(go.Scatter(x=x, y=[p.ttft_p50_s for p in c.points], mode="lines+markers",
-                                 name=f"{name}: p50", line={"color": colour, "dash": "dot"}))
-    slos = {c.slo_ttft_s for c in curves if c.slo_ttft_s is not None}
-    for slo in slos:
+        if p50:
+            fig.add_trace(go.Scatter(x=x, y=[getattr(p, p50) for p in c.points], mode="lines+markers",
+                                     name=f"{name}: p50", line={"color": colour, "dash": "dot"}))
+    for slo in {getattr(c, bound) for c in curves if getattr(c, bound) is not None}:
         fig.add_hline(y=slo, line_dash="dash", line_color="#c0392b", annotation_text=f"SLO {slo * 1000:g} ms",
                       annotation_position="top left")
-    fig.update_layout(xaxis_title="offered load (requests/s)", yaxis_title="time to first token (s)", height=380,
-                      showlegend=True)
+    fig.update_layout(xaxis_title="offered load (requests/s)", yaxis_title=axis, height=380, showlegend=True)
     return fig
 
 
@@ -329,12 +334,18 @@ def workload_section(page: Page, comp, index: int = 0) -> None:
 
 
 def serving_section(page: Page, curves) -> None:
-    page.add("<h2 id='serving'>Serving: latency against offered load</h2>")
-    page.add(_table(["run", "device", "served by", "SLO TTFT", "capacity at the SLO"],
-                    [[c.run, c.device, words.served_text(c.served),
-                      DASH if c.slo_ttft_s is None else f"{c.slo_ttft_s * 1000:g} ms",
-                      words.capacity_text(c.capacity)] for c in curves]))
+    """What a buyer asks first of serving: the capacity at the SLOs, then latency against offered load."""
+    page.add("<h2 id='serving'>Serving: capacity at the SLOs, and latency against offered load</h2>")
+    page.add(_table(["run", "device", "served by", "SLO TTFT", "SLO TPOT", "capacity at the SLO"],
+                    [[c.run, c.device, words.served_text(c.served), _ms(c.slo_ttft_s), _ms(c.slo_tpot_s),
+                      words.capacity_line(c).partition(": ")[2] or words.capacity_text(c.capacity)] for c in curves]))
     page.chart("time to first token against offered load", serving_figure(curves))
+    if any(c.slo_tpot_s is not None for c in curves):
+        page.chart("time per output token against offered load", serving_figure(curves, "tpot"))
+
+
+def _ms(seconds) -> str:
+    return DASH if seconds is None else f"{seconds * 1000:g} ms"
 
 
 def telemetry_section(page: Page, sources) -> None:
@@ -369,12 +380,13 @@ def render(comparison) -> str:
     from plotly.offline import get_plotlyjs
 
     page = Page()
-    nav = "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparison)
+    serving = "<a href='#serving'>serving: capacity and latency</a>" if comparison.serving else ""
+    nav = serving + "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparison)
     page.add(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
+    if comparison.serving:  # a page of serving reports opens with the capacity and latency against load
+        serving_section(page, comparison.serving)
     for i, comp in enumerate(comparison):
         workload_section(page, comp, i)
-    if comparison.serving:
-        serving_section(page, comparison.serving)
     for g in comparison.scaling:
         page.add(f"<h2>{esc(g.workload)}: scaling with world size</h2>")
         page.chart("throughput and efficiency", scaling_figure(g))

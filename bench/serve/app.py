@@ -43,6 +43,7 @@ class Service:
         self.loop, self.codec, self.name, self.clock, self.metrics = loop, codec, name, clock, metrics
         self.max_source, self.max_tokens = loop.engine.executor.max_source, loop.engine.executor.max_tokens
         self.created = int(time.time())
+        self.identity: dict | None = None  # the served model's identity, as bench's reports name it
 
     # -- a body to an engine request --------------------------------------------------------------
     def prompt_ids(self, prompt) -> list[int]:
@@ -228,6 +229,8 @@ def _status_routes(app: FastAPI, service: Service) -> None:
     async def models():
         card = {"id": service.name, "object": "model", "created": service.created, "owned_by": "bench",
                 "max_model_len": service.max_source, "max_tokens": service.max_tokens}
+        if service.identity is not None:  # what a load generator compares results by (bench/serve/endpoint.py)
+            card["bench"] = service.identity
         return {"object": "list", "data": [card]}
 
     @app.get("/health")

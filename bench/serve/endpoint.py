@@ -166,7 +166,26 @@ def _listing(data, url: str, server: str | None) -> dict:
     models = [_model_id(card, i, url) for i, card in enumerate(cards[:MAX_MODELS])]
     length = cards[0].get("max_model_len")
     return {"models": models, "owner": _label(cards[0].get("owned_by")), "server": _label(server),
-            "max_model_len": length if type(length) is int and 0 < length < 1 << 31 else None}
+            "max_model_len": length if type(length) is int and 0 < length < 1 << 31 else None,
+            "identity": {models[i]: ident for i, card in enumerate(cards[:MAX_MODELS])
+                         if (ident := _identity(card)) is not None}}
+
+
+IDENTITY_KEYS = {"model": str, "model_type": str, "parameters": int, "config_hash": str}
+
+
+def _identity(card) -> dict | None:
+    """The model identity bench serve tells of the model it serves (its card's `bench` entry: model,
+    model_type, parameters, config_hash, as bench's own reports name them), where it is one: a result
+    over HTTP then compares with bench's engine on the same model. None from any other server."""
+    told = card.get("bench") if isinstance(card, dict) else None
+    if not isinstance(told, dict) or set(told) != set(IDENTITY_KEYS):
+        return None
+    for k, kind in IDENTITY_KEYS.items():
+        v = told[k]
+        if not (v is None or type(v) is kind and (kind is int and 0 < v < 1 << 53 or kind is str and _label(v) == v)):
+            return None
+    return dict(told)
 
 
 def _model_id(card, i: int, url: str) -> str:

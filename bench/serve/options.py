@@ -97,6 +97,11 @@ class ServeOptions(EngineOptions):
                                   "(messages as text; needs --data shipped)", choices=("completions", "chat"))
     endpoint_model: str | None = opt(None, "over HTTP: the model to ask for (default: the first of /v1/models)",
                                      metavar="NAME")
+    endpoint_serves: str | None = opt(None, "--endpoint at a server that is not bench's: the model it serves as bench "
+                                            "names it (tiny, blenderbot-90m or a checkpoint directory), so that its "
+                                            "results compare with bench's engine on that model (bench serve says "
+                                            "it itself); without it they compare only with the same endpoint model's",
+                                      metavar="MODEL")
     api_key_env: str | None = opt(None, "over HTTP: the environment variable holding the API key (sent as a bearer "
                                         "token, never written anywhere)", metavar="VAR")
     request_timeout_s: float = opt(600.0, "over HTTP: a request not answered within this is counted as a timeout",
@@ -152,10 +157,12 @@ class ServeOptions(EngineOptions):
     def _check_given_http(self, given: frozenset[str]) -> None:
         ignored = self.ignored
         if not self.http:
-            for name in ("request_timeout_s", "api_key_env", "endpoint_model"):
+            for name in ("request_timeout_s", "api_key_env", "endpoint_model", "endpoint_serves"):
                 ignored(given, name, "only applies over HTTP (--endpoint URL, or --engine http)")
         elif self.endpoint is None:
             ignored(given, "api_key_env", "the bench serve that --engine http starts takes no key; only with --endpoint")
+            ignored(given, "endpoint_serves", "--engine http serves the run's own model (--preset, --model); only with "
+                                              "--endpoint")
             ignored(given, "endpoint_model", "--engine http serves the run's own model (--preset, --model); only with "
                                              "--endpoint")
         else:

@@ -33,7 +33,11 @@ def connect(m, o) -> Endpoint:
     if model not in info["models"]:  # it was listed when the run was checked: the server changed since
         raise BenchError(f"--endpoint-model {terminal_safe(model, 80)}: {url} no longer lists it")
     local = is_local(url)
-    m.result.params["model"] = f"endpoint:{model}"
+    told = info.get("identity", {}).get(model)
+    if told is not None:  # bench serve says what it serves: compared with bench's engine on that model
+        m.result.params.update(told)
+    elif not o.endpoint_serves:  # else the model the user declared it serves (set up by the workload)
+        m.result.params["model"] = f"endpoint:{model}"
     m.result.served_by = ServedBy("http", info["owner"] or info["server"], url, o.api, model, local,
                                   telemetry=None if local else REMOTE)
     if local:

@@ -36,6 +36,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
 
     codec = load_codec(wl.served)
     service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
+    service.identity = {k: wl.served.identity.get(k) for k in ("model", "model_type", "parameters", "config_hash")}
     # connections beyond what the queue and the rows can hold (plus room for health and metrics) get 503
     config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level="warning",
                             access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off",

@@ -97,6 +97,8 @@ class BlenderServe(Workload):
         if options.api == "chat" and common.data != "shipped":
             raise ConfigError("--api chat: messages are text; the synthetic data has none (use --data shipped)")
         cls._check_budget(common, options, lengths)
+        if options.endpoint_serves is not None:
+            cls.servable().check(common.replace(model=options.endpoint_serves), common.new_tokens)
         key = options.api_key()
         if options.endpoint is not None:  # the server must answer as an OpenAI-compatible one before any work
             from bench.serve.endpoint import base_url, probe
@@ -143,6 +145,9 @@ class BlenderServe(Workload):
         self.served = self.servable()(c, self.backend)
         if o.endpoint is None:
             self.served.build(to_device=not o.http)
+        elif o.endpoint_serves:  # what the user declares the server serves: its identity, built here, not served
+            self.served = self.servable()(c.replace(model=o.endpoint_serves), self.backend)
+            self.served.build(to_device=False)
         else:
             self.served.identity = {**self.served.identity, "model": f"endpoint:{o.endpoint_model or '?'}"}
         self.warm_prompts = self.served.prompts(o.max_batch, self.data_seed + 1)
@@ -201,7 +206,16 @@ class BlenderServe(Workload):
                 "max_tokens_in_flight": o.max_tokens_in_flight,
                 "batch_wait_ms": o.batch_wait_ms if o.batching == "static" else None, "context_len": c.context_len,
                 "new_tokens": c.new_tokens, "precision": c.precision, "data": c.data, "kv_cache": True,
-                "world_size": self.world_size}
+                "world_size": self.world_size} if self.plan is not None else self._server_params()
+
+    def _server_params(self) -> dict:
+        """A server's session (bench serve --report): the model and the engine it served with; no load,
+        requests or lengths of its own — its clients chose them, and its request log records them."""
+        c, o = self.common, self.options
+        return {**self.served.identity, "qps": None, "load": "served", "requests": None, "batching": o.batching,
+                "max_batch": o.max_batch, "max_tokens_in_flight": o.max_tokens_in_flight,
+                "batch_wait_ms": o.batch_wait_ms if o.batching == "static" else None, "context_len": c.context_len,
+                "precision": c.precision, "kv_cache": True, "world_size": self.world_size}
 
     def teardown(self) -> None:
         self.served = self.plan = self.warm_prompts = None
