@@ -47,7 +47,10 @@ HISTORY = [
         "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
         "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
         "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
-        "(`Compiles.eager_frames`, warning `ran_eager`)"),
+        "(`Compiles.eager_frames`, warning `ran_eager`); the study a run belongs to, resolved (its runs' options, "
+        "prices, the samples an epoch means, its device-time budget), with the plan the box made of it "
+        "(`Report.study`), a plain run's plan (`Report.plan`), and what a budget cut (stop reason `budget`, "
+        "warning `budget_cut`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}
