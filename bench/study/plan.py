@@ -1,0 +1,91 @@
+"""A study's plan: every run's estimated device time against the budget, and the cuts that fit it.
+
+Each run's workloads are estimated at their pace (bench/launch/plan.py). Where the expected total is
+over the budget, each run gets the budget in proportion to its expected time, and is fitted to its
+share: first its repeats (MeasureOptions, shared by its workloads: fewer repeats, or under --target-ci
+a --max-time), then what its workloads' scenarios can cut of their own (bench/measure/scenario.py
+`fit`: a capacity search's probes shortened, an offered rate's requests fewer). Each cut is recorded
+with the value asked for and the one given; the run then checks the budget before every repeat
+(bench/launch/budget.py), so a pace the plan got wrong cuts at run time, said in the result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.launch import catalog
+from bench.launch.config import RunConfig
+from bench.launch.pace import paces
+from bench.launch.plan import estimates, items
+from bench.measure.scenario import Pace
+from bench.model.report import Plan, PlanCut
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    name: str
+    cfg: RunConfig  # fitted to its share of the budget
+    paces: dict[str, Pace]
+
+
+def plan_study(names: list[str], cfgs: list[RunConfig], budget_s: float | None) -> tuple[list[PlannedRun], Plan]:
+    """Each run fitted to its share of the budget, and the plan: estimates after the cuts, and the cuts."""
+    known = [paces(c) for c in cfgs]
+    expected = [_expected(c, k) for c, k in zip(cfgs, known, strict=True)]
+    total = sum(expected)
+    runs, cuts = [], []
+    for name, cfg, k, e in zip(names, cfgs, known, expected, strict=True):
+        if budget_s is not None and total > budget_s:
+            cfg, done = fit_run(cfg, k, budget_s * e / total)
+            cuts += [PlanCut(run=name, **c) for c in done]
+        runs.append(PlannedRun(name, cfg, k))
+    plan = Plan(items=[i for r in runs for i in items(r.cfg, r.name, r.paces)], budget_s=budget_s, cuts=cuts)
+    return runs, plan
+
+
+def _expected(cfg, known) -> float:
+    return sum(e.expected_s for e in estimates(cfg, known).values())
+
+
+def fit_run(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[RunConfig, list[dict]]:
+    """The run cut to fit `seconds`: its repeats, then each workload's own options."""
+    cfg, cuts = _fit_repeats(cfg, known, seconds)
+    est = estimates(cfg, known)
+    fixed = sum(e.expected_s for n, e in est.items() if not _cuttable(n))
+    flexible = sum(e.expected_s for n, e in est.items() if _cuttable(n))
+    if fixed + flexible <= seconds or not flexible:
+        return cfg, cuts
+    options = dict(cfg.workload_options)
+    for name in [n for n in cfg.workloads if _cuttable(n)]:
+        share = max(0.0, seconds - fixed) * est[name].expected_s / flexible
+        options[name], done = catalog.scenario(name).fit(options[name], cfg.measure, known[name], share)
+        cuts += [{"workload": name, "code": c.code, "planned": c.planned, "given": c.given} for c in done]
+    from types import MappingProxyType
+
+    return cfg.replace(workload_options=MappingProxyType(options)), cuts
+
+
+def _cuttable(name: str) -> bool:
+    """Whether a workload's scenario cuts options of its own (the steps scenario has none)."""
+    return catalog.scenario(name).name != "steps"
+
+
+def _fit_repeats(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[RunConfig, list[dict]]:
+    """Fewer repeats (at least 1; 2 under --target-ci), and under --target-ci a --max-time of its share."""
+    m = cfg.measure
+    est = estimates(cfg, known)
+    expected = sum(e.expected_s for e in est.values())
+    if expected <= seconds and (m.target_ci is None or sum(e.worst_s for e in est.values()) <= seconds):
+        return cfg, []
+    per_repeat = expected / m.repeats
+    least = 2 if m.target_ci is not None else 1
+    repeats = max(least, min(m.repeats, math.floor(seconds / per_repeat))) if per_repeat > 0 else m.repeats
+    cuts = [] if repeats == m.repeats else [{"code": "repeats", "planned": m.repeats, "given": repeats}]
+    changes: dict = {"repeats": repeats}
+    if m.target_ci is not None:
+        share = round(min(seconds * e.expected_s / expected for e in est.values()), 1)
+        if m.max_time is None or share < m.max_time:
+            changes["max_time"] = max(share, 1.0)
+            cuts.append({"code": "max_time", "planned": m.max_time, "given": changes["max_time"]})
+    return cfg.replace(measure=m.replace(**changes)), cuts
