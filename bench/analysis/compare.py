@@ -16,6 +16,7 @@ from bench.analysis.arithmetic import arithmetic_notes
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
 from bench.analysis.cost import price_notes, run_cost, unmatched_prices
+from bench.analysis.decision import decisions
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import served, served_notes, serving_curves, tail_notes
@@ -57,7 +58,8 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     return Comparison(workloads=[w for w, _, _ in pairs], notes=unique(notes), min_repeats=min_repeats,
                       min_effect=min_effect, gates=[o for g in gates for o in apply_gate(g, pairs, rules)],
                       serving=serving_curves(runs, costing), scaling=scaling_groups(runs),
-                      environment=environment_diff(loaded), sources=sources)
+                      environment=environment_diff(loaded), sources=sources,
+                      decisions=decisions(runs, costing, min_repeats, min_effect))
 
 
 def unique(notes: list[Note]) -> list[Note]:

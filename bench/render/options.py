@@ -24,6 +24,8 @@ class ExportOptions(Options):
     vllm_json: str | None = opt(None, "write every serving result's requests as vLLM's `bench serve --save-result "
                                       "--save-detailed` JSON, one object per repeat and line, for vLLM's tooling "
                                       "(latencies from each request's send, as vLLM measures)", metavar="OUT.jsonl")
+    verbose: bool = opt(False, "every note in full under each table (by default the verdicts in full and the rest one "
+                               "line per cause, with counts)")
     width: int | None = opt(None, "lay the tables out for this many columns (default: the terminal's, or COLUMNS)",
                             minimum=20, maximum=10_000, metavar="COLUMNS")
 
