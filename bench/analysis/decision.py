@@ -239,7 +239,8 @@ def capacity_verdict(row: BoxRow, base: BoxRow) -> QuestionVerdict:
     (a_lo, a_hi), (b_lo, b_hi) = _ends(row.capacity), _ends(base.capacity)
     low = a_lo / b_hi if b_hi not in (0, math.inf) else 0.0
     high = a_hi / b_lo if b_lo else math.inf
-    mid = _mid(a_lo, a_hi) / _mid(b_lo, b_hi) if _mid(b_lo, b_hi) else None
+    ma, mb = _mid(a_lo, a_hi), _mid(b_lo, b_hi)
+    mid = ma / mb if ma and mb else None
     verdict = "more" if low > 1 else "less" if high < 1 else "overlap"
     shaky = False in (row.capacity.qps_valid, row.capacity.below_valid, base.capacity.qps_valid,
                       base.capacity.below_valid)

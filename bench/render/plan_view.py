@@ -19,11 +19,14 @@ PACES = {"default": "bench's stated default (a busy 2-core CPU box, not this box
 def plan_renderable(plan, title: str = "plan"):
     """The plan's table, its total against the budget, its cuts, and what device time and the paces mean."""
     several = len({i.run for i in plan.items}) > 1
-    headers = (["run"] if several else []) + ["workload", "results", "repeats", "expected", "at most", "pace"]
+    headers = (["run"] if several else []) + ["workload", "results", "reps", "expected", "at most", "pace"]
     rows = [([i.run] if several else []) + [i.workload, "search" if i.results is None else str(i.results),
                                               str(i.repeats), duration_text(i.estimate_s), duration_text(i.worst_s),
                                               i.pace] for i in plan.items]
-    parts = [plain_table(title, headers, rows), markup("{}", total_line(plan))]
+    table = plain_table(title, headers, rows)
+    for column in table.columns[: 2 if several else 1]:  # names stay whole; the numbers may wrap
+        column.no_wrap = True
+    parts = [table, markup("{}", total_line(plan))]
     parts += [markup("[yellow]cut:[/] {}", cut_text(c)) for c in plan.cuts]
     parts += [markup("[dim]{}[/]", line) for line in legend(plan)]
     return Group(*parts)
@@ -58,6 +61,9 @@ def cut_text(cut) -> str:
         cost = ("one repeat shows no run-to-run variance" if cut.given == 1 else "a wider interval") + \
             ("; below 3 a side bench compare gives no verdict" if (cut.given or 0) < 3 else "")
         return f"{where}: {_n(cut.planned)} repeats -> {_n(cut.given)} ({cost})"
+    if cut.code == "target_ci":
+        return (f"{where}: no --target-ci (was ±{_n(cut.planned)} %): one repeat fits, and it has no run-to-run "
+                "interval to narrow")
     if cut.code == "max_time":
         return (f"{where}: --target-ci's repeats start only within {_n(cut.given)} s (was "
                 f"{_n(cut.planned) if cut.planned is not None else 'no bound'}): the interval may not reach its target")

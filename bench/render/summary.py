@@ -115,11 +115,13 @@ def print_problems(screen, report, verbose: bool = False) -> None:
 
 
 def warning_causes(warnings) -> list[tuple[str, int, list[str]]]:
-    """(code, how many, the results carrying it) per cause, the most frequent first."""
+    """(code, how many results carry it, which) per cause, the most frequent first."""
     by: dict[str, list[str]] = {}
     for where, w in warnings:
-        by.setdefault(w.code, []).append(where)
-    return sorted(((code, len(ws), list(dict.fromkeys(ws))) for code, ws in by.items()), key=lambda x: (-x[1], x[0]))
+        by.setdefault(w.code, [])
+        if where not in by[w.code]:
+            by[w.code].append(where)
+    return sorted(((code, len(ws), ws) for code, ws in by.items()), key=lambda x: (-x[1], x[0]))
 
 
 def print_warnings(screen, warnings, verbose: bool = False) -> None:

@@ -1,7 +1,8 @@
 """A study's plan: every run's estimated device time against the budget, and the cuts that fit it.
 
 Each run's workloads are estimated at their pace (bench/launch/plan.py). Where the expected total is
-over the budget, each run gets the budget in proportion to its expected time, and is fitted to its
+over the budget, the budget is shared max-min fairly: a run that expects less than an even share of
+what is left keeps all it asks for, and the others split the rest evenly. Each run is fitted to its
 share: first its repeats (MeasureOptions, shared by its workloads: fewer repeats, or under --target-ci
 a --max-time), then what its workloads' scenarios can cut of their own (bench/measure/scenario.py
 `fit`: a capacity search's probes shortened, an offered rate's requests fewer). Each cut is recorded
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from bench.launch import catalog
 from bench.launch.config import RunConfig
@@ -33,14 +35,19 @@ def plan_study(names: list[str], cfgs: list[RunConfig], budget_s: float | None) 
     """Each run fitted to its share of the budget, and the plan: estimates after the cuts, and the cuts."""
     known = [paces(c) for c in cfgs]
     expected = [_expected(c, k) for c, k in zip(cfgs, known, strict=True)]
-    total = sum(expected)
-    runs, cuts = [], []
-    for name, cfg, k, e in zip(names, cfgs, known, expected, strict=True):
-        if budget_s is not None and total > budget_s:
-            cfg, done = fit_run(cfg, k, budget_s * e / total)
-            cuts += [PlanCut(run=name, **c) for c in done]
-        runs.append(PlannedRun(name, cfg, k))
-    plan = Plan(items=[i for r in runs for i in items(r.cfg, r.name, r.paces)], budget_s=budget_s, cuts=cuts)
+    fitted, cuts = list(cfgs), []
+    if budget_s is not None and sum(expected) > budget_s:
+        left = budget_s
+        order = sorted(range(len(cfgs)), key=lambda i: expected[i])
+        for k, i in enumerate(order):  # max-min fair: the smallest first, each at most an even split of what is left
+            share = left / (len(order) - k)
+            if expected[i] > share:
+                fitted[i], done = fit_run(cfgs[i], known[i], share)
+                cuts += [PlanCut(run=names[i], **c) for c in done]
+            left -= min(_expected(fitted[i], known[i]), left)  # what a run leaves unused goes to the next
+    runs = [PlannedRun(n, c, k) for n, c, k in zip(names, fitted, known, strict=True)]
+    plan = Plan(items=[i for r in runs for i in items(r.cfg, r.name, r.paces)], budget_s=budget_s,
+                cuts=sorted(cuts, key=lambda c: names.index(c.run)))
     return runs, plan
 
 
@@ -61,8 +68,6 @@ def fit_run(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[Run
         share = max(0.0, seconds - fixed) * est[name].expected_s / flexible
         options[name], done = catalog.scenario(name).fit(options[name], cfg.measure, known[name], share)
         cuts += [{"workload": name, "code": c.code, "planned": c.planned, "given": c.given} for c in done]
-    from types import MappingProxyType
-
     return cfg.replace(workload_options=MappingProxyType(options)), cuts
 
 
@@ -72,18 +77,21 @@ def _cuttable(name: str) -> bool:
 
 
 def _fit_repeats(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[RunConfig, list[dict]]:
-    """Fewer repeats (at least 1; 2 under --target-ci), and under --target-ci a --max-time of its share."""
+    """Fewer repeats (at least 1), and under --target-ci a --max-time of the run's share; where even two
+    repeats do not fit, --target-ci is dropped: one repeat has no interval to narrow."""
     m = cfg.measure
     est = estimates(cfg, known)
     expected = sum(e.expected_s for e in est.values())
     if expected <= seconds and (m.target_ci is None or sum(e.worst_s for e in est.values()) <= seconds):
         return cfg, []
     per_repeat = expected / m.repeats
-    least = 2 if m.target_ci is not None else 1
-    repeats = max(least, min(m.repeats, math.floor(seconds / per_repeat))) if per_repeat > 0 else m.repeats
+    repeats = max(1, min(m.repeats, math.floor(seconds / per_repeat))) if per_repeat > 0 else m.repeats
     cuts = [] if repeats == m.repeats else [{"code": "repeats", "planned": m.repeats, "given": repeats}]
     changes: dict = {"repeats": repeats}
-    if m.target_ci is not None:
+    if m.target_ci is not None and repeats < 2:
+        changes["target_ci"] = None
+        cuts.append({"code": "target_ci", "planned": m.target_ci, "given": None})
+    elif m.target_ci is not None:
         share = round(min(seconds * e.expected_s / expected for e in est.values()), 1)
         if m.max_time is None or share < m.max_time:
             changes["max_time"] = max(share, 1.0)
