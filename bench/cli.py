@@ -80,16 +80,7 @@ def build_parser(argv=()) -> argparse.ArgumentParser:
     from bench.launch.serve_command import add_serve_arguments
 
     add_serve_arguments(sp)
-    st = sub.add_parser("study", help="run a study: the runs of one question, planned within a device-time budget",
-                        description="Run a study: the runs of one question (a TOML file, or a built-in: smoke, "
-                                    "helpline), resolved by the same option declarations as bench run's flags, "
-                                    "planned against a device-time budget before any work (each run's estimate, "
-                                    "and what was cut to fit), run (one report per run, each carrying the study), "
-                                    "and answered first with a decision table.",
-                        epilog="exit codes: 0 ok (also a --dry-run); 1 a run failed; 2 bad input or a missing "
-                               "device, before any work; 130 interrupted, the reports so far written")
-    st.add_argument("study", nargs="?", metavar="NAME|FILE", help="smoke, helpline, or a study file (TOML)")
-    add_study_arguments(st)
+    add_study_parser(sub)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
                         description="What this installation can run: registered workloads (with where they come "
                                     "from), presets, devices found here and the telemetry collectors.")
@@ -111,14 +102,24 @@ def add_compare_arguments(parser) -> None:
         group.add_arguments(parser, taken)
 
 
-def add_study_arguments(parser) -> None:
-    """The study's own flags, the box's (the device's, every device's own) and the output's."""
+def add_study_parser(sub) -> None:
+    """`bench study`: the study (a name, a file, or --from), its own flags, the box's (the device's, every
+    device's own) and the output's."""
     from bench.devices.options import DeviceOptions
     from bench.launch.config import add_groups, device_groups
     from bench.launch.options import OutputOptions
     from bench.study.options import StudyOptions
 
-    add_groups(parser, [StudyOptions, DeviceOptions, *device_groups(), OutputOptions])
+    st = sub.add_parser("study", help="run a study: the runs of one question, planned within a device-time budget",
+                        description="Run a study: the runs of one question (a TOML file, or a built-in: smoke, "
+                                    "helpline), resolved by the same option declarations as bench run's flags, "
+                                    "planned against a device-time budget before any work (each run's estimate, "
+                                    "and what was cut to fit), run (one report per run, each carrying the study), "
+                                    "and answered first with a decision table (docs/studies.md).",
+                        epilog="exit codes: 0 ok (also a --dry-run); 1 a run failed; 2 bad input or a missing "
+                               "device, before any work; 130 interrupted, the reports so far written")
+    st.add_argument("study", nargs="?", metavar="NAME|FILE", help="smoke, helpline, or a study file (TOML)")
+    add_groups(st, [StudyOptions, DeviceOptions, *device_groups(), OutputOptions])
 
 
 def report_filename(report, device: str) -> str:
@@ -383,19 +384,25 @@ def _say_decision(done, plan, verbose: bool) -> None:
     from bench.analysis.runs import make_runs
     from bench.core.durations import duration_text
     from bench.render.decision_view import print_decisions
+    from bench.render.format import clock
     from bench.render.plan_view import cut_text
     from bench.render.summary import named, print_warnings
 
     loaded = [(str(saved.path), report) for report, saved, _ in done.reports]
     if loaded:
         print_decisions(out, decisions(make_runs(loaded)[0]))
-    print_warnings(err, [(f"{r.study.run} {named(x)}", w) for r, _, _ in done.reports for x in r.results
-                         for w in x.warnings], verbose)
+    warnings = [(f"{r.study.run} {named(x)}", w) for r, _, _ in done.reports for x in r.results for w in x.warnings]
+    print_warnings(err, [(where, w) for where, w in warnings if w.code != "budget_cut"], verbose)
+    for cut in plan.cuts:  # what the budget cost the answer: what the plan cut, then what the run did
+        err.print(markup("[yellow]cut by the plan:[/] {}", cut_text(cut)))
+    for where, w in warnings:
+        if w.code == "budget_cut":
+            err.print(markup("[yellow]cut while running:[/] {}: {}", where, w.message))
     for cut in done.not_run:
         err.print(markup("[yellow]not run:[/] {}", cut_text(cut) + f": {cut.given:g} s of the budget were left"))
     budget = f"; budget {duration_text(plan.budget_s)}" if plan.budget_s else ""
-    err.print(markup("device time {} (the plan expected {}, at most {}{})", duration_text(done.seconds),
-                     duration_text(plan.estimate_s), duration_text(plan.worst_s), budget))
+    err.print(markup("device time {} ({:.0f} s; the plan expected {}, at most {}{})", clock(done.seconds),
+                     done.seconds, duration_text(plan.estimate_s), duration_text(plan.worst_s), budget))
 
 
 def cmd_list(args) -> int:

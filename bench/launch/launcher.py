@@ -111,10 +111,7 @@ class Launcher:
             self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
-        most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
-        planned = self.planned()
-        self.view.begin(c, [(n, most, catalog.scenario(n).count(c.options_of(n)), catalog.scenario(n).unit,
-                             planned.get(n)) for n in c.workloads])
+        self.view.begin(c, self.entries())
         if stale:
             self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
                            f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
@@ -141,6 +138,14 @@ class Launcher:
                 if fault is not None:
                     raise fault
         return report
+
+    def entries(self) -> list[tuple]:
+        """What the progress view is told of each workload: repeats at most, results (None: chosen as it
+        goes), what it counts, the plan's estimate."""
+        c, planned = self.cfg, self.planned()
+        most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
+        return [(n, most, catalog.scenario(n).count(c.options_of(n)), catalog.scenario(n).unit, planned.get(n))
+                for n in c.workloads]
 
     def planned(self) -> dict[str, float]:
         """The plan's estimate of each workload of this run (a study's plan: this run's items)."""
