@@ -401,8 +401,8 @@ def _say_decision(done, plan, verbose: bool) -> None:
     for cut in done.not_run:
         err.print(markup("[yellow]not run:[/] {}", cut_text(cut) + f": {cut.given:g} s of the budget were left"))
     budget = f"; budget {duration_text(plan.budget_s)}" if plan.budget_s else ""
-    err.print(markup("device time {} ({:.0f} s; the plan expected {}, at most {}{})", clock(done.seconds),
-                     done.seconds, duration_text(plan.estimate_s), duration_text(plan.worst_s), budget))
+    err.print(markup("device time {} ({} s; the plan expected {}, at most {}{})", clock(done.seconds),
+                     f"{done.seconds:.0f}", duration_text(plan.estimate_s), duration_text(plan.worst_s), budget))
 
 
 def cmd_list(args) -> int:

@@ -632,3 +632,48 @@ def test_run_warnings_are_one_line_per_cause_unless_verbose(capsys):
     print_problems(screen, report, verbose=True)
     text = capsys.readouterr().out
     assert all(d in text for d in ("detail a", "detail b", "detail c"))
+
+
+QUICK_STUDY = """
+name = "quick"
+question = "does it run?"
+budget = "10m"
+epoch_samples = 100
+[prices]
+cpu = 1.0
+[defaults]
+preset = "tiny"
+in_process = true
+repeats = 1
+sample_hz = 0
+[[runs]]
+name = "ft"
+workload = ["blender-finetune"]
+steps = 3
+warmup = 1
+[[runs]]
+name = "serve"
+workload = ["blender-serve"]
+qps = [50]
+requests = 10
+"""
+
+
+def test_a_study_runs_end_to_end_and_each_report_carries_it(tmp_path, capsys):
+    """A real (tiny, in-process) study through the CLI: a report per run, the decision table and the
+    device time at the end, and the study run again from a report it wrote resolves the same."""
+    from bench.model.io import load_report
+    from bench.study import resolve
+
+    path = study_file(tmp_path, QUICK_STUDY, "quick.toml")
+    code, out, err = cli_run(capsys, "study", path, "--device", "cpu", "--out", tmp_path / "out", "--label", "me")
+    assert code == 0, err
+    reports = [load_report(p) for p in sorted((tmp_path / "out").glob("*.json"))]
+    assert sorted(r.study.run for r in reports) == ["ft", "serve"] and len({r.study.id for r in reports}) == 1
+    assert resolve.canonical(reports[0].study.study) == resolve.canonical(reports[1].study.study)
+    assert reports[0].study.plan.budget_s == 600 and reports[0].plan is None
+    assert "quick: does it run?" in out and "USD / epoch (100 samples)" in out
+    assert "device time" in err and "the plan expected" in err
+    again = tmp_path / "out" / sorted(p.name for p in (tmp_path / "out").glob("*.json"))[0]
+    code, _, err = cli_run(capsys, "study", "--from", again, "--device", "cpu", "--dry-run", "--out", tmp_path / "o2")
+    assert code == 0 and "plan of study quick" in err, err
