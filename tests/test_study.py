@@ -270,6 +270,9 @@ def test_a_budget_cuts_probes_requests_and_repeats_and_records_each_cut():
     cut, cuts = SERVING.fit(o, m, pace, 120.0)
     assert cuts[0].code == "probe_s" and cut.max_probe_s < 300
     assert SERVING.estimate(cut, m, pace).expected_s <= 120
+    short, cuts = SERVING.fit(o, m, pace, 40.0)  # too little for useful probes: fewer of them, each longer
+    assert [c.code for c in cuts] == ["probes", "probe_s"] and short.max_probes < o.max_probes
+    assert short.max_probe_s >= 1 and SERVING.estimate(short, m, pace).expected_s <= 40
     rates = serve_options(qps=(1.0, 2.0), requests=480)
     cut, cuts = SERVING.fit(rates, m, pace, 100.0)
     assert cuts[0].code == "requests" and cut.requests < 480 and SERVING.estimate(cut, m, pace).expected_s <= 100

@@ -92,14 +92,23 @@ def _same_box(data: dict, cfg) -> bool:
         host.get("hostname") == socket.gethostname()
 
 
+# options a budget sizes or a search varies, which change how many requests a session holds, not how fast
+# each goes: a run that differs only in them ran at the same pace
+SIZED = ("qps", "requests", "find_capacity", "max_probes", "max_probe_s")
+
+
 def _same_options(data: dict, cfg, name: str) -> bool:
-    """The same preset, shared options, workload options and process isolation."""
+    """The same preset, shared options, workload options (but those a budget sizes) and process isolation."""
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     mine = cfg.to_json()
     launch = config.get("launch") if isinstance(config.get("launch"), dict) else {}
     return config.get("preset") == cfg.preset and config.get("common") == mine["common"] and \
-        config.get(f"workload:{name}") == mine.get(f"workload:{name}") and \
+        _unsized(config.get(f"workload:{name}")) == _unsized(mine.get(f"workload:{name}")) and \
         launch.get("in_process") == cfg.launch.in_process
+
+
+def _unsized(options) -> dict | None:
+    return {k: v for k, v in options.items() if k not in SIZED} if isinstance(options, dict) else None
 
 
 def _number(value) -> float | None:

@@ -821,7 +821,7 @@ class Study:
         _unique([r.name for r in self.runs], "runs", "name")
 
 
-PlanCutCode = Literal["repeats", "target_ci", "max_time", "requests", "probe_s", "run"]
+PlanCutCode = Literal["repeats", "target_ci", "max_time", "requests", "probes", "probe_s", "run"]
 
 
 @dataclass
@@ -830,8 +830,8 @@ class PlanCut:
 
     run: str = fld("the study's run")
     code: PlanCutCode = fld("`repeats` fewer repeats; `target_ci` no interval target (one repeat); `max_time` "
-                            "--target-ci's repeats bounded in time; `requests` fewer requests per session; `probe_s` "
-                            "capacity probes shortened; `run` not run")
+                            "--target-ci's repeats bounded in time; `requests` fewer requests per session; `probes` fewer "
+                            "capacity probes; `probe_s` capacity probes shortened; `run` not run")
     workload: str | None = fld("the workload (null: the whole run)", None)
     planned: float | None = fld("the value the study asked for (repeats, seconds, requests)", None)
     given: float | None = fld("the value the budget allows", None)

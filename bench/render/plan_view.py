@@ -71,6 +71,9 @@ def cut_text(cut) -> str:
     if cut.code == "requests":
         cost = f"below {needed} requests a p99 verdict is provisional" if (cut.given or 0) < needed else "fewer requests"
         return f"{where}: {_n(cut.planned)} requests a session -> {_n(cut.given)} ({cost})"
+    if cut.code == "probes":
+        return (f"{where}: at most {_n(cut.given)} capacity probes (was {_n(cut.planned)}): the search may stop "
+                "before its bracket is within 15 %")
     if cut.code == "probe_s":
         below = needed / cut.given if cut.given else None
         return (f"{where}: each capacity probe's arrivals cut to {_n(cut.given)} s (was {_n(cut.planned)} s): a probe "

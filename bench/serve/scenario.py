@@ -311,17 +311,34 @@ def fit(options, measure, pace: Pace, seconds: float):
     return options.replace(requests=n), [Cut("requests", options.requests, n)]
 
 
+USEFUL_PROBE_S = 10.0  # a shorter probe judges too few requests to be worth its set-up: take fewer probes instead
+
+
 def _fit_probes(options, measure, pace: Pace, seconds: float):
-    """The longest --max-probe-s (to a tenth of a second, at least 1 s) whose expected search fits."""
+    """The longest --max-probe-s (to a tenth of a second, at least 1 s) whose expected search fits; where
+    that is under USEFUL_PROBE_S, fewer probes (--max-probes, at least 2) of longer ones."""
+    for probes in range(options.max_probes, 1, -1):
+        fitted = options.replace(max_probes=probes)
+        probe_s = _longest_probe(fitted, measure, pace, seconds)
+        if probe_s >= min(USEFUL_PROBE_S, options.max_probe_s) or probes == 2:
+            break
+    cuts = [Cut("probes", options.max_probes, probes)] if probes < options.max_probes else []
+    if probe_s < options.max_probe_s:
+        cuts.append(Cut("probe_s", options.max_probe_s, probe_s))
+    return fitted.replace(max_probe_s=probe_s), cuts
+
+
+def _longest_probe(options, measure, pace: Pace, seconds: float) -> float:
     def fits(probe_s: float) -> bool:
         return estimate(options.replace(max_probe_s=probe_s), measure, pace).expected_s <= seconds
 
     lo, hi = 1.0, options.max_probe_s
+    if fits(hi):
+        return hi
     while hi - lo > 0.1:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    given = round(lo, 1)
-    return options.replace(max_probe_s=given), [Cut("probe_s", options.max_probe_s, given)]
+    return round(lo, 1)
 
 
 SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit)
