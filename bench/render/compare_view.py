@@ -52,7 +52,8 @@ def compare_notes(comp, verbose: bool = True) -> list[str]:
     return full + [words.cause_line(key, runs) for key, runs in _causes(n for n in notes if n.code not in IN_FULL)]
 
 
-IN_FULL = ("verdict", "not_comparable", "failed", "published", "output_mismatch")  # the answer, or why there is none
+# the answer, why there is none and what would give one, and how the cost shown was priced: always in full
+IN_FULL = ("verdict", "not_comparable", "failed", "published", "output_mismatch", "settle", "priced", "unpriced")
 
 
 def _causes(notes) -> list[tuple[tuple[str, str | None], list[str]]]:

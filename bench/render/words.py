@@ -310,9 +310,9 @@ STOPPED = {
 
 
 CAUSES = {  # a note's cause in a line, where the notes are summed up (compare without --verbose)
-    "priced": "priced (how: --verbose)", "unpriced": "no price matches it", "arithmetic": "the same precision name, "
-    "other arithmetic (what differs: --verbose)", "served_by": "served otherwise than the baseline",
-    "tail": "an SLO verdict per offered rate (each: --verbose)", "settle": "what would give a verdict (--verbose)",
+    "arithmetic": "the same precision name, other arithmetic (what differs: --verbose)",
+    "served_by": "served otherwise than the baseline (how: --verbose)",
+    "tail": "an SLO verdict per offered rate (each: --verbose)",
     "set_aside": "repeats set aside as disturbed and redone",
 }
 
