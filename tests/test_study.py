@@ -680,3 +680,21 @@ def test_a_study_runs_end_to_end_and_each_report_carries_it(tmp_path, capsys):
     again = tmp_path / "out" / sorted(p.name for p in (tmp_path / "out").glob("*.json"))[0]
     code, _, err = cli_run(capsys, "study", "--from", again, "--device", "cpu", "--dry-run", "--out", tmp_path / "o2")
     assert code == 0 and "plan of study quick" in err, err
+
+
+@pytest.mark.parametrize("flags", [("--qps", "1e-300", "--requests", 1000000), ("--steps", 1000000, "--repeats", 1000),
+                                   ("--qps", "1e-300", "--find-capacity", "--max-probe-s", 86400, "--max-probes", 32)])
+def test_an_absurd_but_valid_run_plans_a_finite_time_that_a_report_holds(tmp_path, flags):
+    from bench.launch.plan import MOST_S, run_plan
+    from bench.model.report import Report
+    from bench.render.plan_view import plan_renderable
+    from bench.render.progress import eta_text, Eta
+
+    workload = "blender-serve" if "--qps" in flags else "blender-finetune"
+    cfg = run_config("--device", "cpu", "--workload", workload, *flags, "--out", tmp_path)
+    plan, _ = run_plan(cfg)
+    assert all(0 < i.estimate_s <= i.worst_s <= MOST_S for i in plan.items)
+    Report(schema_version=4, bench_version="t", run_id="x", created_at="2026-01-01T00:00:00+00:00", status="ok",
+           plan=plan).to_json()  # within the model's bounds: it can be written
+    plan_renderable(plan)
+    assert eta_text(Eta(1, planned_s=plan.items[0].estimate_s, at=0.0), 0.0).startswith("ETA ")

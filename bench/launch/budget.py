@@ -63,7 +63,7 @@ def not_run(name: str, variant: dict, seconds: float, left: float) -> Result:
 def variants_cut(result: Result, scenario_name: str, seconds: float, left: float) -> None:
     """The results after this one were not run: the warning says what that costs."""
     at = variant_label(result.variant) or "this result"
-    if scenario_name == "serving" and result.variant.get("requests") is not None:
+    if scenario_name == "serving" and result.variant.get("requests") is not None:  # a probe names its requests
         cost = "the capacity search stopped there: its bracket is what the probes so far made it"
     else:
         cost = "the results after it are missing"

@@ -10,14 +10,21 @@ from bench.measure.scenario import Estimate, Pace
 from bench.model.report import Plan, PlanItem
 
 
+MOST_S = 1e9  # about 32 years: an estimate beyond it (a rate of 1e-300 requests/s) is shown as this
+
+
 def estimates(cfg, known: dict[str, Pace]) -> dict[str, Estimate]:
     """Each workload's estimate; a --scaling sweep runs them once per world size."""
     sizes = len(cfg.launch.scaling or (cfg.launch.nproc,))
     out = {}
     for name in cfg.workloads:
         e = catalog.scenario(name).estimate(cfg.options_of(name), cfg.measure, known[name])
-        out[name] = Estimate(e.expected_s * sizes, e.worst_s * sizes, e.results, e.repeats)
+        out[name] = Estimate(_bounded(e.expected_s * sizes), _bounded(e.worst_s * sizes), e.results, e.repeats)
     return out
+
+
+def _bounded(seconds: float) -> float:
+    return seconds if seconds <= MOST_S else MOST_S  # inf and NaN included (NaN <= x is false)
 
 
 def items(cfg, run: str, known: dict[str, Pace]) -> list[PlanItem]:

@@ -37,7 +37,7 @@ from bench.measure.warmup import until_steady
 from bench.model.report import Repeat, Result, ServedBy
 from bench.serve.arrivals import parse_load, read_arrivals
 from bench.serve.engine import Engine
-from bench.serve.maths.capacity import capacity_plan, capacity_search
+from bench.serve.maths.capacity import MIN_QPS, capacity_plan, capacity_search
 from bench.serve.options import ServerOptions
 from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest
@@ -285,7 +285,7 @@ def estimate(options, measure, pace: Pace) -> Estimate:
     if options.find_capacity:
         plan = capacity_plan(options)
         per = pace.overhead_s + pace.step_s
-        expected = sum(per + plan.requests_at(q) / q for q in plan.path(plan.start_qps))
+        expected = sum(per + plan.requests_at(q) / max(q, MIN_QPS) for q in plan.path(plan.start_qps))
         worst = plan.worst_case_s() + plan.probes * per
         return Estimate(expected * repeats[0], worst * repeats[1], None, repeats[1])
     one = sum(repeat_s(options, measure, pace, v) for v in variants(options))

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from bench.launch import catalog
 from bench.launch.budget import Budget
 from bench.model.report import Plan, PlanCut, Study, StudyRecord
 
@@ -49,8 +50,6 @@ def run_study(study: Study, source: str, planned, plan: Plan, launch, clock=time
 
 def _first_too_long(run, budget: Budget) -> bool:
     """Whether even the shortest first repeat of the run's workloads would end past the budget."""
-    from bench.launch import catalog
-
     firsts = []
     for name in run.cfg.workloads:
         variant = next(iter(catalog.scenario(name).variants(run.cfg.options_of(name))), {})
