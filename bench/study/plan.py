@@ -20,7 +20,7 @@ from bench.launch import catalog
 from bench.launch.config import RunConfig
 from bench.launch.pace import paces
 from bench.launch.plan import estimates, items
-from bench.measure.scenario import Pace
+from bench.measure.scenario import STEPS, Pace
 from bench.model.report import Plan, PlanCut
 
 
@@ -72,8 +72,8 @@ def fit_run(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[Run
 
 
 def _cuttable(name: str) -> bool:
-    """Whether a workload's scenario cuts options of its own (the steps scenario has none)."""
-    return catalog.scenario(name).name != "steps"
+    """Whether a workload's scenario cuts options of its own (the steps scenario's fit has none to cut)."""
+    return catalog.scenario(name).fit is not STEPS.fit
 
 
 def _fit_repeats(cfg: RunConfig, known: dict[str, Pace], seconds: float) -> tuple[RunConfig, list[dict]]:
