@@ -1,4 +1,4 @@
-"""`bench run | serve | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
+"""`bench run | study | serve | compare | list | env`: parse -> validate -> launch or analyse -> render. The only
 place that prints errors and picks exit codes.
 
 Exit codes: 0 ok; 1 a workload failed (the report is written), a file compare could not use, or a
@@ -80,6 +80,7 @@ def build_parser(argv=()) -> argparse.ArgumentParser:
     from bench.launch.serve_command import add_serve_arguments
 
     add_serve_arguments(sp)
+    add_study_parser(sub)
     lp = sub.add_parser("list", help="workloads, presets, devices and collectors usable here",
                         description="What this installation can run: registered workloads (with where they come "
                                     "from), presets, devices found here and the telemetry collectors.")
@@ -101,6 +102,26 @@ def add_compare_arguments(parser) -> None:
         group.add_arguments(parser, taken)
 
 
+def add_study_parser(sub) -> None:
+    """`bench study`: the study (a name, a file, or --from), its own flags, the box's (the device's, every
+    device's own) and the output's."""
+    from bench.devices.options import DeviceOptions
+    from bench.launch.config import add_groups, device_groups
+    from bench.launch.options import OutputOptions
+    from bench.study.options import StudyOptions
+
+    st = sub.add_parser("study", help="run a study: the runs of one question, planned within a device-time budget",
+                        description="Run a study: the runs of one question (a TOML file, or a built-in: smoke, "
+                                    "helpline), resolved by the same option declarations as bench run's flags, "
+                                    "planned against a device-time budget before any work (each run's estimate, "
+                                    "and what was cut to fit), run (one report per run, each carrying the study), "
+                                    "and answered first with a decision table (docs/studies.md).",
+                        epilog="exit codes: 0 ok (also a --dry-run); 1 a run failed; 2 bad input or a missing "
+                               "device, before any work; 130 interrupted, the reports so far written")
+    st.add_argument("study", nargs="?", metavar="NAME|FILE", help="smoke, helpline, or a study file (TOML)")
+    add_groups(st, [StudyOptions, DeviceOptions, *device_groups(), OutputOptions])
+
+
 def report_filename(report, device: str) -> str:
     stamp = report.created_utc.strftime("%Y%m%dT%H%M%SZ")
     host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
@@ -118,7 +139,7 @@ def cmd_run(args) -> int:
     quiet = cfg.output.quiet
     if auto and not quiet:
         err.print(markup("--device auto: using [bold]{}[/]", cfg.device.device))
-    _say_plans(cfg)
+    plan = _say_plans(cfg)
     sizes = cfg.launch.scaling or (cfg.launch.nproc,)
     threads = _threads(cfg, sizes)
     codes, reports = [], []
@@ -127,7 +148,7 @@ def cmd_run(args) -> int:
         if c.launch.distributed and not quiet:
             err.print(markup("torchrun: {} worker(s) per node x {} node(s) on {}", n, c.launch.nnodes, c.device.device))
             _say_awaited(c)
-        report, saved, late = _launch(c, threads)
+        report, saved, late = _launch(c, threads, plan=plan)
         if c.launch.node_rank > 0:
             codes.append(_node_done(report, c.launch.node_rank))
             continue
@@ -179,20 +200,28 @@ def _threads(cfg, sizes):
     return choice
 
 
-def _say_plans(cfg) -> None:
-    """What a workload will do, where that needs saying before it starts (a capacity search)."""
+def _say_plans(cfg):
+    """The run's plan (each workload's estimated device time), and what a workload will do where that
+    needs saying before it starts (a capacity search). Returns the plan, for the report."""
     from bench.launch import catalog
+    from bench.launch.plan import run_plan
+    from bench.render.plan_view import plan_renderable
 
+    plan, _ = run_plan(cfg)
+    if not cfg.output.quiet:
+        err.print(plan_renderable(plan))
     for name in cfg.workloads:
         text = catalog.scenario(name).preamble(cfg.options_of(name))
         if text and not cfg.output.quiet:
             err.print(markup("{}: {}", name, text))
+    return plan
 
 
-def _launch(cfg, threads=None):
+def _launch(cfg, threads=None, **launcher_kw):
     """(report, how it was saved, whether a signal came once it was) for one launch. The report is
     written inside the launcher's signal-deferred end, so a signal at the last moment arrives after
-    the write; it is caught here, and the run ends as interrupted with its report on disk."""
+    the write; it is caught here, and the run ends as interrupted with its report on disk. The keywords
+    go to the Launcher (a plan, a study's record and budget)."""
     from bench.launch.launcher import Launcher, NullView
     from bench.model.io import save_report
     from bench.render.progress import RichView
@@ -203,7 +232,7 @@ def _launch(cfg, threads=None):
         return save_report(report, Path(cfg.output.out) / report_filename(report, cfg.device.device))
 
     launcher = Launcher(cfg, NullView() if cfg.output.quiet else RichView(err), ["bench", *sys.argv[1:]], write,
-                        threads=threads)
+                        threads=threads, **launcher_kw)
     try:
         return launcher.run(), launcher.written, False
     except KeyboardInterrupt:
@@ -212,12 +241,12 @@ def _launch(cfg, threads=None):
         return launcher.report, launcher.written, True
 
 
-def _finish_run(report, saved, cfg, late: bool = False) -> int:
+def _finish_run(report, saved, cfg, late: bool = False, summary: bool = True) -> int:
     from bench.render.summary import print_problems, run_summary
 
-    if not cfg.output.quiet and not late:
+    if not cfg.output.quiet and not late and summary:
         out.print(run_summary(report, out))
-        print_problems(err, report)
+        print_problems(err, report, cfg.output.verbose)
     if saved.problem:
         err.print(markup("[red]error:[/] {}", saved.problem), soft_wrap=False)
     try:
@@ -276,6 +305,104 @@ def cmd_serve(args) -> int:
         if result.error:
             err.print(markup("[red]error:[/] {}", result.error))
     return {"ok": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(report.status, EXIT_FAILED)
+
+
+def cmd_study(args) -> int:
+    """Resolve -> plan -> (stop on --dry-run) -> run each run -> the decision first."""
+    import dataclasses
+
+    from bench.core.options import namespace_values
+    from bench.launch.config import check_before_run
+    from bench.measure.signals import interrupt_on_sigterm
+    from bench.render.plan_view import plan_renderable
+    from bench.study import resolve
+    from bench.study.options import StudyOptions
+    from bench.study.plan import plan_study
+
+    interrupt_on_sigterm()
+    opts = StudyOptions.build(namespace_values(args, StudyOptions))
+    spec, source, carried = _study_source(opts, args.study)
+    study, cfgs = resolve.resolve(spec, args)
+    if carried is not None:
+        resolve.check_same(study, carried, spec.where)
+    if opts.budget_s() is not None:
+        study = dataclasses.replace(study, budget_s=opts.budget_s())
+    cfgs = [check_before_run(c) for c in cfgs]
+    planned, plan = plan_study([r.name for r in study.runs], cfgs, study.budget_s)
+    quiet = cfgs[0].output.quiet
+    if not quiet:
+        err.print(plan_renderable(plan, f"plan of study {study.name} on {cfgs[0].device.device}"))
+    if opts.dry_run:
+        err.print(markup("dry run: nothing was measured and no report was written"))
+        return EXIT_OK
+    return _run_study(study, source, planned, plan, cfgs[0])
+
+
+def _study_source(opts, name: str | None):
+    """(the study as its file says it, where it came from, the resolved study a report carries or None)."""
+    from bench.core.errors import ReportError
+    from bench.model.io import load_report
+    from bench.study import file as study_file
+    from bench.study.resolve import from_report
+
+    given = opts.source(name)
+    if opts.from_report is None:
+        spec = study_file.load(given)
+        return spec, (f"built-in {given}" if given in study_file.BUILT_IN else spec.where), None
+    try:
+        report = load_report(given)
+    except ReportError as exc:
+        raise ConfigError(f"--from: {exc}") from None
+    where = f"--from {shell_path(given)}"
+    if report.study is None:
+        raise ConfigError(f"{where}: the report carries no study (bench run wrote it, not bench study)")
+    return from_report(report.study.study, where), where, report.study.study
+
+
+def _run_study(study, source, planned, plan, first) -> int:
+    from bench.study.run import run_study
+
+    threads = _threads(first, (first.launch.nproc,))
+
+    def launch(run, record, budget):
+        report, saved, late = _launch(run.cfg, threads if run.cfg.device.device == "cpu" else None,
+                                      budget=budget, study=record)
+        code = _finish_run(report, saved, run.cfg, late, summary=run.cfg.output.verbose)
+        return report, saved, code
+
+    done = run_study(study, source, planned, plan, launch)
+    if not first.output.quiet:
+        _say_decision(done, plan, first.output.verbose)
+    codes = [code for _, _, code in done.reports]
+    return EXIT_INTERRUPTED if done.interrupted else max(codes, default=EXIT_OK)
+
+
+def _say_decision(done, plan, verbose: bool) -> None:
+    """The decision table, then the warnings one line per cause, what the budget left out, and the
+    device time the study took against its plan."""
+    from bench.analysis.decision import decisions
+    from bench.analysis.runs import make_runs
+    from bench.core.durations import duration_text
+    from bench.render.decision_view import print_decisions
+    from bench.render.format import clock
+    from bench.render.plan_view import cut_text
+    from bench.render.summary import named, print_warnings
+
+    loaded = [(str(saved.path), report) for report, saved, _ in done.reports]
+    if loaded:
+        print_decisions(out, decisions(make_runs(loaded)[0]))
+    warnings = [(f"{r.study.run} {named(x)}", w) for r, _, _ in done.reports for x in r.results for w in x.warnings]
+    print_warnings(err, [(where, w) for where, w in warnings if w.code != "budget_cut"], verbose)
+    for cut in plan.cuts:  # what the budget cost the answer: what the plan cut, then what the run did
+        err.print(markup("[yellow]cut by the plan:[/] {}", cut_text(cut)))
+    for where, w in warnings:
+        if w.code == "budget_cut":
+            err.print(markup("[yellow]cut while running:[/] {}: {}", where, w.message))
+    for cut in done.not_run:
+        err.print(markup("[yellow]not run:[/] {}", cut_text(cut) + f": {cut.given:g} s of the budget were left"))
+    budget = f"; budget {duration_text(plan.budget_s)}" if plan.budget_s else ""
+    err.print(markup("device time {} ({} s; the plan expected {}, at most {}{})", clock(done.seconds),
+                     f"{done.seconds:.0f}", duration_text(plan.estimate_s), duration_text(plan.worst_s), budget))
 
 
 def cmd_list(args) -> int:
@@ -380,7 +507,8 @@ def _say_ignored(args) -> None:
                          "80, is used", out.ignored_columns))
 
 
-COMMANDS = {"run": cmd_run, "serve": cmd_serve, "list": cmd_list, "env": cmd_env, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "study": cmd_study, "serve": cmd_serve, "list": cmd_list, "env": cmd_env,
+            "compare": cmd_compare}
 
 
 def _tolerant_streams() -> None:

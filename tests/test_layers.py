@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # layer -> the layers it may import (itself included); cli may import everything. The order:
-# core -> model -> serve.maths -> devices | workloads -> measure -> serve -> launch -> analysis -> render -> cli
+# core -> model -> serve.maths -> devices | workloads -> measure -> serve -> launch -> study -> analysis -> render -> cli
 # The serving scenario has one home, bench/serve/; its pure maths (bench/serve/maths/: the typed request
 # records, the figures, LoadGen's tails, the capacity search and bracket, the vLLM export) imports only
 # core and model and no heavy library (PURE_FORBIDDEN), so that analysis and render may read it: compare
@@ -30,9 +30,12 @@ ALLOWED = {
     "measure": {"measure", "devices", "model", "core"},
     "serve": {"serve", "serve.maths", "measure", "devices", "workloads", "model", "core"},
     "launch": {"launch", "serve", "serve.maths", "measure", "devices", "workloads", "model", "core"},
+    # a study drives launch: its file, its runs resolved by the flags' declarations, its plan; analysis and
+    # render read the study a report carries from the model, never from here
+    "study": {"study", "launch", "serve", "serve.maths", "measure", "devices", "workloads", "model", "core"},
     "analysis": {"analysis", "serve.maths", "model", "core"},
     "render": {"render", "analysis", "serve.maths", "model", "core"},
-    "cli": {"cli", "render", "analysis", "launch", "serve", "serve.maths", "measure", "devices", "workloads", "model",
+    "cli": {"cli", "render", "analysis", "study", "launch", "serve", "serve.maths", "measure", "devices", "workloads", "model",
             "core"},
     "root": {"analysis", "render"},
 }

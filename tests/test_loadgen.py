@@ -571,7 +571,7 @@ def test_a_capacity_search_says_its_plan_and_worst_case_before_it_starts(capsys,
     from bench import cli
     from conftest import cli_run
 
-    def launch(cfg, threads=None):
+    def launch(cfg, threads=None, **launcher_kw):
         raise ConfigError("stopped before the launch")
 
     monkeypatch.setattr(cli, "_launch", launch)

@@ -16,6 +16,7 @@ from bench.analysis.arithmetic import arithmetic_notes
 from bench.analysis.comparison import (Comparison, Costing, EnvironmentDiff, Gate, GateOutcome, Note, Row, Source,
                                        WorkloadComparison)
 from bench.analysis.cost import price_notes, run_cost, unmatched_prices
+from bench.analysis.decision import decisions
 from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import served, served_notes, serving_curves, tail_notes
@@ -49,7 +50,7 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     base_id = pick_baseline(runs, baseline, loaded, notes)
     pairs = []
     for title, group in _by_workload(runs).items():
-        base = _baseline_of(group, base_id, title, notes)
+        base = _baseline_of(group, base_id, title, notes, _study_id(_report_run(runs, base_id)))
         if base is not None:
             pairs.append((compare_workload(group, base, rules), group, base))
     notes += [Note(code="handicap", run=r.name, values={"percent": handicap(r)}) for r in runs if handicap(r)]
@@ -57,7 +58,8 @@ def compare(loaded: list[tuple[str, Report]], baseline: str | None = None, force
     return Comparison(workloads=[w for w, _, _ in pairs], notes=unique(notes), min_repeats=min_repeats,
                       min_effect=min_effect, gates=[o for g in gates for o in apply_gate(g, pairs, rules)],
                       serving=serving_curves(runs, costing), scaling=scaling_groups(runs),
-                      environment=environment_diff(loaded), sources=sources)
+                      environment=environment_diff(loaded), sources=sources,
+                      decisions=decisions(runs, costing, min_repeats, min_effect))
 
 
 def unique(notes: list[Note]) -> list[Note]:
@@ -71,16 +73,27 @@ def _by_workload(runs: list[Run]) -> dict[str, list[Run]]:
     return by
 
 
-def _baseline_of(runs: list[Run], base_id: str, title: str, notes: list[Note]) -> Run | None:
-    """The baseline report's result for this workload, else the first usable one (noted)."""
+def _baseline_of(runs: list[Run], base_id: str, title: str, notes: list[Note], box: str | None = None) -> Run | None:
+    """The baseline report's result for this workload — or, where the baseline report belongs to a study,
+    any report of the same study on the same box (`bench study` writes one per run) — else the first
+    usable one (noted)."""
     usable = [r for r in runs if r.result.status != "failed"]
-    base = next((r for r in usable if r.report.run_id == base_id), None)
+    base = next((r for r in usable if r.report.run_id == base_id), None) or \
+        next((r for r in usable if box is not None and _study_id(r) == box), None)
     if base is None:
         notes.append(Note(code="baseline_missing", values={"workload": title}))
         base = usable[0] if usable else None
     if base is None:
         notes.append(Note(code="no_run", values={"workload": title}))
     return base
+
+
+def _report_run(runs: list[Run], run_id: str) -> Run | None:
+    return next((r for r in runs if r.report.run_id == run_id), None)
+
+
+def _study_id(run: Run | None) -> str | None:
+    return run.report.study.id if run is not None and run.report.study is not None else None
 
 
 def compare_workload(runs: list[Run], base: Run, rules: Rules) -> WorkloadComparison:

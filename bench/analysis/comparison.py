@@ -4,7 +4,9 @@ Values are raw (seconds, bytes, fractions, USD), null where unknown. What a read
 a `Note`: a code and the values its wording needs; the words live in bench/render/words.py, one
 place per code. Nothing here is a sentence.
 
-    Comparison            the whole: workloads, notes, gates, serving curves, scaling, environment
+    Comparison            the whole: studies' decisions, workloads, notes, gates, serving curves, scaling,
+                          environment
+      Decision            a study's answers per box (BoxRow) and a verdict per question across boxes
       WorkloadComparison  one workload (and variant): its columns, its baseline, a row per run
         Row               one run x workload: identity, lead figure, speedup, figures, cost, notes
     ServingCurve          one serving run's latency against offered load, and its capacity
@@ -266,6 +268,67 @@ class ServingCurve(Typed):
     notes: list[Note] = []  # what to know about the curve (a point's values name its rate)
 
 
+# ---- a study's decision (bench/analysis/decision.py) -------------------------------------------
+Why = Literal["not_run", "failed", "no_result", "no_price", "no_epoch", "no_slo", "no_capacity", "not_measured",
+              "no_requests"]
+
+
+class Figure(Typed):
+    """A value with its interval (or a bracket's other end), or null with why."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    why: Why | None = None
+    detail: str | None = None  # the report's own reason, where it gave one (energy)
+
+
+class Energy(Typed):
+    session_j: Figure = Figure(why="not_measured")
+    busy_j: Figure = Figure(why="not_measured")
+
+
+class BoxRow(Typed):
+    box: str
+    study: str
+    study_id: str
+    device: str
+    finetune: Figure
+    finetune_run: str | None = None  # the compare run name of its result (for the speedup)
+    capacity: Capacity | None = None
+    capacity_why: Why | None = None
+    slo_ttft_s: float | None = None
+    slo_tpot_s: float | None = None
+    slo_e2e_s: float | None = None
+    usd_per_1m_requests: Figure = Figure(why="no_capacity")
+    usd_per_epoch: Figure = Figure(why="no_result")
+    epoch_samples: int | None = None
+    energy: Energy = Energy()
+    warnings: dict[str, int] = {}  # code -> results of the box carrying it
+    cut: list[str] = []  # the runs of its study that wrote no report (the budget left them out)
+
+
+class QuestionVerdict(Typed):
+    question: Literal["finetune", "capacity"]
+    box: str
+    baseline: str
+    ratio: float | None = None
+    low: float | None = None
+    high: float | None = None
+    verdict: Literal["more", "less", "same", "overlap", "no_verdict", "not_comparable"]
+    method: Literal["welch", "within_run", "published", "bracket"] | None = None
+    speedup: Speedup | None = None  # fine-tune: the speedup the verdict is
+    provisional: bool = False  # capacity: a bracket end rests on a provisional verdict
+    reason: Note | None = None
+
+
+class Decision(Typed):
+    study: str
+    question: str | None = None
+    boxes: list[BoxRow]
+    verdicts: list[QuestionVerdict] = []
+
+
 class ScalingPoint(Typed):
     world_size: int
     value: float | None
@@ -329,6 +392,7 @@ class Comparison(Typed):
     scaling: list[ScalingGroup] = []
     environment: EnvironmentDiff | None = None
     sources: list[Source] = []
+    decisions: list[Decision] = []  # studies' answers, per box, with a verdict per question across boxes
 
     def __iter__(self):
         return iter(self.workloads)

@@ -14,45 +14,22 @@ it, from SHIPPED — each entry saying where its price came from and when. No pr
 
 from __future__ import annotations
 
-import math
-import re
-
 from bench.analysis.comparison import Cost, Costing, Note, Price
 from bench.core.errors import ConfigError
-from bench.core.text import clip, read_lines, terminal_safe
+from bench.core.prices import SHIPPED, PriceSpec  # noqa: F401 - SHIPPED is read here by callers too
+from bench.core.prices import parse_price as read_price
+from bench.core.text import clip, read_lines
 
-# Named instances a price may refer to (`--price hpu=dl1.24xlarge`); never applied unasked.
-SHIPPED = {
-    "dl1.24xlarge": {"usd_per_hour": 13.11, "devices": 8,
-                     "source": "AWS EC2 on-demand price of dl1.24xlarge (8 x Gaudi HL-205), us-east-1, as of 2022"},
-}
 MAX_PRICES_BYTES = 1 << 20
 
 
 def parse_price(spec: str, source: str = "--price", quote: bool = True) -> Price:
-    """`MATCH=USD_PER_HOUR[/DEVICES]` or `MATCH=INSTANCE` (a SHIPPED name). An error quotes what was
-    given only where the user typed it (`quote`): a line of a file is named, never shown (a file given
-    by mistake, a .env, holds secrets in just this KEY=VALUE shape)."""
-    match, sep, value = spec.partition("=")
-    match, value = match.strip(), value.strip()
-    if not sep or not match or not value:
-        got = f", got {terminal_safe(spec, 80)!r}" if quote else ""
-        raise ConfigError(f"{source}: expected LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES]{got}")
-    if value in SHIPPED:
-        s = SHIPPED[value]
-        return Price(match=match, usd_per_hour=s["usd_per_hour"], devices=s["devices"],
-                     source=f"shipped table: {s['source']}")
-    m = re.fullmatch(r"\$?([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:\s*/\s*([0-9]+))?", value)
-    if not m:
-        known = ", ".join(SHIPPED)
-        raise ConfigError(f"{source}: {repr(terminal_safe(value, 40)) if quote else 'the value after ='} is neither "
-                          f"USD_PER_HOUR[/DEVICES] (e.g. 13.11/8) nor a known instance ({known})")
-    usd, devices = float(m.group(1)), int(m.group(2) or 1)
-    if not (math.isfinite(usd) and 0 < usd <= 1e6):
-        raise ConfigError(f"{source}: the hourly price must be above 0 and at most 1,000,000, got {usd:g}")
-    if not 1 <= devices <= 65_536:
-        raise ConfigError(f"{source}: an instance holds 1 to 65536 devices, got {devices}")
-    return Price(match=match, usd_per_hour=usd, devices=devices, source=f"given with {source}")
+    """`MATCH=USD_PER_HOUR[/DEVICES]` or `MATCH=INSTANCE` (a SHIPPED name): bench/core/prices.py reads it."""
+    return price_of(read_price(spec, source, quote))
+
+
+def price_of(spec: PriceSpec) -> Price:
+    return Price(match=spec.match, usd_per_hour=spec.usd_per_hour, devices=spec.devices, source=spec.source)
 
 
 def read_prices(path: str) -> list[Price]:

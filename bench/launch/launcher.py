@@ -25,6 +25,7 @@ from bench.core.scratch import clean_stale, scratch_dir
 from bench.devices import registry as devices
 from bench.launch import catalog
 from bench.devices.cpu.collectors import HOST_PERIOD_S
+from bench.launch.budget import Budget, not_run, repeats_cut, variants_cut
 from bench.launch.config import RunConfig
 from bench.launch.runners import InlineRunner, Interrupted, ProcessRunner
 from bench.launch.torchrun import TorchrunRunner, awaited
@@ -64,8 +65,10 @@ class Launcher:
     job: added to every job (`bench serve` runs its one repeat with the server's options)."""
 
     def __init__(self, cfg: RunConfig, view=None, command: list[str] | None = None, write=None, *,
-                 job: dict | None = None, threads=None):
+                 job: dict | None = None, threads=None, budget: Budget | None = None, study=None, plan=None):
         self.cfg, self.view = cfg, view or NullView()
+        self.budget = budget  # a study's device-time budget: nothing starts that would end past it (budget.py)
+        self.study, self.plan = study, plan  # what the report records of its study, or a plain run's plan
         self.job = dict(job or {})  # what every job carries besides the config (`bench serve`: the server's options)
         self.threads = threads  # a ThreadChoice made by the caller (a --scaling sweep), else made here
         self.write = write
@@ -94,7 +97,7 @@ class Launcher:
                       label=c.output.label, provenance=Provenance(command=list(self.command),
                                                                   bench_version=bench.__version__, launcher=kind,
                                                                   **_git()),
-                      config=c.to_json())
+                      config=c.to_json(), study=self.study, plan=self.plan)
 
     def run(self) -> Report:
         stale = clean_stale()
@@ -108,9 +111,7 @@ class Launcher:
             self.threads = choose_here(c.launch.nproc, c.device.threads)
         if c.measure.sample_hz:
             self.sampler = Sampler(c.measure.sample_hz, self.clock.t0_ns).start([{"name": "host", "pid": os.getpid()}])
-        most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
-        self.view.begin(c, [(n, most, catalog.scenario(n).count(c.options_of(n)), catalog.scenario(n).unit)
-                            for n in c.workloads])
+        self.view.begin(c, self.entries())
         if stale:
             self.view.note(f"removed what {len(stale)} killed run(s) left in {tempfile.gettempdir()}: "
                            f"{', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}")
@@ -138,18 +139,37 @@ class Launcher:
                     raise fault
         return report
 
+    def entries(self) -> list[tuple]:
+        """What the progress view is told of each workload: repeats at most, results (None: chosen as it
+        goes), what it counts, the plan's estimate."""
+        c, planned = self.cfg, self.planned()
+        most = c.measure.max_repeats if c.measure.target is not None else c.measure.repeats
+        return [(n, most, catalog.scenario(n).count(c.options_of(n)), catalog.scenario(n).unit, planned.get(n))
+                for n in c.workloads]
+
+    def planned(self) -> dict[str, float]:
+        """The plan's estimate of each workload of this run (a study's plan: this run's items)."""
+        plan = self.study.plan if self.study is not None else self.plan
+        run = self.study.run if self.study is not None else None
+        return {i.workload: i.estimate_s for i in (plan.items if plan else []) if run is None or i.run == run}
+
     # -- one workload: each of its variants, each with all its repeats ------------------------------
     def run_variants(self, runner, name: str, index: int, report: Report) -> bool:
         """Every variant its scenario asks for (serving: each offered rate; a capacity search chooses
         the next from the last result). False when interrupted."""
         plan = catalog.scenario(name).variants(self.cfg.options_of(name))
-        variant = next(plan, None)
+        variant, result = next(plan, None), None
         while variant is not None:
+            if not self.fits(name, variant, result, report):
+                plan.close()
+                break
             result = self.run_workload(runner, name, index, variant)
             report.results.append(result)
             self.view.finished(result)
             if result.status == "interrupted":
                 return False
+            if self.budget is not None:
+                self.budget.learn(name, result, self.phases)
             try:
                 variant = plan.send(result)
             except StopIteration as end:  # a search says why it stopped where it did not converge
@@ -157,6 +177,22 @@ class Launcher:
                 if end.value:
                     result.warn("search_stopped", f"the {catalog.scenario(name).name} search stopped: {end.value}")
         return True
+
+    def fits(self, name: str, variant: dict, last: Result | None, report: Report) -> bool:
+        """Whether the next result's first repeat fits the budget; if not, what is cut is said: the whole
+        workload (a skipped result) or the results after the last."""
+        if self.budget is None:
+            return True
+        seconds = self.budget.repeat_s(self.cfg, name, variant)
+        if self.budget.fits(seconds):
+            return True
+        if last is None:
+            result = not_run(name, json.loads(json.dumps(variant or {})), seconds, self.budget.left())
+            report.results.append(result)
+            self.view.finished(result)
+        else:
+            variants_cut(last, catalog.scenario(name).name, seconds, self.budget.left())
+        return False
 
     def options(self, name: str, variant: dict):
         return self.cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v
@@ -168,6 +204,8 @@ class Launcher:
         variant = json.loads(json.dumps(variant or {}))  # as the worker will see it: lists, not tuples
         lead = self.lead(name, variant)
         until = Until.of(self.cfg.measure, figure_key(lead.key))
+        if self.budget is not None:
+            until.deadline, until.first_s = self.budget.deadline, self.budget.repeat_s(self.cfg, name, variant)
         while until.more():
             r = len(outcomes)
             self.view.job(name, index, r, variant_label(variant))
@@ -190,9 +228,12 @@ class Launcher:
                 until.end(outcomes[-1][0].status)  # a repeat that failed or was skipped: the next would fare no better
                 break
             self.count_repeat(outcomes[-1][0], until, [o for o, _ in outcomes[:-1]], lead)
+        if not outcomes:  # the budget left no time for its first repeat
+            return not_run(name, variant, until.first_s or 0.0, self.budget.left() if self.budget else 0.0)
         keep_all_if_none_clean(until, [o for o, _ in outcomes])
         frame = self.combine(name, outcomes, variant)
         frame.stopping = until.record()
+        repeats_cut(frame, until.least)
         return frame
 
     def lead(self, name: str, variant: dict):

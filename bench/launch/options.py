@@ -65,7 +65,11 @@ class OutputOptions(Options):
                    metavar="DIR")
     label: str | None = opt(None, "a name for this run in comparisons")
     quiet: bool = opt(False, "no progress or table: print only the report path")
+    verbose: bool = opt(False, "every warning in full at the end (by default one line per cause, with counts: the "
+                               "report holds every message)")
 
     def check(self) -> None:
         if self.label is not None and (not self.label.strip() or len(self.label) > 200):
             raise ConfigError("--label: give 1-200 characters")
+        if self.quiet and self.verbose:
+            raise ConfigError("--verbose: --quiet prints no warning at all; give one of them")

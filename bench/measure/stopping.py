@@ -37,6 +37,8 @@ class Until:
     ran: int = 0
     set_aside: int = 0
     stopped: str | None = None
+    deadline: float | None = None  # a study's budget: no repeat starts that would likely end after it (clock's time)
+    first_s: float | None = None  # the plan's time for the first repeat (later ones: their median so far)
 
     def __post_init__(self) -> None:
         self.started = self.last = self.clock()
@@ -83,6 +85,13 @@ class Until:
         return half_width(self.rates) if len(self.rates) >= 2 else None
 
     def _why_stop(self) -> str | None:
+        why = self._rule_stops()
+        if why is None and self.deadline is not None:
+            after = statistics.median(self.durations) if self.durations else self.first_s or 0.0
+            why = "budget" if self.clock() + after > self.deadline else None
+        return why
+
+    def _rule_stops(self) -> str | None:
         if not self.redoes:
             return "repeats" if self.ran >= self.least else None
         width = self.half_width

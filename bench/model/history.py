@@ -50,7 +50,11 @@ HISTORY = [
         "(`Compiles.eager_frames`, warning `ran_eager`); serving over HTTP: a request's tokens are what was streamed, "
         "up to what it asked (the server's usage is compared, warning `server_count_disagrees`), request errors "
         "`server_exited` and `server_stopped` (a server the run started that exited or was stopped), and warning "
-        "`prompts_cut` (an --arrivals prompt longer than --context-len)"),
+        "`prompts_cut` (an --arrivals prompt longer than --context-len); "
+        "the study a run belongs to, resolved (its runs' options, "
+        "prices, the samples an epoch means, its device-time budget), with the plan the box made of it "
+        "(`Report.study`), a plain run's plan (`Report.plan`), and what a budget cut (stop reason `budget`, "
+        "warning `budget_cut`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

@@ -62,6 +62,8 @@ WARNING_CODES = {
                               "with the tokens asked and streamed; the figures count what was streamed, up to what "
                               "each request asked",
     "prompts_cut": "serving: prompts of an --arrivals file longer than --context-len were cut to it",
+    "budget_cut": "a study's device-time budget ran out: repeats, offered rates or capacity probes were not run; the "
+                  "message says which, and what that costs the answer",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
@@ -312,7 +314,7 @@ class Timing:
         return [r for r in self.counted if r.step_times_s]
 
 
-StopReason = Literal["repeats", "precise", "max_repeats", "max_time", "failed", "skipped", "interrupted"]
+StopReason = Literal["repeats", "precise", "max_repeats", "max_time", "failed", "skipped", "interrupted", "budget"]
 
 
 @dataclass
@@ -334,8 +336,8 @@ class Stopping:
     ran: int = fld("repeats run, set-aside ones included", 0, minimum=0)
     set_aside: int = fld("repeats set aside and redone", 0, minimum=0)
     stopped: StopReason = fld("why no further repeat ran: `repeats` (the fixed count), `precise` (the target "
-                              "reached), `max_repeats`, `max_time`, a repeat `failed`, was `skipped` or `interrupted`",
-                              "repeats")
+                              "reached), `max_repeats`, `max_time`, a repeat `failed`, was `skipped` or `interrupted`, "
+                              "or the next would have run past a study's device-time `budget`", "repeats")
     seconds: float | None = fld("wall time of all the repeats, worker start-up included", None, minimum=0)
 
 
@@ -786,6 +788,114 @@ class Distributed:
 ConfigValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
 
+# ---- studies (bench study) ---------------------------------------------------------------------------
+
+@dataclass
+class StudyPrice:
+    """A price a study names: an instance of `devices` devices at `usd_per_hour` (bench/core/prices.py)."""
+
+    match: str = fld("the device kind (cpu, cuda, hpu) or the run label it prices")
+    usd_per_hour: float = fld("USD per instance-hour", exclusive_minimum=0, maximum=1e6)
+    devices: int = fld("devices the instance holds", minimum=1, maximum=65_536)
+    source: str = fld("where the price came from")
+
+
+@dataclass
+class StudyRun:
+    """One run of a study: one `bench run` of some workloads with their options."""
+
+    name: str = fld("the run's name in the study")
+    config: dict[str, ConfigValue] = fld("its options resolved (defaults and the preset filled), by group as "
+                                         "`Report.config` holds them; the box's device and the output are the "
+                                         "command line's, not the study's", factory=dict)
+
+
+@dataclass
+class Study:
+    """A study as resolved from its file: the question, its runs and what prices them. The same in every
+    report the study produced, whatever box ran it; `bench study --from REPORT` runs it again."""
+
+    name: str = fld("the study's name")
+    question: str | None = fld("the question it answers, in words", None)
+    budget_s: float | None = fld("device time the study may take, seconds (null: no bound)", None,
+                                 exclusive_minimum=0)
+    epoch_samples: int | None = fld("samples one fine-tune epoch means (the dataset's size): prices an epoch", None,
+                                    minimum=1)
+    prices: list[StudyPrice] = fld("prices per instance-hour, by device kind or label", factory=list)
+    runs: list[StudyRun] = fld("its runs, in order", factory=list)
+
+    @invariant
+    def _runs_named_once(self) -> None:
+        _unique([r.name for r in self.runs], "runs", "name")
+
+
+PlanCutCode = Literal["repeats", "target_ci", "max_time", "requests", "probes", "probe_s", "run"]
+
+
+@dataclass
+class PlanCut:
+    """What a study's plan cut to fit its budget, before anything ran."""
+
+    run: str = fld("the study's run")
+    code: PlanCutCode = fld("`repeats` fewer repeats; `target_ci` no interval target (one repeat); `max_time` "
+                            "--target-ci's repeats bounded in time; `requests` fewer requests per session; `probes` fewer "
+                            "capacity probes; `probe_s` capacity probes shortened; `run` not run")
+    workload: str | None = fld("the workload (null: the whole run)", None)
+    planned: float | None = fld("the value the study asked for (repeats, seconds, requests)", None)
+    given: float | None = fld("the value the budget allows", None)
+
+
+@dataclass
+class PlanItem:
+    """One workload of one run: its estimated device time."""
+
+    run: str = fld("the study's run (the run's own name for a plain bench run)")
+    workload: str = fld("workload")
+    repeats: int = fld("repeats of each result (the most: --max-repeats under --target-ci)", minimum=0)
+    estimate_s: float = fld("expected device time, seconds", minimum=0)
+    worst_s: float = fld("the most it can take, seconds (a capacity search whose every probe misses)", minimum=0)
+    pace: str = fld("where the pace came from: `measured` here before (a report), or `default` (bench's table, not "
+                    "this box)")
+    results: int | None = fld("results it makes (offered rates; null: a capacity search chooses them)", None,
+                              minimum=0)
+
+
+@dataclass
+class Plan:
+    """A run's or a study's plan, made before anything was measured: device time is the wall time a run holds
+    the device (its worker processes' start, set-up, warm-up, measured steps or requests, checks): what a box
+    billed by the hour costs."""
+
+    items: list[PlanItem] = fld("each workload of each run", factory=list)
+    budget_s: float | None = fld("the device-time budget (null: none)", None, exclusive_minimum=0)
+    cuts: list[PlanCut] = fld("what the plan cut to fit the budget", factory=list)
+
+    @property
+    def estimate_s(self) -> float:
+        return sum(i.estimate_s for i in self.items)
+
+    @property
+    def worst_s(self) -> float:
+        return sum(i.worst_s for i in self.items)
+
+
+@dataclass
+class StudyRecord:
+    """Which study a report belongs to, which of its runs it holds, and the plan the box made of it."""
+
+    id: str = fld("random hex id of the `bench study` command: the reports of one box's study share it")
+    run: str = fld("the study's run this report holds")
+    source: str = fld("where the study came from: `built-in NAME`, a file, or `--from` a report")
+    study: Study = fld("the study, resolved")
+    plan: Plan | None = fld("the plan this box made of it: estimates, budget, cuts", None)
+    started_s: float | None = fld("device time the study had used when this run started, seconds", None, minimum=0)
+
+    @invariant
+    def _run_of_the_study(self) -> None:
+        if self.run not in {r.name for r in self.study.runs}:
+            raise ModelError("run", f"{self.run[:80]!r} is not one of the study's runs")
+
+
 @dataclass
 class Report:
     """One `bench run`."""
@@ -804,6 +914,10 @@ class Report:
     results: list[Result] = fld("one per workload (per offered rate for serving)", factory=list)
     telemetry: Telemetry = fld("hardware samples", factory=lambda: Telemetry(sample_hz=0))
     distributed: Distributed | None = fld("multi-device runs", None)
+    study: StudyRecord | None = fld("the study this run belongs to (`bench study`), resolved, with this box's plan",
+                                    None)
+    plan: Plan | None = fld("a plain `bench run`: its plan, made before anything was measured (a study's is in "
+                            "`study.plan`)", None)
 
     @invariant
     def _named(self) -> None:

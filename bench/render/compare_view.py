@@ -42,9 +42,29 @@ def run_notes(comp) -> list[tuple[str, str]]:
     return [(note.run, words.note_text(note)) for row in comp.rows for note in row.notes]
 
 
-def compare_notes(comp) -> list[str]:
-    """The notes as plain sentences, each starting with its run."""
-    return [words.sentence(note) for row in comp.rows for note in row.notes]
+def compare_notes(comp, verbose: bool = True) -> list[str]:
+    """The notes as plain sentences, each starting with its run; without `verbose`, the verdicts (and
+    why a row has none) in full and every other cause in one line, with how many rows it concerns."""
+    notes = [note for row in comp.rows for note in row.notes]
+    if verbose:
+        return [words.sentence(note) for note in notes]
+    full = [words.sentence(n) for n in notes if n.code in IN_FULL]
+    return full + [words.cause_line(key, runs) for key, runs in _causes(n for n in notes if n.code not in IN_FULL)]
+
+
+# the answer, why there is none and what would give one, and how the cost shown was priced: always in full
+IN_FULL = ("verdict", "not_comparable", "failed", "published", "output_mismatch", "settle", "priced", "unpriced")
+
+
+def _causes(notes) -> list[tuple[tuple[str, str | None], list[str]]]:
+    """((code, a warning's own code), the runs it concerns) in first-seen order."""
+    by: dict[tuple[str, str | None], list[str]] = {}
+    for n in notes:
+        key = (n.code, n.values.get("code") if n.code == "warning" else None)
+        by.setdefault(key, [])
+        if n.run not in by[key]:
+            by[key].append(n.run)
+    return list(by.items())
 
 
 def print_notes(screen, comparison) -> None:
@@ -52,20 +72,25 @@ def print_notes(screen, comparison) -> None:
         screen.print(markup("[yellow]note:[/] {}", shown(words.sentence(note), NOTE_CHARS)), soft_wrap=True)
 
 
-def print_comparison(screen, comparison) -> None:
-    """The serving curves first (the capacity at the SLOs is what a serving comparison answers), then every
-    workload's table and notes, then scaling."""
+def print_comparison(screen, comparison, verbose: bool = True) -> None:
+    """Studies' decisions first, then the serving curves (the capacity at the SLOs is what a serving
+    comparison answers), then every workload's table and notes, then scaling."""
+    from bench.render.decision_view import print_decisions
+
+    print_decisions(screen, comparison.decisions)
     print_notes(screen, comparison)
     if comparison.serving:
         screen.print(serving_table(screen, comparison.serving))
         screen.print()
     for comp in comparison:
         screen.print(compare_table(screen, comp))
-        notes = compare_notes(comp)
+        notes = compare_notes(comp, verbose)
         if notes:
             screen.print(markup("[bold yellow]Read before trusting these numbers:[/]"))
             screen.print(bullets(notes))
         screen.print()
+    if not verbose and any(n.code not in IN_FULL for comp in comparison for row in comp.rows for n in row.notes):
+        screen.print(markup("[dim]each note in full: --verbose, or --json[/]"))
     if comparison.scaling:
         screen.print(scaling_table(comparison.scaling))
 

@@ -333,6 +333,20 @@ def workload_section(page: Page, comp, index: int = 0) -> None:
     page.add("</div></section>")
 
 
+def decision_section(page: Page, decision) -> None:
+    """A study's decision: the table of each box's answers, and the verdicts across boxes."""
+    from bench.render.decision_view import decision_cells, verdict_text
+
+    headers, rows = decision_cells(decision)
+    title = f"{decision.study}: {decision.question}" if decision.question else decision.study
+    page.add(f"<section class='decision' id='decision-{slug(decision.study)}'><h2>{esc(title)}</h2>")
+    page.add(_table(headers, rows))
+    if decision.verdicts:
+        items = "".join(f"<li>{esc(verdict_text(v), NOTE_CHARS)}</li>" for v in decision.verdicts)
+        page.add(f"<ul class='verdicts'>{items}</ul>")
+    page.add("</section>")
+
+
 def serving_section(page: Page, curves) -> None:
     """What a buyer asks first of serving: the capacity at the SLOs, then latency against offered load."""
     page.add("<h2 id='serving'>Serving: capacity at the SLOs, and latency against offered load</h2>")
@@ -382,8 +396,11 @@ def render(comparison) -> str:
     page = Page()
     serving = "<a href='#serving'>serving: capacity and latency</a>" if comparison.serving else ""
     nav = serving + "".join(f"<a href='#wl-{slug(c.title)}'>{esc(c.title)}</a>" for c in comparison)
-    page.add(f"<nav>{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
-    if comparison.serving:  # a page of serving reports opens with the capacity and latency against load
+    first = "".join(f"<a href='#decision-{slug(d.study)}'>decision: {esc(d.study)}</a>" for d in comparison.decisions)
+    page.add(f"<nav>{first}{nav}<a href='#telemetry'>telemetry</a><a href='#environment'>environment</a></nav>")
+    for d in comparison.decisions:  # a study's page opens with its answer
+        decision_section(page, d)
+    if comparison.serving:  # then a page of serving reports with the capacity and latency against load
         serving_section(page, comparison.serving)
     for i, comp in enumerate(comparison):
         workload_section(page, comp, i)

@@ -30,6 +30,8 @@ class ExportOptions(Options):
                                       "(latencies from each request's send, as vLLM measures); `-` writes it to stdout "
                                       "instead of the tables; refused where no report compared holds a serving "
                                       "result's requests", metavar="OUT.jsonl")
+    verbose: bool = opt(False, "every note in full under each table (by default the verdicts in full and the rest one "
+                               "line per cause, with counts)")
     width: int | None = opt(None, "lay the tables out for this many columns (default: the terminal's, or COLUMNS)",
                             minimum=20, maximum=10_000, metavar="COLUMNS")
 

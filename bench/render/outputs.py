@@ -55,7 +55,7 @@ def render_all(comparison, export, out, err) -> Rendered:
         done.stdout = export_text(piped, comparison)
     else:
         with out.captured() as tables:
-            print_comparison(out, comparison)
+            print_comparison(out, comparison, export.verbose)
         done.stdout = tables[0]
     with err.captured() as after:
         print_gates(err, comparison)

@@ -4,9 +4,11 @@ matters most is kept when it is narrow: 80 columns hold the counts and both time
 workload leaves one line above it. The line is redrawn by rich's own thread, so its clocks keep
 moving inside a long step.
 
-The ETA is of the current workload: what is left of it — steps or requests of this repeat, the
-repeats after it, the offered rates after this one — at the pace measured so far (across its repeat
-processes), plus each remaining repeat's set-up and warm-up as the last one took them. Events carry
+The ETA is the plan's (bench/launch/plan.py), at each workload's own pace: what is left of the current
+workload — steps or requests of this repeat, the repeats after it, the offered rates after this one — at
+the pace measured so far (across its repeat processes), plus each remaining repeat's set-up and warm-up
+as the last one took them; before any pace is measured, the plan's estimate less the time it has run;
+then the plan's estimates of the workloads after it. Events carry
 the worker's own clock reading (CLOCK_MONOTONIC, one clock for every process of the machine), so a
 batch of events read at once does not make a pace of zero seconds. Work left never reads 0:00: a
 step or request that has run past the pace makes the ETA a lower bound (`ETA ≥0:05`).
@@ -30,8 +32,11 @@ BAR = 12
 class Eta:
     """Time left in one workload."""
 
-    def __init__(self, repeats: int, budget: float | None = None, min_steps: int = 0, variants: int | None = 1):
+    def __init__(self, repeats: int, budget: float | None = None, min_steps: int = 0, variants: int | None = 1,
+                 planned_s: float | None = None, at: float | None = None):
         self.repeats, self.budget, self.min_steps, self.variants = repeats, budget, min_steps, variants
+        self.planned_s = planned_s  # the plan's estimate of the whole workload (None: no plan)
+        self.started = time.monotonic() if at is None else at
         self.repeat, self.variant = 0, 0
         self.phase, self.done, self.total = "setup", 0, None
         self.units: int | None = None  # of the measured phase: steps or requests (None: a time budget)
@@ -91,7 +96,7 @@ class Eta:
         """(seconds, lower bound) left in this workload; None before any pace is known."""
         now = time.monotonic() if now is None else now
         if self.unit_s is None or self.overhead_s is None or self._measure_s() is None:
-            return None
+            return self._planned_left(now)
         current, lower = self._current(now)
         per_repeat = self.overhead_s + self._measure_s()
         later = self.repeats - self.repeat - 1
@@ -103,12 +108,22 @@ class Eta:
         return max(left, 1.0), lower  # work is left: never 0:00
 
 
-def eta_text(eta: Eta | None, now: float | None = None) -> str:
+    def _planned_left(self, now: float) -> tuple[float, bool] | None:
+        """Before a pace is measured: the plan's estimate less the time the workload has run (a lower
+        bound once it has run past it)."""
+        if self.planned_s is None:
+            return None
+        left = self.planned_s - (now - self.started)
+        return (left, False) if left >= 1.0 else (1.0, True)
+
+
+def eta_text(eta: Eta | None, now: float | None = None, later_s: float = 0.0) -> str:
+    """`ETA 1:05`: what is left of the workload, and the plan's estimates of those after it."""
     left = eta.seconds_left(now) if eta else None
     if left is None:
         return ""
     seconds, lower = left
-    return f"ETA {'≥' if lower else ''}{clock(seconds)}"
+    return f"ETA {'≥' if lower else ''}{clock(seconds + later_s)}"
 
 
 class LineColumn(ProgressColumn):
@@ -184,6 +199,14 @@ class RichView:
         variants = entry[2] if len(entry) > 2 else 1
         return repeats, variants, entry[3] if len(entry) > 3 else "steps"
 
+    def planned(self, index: int) -> float | None:
+        """The plan's estimate of a workload, where the launcher gave one (the entry's fifth item)."""
+        entry = tuple(self.plan[index]) if index < len(self.plan) else ()
+        return entry[4] if len(entry) > 4 else None
+
+    def later_s(self, index: int) -> float:
+        return sum(self.planned(i) or 0.0 for i in range(index + 1, len(self.plan)))
+
     def job(self, workload: str, index: int, repeat: int, variant: str | None = None) -> None:
         repeats, variants, self.unit = self._entry(index)
         seen = self._variants.setdefault(index, [])
@@ -191,7 +214,8 @@ class RichView:
             seen.append(variant)
         m = self.cfg.measure if self.cfg is not None else None
         if self.eta is None or (repeat == 0 and len(seen) == 1):
-            self.eta = Eta(repeats, getattr(m, "time_budget", None), getattr(m, "min_steps", 0) or 0, variants)
+            self.eta = Eta(repeats, getattr(m, "time_budget", None), getattr(m, "min_steps", 0) or 0, variants,
+                           self.planned(index))
         self.eta.start_repeat(repeat, len(seen) - 1)
         self.where = (workload, index, repeat, variant)
         if not self.console.is_terminal:  # a log file gets no live bar: one line per repeat started instead
@@ -223,7 +247,7 @@ class RichView:
         at = f" {variant}" if variant else ""
         phase = e.phase if e.phase != "setup" else "setting up"
         parts = [(0, f"{index + 1}/{len(self.plan)} {workload}{at}"), (1, f"repeat {repeat + 1}/{repeats}"),
-                 (0, f"{phase} {count}".strip()), (2, eta_text(e)), (3, clock(elapsed)),
+                 (0, f"{phase} {count}".strip()), (2, eta_text(e, later_s=self.later_s(index))), (3, clock(elapsed)),
                  (6, f"{num(rate)} {unit}/s" if rate else ""), (5, bar(e.done, e.total))]
         return fit_line([(p, terminal_safe(t, 80) if t else t) for p, t in parts], width)
 

@@ -105,4 +105,14 @@ def document(comparison: Comparison, bench_version: str, created_at: str) -> dic
             "workloads": [workload_document(comp) for comp in comparison],
             "scaling": [{**g.model_dump(mode="json", exclude={"notes"}), "notes": [note_record(n) for n in g.notes]}
                         for g in comparison.scaling],
-            "serving": serving_document(comparison), "gates": gate_document(comparison)}
+            "serving": serving_document(comparison), "gates": gate_document(comparison),
+            "decisions": decision_document(comparison)}
+
+
+def decision_document(comparison: Comparison) -> list[dict]:
+    """Each study's decision: its boxes' answers as data, each verdict with its sentence."""
+    from bench.render.decision_view import verdict_text
+
+    return [{**d.model_dump(mode="json", exclude={"verdicts"}),
+             "verdicts": [{**v.model_dump(mode="json"), "text": verdict_text(v)} for v in d.verdicts]}
+            for d in comparison.decisions]

@@ -109,13 +109,41 @@ def serving_lines(result) -> list[Shown]:
     return out + [markup("  {}", words.note_text(n)) for n in tail_notes(None, result.workload_metrics or {})]
 
 
-def print_problems(screen, report) -> None:
-    """Errors of failed or skipped workloads, unavailable collectors, and warnings in words."""
+def print_problems(screen, report, verbose: bool = False) -> None:
+    """Errors of failed or skipped workloads in full; warnings one line per cause with counts (every
+    message with `verbose`: the report keeps them all); unavailable collectors in one line."""
     for r in report.results:
         if r.error:
             screen.print(markup("[bold]{}[/]: {}", named(r), r.error), soft_wrap=False)
-        for w in r.warnings:
-            screen.print(markup("[yellow]warning[/] {}: {}", named(r), w.message), soft_wrap=False)
-    for name, status in report.telemetry.collectors.items():
-        if not status.available:
-            screen.print(markup("[dim]collector {} unavailable: {}[/]", name, status.reason or ""), soft_wrap=False)
+    print_warnings(screen, [(named(r), w) for r in report.results for w in r.warnings], verbose)
+    off = [(name, status.reason or "") for name, status in report.telemetry.collectors.items() if not status.available]
+    if verbose:
+        for name, why in off:
+            screen.print(markup("[dim]collector {} unavailable: {}[/]", name, why), soft_wrap=False)
+    elif off:
+        screen.print(markup("[dim]collectors unavailable: {} (--verbose says why)[/]", ", ".join(n for n, _ in off)),
+                     soft_wrap=False)
+
+
+def warning_causes(warnings) -> list[tuple[str, int, list[str]]]:
+    """(code, how many results carry it, which) per cause, the most frequent first."""
+    by: dict[str, list[str]] = {}
+    for where, w in warnings:
+        by.setdefault(w.code, [])
+        if where not in by[w.code]:
+            by[w.code].append(where)
+    return sorted(((code, len(ws), ws) for code, ws in by.items()), key=lambda x: (-x[1], x[0]))
+
+
+def print_warnings(screen, warnings, verbose: bool = False) -> None:
+    """(where, ResultWarning) pairs: each in full with `verbose`, else one line per cause."""
+    if verbose:
+        for where, w in warnings:
+            screen.print(markup("[yellow]warning[/] {}: {}", where, w.message), soft_wrap=False)
+        return
+    for code, n, where in warning_causes(warnings):
+        shown_where = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        screen.print(markup("[yellow]warning {}[/] ×{}: {} ({})", code, n, words.warning_cause(code), shown_where),
+                     soft_wrap=False)
+    if warnings:
+        screen.print(markup("[dim]each warning in full: --verbose, or the report's results[].warnings[/]"))

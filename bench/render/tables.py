@@ -41,7 +41,14 @@ def write_csv(frame, path: str) -> None:
 
 
 def markdown_text(comparisons) -> str:
+    """Each study's decision first (its table and verdicts), then one table per workload."""
+    from bench.render.decision_view import decision_cells, verdict_text
+
     parts = []
+    for d in getattr(comparisons, "decisions", []):
+        headers, rows = decision_cells(d)
+        verdicts = "".join(f"\n- {markdown_cell(verdict_text(v), 4000)}" for v in d.verdicts)
+        parts.append(f"### {markdown_cell(d.study)}: decision\n\n{markdown_table(headers, rows)}\n{verdicts}".rstrip())
     for comp in comparisons:
         headers, body = compare_cells(comp)
         keep = [i for i in range(len(headers)) if i < ALWAYS_SHOWN or any(c[i] != DASH for c, _ in body)]

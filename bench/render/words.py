@@ -322,7 +322,33 @@ STOPPED = {
                            "after it)",
     "failed": lambda st: "a repeat failed", "skipped": lambda st: "a repeat was skipped",
     "interrupted": lambda st: "it was interrupted", "repeats": lambda st: "the fixed --repeats ran",
+    "budget": lambda st: "the next repeat would have run past the study's device-time budget",
 }
+
+
+CAUSES = {  # a note's cause in a line, where the notes are summed up (compare without --verbose)
+    "arithmetic": "the same precision name, other arithmetic (what differs: --verbose)",
+    "served_by": "served otherwise than the baseline (how: --verbose)",
+    "tail": "an SLO verdict per offered rate (each: --verbose)",
+    "set_aside": "repeats set aside as disturbed and redone",
+}
+
+
+def cause_line(key: tuple[str, str | None], runs: list[str | None]) -> str:
+    """`warning contended (3 runs: a, b, c): other load shared the machine ...`."""
+    code, sub = key
+    named = [r for r in runs if r]
+    who = f"{len(named)} run{'s' if len(named) != 1 else ''}: " + ", ".join(_t(r, VALUE_CHARS) for r in named[:4]) + \
+        (f" and {len(named) - 4} more" if len(named) > 4 else "")
+    what = warning_cause(sub) if code == "warning" else CAUSES.get(code, code)
+    return f"{code if sub is None else f'warning {sub}'} ({who}): {what}"
+
+
+def warning_cause(code: str) -> str:
+    """What a warning code means, in a line (the model's table of codes)."""
+    from bench.model.report import WARNING_CODES
+
+    return WARNING_CODES.get(code, code)
 
 
 def stopping_text(st) -> str:

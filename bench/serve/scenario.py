@@ -32,12 +32,12 @@ import time
 
 from bench.measure.compiles import read_stats
 from bench.measure.runner import Measurement
-from bench.measure.scenario import Scenario
+from bench.measure.scenario import Cut, Estimate, Pace, Scenario, repeats_of
 from bench.measure.warmup import until_steady
 from bench.model.report import Repeat, Result, ServedBy
-from bench.serve.arrivals import parse_load
+from bench.serve.arrivals import parse_load, read_arrivals
 from bench.serve.engine import Engine
-from bench.serve.maths.capacity import capacity_plan, capacity_search
+from bench.serve.maths.capacity import MIN_QPS, capacity_plan, capacity_search
 from bench.serve.options import ServerOptions
 from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest
@@ -294,4 +294,89 @@ def measurement(job: dict, cfg, options):
     return functools.partial(ServingMeasurement, server_argv=argv)
 
 
-SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe)
+# -- how long it holds the device, and how to fit it into some seconds ----------------------------------
+def arrivals_s(options, pace: Pace) -> float:
+    """How long a session's requests take to arrive (plus one request's service for the last): the rate's
+    n / qps (ramp-up included), an --arrivals file's last time, conversations' starts and their turns, or a
+    closed loop's n requests N at a time at the pace."""
+    load = parse_load(options.load)
+    if options.arrivals is not None:
+        return read_arrivals(options.arrivals)[0][-1] + pace.step_s
+    if not load.open:
+        return (options.requests or 1) * pace.step_s / load.value + pace.step_s
+    qps = options.qps[0] if options.qps else 1.0
+    if options.conversations:
+        return options.conversations / qps + options.turns * (options.think_time_s + pace.step_s)
+    return (options.requests or 1) / qps + options.ramp_up_s / 2 + pace.step_s
+
+
+def repeat_s(options, measure, pace: Pace, variant=None) -> float:
+    """One repeat of one result (an offered rate, a probe): the worker's fixed part and the session."""
+    options = options.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in (variant or {}).items()})
+    return pace.overhead_s + arrivals_s(options, pace)
+
+
+def estimate(options, measure, pace: Pace) -> Estimate:
+    """Every offered rate's sessions, or a capacity search's probes: expected if the capacity is near the
+    first rate, worst if every probe misses (the rate halving each time)."""
+    repeats = repeats_of(measure)
+    if options.find_capacity:
+        plan = capacity_plan(options)
+        per = pace.overhead_s + pace.step_s
+        expected = sum(per + plan.requests_at(q) / max(q, MIN_QPS) for q in plan.path(plan.start_qps))
+        worst = plan.worst_case_s() + plan.probes * per
+        return Estimate(expected * repeats[0], worst * repeats[1], None, repeats[1])
+    one = sum(repeat_s(options, measure, pace, v) for v in variants(options))
+    return Estimate(one * repeats[0], one * repeats[1], count(options), repeats[1])
+
+
+def fit(options, measure, pace: Pace, seconds: float):
+    """The serving options cut to fit `seconds`: a capacity search's probes shortened (--max-probe-s: a
+    probe that then gets fewer than the 459 requests a valid p99 verdict needs is provisional), or each
+    offered rate's requests fewer. Conversations, closed loops and --arrivals files are left as given."""
+    if estimate(options, measure, pace).expected_s <= seconds:
+        return options, []
+    if options.find_capacity:
+        return _fit_probes(options, measure, pace, seconds)
+    if options.arrivals is not None or options.conversations or not parse_load(options.load).open:
+        return options, []
+    rates = [v.get("qps", options.qps)[0] for v in variants(options)]
+    per_session = seconds / max(1, repeats_of(measure)[0]) - len(rates) * (pace.overhead_s + pace.step_s)
+    least = options.warmup_requests + options.cooldown_requests + 2
+    n = max(least, int(per_session / sum(1 / q for q in rates)) if per_session > 0 else least)
+    if n >= (options.requests or 0):
+        return options, []
+    return options.replace(requests=n), [Cut("requests", options.requests, n)]
+
+
+USEFUL_PROBE_S = 10.0  # a shorter probe judges too few requests to be worth its set-up: take fewer probes instead
+
+
+def _fit_probes(options, measure, pace: Pace, seconds: float):
+    """The longest --max-probe-s (to a tenth of a second, at least 1 s) whose expected search fits; where
+    that is under USEFUL_PROBE_S, fewer probes (--max-probes, at least 2) of longer ones."""
+    for probes in range(options.max_probes, 1, -1):
+        fitted = options.replace(max_probes=probes)
+        probe_s = _longest_probe(fitted, measure, pace, seconds)
+        if probe_s >= min(USEFUL_PROBE_S, options.max_probe_s) or probes == 2:
+            break
+    cuts = [Cut("probes", options.max_probes, probes)] if probes < options.max_probes else []
+    if probe_s < options.max_probe_s:
+        cuts.append(Cut("probe_s", options.max_probe_s, probe_s))
+    return fitted.replace(max_probe_s=probe_s), cuts
+
+
+def _longest_probe(options, measure, pace: Pace, seconds: float) -> float:
+    def fits(probe_s: float) -> bool:
+        return estimate(options.replace(max_probe_s=probe_s), measure, pace).expected_s <= seconds
+
+    lo, hi = 1.0, options.max_probe_s
+    if fits(hi):
+        return hi
+    while hi - lo > 0.1:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return round(lo, 1)
+
+
+SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit)

@@ -144,7 +144,7 @@ def test_a_number_beyond_any_quantity_is_named_and_the_rest_compared(kind, tmp_p
     BEYOND[kind](data)
     code, out, err = _compare_with(tmp_path, capsys, data, "--csv", tmp_path / "o.csv", "--json", tmp_path / "o.j")
     assert code == 1 and "bad.json" in err and "internal error" not in err, err
-    assert "samples_per_s" in out and "b vs a" in out.replace("\n", " ")  # the other two were compared
+    assert "· samples/s ·" in out and "b vs a" in out.replace("\n", " ")  # the other two were compared
     assert (tmp_path / "o.csv").exists()
 
 

@@ -219,7 +219,7 @@ def test_a_failed_gather_on_node_1_is_said_and_exits_1(monkeypatch, capsys):
     report = make_report("x", 0.1)
     report.status, report.results[0].status = "failed", "failed"
     report.results[0].error = "the final gather of every rank's result failed (rank 1: RuntimeError: Timed out)"
-    monkeypatch.setattr(cli, "_launch", lambda c, threads=None: (report, None, False))
+    monkeypatch.setattr(cli, "_launch", lambda c, threads=None, **launcher_kw: (report, None, False))
     code, out, err = run_cli(capsys, "run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-finetune",
                              "--nproc", 1, "--nnodes", 2, "--node-rank", 1, "--rdzv-endpoint", "127.0.0.1:29555")
     assert code == 1 and f"node 1: {report.results[0].workload} failed: the final gather" in err and "finished" not in out, err

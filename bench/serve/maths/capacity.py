@@ -56,6 +56,31 @@ def capacity_search(start_qps: float, max_probes: int, requests_at=None):
     return f"its {max_probes} probes (--max-probes) ran out before the bracket was within {BRACKET - 1:.0%}"
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A probe's result as the search reads it (status and the SLO verdict), for a search run on paper."""
+
+    met: bool
+    status: str = "ok"
+
+    @property
+    def workload_metrics(self) -> dict:
+        return {"slo.met": self.met}
+
+
+def search_path(start_qps: float, max_probes: int, capacity: float) -> list[float]:
+    """The rates capacity_search probes when each meets the SLOs exactly when it is at most `capacity`."""
+    rates: list[float] = []
+    search = capacity_search(start_qps, max_probes)
+    try:
+        variant = next(search)
+        while True:
+            rates.append(variant["qps"][0])
+            variant = search.send(_Outcome(rates[-1] <= capacity))
+    except StopIteration:
+        return rates
+
+
 def _judged(result) -> bool | None:
     """Whether a probe met the SLOs (None: it judged nothing: it failed before its session ended)."""
     if result is None or result.status not in ("ok", "failed"):
@@ -196,6 +221,14 @@ class CapacityPlan:
     @property
     def lowest_qps(self) -> float:
         return self.start_qps / 2 ** (self.probes - 1)
+
+    def path(self, capacity: float) -> list[float]:
+        """The rates the search probes where every rate up to `capacity` meets the SLOs and none above does."""
+        return search_path(self.start_qps, self.probes, capacity)
+
+    def expected_s(self) -> float:
+        """Seconds of arrivals if the capacity is the first rate (the user's guess): the rates it then probes."""
+        return sum(self.requests_at(q) / q for q in self.path(self.start_qps))
 
     def worst_case_s(self) -> float:
         """Every probe missing, the rate halving each time: no path's i-th probe is slower (its
