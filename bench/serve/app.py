@@ -4,7 +4,8 @@
     POST /v1/chat/completions  messages become the dialogue context (text.py); max_tokens (or
                                max_completion_tokens) defaults to the model's decoder length
     GET  /v1/models            the one model served
-    GET  /health               200 while the engine works, 503 once it failed
+    GET  /health               200 while the engine works; 503 while its steps keep failing (loop.py), or
+                               once it cannot go on
     GET  /metrics              Prometheus text (loop.py Metrics)
 
 `stream: true` answers with server-sent events: one chunk per generated token (its text piece; a
@@ -13,7 +14,8 @@ reason, then (with stream_options.include_usage) one with the usage, then `data:
 counts every generated token. A client that disconnects, streaming or not, cancels its request and
 frees its row. Errors are OpenAI-shaped: 400 (bad JSON, a bad or unsupported field, context too long,
 max_tokens out of range), 404 (unknown model or path), 413 (a body over 1 MiB), 429 (the queue is
-full), 503 (the engine failed).
+full), 500 (its generation failed: in its stream, or as the answer), 503 (the server is stopping, or
+its engine cannot go on).
 """
 
 from __future__ import annotations
@@ -92,13 +94,22 @@ class Service:
         except QueueFull as exc:
             raise ApiError(429, str(exc), "rate_limit_error", code="queue_full") from None
         except RequestRejected as exc:
-            if exc.code == "engine_failed":
+            if exc.code in ("engine_failed", "server_stopping"):
                 raise ApiError(503, str(exc), "server_error", code=exc.code) from None
             raise ApiError(400, str(exc), param=exc.param, code=exc.code) from None
         return queue
 
 
 # -- responses ------------------------------------------------------------------------------------------
+def ended(e) -> ApiError | None:
+    """The error a request's finish event is (it failed, or the server stopped), or None (it completed)."""
+    if e.reason == "error":
+        return ApiError(500, f"generation failed: {e.detail}", "server_error", code="generation_failed")
+    if e.reason == "stopped":
+        return ApiError(503, "the server stopped before this request finished", "server_error", code="server_stopped")
+    return None
+
+
 def sse(obj) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
 
@@ -117,8 +128,9 @@ async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, sh
                 n += 1
             elif e.kind == "finish":
                 finished = True
-                if e.reason == "error":
-                    yield sse(ApiError(500, f"generation failed: {e.detail}", "server_error").body())
+                error = ended(e)
+                if error is not None:
+                    yield sse(error.body())
                 else:
                     yield sse(shape.chunk(None if shape.chat else "", e.reason))
                     if with_usage:
@@ -143,8 +155,9 @@ async def whole(service: Service, http_request, request: GenRequest, queue: asyn
                 pieces.append(detok.piece(e.token))
             elif e.kind == "finish":
                 finished = True
-                if e.reason == "error":
-                    raise ApiError(500, f"generation failed: {e.detail}", "server_error")
+                error = ended(e)
+                if error is not None:
+                    raise error
                 return shape.whole("".join(pieces), e.reason, usage(len(request.prompt), len(pieces)))
     finally:
         watcher.cancel()
@@ -232,9 +245,12 @@ def _status_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/health")
     async def health():
-        failure = service.loop.failure
-        if failure:
-            return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
+        loop = service.loop
+        if loop.failure:
+            return JSONResponse({"status": "failed", "reason": loop.failure}, status_code=503)
+        if loop.failing:
+            return JSONResponse({"status": "failing", "reason": loop.last_error, "failed_steps": loop.failed_steps},
+                                status_code=503)
         return {"status": "ok", "waiting": service.loop.engine.waiting, "running": service.loop.engine.running}
 
     @app.get("/metrics")

@@ -2,9 +2,12 @@
 handed to its request's waiter and to the watchers (the Prometheus metrics, the session's records).
 
 Requests come from the event loop's thread (`submit`, `cancel`); the engine thread only steps. When
-a step raises, every request in flight fails with the reason, and the loop refuses new requests
-from then on (the server's health says so): an executor that failed mid-step holds caches nobody
-can trust.
+a step raises, the requests it held (its rows and its joiners) fail with the reason, the executor's
+rows are reset, and the engine goes on with the waiting requests: one request that breaks a step
+never breaks the server. The health says `failing` while FAILING_STEPS or more steps in a row have
+failed (until one succeeds), and `failed` only where the engine cannot go on at all (an executor
+that cannot reset its rows, a fault of the loop itself): then every request in it fails and new ones
+are refused. `stop` ends every request not finished with reason `stopped`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
 from bench.serve.protocol import Trace
 from bench.serve.session import add_steps, request_log
 
+FAILING_STEPS = 3  # failed steps in a row after which the health says `failing`
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -23,7 +27,8 @@ class EngineLoop:
     def __init__(self, engine, clock, watchers=()):
         self.engine, self.clock, self.watchers = engine, clock, list(watchers)
         self.sinks: dict[str, object] = {}
-        self.failure: str | None = None
+        self.failure: str | None = None  # why the engine cannot go on (permanent)
+        self.failed_steps, self.last_error = 0, None  # steps in a row that raised, and the last one's reason
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -33,14 +38,26 @@ class EngineLoop:
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Stop stepping (the step under way finishes first), then end every request not finished with
+        reason `stopped`: each is answered, and its record closed."""
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
+        now = self.clock()
+        events = self.engine.stop()
+        if events:
+            self._deliver(StepRecord(self.engine.steps, now, now, 0, 0, 0, events))
+
+    @property
+    def failing(self) -> bool:
+        return self.failed_steps >= FAILING_STEPS
 
     def submit(self, request: GenRequest, sink) -> None:
         """Queue a request; sink(event) is called on the engine's thread for each of its events."""
         if self.failure is not None:
             raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
+        if self._stopping:
+            raise RequestRejected("the server is stopping", None, "server_stopping")
         with self._lock:  # its events are not delivered before the watchers know it
             self.sinks[request.id] = sink
             try:
@@ -65,16 +82,37 @@ class EngineLoop:
                 self._wake.wait(None if at is None else at - now)
                 continue
             try:
-                record = self.engine.step()
-            except Exception as exc:  # noqa: BLE001 - every request in flight fails with the reason, and is told
+                record = self._step(now)
+                if record is not None:
+                    self._deliver(record)
+            except Exception as exc:  # noqa: BLE001 - a fault of the loop itself: nothing left can be trusted
                 self.failure = f"{type(exc).__name__}: {exc}"[:500]
-                record = StepRecord(self.engine.steps, now, now, 0, 0, 0, self.engine.abort(self.failure))
-            if record is not None:
-                self._deliver(record)
+                self._deliver(StepRecord(self.engine.steps, now, now, 0, 0, 0, self.engine.abort(self.failure)),
+                              watchers=False)
 
-    def _deliver(self, record: StepRecord) -> None:
+    def _step(self, now: float) -> StepRecord | None:
+        try:
+            record = self.engine.step()
+        except Exception as exc:  # noqa: BLE001 - the requests it held fail with the reason, and are told
+            return self._recover(now, f"{type(exc).__name__}: {exc}"[:500])
+        if record is not None and record.rows:
+            self.failed_steps = 0
+        return record
+
+    def _recover(self, now: float, detail: str) -> StepRecord:
+        self.failed_steps, self.last_error = self.failed_steps + 1, detail
+        try:
+            events = self.engine.recover(detail)
+        except Exception as exc:  # noqa: BLE001 - rows that cannot be reset: the engine cannot go on
+            self.failure = f"{detail}; then the executor's rows could not be reset ({type(exc).__name__}: {exc})"[:500]
+            events = self.engine.abort(self.failure)
+        return StepRecord(self.engine.steps, now, now, 0, 0, 0, events)
+
+    def _deliver(self, record: StepRecord, watchers: bool = True) -> None:
+        """The watchers see the step, then each event reaches its request (without the watchers: after
+        one of them failed; the records it did not close are closed when the session ends)."""
         with self._lock:
-            for w in self.watchers:
+            for w in self.watchers if watchers else ():
                 w.on_step(record)
             sinks = [(self.sinks.get(e.request), e) for e in record.events]
             for e in record.events:
