@@ -301,3 +301,26 @@ def test_a_watcher_that_raises_fails_the_server_loudly_instead_of_hanging_its_re
     finally:
         loop.stop(HANG_S)
     assert got[-1].reason == "error" and "KeyError" in loop.failure
+
+
+# -- the session's records: one that could not be finished is closed, one that is not valid is left out ------
+def test_records_left_open_are_closed_and_one_bad_record_does_not_take_the_session_with_it():
+    from bench.model.fields import parse, plain
+    from bench.model.report import Repeat, RequestLog, Result
+    from bench.serve.loop import Recorder
+    from bench.serve.protocol import Event, StepRecord
+
+    rec = Recorder(limit=10)
+    for rid in ("done", "open", "joined", "bad"):
+        rec.on_submit(GenRequest(rid, (5, 6), 4, arrival_s=10.0))
+    events = [Event("done", "start", 11.0), Event("done", "token", 12.0, token=5),
+              Event("done", "finish", 12.0, reason="length"), Event("open", "token", 12.0, token=5),
+              Event("joined", "start", 11.0), Event("bad", "token", 9.0, token=5),  # before its arrival
+              Event("bad", "finish", 9.5, reason="stop")]
+    rec.on_step(StepRecord(0, 11.0, 12.0, 2, 2, 1, events))
+    repeat, result = Repeat(0), Result(workload="blender-serve", status="ok")
+    rec.fill(repeat, result)
+    log = parse(RequestLog, plain(repeat.requests))  # the report's model takes it
+    assert log.error == [None, "server_stopped", "server_stopped"] and log.new_tokens == [1, 1, 0]
+    [warning] = [w.message for w in result.warnings]
+    assert warning.startswith("1 request records are not valid and were left out") and "first_token_s" in warning

@@ -439,7 +439,8 @@ class RequestLog:
                                             "not part of the latency's start)", None, minimum=0)
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
                                          "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
-                                         "`rejected_<code>`, `cancelled`, `engine_error`; null where it completed",
+                                         "`rejected_<code>`, `cancelled`, `engine_error`, `server_stopped` (the server stopped "
+                                         "before it finished); null where it completed",
                                          None)
     measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
                                       "left out of the figures)", None)

@@ -196,9 +196,44 @@ class Recorder:
                                          record.finished))
 
     def fill(self, repeat, result) -> None:
-        traces = [t for t, _ in self.traces.values()]
-        repeat.requests = request_log(traces, [n for _, n in self.traces.values()])
+        """The session's records: a request the process could not finish (the server stopped before it
+        did) is closed with the error `server_stopped`; a record the report's model would refuse is left
+        out, counted in a warning, so that it does not take the session's others with it."""
+        for trace, _ in self.traces.values():
+            if not trace.done:
+                trace.fail("server_stopped")
+        kept, refused = _valid(list(self.traces.values()))
+        repeat.requests = request_log([t for t, _ in kept], [n for _, n in kept])
         add_steps(repeat, self.steps)
+        if refused:
+            result.warn("metrics_failed", f"{len(refused):,} request records are not valid and were left out of the "
+                                          f"report (the first: {refused[0]})")
         if self.dropped:
             result.warn("metrics_failed", f"only the first {self.limit:,} requests are in the report; "
                                           f"{self.dropped:,} more were served (raise --record-limit)")
+
+
+def _valid(records: list[tuple[Trace, int]]) -> tuple[list[tuple[Trace, int]], list[str]]:
+    """(the records the report's model takes, why each other one is refused): checked all at once, and
+    one by one only where that fails."""
+    if _refused(records) is None:
+        return records, []
+    kept, refused = [], []
+    for record in records:
+        why = _refused([record])
+        if why is None:
+            kept.append(record)
+        else:
+            refused.append(why)
+    return kept, refused
+
+
+def _refused(records: list[tuple[Trace, int]]) -> str | None:
+    from bench.model.fields import ModelError, parse, plain
+    from bench.model.report import RequestLog
+
+    try:
+        parse(RequestLog, plain(request_log([t for t, _ in records], [n for _, n in records])))
+    except (ModelError, TypeError) as exc:
+        return str(exc)
+    return None

@@ -169,7 +169,8 @@ def _count_errors(repeat: Repeat, result: Result) -> None:
 
 class ApiMeasurement(ServingMeasurement):
     """`bench serve`: the engine warmed as for a serving run, then the OpenAI-compatible HTTP server
-    until SIGTERM or Ctrl-C (in-flight requests drained first)."""
+    until a stop signal (server.py: in-flight requests drained first, or cut at once); with --report,
+    every request it took is a record, closed whatever ended the session."""
 
     warm_tokens = 8
 
@@ -199,6 +200,7 @@ class ApiMeasurement(ServingMeasurement):
             finally:
                 if recorder is not None:
                     recorder.fill(rep, self.result)
+                    _count_errors(rep, self.result)
 
 
 # -- the scenario: which results a run makes, and the measurement of each repeat ------------------------
