@@ -28,6 +28,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, parse, usage
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected, Sampling
@@ -179,11 +180,14 @@ async def read_body(http_request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
     chunks, size = [], 0
-    async for chunk in http_request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in http_request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # it went away, or was cut for sending too slowly (connections.py): nobody to answer
+        raise ApiError(400, "the client went away before its body arrived") from None
     return b"".join(chunks)
 
 

@@ -69,7 +69,8 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        """Requests holding a row, the joiners of the step under way included."""
+        return len(self._running) + len(self._joining)
 
     def submit(self, request: GenRequest) -> None:
         """Queue a request; RequestRejected (QueueFull) when it cannot be taken."""

@@ -126,7 +126,7 @@ class EngineLoop:
 class Metrics:
     """The server's Prometheus metrics, in a registry of its own: requests waiting and running,
     tokens generated (a counter, and a rate over the last ten seconds), time to first token from
-    each request's arrival (a histogram), requests finished by reason."""
+    each request's arrival (a histogram), requests finished by reason, open connections."""
 
     WINDOW_S = 10.0
 
@@ -145,6 +145,11 @@ class Metrics:
         self.finished = Counter("bench_requests", "requests finished, by reason", ["finish_reason"], registry=r)
         self.arrivals: dict[str, float] = {}
         self.recent: collections.deque = collections.deque()  # (step end, tokens)
+        self.connections = Gauge("bench_connections", "open HTTP connections", registry=r)
+
+    def count_connections(self, count) -> None:
+        """The connections gauge reads count() (the server's, once it exists)."""
+        self.connections.set_function(count)
 
     def on_submit(self, request: GenRequest) -> None:
         self.arrivals[request.id] = request.arrival_s

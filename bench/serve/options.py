@@ -157,6 +157,15 @@ class ServerOptions(Options):
                                               "checkpoint directory's name)", metavar="NAME")
     max_waiting: int = opt(256, "requests that may wait for a row; the next one is answered 429", minimum=1,
                            maximum=1_000_000)
+    max_connections: int = opt(1024, "open connections at most, apart from the requests: past it a new connection "
+                                     "takes the place of the one idle the longest, or (none idle) may only ask "
+                                     "/health, /metrics and /v1/models (anything else: 503)", minimum=2,
+                               maximum=1_000_000)
+    read_timeout_s: float = opt(30.0, "a request's headers and body must arrive within this from its first byte (or "
+                                      "from the connection's opening); a slower one is answered 408 and closed",
+                                exclusive_minimum=0, maximum=3600, metavar="SECONDS")
+    keep_alive_s: float = opt(75.0, "an idle connection between requests is closed after this", exclusive_minimum=0,
+                              maximum=3600, metavar="SECONDS")
     drain_s: float = opt(30.0, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish before they are "
                                "cut off", minimum=0, maximum=3600, metavar="SECONDS")
     report: bool = opt(False, "when the server stops, write a report of its session to --out: telemetry, every "
@@ -165,8 +174,21 @@ class ServerOptions(Options):
                             minimum=1, maximum=10_000_000)
 
     def check(self) -> None:
+        self._check_connections()
         if not _HOST.match(self.host):
             raise ConfigError(f"--host: {self.host[:60]!r} is not an address or host name")
         if self.served_model_name is not None and not _NAME.match(self.served_model_name):
             raise ConfigError("--served-model-name: 1-128 letters, digits and . _ : / - (starting with a letter or "
                               "digit)")
+
+    def _check_connections(self) -> None:
+        import resource
+
+        if self.max_connections <= self.max_waiting:
+            raise ConfigError(f"--max-connections {self.max_connections}: must be more than --max-waiting "
+                              f"({self.max_waiting}): each waiting request holds a connection, and /health needs one")
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        need = self.max_connections + 256  # server.py FILES_BESIDE: what the process opens besides its connections
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise ConfigError(f"--max-connections {self.max_connections}: needs {need:,} open files; this process may "
+                              f"open {hard:,} (ulimit -Hn): lower it")

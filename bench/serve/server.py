@@ -22,12 +22,14 @@ import signal
 from bench.core.errors import BenchError
 from bench.measure.signals import redirected
 from bench.serve.app import Service, create_app
+from bench.serve.connections import protocol_class
 from bench.serve.loop import EngineLoop, Metrics
 from bench.serve.text import load_codec
 
 STOP_NOW = ("SIGQUIT", "SIGXCPU", "SIGPWR")  # every other stop signal drains
 FINISH_S = 10.0  # once stopped, how long the last answers may take to be written before their connections are cut
 POLL_S = 0.05
+FILES_BESIDE = 256  # open files the process needs besides its connections (the model, logs, telemetry)
 
 
 def make_service(engine, codec, name: str, clock, recorder=None) -> Service:
@@ -41,6 +43,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
     """Serve until stopped (see the module's docstring). wl: the blender-serve workload, set up."""
     codec = load_codec(wl.served)
     service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
+    open_files(options.max_connections + FILES_BESIDE)
     server = bench_server(uvicorn_config(create_app(service), options), service, options.drain_s, on_ready)
     service.loop.start()
     try:
@@ -53,10 +56,14 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
 
 
 def uvicorn_config(app, options, **overrides):
-    """uvicorn's settings for the app: logs of warnings only, no lifespan."""
+    """uvicorn's settings for the app: its connections bounded apart from its requests (connections.py;
+    no `limit_concurrency`, which counts connections against the queue), no WebSocket, logs of warnings
+    only, no lifespan."""
     import uvicorn
 
-    settings = dict(host=options.host, port=options.port, log_level="warning", access_log=False, lifespan="off")
+    settings = dict(host=options.host, port=options.port, log_level="warning", access_log=False, lifespan="off",
+                    http=protocol_class(options.max_connections, options.read_timeout_s),
+                    timeout_keep_alive=options.keep_alive_s, ws="none")
     logging.getLogger("uvicorn.error").addFilter(_quiet_cuts)
     return uvicorn.Config(app, **{**settings, **overrides})
 
@@ -81,6 +88,7 @@ def bench_server(config, service: Service, drain_s: float, on_ready=None):
 
         async def startup(self, sockets=None):
             await super().startup(sockets)
+            service.metrics.count_connections(lambda: len(self.server_state.connections))
             if self.started and on_ready is not None:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 on_ready(f"http://{host}:{port}")
@@ -108,6 +116,16 @@ async def stop_serving(server, service: Service, drain_s: float) -> None:
     await _until(lambda: not state.tasks, FINISH_S)
     for task in list(state.tasks):
         task.cancel()
+
+
+def open_files(n: int) -> None:
+    """Raise the soft limit on open files to n where it is lower (up to the hard limit, which
+    ServerOptions.check holds n within)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
 
 
 async def _until(done, seconds: float) -> None:
