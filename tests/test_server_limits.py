@@ -39,7 +39,7 @@ class Gated(FakeExecutor):
 
 
 @contextlib.contextmanager
-def bench_serving(max_batch=2, **server):
+def bench_serving(max_batch=2, codec=None, budget=None, **server):
     """`bench serve`'s server (its settings, protocol and stop) over a Gated executor, in a thread:
     yields (base URL, port, executor); always stopped."""
     from bench.serve.app import create_app
@@ -47,7 +47,9 @@ def bench_serving(max_batch=2, **server):
     options = ServerOptions.build({"port": 0, **server})
     ex = Gated()
     service = make_service(Engine(ex, time.monotonic, max_batch=max_batch, max_waiting=options.max_waiting),
-                           codec_of("tiny", 100), "fake", time.monotonic)
+                           codec or codec_of("tiny", 100), "fake", time.monotonic)
+    if budget is not None:
+        service.budget = budget
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     srv = bench_server(uvicorn_config(create_app(service), options), service, drain_s=0)
@@ -58,7 +60,7 @@ def bench_serving(max_batch=2, **server):
     try:
         wait_for(lambda: srv.started or not thread.is_alive(), "the server starts")
         assert srv.started
-        yield f"http://127.0.0.1:{port}", port, ex
+        yield f"http://127.0.0.1:{port}", port, ex, service
     finally:
         ex.gate.set()
         srv.should_exit = True
@@ -122,7 +124,7 @@ def shaped(raw: bytes, status: int) -> dict:
     b"P",  # one byte, then more of the same
 ])
 def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_served(dripped):
-    with bench_serving(read_timeout_s=0.5) as (url, port, _):
+    with bench_serving(read_timeout_s=0.5) as (url, port, *_):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             stop = threading.Event()
             drip(s, dripped, stop)
@@ -135,7 +137,7 @@ def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_ser
 
 @pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
 def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
-    with bench_serving(read_timeout_s=0.5) as (url, port, ex):
+    with bench_serving(read_timeout_s=0.5) as (url, port, ex, _):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
                       b"\r\n" % path.encode())
@@ -149,7 +151,7 @@ def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
 
 
 def test_idle_connections_are_closed_before_a_request_and_after_one():
-    with bench_serving(read_timeout_s=0.5, keep_alive_s=0.5) as (url, port, _):
+    with bench_serving(read_timeout_s=0.5, keep_alive_s=0.5) as (url, port, *_):
         silent = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -162,7 +164,7 @@ def test_idle_connections_are_closed_before_a_request_and_after_one():
 
 # -- connections bounded apart from requests ------------------------------------------------------------------
 def test_connections_past_the_limit_take_the_place_of_idle_ones():
-    with bench_serving(max_connections=8, max_waiting=4) as (url, port, _):
+    with bench_serving(max_connections=8, max_waiting=4) as (url, port, *_):
         idle = [socket.create_connection(("127.0.0.1", port), timeout=HANG_S) for _ in range(8)]
         wait_for(lambda: metric(url, "bench_connections") >= 8, "the idle connections are open")
         for _ in range(3):  # each fresh connection closes the one idle the longest
@@ -175,7 +177,7 @@ def test_connections_past_the_limit_take_the_place_of_idle_ones():
 def test_when_every_connection_serves_a_request_a_new_one_may_only_ask_the_status():
     import httpx
 
-    with bench_serving(max_connections=5, max_waiting=4, max_batch=2) as (url, port, ex):
+    with bench_serving(max_connections=5, max_waiting=4, max_batch=2) as (url, port, ex, _):
         ex.gate.clear()  # the first step waits (one request joining it), the next four wait for it
         body = {"model": "fake", "prompt": [5], "max_tokens": 3, "stream": True}
         with contextlib.ExitStack() as stack:
@@ -200,7 +202,7 @@ def test_a_full_queue_is_a_429_with_openai_s_body_however_many_connections(setti
     import httpx
 
     n = 4 * (settings["max_waiting"] + settings["max_batch"])
-    with bench_serving(**settings) as (url, port, ex):
+    with bench_serving(**settings) as (url, port, ex, _):
         ex.gate.clear()
 
         async def main():

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -32,20 +34,52 @@ from starlette.requests import ClientDisconnect
 
 from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, parse, usage
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected, Sampling
-from bench.serve.text import Detokenizer
+from bench.serve.text import BUDGET, Detokenizer, RenderBudget, TemplateRefused
 
 MAX_BODY = 1 << 20
 COMPLETION_TOKENS = 16  # OpenAI's default max_tokens for completions
+TEXT_THREADS = 4  # renders at once; each bounded by its budget (text.py)
 _GONE = object()  # put in a request's queue when its client disconnects
 
 
 class Service:
-    """What the routes need: the engine loop, the text codec, the model's name and limits, the clock."""
+    """What the routes need: the engine loop, the text codec, the model's name and limits, the clock;
+    a few threads for text (a chat template is code: text.py bounds it, and it runs off the event loop)."""
 
-    def __init__(self, loop, codec, name: str, clock, metrics):
+    def __init__(self, loop, codec, name: str, clock, metrics, budget: RenderBudget = BUDGET):
         self.loop, self.codec, self.name, self.clock, self.metrics = loop, codec, name, clock, metrics
         self.max_source, self.max_tokens = loop.engine.executor.max_source, loop.engine.executor.max_tokens
         self.created = int(time.time())
+        self.budget, self.stopping = budget, threading.Event()
+        self.text = ThreadPoolExecutor(TEXT_THREADS, thread_name_prefix="bench-text")
+        self.rendering = 0  # texts being turned into ids, off the event loop
+
+    def close(self) -> None:
+        """The server stops: a render under way ends at its next template line; none starts."""
+        self.stopping.set()
+        self.text.shutdown(wait=False, cancel_futures=True)
+
+    async def ids(self, body, chat: bool) -> list[int]:
+        """The prompt's or the messages' token ids; text is encoded (a chat template rendered) off the
+        event loop."""
+        if chat:
+            return await self._off_loop(self.chat_ids, body.messages)
+        prompt = body.prompt
+        text = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and isinstance(prompt[0], str))
+        return await self._off_loop(self.prompt_ids, prompt) if text else self.prompt_ids(prompt)
+
+    async def _off_loop(self, fn, arg):
+        self.rendering += 1
+        try:
+            return await asyncio.wrap_future(self.text.submit(fn, arg))
+        except TemplateRefused as exc:
+            status = 503 if exc.code == "server_stopping" else 400
+            raise ApiError(status, str(exc), "server_error" if status == 503 else "invalid_request_error",
+                           param=None if status == 503 else "messages", code=exc.code) from None
+        except RuntimeError:  # the threads were shut down: the server is stopping
+            raise ApiError(503, "the server is stopping", "server_error", code="server_stopping") from None
+        finally:
+            self.rendering -= 1
 
     # -- a body to an engine request --------------------------------------------------------------
     def prompt_ids(self, prompt) -> list[int]:
@@ -63,7 +97,7 @@ class Service:
         if not self.codec.has_text:
             raise ApiError(400, "this model has no tokenizer: use /v1/completions with the prompt as token ids",
                            param="messages")
-        return self.codec.chat([(m.role, m.text) for m in messages])
+        return self.codec.chat([(m.role, m.text) for m in messages], self.budget, self.stopping)
 
     def _encode(self, text: str) -> list[int]:
         if not self.codec.has_text:
@@ -219,7 +253,7 @@ def _errors(app: FastAPI) -> None:
 def _generation_routes(app: FastAPI, service: Service) -> None:
     async def generate(http_request: Request, chat: bool):
         body = parse(await read_body(http_request), ChatRequest if chat else CompletionRequest)
-        ids = service.chat_ids(body.messages) if chat else service.prompt_ids(body.prompt)
+        ids = await service.ids(body, chat)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         request = service.request(body, ids, chat, rid)
         queue = service.submit(request)

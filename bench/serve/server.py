@@ -52,6 +52,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
         raise BenchError(f"--host {options.host} --port {options.port}: could not listen there (in use, or not "
                          "an address of this machine)") from None
     finally:
+        service.close()
         service.loop.stop()
 
 
@@ -109,6 +110,7 @@ async def stop_serving(server, service: Service, drain_s: float) -> None:
     for connection in list(state.connections):
         connection.shutdown()  # uvicorn's: closes an idle one, and a busy one after its response
     await _until(lambda: not state.tasks or server.stop_now, drain_s)
+    service.close()
     await asyncio.to_thread(service.loop.stop)
     await _until(lambda: not state.tasks, FINISH_S)
     for connection in list(state.connections):  # a client that does not read its answer
