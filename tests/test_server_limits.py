@@ -39,7 +39,7 @@ class Gated(FakeExecutor):
 
 
 @contextlib.contextmanager
-def bench_serving(max_batch=2, codec=None, budget=None, **server):
+def bench_serving(max_batch=2, codec=None, budget=None, sndbuf=None, **server):
     """`bench serve`'s server (its settings, protocol and stop) over a Gated executor, in a thread:
     yields (base URL, port, executor); always stopped."""
     from bench.serve.app import create_app
@@ -51,6 +51,8 @@ def bench_serving(max_batch=2, codec=None, budget=None, **server):
     if budget is not None:
         service.budget = budget
     sock = socket.socket()
+    if sndbuf is not None:  # the accepted connections' send buffers (Linux: they inherit the listener's)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     sock.bind(("127.0.0.1", 0))
     srv = bench_server(uvicorn_config(create_app(service), options), service, drain_s=0)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -124,7 +126,7 @@ def shaped(raw: bytes, status: int) -> dict:
     b"P",  # one byte, then more of the same
 ])
 def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_served(dripped):
-    with bench_serving(read_timeout_s=0.5) as (url, port, *_):
+    with bench_serving(client_timeout_s=0.5) as (url, port, *_):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             stop = threading.Event()
             drip(s, dripped, stop)
@@ -137,7 +139,7 @@ def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_ser
 
 @pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
 def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
-    with bench_serving(read_timeout_s=0.5) as (url, port, ex, _):
+    with bench_serving(client_timeout_s=0.5) as (url, port, ex, _):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
                       b"\r\n" % path.encode())
@@ -151,7 +153,7 @@ def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
 
 
 def test_idle_connections_are_closed_before_a_request_and_after_one():
-    with bench_serving(read_timeout_s=0.5, keep_alive_s=0.5) as (url, port, *_):
+    with bench_serving(client_timeout_s=0.5, keep_alive_s=0.5) as (url, port, *_):
         silent = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -160,6 +162,20 @@ def test_idle_connections_are_closed_before_a_request_and_after_one():
         assert b'"status":"ok"' in closed_by_server(kept)  # answered, then closed when idle
         silent.close()
         kept.close()
+
+
+def test_a_client_that_stops_reading_its_answer_is_cut():
+    with bench_serving(client_timeout_s=0.5, sndbuf=4096) as (url, port, *_):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        body = json.dumps({"model": "fake", "prompt": [5], "max_tokens": 512, "stream": True}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        served_meanwhile(url)
+        wait_for(lambda: metric(url, "bench_connections") == 1, "the reader that stalled is cut")  # (this query's own)
+        assert b"data: [DONE]" not in closed_by_server(s)
+        s.close()
 
 
 # -- connections bounded apart from requests ------------------------------------------------------------------

@@ -5,10 +5,12 @@ as `uvicorn.Config(http=...)`), with what it lacks: it waits for a request's hea
 keep-alive timer starts only after a response), and its `limit_concurrency` counts connections against
 the request queue (a full count answers every request, /health included, with a plain-text 503).
 Here:
-  read deadline  a request's headers and body arrive within `read_timeout_s` of its first byte (of the
+  read deadline  a request's headers and body arrive within `client_timeout_s` of its first byte (of the
                  connection's opening, for its first request), however slowly they drip: past it, a
                  connection still sending headers is answered 408 and closed, one still sending its
                  body is closed (the app sees its client gone)
+  write stall    a client that stops reading its answer (the transport's buffer full: writing paused)
+                 for `client_timeout_s` is cut; the app sees it gone, and its request is cancelled
   idle           a connection between requests is closed after `keep_alive_s` (uvicorn's own timer)
   count          at most `max_connections` open: a new one past it takes the place of the connection
                  that has waited longest without a request being served on it; where every one is
@@ -24,6 +26,7 @@ import json
 
 SPARE = 64  # connections past the limit that still get an answer (their status paths, or a 503)
 STATUS_PATHS = ("/health", "/metrics", "/v1/models")
+WRITE_BUFFER = 16 << 10  # bytes held for a client before writing pauses (asyncio's default: 64 KiB)
 
 
 def _error(status: int, message: str, code: str) -> dict:
@@ -54,25 +57,26 @@ def too_many(app, max_connections: int):
     return refuse
 
 
-def protocol_class(max_connections: int, read_timeout_s: float):
+def protocol_class(max_connections: int, client_timeout_s: float):
     """uvicorn's H11Protocol with the bounds of the module's docstring."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     return type("BoundedH11Protocol", (Bounded, H11Protocol),
-                {"max_connections": max_connections, "read_timeout_s": read_timeout_s})
+                {"max_connections": max_connections, "client_timeout_s": client_timeout_s})
 
 
 class Bounded:
     """What connections.protocol_class adds to uvicorn's H11Protocol (it comes after this in the MRO)."""
 
     max_connections: int
-    read_timeout_s: float
-    read_timer = None
+    client_timeout_s: float
+    read_timer = write_timer = None
     active_at = 0.0
     heard = False  # bytes of the request under way have arrived
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        transport.set_write_buffer_limits(WRITE_BUFFER)
         self.active_at = self.loop.time()
         self._arm()
         open_now = sum(1 for c in self.connections if not c.transport.is_closing())
@@ -95,7 +99,22 @@ class Bounded:
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        self._write_moves()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.write_timer is None:
+            self.write_timer = self.loop.call_later(self.client_timeout_s, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        self._write_moves()
+        super().resume_writing()
+
+    def _write_moves(self) -> None:
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
 
     def on_response_complete(self) -> None:
         self.active_at = self.loop.time()
@@ -106,7 +125,7 @@ class Bounded:
 
     def _arm(self) -> None:
         self._disarm()
-        self.read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
+        self.read_timer = self.loop.call_later(self.client_timeout_s, self._read_timed_out)
 
     def _disarm(self) -> None:
         if self.read_timer is not None:
@@ -119,7 +138,7 @@ class Bounded:
             return
         if self._between_requests() and self.heard:
             self.transport.write(_raw(408, "Request Timeout", f"the request did not arrive within "
-                                      f"{self.read_timeout_s:g} s", "request_timeout"))
+                                      f"{self.client_timeout_s:g} s", "request_timeout"))
         self.transport.close()  # a body still arriving: the app sees its client gone
 
     def _evict_one(self) -> bool:

@@ -161,9 +161,11 @@ class ServerOptions(Options):
                                      "takes the place of the one idle the longest, or (none idle) may only ask "
                                      "/health, /metrics and /v1/models (anything else: 503)", minimum=2,
                                maximum=1_000_000)
-    read_timeout_s: float = opt(30.0, "a request's headers and body must arrive within this from its first byte (or "
-                                      "from the connection's opening); a slower one is answered 408 and closed",
-                                exclusive_minimum=0, maximum=3600, metavar="SECONDS")
+    client_timeout_s: float = opt(30.0, "a client must send a request's headers and body within this from its first "
+                                        "byte (or from the connection's opening), and take an answer's bytes without "
+                                        "stalling longer than this; a slower one is cut (answered 408 where it was "
+                                        "still sending its headers)", exclusive_minimum=0, maximum=3600,
+                                  metavar="SECONDS")
     keep_alive_s: float = opt(75.0, "an idle connection between requests is closed after this", exclusive_minimum=0,
                               maximum=3600, metavar="SECONDS")
     drain_s: float = opt(30.0, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish before they are "

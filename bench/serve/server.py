@@ -63,7 +63,7 @@ def uvicorn_config(app, options, **overrides):
     import uvicorn
 
     settings = dict(host=options.host, port=options.port, log_level="warning", access_log=False, lifespan="off",
-                    http=protocol_class(options.max_connections, options.read_timeout_s),
+                    http=protocol_class(options.max_connections, options.client_timeout_s),
                     timeout_keep_alive=options.keep_alive_s, ws="none")
     logging.getLogger("uvicorn.error").addFilter(_quiet_cuts)
     return uvicorn.Config(app, **{**settings, **overrides})
