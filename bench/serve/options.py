@@ -168,8 +168,9 @@ class ServerOptions(Options):
                                   metavar="SECONDS")
     keep_alive_s: float = opt(75.0, "an idle connection between requests is closed after this", exclusive_minimum=0,
                               maximum=3600, metavar="SECONDS")
-    drain_s: float = opt(30.0, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish before they are "
-                               "cut off", minimum=0, maximum=3600, metavar="SECONDS")
+    drain_s: float = opt(30.0, "on SIGTERM, Ctrl-C or another draining signal (docs/serving.md), how long requests in "
+                               "flight may take to finish before they are cut off", minimum=0, maximum=3600,
+                         metavar="SECONDS")
     report: bool = opt(False, "when the server stops, write a report of its session to --out: telemetry, every "
                               "request's times and tokens, graph compiles")
     record_limit: int = opt(100_000, "with --report: requests recorded at most (those after are counted, not kept)",
