@@ -1,6 +1,8 @@
+import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,61 @@ for _sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HANG_GUARD_S = 900  # a wait that takes longer has hung: a guard that stops a hung test, never a speed limit
+
+
+def wait_until(predicate, what: str, poll_s: float = 0.01):
+    """Wait for the event a test needs (predicate() true, its value returned), however slow the machine:
+    the deadline is a hang guard only. Never sleep a guessed time and then count."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not (got := predicate()):
+        assert time.monotonic() < deadline, f"waited {HANG_GUARD_S} s and still not: {what}"
+        time.sleep(poll_s)
+    return got
+
+
+def steps_measured(tmp) -> int:
+    """How many steps the worker of a run whose TMPDIR is `tmp` has said it measured so far (its events,
+    JSON lines in the run's folder there; a line still being written is skipped)."""
+    done = 0
+    for path in Path(tmp).glob("bench-run-*/*.events"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("event") == "progress" and e.get("phase") == "measure":
+                done = max(done, e.get("done") or 0)
+    return done
+
+
+def sampler_rows(sampler) -> list[dict]:
+    """What a running sampler has written so far, in order (it flushes each line): its status lines
+    ({"status": ...}, one after each collector it opened) and its sample rows."""
+    rows = []
+    with open(sampler.path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break  # a line still being written
+    return rows
+
+
+def sampled(sampler, n: int = 1, collector: str | None = None) -> list[dict] | None:
+    """The sample rows once the sampler has written n of them (after it opened `collector`, when given,
+    and then with its keys, when it is available); None before."""
+    rows = sampler_rows(sampler)
+    if collector is not None:
+        opened = [i for i, r in enumerate(rows) if collector in r.get("status", {})]
+        if not opened:
+            return None
+        status = rows[opened[0]]["status"][collector]
+        prefixes = tuple(f"{s}." for s in status.get("sources", {})) if status["available"] else ()
+        rows = [r for r in rows[opened[0]:] if "t" in r and (not prefixes or any(k.startswith(prefixes) for k in r))]
+    samples = [r for r in rows if "t" in r]
+    return samples if len(samples) >= n else None
 
 
 def run_config(*args):

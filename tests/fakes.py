@@ -208,6 +208,22 @@ def shape_counting_backend(static_shapes=True):
         def synchronize(self):
             self._run_queued()
 
+        def autocast(self, precision):
+            """The device's ops are seen whichever thread runs them (the bridge counts compiles per process,
+            and the serving engine steps on a thread of its own): a thread without the queue's mode enters it
+            for the executor's compute (which opens every step with autocast)."""
+            import contextlib
+
+            from torch.overrides import _get_current_function_mode_stack
+
+            inner = super().autocast(precision)
+            if self.queue in _get_current_function_mode_stack():
+                return inner
+            stack = contextlib.ExitStack()
+            stack.enter_context(self.queue)
+            stack.enter_context(inner)
+            return stack
+
         def compile_stats(self):
             return {"graphs": len(self.graphs), "seconds": None, "source": "fake: distinct graphs between syncs"}
 

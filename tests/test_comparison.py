@@ -16,11 +16,11 @@ from conftest import cli_run as run_cli
 from reportgen import make_report, serving_report
 
 from bench.analysis.compare import compare
-from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode
+from bench.analysis.comparison import CurvePoint, HintCode, NoteCode, ReasonCode, UnsettledCode
 from bench.analysis.options import parse_gate
 from bench.analysis.serving import capacity
 from bench.model.io import dump_report, load_report
-from bench.model.report import Fingerprint, ServedBy
+from bench.model.report import FigureSpec, Fingerprint, ServedBy
 from bench.render import words
 from bench.render.screen import Screen
 
@@ -54,7 +54,10 @@ def everything():
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
                                                               "completions", "tiny", True, True)))]
-    return loaded + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
+    old = serving_report("srv-old", [(2.0, True), (4.0, False)], seed=6)  # led with the busy rate, as 0.2 wrote it
+    for res in old.results:
+        res.figures = [FigureSpec("metrics.samples_per_s", "requests/s busy", "requests/s", "higher", lead=True)]
+    return loaded + [("old.json", old)] + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
 
 
 def arithmetic_pair(workload="mixed", precision="bf16", recorded=True):
@@ -140,6 +143,7 @@ def test_every_code_has_exactly_one_wording():
     assert set(words.NOTES) == notes and set(words.REASONS) == reasons
     assert set(words.HINTS) == set(get_args(HintCode)) and not set(words.HINTS) & (notes | reasons)
     assert set(words.CAPACITY) == {"bracket", "at_least", "below", "no_slo"}
+    assert set(words.UNSETTLED) == set(get_args(UnsettledCode))
 
 
 def test_a_comparison_carries_every_note_as_a_code_and_each_is_worded():
@@ -235,7 +239,9 @@ def test_serving_values_of_the_wrong_type_are_unknown_not_a_crash_or_a_pass():
     ([(1, False), (2, False)], "below", "below 1 requests/s"),
     ([(5, True)], "at_least", "at least 5 requests/s"),
     ([(5, None)], "no_slo", "no SLO to judge by"),
-    ([(2, True), (8, False), (1, False)], "bracket", "2 requests/s (met the SLO; 8 did not)"),
+    ([(2, True), (8, False), (1.5, True)], "bracket", "2 requests/s (met the SLO; 8 did not)"),
+    # a rate that met the SLO above one that missed it: the machine moved under the search
+    ([(2, True), (8, False), (1, False)], "bracket", "unsettled: 2 requests/s met the SLO where 1 missed it"),
 ])
 def test_capacity_is_a_code_and_its_bracket(points, code, text):
     cap = capacity([CurvePoint(qps=q, slo_met=ok) for q, ok in points])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import wait_until
 
 from bench.devices.cuda.collectors import NvidiaSmiCollector, parse_nvidia_smi
 from bench.devices.hpu.collectors import HlSmiCollector, parse_hl_smi
@@ -113,6 +114,11 @@ def test_hl_smi_collector_by_module_id(monkeypatch, tmp_path):
 
 # ---- the bounded tool runner ------------------------------------------------------------------------
 
+# The tools below sleep over 600 s; a bounded run returns in about its timeout (1-2 s). Whether it was bounded is
+# told apart far from both: a loaded machine never makes the bound take this long, an unbounded run always does.
+BOUNDED_S = 300
+
+
 def leftovers(marker: str) -> list:
     out = []
     for p in psutil.process_iter(["cmdline"]):
@@ -132,9 +138,8 @@ def test_a_misbehaving_tool_is_bounded_and_leaves_nothing_running(tmp_path, body
     start = time.monotonic()
     with pytest.raises(ToolError, match=why):
         run_tool([str(tmp_path / "tool")], timeout_s=1.0)
-    assert time.monotonic() - start < 5
-    time.sleep(0.2)
-    assert leftovers("sleep 61") == []
+    assert time.monotonic() - start < BOUNDED_S
+    wait_until(lambda: leftovers("sleep 61") == [], "the killed tool gone")  # SIGKILLed: gone within moments
 
 
 def test_binary_output_is_decoded_without_error(tmp_path):
@@ -162,11 +167,10 @@ def test_bench_list_with_a_hostile_nvidia_smi(tmp_path, monkeypatch, capsys, bod
     start = time.monotonic()
     code = cli.cli(["list", "--json"])
     out = capsys.readouterr().out
-    assert code == 0 and time.monotonic() - start < 8
+    assert code == 0 and time.monotonic() - start < BOUNDED_S
     nvml = {c["collector"]: c for c in json.loads(out)["collectors"]}["nvml"]
     assert nvml["usable"] is False and why in nvml["reason"]
-    time.sleep(0.2)
-    assert leftovers("sleep 619") == []
+    wait_until(lambda: leftovers("sleep 619") == [], "the killed tool gone")
 
 
 # nvidia-smi refuses a field it does not know, and exits non-zero (huggingface/candle#733's message)

@@ -58,6 +58,12 @@ class Workload:
 
     # -- before anything runs ------------------------------------------------------------------------
     @classmethod
+    def figures_for(cls, options) -> tuple[FigureSpec, ...]:
+        """The figures its results declare with these options (the one marked `lead` is what they lead
+        with; none marked: its throughput, `main_metric`). By default its `figures`."""
+        return cls.figures
+
+    @classmethod
     def check(cls, common, options, device) -> None:
         """Refuse, with ConfigError, a configuration this workload cannot run (lengths beyond the
         model's positions, a missing extra, a model directory that is not one). `device` describes

@@ -20,7 +20,7 @@ from bench.analysis.runs import Run, handicap, make_runs, pick_baseline
 from bench.analysis.scaling import scaling_groups
 from bench.analysis.serving import served, served_notes, serving_curves, tail_notes
 from bench.core.errors import ConfigError
-from bench.model.derive import WORK, figure_key
+from bench.model.derive import WORK, figure_key, is_throughput
 from bench.model.fields import plain
 from bench.model.parity import disagreement
 from bench.model.report import Report
@@ -84,12 +84,13 @@ def _baseline_of(runs: list[Run], base_id: str, title: str, notes: list[Note]) -
 
 
 def compare_workload(runs: list[Run], base: Run, rules: Rules) -> WorkloadComparison:
-    metric = base.result.main_metric or "samples_per_s"
+    """The baseline's lead leads: a throughput, or a serving result's latency at its offered rate."""
+    lead = base.lead
     ordered = [base, *runs]
     specs = table.figure_specs(ordered)
-    return WorkloadComparison(workload=base.workload, variant=base.variant, main_metric=metric,
-                              baseline=base.info(), columns=table.columns(ordered, metric, rules.costing),
-                              rows=[make_row(r, base, metric, specs, rules) for r in runs])
+    return WorkloadComparison(workload=base.workload, variant=base.variant, main_metric=figure_key(lead.key),
+                              baseline=base.info(), columns=table.columns(ordered, rules.costing),
+                              rows=[make_row(r, base, lead, specs, rules) for r in runs])
 
 
 def judged(run: Run, base: Run, rules: Rules) -> dict:
@@ -103,19 +104,32 @@ def judged(run: Run, base: Run, rules: Rules) -> dict:
            "mismatch": disagreement(base.result.fingerprint, run.result.fingerprint)}
     if diff and not rules.force:
         return {**out, "verdict": "not_comparable"}
-    metric = base.result.main_metric or "samples_per_s"
-    s = verdicts.speedup(run, base, metric, rules.min_repeats, rules.min_effect)
-    return {**out, "verdict": s.verdict, "speedup": s, "outlook": verdicts.verdict_outlook(s, verdicts.sides(run, base, metric))}
+    s, sides = lead_speedup(run, base, rules)
+    return {**out, "verdict": s.verdict, "speedup": s, "outlook": verdicts.verdict_outlook(s, sides)}
 
 
-def make_row(run: Run, base: Run, metric: str, specs, rules: Rules) -> Row:
+def lead_speedup(run: Run, base: Run, rules: Rules):
+    """(the speedup of the baseline's lead, the per-repeat values it was made of). A latency's is the
+    baseline's over the run's: "faster" is lower, as a throughput's "faster" is higher."""
+    lead = base.lead
+    metric = figure_key(lead.key)
+    if is_throughput(lead):
+        s = verdicts.speedup(run, base, metric, rules.min_repeats, rules.min_effect)
+        return s, verdicts.sides(run, base, metric)
+    s = verdicts.figure_speedup(run, base, metric, lead.key, rules.min_repeats, rules.min_effect,
+                                lower=lead.better == "lower")
+    return s, verdicts.sides(run, base, metric, lead.key)
+
+
+def make_row(run: Run, base: Run, lead, specs, rules: Rules) -> Row:
     v = judged(run, base, rules)
+    metric = run.result.main_metric or "samples_per_s"  # the throughput a cost is figured from
     rates, per_unit_j = table.cost_inputs(run, metric)
     cost = run_cost(run, rules.costing, rates, per_unit_j, metric, table.serves(run))
     serving = served_notes(run, base) + tail_notes(run.name, run.result.workload_metrics or {})
     notes = row_notes(run, base, v) + arithmetic_notes(run, base) + serving + price_notes(run, rules.costing, cost)
     v.pop("outlook", None)
-    return Row(run=run.info(), lead=table.lead(run, metric), figures=table.figures(run, specs),
+    return Row(run=run.info(), lead=table.lead(run, lead), figures=table.figures(run, specs),
                repeats=len(run.result.timing.measured) or None, set_aside=set_aside(run), cost=cost,
                served=served(run), warnings=table.warning_codes(run, v.get("mismatch")), notes=notes, **v)
 
@@ -128,6 +142,8 @@ def row_notes(run: Run, base: Run, v: dict) -> list[Note]:
 
     diff = v.get("differences", [])
     notes = [note("published", source=run.report.source)] if run.published else []
+    if run.old_lead:
+        notes.append(note("old_lead", lead=figure_key(run.lead.key)))
     if diff:
         notes.append(note("not_comparable", baseline=base.name,
                           differences=[[k, run.params.get(k), base.params.get(k)] for k in diff]))
@@ -176,7 +192,7 @@ def gated_figure(gate: Gate, comp: WorkloadComparison, base: Run) -> tuple[str |
     workload; None where the workload has no such figure."""
     if gate.metric in WORK:
         return None, "higher"
-    spec = next((f for f in base.result.figures if figure_key(f.key) == gate.metric), None)
+    spec = next((f for f in base.figures if figure_key(f.key) == gate.metric), None)
     if spec is None:
         return None
     if spec.better == "none":

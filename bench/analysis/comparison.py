@@ -32,9 +32,16 @@ NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "ha
                    "priced", "unpriced", "price_unmatched", "served_by",
                    "arithmetic",  # same precision name, other arithmetic (bench/analysis/arithmetic.py)
                    "tail",  # a serving row's (and a curve's) SLO verdict
+                   "old_lead",  # a serving report from when serving led with the engine-busy rate
                    "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]
+# Why the probes do not settle a capacity (bench/serve/maths/capacity.py _unsettled): a disturbed probe, a rate
+# that met the SLOs above one that missed them, an SLO's p99 that fell as load rose beyond its noise.
+UnsettledCode = Literal["disturbed", "verdicts", "latency"]
+# What would settle a capacity: more requests for a valid verdict at a rate, a probe between the bracket's
+# sides, a higher or a lower rate than any tried, a quieter machine.
+SettleCode = Literal["more_requests", "between", "higher", "lower", "quieter"]
 
 
 class Typed(BaseModel):
@@ -203,6 +210,23 @@ class CurvePoint(Typed):
     slo_attainment: float | None = None
     requests: int | None = None
     errors: int | None = None
+    more: int | None = None  # requests a provisional verdict still needs, were none more over (LoadGen)
+    missed: list[str] = []  # the SLOs (ttft, tpot, e2e) whose p99 missed its bound at this rate
+    provisional: list[str] = []  # the SLOs whose verdict at this rate its requests cannot support
+
+
+class Unsettled(Typed):
+    """Why a capacity's probes do not settle it: a code and the values its wording needs."""
+
+    code: UnsettledCode
+    values: dict[str, Any] = {}
+
+
+class Settle(Typed):
+    """One thing that would settle a capacity: a code and the values its wording needs."""
+
+    code: SettleCode
+    values: dict[str, Any] = {}
 
 
 class Capacity(Typed):
@@ -214,6 +238,8 @@ class Capacity(Typed):
     below_qps: float | None = None
     qps_valid: bool | None = None
     below_valid: bool | None = None
+    unsettled: Unsettled | None = None  # why the probes do not settle it, where they do not
+    settle: list[Settle] = []  # what would settle it
 
 
 class CapacityCost(Typed):

@@ -9,9 +9,13 @@ from pathlib import Path
 from bench.analysis.comparison import Note, RunInfo
 from bench.core.errors import ConfigError
 from bench.core.text import clip, shell_path
-from bench.model.derive import recompute
+from bench.model.derive import lead_of, recompute
 from bench.model.fields import plain
-from bench.model.report import Interval, Metrics, Report, Result, variant_label
+from bench.model.report import FigureSpec, Interval, Metrics, Report, Result, variant_label
+from bench.serve.maths.metrics import SLOS, lead_figure
+
+
+BUSY_LABEL = "engine-busy requests/s"  # a serving result's old lead, as bench/serve/workload.py names it now
 
 
 @dataclass
@@ -33,6 +37,30 @@ class Run:
         """A serving result (its requests recorded, or its serving figures)."""
         return "offered_qps" in (self.result.workload_metrics or {}) or any(
             r.requests is not None for r in self.result.timing.repeats)
+
+    @property
+    def figures(self) -> list[FigureSpec]:
+        """The figures the result declares. A serving result written before it led with its latency led
+        with its engine-busy rate: it leads with the latency its SLO names now, and the busy rate is kept
+        beside it, marked as the old lead."""
+        figures = self.result.figures
+        old = next((f for f in figures if f.lead and f.key == "metrics.samples_per_s"), None)
+        if not self.serves or old is None:
+            return figures
+        wm = self.result.workload_metrics or {}
+        lead = lead_figure({k: wm.get(f"slo.{k}_s") for k in SLOS})
+        busy = FigureSpec(old.key, BUSY_LABEL, old.unit, old.better)
+        return [lead, *(busy if f is old else f for f in figures if f.key != lead.key)]
+
+    @property
+    def old_lead(self) -> bool:
+        """A serving result written when serving results led with the engine-busy rate (compare marks it)."""
+        return self.serves and any(f.lead and f.key == "metrics.samples_per_s" for f in self.result.figures)
+
+    @property
+    def lead(self) -> FigureSpec:
+        """The figure this run leads with (bench/model/derive.py lead_spec)."""
+        return lead_of(self.figures, self.result.main_metric)
 
     @property
     def params(self) -> dict:

@@ -17,11 +17,16 @@ the same rule the search stops by.
 
 from __future__ import annotations
 
-from bench.analysis.comparison import Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve
+import math
+
+from bench.analysis.comparison import (Capacity, CapacityCost, CurvePoint, Note, Served, ServingCurve, Settle,
+                                      Unsettled)
 from bench.analysis.cost import hourly, price_for
 from bench.analysis.table import number
+from bench.analysis.verdicts import withheld
 from bench.serve.maths import tails
-from bench.serve.maths.capacity import bracket
+from bench.serve.maths.capacity import BRACKET, Probe, bracket, quantile_interval
+from bench.serve.maths.metrics import judged, nearest_rank, sessions
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
 SLOS = ("ttft", "tpot", "e2e")
@@ -79,8 +84,8 @@ def serving_curves(runs, costing=None) -> list[ServingCurve]:
     groups: dict[tuple, list] = {}
     for run in runs:
         wm = run.result.workload_metrics or {}
-        if run.result.status != "ok" or number(wm.get("offered_qps")) is None:
-            continue
+        if run.result.status not in ("ok", "failed") or number(wm.get("offered_qps")) is None:
+            continue  # a failed rate (most of its requests failed) is a point that missed; an interrupted one is none
         key = (run.report.run_id, run.workload,
                repr(sorted((k, repr(v)) for k, v in run.params.items() if k not in RATE_KEYS)))
         groups.setdefault(key, []).append(run)
@@ -96,7 +101,31 @@ def point(run) -> CurvePoint:
                       e2e_p99_s=_stat(wm.get("e2e_s"), "p99"), slo_met=met if isinstance(met, bool) else None,
                       slo_valid=valid if isinstance(valid, bool) else None,
                       slo_attainment=number(wm.get("slo_attainment")), requests=_count(wm.get("requests")),
-                      errors=_count(wm.get("errors")))
+                      errors=_count(wm.get("errors")), more=_more(wm), **_per_slo(wm))
+
+
+def _per_slo(wm: dict) -> dict:
+    """Which SLOs missed at a rate, and which verdicts there are provisional: each mark on its own SLO."""
+    missed, provisional = [], []
+    for slo in SLOS:
+        n, over = _count(wm.get(f"slo.{slo}.n")), _count(wm.get(f"slo.{slo}.over"))
+        if n is None or over is None or over > n or n == 0 or number(wm.get(f"slo.{slo}_s")) is None:
+            continue
+        c = tails.claim(n, over)
+        missed += [] if c.met else [slo]
+        provisional += [] if c.valid else [slo]
+    return {"missed": missed, "provisional": provisional}
+
+
+def _more(wm: dict) -> int | None:
+    """Requests a provisional verdict at this rate still needs, if none more were over (the most of any SLO)."""
+    needs = []
+    for slo in SLOS:
+        n, over = _count(wm.get(f"slo.{slo}.n")), _count(wm.get(f"slo.{slo}.over"))
+        if n is not None and over is not None and over <= n and number(wm.get(f"slo.{slo}_s")) is not None:
+            c = tails.claim(n, over)
+            needs.append(c.more if c.met else None)  # a miss needs more requests too, but no count says how many
+    return None if not needs or None in needs else max(needs)
 
 
 def achieved(wm: dict) -> float | None:
@@ -105,12 +134,28 @@ def achieved(wm: dict) -> float | None:
     return number(getattr(value, "value", value))
 
 
+def probe(run, p: CurvePoint, slos: dict[str, float | None]) -> Probe:
+    """A point as the capacity reads it: its verdict, each SLO'd figure's p99 with its interval (from
+    the request log, failed requests over every bound), and why it is not to be trusted, if it is not."""
+    found = sessions(run.result.timing.counted)
+    p99s = []
+    for slo in (k for k, bound in slos.items() if bound is not None):
+        latencies = sorted(v for s in found for r in s.requests
+                           for v in [(judged(r) or {}).get(slo, math.inf)])
+        if latencies:
+            lo, hi = quantile_interval(latencies)
+            p99s.append((slo, nearest_rank(latencies), lo, hi))
+    why = withheld(run)
+    return Probe(p.qps, p.slo_met, p.slo_valid, tuple(p99s), why.values.get("detail") or why.code if why else None)
+
+
 def curve(runs, costing) -> ServingCurve:
     ordered = sorted(runs, key=lambda r: r.result.workload_metrics["offered_qps"])
     points = [point(r) for r in ordered]
     first = runs[0]
     wm = first.result.workload_metrics
-    cap = capacity(points)
+    slos = {k: number(wm.get(f"slo.{k}_s")) for k in SLOS}
+    cap = capacity(points, [probe(r, p, slos) for r, p in zip(ordered, points, strict=True)])
     notes = [n for r in ordered for n in tail_notes(r.name, r.result.workload_metrics)]
     return ServingCurve(workload=first.workload, run=first.name, run_id=first.report.run_id,
                         device=first.device_label, served=served(first), slo_ttft_s=number(wm.get("slo.ttft_s")),
@@ -130,9 +175,37 @@ def capacity_cost(run, costing, cap: Capacity) -> CapacityCost | None:
                         price_source=price.source)
 
 
-def capacity(points: list[CurvePoint]) -> Capacity:
+def capacity(points: list[CurvePoint], probes: list[Probe] | None = None) -> Capacity:
     """The highest rate that met the SLO and the lowest higher one that did not (None where there
     is none): a bracket, at least the highest rate tried, below the lowest, or no SLO to judge by;
-    each side with its verdict's confidence."""
-    b = bracket([(p.qps, p.slo_met, p.slo_valid) for p in points])
-    return Capacity(code=b.code, qps=b.qps, below_qps=b.below_qps, qps_valid=b.qps_valid, below_valid=b.below_valid)
+    each side with its verdict's confidence, and why the probes do not settle it where they do not."""
+    b = bracket(probes if probes is not None else [Probe(p.qps, p.slo_met, p.slo_valid) for p in points])
+    unsettled = Unsettled(code=b.unsettled, values=dict(zip(UNSETTLED[b.unsettled], b.why, strict=True))) \
+        if b.unsettled else None
+    return Capacity(code=b.code, qps=b.qps, below_qps=b.below_qps, qps_valid=b.qps_valid, below_valid=b.below_valid,
+                    unsettled=unsettled, settle=settle(b, points))
+
+
+def settle(b, points: list[CurvePoint]) -> list[Settle]:
+    """What would settle a capacity: a quieter machine where the probes do not; else more requests at a
+    side whose verdict is provisional (LoadGen's early stopping: requests needed with none more over), a
+    probe between sides more than 15 % apart, a rate beyond every one tried."""
+    if b.unsettled:
+        return [Settle(code="quieter")]
+    out = []
+    for qps, valid in ((b.qps, b.qps_valid), (b.below_qps, b.below_valid)):
+        point = next((p for p in points if p.qps == qps), None)
+        if qps is not None and valid is False and point is not None:
+            out.append(Settle(code="more_requests", values={"qps": qps, "more": point.more}))
+    if b.code == "bracket" and b.below_qps / b.qps > BRACKET:
+        out.append(Settle(code="between", values={"low": b.qps, "high": b.below_qps}))
+    if b.code == "at_least":
+        out.append(Settle(code="higher", values={"qps": b.qps}))
+    if b.code == "below":
+        out.append(Settle(code="lower", values={"qps": b.below_qps}))
+    return out
+
+
+# the values of each reason a search does not settle the capacity (bench/serve/maths/capacity.py _unsettled)
+UNSETTLED = {"disturbed": ("qps", "why"), "verdicts": ("missed_qps", "met_qps"),
+             "latency": ("slo", "low_qps", "low_p99_s", "high_qps", "high_p99_s")}

@@ -17,10 +17,11 @@ null where unknown.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 from bench.analysis.comparison import Column, Costing, Estimate
 from bench.analysis.cost import unit_key
-from bench.model.derive import figure_key, figure_value
+from bench.model.derive import figure_key, figure_value, lead_estimate
 from bench.model.report import FigureSpec
 
 COMMON = (
@@ -51,16 +52,15 @@ def figure_specs(runs) -> list[FigureSpec]:
     """The figures the runs of this workload declare (the baseline first), in declaration order, each once."""
     seen: dict[str, FigureSpec] = {}
     for run in runs:
-        for spec in run.result.figures:
+        for spec in run.figures:
             seen.setdefault(spec.key, spec)
     return list(seen.values())
 
 
-def lead_column(metric: str, specs: list[FigureSpec]) -> Column:
-    spec = next((s for s in specs if s.lead), None) or next((s for s in specs if s.key == f"metrics.{metric}"), None)
-    label = spec.label if spec else metric.replace("_per_s", "/s").replace("_", " ")
-    unit = spec.unit if spec else label
-    return Column(key=metric, label=f"{label} [95% CI]", unit=unit, kind="interval", always=True, better="higher")
+def lead_column(lead: FigureSpec) -> Column:
+    """The lead figure's column: a throughput, or a declared figure (a serving result's latency at its rate)."""
+    return Column(key=figure_key(lead.key), label=f"{lead.label} [95% CI]", unit=lead.unit, kind="interval",
+                  always=True, better=lead.better if lead.better != "none" else "higher")
 
 
 def serves(run) -> bool:
@@ -81,10 +81,11 @@ def cost_columns(metric: str, serving: bool, costing: Costing | None) -> list[Co
     return cols
 
 
-def columns(runs, metric: str, costing: Costing | None) -> list[Column]:
-    """Every column of one workload's table (runs: the baseline first)."""
+def columns(runs, costing: Costing | None) -> list[Column]:
+    """Every column of one workload's table (runs: the baseline first, whose lead leads)."""
     specs = figure_specs(runs)
-    lead = lead_column(metric, specs)
+    lead = lead_column(runs[0].lead)
+    metric = runs[0].result.main_metric or "samples_per_s"  # the throughput a cost is figured from
     declared = [Column(key=figure_key(s.key), label=s.label, unit=s.unit, better=s.better) for s in specs
                 if figure_key(s.key) != lead.key]
     return [Column(key="run", label="run", kind="text", always=True),
@@ -101,8 +102,11 @@ def resolve_in(result, metrics, key: str):
 
 # ---- one run's values ----------------------------------------------------------------------------
 
-def lead(run, metric: str) -> Estimate:
-    i = run.throughput(metric)
+def lead(run, spec: FigureSpec) -> Estimate:
+    """A run's value of a lead figure, with its interval (bench/model/derive.py lead_estimate)."""
+    i = lead_estimate(SimpleNamespace(figures=[spec], main_metric=run.result.main_metric,
+                                      timing=run.result.timing, workload_metrics=run.result.workload_metrics),
+                      run.metrics)
     return Estimate(value=i.value, ci_low=i.ci_low, ci_high=i.ci_high, method=i.method)
 
 

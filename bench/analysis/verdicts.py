@@ -83,9 +83,12 @@ def sides(run, base, metric: str, spec_key: str | None = None) -> tuple[list[flo
 
 
 def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, min_effect: float = 0.02,
-                   level: float = 0.95) -> Speedup:
-    """run / baseline of a declared figure (a latency, a recall), Welch's t on its repeats' logs."""
+                   level: float = 0.95, lower: bool = False) -> Speedup:
+    """run / baseline of a declared figure (a latency, a recall), Welch's t on its repeats' logs; with
+    `lower` (a figure better lower, led with) baseline / run, so that "faster" is the better side."""
     a, b = sides(run, base, metric, spec_key)
+    if lower:
+        a, b = b, a
     kw = {"metric": metric, "level": level, "repeats": (len(a), len(b)), "min_repeats": min_repeats,
           "min_effect": min_effect, "method": "welch"}
     if not a or not b:

@@ -35,8 +35,8 @@ from bench.measure.signals import deferred
 from bench.measure.threads import choose_here, contended_advice
 from bench.measure.validity import sampler_health, telemetry_checks
 from bench.measure.stopping import Until
-from bench.model.derive import (contention_reasons, core_metrics, figure_value, recompute, repeat_flags, repeat_rates,
-                                timing_warnings)
+from bench.model.derive import (contention_reasons, core_metrics, figure_key, figure_value, is_throughput, lead_of,
+                                recompute, repeat_flags, repeat_rates, timing_warnings)
 from bench.model.fields import ModelError, null_non_finite, parse
 from bench.model.parity import disagreement
 from bench.model.report import (SCHEMA_VERSION, Arithmetic, CollectorStatus, Contention, Distributed, Environment, Memory, Phase,
@@ -152,8 +152,10 @@ class Launcher:
                 return False
             try:
                 variant = plan.send(result)
-            except StopIteration:
+            except StopIteration as end:  # a search says why it stopped where it did not converge
                 variant = None
+                if end.value:
+                    result.warn("search_stopped", f"the {catalog.scenario(name).name} search stopped: {end.value}")
         return True
 
     def options(self, name: str, variant: dict):
@@ -164,7 +166,8 @@ class Launcher:
         """The repeats of one workload until its stopping rule is met (bench/measure/stopping.py)."""
         outcomes = []
         variant = json.loads(json.dumps(variant or {}))  # as the worker will see it: lists, not tuples
-        until = Until.of(self.cfg.measure, catalog.load(name).main_metric)
+        lead = self.lead(name, variant)
+        until = Until.of(self.cfg.measure, figure_key(lead.key))
         while until.more():
             r = len(outcomes)
             self.view.job(name, index, r, variant_label(variant))
@@ -186,22 +189,45 @@ class Launcher:
             if outcomes[-1][0].status != "ok":
                 until.end(outcomes[-1][0].status)  # a repeat that failed or was skipped: the next would fare no better
                 break
-            self.count_repeat(outcomes[-1][0], until, [o for o, _ in outcomes[:-1]])
+            self.count_repeat(outcomes[-1][0], until, [o for o, _ in outcomes[:-1]], lead)
         keep_all_if_none_clean(until, [o for o, _ in outcomes])
         frame = self.combine(name, outcomes, variant)
         frame.stopping = until.record()
         return frame
 
-    def count_repeat(self, result: Result, until: Until, before: list[Result]) -> None:
-        """Tell the rule one repeat's throughput and whether it was disturbed; under --target-ci a
-        disturbed one is marked set aside (its reasons), to be redone."""
+    def lead(self, name: str, variant: dict):
+        """The figure a workload's results lead with under these options (a throughput, or a serving
+        result's latency at its rate): what the stopping rule is told."""
+        wl = catalog.load(name)
+        return lead_of(wl.figures_for(self.options(name, variant)), wl.main_metric)
+
+    def count_repeat(self, result: Result, until: Until, before: list[Result], lead=None) -> None:
+        """Tell the rule one repeat's lead value (its throughput, or its lead figure) and whether it was
+        disturbed; under --target-ci a disturbed one is marked set aside (its reasons), to be redone."""
         clean = [rep for res in before for rep in res.timing.counted]
         reps = result.timing.repeats
         flags = [why for rep in reps for why in repeat_flags(rep, clean)] if until.redoes else []
-        until.add(next(iter(repeat_rates(_timings(result), until.metric)), None), bool(flags))
+        if lead is None or is_throughput(lead):
+            value = next(iter(repeat_rates(_timings(result), until.metric)), None)
+        else:
+            value = self.repeat_lead(result, lead)
+        until.add(value, bool(flags))
         if flags:
             for rep in reps + [rep for p in result.per_rank for rep in p.timing.repeats]:
                 rep.set_aside = flags
+
+    def repeat_lead(self, result: Result, lead) -> float | None:
+        """One repeat's lead figure from its raw data (a serving repeat's p99 from its requests)."""
+        reps = [r for r in result.timing.counted if r.step_times_s or r.requests is not None]
+        if result.status != "ok" or len(reps) != 1:
+            return None
+        wl = catalog.load(result.workload)
+        try:
+            own = wl.metrics(reps, result.params, self.options(result.workload, result.variant))
+        except Exception:  # noqa: BLE001 - no value: the rule counts the repeat as one without it
+            return None
+        value = figure_value(own, core_metrics(Timing(reps), None, None, None), lead.key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
     def judge_device(self, result: Result) -> None:
         """Each repeat's accelerator by the accelerator's own counters: other jobs' processes its driver listed
@@ -334,6 +360,8 @@ class Launcher:
         self.counters[id(frame)] = [c for _, c in outcomes]
         if frame.timing.step_times_s:
             self._figures(frame)
+        elif any(r.requests is not None for r in frame.timing.counted):  # a session none of whose requests completed
+            self._workload_figures(frame)
         return frame
 
     def _figures(self, result: Result) -> None:
@@ -346,9 +374,15 @@ class Launcher:
         helps = contended_advice(loads, result.timing.repeats[0].threads, self.threads)
         if shared:
             result.warn("contended", "; ".join(shared) + (f" ({helps})" if helps else ""))
+        self._workload_figures(result)
+
+    def _workload_figures(self, result: Result) -> None:
+        """The workload's own figures from its counted repeats' raw data (steps, or a serving session's
+        requests: one whose every request failed has no step, and its figures say so)."""
+        repeats = [r for r in result.timing.counted if r.step_times_s or r.requests is not None]
         try:
             result.workload_metrics = catalog.load(result.workload).metrics(
-                result.timing.measured, result.params, self.options(result.workload, result.variant))
+                repeats, result.params, self.options(result.workload, result.variant))
             repeat_figures(result, catalog.load(result.workload), self.options(result.workload, result.variant))
         except Exception as exc:  # noqa: BLE001 - the core figures stand; say what is missing
             result.warn("metrics_failed", f"workload metrics not computed: {type(exc).__name__}: {exc}")

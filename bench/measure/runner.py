@@ -82,7 +82,7 @@ class Measurement:
         self.tree_root = tree_root  # the run's own process tree: CPU used outside it is other load
         self.clock, self.sink = clock or Clock(), sink or NullSink()
         self.repeat = Repeat(index=index, pid=os.getpid())
-        self.result = Result(workload=workload.name, status="ok", figures=list(workload.figures),
+        self.result = Result(workload=workload.name, status="ok", figures=list(type(workload).figures_for(workload.options)),
                              variant=dict(variant or {}))
         self.variant = variant_label(self.result.variant)
         self.result.timing.repeats.append(self.repeat)

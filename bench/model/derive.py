@@ -4,7 +4,7 @@ comparer calls it again when loading one, so the numbers always follow from the 
 from __future__ import annotations
 
 from bench.core import stats
-from bench.model.report import Interval, Metrics, Mfu, RankResult, ResultWarning, Summary, Timing
+from bench.model.report import FigureSpec, Interval, Metrics, Mfu, RankResult, ResultWarning, Summary, Timing
 
 NOISY_CV = 0.05
 WORK = {"samples_per_s": "step_samples", "tokens_per_s": "step_tokens", "steps_per_s": None}
@@ -53,6 +53,42 @@ def threads_that_fit(cpus: float, other_load: float, ranks: int = 1) -> int:
     import math
 
     return max(1, math.floor((cpus - other_load + OTHER_LOAD_CORES) / ranks))
+
+
+def lead_spec(result) -> FigureSpec:
+    """The figure a result leads with — its value first, compared, gated and stopped on: its declared lead
+    (a serving result's latency at its offered rate), or its throughput `metrics.<main_metric>`."""
+    return lead_of(result.figures, result.main_metric)
+
+
+def lead_of(figures, main_metric: str | None) -> FigureSpec:
+    declared = next((f for f in figures if f.lead), None)
+    metric = main_metric or "samples_per_s"
+    if declared is not None and not (declared.key.startswith("metrics.") and figure_key(declared.key) in WORK):
+        return declared
+    return FigureSpec(f"metrics.{metric}", declared.label if declared else metric.replace("_per_s", "/s"),
+                      declared.unit if declared else metric.replace("_per_s", "/s"), "higher", lead=True)
+
+
+def is_throughput(spec: FigureSpec) -> bool:
+    return spec.key.startswith("metrics.") and figure_key(spec.key) in WORK
+
+
+def lead_estimate(result, metrics: Metrics | None = None) -> Interval:
+    """The lead's value with its interval: a throughput's (metrics), else the declared figure's over the
+    measured repeats (a t interval on the log scale, as a throughput's; one repeat: its value alone)."""
+    spec = lead_spec(result)
+    metrics = metrics if metrics is not None else result.metrics
+    if is_throughput(spec):
+        return getattr(metrics, figure_key(spec.key), None) or Interval(None)
+    values = [rep.figure_values.get(spec.key) for rep in result.timing.measured]
+    if len(values) >= 2 and all(isinstance(v, int | float) and v > 0 for v in values):
+        d = stats.log_t_interval(values)
+        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"],
+                        f"t interval over {len(values)} repeats (log scale)")
+    value = figure_value(result.workload_metrics or {}, metrics, spec.key)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return Interval(float(value) if ok else None, method="1 repeat: no interval" if ok else None)
 
 
 def summary(values) -> Summary:

@@ -54,6 +54,10 @@ WARNING_CODES = {
     "request_errors": "serving: requests failed (HTTP errors, timeouts, disconnects, refusals); counted, left out of "
                       "the latency figures, and over every SLO",
     "no_server_telemetry": "serving: the endpoint is not on this machine; its hardware was not sampled",
+    "generator_late": "serving: the load generator sent requests late beyond a tenth of p99 TTFT: the TTFT figures "
+                      "(from the scheduled arrival) include its lateness; the message says which figure to trust",
+    "search_stopped": "serving: the capacity search stopped before its bracket was within 15 % (its probes ran out, "
+                      "every probe missed down to the lowest rate, or a probe judged nothing); the message says which",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 

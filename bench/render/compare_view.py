@@ -111,14 +111,14 @@ def serving_table(screen, curves):
 
 
 def by_rate(curve, field: str) -> str:
-    return " · ".join(f"{p.qps:g}: {seconds(getattr(p, field))}{_mark(p)}" for p in curve.points)
+    slo = field.split("_")[0]  # ttft_p99_s: the TTFT SLO's marks
+    return " · ".join(f"{p.qps:.3g}: {seconds(getattr(p, field))}{_mark(p, slo)}" for p in curve.points)
 
 
-def _mark(point) -> str:
-    """✗ where the point missed the SLOs; ? where its verdict is provisional (too few requests)."""
-    if point.slo_met is None:
-        return ""
-    return ("" if point.slo_met else " ✗") + ("?" if point.slo_valid is False else "")
+def _mark(point, slo: str) -> str:
+    """✗ where this SLO's p99 missed its bound at the rate; ? where its verdict there is provisional (too few
+    requests); nothing where the figure has no SLO."""
+    return (" ✗" if slo in point.missed else "") + ("?" if slo in point.provisional else "")
 
 
 def capacity_cost_cell(curve) -> str:

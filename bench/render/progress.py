@@ -18,6 +18,7 @@ import time
 
 from rich.progress import Progress, ProgressColumn, SpinnerColumn
 
+from bench.model.derive import is_throughput, lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.core.text import terminal_safe
 from bench.render.format import DASH, Shown, clock, markup, num, shown, with_ci
@@ -227,9 +228,9 @@ class RichView:
         return fit_line([(p, terminal_safe(t, 80) if t else t) for p, t in parts], width)
 
     def finished(self, result) -> None:
-        metric = result.main_metric or "samples_per_s"
-        value = with_ci(getattr(result.metrics, metric, None))
-        unit = next((f.label for f in result.figures if f.lead), metric.replace("_per_s", "/s"))  # as compare names it
+        spec = lead_spec(result)
+        value = with_ci(lead_estimate(result))
+        unit = spec.label if is_throughput(spec) else f"{spec.unit} {spec.label}"  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
         figure = f" {value} {unit}" if value != DASH else ""
         at = f" {variant_label(result.variant)}" if result.variant else ""

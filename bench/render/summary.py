@@ -6,7 +6,8 @@ from __future__ import annotations
 from rich.console import Group
 
 from bench.analysis.serving import tail_notes
-from bench.analysis.table import figure_key, resolve_in
+from bench.analysis.table import resolve_in
+from bench.model.derive import is_throughput, lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.render import words
 from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
@@ -24,11 +25,11 @@ def _warnings(result) -> str:
 
 
 def _lead(result) -> tuple[str, str]:
-    """(unit, 'value [lo, hi]') of the figure the workload leads with."""
-    metric = result.main_metric or "samples_per_s"
-    spec = next((f for f in result.figures if f.lead), None)
-    unit = spec.unit if spec else metric.replace("_per_s", "/s")
-    return unit, with_ci(getattr(result.metrics, metric, None))
+    """(unit, 'value [lo, hi]') of the figure the workload leads with (a throughput, or a serving
+    result's latency at its offered rate, named)."""
+    spec = lead_spec(result)
+    unit = spec.unit if is_throughput(spec) else f"{spec.unit} {spec.label}"
+    return unit, with_ci(lead_estimate(result))
 
 
 THREAD_REASONS = {
@@ -61,7 +62,7 @@ def run_summary(report, screen):
     if report.distributed:
         d = report.distributed
         title += f" · world size {d.world_size} ({d.backend}; throughput summed over ranks)"
-    headers = ["workload", "status", "throughput [95% CI]", "step p50", "first step", "FLOP/s", "MFU", "peak mem",
+    headers = ["workload", "status", "lead [95% CI]", "step p50", "first step", "FLOP/s", "MFU", "peak mem",
                "energy/sample", "warnings"]
     rows = []
     for r in report.results:
@@ -73,7 +74,17 @@ def run_summary(report, screen):
                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
                      DASH if energy is None else f"{energy:.3g} J", _warnings(r) or DASH])
-    return Group(fit(screen, title, headers, rows, always=3), *figure_lines(report))
+    return Group(fit(screen, title, headers, rows, always=3), *figure_lines(report), *capacity_lines(report))
+
+
+def capacity_lines(report) -> list[Shown]:
+    """A serving run with SLOs ends with its capacity: one line per curve (bench/analysis/serving.py)."""
+    from bench.analysis.runs import make_runs
+    from bench.analysis.serving import serving_curves
+
+    runs, _ = make_runs([("", report)])
+    curves = [c for c in serving_curves(runs) if c.capacity.code != "no_slo"]
+    return [markup("[bold]{}[/]: {}", c.workload, words.capacity_line(c)) for c in curves]
 
 
 def figure_lines(report) -> list[Shown]:
@@ -82,7 +93,7 @@ def figure_lines(report) -> list[Shown]:
     lines = []
     for r in report.results:
         parts = [f"{f.label} {unit_cell(resolve_in(r, r.metrics, f.key), f.unit)}" for f in r.figures
-                 if not f.lead and figure_key(f.key) != r.main_metric]
+                 if not f.lead and f.key != lead_spec(r).key]
         if parts and r.timing.step_times_s:
             lines.append(markup("[bold]{}[/]: {}", named(r), " · ".join(parts)))
         if r.stopping is not None and r.stopping.rule == "target_ci":

@@ -164,6 +164,8 @@ NOTES = {
     "served_by": lambda v: (f"vs {v['baseline']}: served otherwise ({_differences(v)}): the figures compare the "
                             "serving set-ups as well"),
     "tail": lambda v: tail_text(v),
+    "old_lead": lambda v: (f"a report written when serving results led with the engine-busy rate: it leads with "
+                           f"{v['lead']} now, the busy rate beside it"),
     "settle": lambda v: settle_text(v),
     "set_aside": lambda v: (f"{v['count']} repeat{'s' if v['count'] > 1 else ''} set aside as disturbed and redone, "
                             "kept in the report and left out of its figures"
@@ -221,7 +223,7 @@ def _ms(seconds) -> str:
 def tail_text(v: dict) -> str:
     """An SLO verdict and whether its requests can support it: "p99 TTFT 212 ms <= 250 ms, but 60
     requests cannot support a p99 claim: about 399 more with none over"."""
-    at = f" at {v['qps']:g} requests/s" if v.get("qps") is not None else ""
+    at = f" at {v['qps']:.3g} requests/s" if v.get("qps") is not None else ""
     name, pct = SLO_NAMES.get(v["slo"], v["slo"]), f"{v['confidence'] * 100:g} %"
     head = f"p99 {name}{at} {_ms(v['p99_s'])} {'≤' if v['met'] else '>'} {_ms(v['bound_s'])}"
     counts = f"{v['over']} of {v['n']} requests over"
@@ -324,9 +326,10 @@ def _sure(valid) -> str:
 
 CAPACITY = {
     "no_slo": lambda c: "no SLO to judge by",
-    "below": lambda c: f"below {c.below_qps:g} requests/s (the lowest rate tried missed the SLO{_sure(c.below_valid)})",
-    "at_least": lambda c: f"at least {c.qps:g} requests/s (every rate tried met the SLO; the highest{_sure(c.qps_valid)})",
-    "bracket": lambda c: (f"{c.qps:g} requests/s (met the SLO{_sure(c.qps_valid)}; {c.below_qps:g} did not"
+    "below": lambda c: f"below {c.below_qps:.3g} requests/s (the lowest rate tried missed the SLO{_sure(c.below_valid)})",
+    "at_least": lambda c: (f"at least {c.qps:.3g} requests/s (every rate tried met the SLO; the highest"
+                           f"{_sure(c.qps_valid)})"),
+    "bracket": lambda c: (f"{c.qps:.3g} requests/s (met the SLO{_sure(c.qps_valid)}; {c.below_qps:.3g} did not"
                           f"{_sure(c.below_valid)})"),
 }
 
@@ -343,8 +346,43 @@ def served_text(s) -> str:
     return f"{s.endpoint or 'http'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+UNSETTLED = {
+    "disturbed": lambda v: f"the probe at {v['qps']:.3g} requests/s was disturbed ({v['why']})",
+    "verdicts": lambda v: f"{v['met_qps']:.3g} requests/s met the SLO where {v['missed_qps']:.3g} missed it",
+    "latency": lambda v: (f"p99 {v['slo'].upper()} fell from {_ms(v['low_p99_s'])} at {v['low_qps']:.3g} requests/s to "
+                          f"{_ms(v['high_p99_s'])} at {v['high_qps']:.3g}, beyond their 95 % intervals"),
+}
+
+
+SETTLE = {
+    "quieter": lambda v: "a quieter machine",
+    "more_requests": lambda v: (f"{v['more']:,} more requests at {v['qps']:.3g} requests/s (--requests)" if v.get("more")
+                                else f"more requests at {v['qps']:.3g} requests/s (--requests)"),
+    "between": lambda v: f"a probe between {v['low']:.3g} and {v['high']:.3g} requests/s",
+    "higher": lambda v: f"a rate above {v['qps']:.3g} requests/s",
+    "lower": lambda v: f"a rate below {v['qps']:.3g} requests/s",
+}
+
+
+def capacity_line(curve) -> str:
+    """The run's last line for a serving curve: the capacity at its SLOs, the bracket, how valid, and
+    what would settle it: "capacity at p99 TTFT <= 250 ms: 8 requests/s (met the SLO at 99 % confidence;
+    16 did not, provisionally); to settle it: 210 more requests at 16 requests/s (--requests)"."""
+    slos = ", ".join(f"p99 {k.upper()} <= {_ms(v)}" for k, v in (("ttft", curve.slo_ttft_s), ("tpot", curve.slo_tpot_s),
+                                                                  ("e2e", curve.slo_e2e_s)) if v is not None)
+    c = curve.capacity
+    fix = "; ".join(SETTLE[s.code](s.values) for s in c.settle)
+    return f"capacity at {slos or 'no SLO'}: {capacity_text(c)}" + (f"; to settle it: {fix}" if fix else "")
+
+
 def capacity_text(c: Capacity) -> str:
-    return CAPACITY[c.code](c)
+    """The capacity and its bracket; where the probes do not settle it, that first, and why: latency
+    that falls as load rises is a machine whose speed moved, not a capacity."""
+    text = CAPACITY[c.code](c)
+    if c.unsettled is None:
+        return text
+    return (f"unsettled: {UNSETTLED[c.unsettled.code](c.unsettled.values)} — the machine moved under the search; "
+            f"rerun on a quieter machine (as probed: {text})")
 
 
 def display(run: RunInfo) -> str:

@@ -13,6 +13,7 @@ are refused. `stop` ends every request not finished with reason `stopped`.
 from __future__ import annotations
 
 import collections
+import queue
 import threading
 
 from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
@@ -36,6 +37,10 @@ class EngineLoop:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop stepping (the step under way finishes first), then end every request not finished with
@@ -121,6 +126,80 @@ class EngineLoop:
         for sink, event in sinks:
             if sink is not None:
                 sink(event)
+
+
+class LocalClient:
+    """The load generator's way to an engine in this process, the engine stepping on a thread of its own
+    (the EngineLoop bench serve runs), the session on the caller's: a request is handed over at its
+    scheduled time even while a step runs, as a client over HTTP hands it to a server.
+
+    Why not step the engine on the session's thread: torch's intra-op threads, driven from a process's
+    main thread, stalled on a shared 2-core box — engine steps of the tiny model with 2 threads took a
+    median 31-73 ms and a p99 of 620-680 ms from the main thread, 6 ms and 47-54 ms from a side thread
+    (benchmarks/serving_threads.py), and the generator, waiting for each step, sent requests up to
+    620 ms late. bench serve always stepped on a side thread. (session.py's single-threaded
+    InProcessClient remains for a virtual clock, where the order of events is the test.)"""
+
+    QUIET_S = 60.0  # a wait with nothing due and no event this long checks that the engine's thread lives
+
+    def __init__(self, engine, clock):
+        self.clock = clock
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.traces: dict[str, Trace] = {}
+        self.steps: list[StepRecord] = []
+        self.refused: list[str] = []
+        self.loop = EngineLoop(engine, clock, [self])
+        self.loop.start()
+
+    def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
+        trace.sent_s = self.clock()
+        try:
+            self.loop.submit(request, self.events.put)
+        except RequestRejected as exc:
+            trace.fail(f"rejected_{exc.code}")
+            self.refused.append(request.id)
+            return
+        self.traces[request.id] = trace
+
+    def wait(self, until: float) -> list[str]:
+        """The requests that ended by `until` (at least one, if any ends before it)."""
+        if self.refused:
+            out, self.refused = self.refused, []
+            return out
+        event = self._next(until)
+        ended = []
+        while event is not None:
+            self.traces[event.request].apply(event)
+            if event.kind == "finish":
+                ended.append(event.request)
+            event = self._poll()
+        return ended
+
+    def _next(self, until: float):
+        while True:
+            left = until - self.clock()
+            try:
+                return self.events.get(timeout=min(max(0.0, left), self.QUIET_S))
+            except queue.Empty:
+                if left <= self.QUIET_S:
+                    return None
+                if not self.loop.alive:
+                    raise RuntimeError("the engine's thread ended with requests in flight") from None
+
+    def _poll(self):
+        try:
+            return self.events.get_nowait()
+        except queue.Empty:
+            return None
+
+    def on_submit(self, request: GenRequest) -> None: ...
+
+    def on_step(self, record: StepRecord) -> None:  # the engine's thread; read once the session ended
+        if record.rows:
+            self.steps.append(record)
+
+    def close(self) -> None:
+        self.loop.stop()
 
 
 class Metrics:

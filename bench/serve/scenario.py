@@ -41,8 +41,11 @@ from bench.serve.maths.capacity import capacity_plan, capacity_search
 from bench.serve.options import ServerOptions
 from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest
-from bench.serve.session import InProcessClient, add_steps, busy_steps, request_log, run_session
+from bench.serve.loads import Schedule
+from bench.serve.session import add_steps, busy_steps, request_log, run_session
 from bench.serve.workload import BlenderServe
+
+FAILED_SHARE = 0.5  # a session whose measured requests failed beyond this share is a failed result
 
 
 class ServingMeasurement(Measurement):
@@ -125,25 +128,33 @@ class ServingMeasurement(Measurement):
 
     def client(self):
         if not self.http:
-            return InProcessClient(self.new_engine(), self.clock.now)
+            from bench.serve.loop import LocalClient
+
+            return LocalClient(self.new_engine(), self.clock.now)
         from bench.serve.http import HttpClient
 
         return HttpClient(self.endpoint, self.clock.now)
 
     def _steps(self) -> None:
         rep, plan, o = self.repeat, self.wl.plan, self.wl.options
-        client, traces = self.client(), None
+        client, cut = self.client(), "session_failed"
         self.sink.progress("measure", 0, len(plan.prompts))
         t0 = self.clock.now()
+        schedule = Schedule(plan, t0, self.wl.encode_text)
         with self.timed_window(busy_only=True):
             try:
-                traces = run_session(plan, client, self.clock.now, self._progress, self.wl.encode_text, t0)
-                rep.requests = request_log(traces, warmup=o.warmup_requests, cooldown=o.cooldown_requests,
-                                           session_start_s=t0)
+                run_session(plan, client, self.clock.now, self._progress, schedule=schedule)
+            except KeyboardInterrupt:
+                cut = "interrupted"  # the requests it finished are kept: the result is partial
+                raise
             finally:
                 client.close()
-                add_steps(rep, busy_steps(traces or []) if self.http else client.steps)
-        _count_errors(rep, self.result)
+                traces = [tr for tr in schedule.traces if tr is not None]  # those that arrived
+                rep.requests = request_log(traces, warmup=o.warmup_requests, cooldown=o.cooldown_requests,
+                                           session_start_s=t0, unfinished=cut)
+                add_steps(rep, busy_steps(traces) if self.http else client.steps)
+        judge_requests(rep, self.result)
+        judge_lateness(rep, self.result)
         if self.http:
             rep.cpu_wall_ratio = rep.threads = None  # the worker only sends: the server's CPU is its own
 
@@ -159,12 +170,46 @@ class ServingMeasurement(Measurement):
                 self.server = None
 
 
-def _count_errors(repeat: Repeat, result: Result) -> None:
-    errors = [e for e in (repeat.requests.error or []) if e is not None] if repeat.requests else []
-    if errors:
-        counts = {code: errors.count(code) for code in sorted(set(errors))}
-        shown = ", ".join(f"{n} {code}" for code, n in counts.items())
-        result.warn("request_errors", f"{len(errors)} of {len(repeat.requests.error)} requests failed ({shown})")
+def judge_requests(repeat: Repeat, result: Result) -> None:
+    """A serving session's outcome from its requests: complete (status ok; failed requests, if any,
+    counted in a warning), or failed when more than FAILED_SHARE of its measured requests failed —
+    its figures describe the few that completed, not the server. (Partial, the third outcome, is a
+    session cut short: status interrupted, its finished requests kept.)"""
+    log = repeat.requests
+    errors = [e for e in (log.error or []) if e is not None] if log else []
+    if not errors:
+        return
+    shown = ", ".join(f"{errors.count(code)} {code}" for code in sorted(set(errors)))
+    result.warn("request_errors", f"{len(errors)} of {len(log.error)} requests failed ({shown})")
+    measured = [i for i in range(len(log.arrival_s)) if log.measured is None or log.measured[i]]
+    failed = sum(1 for i in measured if log.error[i] is not None)
+    if result.status == "ok" and measured and failed > FAILED_SHARE * len(measured):
+        result.status = repeat.status = "failed"
+        result.error = repeat.error = (f"{failed} of {len(measured)} measured requests failed ({shown}): more than "
+                                       f"{FAILED_SHARE:.0%}; the figures of the {len(measured) - failed} that "
+                                       "completed are kept")
+
+
+LATE_SHARE = 0.1  # a generator later than this share of p99 TTFT (and LATE_FLOOR_S) is said to be late
+LATE_FLOOR_S = 0.001
+
+
+def judge_lateness(repeat: Repeat, result: Result) -> None:
+    """A session whose load generator sent requests late beyond the stated bound says so, and which figure
+    to trust: TTFT counts from the scheduled arrival, so the lateness is inside it."""
+    from bench.serve.maths import records as rec
+    from bench.serve.maths.metrics import nearest_rank
+
+    found = rec.records(repeat.requests) if repeat.requests else []
+    late = nearest_rank(sorted(v for r in found if (v := rec.late(r)) is not None))
+    ttft = nearest_rank(sorted(v for r in found if (v := rec.ttft(r)) is not None))
+    if late is None or ttft is None or late <= max(LATE_FLOOR_S, LATE_SHARE * ttft):
+        return
+    result.warn("generator_late", f"the load generator sent requests up to {late * 1e3:.3g} ms late (p99), "
+                                  f"{late / ttft:.0%} of p99 TTFT: the TTFT figures, counted from each request's "
+                                  "scheduled arrival, include it; the latencies from the send (bench compare "
+                                  "--vllm-json) do not; a quieter machine, or --engine http, gives the load "
+                                  "generator a core of its own")
 
 
 class ApiMeasurement(ServingMeasurement):

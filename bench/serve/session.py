@@ -75,10 +75,12 @@ class InProcessClient:
     def close(self) -> None: ...
 
 
-def run_session(plan: ServingPlan, client, clock, progress=None, encode=None, t0: float | None = None) -> list[Trace]:
+def run_session(plan: ServingPlan, client, clock, progress=None, encode=None, t0: float | None = None,
+                schedule: Schedule | None = None) -> list[Trace]:
     """Every request of the plan sent on its schedule (offsets from t0, default now); returns their
-    traces, in request order."""
-    schedule = Schedule(plan, clock() if t0 is None else t0, encode)
+    traces, in request order. A caller that must keep what was done if the session is cut short
+    passes its own `schedule`: its traces are those of the requests that arrived so far."""
+    schedule = schedule or Schedule(plan, clock() if t0 is None else t0, encode)
     n, done = schedule.total, 0
     while done < n:
         for request, trace, messages in schedule.due(clock()):
@@ -93,10 +95,15 @@ def run_session(plan: ServingPlan, client, clock, progress=None, encode=None, t0
 
 
 def request_log(traces: list[Trace], prompt_tokens: list[int] | None = None, warmup: int = 0,
-                cooldown: int = 0, session_start_s: float | None = None) -> RequestLog:
+                cooldown: int = 0, session_start_s: float | None = None, unfinished: str = "unfinished") -> RequestLog:
     """The report's per-request columns from the traces. A request that did not complete has no
-    finish time and says why (`error`); the first `warmup` and last `cooldown` requests by arrival
-    are outside the measured window."""
+    finish time and says why (`error`; one still open — the session was cut short — is closed with
+    the code `unfinished`); the first `warmup` and last `cooldown` requests by arrival are outside the
+    measured window."""
+    for t in traces:
+        if not t.done:
+            t.fail(unfinished)
+
     def column(get):
         return [get(t) for t in traces]
 
@@ -139,7 +146,7 @@ def busy_steps(traces: list[Trace]) -> list[StepRecord]:
     with the completions at its end and the token stamps inside it. Their sum is the time the
     server was busy as the client saw it."""
     finishes = sorted(t.finish_s for t in traces if t.finish_s is not None)
-    stamps = sorted(s for t in traces for s in t.token_s)
+    stamps = sorted(s for t in traces if t.finish_s is not None for s in t.token_s)  # a cut stream made no reply
     steps: list[StepRecord] = []
     for a, b in _busy_spans(traces):
         cuts = sorted({f for f in finishes if a < f <= b} | {b})

@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import cli_run as run_cli
+from conftest import sampled, wait_until
 from faultkit import (
     CATCHABLE,
     HANG_GUARD_S,
@@ -80,18 +82,25 @@ def test_nohup_keeps_a_run_going_through_a_hangup(tmp_path):
 
 
 def test_a_second_ctrl_c_while_a_worker_is_stopped_leaves_no_orphan():
-    import threading
-
     from bench.core.proc import stop_group
 
     child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                              "signal.SIG_IGN); time.sleep(60)"], start_new_session=True)
-    time.sleep(0.5)
+                              "signal.SIG_IGN); time.sleep(600)"], start_new_session=True)
+    caught(child.pid, signal.SIGTERM, "SigIgn")  # it ignores SIGTERM now: only a SIGKILL ends it
     os.kill(child.pid, signal.SIGSTOP)  # a worker frozen by the user
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # the impatient second Ctrl-C
+    real_wait, waits = child.wait, []
+
+    def wait(timeout=None):
+        waits.append(timeout)
+        if len(waits) == 1:  # the impatient second Ctrl-C, while stop_group waits out the grace
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_wait(timeout)
+
+    child.wait = wait
     with pytest.raises(KeyboardInterrupt):
         stop_group(child, grace_s=30)
+    assert waits[0] == 30  # the Ctrl-C came during the grace, not before it
     assert child.poll() is not None  # killed, not left stopped with init as its parent
 
 
@@ -151,21 +160,45 @@ def test_a_signal_at_the_last_moment_arrives_after_the_report_is_written(moment,
     assert leftovers(own_tmp_and_handlers) == []
 
 
+def _send_and_see_it_arrive(sig: int) -> None:
+    """Send this process `sig` and return once it has arrived: CPython's C-level handler writes the
+    signal's number to the wakeup fd, whichever thread the kernel picked. A Python-level handler that
+    was not held back then runs at the interpreter's next check (the loop below), before the caller's
+    next line."""
+    import select
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        os.kill(os.getpid(), sig)
+        ready, _, _ = select.select([r], [], [], HANG_GUARD_S)  # a hang guard only
+        assert ready and sig in os.read(r, 64)
+    finally:
+        signal.set_wakeup_fd(old)
+        os.close(r)
+        os.close(w)
+    for _ in range(3):  # backward jumps: where the interpreter runs pending handlers
+        pass
+
+
 def test_deferred_holds_a_signal_even_while_other_threads_run():
     import threading
 
     from bench.measure.signals import deferred, interrupt_on_sigterm
 
     interrupt_on_sigterm()
-    done = []
+    done, release = [], threading.Event()
     with pytest.raises(KeyboardInterrupt):
         with deferred():
-            busy = threading.Thread(target=time.sleep, args=(1.0,))  # a thread the kernel may pick
+            busy = threading.Thread(target=release.wait, args=(HANG_GUARD_S,))  # a thread the kernel may pick
             busy.start()
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.2)  # the handler would have run by now
-            done.append("the block finished")
-            busy.join()
+            try:
+                _send_and_see_it_arrive(signal.SIGTERM)
+                done.append("the block finished")
+            finally:
+                release.set()
+                busy.join()
     assert done == ["the block finished"]
 
 
@@ -173,9 +206,9 @@ def test_the_sampler_stops_cleanly_when_its_process_group_gets_sigterm(capfd, ow
     from bench.measure.sampler import Sampler
 
     s = Sampler(20, time.monotonic_ns()).start([{"name": "host", "pid": os.getpid(), "period_s": 0.05}])
-    time.sleep(1.0)
+    wait_until(lambda: sampled(s), "a first sample")  # its start alone can take a second on a loaded machine
     os.killpg(s.proc.pid, signal.SIGTERM)  # the sampler leads its own session and process group
-    s.proc.wait(timeout=10)
+    s.proc.wait(timeout=HANG_GUARD_S)
     status, samples, fate = s.stop()
     err = capfd.readouterr().err
     assert "Fatal Python error" not in err and "Traceback" not in err
@@ -211,8 +244,7 @@ def test_deferred_holds_every_stop_signal(sig):
     done = []
     with pytest.raises(KeyboardInterrupt):
         with deferred():
-            os.kill(os.getpid(), sig)
-            time.sleep(0.2)
+            _send_and_see_it_arrive(sig)
             done.append("whole")
     assert done == ["whole"]
 
@@ -296,14 +328,18 @@ def test_a_run_killed_outright_leaves_files_the_next_run_removes(tmp_path, own_t
     out = tmp_path / "out"
     proc = subprocess.Popen(bench_cmd("run", *QUICK, *ONE, "--steps", 100000, "--sample-hz", 2, "--out", out),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not any(p.name.endswith(".events") for d in own_tmp_and_handlers.glob("bench-run-*") for p in d.iterdir()):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.2)
-    time.sleep(2)  # measuring
+
+    def started_its_worker():  # what the next run must clean: the run's folder with the worker's events in it,
+        assert proc.poll() is None, proc.stderr.read()  # and the sampler's file
+        tmp = own_tmp_and_handlers
+        return list(tmp.glob("bench-run-*/*.events")) and list(tmp.glob("bench-samples-*"))
+
+    wait_until(started_its_worker, "the worker's events and the sampler's file", poll_s=0.05)
+    started = psutil.Process(proc.pid).children(recursive=True)  # its worker and its sampler
     proc.kill()  # SIGKILL: nothing of bench runs after this
     proc.wait(timeout=HANG_GUARD_S)
-    time.sleep(1)  # its worker (PR_SET_PDEATHSIG) and sampler (end of input) go by themselves
+    _, alive = psutil.wait_procs(started, timeout=HANG_GUARD_S)  # they go by themselves: the worker
+    assert alive == []  # (PR_SET_PDEATHSIG) and the sampler (end of input)
     left = leftovers(own_tmp_and_handlers)
     assert any(n.startswith("bench-run-") for n in left) and any(n.startswith("bench-samples-") for n in left)
     done = run_bench("run", *QUICK, *ONE, "--in-process", "--sample-hz", 0, "--out", tmp_path / "next")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.core.stats import incomplete_beta
 from bench.serve.maths import tails
 
 BRACKET = 1.15  # the search stops when the failing rate is within 15 % of the passing one
@@ -25,17 +26,19 @@ MIN_QPS = 1e-3
 
 def capacity_search(start_qps: float, max_probes: int, requests_at=None):
     """A generator of {"qps": (rate,)} variants (and "requests" where `requests_at(rate)` gives a
-    count); send it each probe's Result. It stops when the bracket is within BRACKET, the probes run
-    out, or a probe gives no judgement (failed)."""
+    count); send it each probe's Result. It stops when the bracket is within BRACKET (returning None),
+    or says why it stopped sooner (its return value, a sentence): the probes ran out, the rate fell
+    below MIN_QPS, or a probe judged nothing. A probe whose requests mostly failed (a failed result
+    that still judged its SLOs) is a miss: its failed requests are over every bound."""
     lo = hi = None
     q = start_qps
     for _ in range(max_probes):
-        rate = round(q, 6)
+        rate = float(f"{q:.3g}")  # three significant figures: a rate is said as it is probed
         variant = {"qps": (rate,)} if requests_at is None else {"qps": (rate,), "requests": requests_at(rate)}
         result = yield variant
-        met = (result.workload_metrics or {}).get("slo.met") if result is not None and result.status == "ok" else None
+        met = _judged(result)
         if met is None:
-            return
+            return f"the probe at {rate:.3g} requests/s judged nothing ({_why(result)})"
         if met:
             lo = q if lo is None else max(lo, q)
         else:
@@ -45,41 +48,130 @@ def capacity_search(start_qps: float, max_probes: int, requests_at=None):
         elif lo is None:
             q = q / 2
             if q < MIN_QPS:
-                return
+                return f"every probe missed the SLOs, down to {hi:.3g} requests/s"
         elif hi / lo <= BRACKET:
-            return
+            return None
         else:
             q = math.sqrt(lo * hi)
+    return f"its {max_probes} probes (--max-probes) ran out before the bracket was within {BRACKET - 1:.0%}"
+
+
+def _judged(result) -> bool | None:
+    """Whether a probe met the SLOs (None: it judged nothing: it failed before its session ended)."""
+    if result is None or result.status not in ("ok", "failed"):
+        return None
+    met = (result.workload_metrics or {}).get("slo.met")
+    return met if isinstance(met, bool) else None
+
+
+def _why(result) -> str:
+    if result is None:
+        return "no result"
+    return f"{result.status}: {result.error}" if result.error else result.status
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One offered rate as the capacity reads it: whether its p99s met the SLOs (None: not judged),
+    whether that verdict held at 99 % confidence, each SLO's p99 with its 95 % interval (`p99`:
+    (slo, p99, low, high); infinity for a failed request), and why its measurement is not to be
+    trusted, where it is not (other load shared it, it was interrupted)."""
+
+    qps: float
+    met: bool | None
+    valid: bool | None = None
+    p99: tuple[tuple[str, float | None, float, float], ...] = ()
+    disturbed: str | None = None
 
 
 @dataclass(frozen=True)
 class Bracket:
     """The highest rate that met the SLOs and the lowest higher one that did not, each side with
     whether its verdict held at 99 % confidence: `bracket`, `at_least` (every rate met them),
-    `below` (none did), or `no_slo` (nothing to judge by)."""
+    `below` (none did), or `no_slo` (nothing to judge by). `unsettled` (a code, with `why`'s values)
+    where the probes do not support it: the machine moved under the search."""
 
     code: str
     qps: float | None = None
     below_qps: float | None = None
     qps_valid: bool | None = None
     below_valid: bool | None = None
+    unsettled: str | None = None
+    why: tuple = ()
 
 
-def bracket(points) -> Bracket:
-    """The capacity read off (rate, met, valid) triples (met None: not judged)."""
-    judged = [(q, met, valid) for q, met, valid in points if met is not None]
+def bracket(probes: list[Probe]) -> Bracket:
+    """The capacity read off the probes, and whether they settle it (`unsettled`)."""
+    judged = [p for p in probes if p.met is not None]
     if not judged:
         return Bracket("no_slo")
-    valid = {q: v for q, _, v in judged}
-    passed = [q for q, met, _ in judged if met]
+    valid = {p.qps: p.valid for p in judged}
+    passed = [p.qps for p in judged if p.met]
+    unsettled = _unsettled(sorted(judged, key=lambda p: p.qps))
+    code, why = unsettled if unsettled else (None, ())
     if not passed:
-        low = min(q for q, _, _ in judged)
-        return Bracket("below", below_qps=low, below_valid=valid[low])
+        low = min(p.qps for p in judged)
+        return Bracket("below", below_qps=low, below_valid=valid[low], unsettled=code, why=why)
     best = max(passed)
-    above = [q for q, met, _ in judged if not met and q > best]
+    above = [p.qps for p in judged if not p.met and p.qps > best]
     if not above:
-        return Bracket("at_least", qps=best, qps_valid=valid[best])
-    return Bracket("bracket", best, min(above), valid[best], valid[min(above)])
+        return Bracket("at_least", qps=best, qps_valid=valid[best], unsettled=code, why=why)
+    return Bracket("bracket", best, min(above), valid[best], valid[min(above)], code, why)
+
+
+def _unsettled(probes: list[Probe]) -> tuple[str, tuple] | None:
+    """Why a search does not settle the capacity, if it does not. It assumes that latency rises with
+    load; a machine whose speed moved between probes breaks that. (code, values):
+        disturbed  a probe's measurement was shared with other work: (rate, why)
+        verdicts   a rate met the SLOs above one that missed them: (the rate that missed, the one that met)
+        latency    an SLO's p99 fell as load rose, beyond both p99s' 95 % intervals:
+                   (slo, lower rate, its p99, higher rate, its p99)"""
+    for p in probes:
+        if p.disturbed:
+            return "disturbed", (p.qps, p.disturbed)
+    for i, low in enumerate(probes):
+        for high in probes[i + 1:]:
+            if high.qps > low.qps and high.met and low.met is False:
+                return "verdicts", (low.qps, high.qps)
+            fell = _fell(low, high)
+            if fell:
+                return "latency", fell
+    return None
+
+
+def _fell(low: Probe, high: Probe) -> tuple | None:
+    """An SLO's p99 at the higher rate wholly below the lower rate's, intervals included."""
+    at_high = {slo: (p99, lo, hi) for slo, p99, lo, hi in high.p99}
+    for slo, p99, lo, _ in low.p99:
+        if slo in at_high and at_high[slo][2] < lo:
+            return slo, low.qps, p99, high.qps, at_high[slo][0]
+    return None
+
+
+def quantile_interval(values: list[float], p: float = 0.99, level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the p-quantile of the values' distribution: the order statistics
+    X(r) <= X(s) with P(r <= B < s) >= level for B ~ Binomial(n, p) (David & Nagaraja, Order Statistics,
+    7.1); -inf or inf where n is too small for that side."""
+    done, n = sorted(values), len(values)
+    if not n:
+        return -math.inf, math.inf
+    tail = (1 - level) / 2
+    r = 0  # largest r with P(B <= r - 1) <= tail (1-based order statistic X(r))
+    while r < n and _binom_cdf(r, n, p) <= tail:
+        r += 1
+    s = r  # smallest s with P(B <= s - 1) >= 1 - tail
+    while s <= n and _binom_cdf(s - 1, n, p) < 1 - tail:
+        s += 1
+    return (done[r - 1] if r >= 1 else -math.inf), (done[s - 1] if s <= n else math.inf)
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(B <= k), B ~ Binomial(n, p): the regularized incomplete beta I_{1-p}(n - k, k + 1)."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    return incomplete_beta(n - k, k + 1, 1 - p)
 
 
 @dataclass(frozen=True)

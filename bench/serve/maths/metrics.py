@@ -5,16 +5,18 @@ are left out), as `workload_metrics` keys:
 
     offered_qps       the rate asked for (--qps; conversations: offered_conversations_per_s, their turns
                       follow answers); realised_qps: requests / (last arrival - session start)
-    achieved_qps      completions / (last completion - first arrival), with its 95 % interval (over
-                      repeats; with one repeat, Garwood's interval of the completions as a Poisson count)
+    achieved_qps      completions / (last completion - session start), with its 95 % interval (over
+                      repeats; with one repeat, Garwood's interval of the completions as a Poisson count);
+                      see "Rates" below
     ttft_s            first token - scheduled arrival (queueing and the generator's lateness included)
     itl_s             every gap between consecutive token stamps of a request, pooled over requests
     tpot_s            per request (e2e - TTFT) / (tokens - 1), requests of 2 tokens or more
     e2e_s             last token - scheduled arrival; queue_s: batch start - arrival (in-process)
     late_s            sent - scheduled arrival: how late the load generator sent (not in the latency)
-    new_tokens_per_s  new tokens over the achieved rate's span
+    new_tokens_per_s  the achieved rate times the new tokens of a completed request
     slo_attainment    the share of requests meeting every SLO given (a failed request meets none);
-                      goodput_rps: those requests over the achieved rate's span (DistServe's goodput)
+                      goodput_rps: the achieved rate times the share of completed requests meeting every
+                      SLO (DistServe's goodput)
     errors            requests that failed, and `errors.<code>` by reason
     slo.*             per SLO (ttft, tpot, e2e): the bound, LoadGen's nearest-rank p99
                       (`sorted[floor(0.99 n)]`), requests judged and over the bound; `slo.met` every
@@ -24,8 +26,18 @@ are left out), as `workload_metrics` keys:
 Definitions as vLLM's `bench serve` (vllm/benchmarks/serve.py `calculate_metrics`) has them — TPOT,
 ITL, goodput (a request is good when every SLO holds; TPOT of a one-token request is 0) — except
 that latencies count from the scheduled arrival (MLPerf LoadGen's rule), not from when the request
-was sent, and rates are over first arrival to last completion, not from the benchmark's start.
-Percentiles in the summaries interpolate (numpy); the SLO verdicts read LoadGen's nearest rank.
+was sent. One percentile per figure: every p50, p90 and p99 here is LoadGen's nearest rank,
+`sorted[floor(n p)]`, the one the SLO verdicts read (the vLLM export keeps vLLM's interpolation,
+which its readers expect; generation's figures, judged by no SLO, keep numpy's).
+
+Rates (achieved, realised, goodput, new tokens) count from the session's start, never from its first
+arrival (n requests over n - 1 gaps made 6 requests at 2/s read 2.66/s), and, where the arrivals were
+drawn and kept as drawn (a Poisson or gamma process of shape B, not rescaled), n - 1/B requests over
+the span: for the n-th arrival of such a process from its start, T ~ Gamma(nB, qB), E[(n - 1/B) / T]
+= q, so the estimate is unbiased at every n. Rescaled arrivals (the default: the last of n at n / q,
+as vLLM's) and evenly spaced ones already put n requests in n / q: n over the span. So the achieved
+rate can exceed the offered one only by the draw's own noise, and goodput (the good share of the
+completed requests at that rate) never exceeds it.
 """
 
 from __future__ import annotations
@@ -34,8 +46,7 @@ import math
 from dataclasses import dataclass
 
 from bench.core import stats
-from bench.model.derive import summary
-from bench.model.report import Interval
+from bench.model.report import FigureSpec, Interval, Summary
 from bench.serve.maths import records as rec
 from bench.serve.maths import tails
 from bench.serve.maths.records import RequestRecord
@@ -63,13 +74,15 @@ class Session:
     def last_arrival(self) -> float | None:
         return max((r.arrival_s for r in self.requests), default=None)
 
-    @property
-    def span(self) -> float | None:
-        """First arrival to last completion: the window the achieved rates count over."""
-        done = self.done
-        if not done:
-            return None
-        return max(r.finish_s for r in done) - self.first_arrival
+
+
+def summary(values: list[float]) -> Summary:
+    """The summary of a serving latency: mean, spread and extremes as any figure's, its percentiles
+    LoadGen's nearest rank (the SLO verdicts' own)."""
+    s = stats.summary(values)
+    done = sorted(values)
+    s.update({k: nearest_rank(done, p) for k, p in (("median", 0.5), ("p90", 0.9), ("p99", 0.99))})
+    return Summary(**s)
 
 
 def sessions(repeats) -> list[Session]:
@@ -116,6 +129,18 @@ class SloVerdict:
         return self.good / self.judged
 
 
+LEAD = {"ttft": ("ttft_s", "TTFT"), "tpot": ("tpot_s", "TPOT"), "e2e": ("e2e_s", "e2e")}
+
+
+def lead_figure(slos: dict[str, float | None]) -> FigureSpec:
+    """What a serving result at a fixed offered rate leads with, is compared and stopped on: the p99 of the
+    latency its SLO names (the first given of TTFT, TPOT, e2e; TTFT without one). At a fixed rate every
+    device that keeps up achieves the offered rate: the latency at that rate is what differs."""
+    slo = next((k for k in SLOS if slos.get(k) is not None), "ttft")
+    key, label = LEAD[slo]
+    return FigureSpec(f"workload_metrics.{key}.p99", f"{label} p99", "s", "lower", lead=True)
+
+
 def judged(r: RequestRecord, origin: rec.Origin = "arrival") -> dict | None:
     """A request's values as the SLOs judge them (a one-token request's TPOT is 0, as vLLM's); None
     for a failed one, which meets none."""
@@ -157,47 +182,74 @@ def nearest_rank(sorted_values: list[float], p: float = 0.99) -> float | None:
 
 
 # -- rates ----------------------------------------------------------------------------------------------
-def achieved_interval(sessions_: list[Session]) -> Interval | None:
-    """Completions per second over first arrival to last completion: over repeats (t on the log
-    scale), or, for one repeat, Garwood's interval of its completions as a Poisson count."""
-    spans = [(len(s.done), s.span) for s in sessions_ if s.done]
-    spans = [(k, span) for k, span in spans if span > 0]
-    if not spans:
+def drawn_shape(params: dict) -> float | None:
+    """The gamma shape B of arrivals drawn and kept as drawn (Poisson: 1); None where the n-th arrival's
+    time is not random (rescaled, evenly spaced, a file, a closed loop: n requests over the span)."""
+    kind, _, value = str(params.get("load") or "poisson").partition(":")
+    if params.get("rescaled") is not False or params.get("arrivals") or kind not in ("poisson", "gamma"):
         return None
-    if len(spans) >= 2:
-        d = stats.log_t_interval([k / span for k, span in spans])
-        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"], f"t interval over {len(spans)} repeats "
+    return float(value) if kind == "gamma" and value else 1.0
+
+
+def counted(n: int, shape: float | None) -> float:
+    """How many of n requests a rate over the span counts: n, or n - 1/B for drawn arrivals (unbiased)."""
+    return n if shape is None else max(n - 1.0 / shape, 0.0)
+
+
+def span_from_start(s: Session) -> float | None:
+    """The session's start (its first arrival in an older report) to its last completion."""
+    done = s.done
+    if not done:
+        return None
+    origin = s.start_s if s.start_s is not None else s.first_arrival
+    return max(r.finish_s for r in done) - origin
+
+
+def achieved(s: Session, shape: float | None) -> float | None:
+    """Completions per second over the session (counted as `counted` says)."""
+    span = span_from_start(s)
+    return counted(len(s.done), shape) / span if span and span > 0 else None
+
+
+def achieved_interval(sessions_: list[Session], shape: float | None = None) -> Interval | None:
+    """The achieved rate: over repeats, a t interval on the log scale; for one repeat, Garwood's interval
+    of its completions as a Poisson count over its span (an exact interval for the rate of the n-th
+    arrival's Gamma time lies inside it), around the unbiased estimate."""
+    rates = [(len(s.done), span_from_start(s), achieved(s, shape)) for s in sessions_ if s.done]
+    rates = [(k, span, a) for k, span, a in rates if span and span > 0 and a]
+    if not rates:
+        return None
+    if len(rates) >= 2:
+        d = stats.log_t_interval([a for _, _, a in rates])
+        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"], f"t interval over {len(rates)} repeats "
                                                                            "(log scale)")
-    d = stats.count_rate_interval(*spans[0])
-    return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"],
+    k, span, a = rates[0]
+    d = stats.count_rate_interval(k, span)
+    return Interval(a, min(d["ci_low"], a), max(d["ci_high"], a), d["level"],
                     "1 repeat: Garwood's interval of its completions as a Poisson count; run-to-run variance unknown")
 
 
-def realised(s: Session) -> float | None:
-    """Requests over the time from the session's start to the last arrival (vLLM rescales its gaps
-    so that this is the offered rate); without the start, (n - 1) over first to last arrival."""
+def realised(s: Session, shape: float | None = None) -> float | None:
+    """Requests over the time from the session's start to the last arrival (counted as `counted`
+    says); without the start (older reports), (n - 1) over first to last arrival."""
     n, last = len(s.requests), s.last_arrival
     if s.start_s is not None and last is not None and last > s.start_s:
-        return n / (last - s.start_s)
+        return counted(n, shape) / (last - s.start_s)
     gap = (last - s.first_arrival) if last is not None else 0
     return (n - 1) / gap if n > 1 and gap > 0 else None
 
 
-def busy_span(sessions_: list[Session]) -> float | None:
-    """The achieved rates' span summed over the sessions (None where nothing completed)."""
-    spans = [s.span for s in sessions_ if s.done]
-    total = sum(spans)
-    return total if spans and total > 0 else None
-
-
-def rates(sessions_: list[Session], verdict: SloVerdict | None) -> dict:
-    """Realised, achieved (with its interval), tokens and goodput rates over the sessions' spans."""
-    span = busy_span(sessions_)
+def rates(sessions_: list[Session], verdict: SloVerdict | None, shape: float | None = None) -> dict:
+    """Realised, achieved (with its interval), tokens and goodput rates. Goodput is the achieved rate
+    times the good share of the completed requests: never above it."""
+    interval = achieved_interval(sessions_, shape)
+    done = sum(len(s.done) for s in sessions_)
     tokens = sum(r.new_tokens for s in sessions_ for r in s.done)
-    return {"realised_qps": _mean([realised(s) for s in sessions_]), "achieved_qps": achieved_interval(sessions_),
-            "requests": sum(len(s.done) for s in sessions_),
-            "new_tokens_per_s": tokens / span if span else None,
-            "goodput_rps": verdict.good / span if span and verdict is not None else None}
+    rate = interval.value if interval is not None else None
+    return {"realised_qps": _mean([realised(s, shape) for s in sessions_]), "achieved_qps": interval,
+            "requests": done, "new_tokens_per_s": rate * (tokens / done) if rate and done else None,
+            "goodput_rps": rate * (verdict.good / done) if rate is not None and verdict is not None and done else None}
+    # rate * (good / done): a share at most 1 times the rate never rounds above it (rate * good / done can)
 
 
 def _mean(xs):
@@ -230,6 +282,7 @@ def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_
     verdict = slo_verdict(found, slos)
     talks = bool(params.get("conversations"))  # then --qps is the rate conversations start at, not requests
     return {"offered_qps": None if talks else params.get("qps"),
-            "offered_conversations_per_s": params.get("qps") if talks else None, **rates(found, verdict),
+            "offered_conversations_per_s": params.get("qps") if talks else None,
+            **rates(found, verdict, drawn_shape(params)),
             **{f"{k}_s": summary(values(found, k)) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
             **errors(found), **slo_figures(verdict, slos)}

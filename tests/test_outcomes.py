@@ -1,0 +1,316 @@
+"""The outcomes a serving result can have, and that no failure reads as success.
+
+    complete  the session ran to its end: status ok (failed requests, if any, counted in a warning)
+    partial   the session was cut short (Ctrl-C, a signal): status interrupted, its finished requests
+              kept with their figures, the open ones closed with the reason `interrupted`
+    failed    more than half of its measured requests failed (server gone, every answer 500 or cut):
+              status failed with the reason, exit 1; the figures of those that completed are kept
+
+A capacity search treats a failed probe that still judged its SLOs as a miss, and says why it stopped
+wherever it did not converge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import pytest
+
+from bench.model.report import Repeat, Result
+from bench.serve.engine import Engine
+from bench.serve.loads import Schedule
+from bench.serve.maths.capacity import capacity_search
+from bench.serve.plan import ServingPlan
+from bench.serve.scenario import FAILED_SHARE, judge_requests
+from bench.serve.session import InProcessClient, busy_steps, request_log, run_session
+from fakes import FakeExecutor, VirtualClock
+
+HANG_S = 900.0  # a hang guard only
+
+
+# -- a server that fails as asked ---------------------------------------------------------------------------
+class FailingServer:
+    """An OpenAI-compatible server (aiohttp, a thread, 127.0.0.1) whose /v1/completions answers each
+    request by its index: `answers[i % len(answers)]` is "ok" (two tokens, then [DONE]), an HTTP status
+    (500, 429, ...), "cut" (a first token, then the connection closed) or "garbage" (not server-sent
+    events)."""
+
+    def __init__(self, answers):
+        self.answers, self.count = list(answers), 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(HANG_S)
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(HANG_S)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(HANG_S)
+
+    async def _start(self) -> int:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/completions", self._complete)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]
+
+    async def _models(self, request):
+        from aiohttp import web
+
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "test"}]})
+
+    async def _complete(self, request):
+        from aiohttp import web
+
+        answer = self.answers[self.count % len(self.answers)]
+        self.count += 1
+        await request.read()
+        if isinstance(answer, int):
+            return web.json_response({"error": {"message": "no", "type": "server_error"}}, status=answer)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if answer == "garbage":
+            await resp.write(b"this is not a stream\n\n")
+            return resp
+        chunk = {"id": "c", "object": "text_completion", "choices": [{"index": 0, "text": "a", "token_ids": [5],
+                                                                      "finish_reason": None}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        if answer == "cut":
+            request.transport.close()
+            return resp
+        chunk["choices"][0]["finish_reason"] = "length"
+        await resp.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        return resp
+
+
+def run_against(capsys, tmp_path, answers, *extra):
+    from bench import cli
+    from bench.model.io import load_report
+
+    out = tmp_path / "out"
+    with FailingServer(answers) as url:
+        code = cli.cli(["run", "--device", "cpu", "--preset", "tiny", "--workload", "blender-serve", "--endpoint", url,
+                        "--qps", "50", "--requests", "8", "--new-tokens", "2", "--repeats", "1", "--warmup", "1",
+                        "--in-process", "--sample-hz", "0", "--quiet", "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    return code, load_report(next(out.glob("*.json"))), err
+
+
+# -- failed: beyond the stated share ----------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", [[500], ["cut"], ["garbage"], [429, 503, "ok"], [500, "cut", "ok"]],
+                         ids=["every-500", "every-stream-cut", "not-a-stream", "two-thirds-refused", "mixed"])
+def test_a_session_whose_requests_mostly_failed_is_a_failed_result_and_exits_1(capsys, tmp_path, answers):
+    code, report, err = run_against(capsys, tmp_path, answers)
+    [r] = report.results
+    assert code == 1 and r.status == "failed" and report.status == "failed", (code, r.status, err)
+    assert "measured requests failed" in r.error and "more than 50%" in r.error
+    wm = r.workload_metrics
+    assert wm["errors"] > FAILED_SHARE * 8 and wm["requests"] == 8 - wm["errors"]  # the completed ones still count
+
+
+@pytest.mark.slow
+def test_a_few_failed_requests_leave_the_result_complete_with_them_counted(capsys, tmp_path):
+    code, report, _ = run_against(capsys, tmp_path, ["ok", "ok", "ok", 500])  # 2 of 8 failed: under half
+    [r] = report.results
+    assert code == 0 and r.status == "ok" and "request_errors" in r.codes()
+    assert r.workload_metrics["errors"] == 2 and r.workload_metrics["errors.http_500"] == 2
+
+
+def test_the_share_is_judged_over_the_measured_window_only():
+    from bench.model.report import RequestLog
+
+    def log(errors, measured):
+        n = len(errors)
+        return RequestLog(arrival_s=[float(i) for i in range(n)], start_s=[None] * n,
+                          first_token_s=[None if e else i + 0.5 for i, e in enumerate(errors)],
+                          finish_s=[None if e else i + 0.5 for i, e in enumerate(errors)], prompt_tokens=[3] * n,
+                          new_tokens=[0 if e else 1 for e in errors], batch=[None] * n,
+                          token_s=[[] if e else [i + 0.5] for i, e in enumerate(errors)], error=errors,
+                          measured=measured)
+
+    # three warm-up requests failed, the five measured ones completed: complete, with the errors counted
+    r, rep = Result(workload="w", status="ok"), Repeat(0, requests=log(["timeout"] * 3 + [None] * 5, [False] * 3 + [True] * 5))
+    judge_requests(rep, r)
+    assert r.status == "ok" and "request_errors" in r.codes()
+    # exactly half failed: not beyond the share
+    r, rep = Result(workload="w", status="ok"), Repeat(0, requests=log(["http_500", None] * 4, None))
+    judge_requests(rep, r)
+    assert r.status == "ok"
+    # one more than half: failed, saying how many of how many
+    r, rep = Result(workload="w", status="ok"), Repeat(0, requests=log(["http_500"] * 5 + [None] * 3, None))
+    judge_requests(rep, r)
+    assert r.status == rep.status == "failed" and r.error.startswith("5 of 8 measured requests failed (5 http_500)")
+
+
+# -- partial: cut short, what finished is kept -------------------------------------------------------------
+def test_a_session_cut_short_keeps_the_requests_it_finished_and_closes_the_others():
+    clock = VirtualClock(100.0)
+    engine = Engine(FakeExecutor(clock, per_step_s=0.01), clock, max_batch=2)
+    plan = ServingPlan(tuple(0.1 * i for i in range(10)), tuple((7, i) for i in range(10)), (3,) * 10)
+    schedule = Schedule(plan, clock(), None)
+
+    def stop_after_four(done, total):
+        if done >= 4:
+            raise KeyboardInterrupt  # Ctrl-C at the worst moment: requests in flight, others not yet arrived
+
+    with pytest.raises(KeyboardInterrupt):
+        run_session(plan, InProcessClient(engine, clock, clock.sleep), clock, stop_after_four, schedule=schedule)
+    arrived = [t for t in schedule.traces if t is not None]
+    log = request_log(arrived, unfinished="interrupted")
+    finished = [f for f in log.finish_s if f is not None]
+    assert len(finished) >= 4 and len(arrived) < 10  # what finished is kept; the rest never arrived
+    assert all(e == "interrupted" for f, e in zip(log.finish_s, log.error, strict=True) if f is None)
+    assert all(e is None for f, e in zip(log.finish_s, log.error, strict=True) if f is not None)
+
+
+def test_a_cut_stream_counts_no_tokens_as_served_work():
+    """Over HTTP the busy steps are what the client saw: a stream cut after three tokens made no reply, and
+    its tokens are no throughput (a server killed mid-session reported tokens/s from partial streams)."""
+    from bench.serve.protocol import Trace
+
+    ok, cut = Trace(0.0, sent_s=0.0), Trace(0.0, sent_s=0.0)
+    ok.token_s, ok.finish_s = [0.1, 0.2], 0.2
+    cut.token_s = [0.05, 0.1, 0.15]
+    cut.fail("disconnected")
+    steps = busy_steps([ok, cut])
+    assert sum(s.rows for s in steps) == 2 and sum(s.finished for s in steps) == 1
+
+
+# -- the capacity search says why it stopped ----------------------------------------------------------------
+def probe(status="ok", met=None, error=None):
+    wm = {} if met is None else {"slo.met": met}
+    return Result(workload="blender-serve", status=status, error=error, workload_metrics=wm)
+
+
+def drive(search, outcomes):
+    """Send each outcome to the search; (the rates it asked for, why it stopped)."""
+    rates, variant = [], next(search)
+    try:
+        for outcome in outcomes:
+            rates.append(variant["qps"][0])
+            variant = search.send(outcome(variant["qps"][0]))
+    except StopIteration as end:
+        return rates, end.value
+    raise AssertionError("the search asked for more probes than the test gave")
+
+
+@pytest.mark.parametrize("status,error", [("failed", "the worker died (SIGKILL)"), ("interrupted", None),
+                                          ("skipped", "no device"), ("failed", None)])
+def test_a_probe_that_judged_nothing_stops_the_search_saying_so(status, error):
+    rates, why = drive(capacity_search(4.0, 8), [lambda q: probe(met=True), lambda q: probe(status, error=error)])
+    assert rates == [4.0, 8.0] and why.startswith("the probe at 8 requests/s judged nothing") and status in why
+
+
+def test_a_probe_whose_requests_mostly_failed_is_a_miss_and_the_search_goes_on():
+    outcomes = [lambda q: probe(met=True), lambda q: probe("failed", met=False, error="5 of 8 measured requests failed"),
+                lambda q: probe(met=True), lambda q: probe(met=True)]
+    rates, why = drive(capacity_search(4.0, 4), outcomes)
+    assert rates[:3] == [4.0, 8.0, 5.66] and "ran out" in why  # rates at three significant figures
+
+
+def test_a_search_says_when_every_probe_missed_and_is_silent_when_it_converged():
+    rates, why = drive(capacity_search(0.004, 8), [lambda q: probe(met=False)] * 8)
+    assert rates == [0.004, 0.002, 0.001] and why == "every probe missed the SLOs, down to 0.001 requests/s"
+    rates, why = drive(capacity_search(4.0, 8), [lambda q: probe(met=q <= 5)] * 8)
+    assert why is None and 1 < rates[-1] / 4.0 < 1.3
+
+
+# -- rates that cannot exceed what happened ----------------------------------------------------------------
+SIZES = (5, 10, 20, 50, 100, 200, 500)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", SIZES)
+def test_the_achieved_rate_of_rescaled_poisson_sessions_is_the_offered_one_at_every_size(n):
+    """bench's default arrivals (Poisson, rescaled so that the last of n lands at n / q), 1,000 sessions on
+    a virtual clock with a server that keeps up: the mean achieved rate within 1 % of the offered one, its
+    interval covering it in at least 93 % of the sessions, and goodput never above achieved."""
+    from benchmarks.serving_rates import simulate
+
+    row = simulate(n, 1000, 2.0, as_drawn=False)
+    assert abs(row.mean_ratio - 1) < 0.01 and row.coverage >= 0.93 and row.goodput_above == 0, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", SIZES)
+def test_the_achieved_rate_of_poisson_sessions_as_drawn_is_unbiased_at_every_size(n):
+    """Arrivals kept as drawn put the n-th of a Poisson process at a Gamma(n) time: n over it reads n / (n - 1)
+    high (6 requests at 2/s read 2.4/s on average); n - 1 over it is unbiased. Over 1,000 sessions the mean is
+    within four of its standard errors of the offered rate (a 1 % bound would fail by chance at n = 5, whose
+    spread is 50 %), the interval covers the offered rate in at least 93 %, and goodput never exceeds achieved."""
+    from benchmarks.serving_rates import simulate
+
+    row = simulate(n, 1000, 2.0, as_drawn=True)
+    assert abs(row.mean_ratio - 1) < 4 * row.stderr and row.coverage >= 0.93 and row.goodput_above == 0, row
+
+
+# -- a capacity that knows when the machine moved ---------------------------------------------------------
+def probe_report(points, slo_ttft_s: float, n: int = 500, per_row_s: float = 0.0):
+    """A serving run of one result per (offered rate, the fake device's step time), each a Poisson session of
+    n requests served by the engine on a virtual clock: the device's speed is the test's to set per rate."""
+    from bench.model.report import Interval
+    from bench.serve.arrivals import Load, open_arrivals
+    from bench.serve.maths.metrics import serving_metrics
+    from reportgen import make_report
+
+    report = make_report("probes", 0.05, repeats=1, workload="blender-serve")
+    report.results = []
+    for qps, step_s in points:
+        clock = VirtualClock(10.0)
+        engine = Engine(FakeExecutor(clock, per_step_s=step_s, per_row_s=per_row_s), clock, max_batch=8)
+        plan = ServingPlan(tuple(open_arrivals(Load("poisson"), qps, n, 0)), tuple((7, i % 50) for i in range(n)), (2,) * n)
+        traces = run_session(plan, InProcessClient(engine, clock, clock.sleep), clock, t0=10.0)
+        res = make_report("probes", 0.05, repeats=1, workload="blender-serve").results[0]
+        rep = res.timing.repeats[0]
+        rep.requests = request_log(traces, session_start_s=10.0)
+        params = {**res.params, "qps": qps}
+        res.params, res.variant = params, {"qps": [qps]}
+        res.workload_metrics = serving_metrics([rep], params, slo_ttft_s=slo_ttft_s)
+        assert isinstance(res.workload_metrics["achieved_qps"], Interval)
+        report.results.append(res)
+    return report
+
+
+def capacity_of(report):
+    from bench.analysis.compare import compare
+
+    return compare([("probes.json", report)]).serving[0].capacity
+
+
+def test_latency_that_rises_with_load_settles_the_capacity():
+    cap = capacity_of(probe_report([(2.0, 0.01), (8.0, 0.01), (70.0, 0.01)], slo_ttft_s=0.05, per_row_s=0.005))
+    assert (cap.code, cap.qps, cap.below_qps, cap.unsettled) == ("bracket", 8.0, 70.0, None)
+
+
+def test_latency_that_falls_as_load_rises_leaves_the_capacity_unsettled():
+    """The same search on a machine whose speed moved under it: the device got 8x faster from probe to probe
+    (another job stopped). Every rate meets the 1 s SLO, and the capacity would read "at least 60"; p99 TTFT
+    fell from ~0.2 s at 2/s to ~0.03 s at 60/s, beyond both p99s' 95 % intervals: unsettled."""
+    from bench.render.words import capacity_text
+
+    cap = capacity_of(probe_report([(2.0, 0.1), (8.0, 0.03), (60.0, 0.004)], slo_ttft_s=1.0))
+    assert cap.code == "at_least" and cap.unsettled is not None and cap.unsettled.code == "latency"
+    v = cap.unsettled.values
+    assert v["slo"] == "ttft" and v["low_qps"] < v["high_qps"] and v["high_p99_s"] < v["low_p99_s"]
+    assert capacity_text(cap).startswith("unsettled: p99 TTFT fell from")
+
+
+def test_a_disturbed_probe_leaves_the_capacity_unsettled_and_says_which():
+    from bench.model.report import ResultWarning
+
+    report = probe_report([(2.0, 0.01), (8.0, 0.01), (70.0, 0.01)], slo_ttft_s=0.05, per_row_s=0.005)
+    report.results[1].warnings.append(ResultWarning("contended", "accelerator 0 ran another job (pid 4242)"))
+    cap = capacity_of(report)
+    assert cap.unsettled.code == "disturbed" and cap.unsettled.values["qps"] == 8.0
+    assert "another job" in cap.unsettled.values["why"]
