@@ -69,15 +69,22 @@ class Service:
         return await self._off_loop(self.prompt_ids, prompt) if text else self.prompt_ids(prompt)
 
     async def _off_loop(self, fn, arg):
+        stopping = ApiError(503, "the server is stopping", "server_error", code="server_stopping")
+        try:
+            future = self.text.submit(fn, arg)
+        except RuntimeError:  # the threads were shut down: the server is stopping
+            raise stopping from None
         self.rendering += 1
         try:
-            return await asyncio.wrap_future(self.text.submit(fn, arg))
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancelled() and self.stopping.is_set():  # dropped from the threads' queue by close()
+                raise stopping from None
+            raise
         except TemplateRefused as exc:
-            status = 503 if exc.code == "server_stopping" else 400
-            raise ApiError(status, str(exc), "server_error" if status == 503 else "invalid_request_error",
-                           param=None if status == 503 else "messages", code=exc.code) from None
-        except RuntimeError:  # the threads were shut down: the server is stopping
-            raise ApiError(503, "the server is stopping", "server_error", code="server_stopping") from None
+            if exc.code == "server_stopping":
+                raise stopping from None
+            raise ApiError(400, str(exc), param="messages", code=exc.code) from None
         finally:
             self.rendering -= 1
 
