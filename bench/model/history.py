@@ -47,7 +47,8 @@ HISTORY = [
         "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
         "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
         "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
-        "(`Compiles.eager_frames`, warning `ran_eager`)"),
+        "(`Compiles.eager_frames`, warning `ran_eager`); the request error code `server_stopped` (`bench serve` "
+        "stopped before the request finished)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}
