@@ -126,7 +126,7 @@ def shaped(raw: bytes, status: int) -> dict:
     b"P",  # one byte, then more of the same
 ])
 def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_served(dripped):
-    with bench_serving(client_timeout_s=0.5) as (url, port, *_):
+    with bench_serving(client_timeout_s=1.0) as (url, port, *_):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             stop = threading.Event()
             drip(s, dripped, stop)
@@ -139,7 +139,7 @@ def test_headers_dripped_slowly_are_answered_408_and_closed_while_others_are_ser
 
 @pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
 def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
-    with bench_serving(client_timeout_s=0.5) as (url, port, ex, _):
+    with bench_serving(client_timeout_s=1.0) as (url, port, ex, _):
         with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as s:
             s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n"
                       b"\r\n" % path.encode())
@@ -153,7 +153,7 @@ def test_a_body_dripped_slowly_is_cut_and_never_reaches_the_engine(path):
 
 
 def test_idle_connections_are_closed_before_a_request_and_after_one():
-    with bench_serving(client_timeout_s=0.5, keep_alive_s=0.5) as (url, port, *_):
+    with bench_serving(client_timeout_s=1.0, keep_alive_s=1.0) as (url, port, *_):
         silent = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept = socket.create_connection(("127.0.0.1", port), timeout=HANG_S)
         kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -165,7 +165,7 @@ def test_idle_connections_are_closed_before_a_request_and_after_one():
 
 
 def test_a_client_that_stops_reading_its_answer_is_cut():
-    with bench_serving(client_timeout_s=0.5, sndbuf=4096) as (url, port, *_):
+    with bench_serving(client_timeout_s=1.0, sndbuf=4096) as (url, port, *_):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(("127.0.0.1", port))
@@ -248,3 +248,14 @@ def test_the_server_options_refuse_connections_that_cannot_hold_the_queue():
         ServerOptions.build({"max_connections": 16, "max_waiting": 16})
     with pytest.raises(ConfigError, match="open files"):
         ServerOptions.build({"max_connections": 1_000_000, "max_waiting": 16})
+
+
+def test_bench_serve_refuses_a_connection_limit_below_its_queue_before_any_work():
+    from bench.core.errors import ConfigError
+    from test_api import serve_config
+
+    with pytest.raises(ConfigError, match="--max-connections 8: must be more than --max-waiting"):
+        serve_config("--device", "cpu", "--max-connections", 8, "--max-waiting", 16)
+    cfg, server = serve_config("--device", "cpu", "--max-connections", 64, "--max-waiting", 32, "--client-timeout-s", 5,
+                               "--keep-alive-s", 9)
+    assert (server.max_connections, server.client_timeout_s, server.keep_alive_s) == (64, 5.0, 9.0)
