@@ -53,11 +53,21 @@ def everything():
               ("twin.json", twin), ("edited.json", edited),
               ("http.json", serving_report("srv-http", [(2.0, True)], seed=5,
                                            served_by=ServedBy("http", "bench serve", "http://127.0.0.1:8000",
-                                                              "completions", "tiny", True, True)))]
+                                                              "completions", "tiny", True, True))),
+              ("lying.json", lying_serving_report())]
     old = serving_report("srv-old", [(2.0, True), (4.0, False)], seed=6)  # led with the busy rate, as 0.2 wrote it
     for res in old.results:
         res.figures = [FigureSpec("metrics.samples_per_s", "requests/s busy", "requests/s", "higher", lead=True)]
     return loaded + [("old.json", old)] + scaling_sweeps() + arithmetic_pair() + [(p, load_report(p)) for p in REFERENCE]
+
+
+def lying_serving_report():
+    """A serving report whose stored request count its own request log does not bear out."""
+    from test_client_faults import serving_report as logged_serving_report
+
+    r = logged_serving_report("liar", seed=11)
+    r.results[0].workload_metrics["requests"] = 1_000_000
+    return r
 
 
 def arithmetic_pair(workload="mixed", precision="bf16", recorded=True):

@@ -504,7 +504,7 @@ def test_an_api_key_is_read_from_the_environment_and_never_recorded(monkeypatch)
     from conftest import run_config
 
     cfg = run_config("--device", "cpu", "--preset", "tiny", "--workload", "blender-serve",
-                     "--api-key-env", "BENCH_TEST_KEY")
+                     "--endpoint", "http://127.0.0.1:1", "--api-key-env", "BENCH_TEST_KEY")
     o = cfg.options_of("blender-serve")
     with pytest.raises(ConfigError, match="BENCH_TEST_KEY"):
         o.api_key()
@@ -558,7 +558,7 @@ def test_a_local_servers_process_is_found_by_its_port():
 
 
 def test_the_base_url_is_the_server_without_v1():
-    from bench.serve.http import base_url, is_local
+    from bench.serve.endpoint import base_url, is_local
 
     assert base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000"
     assert base_url("https://api.example.com/proxy/v1") == "https://api.example.com/proxy"

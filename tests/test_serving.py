@@ -213,8 +213,8 @@ def test_an_arrivals_file_is_read_and_checked(tmp_path):
     good.write_text("# t  tokens\n0.0 12\n0.5 30  # a long one\n\n0.5 7\n")
     assert read_arrivals(str(good)) == ([0.0, 0.5, 0.5], [12, 30, 7])
     for text, said in [("1.0 5\n0.5 5\n", ":2: 0.5 s comes before"), ("0 5 6\n", ":1: expected"),
-                       ("nan 5\n", ":1: the time must be"), ("0 0\n", ":1: a request needs"),
-                       ("x y\n", ":1: not numbers"), ("# nothing\n", "no requests")]:
+                       ("nan 5\n", ":1: the time must be"), ("0 0\n", ":1: a prompt has 1 to"),
+                       ("x y\n", ":1: the first field is not a number"), ("# nothing\n", "no requests")]:
         bad = tmp_path / "b.txt"
         bad.write_text(text)
         with pytest.raises(ConfigError, match=said):

@@ -207,8 +207,8 @@ def gate_outcome(gate: Gate, spec, comp, run: Run, base: Run, rules: Rules) -> G
         s = verdicts.speedup(run, base, gate.metric, rules.min_repeats, rules.min_effect)
     else:
         s = verdicts.figure_speedup(run, base, gate.metric, key, rules.min_repeats, rules.min_effect)
-    outcome = verdicts.gate(s, gate.limit, better)
     values = verdicts.sides(run, base, gate.metric, key)
+    outcome = (key is not None and verdicts.zero_sided(values, better)) or verdicts.gate(s, gate.limit, better)
     hint = verdicts.gate_hint(s, run, base, values, gate.limit, better) if outcome == "inconclusive" else None
     return GateOutcome(gate=gate, workload=comp.workload, run=run.name, baseline=base.name, outcome=outcome,
                        speedup=s, better=better, figure=key, hint=hint)

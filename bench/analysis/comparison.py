@@ -33,6 +33,7 @@ NoteCode = Literal["duplicate", "same_run_id", "baseline_missing", "no_run", "ha
                    "arithmetic",  # same precision name, other arithmetic (bench/analysis/arithmetic.py)
                    "tail",  # a serving row's (and a curve's) SLO verdict
                    "old_lead",  # a serving report from when serving led with the engine-busy rate
+                   "recomputed",  # a serving result's stored figures disagreed with its own request log
                    "settle", "set_aside",  # what would settle an unclear verdict; repeats redone
                    "scaling_threads", "superlinear"]  # a scaling series
 Better = Literal["higher", "lower", "none"]

@@ -19,7 +19,7 @@ import re
 
 from bench.analysis.comparison import Cost, Costing, Note, Price
 from bench.core.errors import ConfigError
-from bench.core.text import read_lines
+from bench.core.text import clip, read_lines, terminal_safe
 
 # Named instances a price may refer to (`--price hpu=dl1.24xlarge`); never applied unasked.
 SHIPPED = {
@@ -29,12 +29,15 @@ SHIPPED = {
 MAX_PRICES_BYTES = 1 << 20
 
 
-def parse_price(spec: str, source: str = "--price") -> Price:
-    """`MATCH=USD_PER_HOUR[/DEVICES]` or `MATCH=INSTANCE` (a SHIPPED name)."""
+def parse_price(spec: str, source: str = "--price", quote: bool = True) -> Price:
+    """`MATCH=USD_PER_HOUR[/DEVICES]` or `MATCH=INSTANCE` (a SHIPPED name). An error quotes what was
+    given only where the user typed it (`quote`): a line of a file is named, never shown (a file given
+    by mistake, a .env, holds secrets in just this KEY=VALUE shape)."""
     match, sep, value = spec.partition("=")
     match, value = match.strip(), value.strip()
     if not sep or not match or not value:
-        raise ConfigError(f"{source}: expected LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES], got {spec[:80]!r}")
+        got = f", got {terminal_safe(spec, 80)!r}" if quote else ""
+        raise ConfigError(f"{source}: expected LABEL_OR_DEVICE=USD_PER_HOUR[/DEVICES]{got}")
     if value in SHIPPED:
         s = SHIPPED[value]
         return Price(match=match, usd_per_hour=s["usd_per_hour"], devices=s["devices"],
@@ -42,8 +45,8 @@ def parse_price(spec: str, source: str = "--price") -> Price:
     m = re.fullmatch(r"\$?([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:\s*/\s*([0-9]+))?", value)
     if not m:
         known = ", ".join(SHIPPED)
-        raise ConfigError(f"{source}: {value[:40]!r} is neither USD_PER_HOUR[/DEVICES] (e.g. 13.11/8) nor a known "
-                          f"instance ({known})")
+        raise ConfigError(f"{source}: {repr(terminal_safe(value, 40)) if quote else 'the value after ='} is neither "
+                          f"USD_PER_HOUR[/DEVICES] (e.g. 13.11/8) nor a known instance ({known})")
     usd, devices = float(m.group(1)), int(m.group(2) or 1)
     if not (math.isfinite(usd) and 0 < usd <= 1e6):
         raise ConfigError(f"{source}: the hourly price must be above 0 and at most 1,000,000, got {usd:g}")
@@ -54,8 +57,9 @@ def parse_price(spec: str, source: str = "--price") -> Price:
 
 def read_prices(path: str) -> list[Price]:
     """One price per line, as --price takes it; `#` comments, blank lines skipped."""
-    return [parse_price(line, f"--prices {path}:{number}") for number, line in read_lines(path, "--prices",
-                                                                                         MAX_PRICES_BYTES)]
+    where = f"--prices {clip(str(path), 200)}"
+    return [parse_price(line, f"{where}:{number}", quote=False)
+            for number, line in read_lines(path, "--prices", MAX_PRICES_BYTES)]
 
 
 def price_for(run, costing: Costing | None) -> Price | None:

@@ -3,12 +3,13 @@ when it cannot be read, and when the comparison cannot be made with it (`isolate
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from pathlib import Path
 
 from bench.core.errors import BenchError, ReportError
-from bench.core.text import shell_path
+from bench.core.text import redact_urls, shell_path
 from bench.model.io import load_report
 
 
@@ -32,10 +33,31 @@ def load_many(patterns: list[str]) -> tuple[list[tuple[str, dict]], list[ReportE
     loaded = []
     for p in paths:
         try:
-            loaded.append((p, load_report(p)))
+            loaded.append((p, redacted(load_report(p))))
         except ReportError as exc:
             problems.append(exc)
     return loaded, problems
+
+
+def redacted(obj):
+    """A loaded report with every string that holds a URL's credentials (`scheme://user:key@`) shown as
+    `***@`, wherever it is (a label, who served, a warning, an error): a report written elsewhere, or
+    edited, may hold them, and no output of a comparison shows them. In place; returns it."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            setattr(obj, f.name, _redacted_value(getattr(obj, f.name)))
+        return obj
+    return _redacted_value(obj)
+
+
+def _redacted_value(value):
+    if isinstance(value, str):
+        return redact_urls(value) if "@" in value else value
+    if isinstance(value, dict):
+        return {_redacted_value(k): _redacted_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return value if value and isinstance(value[0], int | float) else [_redacted_value(v) for v in value]
+    return redacted(value) if dataclasses.is_dataclass(value) else value
 
 
 def isolated(loaded: list, attempt):

@@ -3,17 +3,19 @@ baseline that `--baseline` names."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.analysis.comparison import Note, RunInfo
 from bench.core.errors import ConfigError
-from bench.core.text import clip, shell_path
-from bench.model.derive import lead_of, recompute
+from bench.core.text import clip, redact_urls, shell_path
+from bench.model.derive import figure_value, lead_of, recompute
 from bench.model.fields import plain
 from bench.model.report import FigureSpec, Interval, Metrics, Report, Result, variant_label
-from bench.serve.maths.metrics import SLOS, lead_figure
-
+from bench.serve.maths.metrics import SLOS, lead_figure, serving_metrics
+from bench.serve.maths.records import most_tokens
 
 BUSY_LABEL = "engine-busy requests/s"  # a serving result's old lead, as bench/serve/workload.py names it now
 
@@ -136,12 +138,100 @@ def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[Note]]:
     """Every result as a Run (failed ones too: they are shown, marked), and a note for each file left
     out: dropped as the same file or an exact copy of another, or — where files claim one run_id
     but differ — all of them set aside (`same_run_id`): which one is the run cannot be told."""
-    runs, notes = [], []
+    runs, notes, differ = [], [], {}
     for path, report in _distinct(loaded, notes):
-        runs += [Run(run_name(report, path), path, report, result, recompute(result)) for result in report.results
-                 if result.status in ("ok", "interrupted", "failed")]
+        for result in report.results:
+            if result.status in ("ok", "interrupted", "failed"):
+                checked, differ[len(runs)] = rechecked(result)
+                runs.append(Run(run_name(report, path), path, report, checked, recompute(checked)))
     unique_names(runs)
+    notes += [Note(code="recomputed", run=runs[i].name, values={"figures": d[:MAX_SHOWN_DIFFERENCES], "count": len(d)})
+              for i, d in differ.items() if d]
     return runs, notes
+
+
+# -- a serving result's figures, recomputed from its request log as every step figure is ----------------
+MAX_SHOWN_DIFFERENCES = 5
+REL_TOL = 1e-6  # a stored figure that differs from the log's by less is the same (floats written and read back)
+
+
+def rechecked(result: Result) -> tuple[Result, list]:
+    """A serving result with its figures recomputed from its request logs (bench/serve/maths): the
+    file's own `workload_metrics` and per-repeat figures are claims, checked here as step times are,
+    and the log's figures are the ones used. -> (the result, [[figure, stored, recomputed], ...] where
+    they disagreed). URL credentials in who served are shown as ***. A result without a request log
+    is kept as it is."""
+    result = _redacted(result)
+    stored = result.workload_metrics or {}
+    if not any(r.requests is not None and r.requests.arrival_s for r in result.timing.measured):
+        return result, []
+    cap, claimed = most_tokens(result.params), _most_claimed(result)
+    if cap is not None and claimed > cap:  # a log claiming more tokens than any request could ask for
+        result = dataclasses.replace(result, timing=dataclasses.replace(
+            result.timing, repeats=[_capped(rep, cap) for rep in result.timing.repeats]))
+    fresh = serving_metrics(result.timing.measured, result.params, *_slo_bounds(stored))
+    differ = [[k, _shown(stored[k]), _shown(v)] for k, v in fresh.items() if k in stored and not _same(stored[k], v)]
+    if cap is not None and claimed > cap:
+        differ.insert(0, ["requests.new_tokens", claimed, cap])  # the largest one, and the cap
+    repeats = [_refigured(rep, result) for rep in result.timing.repeats]
+    timing = dataclasses.replace(result.timing, repeats=repeats)
+    return dataclasses.replace(result, workload_metrics={**stored, **fresh}, timing=timing), differ
+
+
+def _most_claimed(result: Result) -> int:
+    return max((k for r in result.timing.repeats if r.requests is not None for k in r.requests.new_tokens), default=0)
+
+
+def _capped(rep, cap: int):
+    """A repeat whose request log counts no request past `cap` tokens (what it could ask for)."""
+    log = rep.requests
+    if log is None or all(k <= cap for k in log.new_tokens):
+        return rep
+    return dataclasses.replace(rep, requests=dataclasses.replace(log, new_tokens=[min(k, cap) for k in log.new_tokens]))
+
+
+def _slo_bounds(stored: dict) -> tuple:
+    """The SLO bounds the result was judged by (ttft, e2e, tpot seconds): the user's settings."""
+    return tuple(v if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else None
+                 for v in (stored.get("slo.ttft_s"), stored.get("slo.e2e_s"), stored.get("slo.tpot_s")))
+
+
+def _refigured(rep, result: Result):
+    """A repeat's declared serving figures (`figure_values`, what a gate reads) from its own log."""
+    if rep.requests is None or not rep.requests.arrival_s or rep.set_aside:
+        return rep
+    own = serving_metrics([rep], result.params, *_slo_bounds(result.workload_metrics or {}))
+    values = dict(rep.figure_values)
+    for key in values:
+        if key.startswith("workload_metrics."):
+            v = figure_value(own, None, key)
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            values[key] = float(v) if ok else None
+    return dataclasses.replace(rep, figure_values=values)
+
+
+def _same(a, b) -> bool:
+    a, b = plain(a), plain(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a.get(k), b.get(k)) for k in set(a) | set(b))
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float) or not isinstance(b, int | float):
+        return a == b
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def _shown(value):
+    """A figure as a note carries it: a number, or an interval's or a summary's value."""
+    value = plain(value)
+    if isinstance(value, dict):
+        return value.get("value", value.get("median"))
+    return value
+
+
+def _redacted(result: Result) -> Result:
+    s = result.served_by
+    if s is None or not s.endpoint or redact_urls(s.endpoint) == s.endpoint:
+        return result
+    return dataclasses.replace(result, served_by=dataclasses.replace(s, endpoint=redact_urls(s.endpoint)))
 
 
 def _distinct(loaded, notes: list[Note]) -> list[tuple[str, Report]]:

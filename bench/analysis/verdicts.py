@@ -93,7 +93,21 @@ def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, 
           "min_effect": min_effect, "method": "welch"}
     if not a or not b:
         return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_values"), **kw)
+    if all(x == 0 for x in a + b):  # a count that is none on both sides (errors 0 vs 0): exactly the same
+        return _ratio(run, base, {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}, kw)
     return _ratio(run, base, stats.welch_ratio(a, b, level), kw)
+
+
+def zero_sided(values: tuple[list[float], list[float]], better: str) -> str | None:
+    """A gate on a figure that can be zero (errors, SLO attainment, goodput), where a side is zero in
+    every repeat and no ratio of logs exists: 'pass' where the run cannot be worse than its baseline
+    — both none, a lower-is-better figure at zero in the run, a higher-is-better one at zero in the
+    baseline; None where the ratio's rule decides (a run that went from none to some stays unsettled)."""
+    a, b = values
+    if not a or not b:
+        return None
+    run_zero, base_zero = all(x == 0 for x in a), all(x == 0 for x in b)
+    return "pass" if (run_zero and base_zero) or (run_zero if better == "lower" else base_zero) else None
 
 
 def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.02, level: float = 0.95) -> Speedup:

@@ -199,7 +199,8 @@ class Launcher:
         """The figure a workload's results lead with under these options (a throughput, or a serving
         result's latency at its rate): what the stopping rule is told."""
         wl = catalog.load(name)
-        return lead_of(wl.figures_for(self.options(name, variant)), wl.main_metric)
+        of = getattr(wl, "figures_for", None)
+        return lead_of(of(self.options(name, variant)) if of else getattr(wl, "figures", ()), wl.main_metric)
 
     def count_repeat(self, result: Result, until: Until, before: list[Result], lead=None) -> None:
         """Tell the rule one repeat's lead value (its throughput, or its lead figure) and whether it was

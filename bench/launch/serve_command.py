@@ -43,8 +43,7 @@ def build_serve(ns) -> tuple[RunConfig, ServerOptions]:
     device = DeviceOptions.build(namespace_values(ns, DeviceOptions))
     server = ServerOptions.build(namespace_values(ns, ServerOptions))
     hz = TelemetryOptions.build(namespace_values(ns, TelemetryOptions)).sample_hz if server.report else 0.0
-    engine = EngineOptions.build(namespace_values(ns, EngineOptions))
-    serving = ServeOptions.build(engine.to_json())
+    serving = ServeOptions.build(namespace_values(ns, EngineOptions))  # the flags given: none it would ignore
     cfg = RunConfig(preset, (SERVE_WORKLOAD,), device, device_own_options(ns, device.device),
                     CommonOptions.build(namespace_values(ns, CommonOptions), preset),
                     MeasureOptions.build({"repeats": 1, "warmup": 1, "steps": 2, "sample_hz": hz}),

@@ -73,6 +73,9 @@ class MeasureOptions(TelemetryOptions):
     def check_given(self, given: frozenset[str]) -> None:
         if self.time_budget is None:
             self.ignored(given, "min_steps", "only applies with --time-budget (--steps counts the steps)")
+        if self.target_ci is None:
+            for name in ("max_repeats", "max_time"):
+                self.ignored(given, name, "only applies with --target-ci (without it --repeats repeats run)")
 
     @classmethod
     def build(cls, given, preset=None):

@@ -70,6 +70,13 @@ def _spin(t0: int, handicap: float) -> None:
         pass
 
 
+def declared_figures(workload):
+    """The figures a workload's results declare with its options (workloads/base.py figures_for; a workload
+    object of its own making, without it, declares its `figures`)."""
+    of = getattr(type(workload), "figures_for", None)
+    return of(workload.options) if of is not None else getattr(workload, "figures", ())
+
+
 class Measurement:
     """Runs one repeat of one workload and fills its Outcome, whatever happens."""
 
@@ -82,7 +89,7 @@ class Measurement:
         self.tree_root = tree_root  # the run's own process tree: CPU used outside it is other load
         self.clock, self.sink = clock or Clock(), sink or NullSink()
         self.repeat = Repeat(index=index, pid=os.getpid())
-        self.result = Result(workload=workload.name, status="ok", figures=list(type(workload).figures_for(workload.options)),
+        self.result = Result(workload=workload.name, status="ok", figures=list(declared_figures(workload)),
                              variant=dict(variant or {}))
         self.variant = variant_label(self.result.variant)
         self.result.timing.repeats.append(self.repeat)

@@ -47,8 +47,11 @@ HISTORY = [
         "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
         "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
         "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
-        "(`Compiles.eager_frames`, warning `ran_eager`); the request error code `server_stopped` (`bench serve` "
-        "stopped before the request finished)"),
+        "(`Compiles.eager_frames`, warning `ran_eager`); serving over HTTP: a request's tokens are what was streamed, "
+        "up to what it asked (the server's usage is compared, warning `server_count_disagrees`), request errors "
+        "`server_exited` and `server_stopped` (a server the run started that exited or was stopped; `bench serve` "
+        "itself stopped before the request finished), and warning "
+        "`prompts_cut` (an --arrivals prompt longer than --context-len)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

@@ -58,6 +58,10 @@ WARNING_CODES = {
                       "(from the scheduled arrival) include its lateness; the message says which figure to trust",
     "search_stopped": "serving: the capacity search stopped before its bracket was within 15 % (its probes ran out, "
                       "every probe missed down to the lowest rate, or a probe judged nothing); the message says which",
+    "server_count_disagrees": "serving over HTTP: the server's usage.completion_tokens, or what it streamed, disagreed "
+                              "with the tokens asked and streamed; the figures count what was streamed, up to what "
+                              "each request asked",
+    "prompts_cut": "serving: prompts of an --arrivals file longer than --context-len were cut to it",
 }
 WarningCode = Literal[tuple(WARNING_CODES)]  # type: ignore[valid-type]
 
@@ -443,8 +447,9 @@ class RequestLog:
                                             "not part of the latency's start)", None, minimum=0)
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
                                          "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
-                                         "`rejected_<code>`, `cancelled`, `engine_error`, `server_stopped` (the server stopped "
-                                         "before it finished); null where it completed",
+                                         "`rejected_<code>`, `cancelled`, `engine_error`, `server_exited` or "
+                                         "`server_stopped` (a server the run started that exited or was stopped; "
+                                         "`bench serve` stopped before it finished); null where it completed",
                                          None)
     measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
                                       "left out of the figures)", None)

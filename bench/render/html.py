@@ -354,6 +354,16 @@ def environment_section(page: Page, diff) -> None:
              else "<p>Nothing differs.</p>")
 
 
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def js_safe(script: str) -> str:
+    """A script without raw control characters (plotly.js (plotly 7.1) holds two, SUB and SOH, inside string
+    literals, where the \\xNN escape written instead stands for the same character): the page can go
+    to a terminal (`--html -`) without a byte it would act on."""
+    return _RAW_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", script)
+
+
 def render(comparison) -> str:
     """The whole page as a string."""
     from plotly.offline import get_plotlyjs
@@ -376,6 +386,6 @@ def render(comparison) -> str:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>bench compare</title>"
-            f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+            f"<style>{CSS}</style><script type='text/javascript'>{js_safe(get_plotlyjs())}</script></head><body>"
             f"<h1>bench compare</h1><p class='meta'>{len(comparison.sources)} report(s), generated {esc(stamp)}.</p>"
             + "".join(page.parts) + "</body></html>")

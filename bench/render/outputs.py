@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from bench.core.errors import BenchError
-from bench.core.text import json_text, shell_path
+from bench.core.errors import BenchError, ConfigError
+from bench.core.text import json_text, redact_urls, shell_path
 from bench.render.format import markup, shown_path
 
 
@@ -47,11 +47,12 @@ def render_all(comparison, export, out, err) -> Rendered:
     done = Rendered(comparison)
     if not comparison:
         return done
+    piped = export.to_stdout  # `-`: that export instead of the tables, the notes on standard error
     with err.captured() as before:
-        if export.json_out == "-":
+        if piped:
             print_notes(err, comparison)
-    if export.json_out == "-":
-        done.stdout = document_text(comparison) + "\n"
+    if piped:
+        done.stdout = export_text(piped, comparison)
     else:
         with out.captured() as tables:
             print_comparison(out, comparison)
@@ -79,11 +80,15 @@ def export_text(kind: str, comparison) -> str:
 
 
 def vllm_text(comparison) -> str:
-    """vLLM's result JSON, one object per line, of every serving repeat compared (bench/serve/maths/vllm.py)."""
+    """vLLM's result JSON, one object per line, of every serving repeat compared (bench/serve/maths/vllm.py);
+    ConfigError where there is none (an empty file said to be written would say nothing)."""
     from bench.serve.maths.vllm import vllm_results
 
     lines = [json.dumps(r, allow_nan=False, default=str) for r in vllm_results(s.report for s in comparison.sources)]
-    return "\n".join(lines) + ("\n" if lines else "")
+    if not lines:
+        raise ConfigError("--vllm-json: no report compared holds a serving result with its requests recorded "
+                          "(bench run --workload blender-serve, or bench serve --report); nothing was written")
+    return redact_urls("\n".join(lines)) + "\n"
 
 
 def document_text(comparison) -> str:

@@ -166,6 +166,7 @@ NOTES = {
     "tail": lambda v: tail_text(v),
     "old_lead": lambda v: (f"a report written when serving results led with the engine-busy rate: it leads with "
                            f"{v['lead']} now, the busy rate beside it"),
+    "recomputed": lambda v: recomputed_text(v),
     "settle": lambda v: settle_text(v),
     "set_aside": lambda v: (f"{v['count']} repeat{'s' if v['count'] > 1 else ''} set aside as disturbed and redone, "
                             "kept in the report and left out of its figures"
@@ -212,6 +213,20 @@ def settle_text(v: dict) -> str:
     return (f"vs {v['baseline']}: about {v['more']} more repeat{'s' if v['more'] > 1 else ''} per side "
             f"({v['repeats']} now) would likely make it {said}, were the ratio and the variances to hold; "
             f"bench run {_target(v)} on both adds repeats until each is that precise")
+
+def _figure(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:.4g}" if isinstance(value, float) else _q(value)
+
+
+def recomputed_text(v: dict) -> str:
+    """A serving result whose stored figures its own request log does not bear out."""
+    shown = "; ".join(f"{_t(k, VALUE_CHARS)} {_figure(a)} stored, {_figure(b)} from the log" for k, a, b in v["figures"])
+    more = f" and {v['count'] - len(v['figures'])} more" if v["count"] > len(v["figures"]) else ""
+    return (f"its stored serving figures disagree with its own request log ({shown}{more}): every figure shown is "
+            "recomputed from the log")
+
 
 SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
 

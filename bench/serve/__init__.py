@@ -17,7 +17,8 @@ protocol.py's `Executor`); the scenario drives it, as MLPerf LoadGen drives a sy
     engine.py    the scheduler: FIFO admission, batching policy, stop rules, cancellation
     session.py   an open-loop session: arrivals through a client, every token's time recorded
     loads.py     a plan's schedule: open and closed loops, conversations
-    http.py      the load generator's HTTP client; remote.py an endpoint's probe and warm-up;
+    endpoint.py  the server at --endpoint before any work: its URL, its key, its model list (probed)
+    http.py      the load generator's HTTP client; remote.py who serves a session and its warm-up;
                  spawn.py `bench serve` started by a run
     api.py       the API's bodies, responses and errors (OpenAI's shapes); app.py the FastAPI app;
                  loop.py the engine's thread (a failed step fails only its requests), metrics and

@@ -24,10 +24,12 @@ import random
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
-from bench.core.text import read_lines
+from bench.core.text import clip, read_lines
 
 MAX_FILE_BYTES = 16 * 2**20
-MAX_REQUESTS = 1_000_000
+MAX_REQUESTS = 1_000_000  # requests of one session, however they are asked for
+MAX_SPAN_S = 86_400  # a session's planned arrivals span at most a day
+MAX_PROMPT_TOKENS = 1 << 20  # a prompt length beyond any model's context (a request cuts it to --context-len)
 
 
 def poisson_arrivals(qps: float, n: int, seed: int) -> list[float]:
@@ -130,28 +132,39 @@ def open_arrivals(load: Load, qps: float, n: int, seed: int, as_drawn: bool = Fa
 
 
 def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], list[int]]:
-    """(offsets, prompt tokens) from an arrivals file; ConfigError naming the line on anything else."""
+    """(offsets, prompt tokens) from an arrivals file; ConfigError naming the line on anything else
+    (and never quoting it: a file given by mistake may hold secrets)."""
     offsets: list[float] = []
     tokens: list[int] = []
+    where = f"{flag} {clip(str(path), 200)}"
     for number, line in read_lines(path, flag, MAX_FILE_BYTES):
-        fields = line.split()
-        if len(fields) != 2:
-            raise ConfigError(f"{flag} {path}:{number}: expected `seconds prompt_tokens`, got {line[:60]!r}")
-        try:
-            t, k = float(fields[0]), int(fields[1])
-        except ValueError:
-            raise ConfigError(f"{flag} {path}:{number}: not numbers: {line[:60]!r}") from None
-        if not math.isfinite(t) or t < 0:
-            raise ConfigError(f"{flag} {path}:{number}: the time must be a finite number of seconds >= 0")
+        t, k = _arrival(line, f"{where}:{number}")
         if offsets and t < offsets[-1]:
-            raise ConfigError(f"{flag} {path}:{number}: {t:g} s comes before the line above ({offsets[-1]:g} s); "
+            raise ConfigError(f"{where}:{number}: {t:g} s comes before the line above ({offsets[-1]:g} s); "
                               "times must not decrease")
-        if k < 1:
-            raise ConfigError(f"{flag} {path}:{number}: a request needs at least 1 prompt token")
         offsets.append(t)
         tokens.append(k)
         if len(offsets) > MAX_REQUESTS:
-            raise ConfigError(f"{flag} {path}: more than {MAX_REQUESTS:,} requests")
+            raise ConfigError(f"{where}: more than {MAX_REQUESTS:,} requests")
     if not offsets:
-        raise ConfigError(f"{flag} {path}: no requests in it")
+        raise ConfigError(f"{where}: no requests in it")
     return offsets, tokens
+
+
+def _arrival(line: str, where: str) -> tuple[float, int]:
+    """One line's (seconds, prompt tokens), each within its bound."""
+    fields = line.split()
+    if len(fields) != 2:
+        raise ConfigError(f"{where}: expected two fields, `seconds_since_start prompt_tokens`, got {len(fields)}")
+    try:
+        t = float(fields[0])
+    except ValueError:
+        raise ConfigError(f"{where}: the first field is not a number of seconds") from None
+    if not (math.isfinite(t) and 0 <= t <= MAX_SPAN_S):
+        raise ConfigError(f"{where}: the time must be from 0 to {MAX_SPAN_S:,} s (a day: a session's arrivals "
+                          "span at most that)")
+    if not fields[1].isascii() or not fields[1].isdigit():
+        raise ConfigError(f"{where}: the second field is not a whole number of prompt tokens")
+    if len(fields[1]) > 9 or not 1 <= int(fields[1]) <= MAX_PROMPT_TOKENS:
+        raise ConfigError(f"{where}: a prompt has 1 to {MAX_PROMPT_TOKENS:,} tokens")
+    return t, int(fields[1])

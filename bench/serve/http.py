@@ -14,30 +14,38 @@ session, on: an HTTP status other than 200 (`http_<status>`), no answer within t
 (`timeout`), a connection that could not be made (`connection`), a stream that ends before its
 finish (`disconnected`), or a body that is not a stream of OpenAI chunks, or larger than a reply
 can be (`bad_stream`). The API key is read from the environment variable a flag names and is sent
-as a bearer token, never recorded.
+as a bearer token, never recorded, never shown, and never sent elsewhere: no redirect is followed
+(a 3xx is `http_3xx`), and no proxy from the environment is used (aiohttp's `trust_env` is off).
+
+Counting: a reply's tokens are what was streamed — its token ids where the chunks carry them, else
+one per chunk with text (as vLLM's `bench serve` counts) — and never more than the request asked
+for: stamps and ids past that are not kept. The server's `usage.completion_tokens` is a claim,
+recorded apart (`Trace.usage_tokens`) and compared (`count_disagreements`), never counted: a server
+that says 2,147,483,647 tokens for 4 chunks gets 4.
+
+Waits: every wait on the server has a total deadline — the probe before any work (endpoint.py),
+each request (`--request-timeout-s`, aiohttp's `ClientTimeout.total`: connection, send and the whole
+stream), and a session whose server process is known (`watch`: a server started by the run that
+exited or was stopped fails what is in flight at once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import math
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bench.core.errors import ConfigError
-from bench.serve.protocol import GenRequest
-from bench.serve.protocol import Trace
+from bench.serve.endpoint import auth
+from bench.serve.protocol import GenRequest, Trace
 
 POLL_S = 0.05  # `wait` returns at least this often while requests are in flight
 MAX_LINE = 1 << 20  # one server-sent event line at most
 MAX_BODY = 16 << 20  # one reply's stream at most
 MAX_TEXT = 1 << 20  # of its text, kept at most
 KEEP_ALIVE_S = 3.0  # an idle connection is reused within this, else closed
+WATCH_S = 1.0  # how often a session looks at its server's process (`watch`), at most
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class Endpoint:
     url: str
     api: str = "completions"
     model: str = ""
-    key: str | None = None
+    key: str | None = field(default=None, repr=False)  # never in a repr, a log or an error
     timeout_s: float = 600.0
 
     @property
@@ -55,61 +63,7 @@ class Endpoint:
         return "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
 
     def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
-
-
-def base_url(text: str, flag: str = "--endpoint") -> str:
-    """An http(s) URL of a server: its scheme, host, port and path, without a trailing /v1; no
-    credentials in it (an API key belongs in an environment variable: a URL is written to the
-    report), no query or fragment."""
-    try:
-        u = urllib.parse.urlsplit(text.strip())
-        port = u.port
-    except ValueError as exc:
-        raise ConfigError(f"{flag}: not a URL ({exc})") from None
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise ConfigError(f"{flag}: expected http://HOST[:PORT][/PATH], got {text[:80]!r}")
-    if u.username or u.password:
-        raise ConfigError(f"{flag}: credentials in the URL would be written to the report; name an environment "
-                          "variable holding the key with --api-key-env")
-    if u.query or u.fragment:
-        raise ConfigError(f"{flag}: the base URL takes no query or fragment")
-    path = u.path.rstrip("/")
-    path = path[:-3] if path.endswith("/v1") else path
-    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
-    return f"{u.scheme}://{host}{f':{port}' if port else ''}{path}"
-
-
-def is_local(url: str) -> bool:
-    """The endpoint is on this machine: a loopback address or localhost."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def probe(url: str, key: str | None = None, timeout_s: float = 10.0) -> dict:
-    """What the server at `url` says of itself: its models (/v1/models), their owner, its Server
-    header. BenchError (a ConfigError) naming --endpoint when nothing OpenAI-compatible answers."""
-    req = urllib.request.Request(url + "/v1/models", headers=Endpoint(url, key=key).headers())
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            data = json.loads(resp.read(MAX_LINE))
-            server = resp.headers.get("Server")
-    except urllib.error.HTTPError as exc:
-        hint = " (a key is needed: --api-key-env VAR)" if exc.code in (401, 403) else ""
-        raise ConfigError(f"--endpoint {url}: GET /v1/models answered {exc.code}{hint}") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--endpoint {url}: no OpenAI-compatible server answers there "
-                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
-    cards = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(cards, list) or not cards or not all(isinstance(c, dict) for c in cards):
-        raise ConfigError(f"--endpoint {url}: GET /v1/models lists no model")
-    return {"models": [str(c.get("id"))[:256] for c in cards], "owner": str(cards[0].get("owned_by") or "")[:80]
-            or None, "server": (server or "")[:80] or None, "max_model_len": cards[0].get("max_model_len")}
+        return auth(self.key)
 
 
 def body(endpoint: Endpoint, request: GenRequest, messages=None) -> dict:
@@ -123,11 +77,14 @@ def body(endpoint: Endpoint, request: GenRequest, messages=None) -> dict:
 
 
 class StreamReader:
-    """Server-sent events of one reply, fed as they arrive (`feed(bytes, t)`), onto its trace."""
+    """Server-sent events of one reply, fed as they arrive (`feed(bytes, t)`), onto its trace; its
+    tokens counted as streamed, up to `asked` (what the request asked for)."""
 
-    def __init__(self, trace: Trace, chat: bool, max_chunks: int):
-        self.trace, self.chat, self.max_chunks = trace, chat, max_chunks
+    def __init__(self, trace: Trace, chat: bool, asked: int):
+        self.trace, self.chat, self.asked = trace, chat, asked
+        self.max_chunks = 4 * asked + 16  # far past what was asked: not a reply to this request
         self.buffer, self.size, self.finished, self.done = b"", 0, False, False
+        self.streamed, self.chunks = 0, 0
 
     def feed(self, data: bytes, t: float) -> bool:
         """Take received bytes; True once the stream ended ([DONE], or a failure)."""
@@ -174,9 +131,8 @@ class StreamReader:
 
     def _chunk(self, chunk: dict, t: float) -> None:
         usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.trace.new_tokens = _count(usage.get("completion_tokens"))
-            self.trace.prompt_tokens = _count(usage.get("prompt_tokens")) or self.trace.prompt_tokens
+        if isinstance(usage, dict):  # the server's claim: recorded, compared, not counted
+            self.trace.usage_tokens = _count(usage.get("completion_tokens"))
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if isinstance(choice, dict):
@@ -195,11 +151,16 @@ class StreamReader:
             self.finished, self.trace.reason = True, str(choice["finish_reason"])[:32]
 
     def _stamp(self, t: float, ids: list[int], text: str) -> None:
-        if len(self.trace.token_s) >= self.max_chunks:
+        self.chunks += 1
+        if self.chunks > self.max_chunks:
             self._bad()
             return
+        room = self.asked - self.streamed
+        self.streamed += len(ids) or 1
+        if room <= 0:
+            return  # past what was asked: counted as streamed (and compared), not kept
         self.trace.token_s.append(t)
-        self.trace.tokens.extend(ids)
+        self.trace.tokens.extend(ids[:room])
         if len(self.trace.text) < MAX_TEXT:  # a reply's text is kept for the next turn of a conversation
             self.trace.text += text[: MAX_TEXT - len(self.trace.text)]
 
@@ -209,29 +170,65 @@ class StreamReader:
             tr.fail("bad_stream")
             return
         tr.finish_s = tr.token_s[-1]
-        n = max(len(tr.tokens), len(tr.token_s))
-        tr.new_tokens = max(tr.new_tokens or 0, n)
+        tr.streamed, tr.new_tokens = self.streamed, min(self.streamed, self.asked)
 
 
 def _count(value) -> int | None:
     return value if type(value) is int and 0 <= value < 1 << 31 else None
 
 
+def count_disagreements(traces) -> str | None:
+    """Where the servers' own counts (usage.completion_tokens) or what they streamed disagree with
+    what was counted: a sentence with the counts, for a warning; None where all agree."""
+    done = [t for t in traces if t.finish_s is not None and t.new_tokens is not None]
+    claims = [t for t in done if t.usage_tokens is not None and t.usage_tokens != t.new_tokens]
+    over = [t for t in done if (t.streamed or 0) > t.new_tokens]
+    if not claims and not over:
+        return None
+    parts = []
+    if claims:
+        parts.append(f"for {len(claims)} of {len(done)} completed requests the server's usage.completion_tokens "
+                     f"disagreed with the tokens streamed ({sum(t.usage_tokens for t in claims):,} claimed, "
+                     f"{sum(t.new_tokens for t in claims):,} streamed)")
+    if over:
+        parts.append(f"{len(over)} streamed more tokens than asked ({sum(t.streamed for t in over):,} for "
+                     f"{sum(t.new_tokens for t in over):,}); the extra were not counted")
+    return "; ".join(parts) + ": the figures count what was streamed, up to what each request asked"
+
+
 class HttpClient:
     """The session's client over HTTP: each request a task on an event loop that runs while `wait`
-    waits (so the caller's thread is the only one), returning at least every POLL_S."""
+    waits (so the caller's thread is the only one), returning at least every POLL_S.
 
-    def __init__(self, endpoint: Endpoint, clock, sleep=time.sleep):
-        self.endpoint, self.clock, self.sleep = endpoint, clock, sleep
+    `watch`, where the server's process is known (one the run started): called at most every
+    WATCH_S, it returns why the server can no longer answer (an error code: it exited, or it was
+    stopped) or None; from then on what is in flight and what is sent fail at once with that code,
+    rather than each waiting out --request-timeout-s."""
+
+    def __init__(self, endpoint: Endpoint, clock, sleep=time.sleep, watch=None):
+        self.endpoint, self.clock, self.sleep, self.watch = endpoint, clock, sleep, watch
         self.loop = asyncio.new_event_loop()
         self.session = None
         self.tasks: dict[str, asyncio.Task] = {}
+        self.traces: dict[str, Trace] = {}
+        self.gone: str | None = None  # why the server cannot answer any more (`watch`)
+        self.failed: list[str] = []  # requests failed by `watch`, not yet returned by `wait`
+        self.watched = -math.inf
 
     def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
         trace.sent_s = self.clock()
+        if self.gone is not None:
+            trace.fail(self.gone)
+            self.failed.append(request.id)
+            return
+        self.traces[request.id] = trace
         self.tasks[request.id] = self.loop.create_task(self._one(request, trace, messages))
 
     def wait(self, until: float) -> list[str]:
+        self._look()
+        if self.failed:
+            out, self.failed = self.failed, []
+            return out
         now = self.clock()
         if not self.tasks:
             if math.isinf(until):
@@ -243,8 +240,27 @@ class HttpClient:
                                                   return_when=asyncio.FIRST_COMPLETED))
         ended = [rid for rid, task in self.tasks.items() if task.done()]
         for rid in ended:
+            self.traces.pop(rid, None)
             self.tasks.pop(rid).result()  # a bug in _one surfaces here; a failed request is its trace's
         return ended
+
+    def _look(self) -> None:
+        """Ask `watch` (at most every WATCH_S of real time) whether the server can still answer; if
+        not, fail every request in flight with its code."""
+        if self.watch is None or self.gone is not None or time.monotonic() - self.watched < WATCH_S:
+            return
+        self.watched = time.monotonic()
+        self.gone = self.watch()
+        if self.gone is None:
+            return
+        for rid, task in self.tasks.items():
+            if not task.done():
+                task.cancel()
+                self.traces[rid].fail(self.gone)
+            self.failed.append(rid)
+        self.loop.run_until_complete(asyncio.gather(*self.tasks.values(), return_exceptions=True))
+        self.tasks.clear()
+        self.traces.clear()
 
     def close(self) -> None:
         for task in self.tasks.values():
@@ -270,10 +286,12 @@ class HttpClient:
 
         e = self.endpoint
         session = await self._session()
-        reader = StreamReader(trace, e.api == "chat", max_chunks=4 * request.max_tokens + 16)
+        reader = StreamReader(trace, e.api == "chat", request.max_tokens)
         try:
+            # no redirect is followed: the key would go with it (aiohttp 3.14 client.py `_request` drops
+            # Authorization only when the redirect changes origin; a 3xx here is then `http_3xx`)
             async with session.post(e.url + e.path, json=body(e, request, messages), headers=e.headers(),
-                                    timeout=aiohttp.ClientTimeout(total=e.timeout_s)) as resp:
+                                    timeout=aiohttp.ClientTimeout(total=e.timeout_s), allow_redirects=False) as resp:
                 if resp.status != 200:
                     trace.fail(f"http_{resp.status}")
                     return

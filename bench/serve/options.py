@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
 from bench.core.options import Options, opt
-from bench.serve.arrivals import parse_load
-from bench.serve.http import base_url
+from bench.serve.arrivals import MAX_REQUESTS, MAX_SPAN_S, parse_load
+from bench.serve.endpoint import base_url, bearer_token
 from bench.serve.plan import parse_output_len
 
 # what `bench serve` has no use for: a request says what it wants, the engine runs eager, no FLOPs counted
@@ -32,10 +32,15 @@ class EngineOptions(Options):
                         choices=("continuous", "static"))
     max_batch: int = opt(8, "requests decoded together at most", minimum=1, maximum=1024)
     max_tokens_in_flight: int | None = opt(None, "admission budget: prompt + max new tokens summed over the running "
-                                                 "requests (default: only --max-batch bounds them)", minimum=1,
+                                                 "requests (default: only --max-batch bounds them)", minimum=2,
                                            maximum=1 << 24)
     batch_wait_ms: float = opt(10.0, "static batching: how long the oldest waiting request holds a batch open for "
                                      "more", minimum=0, maximum=60_000)
+
+    def check_given(self, given: frozenset[str]) -> None:
+        if self.batching != "static":
+            self.ignored(given, "batch_wait_ms", "only applies with --batching static (continuous batching admits "
+                                                 "requests at every step)")
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,58 @@ class ServeOptions(EngineOptions):
         load = parse_load(self.load)
         parse_output_len(self.output_len)
         self._check_load(load)
+        self._check_size(load)
         self._check_http()
+
+    def _check_size(self, load) -> None:
+        """A session's plan bounded before it is built: its requests, and how long its arrivals span."""
+        if self.conversations and self.conversations * self.turns > MAX_REQUESTS:
+            raise ConfigError(f"--conversations {self.conversations} x --turns {self.turns}: "
+                              f"{self.conversations * self.turns:,} requests; a session has at most {MAX_REQUESTS:,}")
+        if self.find_capacity and self.qps and len(self.qps) > 1:
+            raise ConfigError(f"--qps: --find-capacity starts from one rate and chooses the others; give one, not "
+                              f"{len(self.qps)}")
+        first = self.conversations or self.requests
+        if self.find_capacity or not load.open or self.arrivals is not None or not self.qps or not first:
+            return
+        think = (self.turns - 1) * self.think_time_s if self.conversations else 0.0
+        for q in self.qps:
+            span = first / q + self.ramp_up_s / 2 + think
+            if span > MAX_SPAN_S:
+                raise ConfigError(f"--qps {q:g}: {first:,} {'conversations' if self.conversations else 'requests'} at "
+                                  f"that rate would arrive over {_duration(span)}; a session's arrivals span at most a "
+                                  f"day ({MAX_SPAN_S:,} s): raise the rate or ask for fewer")
+
+    def check_given(self, given: frozenset[str]) -> None:
+        """Flags this configuration would not use are refused, naming what they need."""
+        super().check_given(given)
+        load, ignored = parse_load(self.load), self.ignored
+        if not self.conversations:
+            for name in ("turns", "think_time_s"):
+                ignored(given, name, "only applies with --conversations")
+        if not self.find_capacity:
+            for name in ("max_probes", "max_probe_s"):
+                ignored(given, name, "only applies with --find-capacity")
+        if not load.open or self.arrivals is not None:
+            ignored(given, "qps", "unused: " + ("--arrivals gives the times" if self.arrivals is not None else
+                                               "a closed loop (--load concurrency:N) offers no rate"))
+        if self.arrivals is not None or load.kind in ("constant", "concurrency"):
+            ignored(given, "arrivals_as_drawn", "only applies to drawn arrivals (--load poisson or gamma:B)")
+        self._check_given_http(given)
+
+    def _check_given_http(self, given: frozenset[str]) -> None:
+        ignored = self.ignored
+        if not self.http:
+            for name in ("request_timeout_s", "api_key_env", "endpoint_model"):
+                ignored(given, name, "only applies over HTTP (--endpoint URL, or --engine http)")
+        elif self.endpoint is None:
+            ignored(given, "api_key_env", "the bench serve that --engine http starts takes no key; only with --endpoint")
+            ignored(given, "endpoint_model", "--engine http serves the run's own model (--preset, --model); only with "
+                                             "--endpoint")
+        else:
+            for name in ("batching", "max_tokens_in_flight", "batch_wait_ms"):
+                ignored(given, name, "bench's engine does not run with --endpoint: the server there batches as it "
+                                     "was set up")
 
     def _check_load(self, load) -> None:
         if self.arrivals is not None and str(load) != "poisson":
@@ -139,7 +195,11 @@ class ServeOptions(EngineOptions):
         key = os.environ.get(self.api_key_env)
         if not key:
             raise ConfigError(f"--api-key-env {self.api_key_env}: that environment variable is not set")
-        return key
+        return bearer_token(key, self.api_key_env)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 86_400:,.1f} days" if seconds >= 2 * 86_400 else f"{seconds / 3600:,.1f} h"
 
 
 _HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,253}$")
@@ -175,6 +235,10 @@ class ServerOptions(Options):
                               "request's times and tokens, graph compiles")
     record_limit: int = opt(100_000, "with --report: requests recorded at most (those after are counted, not kept)",
                             minimum=1, maximum=10_000_000)
+
+    def check_given(self, given: frozenset[str]) -> None:
+        if not self.report:
+            self.ignored(given, "record_limit", "only applies with --report (without it nothing is recorded)")
 
     def check(self) -> None:
         self._check_connections()

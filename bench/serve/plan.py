@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
+from bench.serve.maths.records import LONGEST_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class ServingPlan:
 
 
 OUTPUT_LENS = ("fixed", "normal:SD", "eos")
-LONGEST = 4  # an output is at most this many times --new-tokens
+LONGEST = LONGEST_OUTPUT  # an output is at most this many times --new-tokens
 
 
 def parse_output_len(text: str) -> tuple[str, float]:

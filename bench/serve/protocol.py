@@ -139,7 +139,9 @@ class Trace:
     error: str | None = None  # why it did not complete: a code (timeout, disconnected, http_503, ...)
     text: str = ""  # the reply's text, where the client gets text
     prompt_tokens: int | None = None
-    new_tokens: int | None = None  # tokens generated, where the server counts them (usage)
+    new_tokens: int | None = None  # tokens generated, as the client counted them (over HTTP: streamed, up to asked)
+    usage_tokens: int | None = None  # over HTTP: what the server's usage claimed (compared, not counted)
+    streamed: int | None = None  # over HTTP: tokens streamed, past what was asked included
     turn: int = 0
     conversation: int | None = None
 

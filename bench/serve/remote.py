@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 import urllib.parse
 
-from bench.serve.http import base_url, is_local
 from bench.core.errors import BenchError
+from bench.core.text import terminal_safe
+from bench.serve.endpoint import base_url, is_local, probe
 from bench.measure.warmup import until_steady
 from bench.model.report import ServedBy
-from bench.serve.http import Endpoint, HttpClient, probe
+from bench.serve.http import Endpoint, HttpClient
 from bench.serve.session import run_session
 from bench.serve.spawn import LocalServer
 
@@ -29,8 +30,8 @@ def connect(m, o) -> Endpoint:
     key = o.api_key()
     info = probe(url, key)
     model = o.endpoint_model or info["models"][0]
-    if model not in info["models"]:
-        raise BenchError(f"--endpoint-model {model}: {url} serves {', '.join(info['models'][:5])}")
+    if model not in info["models"]:  # it was listed when the run was checked: the server changed since
+        raise BenchError(f"--endpoint-model {terminal_safe(model, 80)}: {url} no longer lists it")
     local = is_local(url)
     m.result.params["model"] = f"endpoint:{model}"
     m.result.served_by = ServedBy("http", info["owner"] or info["server"], url, o.api, model, local,
@@ -54,6 +55,13 @@ def start_local(m, o) -> Endpoint:
     return Endpoint(url, o.api, model, None, o.request_timeout_s)
 
 
+def client(m) -> HttpClient:
+    """A session's client; where the run started the server, one that watches its process (a server
+    that exited or was stopped fails what is in flight at once, not after --request-timeout-s)."""
+    server = getattr(m, "server", None)
+    return HttpClient(m.endpoint, m.clock.now, watch=server.problem if server is not None else None)
+
+
 def warm_over_http(m) -> None:
     """The warm-up of an HTTP session: the server's start (--engine http), then full batches of the
     warm-up prompts over HTTP, each timed as a warm-up step."""
@@ -65,11 +73,12 @@ def warm_over_http(m) -> None:
             m.endpoint = start_local(m, o)
 
         def batch() -> float:
-            client, start = HttpClient(m.endpoint, m.clock.now), time.perf_counter_ns()
+            http, start = client(m), time.perf_counter_ns()
             try:
-                run_session(m.warm_plan(), client, m.clock.now)
+                traces = run_session(m.warm_plan(), http, m.clock.now)
             finally:
-                client.close()
+                http.close()
+            _warmed(traces, m.endpoint.url)
             return (time.perf_counter_ns() - start) / 1e9
 
         done = until_steady(batch, n, lambda i: m.sink.progress("warmup", i, n))
@@ -77,6 +86,16 @@ def warm_over_http(m) -> None:
         m.repeat.warmup_s = (time.perf_counter_ns() - t0) / 1e9
         m.repeat.warmup_steps, m.repeat.warmup_steady = len(done.times), done.steady
     m.wl.start_measuring()
+
+
+def _warmed(traces, url: str) -> None:
+    """A warm-up batch must be answered: a server that fails it (stopped, gone, refusing) would make
+    every measured request fail too, each after its own wait."""
+    failed = [t.error for t in traces if t.error is not None]
+    if failed:
+        counts = ", ".join(f"{failed.count(c)} {c}" for c in sorted(set(failed)))
+        raise BenchError(f"{url}: the server did not answer the warm-up ({len(failed)} of {len(traces)} requests "
+                         f"failed: {counts}); nothing was measured")
 
 
 def listening_pid(port: int) -> int | None:

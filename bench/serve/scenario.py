@@ -84,6 +84,9 @@ class ServingMeasurement(Measurement):
             from bench.serve.remote import connect
 
             self.endpoint = connect(self, o)
+        cut = self.wl.cut_note()
+        if cut:
+            self.result.warn("prompts_cut", cut)
 
     def _warmup(self) -> None:
         if self.http:
@@ -122,8 +125,9 @@ class ServingMeasurement(Measurement):
         """A full batch of the warm-up prompts at once, each of --new-tokens."""
         prompts = tuple(tuple(p[: self.wl.common.context_len]) for p in self.wl.warm_prompts)
         k = self.wl.common.new_tokens
-        texts = self.wl.plan.texts[: len(prompts)] if self.wl.plan and self.wl.plan.texts else None
-        texts = texts if texts and len(texts) == len(prompts) else None
+        # a chat API takes messages: each warm-up prompt's own text (a plan shorter than a batch, as a
+        # few conversations' is, left the warm-up without any, and every warm-up request a 400)
+        texts = self.wl.served.texts(prompts) if self.wl.options.api == "chat" else None
         return ServingPlan((0.0,) * len(prompts), prompts, (k,) * len(prompts), texts)
 
     def client(self):
@@ -131,9 +135,9 @@ class ServingMeasurement(Measurement):
             from bench.serve.loop import LocalClient
 
             return LocalClient(self.new_engine(), self.clock.now)
-        from bench.serve.http import HttpClient
+        from bench.serve.remote import client
 
-        return HttpClient(self.endpoint, self.clock.now)
+        return client(self)
 
     def _steps(self) -> None:
         rep, plan, o = self.repeat, self.wl.plan, self.wl.options
@@ -155,6 +159,7 @@ class ServingMeasurement(Measurement):
                 add_steps(rep, busy_steps(traces) if self.http else client.steps)
         judge_requests(rep, self.result)
         judge_lateness(rep, self.result)
+        _count_disagreements(traces, self.result)
         if self.http:
             rep.cpu_wall_ratio = rep.threads = None  # the worker only sends: the server's CPU is its own
 
@@ -211,6 +216,14 @@ def judge_lateness(repeat: Repeat, result: Result) -> None:
                                   "scheduled arrival, include it; the latencies from the send (bench compare "
                                   "--vllm-json) do not; a quieter machine, or --engine http, gives the load "
                                   "generator a core of its own")
+
+
+def _count_disagreements(traces, result: Result) -> None:
+    from bench.serve.http import count_disagreements
+
+    said = count_disagreements(traces)
+    if said:
+        result.warn("server_count_disagrees", said)
 
 
 class ApiMeasurement(ServingMeasurement):

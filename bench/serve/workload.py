@@ -29,13 +29,15 @@ import hashlib
 from typing import ClassVar
 
 from bench.core.errors import ConfigError
+from bench.core.text import read_small, terminal_safe
 from bench.model.report import FigureSpec
-from bench.serve.arrivals import open_arrivals, parse_load, read_arrivals
+from bench.serve.arrivals import MAX_FILE_BYTES, open_arrivals, parse_load, read_arrivals
 from bench.serve.maths.metrics import lead_figure, serving_metrics
 from bench.serve.options import ServeOptions
 from bench.serve.plan import ServingPlan, longest_output, output_lengths, user_turns
 from workloads import registry as workloads
 from workloads.base import Workload
+from workloads.models import model_config
 
 
 class BlenderServe(Workload):
@@ -87,19 +89,48 @@ class BlenderServe(Workload):
     def check(cls, common, options, device) -> None:
         if options.endpoint is None:
             cls.servable().check(common, common.new_tokens)
-        if options.arrivals is not None:
-            read_arrivals(options.arrivals)
-        elif not options.qps and parse_load(options.load).open:
+        lengths = read_arrivals(options.arrivals)[1] if options.arrivals is not None else None
+        if options.arrivals is None and not options.qps and parse_load(options.load).open:
             raise ConfigError("--qps: blender-serve needs an offered rate (or --arrivals FILE, or --load concurrency:N)")
         if common.beams != 1:
             raise ConfigError("--beams: blender-serve generates greedily (beam search is not a serving setting)")
         if options.api == "chat" and common.data != "shipped":
             raise ConfigError("--api chat: messages are text; the synthetic data has none (use --data shipped)")
+        cls._check_budget(common, options, lengths)
         key = options.api_key()
         if options.endpoint is not None:  # the server must answer as an OpenAI-compatible one before any work
-            from bench.serve.http import base_url, probe
+            from bench.serve.endpoint import base_url, probe
 
-            probe(base_url(options.endpoint), key)
+            url = base_url(options.endpoint)
+            models = probe(url, key)["models"]
+            if options.endpoint_model is not None and options.endpoint_model not in models:
+                listed = ", ".join(terminal_safe(m, 60) for m in models[:5]) + (", ..." if len(models) > 5 else "")
+                raise ConfigError(f"--endpoint-model {terminal_safe(options.endpoint_model, 80)}: {url} does not "
+                                  f"list it; it serves {listed}")
+
+    @classmethod
+    def _check_budget(cls, common, options, lengths) -> None:
+        """--max-tokens-in-flight must admit the largest request the session can send (its prompt,
+        cut to --context-len, plus its longest output), or that request would never be served."""
+        budget = options.max_tokens_in_flight
+        if budget is None or options.endpoint is not None:
+            return
+        positions = model_config(common.model).get("max_position_embeddings")
+        longest = longest_output(options.output_len, common.new_tokens, positions if type(positions) is int else None)
+        prompt = min(max(lengths), common.context_len) if lengths else common.context_len
+        if budget < prompt + longest:
+            raise ConfigError(f"--max-tokens-in-flight {budget}: below what a request of this session can need "
+                              f"(a prompt of up to {prompt} tokens + up to {longest} new = {prompt + longest}): such "
+                              "a request could never be admitted; raise it, or lower --context-len or --new-tokens")
+
+    def cut_note(self) -> str | None:
+        """What an arrivals file asked for that the session cut: prompts beyond --context-len."""
+        lengths, limit = self.arrival_lengths or [], self.common.context_len
+        cut = [k for k in lengths if k > limit]
+        if not cut:
+            return None
+        return (f"{len(cut)} of the {len(lengths)} prompts of --arrivals are longer than --context-len {limit} (the "
+                f"longest {max(cut):,} tokens) and were cut to their last {limit} tokens")
 
     # -- set-up --------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -115,10 +146,10 @@ class BlenderServe(Workload):
         else:
             self.served.identity = {**self.served.identity, "model": f"endpoint:{o.endpoint_model or '?'}"}
         self.warm_prompts = self.served.prompts(o.max_batch, self.data_seed + 1)
-        self.plan, self.arrivals_hash = self._plan(), None
+        self.arrival_lengths = self.arrivals_hash = None
+        self.plan = self._plan()
         if o.arrivals is not None:
-            with open(o.arrivals, "rb") as fh:
-                self.arrivals_hash = hashlib.sha256(fh.read()).hexdigest()[:12]
+            self.arrivals_hash = hashlib.sha256(read_small(o.arrivals, "--arrivals", MAX_FILE_BYTES)).hexdigest()[:12]
 
     @property
     def model(self):
@@ -129,6 +160,7 @@ class BlenderServe(Workload):
         load, lengths, offsets = parse_load(o.load), None, ()
         if o.arrivals is not None:
             offsets, lengths = read_arrivals(o.arrivals)
+            self.arrival_lengths = lengths
         elif o.qps and load.open:
             count = o.conversations or o.requests
             offsets = open_arrivals(load, o.qps[0], count, self.data_seed, o.arrivals_as_drawn, o.ramp_up_s)

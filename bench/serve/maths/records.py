@@ -21,6 +21,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 Origin = Literal["arrival", "sent"]
+LONGEST_OUTPUT = 4  # a request asks for at most this many times --new-tokens (drawn lengths; fixed: exactly it)
+
+
+def most_tokens(params: dict) -> int | None:
+    """The most tokens one request of a serving result could ask for, from its identity (--new-tokens,
+    --output-len); None where it does not say."""
+    mean, spec = params.get("new_tokens"), params.get("output_len") or "fixed"
+    if type(mean) is not int or mean < 1 or not isinstance(spec, str):
+        return None
+    return mean if spec == "fixed" else LONGEST_OUTPUT * mean
 
 
 @dataclass(frozen=True)
