@@ -258,4 +258,5 @@ def test_bench_serve_refuses_a_connection_limit_below_its_queue_before_any_work(
         serve_config("--device", "cpu", "--max-connections", 8, "--max-waiting", 16)
     cfg, server = serve_config("--device", "cpu", "--max-connections", 64, "--max-waiting", 32, "--client-timeout-s", 5,
                                "--keep-alive-s", 9)
-    assert (server.max_connections, server.client_timeout_s, server.keep_alive_s) == (64, 5.0, 9.0)
+    assert (server.connection_limit, server.client_timeout_s, server.keep_alive_s) == (64, 5.0, 9.0)
+    assert serve_config("--device", "cpu", "--max-waiting", 2000)[1].connection_limit == 3024  # the default follows

@@ -217,10 +217,10 @@ class ServerOptions(Options):
                                               "checkpoint directory's name)", metavar="NAME")
     max_waiting: int = opt(256, "requests that may wait for a row; the next one is answered 429", minimum=1,
                            maximum=1_000_000)
-    max_connections: int = opt(1024, "open connections at most, apart from the requests: past it a new connection "
-                                     "takes the place of the one idle the longest, or (none idle) may only ask "
-                                     "/health, /metrics and /v1/models (anything else: 503)", minimum=2,
-                               maximum=1_000_000)
+    max_connections: int | None = opt(None, "open connections at most, apart from the requests (default: --max-waiting "
+                                            "+ 1024): past it a new connection takes the place of the one idle the "
+                                            "longest, or (none idle) may only ask /health, /metrics and /v1/models "
+                                            "(anything else: 503)", minimum=2, maximum=1_000_000)
     client_timeout_s: float = opt(30.0, "a client must send a request's headers and body within this from its first "
                                         "byte (or from the connection's opening), and take an answer's bytes without "
                                         "stalling longer than this; a slower one is cut (answered 408 where it was "
@@ -248,14 +248,29 @@ class ServerOptions(Options):
             raise ConfigError("--served-model-name: 1-128 letters, digits and . _ : / - (starting with a letter or "
                               "digit)")
 
-    def _check_connections(self) -> None:
-        import resource
+    @property
+    def connection_limit(self) -> int:
+        """--max-connections, or by default --max-waiting + 1024 within what the process may open."""
+        if self.max_connections is not None:
+            return self.max_connections
+        return max(self.max_waiting + 1, min(self.max_waiting + 1024, _open_files() - FILES_BESIDE))
 
-        if self.max_connections <= self.max_waiting:
+    def _check_connections(self) -> None:
+        if self.max_connections is not None and self.max_connections <= self.max_waiting:
             raise ConfigError(f"--max-connections {self.max_connections}: must be more than --max-waiting "
                               f"({self.max_waiting}): each waiting request holds a connection, and /health needs one")
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        need = self.max_connections + 256  # server.py FILES_BESIDE: what the process opens besides its connections
-        if hard != resource.RLIM_INFINITY and hard < need:
-            raise ConfigError(f"--max-connections {self.max_connections}: needs {need:,} open files; this process may "
-                              f"open {hard:,} (ulimit -Hn): lower it")
+        need, hard = self.connection_limit + FILES_BESIDE, _open_files()
+        if hard < need:
+            raise ConfigError(f"--max-connections {self.connection_limit}: needs {need:,} open files; this process may "
+                              f"open {hard:,} (ulimit -Hn): lower it (or --max-waiting)")
+
+
+FILES_BESIDE = 256  # open files `bench serve` needs besides its connections (the model, logs, telemetry)
+
+
+def _open_files() -> int:
+    """The most files this process may open (its hard limit; a large number where there is none)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 30 if hard == resource.RLIM_INFINITY else hard

@@ -24,12 +24,12 @@ from bench.measure.signals import redirected
 from bench.serve.app import Service, create_app
 from bench.serve.connections import protocol_class
 from bench.serve.loop import EngineLoop, Metrics
+from bench.serve.options import FILES_BESIDE
 from bench.serve.text import load_codec
 
 STOP_NOW = ("SIGQUIT", "SIGXCPU", "SIGPWR")  # every other stop signal drains
 FINISH_S = 10.0  # once stopped, how long the last answers may take to be written before their connections are cut
 POLL_S = 0.05
-FILES_BESIDE = 256  # open files the process needs besides its connections (the model, logs, telemetry)
 
 
 def make_service(engine, codec, name: str, clock, recorder=None) -> Service:
@@ -43,7 +43,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
     """Serve until stopped (see the module's docstring). wl: the blender-serve workload, set up."""
     codec = load_codec(wl.served)
     service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
-    open_files(options.max_connections + FILES_BESIDE)
+    open_files(options.connection_limit + FILES_BESIDE)
     server = bench_server(uvicorn_config(create_app(service), options), service, options.drain_s, on_ready)
     service.loop.start()
     try:
@@ -63,7 +63,7 @@ def uvicorn_config(app, options, **overrides):
     import uvicorn
 
     settings = dict(host=options.host, port=options.port, log_level="warning", access_log=False, lifespan="off",
-                    http=protocol_class(options.max_connections, options.client_timeout_s),
+                    http=protocol_class(options.connection_limit, options.client_timeout_s),
                     timeout_keep_alive=options.keep_alive_s, ws="none")
     logging.getLogger("uvicorn.error").addFilter(_quiet_cuts)
     return uvicorn.Config(app, **{**settings, **overrides})
