@@ -134,6 +134,12 @@ class FakeExecutor:
             del self.rows[rid]
             self.dropped.append(rid)
 
+    def reset(self):
+        """Every row freed (the engine's recovery after a step that raised), as BlenderExecutor.reset."""
+        self.dropped += list(self.rows)
+        self.rows.clear()
+        self.resets = getattr(self, "resets", 0) + 1
+
 
 def _signature(value):
     """What a graph compiler keys on: tensor shapes and dtypes, list lengths, constants; not data."""

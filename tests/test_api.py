@@ -232,18 +232,21 @@ def test_a_full_queue_answers_429_and_drains():
         assert httpx.get(url + "/health", timeout=HANG_S).json()["status"] == "ok"
 
 
-def test_an_engine_that_fails_fails_its_requests_and_says_so():
+def test_an_engine_whose_steps_keep_failing_answers_each_request_and_says_so():
     import httpx
+
+    from bench.serve.loop import FAILING_STEPS
 
     with fake_server(max_batch=4, fail_after=3) as url:
         body = {"model": "fake", "prompt": [5], "max_tokens": 50, "stream": True}
         events = [line for line in httpx.post(url + "/v1/completions", json=body, timeout=HANG_S).text.splitlines()
                   if line.startswith("data: ")]
         assert events[-1] == "data: [DONE]" and "device lost" in json.loads(events[-2][6:])["error"]["message"]
+        for _ in range(FAILING_STEPS - 1):  # each answered, none left hanging
+            again = httpx.post(url + "/v1/completions", json={"model": "fake", "prompt": [5]}, timeout=HANG_S)
+            assert again.status_code == 500 and again.json()["error"]["type"] == "server_error"
         health = httpx.get(url + "/health", timeout=HANG_S)
         assert health.status_code == 503 and "device lost" in health.json()["reason"]
-        again = httpx.post(url + "/v1/completions", json={"model": "fake", "prompt": [5]}, timeout=HANG_S)
-        assert again.status_code == 503 and again.json()["error"]["type"] == "server_error"
 
 
 HOSTILE = [

@@ -109,6 +109,7 @@ class BlenderExecutor:
         self.where: dict[str, int] = {}
         self.scratch = max_rows  # the slot padding rows of a join write to
         self.last_flops: float | None = None
+        self.last_failed: dict[str, str] = {}  # rows the last step gave no token: request id -> why
         self._flop_terms = self._terms()
         self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
                        self.width.limit if self.static else min(self.width.limit, 64))
@@ -131,6 +132,13 @@ class BlenderExecutor:
         for rid in ids:
             self.slots[self.where.pop(rid)] = None
 
+    def reset(self) -> None:
+        """Free every row, whatever a step that raised left half done (a join's rows, a decode's positions):
+        a row is only read again after a join writes its caches."""
+        self.slots = [None] * len(self.slots)
+        self.where.clear()
+        self.last_failed = {}
+
     def warmup(self) -> int:
         """Every shape serving can meet, once (static shapes only; elsewhere nothing): the joins of
         each rows x width bucket, the decodes of each rows x width x length bucket. Returns how many."""
@@ -148,7 +156,7 @@ class BlenderExecutor:
                 for width in self.width.rungs:
                     for length in self.length.rungs:
                         logits = self._logits(rows, width, length, [self.pad] * rows, [0] * rows, [False] * rows)
-                        logits.argmax(-1).tolist()
+                        self._read_back(logits)
                         self.backend.synchronize()
                         shapes += 1
         return shapes
@@ -275,16 +283,32 @@ class BlenderExecutor:
         return t.view(t.shape[0], t.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
     def _choose(self, logits, rows: int) -> dict[str, int]:
-        greedy = logits.argmax(-1).tolist()
-        out = {}
+        """Each row's next token: its argmax, or a draw (sample); a row whose logits are not finite (NaN,
+        +inf, or all -inf) or whose draw raised gets none, and is named in `last_failed`."""
+        greedy, broken = self._read_back(logits)
+        out, self.last_failed = {}, {}
         for i, row in enumerate(self.slots[:rows]):
             if row is None:
                 continue
-            s = row.request.sampling
-            token = greedy[i] if s.greedy else sample(logits[i], s, row.generator)
+            rid, s = row.request.id, row.request.sampling
+            if broken[i]:
+                self.last_failed[rid] = "the model's logits for this request are not finite (NaN or infinity)"
+                continue
+            try:
+                token = greedy[i] if s.greedy else sample(logits[i], s, row.generator)
+            except Exception as exc:  # noqa: BLE001 - this row fails alone; the others have their tokens
+                self.last_failed[rid] = f"sampling failed ({type(exc).__name__}: {exc})"[:300]
+                continue
             row.token, row.pos = token, row.pos + 1
-            out[row.request.id] = token
+            out[rid] = token
         return out
+
+    def _read_back(self, logits) -> tuple[list[int], list[bool]]:
+        """(argmax, not finite) of each row, in one read to the host (warmed as served)."""
+        torch = self.torch
+        broken = torch.isnan(logits).any(-1) | torch.isposinf(logits).any(-1) | torch.isneginf(logits).all(-1)
+        both = torch.stack([logits.argmax(-1), broken.long()]).tolist()
+        return both[0], [bool(b) for b in both[1]]
 
     # -- buffers -------------------------------------------------------------------------------------------
     @property
@@ -367,10 +391,18 @@ def _generator(sampling):
 
 def sample(logits_row, sampling, generator) -> int:
     """One token from a row of logits: temperature, then top-p (the smallest set of most likely
-    tokens whose probability reaches top_p), drawn with the request's own generator (on the host)."""
+    tokens whose probability reaches top_p), drawn with the request's own generator (on the host).
+
+    In float64, the largest logit subtracted before dividing by the temperature: every scaled logit is
+    then <= 0, so none overflows whatever the temperature (the protocol makes one below 1e-5 greedy), and
+    the distribution is finite wherever the row has a finite largest logit (ValueError otherwise)."""
     import torch
 
-    probs = torch.softmax(logits_row.float().cpu() / sampling.temperature, dim=-1)
+    x = logits_row.detach().to("cpu", torch.float64)
+    top = x.max()
+    if not torch.isfinite(top):
+        raise ValueError(f"the largest logit is {float(top)}: no distribution to draw from")
+    probs = torch.softmax((x - top) / sampling.temperature, dim=-1)
     if sampling.top_p < 1.0:
         p, order = probs.sort(descending=True)
         keep = (p.cumsum(0) - p) < sampling.top_p  # the first token is always kept

@@ -19,6 +19,7 @@ from bench.launch.config import (PresetOptions, RunConfig, add_groups, check_tem
 from bench.launch.options import LaunchOptions, OutputOptions
 from bench.measure.options import MeasureOptions, TelemetryOptions
 from bench.serve.options import SERVE_UNUSED, EngineOptions, ServeOptions, ServerOptions
+from bench.serve.text import check_chat_template, load_codec
 from bench.serve.workload import BlenderServe
 from workloads.common import CommonOptions
 
@@ -52,13 +53,15 @@ def build_serve(ns) -> tuple[RunConfig, ServerOptions]:
 
 
 def check_before_serve(cfg: RunConfig, server: ServerOptions) -> RunConfig:
-    """As check_before_run, for a server: the extra, the device, the model, the address, the report."""
+    """As check_before_run, for a server: the extra, the device, the model and its chat template, the
+    address, the report."""
     missing = [m for m in SERVE_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
         raise ConfigError(f"bench serve needs the serve extra ({', '.join(missing)} missing): pip install 'bench[serve]'")
     cfg = resolve_device(cfg)
     devices.spec(cfg.device.device).check(cfg.device, cfg.device_own, cfg.common, [BlenderServe])
     BlenderServe.servable().check(cfg.common)
+    check_chat_template(load_codec(BlenderServe.servable()(cfg.common)), cfg.common.model)
     check_listen(server.host, server.port)
     if server.report:
         check_writable(cfg.output.out)

@@ -56,6 +56,29 @@ def deferred():
             _deliver(pending[0], old[pending[0]])
 
 
+@contextlib.contextmanager
+def redirected(handler):
+    """While the block runs (in the main thread), every stop signal calls `handler(signum)` and nothing
+    else: no KeyboardInterrupt unwinding through an event loop. A signal ignored (nohup's SIGHUP) or
+    caught by a handler of its own (a profiler's SIGPROF) is left as it is, except SIGINT: asyncio's
+    runner (asyncio/runners.py, Runner.run, 3.11+) puts its own handler there for the loop's Ctrl-C,
+    which this one replaces, as uvicorn's Server.capture_signals does. The handlers are restored after;
+    a signal taken meanwhile is not raised again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ours = (signal.SIG_DFL, raise_interrupt, signal.default_int_handler)
+    old = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for s, was in old.items():
+        if was in ours or (s == signal.SIGINT and was != signal.SIG_IGN):
+            signal.signal(s, lambda signum, frame: handler(signum))
+    try:
+        yield
+    finally:
+        for s, was in old.items():
+            signal.signal(s, was)
+
+
 def _deliver(signum: int, handler) -> None:
     if callable(handler):
         handler(signum, None)  # raise_interrupt / default_int_handler raise KeyboardInterrupt here

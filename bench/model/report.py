@@ -450,8 +450,8 @@ class RequestLog:
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
                                          "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
                                          "`rejected_<code>`, `cancelled`, `engine_error`, `server_exited` or "
-                                         "`server_stopped` (a server the run started that exited or was stopped); "
-                                         "null where it completed",
+                                         "`server_stopped` (a server the run started that exited or was stopped; "
+                                         "`bench serve` stopped before it finished); null where it completed",
                                          None)
     measured: list[bool] | None = fld("in the measured window (false: a warm-up or cool-down request, served but "
                                       "left out of the figures)", None)

@@ -21,6 +21,8 @@ protocol.py's `Executor`); the scenario drives it, as MLPerf LoadGen drives a sy
     http.py      the load generator's HTTP client; remote.py who serves a session and its warm-up;
                  spawn.py `bench serve` started by a run
     api.py       the API's bodies, responses and errors (OpenAI's shapes); app.py the FastAPI app;
-                 loop.py the engine's thread, metrics and records behind it; text.py prompts and
-                 messages to token ids, ids to text; server.py uvicorn, draining on SIGTERM
+                 loop.py the engine's thread (a failed step fails only its requests), metrics and
+                 records behind it; text.py prompts and messages to token ids (chat templates on a
+                 budget), ids to text; connections.py uvicorn's HTTP protocol with deadlines and a
+                 connection limit apart from the queue; server.py uvicorn, stopping on every signal
 """

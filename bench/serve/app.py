@@ -4,7 +4,8 @@
     POST /v1/chat/completions  messages become the dialogue context (text.py); max_tokens (or
                                max_completion_tokens) defaults to the model's decoder length
     GET  /v1/models            the one model served
-    GET  /health               200 while the engine works, 503 once it failed
+    GET  /health               200 while the engine works; 503 while its steps keep failing (loop.py), or
+                               once it cannot go on
     GET  /metrics              Prometheus text (loop.py Metrics)
 
 `stream: true` answers with server-sent events: one chunk per generated token (its text piece; a
@@ -13,37 +14,80 @@ reason, then (with stream_options.include_usage) one with the usage, then `data:
 counts every generated token. A client that disconnects, streaming or not, cancels its request and
 frees its row. Errors are OpenAI-shaped: 400 (bad JSON, a bad or unsupported field, context too long,
 max_tokens out of range), 404 (unknown model or path), 413 (a body over 1 MiB), 429 (the queue is
-full), 503 (the engine failed).
+full), 500 (its generation failed: in its stream, or as the answer), 503 (the server is stopping, or
+its engine cannot go on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, parse, usage
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected, Sampling
-from bench.serve.text import Detokenizer
+from bench.serve.text import BUDGET, Detokenizer, RenderBudget, TemplateRefused
 
 MAX_BODY = 1 << 20
 COMPLETION_TOKENS = 16  # OpenAI's default max_tokens for completions
+TEXT_THREADS = 4  # renders at once; each bounded by its budget (text.py)
 _GONE = object()  # put in a request's queue when its client disconnects
 
 
 class Service:
-    """What the routes need: the engine loop, the text codec, the model's name and limits, the clock."""
+    """What the routes need: the engine loop, the text codec, the model's name and limits, the clock;
+    a few threads for text (a chat template is code: text.py bounds it, and it runs off the event loop)."""
 
-    def __init__(self, loop, codec, name: str, clock, metrics):
+    def __init__(self, loop, codec, name: str, clock, metrics, budget: RenderBudget = BUDGET):
         self.loop, self.codec, self.name, self.clock, self.metrics = loop, codec, name, clock, metrics
         self.max_source, self.max_tokens = loop.engine.executor.max_source, loop.engine.executor.max_tokens
         self.created = int(time.time())
         self.identity: dict | None = None  # the served model's identity, as bench's reports name it
+        self.budget, self.stopping = budget, threading.Event()
+        self.text = ThreadPoolExecutor(TEXT_THREADS, thread_name_prefix="bench-text")
+        self.rendering = 0  # texts being turned into ids, off the event loop
+
+    def close(self) -> None:
+        """The server stops: a render under way ends at its next template line; none starts."""
+        self.stopping.set()
+        self.text.shutdown(wait=False, cancel_futures=True)
+
+    async def ids(self, body, chat: bool) -> list[int]:
+        """The prompt's or the messages' token ids; text is encoded (a chat template rendered) off the
+        event loop."""
+        if chat:
+            return await self._off_loop(self.chat_ids, body.messages)
+        prompt = body.prompt
+        text = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and isinstance(prompt[0], str))
+        return await self._off_loop(self.prompt_ids, prompt) if text else self.prompt_ids(prompt)
+
+    async def _off_loop(self, fn, arg):
+        stopping = ApiError(503, "the server is stopping", "server_error", code="server_stopping")
+        try:
+            future = self.text.submit(fn, arg)
+        except RuntimeError:  # the threads were shut down: the server is stopping
+            raise stopping from None
+        self.rendering += 1
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancelled() and self.stopping.is_set():  # dropped from the threads' queue by close()
+                raise stopping from None
+            raise
+        except TemplateRefused as exc:
+            if exc.code == "server_stopping":
+                raise stopping from None
+            raise ApiError(400, str(exc), param="messages", code=exc.code) from None
+        finally:
+            self.rendering -= 1
 
     # -- a body to an engine request --------------------------------------------------------------
     def prompt_ids(self, prompt) -> list[int]:
@@ -61,7 +105,7 @@ class Service:
         if not self.codec.has_text:
             raise ApiError(400, "this model has no tokenizer: use /v1/completions with the prompt as token ids",
                            param="messages")
-        return self.codec.chat([(m.role, m.text) for m in messages])
+        return self.codec.chat([(m.role, m.text) for m in messages], self.budget, self.stopping)
 
     def _encode(self, text: str) -> list[int]:
         if not self.codec.has_text:
@@ -93,13 +137,22 @@ class Service:
         except QueueFull as exc:
             raise ApiError(429, str(exc), "rate_limit_error", code="queue_full") from None
         except RequestRejected as exc:
-            if exc.code == "engine_failed":
+            if exc.code in ("engine_failed", "server_stopping"):
                 raise ApiError(503, str(exc), "server_error", code=exc.code) from None
             raise ApiError(400, str(exc), param=exc.param, code=exc.code) from None
         return queue
 
 
 # -- responses ------------------------------------------------------------------------------------------
+def ended(e) -> ApiError | None:
+    """The error a request's finish event is (it failed, or the server stopped), or None (it completed)."""
+    if e.reason == "error":
+        return ApiError(500, f"generation failed: {e.detail}", "server_error", code="generation_failed")
+    if e.reason == "stopped":
+        return ApiError(503, "the server stopped before this request finished", "server_error", code="server_stopped")
+    return None
+
+
 def sse(obj) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
 
@@ -118,8 +171,9 @@ async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, sh
                 n += 1
             elif e.kind == "finish":
                 finished = True
-                if e.reason == "error":
-                    yield sse(ApiError(500, f"generation failed: {e.detail}", "server_error").body())
+                error = ended(e)
+                if error is not None:
+                    yield sse(error.body())
                 else:
                     yield sse(shape.chunk(None if shape.chat else "", e.reason))
                     if with_usage:
@@ -144,8 +198,9 @@ async def whole(service: Service, http_request, request: GenRequest, queue: asyn
                 pieces.append(detok.piece(e.token))
             elif e.kind == "finish":
                 finished = True
-                if e.reason == "error":
-                    raise ApiError(500, f"generation failed: {e.detail}", "server_error")
+                error = ended(e)
+                if error is not None:
+                    raise error
                 return shape.whole("".join(pieces), e.reason, usage(len(request.prompt), len(pieces)))
     finally:
         watcher.cancel()
@@ -167,11 +222,14 @@ async def read_body(http_request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
     chunks, size = [], 0
-    async for chunk in http_request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in http_request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ApiError(413, f"the body is larger than {MAX_BODY:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # it went away, or was cut for sending too slowly (connections.py): nobody to answer
+        raise ApiError(400, "the client went away before its body arrived") from None
     return b"".join(chunks)
 
 
@@ -203,7 +261,7 @@ def _errors(app: FastAPI) -> None:
 def _generation_routes(app: FastAPI, service: Service) -> None:
     async def generate(http_request: Request, chat: bool):
         body = parse(await read_body(http_request), ChatRequest if chat else CompletionRequest)
-        ids = service.chat_ids(body.messages) if chat else service.prompt_ids(body.prompt)
+        ids = await service.ids(body, chat)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         request = service.request(body, ids, chat, rid)
         queue = service.submit(request)
@@ -235,9 +293,12 @@ def _status_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/health")
     async def health():
-        failure = service.loop.failure
-        if failure:
-            return JSONResponse({"status": "failed", "reason": failure}, status_code=503)
+        loop = service.loop
+        if loop.failure:
+            return JSONResponse({"status": "failed", "reason": loop.failure}, status_code=503)
+        if loop.failing:
+            return JSONResponse({"status": "failing", "reason": loop.last_error, "failed_steps": loop.failed_steps},
+                                status_code=503)
         return {"status": "ok", "waiting": service.loop.engine.waiting, "running": service.loop.engine.running}
 
     @app.get("/metrics")

@@ -14,7 +14,12 @@ max_tokens, the most cache it can come to hold.
 
 A request stops at end of sequence (unless `ignore_eos`; the executor does not choose it before
 `min_tokens`) or at `max_tokens`. `submit`, `cancel` and the counts may be called from any thread;
-`step` and `abort` from one driver thread only.
+`step`, `recover`, `stop` and `abort` from one driver thread only.
+
+Failures: a row the executor could not give a token (`last_failed`: logits that are not finite, a sampler
+that raised) fails that request alone. A step that raises leaves the engine as it was, except that its
+joiners are held apart: `recover` then fails every request the step held (the running rows and the
+joiners) and resets the executor's rows; the waiting requests stay queued for the next step.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class Engine:
         self._waiting: deque[_Live] = deque()
         self._running: dict[str, _Live] = {}
         self._cancels: set[str] = set()
+        self._joining: list[_Live] = []  # taken from the queue by the step under way, not yet running
         self.steps = self.batches = 0
 
     # -- any thread -----------------------------------------------------------------------------------
@@ -63,7 +69,8 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        """Requests holding a row, the joiners of the step under way included."""
+        return len(self._running) + len(self._joining)
 
     def submit(self, request: GenRequest) -> None:
         """Queue a request; RequestRejected (QueueFull) when it cannot be taken."""
@@ -99,7 +106,7 @@ class Engine:
         now = self.clock()
         with self._lock:
             events = self._take_cancels(now)
-            joining = self._admit(now)
+            joining = self._joining = self._admit(now)
         if not self._running and not joining:
             return StepRecord(self.steps, now, now, 0, 0, 0, events) if events else None
         self._sync()
@@ -114,19 +121,49 @@ class Engine:
         self.steps += 1
         return record
 
-    def abort(self, detail: str) -> list[Event]:
-        """Fail every waiting and running request (the executor failed); the engine is empty after."""
+    def recover(self, detail: str) -> list[Event]:
+        """After a step raised: fail every request it held (running, joining) and reset the executor's
+        rows; waiting requests stay queued. Raises what `reset` raises, or TypeError where the executor
+        has no `reset` (then nothing can vouch for its rows: `abort`)."""
+        reset = getattr(self.executor, "reset", None)
+        if reset is None:
+            raise TypeError("the executor has no reset(): its rows cannot be trusted after a failed step")
         now = self.clock()
         with self._lock:
-            lives = list(self._waiting) + list(self._running.values())
+            held = self._joining + list(self._running.values())
+            self._running.clear()
+            self._joining = []
+            self._cancels -= {live.request.id for live in held}
+        reset()
+        self.steps += 1
+        return [Event(live.request.id, "finish", now, reason="error", detail=detail) for live in held]
+
+    def stop(self) -> list[Event]:
+        """The server stops: every request not finished (waiting, running, joining) ends with reason
+        `stopped`; the engine is empty after."""
+        return self._end_all("stopped", None)
+
+    def abort(self, detail: str) -> list[Event]:
+        """Fail every waiting and running request (the executor failed); the engine is empty after."""
+        return self._end_all("error", detail)
+
+    def _end_all(self, reason: str, detail: str | None) -> list[Event]:
+        now = self.clock()
+        with self._lock:
+            lives = list(self._waiting) + self._joining + list(self._running.values())
             self._waiting.clear()
             self._running.clear()
             self._cancels.clear()
+            self._joining = []
+        reset = getattr(self.executor, "reset", None)
         try:
-            self.executor.drop([live.request.id for live in lives])
-        except Exception:  # noqa: BLE001 - the executor already failed; its rows are given up either way
+            if reset is not None:
+                reset()
+            else:
+                self.executor.drop([live.request.id for live in lives])
+        except Exception:  # noqa: BLE001 - the rows are given up either way; nobody steps this engine again
             pass
-        return [Event(live.request.id, "finish", now, reason="error", detail=detail) for live in lives]
+        return [Event(live.request.id, "finish", now, reason=reason, detail=detail) for live in lives]
 
     # -- inside -----------------------------------------------------------------------------------------
     def _check(self, r: GenRequest) -> None:
@@ -154,10 +191,10 @@ class Engine:
         if not self._cancels:
             return []
         gone = [w for w in self._waiting if w.request.id in self._cancels]
+        running = [rid for rid in self._running if rid in self._cancels]
+        self.executor.drop(running)  # first: if it raises, they are still running, and fail with the step
         for w in gone:
             self._waiting.remove(w)
-        running = [rid for rid in self._running if rid in self._cancels]
-        self.executor.drop(running)
         for rid in running:
             del self._running[rid]
         self._cancels.clear()
@@ -186,10 +223,12 @@ class Engine:
         with self._lock:
             for live in joining:
                 self._running[live.request.id] = live
+            self._joining = []
         return [Event(live.request.id, "start", start, batch=group) for live in joining]
 
     def _advance(self, tokens: dict[str, int], end: float, events: list[Event]) -> list[str]:
-        """Count each row's new token; the requests that finished with it leave."""
+        """Count each row's new token; the requests that finished with it leave, and so do the rows the
+        executor could not give a token (failed alone)."""
         finished = []
         for rid, token in tokens.items():
             live = self._running[rid]
@@ -199,9 +238,12 @@ class Engine:
             if reason:
                 finished.append(rid)
                 events.append(Event(rid, "finish", end, reason=reason))
-        self.executor.drop(finished)
+        failed = {rid: why for rid, why in (getattr(self.executor, "last_failed", None) or {}).items()
+                  if rid in self._running and rid not in tokens}
+        events += [Event(rid, "finish", end, reason="error", detail=why) for rid, why in failed.items()]
+        self.executor.drop(finished + list(failed))
         with self._lock:
-            for rid in finished:
+            for rid in finished + list(failed):
                 del self._running[rid]
         return finished
 

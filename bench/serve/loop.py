@@ -2,9 +2,12 @@
 handed to its request's waiter and to the watchers (the Prometheus metrics, the session's records).
 
 Requests come from the event loop's thread (`submit`, `cancel`); the engine thread only steps. When
-a step raises, every request in flight fails with the reason, and the loop refuses new requests
-from then on (the server's health says so): an executor that failed mid-step holds caches nobody
-can trust.
+a step raises, the requests it held (its rows and its joiners) fail with the reason, the executor's
+rows are reset, and the engine goes on with the waiting requests: one request that breaks a step
+never breaks the server. The health says `failing` while FAILING_STEPS or more steps in a row have
+failed (until one succeeds), and `failed` only where the engine cannot go on at all (an executor
+that cannot reset its rows, a fault of the loop itself): then every request in it fails and new ones
+are refused. `stop` ends every request not finished with reason `stopped`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
 from bench.serve.protocol import Trace
 from bench.serve.session import add_steps, request_log
 
+FAILING_STEPS = 3  # failed steps in a row after which the health says `failing`
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -24,7 +28,8 @@ class EngineLoop:
     def __init__(self, engine, clock, watchers=()):
         self.engine, self.clock, self.watchers = engine, clock, list(watchers)
         self.sinks: dict[str, object] = {}
-        self.failure: str | None = None
+        self.failure: str | None = None  # why the engine cannot go on (permanent)
+        self.failed_steps, self.last_error = 0, None  # steps in a row that raised, and the last one's reason
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -38,14 +43,26 @@ class EngineLoop:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Stop stepping (the step under way finishes first), then end every request not finished with
+        reason `stopped`: each is answered, and its record closed."""
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
+        now = self.clock()
+        events = self.engine.stop()
+        if events:
+            self._deliver(StepRecord(self.engine.steps, now, now, 0, 0, 0, events))
+
+    @property
+    def failing(self) -> bool:
+        return self.failed_steps >= FAILING_STEPS
 
     def submit(self, request: GenRequest, sink) -> None:
         """Queue a request; sink(event) is called on the engine's thread for each of its events."""
         if self.failure is not None:
             raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
+        if self._stopping:
+            raise RequestRejected("the server is stopping", None, "server_stopping")
         with self._lock:  # its events are not delivered before the watchers know it
             self.sinks[request.id] = sink
             try:
@@ -70,16 +87,37 @@ class EngineLoop:
                 self._wake.wait(None if at is None else at - now)
                 continue
             try:
-                record = self.engine.step()
-            except Exception as exc:  # noqa: BLE001 - every request in flight fails with the reason, and is told
+                record = self._step(now)
+                if record is not None:
+                    self._deliver(record)
+            except Exception as exc:  # noqa: BLE001 - a fault of the loop itself: nothing left can be trusted
                 self.failure = f"{type(exc).__name__}: {exc}"[:500]
-                record = StepRecord(self.engine.steps, now, now, 0, 0, 0, self.engine.abort(self.failure))
-            if record is not None:
-                self._deliver(record)
+                self._deliver(StepRecord(self.engine.steps, now, now, 0, 0, 0, self.engine.abort(self.failure)),
+                              watchers=False)
 
-    def _deliver(self, record: StepRecord) -> None:
+    def _step(self, now: float) -> StepRecord | None:
+        try:
+            record = self.engine.step()
+        except Exception as exc:  # noqa: BLE001 - the requests it held fail with the reason, and are told
+            return self._recover(now, f"{type(exc).__name__}: {exc}"[:500])
+        if record is not None and record.rows:
+            self.failed_steps = 0
+        return record
+
+    def _recover(self, now: float, detail: str) -> StepRecord:
+        self.failed_steps, self.last_error = self.failed_steps + 1, detail
+        try:
+            events = self.engine.recover(detail)
+        except Exception as exc:  # noqa: BLE001 - rows that cannot be reset: the engine cannot go on
+            self.failure = f"{detail}; then the executor's rows could not be reset ({type(exc).__name__}: {exc})"[:500]
+            events = self.engine.abort(self.failure)
+        return StepRecord(self.engine.steps, now, now, 0, 0, 0, events)
+
+    def _deliver(self, record: StepRecord, watchers: bool = True) -> None:
+        """The watchers see the step, then each event reaches its request (without the watchers: after
+        one of them failed; the records it did not close are closed when the session ends)."""
         with self._lock:
-            for w in self.watchers:
+            for w in self.watchers if watchers else ():
                 w.on_step(record)
             sinks = [(self.sinks.get(e.request), e) for e in record.events]
             for e in record.events:
@@ -167,7 +205,7 @@ class LocalClient:
 class Metrics:
     """The server's Prometheus metrics, in a registry of its own: requests waiting and running,
     tokens generated (a counter, and a rate over the last ten seconds), time to first token from
-    each request's arrival (a histogram), requests finished by reason."""
+    each request's arrival (a histogram), requests finished by reason, open connections."""
 
     WINDOW_S = 10.0
 
@@ -186,6 +224,11 @@ class Metrics:
         self.finished = Counter("bench_requests", "requests finished, by reason", ["finish_reason"], registry=r)
         self.arrivals: dict[str, float] = {}
         self.recent: collections.deque = collections.deque()  # (step end, tokens)
+        self.connections = Gauge("bench_connections", "open HTTP connections", registry=r)
+
+    def count_connections(self, count) -> None:
+        """The connections gauge reads count() (the server's, once it exists)."""
+        self.connections.set_function(count)
 
     def on_submit(self, request: GenRequest) -> None:
         self.arrivals[request.id] = request.arrival_s
@@ -237,9 +280,44 @@ class Recorder:
                                          record.finished))
 
     def fill(self, repeat, result) -> None:
-        traces = [t for t, _ in self.traces.values()]
-        repeat.requests = request_log(traces, [n for _, n in self.traces.values()])
+        """The session's records: a request the process could not finish (the server stopped before it
+        did) is closed with the error `server_stopped`; a record the report's model would refuse is left
+        out, counted in a warning, so that it does not take the session's others with it."""
+        for trace, _ in self.traces.values():
+            if not trace.done:
+                trace.fail("server_stopped")
+        kept, refused = _valid(list(self.traces.values()))
+        repeat.requests = request_log([t for t, _ in kept], [n for _, n in kept])
         add_steps(repeat, self.steps)
+        if refused:
+            result.warn("metrics_failed", f"{len(refused):,} request records are not valid and were left out of the "
+                                          f"report (the first: {refused[0]})")
         if self.dropped:
             result.warn("metrics_failed", f"only the first {self.limit:,} requests are in the report; "
                                           f"{self.dropped:,} more were served (raise --record-limit)")
+
+
+def _valid(records: list[tuple[Trace, int]]) -> tuple[list[tuple[Trace, int]], list[str]]:
+    """(the records the report's model takes, why each other one is refused): checked all at once, and
+    one by one only where that fails."""
+    if _refused(records) is None:
+        return records, []
+    kept, refused = [], []
+    for record in records:
+        why = _refused([record])
+        if why is None:
+            kept.append(record)
+        else:
+            refused.append(why)
+    return kept, refused
+
+
+def _refused(records: list[tuple[Trace, int]]) -> str | None:
+    from bench.model.fields import ModelError, parse, plain
+    from bench.model.report import RequestLog
+
+    try:
+        parse(RequestLog, plain(request_log([t for t, _ in records], [n for _, n in records])))
+    except (ModelError, TypeError) as exc:
+        return str(exc)
+    return None

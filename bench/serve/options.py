@@ -224,8 +224,20 @@ class ServerOptions(Options):
                                               "checkpoint directory's name)", metavar="NAME")
     max_waiting: int = opt(256, "requests that may wait for a row; the next one is answered 429", minimum=1,
                            maximum=1_000_000)
-    drain_s: float = opt(30.0, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish before they are "
-                               "cut off", minimum=0, maximum=3600, metavar="SECONDS")
+    max_connections: int | None = opt(None, "open connections at most, apart from the requests (default: --max-waiting "
+                                            "+ 1024): past it a new connection takes the place of the one idle the "
+                                            "longest, or (none idle) may only ask /health, /metrics and /v1/models "
+                                            "(anything else: 503)", minimum=2, maximum=1_000_000)
+    client_timeout_s: float = opt(30.0, "a client must send a request's headers and body within this from its first "
+                                        "byte (or from the connection's opening), and take an answer's bytes without "
+                                        "stalling longer than this; a slower one is cut (answered 408 where it was "
+                                        "still sending its headers)", exclusive_minimum=0, maximum=3600,
+                                  metavar="SECONDS")
+    keep_alive_s: float = opt(75.0, "an idle connection between requests is closed after this", exclusive_minimum=0,
+                              maximum=3600, metavar="SECONDS")
+    drain_s: float = opt(30.0, "on SIGTERM, Ctrl-C or another draining signal (docs/serving.md), how long requests in "
+                               "flight may take to finish before they are cut off", minimum=0, maximum=3600,
+                         metavar="SECONDS")
     report: bool = opt(False, "when the server stops, write a report of its session to --out: telemetry, every "
                               "request's times and tokens, graph compiles")
     record_limit: int = opt(100_000, "with --report: requests recorded at most (those after are counted, not kept)",
@@ -236,8 +248,36 @@ class ServerOptions(Options):
             self.ignored(given, "record_limit", "only applies with --report (without it nothing is recorded)")
 
     def check(self) -> None:
+        self._check_connections()
         if not _HOST.match(self.host):
             raise ConfigError(f"--host: {self.host[:60]!r} is not an address or host name")
         if self.served_model_name is not None and not _NAME.match(self.served_model_name):
             raise ConfigError("--served-model-name: 1-128 letters, digits and . _ : / - (starting with a letter or "
                               "digit)")
+
+    @property
+    def connection_limit(self) -> int:
+        """--max-connections, or by default --max-waiting + 1024 within what the process may open."""
+        if self.max_connections is not None:
+            return self.max_connections
+        return max(self.max_waiting + 1, min(self.max_waiting + 1024, _open_files() - FILES_BESIDE))
+
+    def _check_connections(self) -> None:
+        if self.max_connections is not None and self.max_connections <= self.max_waiting:
+            raise ConfigError(f"--max-connections {self.max_connections}: must be more than --max-waiting "
+                              f"({self.max_waiting}): each waiting request holds a connection, and /health needs one")
+        need, hard = self.connection_limit + FILES_BESIDE, _open_files()
+        if hard < need:
+            raise ConfigError(f"--max-connections {self.connection_limit}: needs {need:,} open files; this process may "
+                              f"open {hard:,} (ulimit -Hn): lower it (or --max-waiting)")
+
+
+FILES_BESIDE = 256  # open files `bench serve` needs besides its connections (the model, logs, telemetry)
+
+
+def _open_files() -> int:
+    """The most files this process may open (its hard limit; a large number where there is none)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 30 if hard == resource.RLIM_INFINITY else hard

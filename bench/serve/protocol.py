@@ -21,12 +21,18 @@ from typing import Literal, Protocol
 
 from bench.core.errors import BenchError
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "stopped"]
+
+# Below this temperature a request is greedy, as vLLM treats it (vllm/sampling_params.py, `_SAMPLING_EPS = 1e-5`:
+# "if self.temperature < _SAMPLING_EPS: # Zero temperature means greedy sampling"); logits / T of a smaller one
+# overflow float32 (1e-39, a subnormal, makes every finite logit infinite).
+SAMPLING_EPS = 1e-5
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How the next token is chosen: greedy at temperature 0, else sampled (top-p), seeded per request."""
+    """How the next token is chosen: greedy at temperature 0 (below SAMPLING_EPS), else sampled (top-p),
+    seeded per request."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -34,7 +40,7 @@ class Sampling:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < SAMPLING_EPS
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,11 @@ class Executor(Protocol):
     def drop(self, ids: list[str]) -> None:
         """Free the rows of these requests (their caches are no longer read)."""
 
-    # optional: `last_flops`, the matmul FLOPs of the last step on its real rows and tokens
+    # optional: `last_flops`, the matmul FLOPs of the last step on its real rows and tokens;
+    # `last_failed`, {request id: why} of the rows the last step could not give a token (logits that are not
+    # finite, a sampler that raised): they are not in step()'s tokens, and the engine fails and drops them;
+    # `reset()`, free every row, whatever state a step that raised left them in (an engine whose executor has
+    # none cannot go on after such a step)
 
 
 class RequestRejected(BenchError):
@@ -111,7 +121,7 @@ class QueueFull(RequestRejected):
         super().__init__(f"the server's queue is full ({bound} waiting requests); retry later", None, "queue_full")
 
 
-ENGINE_ERRORS = {"cancelled": "cancelled", "error": "engine_error"}
+ENGINE_ERRORS = {"cancelled": "cancelled", "error": "engine_error", "stopped": "server_stopped"}
 
 
 @dataclass

@@ -175,11 +175,12 @@ class ServingMeasurement(Measurement):
                 self.server = None
 
 
-def judge_requests(repeat: Repeat, result: Result) -> None:
+def judge_requests(repeat: Repeat, result: Result, not_failures: tuple[str, ...] = ()) -> None:
     """A serving session's outcome from its requests: complete (status ok; failed requests, if any,
     counted in a warning), or failed when more than FAILED_SHARE of its measured requests failed —
     its figures describe the few that completed, not the server. (Partial, the third outcome, is a
-    session cut short: status interrupted, its finished requests kept.)"""
+    session cut short: status interrupted, its finished requests kept.) Requests that ended with one of
+    `not_failures` are counted in the warning, not in the share."""
     log = repeat.requests
     errors = [e for e in (log.error or []) if e is not None] if log else []
     if not errors:
@@ -187,7 +188,7 @@ def judge_requests(repeat: Repeat, result: Result) -> None:
     shown = ", ".join(f"{errors.count(code)} {code}" for code in sorted(set(errors)))
     result.warn("request_errors", f"{len(errors)} of {len(log.error)} requests failed ({shown})")
     measured = [i for i in range(len(log.arrival_s)) if log.measured is None or log.measured[i]]
-    failed = sum(1 for i in measured if log.error[i] is not None)
+    failed = sum(1 for i in measured if log.error[i] is not None and log.error[i] not in not_failures)
     if result.status == "ok" and measured and failed > FAILED_SHARE * len(measured):
         result.status = repeat.status = "failed"
         result.error = repeat.error = (f"{failed} of {len(measured)} measured requests failed ({shown}): more than "
@@ -227,7 +228,8 @@ def _count_disagreements(traces, result: Result) -> None:
 
 class ApiMeasurement(ServingMeasurement):
     """`bench serve`: the engine warmed as for a serving run, then the OpenAI-compatible HTTP server
-    until SIGTERM or Ctrl-C (in-flight requests drained first)."""
+    until a stop signal (server.py: in-flight requests drained first, or cut at once); with --report,
+    every request it took is a record, closed whatever ended the session."""
 
     warm_tokens = 8
 
@@ -257,6 +259,7 @@ class ApiMeasurement(ServingMeasurement):
             finally:
                 if recorder is not None:
                     recorder.fill(rep, self.result)
+                    judge_requests(rep, self.result, not_failures=("server_stopped", "cancelled"))
 
 
 # -- the scenario: which results a run makes, and the measurement of each repeat ------------------------

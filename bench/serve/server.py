@@ -1,26 +1,35 @@
 """`bench serve`'s HTTP server: uvicorn in front of the app, the engine on its own thread.
 
-Stopping: SIGTERM or Ctrl-C stop new connections; requests in flight finish (for at most
---drain-s), then the engine stops and the call returns: a drained stop is the normal end of a
-session, not an interruption. uvicorn re-raises the signal it caught once it has shut down; that
-re-raise is swallowed here, so that the session's report is still written.
+Stopping, by signal (every stop signal of bench/measure/signals.py; docs/serving.md says the same):
+    drain  SIGTERM, SIGINT (Ctrl-C), SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO: no new
+           connections; the requests in flight go on, for at most --drain-s; then stop
+    stop   SIGQUIT (Ctrl-\\), SIGXCPU (a CPU-time limit: SIGKILL follows it), SIGPWR (power failing), or
+           any second signal during a drain: at once
+To stop is to answer every request not finished (503 `server_stopped`, in its stream or as the answer),
+then stop the engine; the call returns, so that the session's report is written with every request in
+it closed. A stop is the normal end of a session, not an interruption. uvicorn's own signal handling
+(SIGINT and SIGTERM only, raised again once it has shut down) is replaced, and so is its shutdown
+(which cancels the responses still running after its timeout, with a traceback each).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import signal
-import threading
 
 from bench.core.errors import BenchError
+from bench.measure.signals import redirected
 from bench.serve.app import Service, create_app
+from bench.serve.connections import protocol_class
 from bench.serve.loop import EngineLoop, Metrics
+from bench.serve.options import FILES_BESIDE
 from bench.serve.text import load_codec
 
-
-# an idle connection is kept this long (uvicorn's default, 5 s, races a client that reuses it at the same
-# moment: its next request meets a closed socket)
-KEEP_ALIVE_S = 75
+STOP_NOW = ("SIGQUIT", "SIGXCPU", "SIGPWR")  # every other stop signal drains
+FINISH_S = 10.0  # once stopped, how long the last answers may take to be written before their connections are cut
+POLL_S = 0.05
 
 
 def make_service(engine, codec, name: str, clock, recorder=None) -> Service:
@@ -32,54 +41,105 @@ def make_service(engine, codec, name: str, clock, recorder=None) -> Service:
 
 def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None:
     """Serve until stopped (see the module's docstring). wl: the blender-serve workload, set up."""
-    import uvicorn
-
     codec = load_codec(wl.served)
     service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
     service.identity = {k: wl.served.identity.get(k) for k in ("model", "model_type", "parameters", "config_hash")}
-    # connections beyond what the queue and the rows can hold (plus room for health and metrics) get 503
-    config = uvicorn.Config(create_app(service), host=options.host, port=options.port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=options.drain_s, lifespan="off",
-                            timeout_keep_alive=KEEP_ALIVE_S,
-                            limit_concurrency=options.max_waiting + engine.max_batch + 64)
-    server = _ready_server(config, on_ready)
+    open_files(options.connection_limit + FILES_BESIDE)
+    server = bench_server(uvicorn_config(create_app(service), options), service, options.drain_s, on_ready)
     service.loop.start()
     try:
-        with _stop_signals_noted():
-            server.run()
+        server.run()
     except SystemExit:  # uvicorn exits when it cannot listen
         raise BenchError(f"--host {options.host} --port {options.port}: could not listen there (in use, or not "
                          "an address of this machine)") from None
     finally:
+        service.close()
         service.loop.stop()
 
 
-def _ready_server(config, on_ready):
-    """uvicorn's Server, telling `on_ready(url)` once it listens (with the port it got for --port 0)."""
+def uvicorn_config(app, options, **overrides):
+    """uvicorn's settings for the app: its connections bounded apart from its requests (connections.py;
+    no `limit_concurrency`, which counts connections against the queue), no WebSocket, logs of warnings
+    only, no lifespan."""
     import uvicorn
 
-    class ReadyServer(uvicorn.Server):
+    settings = dict(host=options.host, port=options.port, log_level="warning", access_log=False, lifespan="off",
+                    http=protocol_class(options.connection_limit, options.client_timeout_s),
+                    timeout_keep_alive=options.keep_alive_s, ws="none")
+    logging.getLogger("uvicorn.error").addFilter(_quiet_cuts)
+    return uvicorn.Config(app, **{**settings, **overrides})
+
+
+def bench_server(config, service: Service, drain_s: float, on_ready=None):
+    """uvicorn's Server, stopping as the module's docstring says, telling `on_ready(url)` once it listens
+    (with the port it got for --port 0)."""
+    import uvicorn
+
+    class BenchServer(uvicorn.Server):
+        stop_now = False
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with redirected(self.signalled):
+                yield
+
+        def signalled(self, signum: int) -> None:
+            if self.should_exit or signal.Signals(signum).name in STOP_NOW:
+                self.stop_now = True
+            self.should_exit = True
+
         async def startup(self, sockets=None):
             await super().startup(sockets)
+            service.metrics.count_connections(lambda: len(self.server_state.connections))
             if self.started and on_ready is not None:
                 host, port = self.servers[0].sockets[0].getsockname()[:2]
                 on_ready(f"http://{host}:{port}")
 
-    return ReadyServer(config)
+        async def shutdown(self, sockets=None):
+            await stop_serving(self, service, drain_s)
+
+    return BenchServer(config)
 
 
-@contextlib.contextmanager
-def _stop_signals_noted():
-    """While uvicorn runs: a stop signal it re-raises after its shutdown is only noted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stops = (signal.SIGINT, signal.SIGTERM)
-    old = {s: signal.getsignal(s) for s in stops}
-    for s in stops:
-        signal.signal(s, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+async def stop_serving(server, service: Service, drain_s: float) -> None:
+    """No new connections; idle ones closed; the requests in flight drained (for at most drain_s, unless
+    told to stop now); then every request not finished answered `server_stopped` and the engine stopped;
+    the answers written (for at most FINISH_S), then what is left cut."""
+    state = server.server_state
+    for listener in server.servers:
+        listener.close()
+    for connection in list(state.connections):
+        connection.shutdown()  # uvicorn's: closes an idle one, and a busy one after its response
+    await _until(lambda: not state.tasks or server.stop_now, drain_s)
+    service.close()
+    await asyncio.to_thread(service.loop.stop)
+    await _until(lambda: not state.tasks, FINISH_S)
+    for connection in list(state.connections):  # a client that does not read its answer
+        connection.transport.abort()
+    await _until(lambda: not state.tasks, FINISH_S)
+    for task in list(state.tasks):
+        task.cancel()
+
+
+def open_files(n: int) -> None:
+    """Raise the soft limit on open files to n where it is lower (up to the hard limit, which
+    ServerOptions.check holds n within)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
+
+
+async def _until(done, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not done() and loop.time() < end:
+        await asyncio.sleep(POLL_S)
+
+
+def _quiet_cuts(record: logging.LogRecord) -> bool:
+    """uvicorn logs a response task cancelled (the last resort of a stop) with a traceback: one line instead."""
+    if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+        record.msg, record.args, record.exc_info = "a response was cut off when the server stopped", (), None
+    return True
