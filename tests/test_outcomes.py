@@ -12,10 +12,6 @@ wherever it did not converge.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-
 import pytest
 
 from bench.model.report import Repeat, Result
@@ -25,52 +21,25 @@ from bench.serve.maths.capacity import capacity_search
 from bench.serve.plan import ServingPlan
 from bench.serve.scenario import FAILED_SHARE, judge_requests
 from bench.serve.session import InProcessClient, busy_steps, request_log, run_session
+from fake_peer import MODELS, Answer, Peer, sse
 from fakes import FakeExecutor, VirtualClock
-
-HANG_S = 900.0  # a hang guard only
 
 
 # -- a server that fails as asked ---------------------------------------------------------------------------
-class FailingServer:
-    """An OpenAI-compatible server (aiohttp, a thread, 127.0.0.1) whose /v1/completions answers the first
-    `answered_first` requests (the warm-up's batch), then each by its index: `answers[i % len(answers)]` is
-    "ok" (two tokens, then [DONE]), an HTTP status (500, 429, ...), "cut" (a first token, then the
+class FailingServer(Peer):
+    """An OpenAI-compatible server (tests/fake_peer.py's, on 127.0.0.1) whose /v1/completions answers the
+    first `answered_first` requests (the warm-up's batch), then each by its index: `answers[i % len(answers)]`
+    is "ok" (two tokens, then [DONE]), an HTTP status (500, 429, ...), "cut" (a first token, then the
     connection closed) or "garbage" (not server-sent events)."""
 
     def __init__(self, answers, answered_first: int = 8):
+        super().__init__({("GET", "/v1/models"): Answer(body=MODELS)})
         self.answers, self.count = list(answers), 0
         self.first = answered_first  # the warm-up's batch is answered (a warm-up that fails ends the run before it)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> str:
-        self.thread.start()
-        port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(HANG_S)
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(HANG_S)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(HANG_S)
-
-    async def _start(self) -> int:
-        from aiohttp import web
-
-        app = web.Application()
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_post("/v1/completions", self._complete)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return site._server.sockets[0].getsockname()[1]
-
-    async def _models(self, request):
-        from aiohttp import web
-
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "test"}]})
-
-    async def _complete(self, request):
+    async def handle(self, request):
+        if request.path != "/v1/completions":
+            return await super().handle(request)
         from aiohttp import web
 
         answer = "ok" if self.count < self.first else self.answers[(self.count - self.first) % len(self.answers)]
@@ -85,12 +54,12 @@ class FailingServer:
             return resp
         chunk = {"id": "c", "object": "text_completion", "choices": [{"index": 0, "text": "a", "token_ids": [5],
                                                                       "finish_reason": None}]}
-        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(sse(chunk, done=False))
         if answer == "cut":
             request.transport.close()
             return resp
         chunk["choices"][0]["finish_reason"] = "length"
-        await resp.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        await resp.write(sse(chunk))
         return resp
 
 

@@ -18,7 +18,7 @@ import threading
 
 from bench.serve.protocol import GenRequest, RequestRejected, StepRecord
 from bench.serve.protocol import Trace
-from bench.serve.session import add_steps, request_log
+from bench.serve.session import InProcessClient, add_steps, request_log
 
 FAILING_STEPS = 3  # failed steps in a row after which the health says `failing`
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -128,7 +128,7 @@ class EngineLoop:
                 sink(event)
 
 
-class LocalClient:
+class LocalClient(InProcessClient):
     """The load generator's way to an engine in this process, the engine stepping on a thread of its own
     (the EngineLoop bench serve runs), the session on the caller's: a request is handed over at its
     scheduled time even while a step runs, as a client over HTTP hands it to a server.
@@ -143,23 +143,13 @@ class LocalClient:
     QUIET_S = 60.0  # a wait with nothing due and no event this long checks that the engine's thread lives
 
     def __init__(self, engine, clock):
-        self.clock = clock
+        super().__init__(engine, clock)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.traces: dict[str, Trace] = {}
-        self.steps: list[StepRecord] = []
-        self.refused: list[str] = []
         self.loop = EngineLoop(engine, clock, [self])
         self.loop.start()
 
-    def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
-        trace.sent_s = self.clock()
-        try:
-            self.loop.submit(request, self.events.put)
-        except RequestRejected as exc:
-            trace.fail(f"rejected_{exc.code}")
-            self.refused.append(request.id)
-            return
-        self.traces[request.id] = trace
+    def submit(self, request: GenRequest) -> None:
+        self.loop.submit(request, self.events.put)
 
     def wait(self, until: float) -> list[str]:
         """The requests that ended by `until` (at least one, if any ends before it)."""

@@ -41,12 +41,15 @@ class InProcessClient:
     def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
         trace.sent_s = self.clock()
         try:
-            self.engine.submit(request)
+            self.submit(request)
         except RequestRejected as exc:
             trace.fail(f"rejected_{exc.code}")
             self.refused.append(request.id)
             return
         self.traces[request.id] = trace
+
+    def submit(self, request: GenRequest) -> None:
+        self.engine.submit(request)
 
     def wait(self, until: float) -> list[str]:
         if self.refused:

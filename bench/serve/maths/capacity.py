@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench.core.durations import duration_text
 from bench.core.stats import incomplete_beta
 from bench.serve.maths import tails
 
@@ -241,7 +242,7 @@ class CapacityPlan:
                 f"requests each ({self.needed} are needed for a valid p99 verdict with none over the SLO"
                 f"{f', {self.trimmed} more are trimmed' if self.trimmed else ''}); "
                 f"a probe is cut to {self.max_probe_s:g} s (fewer requests, a provisional verdict)"
-                f"{', as the lowest rates would be' if cut else ''}; at worst about {_duration(self.worst_case_s())} "
+                f"{', as the lowest rates would be' if cut else ''}; at worst about {duration_text(self.worst_case_s())} "
                 f"of arrivals, if every probe misses and the rate halves to {self.lowest_qps:.3g} requests/s")
 
 
@@ -251,11 +252,3 @@ def capacity_plan(options) -> CapacityPlan:
     needed = tails.min_passing(0, 0.99)
     return CapacityPlan(options.qps[0] if options.qps else 1.0, options.max_probes,
                         max(options.requests or 0, needed + trimmed), needed, options.max_probe_s, trimmed)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
