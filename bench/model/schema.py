@@ -57,14 +57,32 @@ in `bench/model/report.py`, which pydantic checks; this page and
 [`bench/report.schema.json`](../bench/report.schema.json) (JSON Schema 2020-12) are generated from
 them. Loading a report checks every field — types (no text for a number, no bool for an integer),
 finite numbers, bounds, known enums, lists whose lengths must agree, phases that end after they
-start, no unknown keys in fixed structures — and names the first field that is wrong. Open maps
-(`params`, environment sections, `workload_metrics`, telemetry samples) accept typed values only:
-number, string, bool, null, or an Interval / Summary. Every number lies between -1e30 and 1e30 and
-every whole number fits in 64 bits, bounds or not (no real quantity comes near, and no sum or
-product of a report's values can then overflow).
+start, ISO times, no unknown keys in fixed structures — and names the first field that is wrong, e.g.
+`results[0].timing.repeats[1].step_times_s[7]: not a finite number (nan)`. A file larger than 512 MiB,
+nested too deeply, not UTF-8, with an integer too long to read, or not a regular file (a FIFO, a
+device) is refused before it is parsed. Open maps (`params`, environment sections, `workload_metrics`,
+telemetry samples) accept typed values only: number, string, bool, null, or an Interval / Summary.
+Every number lies between -1e30 and 1e30 and every whole number fits in 64 bits, bounds or not (no real
+quantity comes near, and no sum or product of a report's values can then overflow).
 
-Statistics are recomputed from the raw step times when a report is loaded; the stored `metrics` are a
-convenience for other readers. Analysis method version: {ANALYSIS_VERSION}.
+In brief, top level: `schema_version`, `bench_version`, `run_id`, `created_at`, `status`, `label`,
+`origin`, `provenance`, `environment`, `config`, `results`, `telemetry`. Each result: `workload`,
+`status`, `error`, `params` (the workload's identity), `timing.repeats[]` (each repeat's raw step
+times, work per step, setup, first step and warm-up), `metrics` (throughputs with intervals, step-time
+summary, MFU), `workload_metrics` (the workload's own figures: TTFT, recall, ParlAI columns, ...),
+`series` (the loss curve), `memory`, `energy` (`device` and `host` apart), `warnings`; a serving
+repeat's `requests` holds every request's arrival, start, finish and token times. The structures below
+give every field.
+
+Reports are written atomically (a temporary file beside the target, then a rename: a reader never
+sees half a file) and checked before they are written, exactly as they will be loaded. A report that
+cannot be written goes to `bench-rescue/` in the system temporary directory instead. Statistics are
+recomputed from the raw step times when a report is loaded; the stored `metrics` are a convenience for
+other readers. Analysis method version: {ANALYSIS_VERSION}.
+
+`benchmarks/load_reports.py` times loading and writing 2,000 realistic reports (`--against CHECKOUT`
+takes turns with another checkout of bench and prints the ratio). Running bench is on
+[running.md](running.md); reading reports into a comparison is on [comparing.md](comparing.md).
 """
 
 
