@@ -90,6 +90,20 @@ def size(nbytes) -> str:
     return DASH
 
 
+def lead_text(spec, interval) -> str:
+    """A lead figure with its interval and what it is: `329 [312, 345] samples/s`, or a latency in the unit
+    people read it in, `22.2 ms [19.8 ms, 25.0 ms] TTFT p99`."""
+    if spec.unit != "s":
+        text = with_ci(interval)
+        return text if text == DASH else f"{text} {spec.label if spec.key.startswith('metrics.') else spec.unit}"
+    value = getattr(interval, "value", None)
+    if value is None:
+        return DASH
+    lo, hi = getattr(interval, "ci_low", None), getattr(interval, "ci_high", None)
+    ci = f" [{seconds(lo)}, {seconds(hi)}]" if lo is not None and hi is not None else ""
+    return f"{seconds(value)}{ci} {spec.label}"
+
+
 def seconds(value) -> str:
     if value is None:
         return DASH

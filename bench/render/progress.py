@@ -20,10 +20,10 @@ import time
 
 from rich.progress import Progress, ProgressColumn, SpinnerColumn
 
-from bench.model.derive import is_throughput, lead_estimate, lead_spec
+from bench.model.derive import lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.core.text import terminal_safe
-from bench.render.format import DASH, Shown, clock, markup, num, shown, with_ci
+from bench.render.format import DASH, Shown, clock, lead_text, markup, num, shown
 
 MIN_PACE_S = 0.5  # a rate is shown once the phase has run this long (and one unit is done)
 BAR = 12
@@ -252,11 +252,9 @@ class RichView:
         return fit_line([(p, terminal_safe(t, 80) if t else t) for p, t in parts], width)
 
     def finished(self, result) -> None:
-        spec = lead_spec(result)
-        value = with_ci(lead_estimate(result))
-        unit = spec.label if is_throughput(spec) else f"{spec.unit} {spec.label}"  # as compare names it
+        shown_lead = lead_text(lead_spec(result), lead_estimate(result))  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
-        figure = f" {value} {unit}" if value != DASH else ""
+        figure = f" {shown_lead}" if shown_lead != DASH else ""
         at = f" {variant_label(result.variant)}" if result.variant else ""
         line = f"{result.workload}{at}:{figure} ({len(result.timing.measured)} repeat(s))"
         self.screen.print(markup("[{}]{}[/] {}", colour, result.status, line), soft_wrap=False)

@@ -7,10 +7,10 @@ from rich.console import Group
 
 from bench.analysis.serving import tail_notes
 from bench.analysis.table import resolve_in
-from bench.model.derive import is_throughput, lead_estimate, lead_spec
+from bench.model.derive import lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.render import words
-from bench.render.format import DASH, Shown, flops, markup, percent, seconds, size, unit_cell, with_ci
+from bench.render.format import DASH, Shown, flops, lead_text, markup, percent, seconds, size, unit_cell
 from bench.render.layout import fit
 
 
@@ -24,12 +24,10 @@ def _warnings(result) -> str:
     return ", ".join(sorted(result.codes()))
 
 
-def _lead(result) -> tuple[str, str]:
-    """(unit, 'value [lo, hi]') of the figure the workload leads with (a throughput, or a serving
-    result's latency at its offered rate, named)."""
-    spec = lead_spec(result)
-    unit = spec.unit if is_throughput(spec) else f"{spec.unit} {spec.label}"
-    return unit, with_ci(lead_estimate(result))
+def _lead(result) -> str:
+    """The figure the workload leads with, its interval and what it is (a throughput, or a serving result's
+    latency at its offered rate)."""
+    return lead_text(lead_spec(result), lead_estimate(result))
 
 
 THREAD_REASONS = {
@@ -68,8 +66,7 @@ def run_summary(report, screen):
     for r in report.results:
         m, mem = r.metrics, r.memory
         energy = r.energy.device.per_sample_j if r.energy.device else None
-        unit, lead = _lead(r)
-        rows.append([named(r), r.status, lead if lead == DASH else f"{lead} {unit}",
+        rows.append([named(r), r.status, _lead(r),
                      seconds(m.step_time_s.median if m.step_time_s else None), seconds(r.timing.first_step_s),
                      flops(m.achieved_flops_per_s), percent(m.mfu.value if m.mfu else None),
                      size(mem.device_peak_bytes or mem.host_peak_rss_bytes),
