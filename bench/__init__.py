@@ -3,7 +3,7 @@
 This package's __init__ imports nothing at load time: every module of bench runs it first.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def load_reports(paths, **options):

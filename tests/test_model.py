@@ -218,7 +218,7 @@ def test_a_v2_report_migrates_to_the_current_version():
     raw = json.load(open(V2))
     assert raw["schema_version"] == 2 and "requests" in raw["results"][0]
     r = load_report(V2)
-    assert r.schema_version == SCHEMA_VERSION == 4
+    assert r.schema_version == SCHEMA_VERSION == 5
     res = r.results[0]
     assert res.variant == {} and all(rep.requests is None for rep in res.timing.repeats)
     assert res.timing.step_times_s == [t for rep in raw["results"][0]["timing"]["repeats"] for t in rep["step_times_s"]]

@@ -6,6 +6,7 @@
 | 2 | the report model: each repeat's step times kept apart; core metrics apart from the workload's own (dotted names, per-step series); declared figures; device and host energy as separate figures; telemetry sources, sampler health, base-unit keys (`sm_clock_hz`); provenance; room for fingerprints and per-request records |
 | 3 | serving: per-request records move to each repeat (`Repeat.requests`, one open-loop session each); a result names its variant (`Result.variant`, e.g. the offered rate), and so do phases |
 | 4 | graph compiles per phase of each repeat (`Repeat.compiles`), and a warning when graphs compiled while measuring; the device's memory apart from an allocator's pool (`Memory.device_pool_bytes`; hpu `device_total_bytes` is now the card's); the telemetry key `power_instant_w`; `other_processes` may be null (unknown); on a MIG instance the device energy is null, the whole GPU's kept per part; serving: each request's token times (`RequestLog.token_s`); `start_s` is when a request joined a batch, `batch` the static batch or the engine step it joined at; when it was sent, why it failed, whether it is in the measured window and its conversation turn (`RequestLog.sent_s`, `error`, `measured`, `turn`); which engine served (`Result.served_by`, where `static_shapes` moved from the identity); the warm-up's steps and whether it ended steady (`Repeat.warmup_steps`, `Repeat.warmup_steady`); the CPU threads each rank ran with and why (`Environment.threads`); each declared figure of each repeat alone (`Repeat.figure_values`); loading checks fields against each other and values against their names, every number within ±1e30 |
+| 5 | serving figures by one definition each: nearest-rank percentiles, rates from the session's start; a serving result leads with its latency; a serving result's outcome (complete, partial, failed); the study and the plan a report belongs to; and the fields HISTORY lists |
 
 A migration takes the plain JSON of version N and returns plain JSON of version N + 1; the model then
 checks the result like any other report. Keep this table and MIGRATIONS in step with SCHEMA_VERSION.
@@ -42,8 +43,16 @@ HISTORY = [
         "every number within ±1e30 and every time from 1970 to 2261; how many repeats ran and why no further one "
         "did (`Result.stopping`: a fixed `--repeats`, or `--target-ci` until the interval is narrow enough or a "
         "bound), and repeats set aside as disturbed and redone, kept but left out of every figure "
-        "(`Repeat.set_aside`); the arithmetic a precision's name does not say (`Environment.arithmetic`: the autocast "
+        "(`Repeat.set_aside`)"),
+    (5, "serving figures by one definition each (bench/serve/maths/): every serving p50/p90/p99 is LoadGen's nearest "
+        "rank, the one its SLO verdict reads; the achieved rate, new tokens/s and goodput count from the session's "
+        "start (arrivals kept as drawn: n - 1/B requests over the span, unbiased), goodput never above achieved; a "
+        "serving result leads with the p99 of the latency its SLO names (its declared lead figure), the engine-busy "
+        "rate kept beside it; a serving result whose measured requests mostly failed is `failed`, one cut short "
+        "keeps its finished requests (`interrupted`), warnings `search_stopped` and `generator_late`; the arithmetic "
+        "a precision's name does not say (`Environment.arithmetic`: the autocast "
         "op lists in effect, how fp32 matmuls ran); a repeat's CPU contention summed over the CPUs the run may use and "
+
         "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
         "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
         "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
@@ -289,4 +298,11 @@ def v3_to_v4(report: dict) -> dict:
     return dict(report, schema_version=4)
 
 
-MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1
+def v4_to_v5(report: dict) -> dict:
+    """Version 5 only adds fields (with defaults) and defines serving figures anew; a version 4 report's
+    serving figures are recomputed from its request log when compared (bench/analysis/runs.py), so that
+    report reads as a version 5 one."""
+    return dict(report, schema_version=5)
+
+
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}  # from_version -> function(plain JSON) -> plain JSON of from_version + 1

@@ -20,7 +20,7 @@ from typing import Literal
 from bench.model.fields import ModelError, dataclass, fld, invariant, parse, plain
 from bench.model.rules import IDENTITY, in_order, named, within
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ANALYSIS_VERSION = 2  # the statistics and verdict method of `bench compare` (docs/report-format.md)
 
 YEARS = (1970, 2261)  # created_at: a clock's epoch to where pandas' timestamps end (2262-04-11)
