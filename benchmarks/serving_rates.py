@@ -25,22 +25,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._scriptkit import parse, run
 from bench.core.options import Options, opt
 from bench.serve.arrivals import Load, open_arrivals
-from bench.serve.maths.metrics import Session, achieved_interval, drawn_shape, rates, slo_verdict
-from bench.serve.maths.records import RequestRecord
+from bench.model.report import Repeat, RequestLog
+from bench.serve.maths.metrics import Session, achieved_interval, counting, rates, sessions, slo_verdict
 
 SERVICE_S = 0.001  # a server that keeps up: a request takes 1 ms on average alone
 SLO_S = 0.001
 
 
-def session(n: int, qps: float, seed: int, as_drawn: bool) -> tuple[Session, dict]:
-    offsets = open_arrivals(Load("poisson"), qps, n, seed, as_drawn=as_drawn)
+def session(n: int, qps: float, seed: int, as_drawn: bool, warmup: int = 0) -> tuple[Session, dict]:
+    """n measured requests after `warmup` served but not measured, through the request log a run writes."""
+    offsets = open_arrivals(Load("poisson"), qps, n + warmup, seed, as_drawn=as_drawn)
     service = random.Random(f"service-{seed}")
-    done_at, out = 0.0, []
+    done_at, finish = 0.0, []
     for a in offsets:
         done_at = max(a, done_at) + service.expovariate(1 / SERVICE_S)
-        out.append(RequestRecord(arrival_s=a, first_token_s=done_at, finish_s=done_at, prompt_tokens=3, new_tokens=1,
-                                 sent_s=a, token_s=(done_at,)))
-    return Session(out, 0.0), {"load": "poisson", "rescaled": not as_drawn, "qps": qps}
+        finish.append(done_at)
+    k = len(offsets)
+    log = RequestLog(arrival_s=list(offsets), start_s=[None] * k, first_token_s=finish, finish_s=finish,
+                     prompt_tokens=[3] * k, new_tokens=[1] * k, batch=[None] * k, token_s=[[f] for f in finish],
+                     sent_s=list(offsets), error=[None] * k, measured=[i >= warmup for i in range(k)],
+                     session_start_s=0.0)
+    [s] = sessions([Repeat(0, requests=log)])
+    return s, {"load": "poisson", "rescaled": not as_drawn, "qps": qps}
 
 
 @dataclass(frozen=True)
@@ -53,24 +59,27 @@ class Row:
     goodput_above: int  # sessions whose goodput exceeded their achieved rate
 
 
-def simulate(n: int, sessions: int, qps: float, as_drawn: bool) -> Row:
+def simulate(n: int, count: int, qps: float, as_drawn: bool, warmup: int = 0) -> Row:
     ratios, covered, above = [], 0, 0
-    for seed in range(sessions):
-        s, params = session(n, qps, seed, as_drawn)
-        shape = drawn_shape(params)
-        interval = achieved_interval([s], shape)
+    for seed in range(count):
+        s, params = session(n, qps, seed, as_drawn, warmup)
+        how = counting(params)
+        interval = achieved_interval([s], how)
         verdict = slo_verdict([s], {"ttft": SLO_S})
-        goodput = rates([s], verdict, shape)["goodput_rps"]
+        goodput = rates([s], verdict, how)["goodput_rps"]
         ratios.append(interval.value / qps)
         covered += interval.ci_low <= qps <= interval.ci_high
         above += goodput > interval.value
     mean = sum(ratios) / len(ratios)
     sd = (sum((x - mean) ** 2 for x in ratios) / (len(ratios) - 1)) ** 0.5
-    return Row(n, "as drawn" if as_drawn else "rescaled", mean, sd / len(ratios) ** 0.5, covered / sessions, above)
+    mode = ("as drawn" if as_drawn else "rescaled") + (f", {warmup} warm-up" if warmup else "")
+    return Row(n, mode, mean, sd / len(ratios) ** 0.5, covered / count, above)
 
 
-def table(sessions: int, sizes: tuple[int, ...], qps: float) -> list[Row]:
-    return [simulate(n, sessions, qps, drawn) for drawn in (True, False) for n in sizes]
+def table(count: int, sizes: tuple[int, ...], qps: float) -> list[Row]:
+    """Each size as drawn and rescaled, then with a fifth as many warm-up requests before the measured ones."""
+    return [simulate(n, count, qps, drawn, n // 5 * warm) for warm in (0, 1) for drawn in (True, False)
+            for n in sizes]
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.model.report import Repeat, Result
+from bench.model.report import FigureSpec, Repeat, Result
 from bench.serve.engine import Engine
 from bench.serve.loads import Schedule
 from bench.serve.maths.capacity import capacity_search
+from bench.serve.maths.metrics import lead_figure
 from bench.serve.plan import ServingPlan
 from bench.serve.scenario import FAILED_SHARE, judge_requests
 from bench.serve.session import InProcessClient, busy_steps, request_log, run_session
@@ -214,6 +215,18 @@ def test_the_achieved_rate_of_rescaled_poisson_sessions_is_the_offered_one_at_ev
 
 @pytest.mark.slow
 @pytest.mark.parametrize("n", SIZES)
+def test_warm_up_requests_left_out_of_the_figures_are_left_out_of_the_rates_time_too(n):
+    """A fifth as many warm-up requests, served before the measured ones and not counted: their time is not
+    counted either (the rates start at the last of their arrivals); else 100 measured requests after 50
+    warm-up ones read half the offered rate."""
+    from benchmarks.serving_rates import simulate
+
+    row = simulate(n, 1000, 2.0, as_drawn=False, warmup=n // 5)
+    assert abs(row.mean_ratio - 1) < 0.01 and row.coverage >= 0.93 and row.goodput_above == 0, row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", SIZES)
 def test_the_achieved_rate_of_poisson_sessions_as_drawn_is_unbiased_at_every_size(n):
     """Arrivals kept as drawn put the n-th of a Poisson process at a Gamma(n) time: n over it reads n / (n - 1)
     high (6 requests at 2/s read 2.4/s on average); n - 1 over it is unbiased. Over 1,000 sessions the mean is
@@ -352,3 +365,89 @@ def test_an_external_server_declared_to_serve_a_model_compares_with_bench_on_it(
     declared = report.results[0].params
     _, plain, _ = run_against(capsys, tmp_path / "plain", ["ok"])
     assert declared["model"] == "tiny" and declared["config_hash"] and plain.results[0].params["model"] == "endpoint:fake"
+
+
+# -- what a reader makes of a serving report is what the run made of it ------------------------------------
+def serving_result_report(logs, label="r", seed=0, slo_ttft_s=0.5):
+    """A serving report whose figures are made as the run makes them: from each repeat's request log."""
+    from bench.model.report import Repeat as Rep
+    from bench.serve.maths.metrics import serving_metrics
+    from reportgen import make_report
+
+    report = make_report(label, 0.05, repeats=1, workload="blender-serve", seed=seed)
+    res = report.results[0]
+    res.timing.repeats = [Rep(i, step_times_s=[0.1] * 3 if any(log.finish_s) else [],
+                              step_samples=[1] * 3 if any(log.finish_s) else [],
+                              step_tokens=[1] * 3 if any(log.finish_s) else [], requests=log)
+                          for i, log in enumerate(logs)]
+    res.params = {**res.params, "qps": 2.0}
+    res.figures = [lead_figure({"ttft": slo_ttft_s}), FigureSpec("workload_metrics.errors", "errors", "", "lower")]
+    res.workload_metrics = serving_metrics(res.timing.judged, res.params, slo_ttft_s=slo_ttft_s)
+    return report
+
+
+def session_log(ttfts, errors=None, start=0.0):
+    from bench.model.report import RequestLog
+
+    n = len(ttfts)
+    errors = errors or [None] * n
+    arrival = [start + i * 0.5 for i in range(n)]
+    first = [a + t if e is None else None for a, t, e in zip(arrival, ttfts, errors, strict=True)]
+    return RequestLog(arrival_s=arrival, start_s=[None] * n, first_token_s=first, finish_s=first,
+                      prompt_tokens=[3] * n, new_tokens=[1 if f is not None else 0 for f in first], batch=[None] * n,
+                      token_s=[[f] if f is not None else [] for f in first], error=errors, session_start_s=start)
+
+
+def test_a_repeat_none_of_whose_requests_completed_counts_in_compare_as_in_the_run():
+    """The run judges every counted repeat with a request log; a reader that dropped the one without steps
+    would read errors 0 and the SLO met where the run read 20 errors and a miss."""
+    from bench.analysis.compare import compare
+
+    report = serving_result_report([session_log([0.05] * 20), session_log([0.0] * 20, ["timeout"] * 20)])
+    wm = report.results[0].workload_metrics
+    assert wm["errors"] == 20 and wm["slo.met"] is False
+    [comp] = compare([("r.json", report)])
+    [row] = comp.rows
+    assert row.figures["errors"] == 20 and row.repeats == 2
+    assert not [n for n in row.notes if n.code == "recomputed"]  # nothing to correct: the reader agrees
+
+
+def test_a_latency_compared_with_many_requests_failed_gets_no_verdict():
+    """A server that fails its slowest requests would read faster: past 1 % failed, no verdict on its p99."""
+    from bench.analysis.compare import compare
+    from bench.render.words import speedup_text
+
+    fast = [0.02 + 0.0001 * i for i in range(100)]
+    honest = serving_result_report([session_log([0.2 + 0.001 * i for i in range(100)], start=s) for s in (0, 60, 120)],
+                                   "honest")
+    failing = serving_result_report([session_log(fast, [None] * 90 + ["http_429"] * 10, start=s) for s in (0, 60, 120)],
+                                    "failing", seed=1)
+    for r in (honest, failing):  # per-repeat figures, as the launcher writes them
+        for rep in r.results[0].timing.repeats:
+            from bench.serve.maths.metrics import serving_metrics
+
+            own = serving_metrics([rep], r.results[0].params, slo_ttft_s=0.5)
+            rep.figure_values["workload_metrics.ttft_s.p99"] = own["ttft_s"].p99
+    [comp] = compare([("h.json", honest), ("f.json", failing)])
+    row = next(r for r in comp.rows if not r.baseline)
+    assert row.speedup.verdict == "inconclusive" and row.speedup.reason.code == "requests_failed"
+    assert "10.0% of" in speedup_text(row.speedup)
+
+
+def test_a_serving_lead_is_the_pooled_percentile_every_output_shows():
+    """One p99 per figure: the lead is the pooled requests' nearest-rank p99 — the figure the tail notes and
+    the capacity read — with a distribution-free interval, not a mean of each repeat's (that of 100 requests
+    is its slowest; 600 requests pooled give the p99 an upper bound)."""
+    from bench.analysis.compare import compare
+
+    logs = [session_log([0.05] * 199 + ([2.0] if i == 0 else [0.05]), start=200.0 * i) for i in range(3)]
+    report = serving_result_report(logs)
+    for rep in report.results[0].timing.repeats:
+        from bench.serve.maths.metrics import serving_metrics
+
+        rep.figure_values["workload_metrics.ttft_s.p99"] = serving_metrics([rep], {}, slo_ttft_s=0.5)["ttft_s"].p99
+    [comp] = compare([("r.json", report)])
+    [row] = comp.rows
+    wm = report.results[0].workload_metrics
+    assert row.lead.value == pytest.approx(wm["ttft_s"].p99) == pytest.approx(wm["slo.ttft.p99_s"]) == 0.05
+    assert row.lead.ci_low <= row.lead.value <= row.lead.ci_high and "order statistics" in row.lead.method

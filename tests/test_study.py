@@ -545,6 +545,21 @@ def test_overlapping_capacity_brackets_give_no_verdict(tmp_path, rates_b, verdic
     assert d.verdicts[1].verdict == verdict
 
 
+def test_an_unsettled_capacity_gets_no_verdict_and_says_so_in_its_cell(tmp_path):
+    """A search whose box met the SLOs at 4/s but missed at 2/s (the machine moved under it) gives no
+    capacity to compare: no verdict, and the table's cell says unsettled."""
+    from bench.render.decision_view import capacity_short, verdict_text
+
+    _, study, _ = resolved(tmp_path, HELPLINE)
+    a = box_reports(tmp_path, "box-a", 0.1, [(2, True), (4, True), (8, False)], study, "a" * 32)
+    b = box_reports(tmp_path, "box-b", 0.1, [(2, False), (4, True), (8, False)], study, "b" * 32, seed=3)
+    [d] = decided(a + b)
+    v = d.verdicts[1]
+    assert v.verdict == "no_verdict" and v.reason.code == "unsettled" and "box-b" in verdict_text(v)
+    shaky = next(r for r in d.boxes if r.box == "box-b")
+    assert capacity_short(shaky.capacity).startswith("unsettled (a rate met the SLOs above one that missed")
+
+
 def test_null_figures_say_why(tmp_path):
     from bench.analysis.comparison import Costing
 

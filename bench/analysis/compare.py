@@ -129,8 +129,9 @@ def lead_speedup(run: Run, base: Run, rules: Rules):
     if is_throughput(lead):
         s = verdicts.speedup(run, base, metric, rules.min_repeats, rules.min_effect)
         return s, verdicts.sides(run, base, metric)
+    failed = (verdicts.requests_failed(run) or verdicts.requests_failed(base)) if run.serves else None
     s = verdicts.figure_speedup(run, base, metric, lead.key, rules.min_repeats, rules.min_effect,
-                                lower=lead.better == "lower")
+                                lower=lead.better == "lower", why=failed)
     return s, verdicts.sides(run, base, metric, lead.key)
 
 
@@ -143,7 +144,7 @@ def make_row(run: Run, base: Run, lead, specs, rules: Rules) -> Row:
     notes = row_notes(run, base, v) + arithmetic_notes(run, base) + serving + price_notes(run, rules.costing, cost)
     v.pop("outlook", None)
     return Row(run=run.info(), lead=table.lead(run, lead), figures=table.figures(run, specs),
-               repeats=len(run.result.timing.measured) or None, set_aside=set_aside(run), cost=cost,
+               repeats=len(run.result.timing.judged) or None, set_aside=set_aside(run), cost=cost,
                served=served(run), warnings=table.warning_codes(run, v.get("mismatch")), notes=notes, **v)
 
 

@@ -25,7 +25,7 @@ from bench.model.report import Report
 Verdict = Literal["baseline", "faster", "slower", "same", "inconclusive", "no_verdict", "not_comparable", "failed"]
 
 # Why a speedup carries no verdict (Speedup.reason), and what a row or the comparison notes.
-ReasonCode = Literal["interrupted", "contended", "host_changed", "one_repeat", "few_repeats", "no_ratio",
+ReasonCode = Literal["interrupted", "contended", "requests_failed", "unsettled", "host_changed", "one_repeat", "few_repeats", "no_ratio",
                      "no_raw_times", "no_throughput", "no_values", "no_interval", "unclear"]
 # What would give an inconclusive --fail-on gate a verdict (GateOutcome.hint).
 HintCode = Literal["quieter", "rerun", "more_repeats", "narrower"]
@@ -297,6 +297,7 @@ class BoxRow(Typed):
     finetune_run: str | None = None  # the compare run name of its result (for the speedup)
     capacity: Capacity | None = None
     capacity_why: Why | None = None
+    capacity_params: dict[str, Any] = {}  # the identity of the capacity's runs (bench/serve/maths/identity.py)
     slo_ttft_s: float | None = None
     slo_tpot_s: float | None = None
     slo_e2e_s: float | None = None

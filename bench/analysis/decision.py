@@ -28,7 +28,7 @@ import math
 from bench.analysis.comparison import BoxRow, Capacity, Costing, Decision, Energy, Figure, Note, QuestionVerdict
 from bench.analysis.cost import hourly, price_for, price_of
 from bench.analysis.runs import Run
-from bench.analysis.serving import serving_curves
+from bench.analysis.serving import RATE_KEYS, serving_curves
 from bench.analysis.verdicts import speedup
 from bench.core.prices import PriceSpec
 
@@ -137,9 +137,16 @@ def _with_capacity(row: BoxRow, runs: list[Run], costing: Costing) -> BoxRow:
     c = curves[0]
     at = _capacity_run(runs, c)
     update = {"capacity": c.capacity, "slo_ttft_s": c.slo_ttft_s, "slo_tpot_s": c.slo_tpot_s,
+              "capacity_params": _curve_identity(runs, c),
               "slo_e2e_s": c.slo_e2e_s, "usd_per_1m_requests": request_cost(at, c.capacity, costing),
               "energy": energy(at)}
     return row.model_copy(update=update)
+
+
+def _curve_identity(runs: list[Run], curve) -> dict:
+    """What every point of a capacity's curve shares: its identity but the rate (the same at each point)."""
+    first = next((r for r in runs if r.report.run_id == curve.run_id and r.serves), None)
+    return {k: v for k, v in (first.params if first else {}).items() if k not in RATE_KEYS}
 
 
 def _capacity_run(runs: list[Run], curve) -> Run | None:
@@ -233,9 +240,16 @@ def capacity_verdict(row: BoxRow, base: BoxRow) -> QuestionVerdict:
     if row.capacity is None or base.capacity is None:
         return QuestionVerdict(verdict="no_verdict", reason=Note(code="no_values"), **kw)
     slos = ("slo_ttft_s", "slo_tpot_s", "slo_e2e_s")
-    if any(getattr(row, s) != getattr(base, s) for s in slos):
-        return QuestionVerdict(verdict="not_comparable", reason=Note(code="not_comparable", values={
-            "differences": [s for s in slos if getattr(row, s) != getattr(base, s)]}), **kw)
+    diff = [s for s in slos if getattr(row, s) != getattr(base, s)]
+    a, b = row.capacity_params, base.capacity_params  # the same model, requests and load shape, or no verdict
+    diff += sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        return QuestionVerdict(verdict="not_comparable", reason=Note(code="not_comparable",
+                                                                     values={"differences": diff}), **kw)
+    shaky = next((r for r in (row, base) if r.capacity.unsettled is not None), None)
+    if shaky is not None:  # the machine moved under a search: its bracket is no capacity to compare
+        return QuestionVerdict(verdict="no_verdict", reason=Note(code="unsettled", values={
+            "box": shaky.box, "why": shaky.capacity.unsettled.code}), **kw)
     (a_lo, a_hi), (b_lo, b_hi) = _ends(row.capacity), _ends(base.capacity)
     low = a_lo / b_hi if b_hi not in (0, math.inf) else 0.0
     high = a_hi / b_lo if b_lo else math.inf

@@ -145,7 +145,8 @@ def make_runs(loaded: list[tuple[str, Report]]) -> tuple[list[Run], list[Note]]:
                 checked, differ[len(runs)] = rechecked(result)
                 runs.append(Run(run_name(report, path), path, report, checked, recompute(checked)))
     unique_names(runs)
-    notes += [Note(code="recomputed", run=runs[i].name, values={"figures": d[:MAX_SHOWN_DIFFERENCES], "count": len(d)})
+    notes += [Note(code="recomputed", run=runs[i].name, values={"figures": d[:MAX_SHOWN_DIFFERENCES], "count": len(d),
+                                                                "written_by": runs[i].report.bench_version})
               for i, d in differ.items() if d]
     return runs, notes
 
@@ -163,13 +164,13 @@ def rechecked(result: Result) -> tuple[Result, list]:
     is kept as it is."""
     result = _redacted(result)
     stored = result.workload_metrics or {}
-    if not any(r.requests is not None and r.requests.arrival_s for r in result.timing.measured):
+    if not any(r.requests is not None and r.requests.arrival_s for r in result.timing.judged):
         return result, []
     cap, claimed = most_tokens(result.params), _most_claimed(result)
     if cap is not None and claimed > cap:  # a log claiming more tokens than any request could ask for
         result = dataclasses.replace(result, timing=dataclasses.replace(
             result.timing, repeats=[_capped(rep, cap) for rep in result.timing.repeats]))
-    fresh = serving_metrics(result.timing.measured, result.params, *_slo_bounds(stored))
+    fresh = serving_metrics(result.timing.judged, result.params, *_slo_bounds(stored))
     differ = [[k, _shown(stored[k]), _shown(v)] for k, v in fresh.items() if k in stored and not _same(stored[k], v)]
     if cap is not None and claimed > cap:
         differ.insert(0, ["requests.new_tokens", claimed, cap])  # the largest one, and the cap

@@ -27,10 +27,9 @@ from bench.analysis.verdicts import withheld
 from bench.serve.maths import tails
 from bench.serve.maths.identity import NOTED, noted
 from bench.serve.maths.capacity import BRACKET, Probe, bracket, quantile_interval
-from bench.serve.maths.metrics import judged, nearest_rank, sessions
+from bench.serve.maths.metrics import SLOS, judged, nearest_rank, sessions
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
-SLOS = ("ttft", "tpot", "e2e")
 SERVED_FIELDS = ("engine", "server", "endpoint", "static_shapes")  # a difference here is noted
 
 
@@ -55,6 +54,12 @@ def served(run) -> Served | None:
     return Served(engine="in-process", static_shapes=shapes if isinstance(shapes, bool) else None)
 
 
+def benchs_engine(s: Served) -> bool:
+    """bench's own engine served: in-process, or bench serve (started by the run, or saying it is bench) —
+    its settings in the params are the ones it ran with (another server's are not bench's to know)."""
+    return s.engine == "in-process" or s.started_by_run or s.server in ("bench", "bench serve")
+
+
 def served_notes(run, base) -> list[Note]:
     """A serving row served otherwise than its baseline — engine, server, endpoint, static shapes, bench's
     engine settings (bench/serve/maths/identity.py NOTED): the stacks are compared, and the note says so."""
@@ -65,7 +70,7 @@ def served_notes(run, base) -> list[Note]:
     diff = [[k, getattr(a, k), getattr(b, k)] for k in fields if getattr(a, k) != getattr(b, k)]
     mine, theirs = noted(run.result.params), noted(base.result.params)
     diff += [[k, mine.get(k), theirs.get(k)] for k in NOTED
-             if k != "static_shapes" and mine.get(k) != theirs.get(k) and a.engine == b.engine == "in-process"]
+             if k != "static_shapes" and mine.get(k) != theirs.get(k) and benchs_engine(a) and benchs_engine(b)]
     return [Note(code="served_by", run=run.name, values={"baseline": base.name, "differences": diff})] if diff else []
 
 

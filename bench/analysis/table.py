@@ -23,6 +23,7 @@ from bench.analysis.comparison import Column, Costing, Estimate
 from bench.analysis.cost import unit_key
 from bench.model.derive import figure_key, figure_value, lead_estimate
 from bench.model.report import FigureSpec
+from bench.serve.maths.metrics import percentile_interval
 
 COMMON = (
     Column(key="step_time_p50_s", label="step p50", unit="s", better="lower"),
@@ -106,8 +107,13 @@ def lead(run, spec: FigureSpec) -> Estimate:
     """A run's value of a lead figure, with its interval (bench/model/derive.py lead_estimate)."""
     i = lead_estimate(SimpleNamespace(figures=[spec], main_metric=run.result.main_metric,
                                       timing=run.result.timing, workload_metrics=run.result.workload_metrics),
-                      run.metrics)
+                      run.metrics, lead_interval)
     return Estimate(value=i.value, ci_low=i.ci_low, ci_high=i.ci_high, method=i.method)
+
+
+def lead_interval(result, spec: FigureSpec):
+    """A declared lead's interval, where its raw data make one: a serving percentile's over its requests."""
+    return percentile_interval(result.timing.judged, spec.key)
 
 
 def accelerator_prefixes(run) -> list[str]:

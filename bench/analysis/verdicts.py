@@ -41,6 +41,21 @@ def withheld(run) -> Note | None:
     return Note(code="contended", values={"run": run.name, "detail": shared[0]}) if shared else None
 
 
+FAILED_SHARE = 0.01  # beyond it, a p99 of the completed requests says nothing of the p99 of all of them
+
+
+def requests_failed(run) -> Note | None:
+    """Why a serving run's latency cannot carry a verdict: more than 1 % of its measured requests failed,
+    so a percentile of the completed ones is not the service's (a server that fails its slowest requests
+    would read faster)."""
+    wm = run.result.workload_metrics or {}
+    errors, done = wm.get("errors"), wm.get("requests")
+    if type(errors) is not int or type(done) is not int or errors + done == 0:
+        return None
+    share = errors / (errors + done)
+    return Note(code="requests_failed", values={"run": run.name, "share": share}) if share > FAILED_SHARE else None
+
+
 def host_probe(run) -> float | None:
     """Median of the host's reference-kernel time over the run's measured repeats (measure/probe.py)."""
     values = sorted(r.host_probe_s for r in run.result.timing.measured if r.host_probe_s)
@@ -64,7 +79,7 @@ def figure_values(run, spec_key: str) -> list[float]:
     for a `metrics.` figure of an older report, recomputed from the repeat's raw times. Empty where
     some repeat has none (no interval can be made from the rest without bias)."""
     out = []
-    for rep in run.result.timing.measured:
+    for rep in run.result.timing.judged:
         value = rep.figure_values.get(spec_key)
         if value is None and spec_key.startswith("metrics.") and rep.step_times_s:
             value = figure_value({}, core_metrics(Timing([rep]), None, None, None), spec_key)
@@ -83,9 +98,10 @@ def sides(run, base, metric: str, spec_key: str | None = None) -> tuple[list[flo
 
 
 def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, min_effect: float = 0.02,
-                   level: float = 0.95, lower: bool = False) -> Speedup:
+                   level: float = 0.95, lower: bool = False, why: Note | None = None) -> Speedup:
     """run / baseline of a declared figure (a latency, a recall), Welch's t on its repeats' logs; with
-    `lower` (a figure better lower, led with) baseline / run, so that "faster" is the better side."""
+    `lower` (a figure better lower, led with) baseline / run, so that "faster" is the better side; `why`:
+    a reason the caller knows that no verdict may be given."""
     a, b = sides(run, base, metric, spec_key)
     if lower:
         a, b = b, a
@@ -94,8 +110,8 @@ def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, 
     if not a or not b:
         return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_values"), **kw)
     if all(x == 0 for x in a + b):  # a count that is none on both sides (errors 0 vs 0): exactly the same
-        return _ratio(run, base, {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}, kw)
-    return _ratio(run, base, stats.welch_ratio(a, b, level), kw)
+        return _ratio(run, base, {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}, kw, why)
+    return _ratio(run, base, stats.welch_ratio(a, b, level), kw, why)
 
 
 def zero_sided(values: tuple[list[float], list[float]], better: str) -> str | None:
@@ -124,13 +140,13 @@ def speedup(run, base, metric: str, min_repeats: int = 3, min_effect: float = 0.
     return _ratio(run, base, d, {**kw, "method": method})
 
 
-def _ratio(run, base, d: dict, kw: dict) -> Speedup:
+def _ratio(run, base, d: dict, kw: dict, why: Note | None = None) -> Speedup:
     """The Speedup of a ratio with its interval: its verdict, or why it has none."""
     ratio, lo, hi = d["value"], d["ci_low"], d["ci_high"]
     if ratio is None or not math.isfinite(ratio) or ratio <= 0:
         return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_ratio"), **kw)
     verdict, reason = judge(ratio, lo, hi, kw["repeats"], kw["min_repeats"], kw["min_effect"],
-                            withheld(run) or withheld(base) or host_changed(run, base))
+                            why or withheld(run) or withheld(base) or host_changed(run, base))
     return Speedup(ratio=ratio, ci_low=lo, ci_high=hi, verdict=verdict, reason=reason, **kw)
 
 

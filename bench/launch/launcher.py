@@ -260,7 +260,7 @@ class Launcher:
 
     def repeat_lead(self, result: Result, lead) -> float | None:
         """One repeat's lead figure from its raw data (a serving repeat's p99 from its requests)."""
-        reps = [r for r in result.timing.counted if r.step_times_s or r.requests is not None]
+        reps = result.timing.judged
         if result.status != "ok" or len(reps) != 1:
             return None
         wl = catalog.load(result.workload)
@@ -421,7 +421,7 @@ class Launcher:
     def _workload_figures(self, result: Result) -> None:
         """The workload's own figures from its counted repeats' raw data (steps, or a serving session's
         requests: one whose every request failed has no step, and its figures say so)."""
-        repeats = [r for r in result.timing.counted if r.step_times_s or r.requests is not None]
+        repeats = result.timing.judged
         try:
             result.workload_metrics = catalog.load(result.workload).metrics(
                 repeats, result.params, self.options(result.workload, result.variant))
@@ -465,9 +465,9 @@ class Launcher:
 
 
 def repeat_figures(result: Result, workload, options) -> None:
-    """Each declared figure of each measured repeat on its own (`Repeat.figure_values`): a gate on a
+    """Each declared figure of each judged repeat on its own (`Repeat.figure_values`): a gate on a
     figure compares the repeats', as a throughput's interval does."""
-    for rep in result.timing.measured:
+    for rep in result.timing.judged:
         own = workload.metrics([rep], result.params, options)
         core = core_metrics(Timing([rep]), result.flops_per_step, None, None)
         for spec in result.figures:

@@ -74,21 +74,22 @@ def is_throughput(spec: FigureSpec) -> bool:
     return spec.key.startswith("metrics.") and figure_key(spec.key) in WORK
 
 
-def lead_estimate(result, metrics: Metrics | None = None) -> Interval:
-    """The lead's value with its interval: a throughput's (metrics), else the declared figure's over the
-    measured repeats (a t interval on the log scale, as a throughput's; one repeat: its value alone)."""
+def lead_estimate(result, metrics: Metrics | None = None, interval=None) -> Interval:
+    """The lead's value with its interval: a throughput's (metrics); else the declared figure as the result
+    holds it — one figure, one value everywhere (a serving p99 is the pooled requests') — with the interval
+    `interval(result, spec)` gives, where a reader can make one ((low, high), or None)."""
     spec = lead_spec(result)
     metrics = metrics if metrics is not None else result.metrics
     if is_throughput(spec):
         return getattr(metrics, figure_key(spec.key), None) or Interval(None)
-    values = [rep.figure_values.get(spec.key) for rep in result.timing.measured]
-    if len(values) >= 2 and all(isinstance(v, int | float) and v > 0 for v in values):
-        d = stats.log_t_interval(values)
-        return Interval(d["value"], d["ci_low"], d["ci_high"], d["level"],
-                        f"t interval over {len(values)} repeats (log scale)")
     value = figure_value(result.workload_metrics or {}, metrics, spec.key)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return Interval(float(value) if ok else None, method="1 repeat: no interval" if ok else None)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return Interval(None)
+    bounds = interval(result, spec) if interval is not None else None
+    if bounds is None:
+        return Interval(float(value), method="no interval")
+    return Interval(float(value), bounds[0], bounds[1], 0.95, "distribution-free 95 % interval of the pooled requests' "
+                                                                "percentile (order statistics)")
 
 
 def summary(values) -> Summary:

@@ -313,6 +313,13 @@ class Timing:
         """Counted repeats with at least one measured step."""
         return [r for r in self.counted if r.step_times_s]
 
+    @property
+    def judged(self) -> list[Repeat]:
+        """Counted repeats whose raw data a workload's figures are made of: measured steps, or a serving
+        session's request log (one none of whose requests completed has no step, and still counts). The
+        run and every reader of its report judge the same repeats."""
+        return [r for r in self.counted if r.step_times_s or r.requests is not None]
+
 
 StopReason = Literal["repeats", "precise", "max_repeats", "max_time", "failed", "skipped", "interrupted", "budget"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rich.console import Group
 
-from bench.render.format import DASH, markup, num, with_ci
+from bench.render.format import DASH, markup, ms, num, with_ci
 from bench.render.layout import fit
 
 WHY = {
@@ -43,9 +43,19 @@ def _valid(*sides) -> str:
 
 
 def capacity_short(c, why=None) -> str:
-    """`8–16 req/s (valid)`, `≥ 8 req/s (provisional)`, `< 2 req/s (valid)`, or `— (why)`."""
+    """`8–16 req/s (valid)`, `≥ 8 req/s (provisional)`, `< 2 req/s (valid)`, `unsettled (...)`, or `— (why)`."""
     if c is None:
         return f"{DASH} ({WHY.get(why, why or 'no capacity')})"
+    if c.unsettled is not None:  # the machine moved under the search: the bracket is no capacity
+        return f"unsettled ({UNSETTLED_SHORT[c.unsettled.code]}; as probed: {_bracket(c)})"
+    return _bracket(c)
+
+
+UNSETTLED_SHORT = {"disturbed": "a probe was disturbed", "verdicts": "a rate met the SLOs above one that missed",
+                   "latency": "latency fell as load rose"}
+
+
+def _bracket(c) -> str:
     if c.code == "bracket":
         return f"{c.qps:.3g}–{c.below_qps:.3g} req/s ({_valid(c.qps_valid, c.below_valid)})"
     if c.code == "at_least":
@@ -63,13 +73,9 @@ def energy_text(e) -> str:
 
 
 def slo_text(row) -> str:
-    parts = [f"{name} p99 ≤ {_ms(v)}" for name, v in (("TTFT", row.slo_ttft_s), ("TPOT", row.slo_tpot_s),
+    parts = [f"{name} p99 ≤ {ms(v)}" for name, v in (("TTFT", row.slo_ttft_s), ("TPOT", row.slo_tpot_s),
                                                        ("e2e", row.slo_e2e_s)) if v is not None]
     return ", ".join(parts) or DASH
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
 
 
 def decision_cells(decision) -> tuple[list[str], list[list[str]]]:
@@ -105,7 +111,11 @@ def _finetune_text(v) -> str:
 
 
 def _capacity_text(v) -> str:
+    from bench.render import words
+
     head = f"capacity at the SLOs: {v.box} against {v.baseline}: "
+    if v.reason is not None and v.reason.code == "unsettled":
+        return head + words.REASONS["unsettled"](None, v.reason.values)
     if v.verdict in ("no_verdict", "not_comparable"):
         return head + VERDICT_WORDS[v.verdict] + _differences(v)
     span = f"[{v.low:.2g}, {'∞' if v.high is None else format(v.high, '.2g')}]"

@@ -110,6 +110,11 @@ def seconds(value) -> str:
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def ms(value) -> str:
+    """A latency bound or percentile in milliseconds, to four figures: `250 ms`, `1500 ms`."""
+    return DASH if value is None else f"{value * 1000:.4g} ms"
+
+
 def clock(seconds_: float) -> str:
     """A duration as h:mm:ss or m:ss."""
     total = int(round(max(0.0, seconds_)))

@@ -18,7 +18,7 @@ from bench.core.text import MAX_SHOWN, terminal_safe
 from bench.model.keys import keys_of
 from bench.render import words
 from bench.render.compare_view import ALWAYS_SHOWN, compare_cells, run_notes
-from bench.render.format import DASH, NOTE_CHARS
+from bench.render.format import DASH, NOTE_CHARS, ms
 
 PHASES = {"setup": ("set-up", "rgba(120,120,120,0.16)"), "warmup": ("warm-up", "rgba(255,165,0,0.20)"),
           "measure": ("measured", "rgba(46,139,87,0.16)"), "verify": ("verify", "rgba(65,105,225,0.10)")}
@@ -351,15 +351,11 @@ def serving_section(page: Page, curves) -> None:
     """What a buyer asks first of serving: the capacity at the SLOs, then latency against offered load."""
     page.add("<h2 id='serving'>Serving: capacity at the SLOs, and latency against offered load</h2>")
     page.add(_table(["run", "device", "served by", "SLO TTFT", "SLO TPOT", "capacity at the SLO"],
-                    [[c.run, c.device, words.served_text(c.served), _ms(c.slo_ttft_s), _ms(c.slo_tpot_s),
+                    [[c.run, c.device, words.served_text(c.served), ms(c.slo_ttft_s), ms(c.slo_tpot_s),
                       words.capacity_line(c).partition(": ")[2] or words.capacity_text(c.capacity)] for c in curves]))
     page.chart("time to first token against offered load", serving_figure(curves))
     if any(c.slo_tpot_s is not None for c in curves):
         page.chart("time per output token against offered load", serving_figure(curves, "tpot"))
-
-
-def _ms(seconds) -> str:
-    return DASH if seconds is None else f"{seconds * 1000:g} ms"
 
 
 def telemetry_section(page: Page, sources) -> None:

@@ -20,6 +20,7 @@ import time
 
 from rich.progress import Progress, ProgressColumn, SpinnerColumn
 
+from bench.analysis.table import lead_interval
 from bench.model.derive import lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.core.text import terminal_safe
@@ -252,11 +253,11 @@ class RichView:
         return fit_line([(p, terminal_safe(t, 80) if t else t) for p, t in parts], width)
 
     def finished(self, result) -> None:
-        shown_lead = lead_text(lead_spec(result), lead_estimate(result))  # as compare names it
+        shown_lead = lead_text(lead_spec(result), lead_estimate(result, interval=lead_interval))  # as compare names it
         colour = {"ok": "green", "failed": "red"}.get(result.status, "yellow")
         figure = f" {shown_lead}" if shown_lead != DASH else ""
         at = f" {variant_label(result.variant)}" if result.variant else ""
-        line = f"{result.workload}{at}:{figure} ({len(result.timing.measured)} repeat(s))"
+        line = f"{result.workload}{at}:{figure} ({len(result.timing.judged)} repeat(s))"
         self.screen.print(markup("[{}]{}[/] {}", colour, result.status, line), soft_wrap=False)
 
     def note(self, text: str) -> None:

@@ -7,6 +7,7 @@ from rich.console import Group
 
 from bench.analysis.serving import tail_notes
 from bench.analysis.table import resolve_in
+from bench.analysis.table import lead_interval
 from bench.model.derive import lead_estimate, lead_spec
 from bench.model.report import variant_label
 from bench.render import words
@@ -27,7 +28,7 @@ def _warnings(result) -> str:
 def _lead(result) -> str:
     """The figure the workload leads with, its interval and what it is (a throughput, or a serving result's
     latency at its offered rate)."""
-    return lead_text(lead_spec(result), lead_estimate(result))
+    return lead_text(lead_spec(result), lead_estimate(result, interval=lead_interval))
 
 
 THREAD_REASONS = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bench.analysis.comparison import Capacity, GateOutcome, Note, Row, RunInfo, Speedup
 from bench.core.text import clip, shell_path
 from bench.model.derive import WITHIN_RUN
+from bench.render.format import ms
 
 
 def _span(lo: float, hi: float) -> str:
@@ -21,6 +22,11 @@ def _ci(s: Speedup) -> str:
 
 REASONS = {
     "interrupted": lambda s, v: f"inconclusive: {v['run']} was interrupted",
+    "unsettled": lambda s, v: f"no verdict: the capacity of {v['box']} is unsettled ({v['why']}: the machine moved under "
+                              "its search)",
+    "requests_failed": lambda s, v: (f"inconclusive: {v['share']:.1%} of {v['run']}'s requests failed: a p99 of the "
+                                     "completed ones is not the p99 of the requests (a server that fails its slowest "
+                                     "would read faster)"),
     "contended": lambda s, v: f"inconclusive: {v['run']} was contended ({v['detail']})",
     "host_changed": lambda s, v: (f"inconclusive: the machine itself ran {v['factor']:.2f}x slower during {v['run']} "
                                   "(a fixed reference kernel, same host): its speed changed between the runs; run "
@@ -220,10 +226,25 @@ def _figure(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else _q(value)
 
 
+FIGURES_DEFINED = (0, 3)  # the release whose serving figures' definitions this bench uses
+
+
+def _release(version) -> tuple[int, int] | None:
+    """(major, minor) of a bench version string, where it is one (`0.2.0` -> (0, 2))."""
+    parts = str(version or "").split(".")
+    return (int(parts[0]), int(parts[1])) if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() else None
+
+
 def recomputed_text(v: dict) -> str:
-    """A serving result whose stored figures its own request log does not bear out."""
+    """A serving result whose stored figures its own request log does not bear out: a report another
+    version of bench wrote (other definitions: interpolated percentiles, rates from the first arrival), or
+    one whose stored figures were altered."""
     shown = "; ".join(f"{_t(k, VALUE_CHARS)} {_figure(a)} stored, {_figure(b)} from the log" for k, a, b in v["figures"])
     more = f" and {v['count'] - len(v['figures'])} more" if v["count"] > len(v["figures"]) else ""
+    written = v.get("written_by")
+    if _release(written) is not None and _release(written) < FIGURES_DEFINED:
+        return (f"written by bench {_t(written, 20)}, whose serving figures had other definitions: every figure shown "
+                f"is recomputed from its request log by this version's ({shown}{more})")
     return (f"its stored serving figures disagree with its own request log ({shown}{more}): every figure shown is "
             "recomputed from the log")
 
@@ -232,7 +253,7 @@ SLO_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e"}
 
 
 def _ms(seconds) -> str:
-    return "a failed request" if seconds is None else f"{seconds * 1000:.4g} ms"
+    return "a failed request" if seconds is None else ms(seconds)
 
 
 def tail_text(v: dict) -> str:

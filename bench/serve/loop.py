@@ -44,8 +44,10 @@ class EngineLoop:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop stepping (the step under way finishes first), then end every request not finished with
-        reason `stopped`: each is answered, and its record closed."""
-        self._stopping = True
+        reason `stopped`: each is answered, and its record closed. A submit is either in before the stop
+        (and ended by it) or refused: both take the lock."""
+        with self._lock:
+            self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
         now = self.clock()
@@ -61,9 +63,9 @@ class EngineLoop:
         """Queue a request; sink(event) is called on the engine's thread for each of its events."""
         if self.failure is not None:
             raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
-        if self._stopping:
-            raise RequestRejected("the server is stopping", None, "server_stopping")
         with self._lock:  # its events are not delivered before the watchers know it
+            if self._stopping:  # under the lock: no request slips in after stop() ended the engine's
+                raise RequestRejected("the server is stopping", None, "server_stopping")
             self.sinks[request.id] = sink
             try:
                 self.engine.submit(request)
@@ -254,6 +256,7 @@ class Recorder:
         self.limit, self.dropped = limit, 0
         self.traces: dict[str, tuple[Trace, int]] = {}
         self.steps: list[StepRecord] = []
+        self.started_s: float | None = None  # when the server began to listen: the session's start, its rates' origin
 
     def on_submit(self, request: GenRequest) -> None:
         if len(self.traces) >= self.limit:
@@ -277,7 +280,7 @@ class Recorder:
             if not trace.done:
                 trace.fail("server_stopped")
         kept, refused = _valid(list(self.traces.values()))
-        repeat.requests = request_log([t for t, _ in kept], [n for _, n in kept])
+        repeat.requests = request_log([t for t, _ in kept], [n for _, n in kept], session_start_s=self.started_s)
         add_steps(repeat, self.steps)
         if refused:
             result.warn("metrics_failed", f"{len(refused):,} request records are not valid and were left out of the "

@@ -254,12 +254,22 @@ class ApiMeasurement(ServingMeasurement):
         engine = self.new_engine(max_waiting=server.max_waiting)
         with self.timed_window(busy_only=True):
             try:
-                serve_http(engine, self.wl, server, self.clock.now, recorder,
-                           on_ready=lambda url: self.sink.progress(f"serving {url}", 0, None))
+                serve_http(engine, self.wl, server, self.clock.now, recorder, on_ready=self._ready(recorder))
             finally:
                 if recorder is not None:
                     recorder.fill(rep, self.result)
                     judge_requests(rep, self.result, not_failures=("server_stopped", "cancelled"))
+
+
+    def _ready(self, recorder):
+        """What the server does once it listens: say where, and start the session's clock (its rates count
+        from it: a server session's requests arrive as its clients send them, from then on)."""
+        def ready(url: str) -> None:
+            if recorder is not None:
+                recorder.started_s = self.clock.now()
+            self.sink.progress(f"serving {url}", 0, None)
+
+        return ready
 
 
 # -- the scenario: which results a run makes, and the measurement of each repeat ------------------------

@@ -33,7 +33,10 @@ class CudaBackend(Backend):
         return f"cuda:{self.local_rank}"
 
     def synchronize(self) -> None:
-        self.torch.cuda.synchronize()
+        # torch.cuda.synchronize(device=None) waits on the current device, which CUDA keeps per host thread
+        # (CUDA Runtime API, cudaSetDevice: "for the calling host thread"); a thread that did not call
+        # set_device (the serving engine's own thread) has device 0 current, so name ours.
+        self.torch.cuda.synchronize(self.device_str())
 
     def grad_scaler(self, precision: str):
         """fp16 needs loss scaling. torch.amp.GradScaler("cuda") appeared in torch 2.3; 2.1 and 2.2, which

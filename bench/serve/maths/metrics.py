@@ -30,14 +30,12 @@ was sent. One percentile per figure: every p50, p90 and p99 here is LoadGen's ne
 `sorted[floor(n p)]`, the one the SLO verdicts read (the vLLM export keeps vLLM's interpolation,
 which its readers expect; generation's figures, judged by no SLO, keep numpy's).
 
-Rates (achieved, realised, goodput, new tokens) count from the session's start, never from its first
-arrival (n requests over n - 1 gaps made 6 requests at 2/s read 2.66/s), and, where the arrivals were
-drawn and kept as drawn (a Poisson or gamma process of shape B, not rescaled), n - 1/B requests over
-the span: for the n-th arrival of such a process from its start, T ~ Gamma(nB, qB), E[(n - 1/B) / T]
-= q, so the estimate is unbiased at every n. Rescaled arrivals (the default: the last of n at n / q,
-as vLLM's) and evenly spaced ones already put n requests in n / q: n over the span. So the achieved
-rate can exceed the offered one only by the draw's own noise, and goodput (the good share of the
-completed requests at that rate) never exceeds it.
+Rates (achieved, realised, goodput, new tokens) count the measured window from its start — the session's
+start, or the last warm-up request's arrival — never from its first arrival (n requests over n - 1 gaps
+made 6 requests at 2/s read 2.66/s), and count its requests as `Counting` says, so that the rate is
+unbiased at every n for the way they arrived: drawn and kept as drawn, rescaled (the default), or fixed.
+So the achieved rate can exceed the offered one only by the draw's own noise, and goodput (the good
+share of the completed requests at that rate) never exceeds it.
 """
 
 from __future__ import annotations
@@ -61,6 +59,11 @@ class Session:
 
     requests: list[RequestRecord]
     start_s: float | None = None
+    total: int = 0  # every request of the session, measured or not (0: as many as measured)
+
+    def __post_init__(self):
+        if self.total < len(self.requests):
+            object.__setattr__(self, "total", len(self.requests))
 
     @property
     def done(self) -> list[RequestRecord]:
@@ -87,8 +90,21 @@ def summary(values: list[float]) -> Summary:
 
 def sessions(repeats) -> list[Session]:
     """The sessions of repeats that logged requests, their measured windows."""
-    return [Session(rec.records(r.requests), r.requests.session_start_s) for r in repeats
+    return [Session(rec.records(r.requests), window_start(r.requests), len(r.requests.arrival_s)) for r in repeats
             if r.requests is not None and r.requests.arrival_s]
+
+
+def window_start(log) -> float | None:
+    """Where the measured window's rates count from: the session's start, or, after warm-up requests (served,
+    not measured), the last of their arrivals — the measured requests alone are counted, so their time must be
+    too; for drawn arrivals the process after any instant is the same process (memoryless), so the count
+    stays unbiased. None where the log has no session start (older reports: the first arrival)."""
+    start = log.session_start_s
+    if start is None or log.measured is None or not any(log.measured):
+        return start
+    first = min(a for a, m in zip(log.arrival_s, log.measured, strict=True) if m)
+    warm = [a for a, m in zip(log.arrival_s, log.measured, strict=True) if not m and a <= first]
+    return max([start, *warm])
 
 
 def values(sessions_: list[Session], figure: str) -> list[float]:
@@ -182,18 +198,36 @@ def nearest_rank(sorted_values: list[float], p: float = 0.99) -> float | None:
 
 
 # -- rates ----------------------------------------------------------------------------------------------
-def drawn_shape(params: dict) -> float | None:
-    """The gamma shape B of arrivals drawn and kept as drawn (Poisson: 1); None where the n-th arrival's
-    time is not random (rescaled, evenly spaced, a file, a closed loop: n requests over the span)."""
+@dataclass(frozen=True)
+class Counting:
+    """How n requests of a measured window count in a rate over its span, so that the rate is unbiased
+    for the way they arrived (q the offered rate, N the session's requests, n the window's):
+        drawn     kept as drawn (Poisson, or gamma of shape B): the n-th arrival after any instant lies at a
+                  Gamma(nB, qB) time, E[(n - 1/B) / T] = q: n - 1/B
+        rescaled  the last of all N at N / q (the default, as vLLM's): a window of all N spans N / q exactly:
+                  n; a part of them (warm-up or cool-down left out) spans N / q times a Beta(n, N - n)
+                  spacing of uniform order statistics, E[1 / spacing] = (N - 1) / (n - 1): N (n - 1) / (N - 1)
+        fixed     evenly spaced, a file's times, a closed loop: n"""
+
+    kind: str = "fixed"
+    shape: float = 1.0
+
+    def count(self, n: int, total: int) -> float:
+        if self.kind == "drawn":
+            return max(n - 1.0 / self.shape, 0.0)
+        if self.kind == "rescaled" and total > n > 1:
+            return total * (n - 1) / (total - 1)
+        return float(n)
+
+
+def counting(params: dict) -> Counting:
+    """The Counting of a result's arrivals, from its params (load, rescaled, arrivals)."""
     kind, _, value = str(params.get("load") or "poisson").partition(":")
-    if params.get("rescaled") is not False or params.get("arrivals") or kind not in ("poisson", "gamma"):
-        return None
-    return float(value) if kind == "gamma" and value else 1.0
-
-
-def counted(n: int, shape: float | None) -> float:
-    """How many of n requests a rate over the span counts: n, or n - 1/B for drawn arrivals (unbiased)."""
-    return n if shape is None else max(n - 1.0 / shape, 0.0)
+    if params.get("arrivals") or kind not in ("poisson", "gamma"):
+        return Counting()
+    if params.get("rescaled") is False:
+        return Counting("drawn", float(value) if kind == "gamma" and value else 1.0)
+    return Counting("rescaled" if params.get("rescaled") else "fixed")
 
 
 def span_from_start(s: Session) -> float | None:
@@ -205,17 +239,17 @@ def span_from_start(s: Session) -> float | None:
     return max(r.finish_s for r in done) - origin
 
 
-def achieved(s: Session, shape: float | None) -> float | None:
-    """Completions per second over the session (counted as `counted` says)."""
+def achieved(s: Session, how: Counting) -> float | None:
+    """Completions per second over the measured window (counted as `how` says)."""
     span = span_from_start(s)
-    return counted(len(s.done), shape) / span if span and span > 0 else None
+    return how.count(len(s.done), s.total) / span if span and span > 0 else None
 
 
-def achieved_interval(sessions_: list[Session], shape: float | None = None) -> Interval | None:
+def achieved_interval(sessions_: list[Session], how: Counting = Counting()) -> Interval | None:
     """The achieved rate: over repeats, a t interval on the log scale; for one repeat, Garwood's interval
     of its completions as a Poisson count over its span (an exact interval for the rate of the n-th
     arrival's Gamma time lies inside it), around the unbiased estimate."""
-    rates = [(len(s.done), span_from_start(s), achieved(s, shape)) for s in sessions_ if s.done]
+    rates = [(len(s.done), span_from_start(s), achieved(s, how)) for s in sessions_ if s.done]
     rates = [(k, span, a) for k, span, a in rates if span and span > 0 and a]
     if not rates:
         return None
@@ -229,24 +263,24 @@ def achieved_interval(sessions_: list[Session], shape: float | None = None) -> I
                     "1 repeat: Garwood's interval of its completions as a Poisson count; run-to-run variance unknown")
 
 
-def realised(s: Session, shape: float | None = None) -> float | None:
-    """Requests over the time from the session's start to the last arrival (counted as `counted`
-    says); without the start (older reports), (n - 1) over first to last arrival."""
+def realised(s: Session, how: Counting = Counting()) -> float | None:
+    """Requests over the time from the window's start to its last arrival (counted as `how` says);
+    without the start (older reports), (n - 1) over first to last arrival."""
     n, last = len(s.requests), s.last_arrival
     if s.start_s is not None and last is not None and last > s.start_s:
-        return counted(n, shape) / (last - s.start_s)
+        return how.count(n, s.total) / (last - s.start_s)
     gap = (last - s.first_arrival) if last is not None else 0
     return (n - 1) / gap if n > 1 and gap > 0 else None
 
 
-def rates(sessions_: list[Session], verdict: SloVerdict | None, shape: float | None = None) -> dict:
+def rates(sessions_: list[Session], verdict: SloVerdict | None, how: Counting = Counting()) -> dict:
     """Realised, achieved (with its interval), tokens and goodput rates. Goodput is the achieved rate
     times the good share of the completed requests: never above it."""
-    interval = achieved_interval(sessions_, shape)
+    interval = achieved_interval(sessions_, how)
     done = sum(len(s.done) for s in sessions_)
     tokens = sum(r.new_tokens for s in sessions_ for r in s.done)
     rate = interval.value if interval is not None else None
-    return {"realised_qps": _mean([realised(s, shape) for s in sessions_]), "achieved_qps": interval,
+    return {"realised_qps": _mean([realised(s, how) for s in sessions_]), "achieved_qps": interval,
             "requests": done, "new_tokens_per_s": rate * (tokens / done) if rate and done else None,
             "goodput_rps": rate * (verdict.good / done) if rate is not None and verdict is not None and done else None}
     # rate * (good / done): a share at most 1 times the rate never rounds above it (rate * good / done can)
@@ -283,6 +317,21 @@ def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_
     talks = bool(params.get("conversations"))  # then --qps is the rate conversations start at, not requests
     return {"offered_qps": None if talks else params.get("qps"),
             "offered_conversations_per_s": params.get("qps") if talks else None,
-            **rates(found, verdict, drawn_shape(params)),
+            **rates(found, verdict, counting(params)),
             **{f"{k}_s": summary(values(found, k)) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
             **errors(found), **slo_figures(verdict, slos)}
+
+
+def percentile_interval(repeats, key: str) -> tuple[float, float] | None:
+    """The distribution-free 95 % interval of a serving latency percentile (`workload_metrics.ttft_s.p99`)
+    over the pooled requests of these repeats (capacity.py quantile_interval); None for another figure or
+    where a side is unbounded (too few requests)."""
+    from bench.serve.maths.capacity import quantile_interval
+
+    name, _, stat = key.removeprefix("workload_metrics.").rpartition(".")
+    figure = name.removesuffix("_s")
+    if figure not in PER_REQUEST and figure != "itl" or stat not in ("median", "p90", "p99"):
+        return None
+    found = values(sessions(repeats), figure)
+    lo, hi = quantile_interval(found, {"median": 0.5, "p90": 0.9, "p99": 0.99}[stat])
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None

@@ -22,7 +22,7 @@ from datetime import datetime
 import numpy as np
 
 from bench.serve.maths import records as rec
-from bench.serve.maths.metrics import SLOS, good
+from bench.serve.maths.metrics import SLOS, good, window_start
 from bench.serve.maths.records import RequestRecord
 
 PERCENTILES = (50, 90, 99)
@@ -67,7 +67,8 @@ def _peaks(done: list[RequestRecord]) -> tuple[float, int]:
 def vllm_result(report, result, log) -> dict:
     reqs = rec.records(log)
     done = [r for r in reqs if r.done]
-    start = log.session_start_s if log.session_start_s is not None else min(rec.origin_s(r, SENT) for r in reqs)
+    start = window_start(log)  # as bench's own rates: the measured window, after the warm-up requests
+    start = start if start is not None else min(rec.origin_s(r, SENT) for r in reqs)
     duration = max((r.finish_s for r in done), default=start) - start
     peak_tokens, peak_active = _peaks(done)
     return {**_setup(report, result, len(reqs)), "duration": duration,
