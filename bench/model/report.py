@@ -520,6 +520,10 @@ class ServedBy:
                                      "recorded and compared, not part of the identity (null: not known)", None)
     telemetry: str | None = fld("why the server's hardware was not sampled (a remote endpoint); null where it is "
                                 "this machine", None)
+    device: str | None = fld("over HTTP on this machine: the accelerator the run watched as the server's and how it "
+                             "was found (said by the bench serve the run started, held by the server's process, or "
+                             "named with --endpoint-device), or why none was; the worker itself holds no device "
+                             "(null in-process, on the CPU, or in reports before format 5)", None)
 
 
 @dataclass

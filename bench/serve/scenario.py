@@ -382,4 +382,10 @@ def _longest_probe(options, measure, pace: Pace, seconds: float) -> float:
     return round(lo, 1)
 
 
-SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit)
+def needs_device(options) -> bool:
+    """A session over HTTP (--engine http, --endpoint) only sends requests: the server holds the device."""
+    return not options.http
+
+
+SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit,
+                   needs_device)

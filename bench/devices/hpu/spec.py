@@ -136,6 +136,12 @@ def check_modes(device_options, own, common, workloads=()) -> None:
                           "--hpu-graphs, or run only --workload retrieval-encode")
 
 
+def cards_of(pids) -> tuple[list[dict], str]:
+    from bench.devices.hpu.collectors import cards_of as held
+
+    return held(pids)
+
+
 def worker_env(nproc: int, own=None) -> tuple[dict, str]:
     """Environment for the workers: the bridge's settings (bridge_env) and the card (pin_module)."""
     env, why = pin_module(nproc)
@@ -174,4 +180,4 @@ SPEC = DeviceSpec(name="hpu", description="Intel Gaudi (habana_frameworks; HLML 
                   worker_env=worker_env, throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES,
                   collectors={"habana": ("bench.devices.hpu.collectors:HlmlCollector",
                                          "bench.devices.hpu.collectors:HlSmiCollector")},
-                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache))
+                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache), cards_of=cards_of)
