@@ -520,6 +520,10 @@ class ServedBy:
                                      "recorded and compared, not part of the identity (null: not known)", None)
     telemetry: str | None = fld("why the server's hardware was not sampled (a remote endpoint); null where it is "
                                 "this machine", None)
+    hpu_graphs: bool | None = fld("bench's engine on a static-shape device: each warmed decode bucket was captured as "
+                                  "an HPU graph and replayed (--hpu-graphs in lazy mode, as Gaudi's serving stacks "
+                                  "run), or every step's graph built as it ran (false); null over HTTP (the server's "
+                                  "own: bench serve records it in its --report) and on other devices", None)
     device: str | None = fld("over HTTP on this machine: the accelerator the run watched as the server's and how it "
                              "was found (said by the bench serve the run started, held by the server's process, or "
                              "named with --endpoint-device), or why none was; the worker itself holds no device "

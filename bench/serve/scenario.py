@@ -98,6 +98,8 @@ class ServingMeasurement(Measurement):
             self.sink.progress("warmup", 0, n)
             t0 = time.perf_counter_ns()
             self.executor = self.wl.served.executor(precision=self.wl.common.precision, **self.limits())
+            if self.backend.static_shapes:
+                self.result.served_by.hpu_graphs = bool(getattr(self.executor, "graphs", False))
             self.executor.warmup()
             done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n),
                                 compiles=lambda: (read_stats(self.backend) or {}).get("graphs"))

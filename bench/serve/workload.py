@@ -47,6 +47,9 @@ class BlenderServe(Workload):
     main_metric = "samples_per_s"
     generates = True
     eager = "the serving engine runs eager"  # --compile would not apply to it
+    # the executor's caches are allocated once at their limits and every step's shapes are buckets on a static-shape
+    # device (workloads/blender_executor.py): an HPU graph per decode bucket replays each step as it ran
+    graph_safe = True
     model_workload: ClassVar[str] = "blender-generate"  # whose model it serves (its `servable`)
     memory_flags = ("--max-batch", "--context-len", "--new-tokens")
     Options = ServeOptions
