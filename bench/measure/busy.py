@@ -32,13 +32,19 @@ FULL_SHARE = 0.99  # busy for at least this share of the window: its energy is t
 
 
 def serving(result: Result) -> bool:
-    return any(rep.requests is not None for rep in result.timing.counted)
+    return any(rep.requests is not None for rep in result.timing.repeats)
+
+
+def _summed(result: Result, name: str) -> float:
+    """A per-step column summed over every repeat: the telemetry's measured spans and the energy read around
+    them are every repeat's, those set aside included."""
+    return float(sum(sum(getattr(rep, name)) for rep in result.timing.repeats))
 
 
 def busy_spans(result: Result) -> list[tuple[float, float]]:
-    """The merged spans, over every counted repeat, in which some request was in flight (sent, not yet ended)."""
+    """The merged spans, over every repeat, in which some request was in flight (sent, not yet ended)."""
     spans = []
-    for rep in result.timing.counted:
+    for rep in result.timing.repeats:
         log = rep.requests
         if log is None:
             continue
@@ -60,8 +66,7 @@ def busy_spans(result: Result) -> list[tuple[float, float]]:
 
 def busy_of(result: Result, window_util: float | None) -> Busy | None:
     """The busy spans' time and share of the measured window, and the utilization over them."""
-    reps = result.timing.counted
-    seconds, window = sum(result.timing.step_times_s), sum(r.wall_s or 0.0 for r in reps)
+    seconds, window = _summed(result, "step_times_s"), sum(r.wall_s or 0.0 for r in result.timing.repeats)
     if window <= 0:
         return None
     share = min(1.0, seconds / window)
@@ -97,7 +102,7 @@ def per_request(result: Result, telemetry: Telemetry, windows, prefixes: list[st
     """The session's energy per completed request and the busy energy apart (Energy's serving fields); the
     device figure's per-sample and per-token values become the busy energy's (never the window's scaled)."""
     e, fig = result.energy, result.energy.device
-    done, tokens = sum(result.timing.step_samples), sum(result.timing.step_tokens)
+    done, tokens = _summed(result, "step_samples"), _summed(result, "step_tokens")
     if fig is None or fig.joules is None or not fig.window_s:
         e.per_request_reason = (fig.reason if fig is not None else None) or "the device's energy was not measured"
     elif not done:
@@ -114,7 +119,7 @@ def per_request(result: Result, telemetry: Telemetry, windows, prefixes: list[st
 def _busy_energy(result: Result, telemetry: Telemetry, windows, prefixes):
     """(busy joules, idle watts, why null): the session's less the idle power over the idle time, where the fit
     resolves it (its 95 % error over the idle time within MAX_ERROR of the busy energy)."""
-    fig, busy_s = result.energy.device, sum(result.timing.step_times_s)
+    fig, busy_s = result.energy.device, _summed(result, "step_times_s")
     idle_s = max(0.0, fig.window_s - busy_s)
     watts, se, n = idle_power(telemetry, windows, busy_spans(result), prefixes)
     if watts is None:

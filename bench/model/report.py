@@ -547,7 +547,8 @@ class Busy:
     """A serving session's busy spans: how much of its measured window they took, and the accelerator's utilization
     over them (waiting for arrivals is idle by design, not the accelerator idling at its work)."""
 
-    seconds: float | None = fld("the busy spans' time summed over the counted repeats", None, minimum=0)
+    seconds: float | None = fld("the busy spans' time summed over the repeats (as the telemetry's measured spans)", None,
+                                minimum=0)
     share: float | None = fld("of the measured window", None, minimum=0, maximum=1)
     util_percent: float | None = fld("the accelerator's mean utilization over the busy spans: the window's mean over "
                                      "the busy share (a utilization counter's mean over a window is the share of it a "
