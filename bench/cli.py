@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import re
 import socket
@@ -274,6 +275,8 @@ class ServeView:
 
     def event(self, event: dict) -> None:
         phase = str(event.get("phase", ""))
+        if event["event"] == "started" and event.get("watch"):  # the card it acquired: a run that started it watches it
+            out.print(markup("bench serve: device {}", json.dumps(event["watch"], sort_keys=True)), soft_wrap=True)
         if event["event"] == "progress" and phase.startswith("serving "):
             out.print(markup("bench serve: listening on {} (Ctrl-C or SIGTERM to stop)", phase[len("serving "):]))
 

@@ -32,7 +32,12 @@ Then once, what only the hardware settles:
   oom          an allocation past the device's memory, and whether bench calls its error out-of-memory;
   peak         the device's name against the peak table;
   warmup       a tiny fine-tune warmed up until steady where the device counts compiles (Gaudi's mode,
-               torch.compile on cuda): nothing may compile while measuring.
+               torch.compile on cuda): nothing may compile while measuring;
+  served_card  (first, before this process takes the device) `bench run --engine http`: the run holds no
+               device, watches the card bench serve said it acquired, and reports the utilization over the
+               busy spans and the energy per request of that card;
+  hpu_graphs   (first) on Gaudi, --hpu-graphs: the serving executor's decode buckets replayed while serving
+               (the Python forward not run again, nothing compiled), greedy tokens as without graphs.
 It fails (exit 1) on a parity mismatch, a failed check, or an accelerator row with no utilization
 sample (then telemetry does not watch the card the work ran on). On Gaudi it pins a card first, as
 `bench run` does. It runs from a plain checkout, bench itself not installed, on an offline image
@@ -411,6 +416,143 @@ def check_warmup(device: str, spec) -> dict:
                           f"graphs: warm-up {graphs.get('warmup')}, measured {graphs['measure']}", graphs["measure"] == 0)
 
 
+# ---- serving on the device: rows that run before this process takes it (a Gaudi card is one process's) -------
+
+SERVE_RUN = ("--preset", "tiny", "--workload", "blender-serve", "--max-batch", "2", "--context-len", "32",
+             "--new-tokens", "8", "--qps", "20", "--requests", "40", "--repeats", "1", "--warmup", "1",
+             "--sample-hz", "10", "--quiet")
+
+
+def bench_run(device: str, flags, timeout_s: float):
+    """`bench run` in a process of its own: (its report, or None, and what it said where it failed)."""
+    from bench.core.proc import python_argv
+    from bench.model.io import load_report
+
+    with tempfile.TemporaryDirectory(prefix="device-check-") as out:
+        try:
+            done = subprocess.run(python_argv("-m", "bench", "run", "--device", device, *SERVE_RUN, *flags,
+                                              "--out", out), capture_output=True, text=True, timeout=timeout_s,
+                                  env=child_env())
+        except subprocess.TimeoutExpired:
+            return None, f"no answer within {timeout_s:.0f} s"
+        found = sorted(os.listdir(out))
+        said = " ".join((done.stderr or done.stdout).split())[-200:]
+        return (load_report(os.path.join(out, found[0])) if found else None), said
+
+
+def judge_served(report) -> dict:
+    """--engine http: the run held no device, watched the card bench serve said it used, sampled its utilization,
+    and measured its energy per request (the session's; the busy spans' where the readings resolve it)."""
+    r = report.results[0] if report.results else None
+    if r is None or r.status != "ok" or r.served_by is None:
+        return fact("served_card", f"{r.status}: {r.error}" if r else "no result", False)
+    cards = {p: src for p, src in report.telemetry.sources.items() if src.role == "accelerator"}
+    util, e = r.busy.util_percent if r.busy else None, r.energy
+    text = (f"{r.served_by.device}; watched {', '.join(sorted(cards)) or 'nothing'}; busy "
+            f"{_pct(r.busy.share if r.busy else None)} of the window, utilization over it {_pct(util, 1)}; J/request "
+            f"session {_num(e.session_per_request_j)}, busy {_num(e.busy_per_request_j)}"
+            + (f" ({e.per_request_reason})" if e.per_request_reason else ""))
+    held = report.environment.device.get("device_held")
+    ok = held is False and bool(cards) and "said by bench serve" in (r.served_by.device or "") and util is not None \
+        and e.session_per_request_j is not None
+    return fact("served_card", text, ok)
+
+
+def _pct(v, scale=100) -> str:
+    return "—" if v is None else f"{v * scale:.0f} %"
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def check_served_card(device: str, spec, timeout_s: float = 150.0) -> dict:
+    """`bench run --engine http` on the device: the server holds the card, the run watches it (utilization and
+    energy of the card the server used)."""
+    if not spec.accelerator:
+        return fact("served_card", "n/a (no accelerator)", None)
+    report, said = bench_run(device, ["--engine", "http"], timeout_s)
+    if report is None:
+        return fact("served_card", f"no report: {said}", None if "serve extra" in said else False)
+    return judge_served(report)
+
+
+HPU_GRAPHS = '''
+import sys, time
+from bench.devices import registry
+from bench.devices.hpu.spec import HpuOptions
+from bench.devices.options import DeviceOptions
+from bench.serve.engine import Engine
+from bench.serve.protocol import GenRequest, Sampling
+from workloads.blender_executor import BlenderExecutor
+from workloads.models import build_blender
+
+device = sys.argv[1]
+backend = registry.make_backend(device, DeviceOptions(device=device), HpuOptions.build({"hpu_mode": "lazy",
+                                                                                       "hpu_graphs": True}))
+model = build_blender("tiny").eval().to(backend.device)
+limits = {"max_rows": 2, "max_source": 32, "max_tokens": 8}
+
+greedy = {f"r{i}" for i in range(6) if i % 3 != 2}  # the others sampled, at the API's default temperature
+
+def serve(ex):
+    engine = Engine(ex, time.monotonic, max_batch=2, sync=backend.synchronize)
+    tokens = {}
+    for i in range(6):
+        how = Sampling() if f"r{i}" in greedy else Sampling(temperature=1.0, seed=i)
+        engine.submit(GenRequest(f"r{i}", tuple(range(5 + i, 12 + 3 * i)), 8, 8, sampling=how))
+    while engine.running or engine.waiting:
+        record = engine.step()
+        for e in record.events if record else ():
+            if e.kind == "token" and e.request in greedy:
+                tokens.setdefault(e.request, []).append(e.token)
+    return tokens
+
+backend.graphs = False
+plain = BlenderExecutor(model, backend, **limits)
+plain.warmup()
+expected = serve(plain)
+backend.graphs = True
+ex = BlenderExecutor(model, backend, **limits)
+ex.warmup()
+graphs0, runs, calls = backend.compile_stats()["graphs"], ex.decoder_module.runs, ex.decode_calls
+got = serve(ex)
+print(ex.graphs, ex.decode_calls - calls, ex.decoder_module.runs - runs, backend.compile_stats()["graphs"] - graphs0,
+      got == expected, flush=True)
+'''
+
+
+def check_hpu_graphs(device: str, spec, timeout_s: float = 150.0) -> dict:
+    """Gaudi, --hpu-graphs: the serving executor's decode buckets captured in the warm-up and replayed while
+    serving (the Python forward not run again), nothing compiled, greedy tokens as without graphs."""
+    if not spec.static_shapes:
+        return fact("hpu_graphs", "n/a (Gaudi only)", None)
+    from bench.core.proc import python_argv
+
+    try:
+        done = subprocess.run(python_argv("-c", HPU_GRAPHS, device), capture_output=True, text=True,
+                              timeout=timeout_s, env=child_env())
+    except subprocess.TimeoutExpired:
+        return fact("hpu_graphs", f"no answer within {timeout_s:.0f} s", False)
+    return judge_hpu_graphs(done.stdout.split(), " ".join(done.stderr.split())[-160:])
+
+
+def judge_hpu_graphs(words: list[str], stderr: str = "") -> dict:
+    if len(words) != 5:
+        return fact("hpu_graphs", f"the check did not finish: {stderr or 'no output'}", False)
+    graphs, steps, runs, compiled, same = words
+    text = (f"{steps} decode steps while serving: {int(steps) - int(runs)} HPU-graph replays, the Python forward run "
+            f"{runs} times, {compiled} graph(s) compiled; greedy tokens {'as' if same == 'True' else 'NOT as'} "
+            "without graphs")
+    return fact("hpu_graphs", text, graphs == "True" and runs == "0" and compiled == "0" and same == "True")
+
+
+def serving_checks(device: str, spec) -> list[dict]:
+    """Before this process takes the device: a server started by a run on it, and HPU graphs while serving."""
+    return [_safely("served_card", lambda: check_served_card(device, spec)),
+            _safely("hpu_graphs", lambda: check_hpu_graphs(device, spec))]
+
+
 GATHER = '''
 import os, sys
 import torch.distributed as dist
@@ -581,8 +723,10 @@ def check_device(o: CheckOptions) -> int:
     spec = devices.require(device)
     pinned = pin_card(spec)
     start = time.monotonic()
+    served = serving_checks(device, spec)  # first: this process takes the device after them
+    args.budget = max(0.0, args.budget - (time.monotonic() - start))  # the serving rows' time is the rows'
     rows = run_rows(device, spec, args, devices.make_backend("cpu", DeviceOptions(device="cpu")))
-    facts = hardware_checks(device, spec, "bf16" if "bf16" in spec.precisions else spec.precisions[0])
+    facts = served + hardware_checks(device, spec, "bf16" if "bf16" in spec.precisions else spec.precisions[0])
     print_table(rows, facts)
     print(f"device: {device}; preset {args.preset}; {time.monotonic() - start:.0f} s in all"
           + (f"; card: {pinned}" if pinned else ""))

@@ -162,8 +162,50 @@ def _signature(value):
 
 # What reads a lazy tensor's value on the host: the graph queued so far runs first. The bridge's
 # _local_scalar_dense_hpu_lazy (bridge 1.19 habana_kernels/lazy_kernels.cpp: "Trigger point execution")
-# behind .item(), and the copy to the host behind .cpu() and .tolist(), execute the pending graph.
+# behind .item(), and the copy to the host behind .cpu(), .to("cpu") and .tolist(), execute the pending graph.
+# A tensor copied to the host is the CPU's: ops on host tensors alone run there and are no device graph.
 HOST_READS = ("item", "tolist", "cpu")
+
+
+def _to_host(name, args, kwargs) -> bool:
+    import torch
+
+    if name != "to":
+        return False
+    wanted = [*args[1:], kwargs.get("device")]
+    return any(a == "cpu" or (isinstance(a, torch.device) and a.type == "cpu") for a in wanted)
+
+
+def _tensors(value) -> list:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _on_host(args, kwargs) -> bool:
+    found = _tensors((args, kwargs))
+    return bool(found) and all(getattr(t, "_on_host", False) for t in found)
+
+
+def _mark_host(value, copied=()):
+    """Outputs of host ops, or of a copy to the host (`copied`: its arguments; a copy is a new tensor, never the
+    device's own, which torch's .to("cpu") of a CPU tensor would return): the host's."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if any(value is a for a in _tensors(copied)):
+            value = value.clone()
+        value._on_host = True
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _mark_host(v)
+    return value
 
 
 def shape_counting_backend(static_shapes=True):
@@ -187,9 +229,12 @@ def shape_counting_backend(static_shapes=True):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             name = getattr(func, "__name__", "")
-            if name in HOST_READS:
+            if _on_host(args, kwargs):  # the CPU's own work: no device graph
+                return _mark_host(func(*args, **kwargs))
+            if name in HOST_READS or _to_host(name, args, kwargs):
                 self.flush()  # the graph up to here runs before the value reaches the host
-            elif name != "__get__":  # reading .shape or .dtype queues no op
+                return _mark_host(func(*args, **kwargs), args)
+            if name != "__get__":  # reading .shape or .dtype queues no op
                 self.ops.append((name, _signature(args), _signature(tuple(kwargs.items()))))
             return func(*args, **kwargs)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import cpu_backend
 from test_hpu import CARDS, habana, pyhlml  # noqa: F401 - fixtures
+from test_serving_devices import gaudi_box  # noqa: F401 - a fixture
 from test_nvidia import UUIDS, fake_cuda, gpu, nvml, write_tool  # noqa: F401 - fixtures
 
 from bench.devices.cuda.backend import CudaBackend
@@ -133,3 +134,29 @@ def test_the_rows_only_a_gpu_or_gaudi_settles_say_n_a_elsewhere(dc):
     b = cpu_backend()
     assert [dc.check_hlml_minor(b)["ok"], dc.check_own_server(b)["ok"], dc.check_warmup("cpu", SPEC)["ok"]] == \
         [None, None, None]
+    assert [f["ok"] for f in dc.serving_checks("cpu", SPEC)] == [None, None]
+
+
+def test_the_served_card_row_runs_bench_serve_on_a_one_card_gaudi_and_watches_its_card(dc, gaudi_box):  # noqa: F811
+    """The fake Gaudi of tests/test_serving_devices.py, one card: the row's `bench run --engine http` completes,
+    holding no card, and reports the card bench serve said it used, with its utilization and energy."""
+    from bench.devices import registry
+
+    gaudi_box(1)
+    f = dc.check_served_card("fakehpu", registry.spec("fakehpu"))
+    assert f["ok"] is True, f["result"]
+    assert f["result"].startswith("index 0 (said by bench serve") and "watched hpu0" in f["result"]
+
+
+def test_the_hpu_graphs_row_counts_replays_and_compiles_while_serving(dc, gaudi_box):  # noqa: F811
+    """On the fake bridge (a CPU cannot replay a graph's ops: a replay returns the captured outputs, so the tokens
+    differ there, as they would on a device whose replays were wrong): every decode step a replay, none compiled."""
+    from bench.devices import registry
+
+    gaudi_box(1)
+    f = dc.check_hpu_graphs("fakehpu", registry.spec("fakehpu"))
+    assert "HPU-graph replays, the Python forward run 0 times, 0 graph(s) compiled" in f["result"], f["result"]
+    assert f["ok"] is False and "NOT as without graphs" in f["result"]
+    assert dc.judge_hpu_graphs(["True", "20", "0", "0", "True"])["ok"] is True
+    assert dc.judge_hpu_graphs(["True", "20", "20", "0", "True"])["ok"] is False  # the forward ran: no replay
+    assert dc.judge_hpu_graphs([], "Traceback")["ok"] is False

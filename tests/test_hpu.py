@@ -30,12 +30,15 @@ def forget(prefix):
 
 
 @pytest.fixture
-def habana(monkeypatch):
+def habana(monkeypatch, tmp_path_factory):
+    """The fake bridge, its cards in a device directory of this test's own that the processes it starts share (one
+    process per card, across processes, as the bridge's exclusive open of the card's node)."""
     monkeypatch.syspath_prepend(FAKE)
     for var in ("PT_HPU_LAZY_MODE", "HLS_MODULE_ID", "HABANA_VISIBLE_MODULES", "FAKE_BRIDGE_STOCK_TORCH",
                 "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FAKE_BRIDGE_RELEASE", "1.23.0")
+    monkeypatch.setenv("FAKE_HPU_DEV", str(tmp_path_factory.mktemp("dev")))
     forget("habana_frameworks")
     yield monkeypatch
     forget("habana_frameworks")

@@ -578,26 +578,22 @@ def test_null_figures_say_why(tmp_path):
     assert d.boxes[0].usd_per_1m_requests.value == pytest.approx(1 / 3600 * 1e6 / 2)
 
 
-def test_energy_per_request_is_the_sessions_and_the_busy_shares(tmp_path):
+def test_energy_per_request_is_the_sessions_and_the_busy_spans_as_the_report_names_them(tmp_path):
+    from bench.model.io import dump_report, load_report
     from bench.model.report import EnergyFigure
 
     _, study, _ = resolved(tmp_path, HELPLINE)
     paths = box_reports(tmp_path, "box-a", 0.1, [(2, True), (4, False)], study, "a" * 32,
                         energy=EnergyFigure(joules=600.0, window_s=60.0, per_sample_j=2.5))
-    from bench.model.io import load_report
-    from bench.model.io import dump_report
-    from bench.model.report import RequestLog
-
+    [d] = decided(paths)  # a report before the named fields: its window's energy is not taken for either
+    assert d.boxes[0].energy.session_j.value is None and "before energy per request" in d.boxes[0].energy.session_j.detail
     rep = load_report(paths[1])
     for res in rep.results:
-        for r in res.timing.repeats:
-            r.requests = RequestLog(arrival_s=[0.0] * 100, start_s=[0.1] * 100, first_token_s=[0.2] * 100,
-                                    finish_s=[0.3] * 100, prompt_tokens=[5] * 100, new_tokens=[8] * 100,
-                                    batch=[0] * 100)
+        res.energy.session_per_request_j, res.energy.busy_per_request_j = 2.0, 1.5
     dump_report(rep, paths[1])
     [d] = decided(paths)
     e = d.boxes[0].energy
-    assert e.session_j.value == pytest.approx(600 / 300) and e.busy_j.value == 2.5  # 3 repeats of 100 requests
+    assert e.session_j.value == 2.0 and e.busy_j.value == 1.5  # 0.1: the window's over the measured requests
 
 
 def test_bench_compare_leads_with_the_decision_and_the_html_page_opens_with_it(two_boxes, tmp_path, capsys):

@@ -46,6 +46,9 @@ class Workload:
     generates: ClassVar[bool] = False  # runs model.generate() (devices that cannot replay it safely refuse)
     memory_flags: ClassVar[tuple[str, ...]] = ("--batch-size",)  # what an out-of-memory error tells the user to lower
     eager: ClassVar[str | None] = None  # why --compile cannot apply to it (it runs eager: --compile is refused)
+    # generates over caches allocated once and shapes padded to buckets, so that a graph captured per input shape
+    # (HPU graphs) replays every step correctly: a generating workload that does may take --hpu-graphs
+    graph_safe: ClassVar[bool] = False
 
     def __init__(self, common, options, backend, rank: int = 0, world_size: int = 1):
         self.common, self.options, self.backend = common, options, backend

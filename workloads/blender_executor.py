@@ -27,7 +27,10 @@ Static shapes (`backend.static_shapes`, Gaudi): the rows, source width and cache
 step are padded up to buckets (powers of two, and the limit itself); the caches are allocated once
 at their limits (a cache that grows by one token a step is a new graph every step); joining and
 decoding are separate graphs (a synchronize between them); `warmup()` runs every bucket before
-serving. Elsewhere the shapes are exact and the caches grow by doubling.
+serving, and what a step with a sampled row reads (the rows bucket's logits, to the host). Where the
+backend captures graphs (--hpu-graphs in lazy mode, as vLLM for Gaudi captures every warmed decode
+bucket), each decode bucket is an HPU graph, captured in the warm-up and replayed after it. Elsewhere
+the shapes are exact and the caches grow by doubling.
 """
 
 from __future__ import annotations
@@ -113,7 +116,12 @@ class BlenderExecutor:
         self._flop_terms = self._terms()
         self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
                        self.width.limit if self.static else min(self.width.limit, 64))
+        self.decoder_module = self.decode = _decode_module(self)
+        self.decode_calls = 0  # decode steps asked for (warm-up included); minus decoder_module.runs: replays
         self.scale = self._embedding_scale()
+        graphs = backend.capture_graphs(self.decode) if self.static else None
+        self.graphs = graphs is not None  # each decode bucket an HPU graph: captured once, then replayed
+        self.decode = graphs if graphs is not None else self.decode
 
     # -- the Executor protocol -----------------------------------------------------------------------
     def step(self, joining: list) -> dict[str, int]:
@@ -126,7 +134,7 @@ class BlenderExecutor:
             rows, width, length = self._view()
             tokens, positions, suppress = self._inputs(rows)
             logits = self._logits(rows, width, length, tokens, positions, suppress)
-            return self._choose(logits, rows)
+            return self._choose(self._for_choice(logits, rows), rows)
 
     def drop(self, ids: list[str]) -> None:
         for rid in ids:
@@ -141,7 +149,9 @@ class BlenderExecutor:
 
     def warmup(self) -> int:
         """Every shape serving can meet, once (static shapes only; elsewhere nothing): the joins of
-        each rows x width bucket, the decodes of each rows x width x length bucket. Returns how many."""
+        each rows x width bucket, the decodes of each rows x width x length bucket (each captured as an
+        HPU graph where the backend captures them), and what a step with a sampled row reads of each
+        rows bucket (its logits, whole, to the host). Returns how many shapes."""
         if not self.static:
             return 0
         shapes = 0
@@ -157,6 +167,8 @@ class BlenderExecutor:
                     for length in self.length.rungs:
                         logits = self._logits(rows, width, length, [self.pad] * rows, [0] * rows, [False] * rows)
                         self._read_back(logits)
+                        if width == self.width.rungs[0] and length == self.length.rungs[0]:
+                            self._to_host(logits)  # a sampled row's step: the rows bucket's logits to the host
                         self.backend.synchronize()
                         shapes += 1
         return shapes
@@ -245,11 +257,21 @@ class BlenderExecutor:
         return tokens, positions, suppress
 
     def _logits(self, rows: int, width: int, length: int, tokens, positions, suppress):
-        """The next-token logits of rows [0, rows): self-attention over each row's own cache up to its
-        position (its new key and value written there first), cross-attention over its own source."""
+        """The next-token logits of rows [0, rows): the step's inputs as tensors, then the decode (an HPU
+        graph per bucket where the backend captures them: it replays the step on the inputs' new values
+        without running the Python forward, so every input must be one of its tensor arguments)."""
         torch, dev = self.torch, self.device
         tok = torch.tensor(tokens, dtype=torch.long, device=dev)
         pos = torch.tensor(positions, dtype=torch.long, device=dev)
+        no_eos = torch.tensor(suppress, dtype=torch.bool, device=dev)
+        self.decode_calls += 1
+        return self.decode(tok, pos, no_eos, rows, width, length)
+
+    def _decode(self, tok, pos, no_eos, rows: int, width: int, length: int):
+        """Self-attention over each row's own cache up to its position (its new key and value written
+        there first: the caches are allocated once, so a replayed graph writes where this one did),
+        cross-attention over its own source; the end of sequence masked where `no_eos`."""
+        torch, dev = self.torch, self.device
         dec = self.decoder
         x = dec.layernorm_embedding(dec.embed_tokens(tok) * self.scale)
         x = (x + torch.nn.functional.embedding(pos, dec.embed_positions.weight))[:, None, :]
@@ -267,7 +289,6 @@ class BlenderExecutor:
             x = layer.encoder_attn_layer_norm(x + ca.out_proj(a))
             x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
         logits = (self.model.lm_head(x[:, 0]) + self.model.final_logits_bias).float()
-        no_eos = torch.tensor(suppress, dtype=torch.bool, device=dev)
         logits[:, self.eos] = logits[:, self.eos].masked_fill(no_eos, float("-inf"))
         return logits
 
@@ -302,6 +323,20 @@ class BlenderExecutor:
             row.token, row.pos = token, row.pos + 1
             out[rid] = token
         return out
+
+    def _for_choice(self, logits, rows: int):
+        """The logits the choice reads: on the device where every row is greedy (its argmax read back there),
+        else the rows bucket's logits copied to the host whole, in one transfer warmed per rows bucket:
+        sampling draws on the host, and a row read from the device on its own is a graph per row index on a
+        lazy device (Gaudi), none of them warmed. A lazy device cuts its graph at a host read (bridge 1.19
+        lazy_kernels.cpp), so the copy follows the greedy read-back: the graph before it is the warmed one."""
+        if all(row is None or row.request.sampling.greedy for row in self.slots[:rows]):
+            return logits
+        self._read_back(logits)  # the step's graph ends as a greedy step's does (warmed): the copy is the transfer alone
+        return self._to_host(logits)
+
+    def _to_host(self, logits):
+        return logits.to("cpu")
 
     def _read_back(self, logits) -> tuple[list[int], list[bool]]:
         """(argmax, not finite) of each row, in one read to the host (warmed as served)."""
@@ -378,6 +413,23 @@ class BlenderExecutor:
             raise BenchError(f"the serving engine does not reproduce this model's forward (logits differ by "
                              f"{errors[best]:.3g}); it would generate other tokens than the model, so it refuses")
         return best
+
+
+def _decode_module(executor):
+    """The executor's decode step as a module: what an HPU graph wraps (bridge 1.19 hpu/graphs.py
+    wrap_in_hpu_graph caches a graph per input shapes and hash() of the other arguments — here the bucket's
+    rows, width and length — and on a hit replays it without running the Python forward). It counts the
+    times its Python forward runs: a replay does not."""
+    import torch
+
+    class Decode(torch.nn.Module):
+        runs = 0
+
+        def forward(self, tok, pos, no_eos, rows: int, width: int, length: int):
+            self.runs += 1
+            return executor._decode(tok, pos, no_eos, rows, width, length)
+
+    return Decode()
 
 
 def _generator(sampling):

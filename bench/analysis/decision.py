@@ -10,9 +10,10 @@ why (words in bench/render/words.py):
     usd_per_1m   USD per million requests served at capacity: the box's hourly price over the requests an
                  hour holds at capacity (the bracket's other end gives the other bound)
     usd_per_epoch USD per fine-tune epoch of the study's `epoch_samples`, its interval from the throughput's
-    energy       device joules per request at the capacity rate: `session` (the measured session's energy,
-                 idle gaps between requests included, over its completed requests) and `busy` (the share of
-                 it spent in engine steps, per request: what a fully loaded box would spend)
+    energy       device joules per request at the capacity rate, as the report names them: `session`
+                 (Energy.session_per_request_j: the session's energy, idle gaps between requests included, over
+                 its completed requests) and `busy` (Energy.busy_per_request_j: the energy of its busy spans
+                 alone, the idle power over the idle time taken out: what a box kept busy would spend)
 
 Prices are the study's (`[prices]`), after any that `bench compare --price` gives. Across boxes, each
 question gets one verdict against the baseline box: fine-tune, the speedup of bench/analysis/verdicts.py
@@ -168,18 +169,21 @@ def request_cost(run: Run | None, cap: Capacity, costing: Costing) -> Figure:
 
 
 def energy(run: Run | None) -> Energy:
-    """Device joules per request at the capacity rate: the session's and the busy share's."""
+    """Device joules per request at the capacity rate, as the report names them (Energy.session_per_request_j:
+    the session's, idle gaps in; Energy.busy_per_request_j: its busy spans' alone), each null with the report's
+    reason where it was not measured."""
     if run is None:
         return Energy(session_j=Figure(why="no_capacity"), busy_j=Figure(why="no_capacity"))
-    e = run.result.energy.device
-    done = _completed(run)
-    if e is None or e.joules is None:
-        why = Figure(why="not_measured", detail=e.reason if e is not None else None)
-        return Energy(session_j=why, busy_j=why)
-    if not done:
-        return Energy(session_j=Figure(why="no_requests"), busy_j=Figure(why="no_requests"))
-    busy = Figure(value=e.per_sample_j) if e.per_sample_j is not None else Figure(why="not_measured")
-    return Energy(session_j=Figure(value=e.joules / done), busy_j=busy)
+    e = run.result.energy
+    if e.session_per_request_j is None:
+        measured = e.device is not None and e.device.joules is not None
+        why = "no_requests" if measured and _completed(run) == 0 else "not_measured"
+        detail = e.per_request_reason or (e.device.reason if e.device is not None else None) or \
+            ("not recorded (a report before energy per request was)" if measured else None)
+        return Energy(session_j=Figure(why=why, detail=detail), busy_j=Figure(why=why, detail=detail))
+    busy = Figure(value=e.busy_per_request_j) if e.busy_per_request_j is not None else \
+        Figure(why="not_measured", detail=e.per_request_reason)
+    return Energy(session_j=Figure(value=e.session_per_request_j), busy_j=busy)
 
 
 def _completed(run: Run) -> int:

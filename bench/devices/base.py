@@ -100,6 +100,11 @@ class Backend:
             model.forward = self.torch.compile(model.forward, dynamic=True, **self.compile_options())
         return model
 
+    def capture_graphs(self, module):
+        """`module` whose forward is captured as a device graph per input shapes and replayed (Gaudi's HPU graphs),
+        where the device does so and was asked to; None elsewhere (the module runs as it is)."""
+        return None
+
     def compile_stats(self) -> dict | None:
         """Graph compiles of this process so far, where the device's stack counts them:
         {"graphs": int | None, "seconds": float | None, "source": str}, cumulative since the process

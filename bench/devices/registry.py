@@ -67,6 +67,16 @@ def make_backend(name: str, options, own=None, local_rank: int = 0, local_world:
     return backend
 
 
+def make_watching(name: str, options):
+    """A backend that touches no device of `name` and watches the one a server uses (devices/watching.py): the
+    worker of a run that only sends HTTP requests."""
+    from bench.devices.watching import Watching
+
+    backend = Watching(spec(name), options)
+    backend.prepare()
+    return backend
+
+
 def build_collector(spec: dict) -> Collector:
     """Open the collector named by spec['name'], trying the sources its device declares, in order."""
     chain = next((s.collectors[spec["name"]] for s in specs().values() if spec["name"] in s.collectors), None)

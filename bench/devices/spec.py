@@ -29,6 +29,9 @@ class DeviceSpec:
     # (nproc, the device's own options) -> (environment for the workers, what was decided): which card each
     # worker will use, and what the device's stack must read before `import torch`
     worker_env: Callable[[int, object], tuple[dict, str]] | None = None
+    # (PIDs) -> the devices those processes hold, as this device's collectors take them ({"index": N}, {"uuid":
+    # U}), and how they were found; ([], why) where none can be seen (a server's device, found by its process)
+    cards_of: Callable[[list[int]], tuple[list[dict], str]] | None = None
     throttle_mask: int = 0  # throttle_reasons bits that mean the clocks were held down
     throttle_names: dict[int, str] = field(default_factory=dict)
 

@@ -293,17 +293,23 @@ class Launcher:
                 self.environment = event.get("environment")
             if self.claims.pop(event.get("rank", 0), None) is not None:  # a new repeat claims anew
                 self.tell_claims()
-            for spec in event.get("watch", []):
-                key = json.dumps(spec, sort_keys=True)
-                if self.sampler is not None and key not in self.watched:
-                    self.watched.add(key)
-                    self.sampler.watch({**spec, **self.own_fields()})
+            self.watch(event.get("watch", []))
+        elif kind == "watch":  # a device the work uses outside the worker (a server's card), found as it ran
+            self.watch(event.get("watch", []))
         elif kind == "own":
             self.claims[event.get("rank", 0)] = (_pids(event.get("pids")), _count(event.get("on_device")))
             self.tell_claims()
         elif kind == "phase":
             self.phases.append(parse(Phase, event["phase"]))
         self.view.event(event)
+
+    def watch(self, specs) -> None:
+        """The sampler watches each collector spec once, with what tells the run's processes from others'."""
+        for spec in specs if isinstance(specs, list) else ():
+            key = json.dumps(spec, sort_keys=True)
+            if self.sampler is not None and isinstance(spec, dict) and key not in self.watched:
+                self.watched.add(key)
+                self.sampler.watch({**spec, **self.own_fields()})
 
     def own_fields(self) -> dict:
         """What a collector needs to tell the run's processes from another job's (bench/devices/owned.py):

@@ -40,6 +40,11 @@ class Sink:
         collectors: `on_device` of them use the accelerator (bench/devices/owned.py)."""
         self.emit("own", rank=self.rank, pids=list(pids), on_device=int(on_device))
 
+    def watch(self, specs) -> None:
+        """Collector specs of a device the repeat's work uses outside this process (a server's card), for the
+        launcher's sampler."""
+        self.emit("watch", rank=self.rank, watch=list(specs))
+
     def progress(self, phase: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S or done == total or done == 0:
@@ -55,8 +60,11 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     if job.get("threads"):  # chosen by the launcher from what was free (bench/measure/threads.py)
         cfg = cfg.replace(device=cfg.device.replace(threads=job["threads"]))
     name, index = job["workload"], job["repeat"]
-    try:
-        backend = _backend(cfg, local, rank, world, job)
+    variant = job.get("variant") or {}
+    options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
+    try:  # a worker that only sends work to a server takes no device: it watches the server's (devices/watching.py)
+        backend = _backend(cfg, local, rank, world, job) if catalog.scenario(name).needs_device(options) \
+            else devices.make_watching(cfg.device.device, cfg.device)
     except (BenchError, ImportError, RuntimeError) as exc:
         failed = Result(workload=name, status="failed", error=f"device not usable: {exc}")
         payload = {"rank": rank, "result": plain(failed), "energy_counter": None, "phases": []}
@@ -65,8 +73,6 @@ def run_job(job: dict, emit) -> tuple[dict, object]:
     emit("started", rank=rank, local_rank=local, pid=os.getpid(), device=backend.describe(),
          watch=[s for s in backend.collector_specs() if s["name"] != "host"],
          environment=plain(collect_environment(backend)))
-    variant = job.get("variant") or {}
-    options = cfg.options_of(name).replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in variant.items()})
     wl = catalog.load(name)(cfg.common, options, backend, rank, world)
     measurement = catalog.scenario(name).measurement(job, cfg, options)
     out = measurement(wl, backend, cfg.measure, index, Clock(job["t0_ns"]), Sink(emit, rank),

@@ -34,11 +34,13 @@ class Clock:
 class NullSink:
     """Where a repeat reports its phases and progress (the worker streams them to the parent), and the
     processes outside its tree it counts as its own (`own`: the launcher tells the sampler; a sink
-    without it keeps the claim to this process's CPU judgement)."""
+    without it keeps the claim to this process's CPU judgement), and a device its work uses outside this
+    process (`watch`: a server's card, for the sampler)."""
 
     def phase(self, phase: Phase) -> None: ...
     def progress(self, phase: str, done: int, total: int | None) -> None: ...
     def own(self, pids: tuple[int, ...], on_device: int) -> None: ...
+    def watch(self, specs: list[dict]) -> None: ...
 
 
 @dataclass
@@ -106,6 +108,12 @@ class Measurement:
         tell = getattr(self.sink, "own", None)
         if tell is not None:
             tell(self.own_pids, self.on_device)
+
+    def watch(self, specs) -> None:
+        """Have the run's telemetry watch these devices too (collector specs of a server's card the run found)."""
+        tell = getattr(self.sink, "watch", None)
+        if tell is not None and specs:
+            tell(list(specs))
 
     @contextlib.contextmanager
     def phase(self, name: str):

@@ -7,7 +7,8 @@ per offered rate, or the probes of a capacity search, chosen as results come in)
 that is known before it starts (`count`, for the progress display), what needs saying before it
 starts (`preamble`), what its progress counts (`unit`), the measurement of one repeat
 (`measurement(job, cfg, options)`: a Measurement class, or a factory taking its arguments), and,
-for a scenario run under its own name, the workload class it runs.
+for a scenario run under its own name, the workload class it runs, and whether its worker uses the
+device itself (`needs_device`: a serving session over HTTP only sends requests; the server holds the device).
 
 Before anything runs, a scenario also says how long it will hold the device (`estimate`: the plan
 bench prints), how long one repeat of one of its results takes (`repeat_s`: what a budget checks
@@ -108,6 +109,9 @@ class Scenario:
     estimate: Callable = steps_estimate  # (options, measure, pace) -> Estimate
     repeat_s: Callable = steps_repeat_s  # (options, measure, pace, variant) -> seconds of one repeat of a variant
     fit: Callable = steps_fit  # (options, measure, pace, seconds) -> (options, [Cut]): its own options shrunk
+    # options -> whether a repeat's worker uses the device itself; False: it only sends work to a server that
+    # holds the device, so the worker must not take it (a Gaudi card is one process's) and watches the server's
+    needs_device: Callable = lambda options: True
 
 
 STEPS = Scenario("steps", "steps", lambda job, cfg, options: Measurement)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from bench.measure import busy
 from bench.model.report import (EnergyFigure, EnergyPart, PhaseCoverage, Result, SamplerHealth, Telemetry,
                                 TelemetryStat, variant_label)
 from bench.model.samples import (MIN_ENERGY_WINDOW_S, accelerator_utilization, energy_from_samples, in_window,
@@ -158,6 +159,10 @@ def telemetry_checks(result: Result, telemetry: Telemetry, device, counters: lis
     result.energy.device = device_energy(result, telemetry, spans, counters or [])
     if not covered and result.energy.device.estimate:
         result.energy.device = EnergyFigure(reason="the power samples have gaps (sampler_gaps): no estimate")
+    accel = _prefixes(telemetry, ("accelerator",))
+    if busy.serving(result):  # judged over its busy spans (bench/measure/busy.py)
+        result.busy = busy.busy_of(result, accelerator_utilization(result.telemetry_summary.get("measure", {}), accel))
+        busy.per_request(result, telemetry, spans, accel)
     host = _prefixes(telemetry, ("host_energy",))
     result.energy.host = energy_of(result, telemetry, spans, host, "host") if host else \
         EnergyFigure(reason="no readable RAPL counter on this host")
@@ -177,7 +182,14 @@ def _accelerator_checks(result: Result, telemetry: Telemetry, spans, device) -> 
     if not _utilization_judged(result, telemetry, spans, accel, measured):
         return
     util = accelerator_utilization(result.telemetry_summary.get("measure", {}), accel)
-    if util is not None and util < IDLE_UTIL_PERCENT:
+    spans_busy = result.busy
+    if spans_busy is not None and spans_busy.util_percent is not None:  # serving: waiting for arrivals is not idling
+        if spans_busy.util_percent < IDLE_UTIL_PERCENT:
+            result.warn("idle_accelerator", f"mean device utilization {spans_busy.util_percent:.0f} % over the busy "
+                                            f"spans (< {IDLE_UTIL_PERCENT:.0f} %; the measured window's {util:.0f} % "
+                                            f"over a busy share of {spans_busy.share:.0%}): the accelerator sat mostly "
+                                            "idle while it served")
+    elif util is not None and util < IDLE_UTIL_PERCENT:
         result.warn("idle_accelerator", f"mean device utilization {util:.0f} % during the measured steps "
                                         f"(< {IDLE_UTIL_PERCENT:.0f} %): the accelerator sat mostly idle")
     _throttling(result, measured, accel, device)

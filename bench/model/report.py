@@ -392,10 +392,22 @@ class EnergyFigure:
 
 @dataclass
 class Energy:
-    """Device energy and host energy as separate figures."""
+    """Device energy and host energy as separate figures; a serving session's per request, its idle gaps in and out."""
 
     device: EnergyFigure | None = fld("the accelerator(s): counter delta after a sync, or integrated power", None)
     host: EnergyFigure | None = fld("the host CPU packages (RAPL package-* domains)", None)
+    session_per_request_j: float | None = fld("serving: the accelerator's energy over the whole session, idle gaps "
+                                              "between requests included, per request completed in it: what serving "
+                                              "this load cost", None, minimum=0)
+    busy_per_request_j: float | None = fld("serving: the accelerator's energy over its busy spans alone (engine steps; "
+                                           "over HTTP, spans with a request in flight), per request completed: what a "
+                                           "box kept busy would spend (busy_j over the same count)", None, minimum=0)
+    busy_j: float | None = fld("serving: the session's energy less the idle power over its idle time (an estimate)",
+                               None, minimum=0)
+    idle_power_w: float | None = fld("serving: the accelerator's power with no request in flight, every accelerator "
+                                     "summed: the intercept of the power readings fitted against the busy share of the "
+                                     "second each covers (least squares)", None, minimum=0)
+    per_request_reason: str | None = fld("why a serving figure per request is null", None)
 
 
 # ---- per-result extras ---------------------------------------------------------------------------
@@ -527,6 +539,28 @@ class ServedBy:
                                      "recorded and compared, not part of the identity (null: not known)", None)
     telemetry: str | None = fld("why the server's hardware was not sampled (a remote endpoint); null where it is "
                                 "this machine", None)
+    hpu_graphs: bool | None = fld("bench's engine on a static-shape device: each warmed decode bucket was captured as "
+                                  "an HPU graph and replayed (--hpu-graphs in lazy mode, as Gaudi's serving stacks "
+                                  "run), or every step's graph built as it ran (false); null over HTTP (the server's "
+                                  "own: bench serve records it in its --report) and on other devices", None)
+    device: str | None = fld("over HTTP on this machine: the accelerator the run watched as the server's and how it "
+                             "was found (said by the bench serve the run started, held by the server's process, or "
+                             "named with --endpoint-device), or why none was; the worker itself holds no device "
+                             "(null in-process, on the CPU, or in reports before format 5)", None)
+
+
+@dataclass
+class Busy:
+    """A serving session's busy spans: how much of its measured window they took, and the accelerator's utilization
+    over them (waiting for arrivals is idle by design, not the accelerator idling at its work)."""
+
+    seconds: float | None = fld("the busy spans' time summed over the repeats (as the telemetry's measured spans)", None,
+                                minimum=0)
+    share: float | None = fld("of the measured window", None, minimum=0, maximum=1)
+    util_percent: float | None = fld("the accelerator's mean utilization over the busy spans: the window's mean over "
+                                     "the busy share (a utilization counter's mean over a window is the share of it a "
+                                     "kernel ran: all of it inside the busy spans), at most 100", None, minimum=0,
+                                     maximum=100)
 
 
 @dataclass
@@ -571,6 +605,8 @@ class Result:
     per_rank: list[RankResult] = fld("multi-device runs: every rank", factory=list)
     fingerprint: Fingerprint | None = fld("outputs on fixed inputs, for parity across devices", None)
     served_by: ServedBy | None = fld("serving results: which engine served the requests", None)
+    busy: Busy | None = fld("serving results: the accelerator over the spans the engine (or, over HTTP, the server as "
+                            "the client saw it) was busy; what idle_accelerator judges for serving", None)
     stopping: Stopping | None = fld("how many repeats ran and why no further one did", None)
 
     @invariant

@@ -17,6 +17,7 @@ from bench.serve.plan import parse_output_len
 # what `bench serve` has no use for: a request says what it wants, the engine runs eager, no FLOPs counted
 SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
                 "peak_tflops")
+_UUID = re.compile(r"^(?:GPU|MIG)-[0-9A-Fa-f-]{8,80}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MS = 3_600_000  # an SLO is at most an hour
 
@@ -102,6 +103,12 @@ class ServeOptions(EngineOptions):
                                             "results compare with bench's engine on that model (bench serve says "
                                             "it itself); without it they compare only with the same endpoint model's",
                                       metavar="MODEL")
+    endpoint_device: str | None = opt(None, "--endpoint on this machine: the accelerator its server uses, for the run's "
+                                            "telemetry, where the server's process cannot be looked at here (another "
+                                            "user's, another container's): index:N (its HLML or NVML index), module:M "
+                                            "(a Gaudi module ID) or uuid:U (a GPU's UUID); by default the device the "
+                                            "process listening on the endpoint's port holds",
+                                      metavar="index:N|module:M|uuid:U")
     api_key_env: str | None = opt(None, "over HTTP: the environment variable holding the API key (sent as a bearer "
                                         "token, never written anywhere)", metavar="VAR")
     request_timeout_s: float = opt(600.0, "over HTTP: a request not answered within this is counted as a timeout",
@@ -157,7 +164,7 @@ class ServeOptions(EngineOptions):
     def _check_given_http(self, given: frozenset[str]) -> None:
         ignored = self.ignored
         if not self.http:
-            for name in ("request_timeout_s", "api_key_env", "endpoint_model", "endpoint_serves"):
+            for name in ("request_timeout_s", "api_key_env", "endpoint_model", "endpoint_serves", "endpoint_device"):
                 ignored(given, name, "only applies over HTTP (--endpoint URL, or --engine http)")
         elif self.endpoint is None:
             ignored(given, "api_key_env", "the bench serve that --engine http starts takes no key; only with --endpoint")
@@ -165,6 +172,8 @@ class ServeOptions(EngineOptions):
                                               "--endpoint")
             ignored(given, "endpoint_model", "--engine http serves the run's own model (--preset, --model); only with "
                                              "--endpoint")
+            ignored(given, "endpoint_device", "the bench serve that --engine http starts says which device it holds; "
+                                              "only with --endpoint")
         else:
             for name in ("batching", "max_tokens_in_flight", "batch_wait_ms"):
                 ignored(given, name, "bench's engine does not run with --endpoint: the server there batches as it "
@@ -195,6 +204,21 @@ class ServeOptions(EngineOptions):
             raise ConfigError("--api-key-env: the name of an environment variable (letters, digits, _)")
         if self.endpoint is not None:
             base_url(self.endpoint)
+        self.device_identity()
+
+    def device_identity(self) -> dict | None:
+        """--endpoint-device as the collectors take a device: {"index": N}, {"module_id": M} or {"uuid": U}."""
+        if self.endpoint_device is None:
+            return None
+        kind, _, value = self.endpoint_device.partition(":")
+        key = {"index": "index", "module": "module_id", "uuid": "uuid"}.get(kind.strip().lower())
+        value = value.strip()
+        if key in ("index", "module_id") and value.isascii() and value.isdigit() and len(value) <= 6:
+            return {key: int(value)}
+        if key == "uuid" and _UUID.match(value):
+            return {key: value}
+        raise ConfigError(f"--endpoint-device {self.endpoint_device[:60]!r}: give index:N, module:M or uuid:U (a GPU's "
+                          "UUID as nvidia-smi -L shows it)")
 
     def api_key(self) -> str | None:
         if self.api_key_env is None:

@@ -3,8 +3,11 @@ run (--engine http), and the warm-up over HTTP.
 
 The report says who served (`Result.served_by`). A server on this machine (a loopback address)
 is sampled by the run's host telemetry; its process, found by the port it listens on, counts as the
-run's own work rather than contention (one the run started is a child of the worker already). A
-remote endpoint's hardware is not sampled, and the result says so.
+run's own work rather than contention (one the run started is a child of the worker already). The
+worker holds no device (it only sends requests: bench/devices/watching.py); the run's telemetry
+watches the accelerator the server uses — said by the bench serve it started, held by the process
+listening on the endpoint's port, or named with --endpoint-device — and `served_by.device` says which
+and how. A remote endpoint's hardware is not sampled, and the result says so.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def connect(m, o) -> Endpoint:
     if local:
         pid = listening_pid(urllib.parse.urlsplit(url).port or 80)
         m.claim([pid] if pid else [], on_device=1 if pid and m.backend.name != "cpu" else 0)
+        named = o.device_identity()
+        m.result.served_by.device = watch_server(m, [pid] if pid else [], named=[named] if named else None)
     else:
         m.result.warn("no_server_telemetry", f"{url}: {REMOTE}")
     return Endpoint(url, o.api, model, key, o.request_timeout_s)
@@ -56,7 +61,40 @@ def start_local(m, o) -> Endpoint:
     model = probe(url)["models"][0]
     m.result.served_by = ServedBy("http", "bench serve", url, o.api, model, True, started_by_run=True,
                                   static_shapes=bool(m.backend.static_shapes))
+    m.result.served_by.device = watch_server(m, [m.server.pid], told=m.server.told)
     return Endpoint(url, o.api, model, None, o.request_timeout_s)
+
+
+def watch_server(m, pids: list[int], told: list[dict] | None = None, named: list[dict] | None = None) -> str | None:
+    """Have the run's telemetry watch the accelerator the server on this machine uses, and say which and how it
+    was found: named with --endpoint-device, said by the bench serve the run started (the collector specs it
+    printed), or held by the server's process (the device spec's `cards_of`: by PID). None where the worker
+    holds the device itself or the device is no accelerator; a server whose device is not found is said
+    (`no_server_telemetry`): the run's accelerator figures would otherwise be of no device at all."""
+    backend = m.backend
+    spec = getattr(backend, "spec", None)
+    if not hasattr(backend, "watch") or spec is None or not spec.accelerator:
+        return None
+    if named:
+        devices, how = named, "named with --endpoint-device"
+    elif told:
+        collector = next((n for n in spec.collectors if n != "host"), None)
+        devices = [d for t in told if t["name"] == collector for d in t["devices"]]
+        how = f"said by bench serve (process {pids[0]})" if pids else "said by bench serve"
+    elif pids and spec.cards_of is not None:
+        devices, how = spec.cards_of(pids)
+    else:
+        devices, how = [], "the server's process was not found (no process listens on its port here)"
+    m.watch(backend.watch(devices))
+    if not devices:
+        m.result.warn("no_server_telemetry", f"the server's accelerator was not found ({how}): its utilization, power "
+                                             "and energy were not sampled; name it with --endpoint-device")
+        return f"not found: {how}"
+    return f"{', '.join(_identity_text(d) for d in devices)} ({how})"
+
+
+def _identity_text(device: dict) -> str:
+    return " ".join(f"{k} {v}" for k, v in device.items())
 
 
 def client(m) -> HttpClient:

@@ -98,6 +98,8 @@ class ServingMeasurement(Measurement):
             self.sink.progress("warmup", 0, n)
             t0 = time.perf_counter_ns()
             self.executor = self.wl.served.executor(precision=self.wl.common.precision, **self.limits())
+            if self.backend.static_shapes:
+                self.result.served_by.hpu_graphs = bool(getattr(self.executor, "graphs", False))
             self.executor.warmup()
             done = until_steady(self._warm_batch, n, lambda i: self.sink.progress("warmup", i, n),
                                 compiles=lambda: (read_stats(self.backend) or {}).get("graphs"))
@@ -392,4 +394,10 @@ def _longest_probe(options, measure, pace: Pace, seconds: float) -> float:
     return round(lo, 1)
 
 
-SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit)
+def needs_device(options) -> bool:
+    """A session over HTTP (--engine http, --endpoint) only sends requests: the server holds the device."""
+    return not options.http
+
+
+SERVING = Scenario("serving", "req", measurement, variants, count, preamble, BlenderServe, estimate, repeat_s, fit,
+                   needs_device)

@@ -15,6 +15,7 @@ session's client (bench/serve/http.py `watch`), whether it can still answer.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from bench.core.proc import child_env, python_argv, stop_group
 from bench.serve.options import SERVE_UNUSED, EngineOptions
 
 READY_MARK = "listening on "
+DEVICE_MARK = "bench serve: device "  # then the collector specs of the card it acquired, as JSON (cli.py ServeView)
 START_TIMEOUT_S = 1800.0  # building and warming a large model on a slow device: a hang guard only
 STOP_GRACE_S = 60.0  # from SIGTERM to SIGKILL: its drain (bench serve --drain-s, 30 s by default) and exit
 LOOK_S = 0.5  # while it starts, how often whether it still runs is looked at
@@ -46,6 +48,7 @@ class LocalServer:
         self.argv, self.start_timeout_s = list(argv), start_timeout_s
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
+        self.told: list[dict] = []  # the devices it said it uses, as its collectors take them (DEVICE_MARK)
         self.log = tempfile.TemporaryFile()
 
     @property
@@ -58,7 +61,7 @@ class LocalServer:
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_relay, args=(self.proc.stdout, lines), daemon=True).start()
+        threading.Thread(target=_relay, args=(self.proc.stdout, lines, self.told), daemon=True).start()
         line = self._ready_line(lines)
         if not line or READY_MARK not in line:
             why = self._why()
@@ -108,17 +111,37 @@ class LocalServer:
         return f"it exited with code {self.proc.returncode}: {tail[-1][:300] if tail else 'no output'}"
 
 
-def _relay(stream, lines: queue.Queue) -> None:
-    """The server's stdout: the first line that says where it listens, then drained to the end."""
-    told = False
+def _relay(stream, lines: queue.Queue, told: list) -> None:
+    """The server's stdout: the devices it says it uses (before it listens), the first line that says where it
+    listens, then drained to the end."""
+    ready = False
     for line in stream:
-        if not told and READY_MARK in line:
+        if not ready and line.startswith(DEVICE_MARK):
+            told.extend(said_devices(line[len(DEVICE_MARK):]))
+        elif not ready and READY_MARK in line:
             lines.put(line)
-            told = True
-    if not told:
+            ready = True
+    if not ready:
         lines.put(None)
     with contextlib.suppress(OSError):
         stream.close()
+
+
+def said_devices(text: str) -> list[dict]:
+    """The collector specs `bench serve` printed ([{"name": ..., "devices": [{"index": N}, ...]}]), each device
+    an identity of scalars; what is not one is left out."""
+    try:
+        specs = json.loads(text[:4000])
+    except ValueError:
+        return []
+    out = []
+    for spec in specs if isinstance(specs, list) else ():
+        devices = spec.get("devices") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+        kept = [d for d in devices or () if isinstance(d, dict) and d and all(
+            isinstance(k, str) and isinstance(v, int | str) and not isinstance(v, bool) for k, v in d.items())]
+        if kept:
+            out.append({"name": spec["name"], "devices": kept})
+    return out
 
 
 def serve_argv(cfg, options) -> list[str]:

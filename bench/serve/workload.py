@@ -47,6 +47,9 @@ class BlenderServe(Workload):
     main_metric = "samples_per_s"
     generates = True
     eager = "the serving engine runs eager"  # --compile would not apply to it
+    # the executor's caches are allocated once at their limits and every step's shapes are buckets on a static-shape
+    # device (workloads/blender_executor.py): an HPU graph per decode bucket replays each step as it ran
+    graph_safe = True
     model_workload: ClassVar[str] = "blender-generate"  # whose model it serves (its `servable`)
     memory_flags = ("--max-batch", "--context-len", "--new-tokens")
     Options = ServeOptions
@@ -97,6 +100,8 @@ class BlenderServe(Workload):
         if options.api == "chat" and common.data != "shipped":
             raise ConfigError("--api chat: messages are text; the synthetic data has none (use --data shipped)")
         cls._check_budget(common, options, lengths)
+        if options.endpoint_device is not None:
+            _check_named_device(options, device)
         if options.endpoint_serves is not None:
             cls.servable().check(common.replace(model=options.endpoint_serves), common.new_tokens)
         key = options.api_key()
@@ -228,3 +233,23 @@ class BlenderServe(Workload):
         o = options
         return serving_metrics(repeats, params, seconds(o and o.slo_ttft_ms), seconds(o and o.slo_e2e_ms),
                                seconds(o and o.slo_tpot_ms))
+
+
+NAMED_BY = {"hpu": ("index", "module_id"), "cuda": ("index", "uuid")}  # what each device's collectors find a device by
+
+
+def _check_named_device(options, device) -> None:
+    """--endpoint-device names an accelerator of this machine, as the run's device's collectors find one."""
+    from bench.serve.endpoint import base_url, is_local
+
+    ident = options.device_identity()
+    if not is_local(base_url(options.endpoint)):
+        raise ConfigError("--endpoint-device: the endpoint is not on this machine, whose telemetry the run samples; "
+                          "only for a server here")
+    if not getattr(device, "accelerator", False):
+        raise ConfigError(f"--endpoint-device: the run's device is {device.name}, not an accelerator: there is no "
+                          "card to name (the host is sampled as it is)")
+    takes = NAMED_BY.get(device.name)
+    if takes is not None and next(iter(ident)) not in takes:
+        said = " or ".join({"index": "index:N", "module_id": "module:M", "uuid": "uuid:U"}[k] for k in takes)
+        raise ConfigError(f"--endpoint-device {options.endpoint_device[:60]}: a {device.name} device is named by {said}")

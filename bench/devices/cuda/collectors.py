@@ -254,3 +254,42 @@ class NvidiaSmiCollector(SmiCollector):
             query = [self.LEGACY.get(q, q) for q in self.QUERY]
             self.query_flags = ("--query-gpu=" + ",".join(query), "--format=csv,nounits")
             super().open()
+
+
+def cards_of(pids) -> tuple[list[dict], str]:
+    """The GPUs these processes hold ({"uuid": U}), from NVML's compute-process list of each GPU. NVML lists
+    host-namespace PIDs (nvidia-docker#1483): inside a container without --pid=host a process of ours is not
+    found so, and the answer says it."""
+    wanted = {int(p) for p in pids}
+
+    def holding(lib):
+        out = []
+        for i in range(lib.nvmlDeviceGetCount()):
+            h = lib.nvmlDeviceGetHandleByIndex(i)
+            if wanted & {p.pid for p in lib.nvmlDeviceGetComputeRunningProcesses(h)}:
+                uuid = lib.nvmlDeviceGetUUID(h)
+                out.append({"uuid": uuid.decode() if isinstance(uuid, bytes) else uuid})
+        return out
+
+    found = _with_nvml(holding)
+    shown = ", ".join(map(str, sorted(wanted)))
+    if found is None:
+        return [], "NVML could not list the GPUs' processes"
+    if not found:
+        return [], (f"NVML lists process {shown} on no GPU (in a container without --pid=host it lists the host's "
+                    "PIDs)")
+    return found, f"NVML lists process {shown} on {', '.join(d['uuid'] for d in found)}"
+
+
+def _with_nvml(fn):
+    """fn(pynvml) between nvmlInit and nvmlShutdown; None where NVML is not there or fails."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return fn(pynvml)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML, no driver: nothing found, said by the caller
+        return None

@@ -17,6 +17,12 @@ def count() -> int:
     return import_torch().cuda.device_count()
 
 
+def cards_of(pids) -> tuple[list[dict], str]:
+    from bench.devices.cuda.collectors import cards_of as held
+
+    return held(pids)
+
+
 # NVML clocks-event (throttle) reasons that mean the clocks were held down: HW slowdown 0x8, SW thermal
 # 0x20, HW thermal 0x40, HW power brake 0x80. SW power cap (0x4) is left out: a fully loaded A100 or
 # H100 runs at its power cap as a matter of course (FACTS.md).
@@ -28,4 +34,4 @@ SPEC = DeviceSpec(name="cuda", description="NVIDIA GPUs (torch.cuda; NVML or nvi
                   backend="bench.devices.cuda.backend:CudaBackend", dist_backend="nccl", probe=probe, count=count,
                   accelerator=True, collectors={"nvml": ("bench.devices.cuda.collectors:NvmlCollector",
                                        "bench.devices.cuda.collectors:NvidiaSmiCollector")},
-                  throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES, auto_priority=20)
+                  throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES, auto_priority=20, cards_of=cards_of)

@@ -130,6 +130,17 @@ class HpuBackend(Backend):
             return self.hthpu.wrap_in_hpu_graph(model)
         return super().wrap_inference(model)
 
+    def capture_graphs(self, module):
+        """--hpu-graphs in lazy mode: `module` wrapped in HPU graphs (bridge 1.19 hpu/graphs.py wrap_in_hpu_graph: a
+        graph captured per input shapes and hash() of the other arguments, and on a hit replayed without running the
+        Python forward); None without --hpu-graphs. A caller must keep every tensor the forward reads or writes
+        outside its arguments at one address (caches allocated once) and its shapes static."""
+        if not self.graphs:
+            return None
+        if not self.lazy:
+            raise ConfigError("--hpu-graphs: HPU graphs need --hpu-mode lazy")
+        return self.hthpu.wrap_in_hpu_graph(module)
+
     def compile_stats(self) -> dict | None:
         """The bridge's own count (1.19 hpu/metrics): metric_global("graph_compilation").stats() gives
         TotalNumber graphs and TotalTime in microseconds. synapse_helpers/graph.cpp emits the event for

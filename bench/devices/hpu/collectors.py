@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
 
 from bench.devices.collectors import CollectorUnavailable
 from bench.devices.library import LibraryCollector
@@ -133,6 +135,52 @@ def card_at_node(minor: int) -> dict:
         return {}
     finally:
         c.close()
+
+
+# A card's device node as the bridge opens it: /dev/accel/accel<N> (newer drivers) or /dev/hl<N>, N the node's
+# minor number; the control nodes (accel_controlD<N>, hl_controlD<N>) are not a card held.
+CARD_NODE = re.compile(r"(?:^|/)(?:accel/accel|hl)(\d+)$")
+
+
+def cards_of(pids) -> tuple[list[dict], str]:
+    """The Gaudi cards these processes hold, as the collector finds them ({"index": N}), and how they were
+    found: the device nodes each process has open (the bridge opens its card's node exclusively at
+    acquisition, bridge 1.19 synapse_helpers/device.cpp; Gaudi is one process per card), each linked to its
+    HLML card by the node's minor number (card_at_node). ([], why) where no card can be found so."""
+    found, said = [], []
+    for pid in pids:
+        minors = _open_nodes(pid)
+        if minors is None:
+            said.append(f"process {pid}'s open files cannot be read here (another user's, or gone)")
+        elif not minors:
+            said.append(f"process {pid} holds no Gaudi card")
+        for minor in minors or ():
+            card = card_at_node(minor)
+            if "index" not in card:
+                said.append(f"process {pid} holds device node {minor}, which HLML links to no card")
+            elif {"index": card["index"]} not in found:
+                found.append({"index": card["index"]})
+                said.append(f"process {pid} holds device node {minor}: HLML index {card['index']}, module "
+                            f"{card.get('module_id')}")
+    return found, "; ".join(said) or "no process to look at"
+
+
+def _open_nodes(pid: int) -> list[int] | None:
+    """The minor numbers of the card nodes a process has open (/proc/PID/fd), or None where they cannot be read."""
+    where = f"/proc/{int(pid)}/fd"
+    try:
+        fds = os.listdir(where)
+    except OSError:
+        return None
+    minors = []
+    for fd in fds:
+        try:
+            m = CARD_NODE.search(os.readlink(os.path.join(where, fd)))
+        except OSError:  # closed between the listing and the look
+            continue
+        if m and int(m.group(1)) not in minors:
+            minors.append(int(m.group(1)))
+    return minors
 
 
 BUSY_UTIL_PERCENT = 5.0

@@ -24,7 +24,8 @@ class HpuOptions(Options):
 
     hpu_mode: str | None = opt(None, "lazy, eager or compile: sets PT_HPU_LAZY_MODE before habana_frameworks is "
                                      "imported, and is recorded", choices=("lazy", "eager", "compile"))
-    hpu_graphs: bool = opt(False, "wrap inference models in HPU graphs (lazy mode only)")
+    hpu_graphs: bool = opt(False, "wrap inference models in HPU graphs (lazy mode only); blender-serve captures each "
+                                  "warmed decode bucket as one, as Gaudi's serving stacks do")
     hpu_recipe_cache: str | None = opt(None, "a directory where the bridge keeps compiled graph recipes across "
                                              "processes, so repeats and later runs load rather than recompile "
                                              "(sets PT_HPU_RECIPE_CACHE_CONFIG=DIR,false,SIZE_MB); recorded, with "
@@ -120,6 +121,11 @@ def check_recipe_cache(device_options, own, common, workloads=()) -> None:
 def check_modes(device_options, own, common, workloads=()) -> None:
     if device_options.compile:
         raise ConfigError("--compile: on hpu use --hpu-mode compile (torch.compile with the hpu_backend)")
+    eager = [w for w in workloads if getattr(w, "eager", None)]
+    if own is not None and own.hpu_mode == "compile" and eager:
+        raise ConfigError(f"--hpu-mode compile: {eager[0].eager} ({eager[0].name} would run uncompiled and be recorded "
+                          "as compiled); use --hpu-mode lazy (with --hpu-graphs: what Gaudi's serving stacks run) or "
+                          "eager, or run the other workloads apart")
     if own is None or not own.hpu_graphs:
         return
     if own.hpu_mode not in (None, "lazy"):
@@ -127,13 +133,20 @@ def check_modes(device_options, own, common, workloads=()) -> None:
     if own.hpu_mode is None and os.environ.get("PT_HPU_LAZY_MODE") != "1":
         raise ConfigError("--hpu-graphs: HPU graphs need lazy mode; add --hpu-mode lazy (without it the mode is "
                           "PT_HPU_LAZY_MODE's, or the release's default, which newer releases make eager)")
-    generating = [w.name for w in workloads if getattr(w, "generates", False)]
+    generating = [w.name for w in workloads if getattr(w, "generates", False) and not getattr(w, "graph_safe", False)]
     if generating:
         raise ConfigError(f"--hpu-graphs: not with {', '.join(generating)}. An HPU graph replays the graph it "
                           "captured for the same input shapes without running the Python forward, and generate()'s "
                           "KV-cache objects hash by identity, so a replay can return an earlier step's outputs: "
-                          "tokens and timings would be silently wrong (BlenderBot has no static-cache path). Drop "
-                          "--hpu-graphs, or run only --workload retrieval-encode")
+                          "tokens and timings would be silently wrong (BlenderBot's generate() has no static-cache path). Drop "
+                          "--hpu-graphs, or run only --workload retrieval-encode or blender-serve (the serving engine's "
+                          "caches are fixed and its shapes bucketed)")
+
+
+def cards_of(pids) -> tuple[list[dict], str]:
+    from bench.devices.hpu.collectors import cards_of as held
+
+    return held(pids)
 
 
 def worker_env(nproc: int, own=None) -> tuple[dict, str]:
@@ -174,4 +187,4 @@ SPEC = DeviceSpec(name="hpu", description="Intel Gaudi (habana_frameworks; HLML 
                   worker_env=worker_env, throttle_mask=THROTTLE_MASK, throttle_names=THROTTLE_NAMES,
                   collectors={"habana": ("bench.devices.hpu.collectors:HlmlCollector",
                                          "bench.devices.hpu.collectors:HlSmiCollector")},
-                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache))
+                  auto_priority=10, extra_checks=(check_modes, check_recipe_cache), cards_of=cards_of)

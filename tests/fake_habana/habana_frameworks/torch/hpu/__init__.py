@@ -21,8 +21,12 @@ backend/synapse_helpers/device.cpp:
 - An allocation past the card's memory raises RuntimeError "... Allocation failed for size ...".
 
 Cards: FAKE_HPU_CARDS, JSON [{"index", "module_id", "minor", "held"}] (held: opened by another process;
-minor: its device node's number, default its index), default one free card, index 0, module 0; FAKE_HPU_COUNT overrides the count; FAKE_HPU_DRAM the card's bytes."""
+minor: its device node's number, default its index), default one free card, index 0, module 0; FAKE_HPU_COUNT overrides the count; FAKE_HPU_DRAM the card's bytes.
+FAKE_HPU_DEV: the box's device directory, where a card's node is DEV/accel/accel<minor>; the processes that share
+it share the cards, each held by one process at a time (a lock on its node, as the bridge's exclusive open of
+/dev/accel/accel<N>), so a second process is refused a card a first holds, until it exits."""
 
+import fcntl
 import json
 import os
 import tempfile
@@ -37,6 +41,7 @@ CARDS = json.loads(os.environ.get("FAKE_HPU_CARDS", '[{"index": 0, "module_id": 
 DRAM = int(os.environ.get("FAKE_HPU_DRAM", str(96 * 2**30)))
 POOL = DRAM - 2 * 2**30
 _acquired = {}
+_OWN_DEV = None
 
 
 def device_count():
@@ -47,27 +52,55 @@ def get_device_name():
     return os.environ.get("FAKE_HPU_NAME", "GAUDI2")
 
 
+def _dev():
+    """The box's device directory: FAKE_HPU_DEV, shared by every process that sets it, else one of this process's own
+    (as if each process had a box to itself)."""
+    global _OWN_DEV
+    if os.environ.get("FAKE_HPU_DEV"):
+        return os.environ["FAKE_HPU_DEV"]
+    _OWN_DEV = _OWN_DEV or tempfile.mkdtemp(prefix="fake-dev-")
+    return _OWN_DEV
+
+
+def _open(card):
+    """device.cpp's acquisition: the card's node opened exclusively (here a POSIX lock on DEV/accel/accel<minor>,
+    which the kernel holds for this process until it exits, whichever of its threads or imports asks again;
+    another process is refused while it lives). The fd, or None where another process holds the card."""
+    if card.get("held"):
+        return None
+    path = os.path.join(_dev(), "accel", f"accel{card.get('minor', card['index'])}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _pick():
+    """(card, fd): by module ID where HLS_MODULE_ID names one, else (or on the warned fall-back) by type."""
     wanted = os.environ.get("HLS_MODULE_ID")
-    free = [c for c in CARDS if not c.get("held")]
     if wanted is not None:
-        card = next((c for c in free if str(c["module_id"]) == wanted.strip()), None)
-        if card is not None:
-            return card
+        card = next((c for c in CARDS if str(c["module_id"]) == wanted.strip()), None)
+        fd = _open(card) if card is not None else None
+        if fd is not None:
+            return card, fd
         if "HABANA_VISIBLE_MODULES" in os.environ or len(CARDS) < int(os.environ.get("WORLD_SIZE", "1")):
             raise RuntimeError("synStatus=26 [Device already acquired] Device acquire failed.")
         print(f"Device acquire failed for hls_mod_id: {wanted}. Proceeding without moduleid.")
-    if not free:
-        raise RuntimeError("synStatus=26 [Device already acquired] Device acquire failed.")
-    return free[0]
+    for card in CARDS:
+        fd = _open(card)
+        if fd is not None:
+            return card, fd
+    raise RuntimeError("synStatus=26 [Device already acquired] Device acquire failed.")
 
 
 def _acquire():
     if not _acquired:
-        card = _pick()
-        node = os.path.join(tempfile.mkdtemp(prefix="fake-dev-"), f"accel{card.get('minor', card['index'])}")
-        open(node, "w").close()
-        _acquired.update(card=card, fd=os.open(node, os.O_RDONLY))
+        card, fd = _pick()
+        _acquired.update(card=card, fd=fd)
         EVENTS.append(f"acquired:{card['module_id']}")
     return _acquired
 
