@@ -586,7 +586,7 @@ def test_energy_per_request_is_the_sessions_and_the_busy_spans_as_the_report_nam
     paths = box_reports(tmp_path, "box-a", 0.1, [(2, True), (4, False)], study, "a" * 32,
                         energy=EnergyFigure(joules=600.0, window_s=60.0, per_sample_j=2.5))
     [d] = decided(paths)  # a report before the named fields: its window's energy is not taken for either
-    assert d.boxes[0].energy.session_j.value is None and "before energy per request" in d.boxes[0].energy.session_j.detail
+    assert d.boxes[0].energy.session_j.value is None and d.boxes[0].energy.session_j.why == "not_recorded"
     rep = load_report(paths[1])
     for res in rep.results:
         res.energy.session_per_request_j, res.energy.busy_per_request_j = 2.0, 1.5

@@ -177,9 +177,10 @@ def energy(run: Run | None) -> Energy:
     e = run.result.energy
     if e.session_per_request_j is None:
         measured = e.device is not None and e.device.joules is not None
-        why = "no_requests" if measured and _completed(run) == 0 else "not_measured"
-        detail = e.per_request_reason or (e.device.reason if e.device is not None else None) or \
-            ("not recorded (a report before energy per request was)" if measured else None)
+        # this release always says why a per-request figure is null: a measured one without a reason is older
+        why = "not_measured" if not measured else "not_recorded" if e.per_request_reason is None else \
+            "no_requests" if _completed(run) == 0 else "not_measured"
+        detail = e.per_request_reason or (e.device.reason if e.device is not None else None)
         return Energy(session_j=Figure(why=why, detail=detail), busy_j=Figure(why=why, detail=detail))
     busy = Figure(value=e.busy_per_request_j) if e.busy_per_request_j is not None else \
         Figure(why="not_measured", detail=e.per_request_reason)

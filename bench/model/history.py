@@ -52,7 +52,6 @@ HISTORY = [
         "keeps its finished requests (`interrupted`), warnings `search_stopped` and `generator_late`; the arithmetic "
         "a precision's name does not say (`Environment.arithmetic`: the autocast "
         "op lists in effect, how fp32 matmuls ran); a repeat's CPU contention summed over the CPUs the run may use and "
-
         "judged against the cores it used, with what /proc/stat counted (`Contention.own_cores`, `free_cores`, `cpus`, "
         "`cpu_scope`, `in_container`), and its accelerator judged by the driver's own process list "
         "(`Contention.device_processes`); functions torch.compile ran eager past dynamo's recompile limit "
@@ -64,7 +63,10 @@ HISTORY = [
         "the study a run belongs to, resolved (its runs' options, "
         "prices, the samples an epoch means, its device-time budget), with the plan the box made of it "
         "(`Report.study`), a plain run's plan (`Report.plan`), and what a budget cut (stop reason `budget`, "
-        "warning `budget_cut`)"),
+        "warning `budget_cut`); serving energy per request named twice, the session's with its idle gaps and the "
+        "busy spans' alone (`Energy.session_per_request_j`, `busy_per_request_j`, `busy_j`, `idle_power_w`, "
+        "`per_request_reason`), utilization judged over the busy spans (`Result.busy`), the card a run over HTTP "
+        "watched as the server's (`ServedBy.device`) and HPU-graph decode (`ServedBy.hpu_graphs`)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

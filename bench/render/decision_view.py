@@ -14,6 +14,7 @@ WHY = {
     "not_run": "not run (the budget, or a failure before it)", "failed": "failed", "no_result": "not in the study",
     "no_price": "no price for this box", "no_epoch": "the study names no epoch_samples", "no_slo": "no SLO",
     "no_capacity": "no capacity", "not_measured": "not measured here", "no_requests": "no request completed",
+    "not_recorded": "not recorded (a report from before energy per request)",
 }
 VERDICT_WORDS = {"more": "more", "less": "less", "same": "the same", "overlap": "no verdict: the brackets overlap",
                  "no_verdict": "no verdict", "not_comparable": "not comparable"}
