@@ -287,11 +287,13 @@ class ServeView:
 
 
 def cmd_serve(args) -> int:
+    from bench.core.proc import die_with_the_starter
     from bench.launch.serve_command import build_serve, check_before_serve
     from bench.launch.launcher import Launcher
     from bench.measure.signals import interrupt_on_sigterm
     from bench.model.io import save_report
 
+    die_with_the_starter()  # a bench serve that a run started ends with it
     interrupt_on_sigterm()
     cfg, server = build_serve(args)
     cfg = check_before_serve(cfg, server)

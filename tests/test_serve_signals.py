@@ -151,3 +151,35 @@ def test_a_drain_that_runs_out_of_time_cuts_what_is_left(tmp_path):
     code, err, result, events = run_signalled(tmp_path, ["SIGTERM"], "--drain-s", 0)
     assert check_clean(code, err, result) == ["server_stopped", "server_stopped"]
     assert all(json.loads(stream[-2])["error"]["code"] == "server_stopped" for stream in events)
+
+
+def test_a_bench_serve_a_run_starts_is_told_to_end_with_it_without_code_run_between_fork_and_exec(monkeypatch):
+    """Python's subprocess docs: preexec_fn is not safe in a process with threads (the CUDA driver's, the
+    Gaudi bridge's run in the worker that starts bench serve); the child asks for PR_SET_PDEATHSIG itself."""
+    from bench.core.proc import PARENT_ENV
+    from bench.serve import spawn
+
+    seen = {}
+
+    def popen(argv, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(spawn.subprocess, "Popen", popen)
+    with pytest.raises(OSError):
+        spawn.LocalServer(["--device", "cpu"]).start()
+    assert "preexec_fn" not in seen and seen["env"][PARENT_ENV] == str(os.getpid())
+
+
+@pytest.mark.parametrize("parent, code", [("ours", 0), ("another", 1)])
+def test_a_child_told_to_end_with_its_starter_ends_at_once_if_the_starter_is_gone(parent, code):
+    """The starter gone before the child set PR_SET_PDEATHSIG (the signal would never come): it exits, and
+    the variable does not reach its own children."""
+    from bench.core.proc import PARENT_ENV
+
+    pid = os.getpid() if parent == "ours" else 1
+    code_ = ("import os; from bench.core.proc import die_with_the_starter; die_with_the_starter(); "
+             f"print(os.environ.get({PARENT_ENV!r}))")
+    done = subprocess.run([sys.executable, "-c", code_], env=dict(os.environ, **{PARENT_ENV: str(pid)},
+                          PYTHONPATH=os.pathsep.join(sys.path)), capture_output=True, text=True, timeout=HANG_S)
+    assert done.returncode == code and (code or done.stdout.strip() == "None")

@@ -19,6 +19,33 @@ def python_argv(*args: str) -> list[str]:
     return [sys.executable, *subprocess._args_from_interpreter_flags(), *args]
 
 
+PARENT_ENV = "BENCH_DIE_WITH"  # a child bench started with this PID ends when that process does
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this process when `parent` dies (prctl PR_SET_PDEATHSIG), set by the child itself after
+    exec. Not in a `preexec_fn`: that runs between fork and exec in a copy of a process that may run other
+    threads (the CUDA driver's, the Gaudi bridge's), where Python's subprocess docs say it is not safe. A
+    parent already gone by then (the signal would never come) ends this process at once."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        sys.exit(1)
+
+
+def die_with_the_starter() -> None:
+    """Where the process that started this one asked for it (PARENT_ENV, taken out of the environment so this
+    process's own children do not inherit it): end with that process."""
+    parent = os.environ.pop(PARENT_ENV, None)
+    if parent and parent.isdigit():
+        die_with_parent(int(parent))
+
+
 def child_env(extra: dict | None = None) -> dict:
     """This environment, with bench importable in the child as it is here (installed or a checkout)."""
     env = dict(os.environ)

@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 from bench.core.errors import BenchError
+from bench.core.proc import die_with_parent
 from bench.model.fields import null_non_finite, plain
 from bench.devices import registry as devices
 from bench.launch import catalog
@@ -115,18 +116,6 @@ def _peak(backend, cfg: RunConfig):
         return None, f"peak unknown ({type(exc).__name__}: {exc})"
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGTERM this worker when the launcher dies, so no orphan keeps a device busy."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        sys.exit(1)
-
 
 def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as fh:
@@ -137,7 +126,7 @@ def main(argv: list[str]) -> int:
                    local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])))
         job["events"] = job["events"].replace("{rank}", str(job["rank"]))
     elif job.get("parent_pid"):
-        _die_with_parent(job["parent_pid"])
+        die_with_parent(job["parent_pid"])
     interrupt_on_sigterm()
     try:
         writer = EventWriter(job["events"])

@@ -3,7 +3,8 @@ worker, so that its CPU is this run's own work (the run's process tree), never c
 
 It builds and warms its engine as `bench serve` always does, prints the address it listens on, and
 is stopped with SIGTERM (requests in flight drain) when the session ends; it gets SIGTERM too if the
-worker dies first (Linux: PR_SET_PDEATHSIG), so no server outlives its run.
+worker dies first (Linux: PR_SET_PDEATHSIG, which it sets itself: bench/core/proc.py die_with_parent),
+so no server outlives its run.
 
 Every wait on it is bounded: its start by START_TIMEOUT_S (a hang guard for building a large model),
 cut short the moment it exits or is stopped (SIGSTOP, a debugger: a stopped process answers nothing
@@ -16,15 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 
 from bench.core.errors import BenchError
-from bench.core.proc import child_env, python_argv, stop_group
+from bench.core.proc import PARENT_ENV, child_env, python_argv, stop_group
 from bench.serve.options import SERVE_UNUSED, EngineOptions
 
 READY_MARK = "listening on "
@@ -33,12 +34,6 @@ START_TIMEOUT_S = 1800.0  # building and warming a large model on a slow device:
 STOP_GRACE_S = 60.0  # from SIGTERM to SIGKILL: its drain (bench serve --drain-s, 30 s by default) and exit
 LOOK_S = 0.5  # while it starts, how often whether it still runs is looked at
 
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalServer:
@@ -56,10 +51,10 @@ class LocalServer:
         return self.proc.pid if self.proc is not None else None
 
     def start(self) -> str:
-        env = child_env({"COLUMNS": "400"})  # its one line of output is never wrapped
+        env = child_env({"COLUMNS": "400", PARENT_ENV: str(os.getpid())})  # one line, never wrapped; ends with us
         self.proc = subprocess.Popen(python_argv("-m", "bench", "serve", *self.argv), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_relay, args=(self.proc.stdout, lines, self.told), daemon=True).start()
         line = self._ready_line(lines)
