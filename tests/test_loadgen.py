@@ -759,7 +759,8 @@ def test_bench_serve_streams_each_chunks_token_ids_when_asked():
         with httpx.stream("POST", url + "/v1/completions", json=body, timeout=900) as r:
             lines = [x for x in r.iter_lines() if x.startswith("data: {")]
         chunks = [__import__("json").loads(x[6:])["choices"][0] for x in lines]
-        assert [c.get("token_ids") for c in chunks] == [[5], [5], [5], None]  # the finish chunk has none
+        assert [c.get("token_ids") for c in chunks] == [[5], [5], [5]]  # the finish rides on the last token's
+        assert [c["finish_reason"] for c in chunks] == [None, None, "length"]
         plain = httpx.post(url + "/v1/completions", json={**body, "return_token_ids": False}, timeout=900)
         assert plain.status_code == 200
 
