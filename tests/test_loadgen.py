@@ -681,7 +681,8 @@ VLLM_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer
              "burstiness", "max_concurrency", "duration", "completed", "failed", "total_input_tokens",
              "total_output_tokens", "request_throughput", "request_goodput", "output_throughput",
              "total_token_throughput", "input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors",
-             "max_output_tokens_per_s", "max_concurrent_requests",
+             "max_output_tokens_per_s", "max_concurrent_requests", "latencies", "start_times", "queue_times", "rtfx",
+             "bench_unfilled",
              *(f"{s}_{m}_ms" for m in ("ttft", "tpot", "itl", "e2el") for s in ("mean", "median", "std", "p50", "p90",
                                                                                  "p99"))}
 
@@ -708,6 +709,8 @@ def test_a_serving_result_exports_as_vllms_save_result_json():
     assert out["mean_tpot_ms"] == pytest.approx((150 + 50) / 2) and out["output_lens"] == [3, 2, 1, 0]
     assert out["request_goodput"] == pytest.approx(2 / 2.05)  # TTFT 0.05 and 0.05 meet 150 ms; 0.3 does not
     assert out["errors"] == ["", "", "", "http_503"] and out["max_concurrency"] is None
+    assert out["start_times"] == [0.05, 1.0, 2.0, 3.0] and out["queue_times"] == pytest.approx([0.05, 0, 0, 0])
+    assert out["latencies"] == pytest.approx([0.35, 0.35, 0.05, 0.0])  # from the send; a failed one 0, as vLLM
     assert out["p99_e2el_ms"] == pytest.approx(float(__import__("numpy").percentile([350, 350, 50], 99)))
 
 
