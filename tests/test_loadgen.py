@@ -1010,7 +1010,7 @@ def test_engine_http_starts_bench_serve_loads_it_and_stops_it(capsys, tmp_path):
         0].requests.session_start_s == pytest.approx(log.arrival_s[5] - log.session_start_s)  # the same arrivals
     capsys.readouterr()
     cli.cli(["compare", str(next((tmp_path / "inproc").glob("*.json"))), str(next((tmp_path / "http").glob("*.json"))),
-             "--width", "250"])
+             "--width", "250", "--verbose"])  # the notes in full: how it was served otherwise
     out = capsys.readouterr().out
     assert "served otherwise (engine: 'http' vs 'in-process')" in " ".join(out.split())
 
