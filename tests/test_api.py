@@ -133,9 +133,9 @@ def test_streaming_sends_a_chunk_per_token_and_the_same_text_as_a_whole_answer(t
     chunks = list(c.chat.completions.create(model="tiny", messages=messages, max_tokens=9, temperature=0,
                                             stream=True, stream_options={"include_usage": True},
                                             extra_body={"min_tokens": 9}))
-    tokens = [ch for ch in chunks if ch.choices and ch.choices[0].delta.content is not None]
-    assert len(tokens) == 9 and tokens[0].choices[0].delta.role == "assistant"
-    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "length"
+    role, tokens = chunks[0].choices[0].delta, chunks[1:-1]  # as OpenAI and vLLM: a role-only chunk first
+    assert role.role == "assistant" and role.content == "" and len(tokens) == 9
+    assert [ch.choices[0].finish_reason for ch in tokens] == [None] * 8 + ["length"]  # on the last token's chunk
     assert chunks[-1].usage.completion_tokens == 9 and not chunks[-1].choices
     whole = c.chat.completions.create(model="tiny", messages=messages, max_tokens=9, temperature=0,
                                       extra_body={"min_tokens": 9})
@@ -157,17 +157,23 @@ def test_seeded_sampling_over_the_api_repeats(tiny_url):
 def test_curl_streams_token_chunks_and_done(tiny_url):
     body = {"model": "tiny", "messages": [{"role": "user", "content": "i am scared"}], "stream": True,
             "max_tokens": 5, "min_tokens": 5}
-    out = subprocess.run(["curl", "-sN", "--max-time", str(HANG_S), tiny_url + "/v1/chat/completions", "-d",
-                          json.dumps(body)], capture_output=True, text=True, timeout=HANG_S, check=True).stdout
+    curl = ["curl", "-sN", "--max-time", str(HANG_S), "-H", "Content-Type: application/json"]
+    out = subprocess.run([*curl, tiny_url + "/v1/chat/completions", "-d", json.dumps(body)], capture_output=True,
+                         text=True, timeout=HANG_S, check=True).stdout
     events = [line[len("data: "):] for line in out.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
-    assert sum(1 for ch in chunks if "content" in ch["choices"][0]["delta"]) == 5
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""} and len(chunks) == 6
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
-    plain = subprocess.run(["curl", "-s", "--max-time", str(HANG_S), tiny_url + "/v1/completions", "-d",
+    plain = subprocess.run([*curl, tiny_url + "/v1/completions", "-d",
                             json.dumps({"model": "tiny", "prompt": "hello", "max_tokens": 3})],
                            capture_output=True, text=True, timeout=HANG_S, check=True).stdout
     assert json.loads(plain)["usage"]["completion_tokens"] <= 3
+    # `-d` alone sends a form (application/x-www-form-urlencoded): a 400 saying what to send, as vLLM answers it
+    form = subprocess.run(["curl", "-s", "--max-time", str(HANG_S), tiny_url + "/v1/completions", "-d",
+                           json.dumps({"model": "tiny", "prompt": "hello"})], capture_output=True, text=True,
+                          timeout=HANG_S, check=True).stdout
+    assert "Content-Type: application/json" in json.loads(form)["error"]["message"]
 
 
 def test_sixty_four_concurrent_requests_all_get_exactly_their_tokens(tiny_url):
@@ -181,7 +187,7 @@ def test_sixty_four_concurrent_requests_all_get_exactly_their_tokens(tiny_url):
             args = dict(model="tiny", prompt=[4 + i, 5 + i, 6], max_tokens=n, extra_body={"min_tokens": n})
             if i % 2:
                 stream = await c.completions.create(stream=True, **args)
-                return n, sum([1 async for ch in stream if ch.choices and ch.choices[0].finish_reason is None])
+                return n, sum([1 async for ch in stream if ch.choices])
             return n, (await c.completions.create(**args)).usage.completion_tokens
 
         return await asyncio.gather(*(one(i) for i in range(64)))
@@ -228,7 +234,7 @@ def test_a_full_queue_answers_429_and_drains():
                 assert third.json()["error"]["type"] == "rate_limit_error"
                 assert third.json()["error"]["code"] == "queue_full"
                 first.close()
-                assert sum(1 for line in second.iter_lines() if line.startswith("data: {")) == 301
+                assert sum(1 for line in second.iter_lines() if line.startswith("data: {")) == 300
         assert httpx.get(url + "/health", timeout=HANG_S).json()["status"] == "ok"
 
 
@@ -262,7 +268,7 @@ HOSTILE = [
     (b'{"model": "tiny", "prompt": "x", "max_tokens": 3, "min_tokens": 4}', 400),
     (b'{"model": "tiny", "prompt": "x", "n": 2}', 400), (b'{"model": "tiny", "prompt": "x", "top_p": 0}', 400),
     (b'{"model": "tiny", "prompt": "x", "seed": 18446744073709551616}', 400),
-    (b'{"model": "tiny", "prompt": "x", "stop": ["\\n"]}', 400),
+    (b'{"model": "tiny", "prompt": "x", "stop": [""]}', 400),
     (b'{"model": "tiny", "prompt": "x", "logprobs": 2}', 400),
     (b'{"model": "gpt-4", "prompt": "x"}', 404),
     (b'{"model": "tiny", "prompt": "' + b"sad " * 40 + b'"}', 400),
@@ -301,6 +307,135 @@ def test_hostile_bodies_get_openai_shaped_4xx_and_the_server_goes_on(tiny_url):
         assert h.post("/v1/completions", json={"model": "tiny", "prompt": "fine", "max_tokens": 2}).status_code == 200
 
 
+# -- the peers' clients, as their code sends ---------------------------------------------------------------
+HI = [{"role": "user", "content": "i feel so alone these days"}]
+PEER_BODIES = {  # vLLM 0.32 `vllm bench serve` (openai, openai-chat backends) and aiperf 0.13, as they send them
+    "vllm completions": ("/v1/completions", {"model": "tiny", "prompt": "i feel so alone", "repetition_penalty": 1.0,
+                                             "max_tokens": 5, "logprobs": None, "stream": True,
+                                             "stream_options": {"include_usage": True}, "ignore_eos": True}),
+    "vllm chat": ("/v1/chat/completions", {"model": "tiny", "messages": HI, "max_completion_tokens": 5, "stream": True,
+                                           "stream_options": {"include_usage": True}, "min_tokens": 5}),
+    "aiperf completions": ("/v1/completions", {"prompt": "i feel so alone", "model": "tiny", "stream": True,
+                                               "max_tokens": 5, "min_tokens": 5, "ignore_eos": True,
+                                               "stream_options": {"include_usage": True}}),
+    "aiperf chat": ("/v1/chat/completions", {"messages": HI, "model": "tiny", "stream": True,
+                                             "max_completion_tokens": 5, "stream_options": {"include_usage": True}}),
+}
+
+
+def sse(response) -> list:
+    """The JSON chunks of a streamed answer, then "[DONE]" where it came."""
+    events = [line[len("data: "):] for line in response.text.splitlines() if line.startswith("data: ")]
+    return [e if e == "[DONE]" else json.loads(e) for e in events]
+
+
+@pytest.mark.parametrize("peer", sorted(PEER_BODIES))
+def test_the_peers_bodies_are_answered_with_a_token_per_chunk_as_vllm_counts_them(tiny_url, peer):
+    import httpx
+
+    path, body = PEER_BODIES[peer]
+    r = httpx.post(tiny_url + path, json=body, timeout=HANG_S)
+    assert r.status_code == 200, r.text[:300]
+    events = sse(r)
+    assert events[-1] == "[DONE]"
+    chunks = [c for c in events[:-1] if c["choices"]]
+    usage = events[-2]["usage"]
+    assert not events[-2]["choices"] and 1 <= usage["completion_tokens"] <= 5
+    if "chat" in peer:  # a role-only chunk first, as OpenAI and vLLM send it
+        assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        chunks = chunks[1:]
+    # vLLM's client counts every chunk with text after the first as a token: one chunk per token, the finish
+    # reason on the last token's chunk (a separate finish-only chunk would count as one more)
+    assert len(chunks) == usage["completion_tokens"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks][:-1] == [None] * (len(chunks) - 1)
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("length", "stop")
+    if body.get("ignore_eos") or body.get("min_tokens"):
+        assert usage["completion_tokens"] == 5 and chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+BAD_VALUES = [({"repetition_penalty": 0}, "repetition_penalty"), ({"repetition_penalty": -1.0}, "repetition_penalty"),
+              ({"presence_penalty": 2.5}, "presence_penalty"), ({"frequency_penalty": -3}, "frequency_penalty"),
+              ({"min_p": 1.5}, "min_p"), ({"repetition_penalty": 1.2}, "repetition_penalty"),  # valid: refused by name
+              ({"stream_options": {"include_usage": True}}, "stream_options"),  # without stream
+              ({"stop": [""]}, "stop")]
+
+
+@pytest.mark.parametrize("extra,param", BAD_VALUES)
+def test_an_invalid_or_unimplemented_value_is_a_400_naming_it_and_a_neutral_one_is_taken(tiny_url, extra, param):
+    import httpx
+
+    base = {"model": "tiny", "prompt": "hello there", "max_tokens": 2}
+    r = httpx.post(tiny_url + "/v1/completions", json={**base, **extra}, timeout=HANG_S)
+    assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text[:300]
+    neutral = {"repetition_penalty": 1.0, "presence_penalty": 0, "frequency_penalty": 0.0, "min_p": 0,
+               "response_format": {"type": "text"}, "n": 1, "logprobs": None, "stop": []}
+    assert httpx.post(tiny_url + "/v1/completions", json={**base, **neutral}, timeout=HANG_S).status_code == 200
+
+
+def test_a_body_not_sent_as_json_is_a_400_saying_how_to_send_it(tiny_url):
+    import httpx
+
+    body = json.dumps({"model": "tiny", "prompt": "hello", "max_tokens": 2})
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        r = httpx.post(tiny_url + "/v1/completions", content=body, headers={"Content-Type": kind}, timeout=HANG_S)
+        assert r.status_code == 400 and "application/json" in r.json()["error"]["message"], (kind, r.text[:200])
+
+
+def test_a_stop_string_ends_the_reply_before_it_with_finish_reason_stop(tiny_url):
+    import httpx
+
+    ask = {"model": "tiny", "prompt": [5, 6, 7, 8], "max_tokens": 16, "min_tokens": 16, "temperature": 0}
+    whole = httpx.post(tiny_url + "/v1/completions", json=ask, timeout=HANG_S).json()["choices"][0]["text"]
+    stop = whole[len(whole) // 2: len(whole) // 2 + 4]
+    assert len(stop) == 4 and whole.index(stop) > 0
+    ask = {**ask, "min_tokens": 0, "stop": [stop, "never said"]}
+    cut = httpx.post(tiny_url + "/v1/completions", json=ask, timeout=HANG_S).json()["choices"][0]
+    assert cut["finish_reason"] == "stop" and cut["text"] == whole[: whole.index(stop)]
+    streamed = sse(httpx.post(tiny_url + "/v1/completions", json={**ask, "stream": True}, timeout=HANG_S))
+    assert "".join(c["choices"][0]["text"] for c in streamed[:-1]) == cut["text"]
+    assert streamed[-2]["choices"][0]["finish_reason"] == "stop" and streamed[-1] == "[DONE]"
+
+
+def test_continuous_usage_puts_the_usage_so_far_in_every_chunk(tiny_url):
+    import httpx
+
+    body = {"model": "tiny", "prompt": "hello", "max_tokens": 4, "min_tokens": 4, "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    chunks = sse(httpx.post(tiny_url + "/v1/completions", json=body, timeout=HANG_S))[:-1]
+    assert [c["usage"]["completion_tokens"] for c in chunks] == [1, 2, 3, 4, 4]
+
+
+def test_chat_without_a_length_gets_a_reply_a_person_reads_not_the_decoders_length(tiny_url):
+    import httpx
+
+    from bench.serve.app import CHAT_TOKENS
+
+    body = {"model": "tiny", "messages": HI, "min_tokens": 1000, "temperature": 0}
+    got = httpx.post(tiny_url + "/v1/chat/completions", json={**body, "min_tokens": 0, "ignore_eos": True},
+                     timeout=HANG_S).json()
+    assert got["usage"]["completion_tokens"] == min(CHAT_TOKENS, 64) < 512
+
+
+@pytest.mark.parametrize("preset", ["tiny", pytest.param("seed", marks=pytest.mark.slow)])
+def test_a_greedy_chat_reply_of_a_random_init_preset_is_words(preset):
+    """The presets' random weights repeat their start token when greedy; replies are drawn from the ids
+    the shipped tokenizer has words for, so a greedy reply is text and a sampled one has no placeholders."""
+    from workloads.blender_servable import BlenderServable
+    from workloads.common import CommonOptions
+
+    common = CommonOptions.build({}, preset)
+    servable = BlenderServable(common, cpu_backend(threads=1))
+    servable.build()
+    executor = servable.executor(max_rows=2, max_source=32, max_tokens=24)
+    engine = Engine(executor, time.monotonic, max_batch=2, max_waiting=8)
+    with serving(make_service(engine, codec_of(common.model), common.model, time.monotonic)) as url:
+        c = client(url)
+        for sampling in ({"temperature": 0}, {"temperature": 1.0, "seed": 3}):
+            reply = c.chat.completions.create(model=common.model, messages=HI, max_tokens=12, **sampling)
+            text = reply.choices[0].message.content
+            assert text.strip() and PLACEHOLDER.format("")[:5] not in text, (sampling, text)
+
+
 @pytest.mark.slow
 def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
     """`bench serve` as a user runs it: a request in flight when SIGTERM comes is answered to the end,
@@ -334,7 +469,7 @@ def test_bench_serve_drains_on_sigterm_and_writes_its_session(tmp_path):
             rest = list(lines)
         events = [c for c in chunks + rest if c.startswith("data: ")]
         assert before < 500 and events[-1] == "data: [DONE]"
-        assert sum(1 for e in events[:-1] if json.loads(e[6:])["choices"][0]["finish_reason"] is None) == 500
+        assert sum(1 for e in events[:-1] if json.loads(e[6:])["choices"]) == 500
         assert proc.wait(HANG_S) == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:

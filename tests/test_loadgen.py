@@ -139,10 +139,11 @@ class Seeing(FakeExecutor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.seen = {}
+        self.seen, self.sampled = {}, {}
 
     def step(self, joining):
         self.seen.update({r.id: r.prompt for r in joining})
+        self.sampled.update({r.id: r.sampling for r in joining})
         return super().step(joining)
 
 
@@ -681,7 +682,8 @@ VLLM_KEYS = {"date", "endpoint_type", "backend", "label", "model_id", "tokenizer
              "burstiness", "max_concurrency", "duration", "completed", "failed", "total_input_tokens",
              "total_output_tokens", "request_throughput", "request_goodput", "output_throughput",
              "total_token_throughput", "input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors",
-             "max_output_tokens_per_s", "max_concurrent_requests",
+             "max_output_tokens_per_s", "max_concurrent_requests", "latencies", "start_times", "queue_times", "rtfx",
+             "bench_unfilled",
              *(f"{s}_{m}_ms" for m in ("ttft", "tpot", "itl", "e2el") for s in ("mean", "median", "std", "p50", "p90",
                                                                                  "p99"))}
 
@@ -708,6 +710,8 @@ def test_a_serving_result_exports_as_vllms_save_result_json():
     assert out["mean_tpot_ms"] == pytest.approx((150 + 50) / 2) and out["output_lens"] == [3, 2, 1, 0]
     assert out["request_goodput"] == pytest.approx(2 / 2.05)  # TTFT 0.05 and 0.05 meet 150 ms; 0.3 does not
     assert out["errors"] == ["", "", "", "http_503"] and out["max_concurrency"] is None
+    assert out["start_times"] == [0.05, 1.0, 2.0, 3.0] and out["queue_times"] == pytest.approx([0.05, 0, 0, 0])
+    assert out["latencies"] == pytest.approx([0.35, 0.35, 0.05, 0.0])  # from the send; a failed one 0, as vLLM
     assert out["p99_e2el_ms"] == pytest.approx(float(__import__("numpy").percentile([350, 350, 50], 99)))
 
 
@@ -759,9 +763,216 @@ def test_bench_serve_streams_each_chunks_token_ids_when_asked():
         with httpx.stream("POST", url + "/v1/completions", json=body, timeout=900) as r:
             lines = [x for x in r.iter_lines() if x.startswith("data: {")]
         chunks = [__import__("json").loads(x[6:])["choices"][0] for x in lines]
-        assert [c.get("token_ids") for c in chunks] == [[5], [5], [5], None]  # the finish chunk has none
+        assert [c.get("token_ids") for c in chunks] == [[5], [5], [5]]  # the finish rides on the last token's
+        assert [c["finish_reason"] for c in chunks] == [None, None, "length"]
         plain = httpx.post(url + "/v1/completions", json={**body, "return_token_ids": False}, timeout=900)
         assert plain.status_code == 200
+
+
+# ---- what each request is sent, and how the load is shaped --------------------------------------------------
+def test_sampling_reaches_each_request_in_process_and_over_http_with_its_own_seed():
+    from bench.serve.protocol import Sampling
+
+    plan = ServingPlan((0.0, 0.1, 0.2), prompts(3), (2,) * 3, sampling=Sampling(0.8, 0.9, 40))
+    _, ex = serve(plan)
+    seen = {r.id: r.sampling for r, _ in ex.rows.values()} | ex.sampled
+    assert [seen[str(i)] for i in range(3)] == [Sampling(0.8, 0.9, 40 + i) for i in range(3)]
+    _, server = run_scripted(plan, [Reply.tokens([0.01, 0.02]) for _ in range(3)])
+    got = sorted((b["temperature"], b["top_p"], b["seed"]) for b in server.bodies)
+    assert got == [(0.8, 0.9, 40), (0.8, 0.9, 41), (0.8, 0.9, 42)]
+    greedy = ServingPlan((0.0,), prompts(1), (2,))  # the default, as before: greedy, no top_p or seed sent
+    _, server = run_scripted(greedy, [Reply.tokens([0.01, 0.02])])
+    assert server.bodies[0]["temperature"] == 0.0 and "seed" not in server.bodies[0] and "top_p" not in server.bodies[0]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    """A tokenizer in a local directory, as a server's model ships it (the shipped word-level one, saved)."""
+    from transformers import PreTrainedTokenizerFast
+
+    from workloads.data import shipped_tokenizer
+
+    path = tmp_path_factory.mktemp("tokenizer")
+    PreTrainedTokenizerFast(tokenizer_object=shipped_tokenizer(), unk_token="[UNK]", pad_token="[PAD]",
+                            bos_token="[BOS]", eos_token="[EOS]").save_pretrained(path)
+    return str(path)
+
+
+def test_a_jsonl_prompts_file_is_read_in_order_counted_with_a_local_tokenizer_and_cut_to_the_context(tmp_path,
+                                                                                                 tokenizer_dir):
+    from bench.serve.prompts import counted, load_tokenizer, read_prompt_file
+
+    f = tmp_path / "prompts.jsonl"
+    f.write_text('{"prompt": "i feel so alone"}\n\n{"text": "my dog is sick and i am sad"}\n')
+    texts = read_prompt_file(str(f))
+    assert texts == ["i feel so alone", "my dog is sick and i am sad"]
+    tok = load_tokenizer(tokenizer_dir)
+    encode = lambda t: tok.encode(t, add_special_tokens=False)
+    ids, kept, cut = counted(texts, 3, encode, tok.decode, context_len=5)
+    assert [len(i) for i in ids] == [4, 5, 4] and cut == [8]  # the second cut to its last 5; then the first again
+    assert kept[0] == texts[0] and kept[1].startswith("sick and i am") and kept[1] == tok.decode(ids[1])
+    f.write_text('{"prompt": ""}\n')
+    with pytest.raises(ConfigError, match=":1: expected an object with a non-empty string"):
+        read_prompt_file(str(f))
+    with pytest.raises(ConfigError, match="not a directory"):
+        load_tokenizer(str(tmp_path / "nowhere"))
+
+
+def test_synthetic_prompts_have_the_drawn_lengths_in_the_tokenizers_own_tokens(tokenizer_dir):
+    from bench.serve.prompts import input_lengths, load_tokenizer, synthetic_texts
+
+    assert input_lengths("fixed:7", 3, 32, seed=0) == [7, 7, 7]
+    drawn = input_lengths("normal:12:4", 200, 16, seed=1)
+    assert drawn == input_lengths("normal:12:4", 200, 16, seed=1) and 1 <= min(drawn) and max(drawn) == 16
+    assert 10 < statistics.mean(drawn) < 13  # 12, less what the cap at --context-len 16 takes off
+    assert all(8 <= k <= 32 for k in input_lengths("uniform", 50, 32, seed=0))
+    tok = load_tokenizer(tokenizer_dir)
+    ids, texts = synthetic_texts(tok, [3, 9, 16], seed=0)
+    assert [len(tok.encode(t, add_special_tokens=False)) for t in texts] == [3, 9, 16] == [len(i) for i in ids]
+    assert not any(i < 4 for i in sum(ids, []))  # no padding, start, end or unknown token
+
+
+def test_bench_token_ids_to_a_server_not_bench_are_warned_of_and_recorded(monkeypatch):
+    from bench.serve import remote
+
+    monkeypatch.setattr(remote, "probe", lambda url, key: {"models": ["llama"], "owner": "vllm", "server": "vllm"})
+
+    def connect(api, text, serves=None):
+        result = types.SimpleNamespace(params={}, warnings=[], served_by=None)
+        result.warn = lambda code, message: result.warnings.append((code, message))
+        m = types.SimpleNamespace(result=result, wl=types.SimpleNamespace(text_prompts=text,
+                                                                          common=types.SimpleNamespace(model="tiny")))
+        o = types.SimpleNamespace(endpoint="http://10.1.2.3:8000", api_key=lambda: None, endpoint_model=None,
+                                  endpoint_serves=serves, api=api, request_timeout_s=60.0)
+        e = remote.connect(m, o)
+        return [code for code, _ in result.warnings if code != "no_server_telemetry"], e
+
+    codes, e = connect("completions", text=False)
+    assert codes == ["prompts_as_ids"] and not e.text
+    assert connect("completions", text=True)[0] == [] and connect("completions", text=True)[1].text
+    assert connect("chat", text=False)[0] == [] and connect("completions", False, serves="tiny")[0] == []
+
+
+class Counting(ScriptedServer):
+    """The scripted server, counting the requests it holds at once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = self.most = 0
+
+    async def handle(self, request):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await super().handle(request)
+        finally:
+            self.now -= 1
+
+
+def test_a_concurrency_cap_holds_at_any_rate_and_a_waiting_requests_ttft_counts_from_its_arrival():
+    from bench.serve.maths import records as rec
+
+    n = 9
+    plan = ServingPlan((0.0,) * n, prompts(n), (3,) * n, max_concurrency=2)  # a burst: every request at once
+    clock = VirtualClock(T0)
+    server = Counting(clock, {p: Reply.tokens([0.1, 0.2, 0.3]) for p in plan.prompts})
+    with server as url:
+        client = server.client = Recording(Endpoint(url, "completions", "fake"), clock, clock.sleep)
+        try:
+            traces = run_session(plan, client, clock)
+        finally:
+            client.close()
+    assert server.most == 2 and all(t.error is None and t.new_tokens == 3 for t in traces)
+    finishes = sorted(t.finish_s for t in traces)
+    for i, t in enumerate(sorted(traces, key=lambda t: t.ready_s)):  # the third sent once the first ended, ...
+        assert t.ready_s == T0 if i < 2 else t.ready_s >= finishes[i - 2]
+        assert t.arrival_s == T0 and t.sent_s >= t.ready_s  # its arrival stays when it was scheduled
+    log = request_log(traces, session_start_s=T0)
+    for r in rec.records(log):  # TTFT from the arrival: the wait for a slot included, as a user waits
+        assert rec.ttft(r) == pytest.approx(rec.waited(r) + rec.ttft(r, "sent"))
+    assert max(rec.waited(r) for r in rec.records(log)) >= 0.9  # the last waited for three replies at least
+    in_process, ex = serve(ServingPlan(tuple(i * 0.001 for i in range(n)), prompts(n), (3,) * n, max_concurrency=3),
+                           max_batch=8)
+    assert max(len(rows) for rows, _ in ex.log) == 3 and all(t.finish_s for t in in_process)
+
+
+def test_a_burst_sends_every_request_at_the_start_with_no_rate():
+    load = parse_load("burst")
+    assert load.open and not load.rated and open_arrivals(load, None, 4, seed=0) == [0.0] * 4
+    with pytest.raises(ConfigError):
+        parse_load("burst:2")
+
+
+def test_a_vllm_results_sends_are_read_as_arrivals_and_bench_export_replays_as_it_was_sent(tmp_path):
+    import json
+
+    from bench.model.report import ServedBy
+    from bench.serve.arrivals import read_arrivals
+    from bench.serve.maths.vllm import vllm_results
+
+    f = tmp_path / "vllm.json"
+    # vLLM's perf_counter seconds; the third waited 0.5 s for a --max-concurrency slot: it arrived at 1000.6
+    f.write_text(json.dumps({"start_times": [1000.0, 1000.25, 1001.1], "queue_times": [0.0, 0.0, 0.5],
+                             "input_lens": [12, 30, 7], "ttfts": [0.1, 0.1, 0.1]}))
+    offsets, lens = read_arrivals(str(f))
+    assert offsets == pytest.approx([0.0, 0.25, 0.6]) and lens == [12, 30, 7]
+    f.write_text(json.dumps({"start_times": [2.0, 1.0], "input_lens": [5, 6]}))  # no queue_times: sent as arrived
+    assert read_arrivals(str(f)) == (pytest.approx([0.0, 1.0]), [6, 5])  # in arrival order
+    f.write_text(json.dumps({"input_lens": [5]}))
+    with pytest.raises(ConfigError, match="start_times"):
+        read_arrivals(str(f))
+    r = serving_run("v", ServedBy("http", "bench serve", "http://127.0.0.1:1", "completions", "tiny", True, True))
+    res = r.results[0]
+    res.timing.repeats = res.timing.repeats[:1]
+    res.timing.repeats[0].requests = log_of([(0.0, [0.1], None), (0.5, [0.7], None)], sent_s=[0.0, 0.5],
+                                            session_start_s=0.0)
+    f.write_text(json.dumps(vllm_results([r])[0]))
+    assert read_arrivals(str(f))[0] == pytest.approx([0.0, 0.5])
+
+
+def test_events_that_arrive_in_one_read_are_stamped_each_as_it_is_parsed():
+    from bench.serve.http import StreamReader
+
+    ticks = iter(range(1, 100))
+    reader = StreamReader(Trace("0", T0), chat=False, asked=4, clock=lambda: float(next(ticks)))
+
+    def event(i, finish=None):
+        return b"data: " + __import__("json").dumps({"choices": [{"index": 0, "text": f" w{i}", "token_ids": [i],
+                                                                   "finish_reason": finish}]}).encode() + b"\n\n"
+
+    assert not reader.feed(event(10) + event(11) + event(12)[:9])  # three events in one read, the last cut
+    assert reader.trace.token_s == [1.0, 2.0]  # a stamp each, not one for the read
+    assert reader.feed(event(12)[9:] + b": keep-alive\n\n" + event(13, "length") + b"data: [DONE]\n\n")
+    assert reader.trace.token_s == [1.0, 2.0, 3.0, 4.0] and reader.trace.tokens == [10, 11, 12, 13]
+    assert reader.trace.finish_s == 4.0 and reader.trace.new_tokens == 4
+
+
+def test_the_http_clients_stamps_are_read_on_its_own_thread_not_the_schedules():
+    import threading
+
+    class Where(VirtualClock):
+        def __init__(self, start):
+            super().__init__(start)
+            self.threads = set()
+
+        def __call__(self):
+            self.threads.add(threading.current_thread().name)
+            return super().__call__()
+
+    plan = ServingPlan((0.0, 0.05), prompts(2), (3, 3))
+    clock = Where(T0)
+    keys = list(plan.prompts)
+    server = ScriptedServer(clock, {k: Reply.tokens([0.01, 0.02, 0.03]) for k in keys},
+                            [(T0 + a, k) for a, k in zip(plan.arrivals, keys, strict=True)])
+    with server as url:
+        client = server.client = Recording(Endpoint(url, "completions", "fake"), clock, clock.sleep)
+        try:
+            clock.threads.clear()
+            traces = run_session(plan, client, clock)
+        finally:
+            client.close()
+    assert all(len(t.token_s) == 3 for t in traces) and "bench-http" in clock.threads
+    assert threading.current_thread().name in clock.threads  # the schedule's own reads, on the caller's thread
 
 
 # ---- end to end ------------------------------------------------------------------------------------------------

@@ -310,13 +310,16 @@ def test_bench_serve_tells_its_models_identity_and_a_run_over_http_takes_it():
     from test_api import Sleepy, serving
     from bench.serve.server import make_service
 
-    told = {"model": "tiny", "model_type": "blenderbot-small", "parameters": 363_000, "config_hash": "abc123"}
+    told = {"model": "tiny", "model_type": "blenderbot-small", "parameters": 363_000, "config_hash": "abc123",
+            "reply_vocab": 462}
     service = make_service(Engine(Sleepy(), _time.monotonic, max_batch=4), codec_of("tiny", 100), "tiny",
                            _time.monotonic)
     service.identity = told
     with serving(service) as url:
         info = probe(url)
-    assert info["identity"] == {"tiny": told}
+        assert info["identity"] == {"tiny": told}
+        service.identity = {k: v for k, v in told.items() if k != "reply_vocab"}  # a bench serve from before it
+        assert probe(url)["identity"] == {}  # its replies came from another vocabulary: not taken as the same model
 
 
 @pytest.mark.parametrize("card", [{"model": "x"}, {**dict.fromkeys(("model", "model_type", "config_hash"), "x"),

@@ -296,7 +296,7 @@ def test_a_watcher_that_raises_fails_the_server_loudly_instead_of_hanging_its_re
     got = []
     loop.start()
     try:
-        loop.submit(GenRequest("a", (5,), 2), got.append)
+        loop.submit(GenRequest("a", (5,), 2), got.extend)
         wait_for(lambda: got, "an answer")
     finally:
         loop.stop(HANG_S)

@@ -322,14 +322,17 @@ def test_blender_serve_writes_one_result_per_rate_that_keeps_up(tmp_path, capsys
     assert code == 0 and [w["variant"] for w in doc["workloads"]] == ["qps=2", "qps=4"]
     [curve] = doc["serving"]
     assert [p["qps"] for p in curve["points"]] == [2.0, 4.0] and curve["capacity_text"]
-    # a report the previous release wrote (qps 4, 30 requests: the same identity) compares with this one
+    # a report the previous release wrote (qps 4, 30 requests) drew the tiny preset's replies from every id (its
+    # greedy replies were empty): paired, and refused on that difference alone, not compared as if it had not been
     old = FIXTURES / "report-v4-serving.json"
     capsys.readouterr()
     code = cli.cli(["compare", str(old), str(path), "--json", "-"])
     doc = json.loads(capsys.readouterr().out)
     paired = [w for w in doc["workloads"] if w["variant"] == "qps=4"]
     assert code == 0 and len(paired) == 1 and len(paired[0]["rows"]) == 2, paired
-    assert all(r["comparable"] for r in paired[0]["rows"]), paired[0]["rows"]  # the same identity: judged, not refused
+    new = next(r for r in paired[0]["rows"] if r["label"] is None)
+    said = [n for n in paired[0]["notes"] if n["code"] == "not_comparable"]
+    assert not new["comparable"] and [n["text"].split("(", 1)[1] for n in said] == ["reply_vocab: 462 vs None)"], said
 
 
 @pytest.mark.slow

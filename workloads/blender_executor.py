@@ -73,6 +73,7 @@ class _Probe:
     prompt: tuple[int, ...]
     max_tokens: int = 1
     min_tokens: int = 0
+    ignore_eos: bool = False
     sampling: _Greedy = _Greedy()
 
 
@@ -88,7 +89,8 @@ class _Row:
 class BlenderExecutor:
     """Rows of BlenderBot-small generation on one device (see the module's docstring)."""
 
-    def __init__(self, model, backend, *, max_rows: int, max_source: int, max_tokens: int, precision: str = "fp32"):
+    def __init__(self, model, backend, *, max_rows: int, max_source: int, max_tokens: int, precision: str = "fp32",
+                 text_ids=None):
         import torch
 
         cfg = model.config
@@ -116,6 +118,7 @@ class BlenderExecutor:
         self._flop_terms = self._terms()
         self._allocate(self.length.limit if self.static else min(self.length.limit, 32),
                        self.width.limit if self.static else min(self.width.limit, 64))
+        self.banned = self._banned(text_ids)
         self.decoder_module = self.decode = _decode_module(self)
         self.decode_calls = 0  # decode steps asked for (warm-up included); minus decoder_module.runs: replays
         self.scale = self._embedding_scale()
@@ -253,7 +256,7 @@ class BlenderExecutor:
         slots = self.slots[:rows]
         tokens = [row.token if row else self.pad for row in slots]
         positions = [row.pos if row else 0 for row in slots]
-        suppress = [bool(row) and row.pos < row.request.min_tokens for row in slots]  # min_tokens: no EOS yet
+        suppress = [bool(row) and self._no_eos(row) for row in slots]
         return tokens, positions, suppress
 
     def _logits(self, rows: int, width: int, length: int, tokens, positions, suppress):
@@ -289,6 +292,33 @@ class BlenderExecutor:
             x = layer.encoder_attn_layer_norm(x + ca.out_proj(a))
             x = layer.final_layer_norm(x + layer.fc2(layer.activation_fn(layer.fc1(x))))
         logits = (self.model.lm_head(x[:, 0]) + self.model.final_logits_bias).float()
+        return self._mask(logits, no_eos)
+
+    # -- which tokens a reply may be made of --------------------------------------------------------------
+    def _banned(self, text_ids):
+        """The ids no reply is drawn from (None: every id may be): all but `text_ids` and end of sequence. The
+        random-init presets' shipped tokenizer has text for 466 of the model's ids; drawn from the others, a
+        reply is placeholders, or (greedy: the start token, again and again) no text at all."""
+        if text_ids is None:
+            return None
+        banned = self.torch.ones(self.vocab_size, dtype=self.torch.bool)
+        banned[[i for i in text_ids if 0 <= i < self.vocab_size]] = False
+        banned[self.eos] = False
+        if bool(banned.all()):
+            raise BenchError("the reply vocabulary holds no id of this model: no reply could be made")
+        return banned.to(self.device)
+
+    def _no_eos(self, row) -> bool:
+        """End of sequence is masked before min_tokens; where replies are drawn from a text vocabulary, also as
+        the first token (an empty reply) and where the request goes on past it (ignore_eos: a token without text)."""
+        r = row.request
+        if self.banned is None:
+            return row.pos < r.min_tokens
+        return row.pos < max(1, r.min_tokens) or bool(getattr(r, "ignore_eos", False))
+
+    def _mask(self, logits, no_eos):
+        if self.banned is not None:
+            logits = logits.masked_fill(self.banned, float("-inf"))
         logits[:, self.eos] = logits[:, self.eos].masked_fill(no_eos, float("-inf"))
         return logits
 
@@ -393,7 +423,8 @@ class BlenderExecutor:
         4.x multiplies them by sqrt(d_model) where the config sets scale_embedding, 5.x (5.24 checked)
         does not, so the same weights give other tokens. The first decode step of a probe request is
         computed both ways and compared with the model's forward; the scale that reproduces it is kept,
-        and an engine that reproduces neither refuses to serve."""
+        and an engine that reproduces neither refuses to serve. Compared: the logits of every id a reply
+        may be drawn from (all of them, or the text vocabulary's); the masked ones must be -inf, nothing else."""
         torch = self.torch
         prompt = tuple(4 + i % max(1, self.vocab_size - 4) for i in range(min(8, self.max_source)))
         ids = torch.tensor([prompt], device=self.device)
@@ -407,12 +438,23 @@ class BlenderExecutor:
                 self._join([_Probe("probe", prompt)])
                 logits = self._logits(*self._view(), *self._inputs(1))[0]
             self.drop(["probe"])
-            errors[scale] = float((logits - ref).abs().max())
+            kept = self._drawn_from(logits)
+            errors[scale] = float((logits[kept] - ref[kept]).abs().max())
         best = min(errors, key=errors.get)
         if errors[best] > 1e-3 * max(1.0, float(ref.abs().max())):
             raise BenchError(f"the serving engine does not reproduce this model's forward (logits differ by "
                              f"{errors[best]:.3g}); it would generate other tokens than the model, so it refuses")
         return best
+
+    def _drawn_from(self, logits):
+        """The ids of a first decode step's logits that a reply may be drawn from (end of sequence is masked
+        there); BenchError where the mask let through another or masked one of them."""
+        torch = self.torch
+        kept = torch.ones_like(logits, dtype=torch.bool) if self.banned is None else ~self.banned
+        kept[self.eos] = not self._no_eos(_Row(_Probe("probe", (self.pad,)), 1, self.start))  # the probe's first token
+        if not torch.equal(torch.isfinite(logits), kept):
+            raise BenchError("the serving engine's token mask does not match the reply vocabulary; it refuses to serve")
+        return kept
 
 
 def _decode_module(executor):

@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.core.errors import ConfigError
-from workloads.data import request_prompts, shipped_tokenizer
+from workloads.data import SPECIALS, request_prompts, shipped_tokenizer
 from workloads.models import BLENDER_CONFIGS, build_blender, check_positions, model_config, model_identity
 
 SHIPPED_VOCAB = 1000  # the shipped tokenizer's size (it covers fewer ids of a larger model's vocabulary)
+SPECIAL_IDS = len(SPECIALS)  # its ids 0-3: padding, start, end of sequence, unknown
 
 
 class BlenderServable:
@@ -24,7 +25,8 @@ class BlenderServable:
     def __init__(self, common, backend=None):
         self.common, self.backend = common, backend
         self.model = self.config = None
-        self.identity = {"model": None, "model_type": None, "parameters": None, "config_hash": None}
+        self.identity = {"model": None, "model_type": None, "parameters": None, "config_hash": None,
+                         "reply_vocab": None}
 
     @staticmethod
     def check(common, new_tokens: int | None = None) -> None:
@@ -38,7 +40,8 @@ class BlenderServable:
     def build(self, to_device: bool = True) -> None:
         """The model with its identity; on the device only where it serves here (`to_device`)."""
         model = build_blender(self.common.model).eval()
-        self.identity, self.config = model_identity(model, self.common.model), model.config
+        self.config = model.config
+        self.identity = {**model_identity(model, self.common.model), "reply_vocab": self.reply_vocab}
         self.model = model.to(self.backend.device) if to_device else None
 
     @property
@@ -69,12 +72,27 @@ class BlenderServable:
         return shipped_tokenizer(min(self.vocab_size, SHIPPED_VOCAB))
 
     # -- serving ---------------------------------------------------------------------------------------
+    def reply_ids(self) -> list[int] | None:
+        """The ids replies are drawn from: for a random-init preset, the words its shipped tokenizer has
+        (not its special tokens; end of sequence is the engine's to allow), so that every reply is text; a
+        checkpoint's own tokenizer covers its vocabulary (None: every id)."""
+        if self.common.model not in BLENDER_CONFIGS:
+            return None
+        return sorted(i for i in self._shipped().get_vocab().values() if i >= SPECIAL_IDS and i < self.vocab_size)
+
+    @property
+    def reply_vocab(self) -> int | None:
+        """How many ids replies are drawn from (an identity field: reports from before it was restricted drew from
+        the whole vocabulary, and greedy replies of the random-init presets were empty); None: every id."""
+        ids = self.reply_ids()
+        return None if ids is None else len(ids)
+
     def executor(self, *, max_rows: int, max_source: int, max_tokens: int, precision: str = "fp32"):
         """An executor of the engine's protocol over the built model, on its backend."""
         from workloads.blender_executor import BlenderExecutor
 
         return BlenderExecutor(self.model, self.backend, max_rows=max_rows, max_source=max_source,
-                               max_tokens=max_tokens, precision=precision)
+                               max_tokens=max_tokens, precision=precision, text_ids=self.reply_ids())
 
     def tokenizer(self):
         """The tokenizer behind the API's text: the shipped one for the random-init presets, the

@@ -66,7 +66,11 @@ HISTORY = [
         "warning `budget_cut`); serving energy per request named twice, the session's with its idle gaps and the "
         "busy spans' alone (`Energy.session_per_request_j`, `busy_per_request_j`, `busy_j`, `idle_power_w`, "
         "`per_request_reason`), utilization judged over the busy spans (`Result.busy`), the card a run over HTTP "
-        "watched as the server's (`ServedBy.device`) and HPU-graph decode (`ServedBy.hpu_graphs`)"),
+        "watched as the server's (`ServedBy.device`) and HPU-graph decode (`ServedBy.hpu_graphs`); with a concurrency "
+        "cap, when a request could be sent (`RequestLog.ready_s`); warning `prompts_as_ids` (bench's token ids sent "
+        "to a server not declared to serve bench's model); in a serving result's identity, what it sent (sampling, "
+        "a prompts file or synthetic lengths, the cap) and the reply vocabulary of the random-init presets "
+        "(`reply_vocab`: replies drawn from the ids the shipped tokenizer has words for)"),
 ]
 
 _CORE = {f.name for f in dataclasses.fields(Metrics)}

@@ -61,7 +61,10 @@ WARNING_CODES = {
     "server_count_disagrees": "serving over HTTP: the server's usage.completion_tokens, or what it streamed, disagreed "
                               "with the tokens asked and streamed; the figures count what was streamed, up to what "
                               "each request asked",
-    "prompts_cut": "serving: prompts of an --arrivals file longer than --context-len were cut to it",
+    "prompts_cut": "serving: prompts of an --arrivals file or a --data-file longer than --context-len were cut to it",
+    "prompts_as_ids": "serving over HTTP: the prompts went as token ids of bench's own tokenizer to a server that is "
+                      "not bench serve and was not declared to serve that model (--endpoint-serves): its model reads "
+                      "them as other tokens of the same lengths",
     "budget_cut": "a study's device-time budget ran out: repeats, offered rates or capacity probes were not run; the "
                   "message says which, and what that costs the answer",
 }
@@ -466,6 +469,11 @@ class RequestLog:
                                             "several tokens; null in reports before format 4", None, minimum=0)
     sent_s: list[float | None] | None = fld("when the load generator sent it (its lateness: sent_s - arrival_s, "
                                             "not part of the latency's start)", None, minimum=0)
+    ready_s: list[float | None] | None = fld("with --max-concurrency: when it could be sent — its arrival, or the "
+                                             "moment a request in flight ended and freed a slot for it (the wait "
+                                             "for a slot, ready_s - arrival_s, is part of its latency; the load "
+                                             "generator's lateness is sent_s - ready_s); null without a cap",
+                                             None, minimum=0)
     error: list[str | None] | None = fld("why it did not complete, a code: `timeout`, `disconnected`, `connection`, "
                                          "`http_<status>`, `bad_stream`, `server_error` (an error in the stream), "
                                          "`rejected_<code>`, `cancelled`, `engine_error`, `server_exited` or "
@@ -480,7 +488,7 @@ class RequestLog:
 
     @invariant
     def _one_entry_per_request(self) -> None:
-        optional = ("token_s", "sent_s", "error", "measured", "turn")
+        optional = ("token_s", "sent_s", "ready_s", "error", "measured", "turn")
         columns = [f.name for f in dataclasses.fields(self) if f.name not in (*optional, "session_start_s")]
         _same_lengths(self, columns, optional=optional)
         for i, (stamps, n) in enumerate(zip(self.token_s or [], self.new_tokens, strict=False)):
@@ -497,6 +505,10 @@ class RequestLog:
         in_order(self, "arrival_s", "start_s", "first_token_s")
         if self.sent_s is not None:
             in_order(self, "sent_s", "first_token_s")
+        if self.ready_s is not None:
+            in_order(self, "arrival_s", "ready_s")
+            if self.sent_s is not None:
+                in_order(self, "ready_s", "sent_s")
         within(self, "token_s", "first_token_s", "finish_s")
         for i, (first, k, prompt) in enumerate(zip(self.first_token_s, self.new_tokens, self.prompt_tokens, strict=True)):
             if first is not None and k < 1:

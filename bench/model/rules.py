@@ -120,10 +120,13 @@ NAMED = [
 IDENTITY = {
     **dict.fromkeys(("batch_size", "context_len", "label_len", "candidate_len", "retrieved_len", "new_tokens",
                      "beams", "world_size", "pool_size", "top_k", "poly_codes", "max_batch", "requests",
-                     "parameters", "conversations", "turns", "max_tokens_in_flight"), SIZE),
+                     "parameters", "conversations", "turns", "max_tokens_in_flight", "reply_vocab",
+                     "max_concurrency"), SIZE),
     **dict.fromkeys(("model", "model_type", "config_hash", "precision", "data", "optimizer", "optimizer_impl",
-                     "scoring", "retriever", "arrivals", "load", "output_len", "window", "batching"), TEXT),
+                     "scoring", "retriever", "arrivals", "load", "output_len", "window", "batching", "data_file",
+                     "data_tokenizer", "input_len"), TEXT),
     "static_shapes": FLAG, "kv_cache": FLAG, "rescaled": FLAG, "arrival_seed": SEED, "lr": POSITIVE, "qps": POSITIVE,
+    "temperature": POSITIVE, "top_p": POSITIVE, "sampling_seed": SEED,
     "batch_wait_ms": DURATION,
 }
 

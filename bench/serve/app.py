@@ -2,20 +2,22 @@
 
     POST /v1/completions       prompt as text or token ids; max_tokens defaults to 16 (OpenAI's default)
     POST /v1/chat/completions  messages become the dialogue context (text.py); max_tokens (or
-                               max_completion_tokens) defaults to the model's decoder length
+                               max_completion_tokens) defaults to 64 (CHAT_TOKENS), within the decoder
     GET  /v1/models            the one model served
     GET  /health               200 while the engine works; 503 while its steps keep failing (loop.py), or
                                once it cannot go on
     GET  /metrics              Prometheus text (loop.py Metrics)
 
-`stream: true` answers with server-sent events: one chunk per generated token (its text piece; a
-token without text, such as end of sequence, gives an empty piece), then a chunk with the finish
-reason, then (with stream_options.include_usage) one with the usage, then `data: [DONE]`. `usage`
-counts every generated token. A client that disconnects, streaming or not, cancels its request and
-frees its row. Errors are OpenAI-shaped: 400 (bad JSON, a bad or unsupported field, context too long,
-max_tokens out of range), 404 (unknown model or path), 413 (a body over 1 MiB), 429 (the queue is
-full), 500 (its generation failed: in its stream, or as the answer), 503 (the server is stopping, or
-its engine cannot go on).
+`stream: true` answers with server-sent events as vLLM sends them: in chat, a role-only chunk first
+(with the first token); one chunk per generated token (its text piece; a token without text, such as
+end of sequence, gives an empty piece), the last one carrying the finish reason (reply.py: stop
+strings end a reply there); then (with stream_options.include_usage) one with the usage — in every
+chunk too with `continuous_usage_stats` — then `data: [DONE]`. `usage` counts every generated token.
+A client that disconnects, streaming or not, cancels its request and frees its row. Errors are
+OpenAI-shaped: 400 (a body that is not JSON or not sent as JSON, a bad or unsupported field, context
+too long, max_tokens out of range, stream_options without stream), 404 (unknown model or path), 413 (a
+body over 1 MiB), 429 (the queue is full), 500 (its generation failed: in its stream, or as the
+answer), 503 (the server is stopping, or its engine cannot go on).
 """
 
 from __future__ import annotations
@@ -26,18 +28,22 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, parse, usage
+from bench.serve.api import ApiError, ChatRequest, CompletionRequest, Shape, check_content_type, parse, usage
 from bench.serve.protocol import GenRequest, QueueFull, RequestRejected, Sampling
-from bench.serve.text import BUDGET, Detokenizer, RenderBudget, TemplateRefused
+from bench.serve.reply import Piece, Reply
+from bench.serve.text import BUDGET, RenderBudget, TemplateRefused
 
 MAX_BODY = 1 << 20
 COMPLETION_TOKENS = 16  # OpenAI's default max_tokens for completions
+CHAT_TOKENS = 64  # chat's default: a reply a person reads (BlenderBot's replies average 18 tokens), not the decoder's
+# whole length (512 tokens of the random-init presets' words stream for seconds)
 TEXT_THREADS = 4  # renders at once; each bounded by its budget (text.py)
 _GONE = object()  # put in a request's queue when its client disconnects
 
@@ -117,18 +123,19 @@ class Service:
             raise ApiError(404, f"the model {body.model[:100]!r} is not served here; this server serves "
                                 f"{self.name!r}", param="model", code="model_not_found")
         limit = getattr(body, "max_completion_tokens", None) or body.max_tokens
-        max_tokens = limit if limit is not None else self.max_tokens if chat else COMPLETION_TOKENS
-        return GenRequest(rid, tuple(ids), max_tokens, body.min_tokens, body.ignore_eos,
-                          Sampling(body.temperature, body.top_p, body.seed), arrival_s=self.clock())
+        default = min(self.max_tokens, max(CHAT_TOKENS, body.min_tokens)) if chat else COMPLETION_TOKENS
+        temperature, top_p = body.sampling
+        return GenRequest(rid, tuple(ids), limit if limit is not None else default, body.min_tokens, body.ignore_eos,
+                          Sampling(temperature, top_p, body.seed), arrival_s=self.clock())
 
     def submit(self, request: GenRequest) -> asyncio.Queue:
         """Queue it with the engine; its events arrive in the returned queue."""
         queue: asyncio.Queue = asyncio.Queue()
         aloop = asyncio.get_running_loop()
 
-        def sink(event):
+        def sink(events):
             try:
-                aloop.call_soon_threadsafe(queue.put_nowait, event)
+                aloop.call_soon_threadsafe(queue.put_nowait, events)
             except RuntimeError:  # the event loop closed (the server stopped): nobody waits for it
                 pass
 
@@ -144,67 +151,79 @@ class Service:
 
 
 # -- responses ------------------------------------------------------------------------------------------
-def ended(e) -> ApiError | None:
-    """The error a request's finish event is (it failed, or the server stopped), or None (it completed)."""
-    if e.reason == "error":
-        return ApiError(500, f"generation failed: {e.detail}", "server_error", code="generation_failed")
-    if e.reason == "stopped":
-        return ApiError(503, "the server stopped before this request finished", "server_error", code="server_stopped")
-    return None
-
-
 def sse(obj) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n\n"
 
 
-async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, shape: Shape, with_usage: bool,
-                 with_ids: bool = False):
-    """Server-sent events: a chunk per token (with its id where asked), the finish, the usage,
-    [DONE]. Leaving early (the client disconnected: Starlette cancels this generator) cancels the
-    request."""
-    detok, n, finished = Detokenizer(service.codec), 0, False
+@dataclass(frozen=True)
+class Streaming:
+    """What a stream carries besides its tokens: the usage last (`include_usage`) or in every chunk
+    (`continuous_usage_stats`), each chunk's token ids (`return_token_ids`)."""
+
+    usage_last: bool = False
+    usage_each: bool = False
+    ids: bool = False
+
+    @classmethod
+    def of(cls, body) -> Streaming:
+        last, each = body.usage_wanted()
+        return cls(last, each, bool(body.return_token_ids))
+
+
+async def stream(service: Service, request: GenRequest, queue: asyncio.Queue, shape: Shape, how: Streaming,
+                 stops: tuple[str, ...] = ()):
+    """Server-sent events: chat's role-only chunk, a chunk per token (its id where asked; the finish reason
+    on the last), the usage, [DONE]; one step's chunks written at once. Leaving early (the client
+    disconnected: Starlette cancels this generator) cancels the request."""
+    reply, prompt = Reply(service.codec, stops, request.min_tokens), len(request.prompt)
     try:
-        while True:
-            e = await queue.get()
-            if e.kind == "token":
-                yield sse(shape.chunk(detok.piece(e.token), first=n == 0, ids=[e.token] if with_ids else None))
-                n += 1
-            elif e.kind == "finish":
-                finished = True
-                error = ended(e)
-                if error is not None:
-                    yield sse(error.body())
-                else:
-                    yield sse(shape.chunk(None if shape.chat else "", e.reason))
-                    if with_usage:
-                        yield sse(shape.usage_chunk(usage(len(request.prompt), n)))
-                yield "data: [DONE]\n\n"
-                return
+        while reply.finish is None:
+            pieces = reply.take(await queue.get())
+            if reply.stopped:
+                service.loop.cancel(request.id, "stop")
+            chunks = _chunks(shape, how, reply, pieces, prompt)
+            if chunks:
+                yield "".join(sse(c) for c in chunks)
+        if reply.error is not None:
+            yield sse(reply.error.body())
+        elif how.usage_last:
+            yield sse(shape.usage_chunk(usage(prompt, reply.tokens)))
+        yield "data: [DONE]\n\n"
     finally:
-        if not finished:
+        if not reply.engine_done and not reply.stopped:
             service.loop.cancel(request.id)
 
 
-async def whole(service: Service, http_request, request: GenRequest, queue: asyncio.Queue, shape: Shape):
+def _chunks(shape: Shape, how: Streaming, reply: Reply, pieces: list[Piece], prompt: int) -> list[dict]:
+    out, n = [], reply.tokens - sum(1 for p in pieces if p.token is not None)
+    for p in pieces:
+        if shape.chat and n == 0 and p.token is not None:
+            out.append(shape.role_chunk(usage(prompt, 0) if how.usage_each else None))
+        n += p.token is not None
+        ids = ([p.token] if p.token is not None else []) if how.ids else None
+        out.append(shape.chunk(p.text, p.finish, ids, usage(prompt, n) if how.usage_each else None))
+    return out
+
+
+async def whole(service: Service, http_request, request: GenRequest, queue: asyncio.Queue, shape: Shape,
+                stops: tuple[str, ...] = ()):
     """The whole answer; a client that goes away meanwhile cancels the request."""
     watcher = asyncio.create_task(_put_when_gone(http_request, queue))
-    detok, pieces, finished = Detokenizer(service.codec), [], False
+    reply = Reply(service.codec, stops, request.min_tokens)
     try:
-        while True:
-            e = await queue.get()
-            if e is _GONE:
+        while reply.finish is None:
+            events = await queue.get()
+            if events is _GONE:
                 return None
-            if e.kind == "token":
-                pieces.append(detok.piece(e.token))
-            elif e.kind == "finish":
-                finished = True
-                error = ended(e)
-                if error is not None:
-                    raise error
-                return shape.whole("".join(pieces), e.reason, usage(len(request.prompt), len(pieces)))
+            reply.take(events)
+            if reply.stopped:
+                service.loop.cancel(request.id, "stop")
+        if reply.error is not None:
+            raise reply.error
+        return shape.whole(reply.text, reply.finish, usage(len(request.prompt), reply.tokens))
     finally:
         watcher.cancel()
-        if not finished:
+        if not reply.engine_done and not reply.stopped:
             service.loop.cancel(request.id)
 
 
@@ -260,6 +279,7 @@ def _errors(app: FastAPI) -> None:
 
 def _generation_routes(app: FastAPI, service: Service) -> None:
     async def generate(http_request: Request, chat: bool):
+        check_content_type(http_request.headers.get("content-type"))
         body = parse(await read_body(http_request), ChatRequest if chat else CompletionRequest)
         ids = await service.ids(body, chat)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
@@ -267,10 +287,9 @@ def _generation_routes(app: FastAPI, service: Service) -> None:
         queue = service.submit(request)
         shape = Shape(chat, rid, service.name, int(time.time()))
         if body.stream:
-            with_usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(stream(service, request, queue, shape, with_usage, body.return_token_ids),
+            return StreamingResponse(stream(service, request, queue, shape, Streaming.of(body), body.stops),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        answer = await whole(service, http_request, request, queue, shape)
+        answer = await whole(service, http_request, request, queue, shape, body.stops)
         return JSONResponse(answer) if answer is not None else Response(status_code=499)
 
     @app.post("/v1/completions")

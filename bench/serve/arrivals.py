@@ -14,17 +14,23 @@ over S (`ramp`: the pattern's time changed so that its intensity is q t / S unti
 ramp-up goes from one rate to another by request index, and it does not rescale a ramped pattern.
 
 An arrivals file has one request per line, `seconds_since_start prompt_tokens`, whitespace-separated,
-the seconds non-decreasing; `#` starts a comment; blank lines are skipped.
+the seconds non-decreasing; `#` starts a comment; blank lines are skipped. It may instead be a vLLM
+result (`vllm bench serve --save-result --save-detailed`, one JSON object): each request's arrival is
+its `start_times` entry (when vLLM's client sent it, perf_counter seconds) less its `queue_times` entry
+(the wait for a `--max-concurrency` slot), counted from the first; its length is its `input_lens` entry
+(vllm/benchmarks/serve.py, 0.32: `limited_request_func`, `client_queue_time = start_time -
+request_arrival_time`). Replayed so, two tools offer the same load, not two draws of one rate.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
-from bench.core.text import clip, read_lines
+from bench.core.text import clip, read_lines, read_small
 
 MAX_FILE_BYTES = 16 * 2**20
 MAX_REQUESTS = 1_000_000  # requests of one session, however they are asked for
@@ -85,27 +91,34 @@ def ramp(offsets: list[float], ramp_s: float) -> list[float]:
 
 @dataclass(frozen=True)
 class Load:
-    """How requests are offered: `poisson`, `gamma` (shape `value`), `constant`, or `concurrency`
-    (closed loop: `value` requests in flight, the next sent when one is answered)."""
+    """How requests are offered: `poisson`, `gamma` (shape `value`), `constant`, `burst` (every request at
+    the start, vLLM's `--request-rate inf`), or `concurrency` (closed loop: `value` requests in flight, the
+    next sent when one is answered)."""
 
     kind: str
     value: float | None = None
 
     @property
     def open(self) -> bool:
+        """The load does not wait for the server (every kind but the closed loop)."""
         return self.kind != "concurrency"
+
+    @property
+    def rated(self) -> bool:
+        """It offers a rate (--qps)."""
+        return self.kind in ("poisson", "gamma", "constant")
 
     def __str__(self) -> str:
         return self.kind if self.value is None else f"{self.kind}:{self.value:g}"
 
 
-LOADS = ("poisson", "gamma:B", "constant", "concurrency:N")
+LOADS = ("poisson", "gamma:B", "constant", "burst", "concurrency:N")
 
 
 def parse_load(text: str, flag: str = "--load") -> Load:
-    """`poisson`, `gamma:B` (B > 0), `constant` or `concurrency:N` (N >= 1); ConfigError otherwise."""
+    """`poisson`, `gamma:B` (B > 0), `constant`, `burst` or `concurrency:N` (N >= 1); ConfigError otherwise."""
     kind, sep, value = text.strip().partition(":")
-    if kind in ("poisson", "constant") and not sep:
+    if kind in ("poisson", "constant", "burst") and not sep:
         return Load(kind)
     if kind in ("gamma", "concurrency") and sep:
         try:
@@ -120,8 +133,10 @@ def parse_load(text: str, flag: str = "--load") -> Load:
                       f"concurrency's N from 1 to 100000), got {text[:60]!r}")
 
 
-def open_arrivals(load: Load, qps: float, n: int, seed: int, as_drawn: bool = False, ramp_s: float = 0.0):
-    """The offsets of an open-loop load: drawn, rescaled (unless as_drawn), ramped."""
+def open_arrivals(load: Load, qps: float | None, n: int, seed: int, as_drawn: bool = False, ramp_s: float = 0.0):
+    """The offsets of an open-loop load: drawn, rescaled (unless as_drawn), ramped; a burst's all at 0."""
+    if load.kind == "burst":
+        return [0.0] * n
     if load.kind == "constant":
         offsets = constant_arrivals(qps, n)
     else:
@@ -137,6 +152,8 @@ def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], lis
     offsets: list[float] = []
     tokens: list[int] = []
     where = f"{flag} {clip(str(path), 200)}"
+    if read_small(path, flag, MAX_FILE_BYTES).lstrip()[:1] == b"{":
+        return vllm_arrivals(read_small(path, flag, MAX_FILE_BYTES), where)
     for number, line in read_lines(path, flag, MAX_FILE_BYTES):
         t, k = _arrival(line, f"{where}:{number}")
         if offsets and t < offsets[-1]:
@@ -168,3 +185,39 @@ def _arrival(line: str, where: str) -> tuple[float, int]:
     if len(fields[1]) > 9 or not 1 <= int(fields[1]) <= MAX_PROMPT_TOKENS:
         raise ConfigError(f"{where}: a prompt has 1 to {MAX_PROMPT_TOKENS:,} tokens")
     return t, int(fields[1])
+
+
+def vllm_arrivals(data: bytes, where: str) -> tuple[list[float], list[int]]:
+    """(offsets, prompt tokens) of a vLLM result, in arrival order (see the module's docstring)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        more = " (several results, as --append-result writes them: keep one)" if "Extra data" in str(exc) else ""
+        raise ConfigError(f"{where}: not a vLLM result: not one JSON object{more}") from None
+    starts = _column(obj, "start_times", where)
+    lens = _column(obj, "input_lens", where, len(starts))
+    queued = _column(obj, "queue_times", where, len(starts)) if obj.get("queue_times") is not None else [0.0] * len(starts)
+    if not starts or len(starts) > MAX_REQUESTS:
+        raise ConfigError(f"{where}: a vLLM result of 1 to {MAX_REQUESTS:,} requests (start_times), got {len(starts):,}")
+    if any(type(k) is not int or not 1 <= k <= MAX_PROMPT_TOKENS for k in lens):
+        raise ConfigError(f"{where}: input_lens: each a whole number of 1 to {MAX_PROMPT_TOKENS:,} prompt tokens")
+    if any(q < 0 for q in queued):
+        raise ConfigError(f"{where}: queue_times: each a wait of 0 s or more")
+    arrivals = [s - q for s, q in zip(starts, queued, strict=True)]
+    order = sorted(range(len(arrivals)), key=arrivals.__getitem__)
+    first = arrivals[order[0]]
+    offsets = [arrivals[i] - first for i in order]
+    if offsets[-1] > MAX_SPAN_S:
+        raise ConfigError(f"{where}: its arrivals span {offsets[-1]:,.0f} s; a session's span at most a day")
+    return offsets, [lens[i] for i in order]
+
+
+def _column(obj, key: str, where: str, length: int | None = None) -> list:
+    """A list of finite numbers of a vLLM result (`length` of them where given)."""
+    values = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(values, list) or any(type(v) not in (int, float) or not math.isfinite(v) for v in values):
+        raise ConfigError(f"{where}: not a vLLM result with per-request details: `{key}` must be a list of numbers "
+                          "(vllm bench serve --save-result --save-detailed)")
+    if length is not None and len(values) != length:
+        raise ConfigError(f"{where}: `{key}` has {len(values):,} entries for {length:,} start_times")
+    return values

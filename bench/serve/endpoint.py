@@ -171,13 +171,14 @@ def _listing(data, url: str, server: str | None) -> dict:
                          if (ident := _identity(card)) is not None}}
 
 
-IDENTITY_KEYS = {"model": str, "model_type": str, "parameters": int, "config_hash": str}
+IDENTITY_KEYS = {"model": str, "model_type": str, "parameters": int, "config_hash": str, "reply_vocab": int}
 
 
 def _identity(card) -> dict | None:
     """The model identity bench serve tells of the model it serves (its card's `bench` entry: model,
-    model_type, parameters, config_hash, as bench's own reports name them), where it is one: a result
-    over HTTP then compares with bench's engine on the same model. None from any other server."""
+    model_type, parameters, config_hash, reply_vocab, as bench's own reports name them), where it is one: a
+    result over HTTP then compares with bench's engine on the same model. None from any other server (and
+    from a bench serve older than reply_vocab: its replies were drawn from another vocabulary)."""
     told = card.get("bench") if isinstance(card, dict) else None
     if not isinstance(told, dict) or set(told) != set(IDENTITY_KEYS):
         return None

@@ -39,6 +39,7 @@ class _Live:
     request: GenRequest
     arrival_s: float
     generated: int = 0
+    last_s: float | None = None  # when its last token was ready
 
     @property
     def cost(self) -> int:
@@ -58,7 +59,7 @@ class Engine:
         self._lock = threading.Lock()
         self._waiting: deque[_Live] = deque()
         self._running: dict[str, _Live] = {}
-        self._cancels: set[str] = set()
+        self._cancels: dict[str, str] = {}  # request id -> the reason it ends with
         self._joining: list[_Live] = []  # taken from the queue by the step under way, not yet running
         self.steps = self.batches = 0
 
@@ -83,10 +84,11 @@ class Engine:
                 raise QueueFull(self.max_waiting)
             self._waiting.append(_Live(request, arrival))
 
-    def cancel(self, request_id: str) -> None:
-        """Stop a request (its client went away): it leaves at the next step, with reason `cancelled`."""
+    def cancel(self, request_id: str, reason: str = "cancelled") -> None:
+        """Stop a request: it leaves at the next step, with reason `cancelled` (its client went away), or
+        `stop` (its client saw a stop string in its text: it finished, at its last token's time)."""
         with self._lock:
-            self._cancels.add(request_id)
+            self._cancels.setdefault(request_id, reason)
 
     def wake_at(self, now: float) -> float | None:
         """When `step` next has work: `now`, a later time (static batching holding a batch open), or
@@ -133,7 +135,8 @@ class Engine:
             held = self._joining + list(self._running.values())
             self._running.clear()
             self._joining = []
-            self._cancels -= {live.request.id for live in held}
+            for live in held:
+                self._cancels.pop(live.request.id, None)
         reset()
         self.steps += 1
         return [Event(live.request.id, "finish", now, reason="error", detail=detail) for live in held]
@@ -195,10 +198,10 @@ class Engine:
         self.executor.drop(running)  # first: if it raises, they are still running, and fail with the step
         for w in gone:
             self._waiting.remove(w)
-        for rid in running:
-            del self._running[rid]
-        self._cancels.clear()
-        return [Event(rid, "finish", now, reason="cancelled") for rid in [w.request.id for w in gone] + running]
+        lives = gone + [self._running.pop(rid) for rid in running]
+        reasons, self._cancels = self._cancels, {}
+        return [Event(live.request.id, "finish", live.last_s or now if reasons[live.request.id] == "stop" else now,
+                      reason=reasons[live.request.id]) for live in lives]
 
     def _admit(self, now: float) -> list[_Live]:
         if self.batching == "static":
@@ -233,6 +236,7 @@ class Engine:
         for rid, token in tokens.items():
             live = self._running[rid]
             live.generated += 1
+            live.last_s = end
             events.append(Event(rid, "token", end, token=token))
             reason = self._stop(live, token)
             if reason:

@@ -7,9 +7,11 @@ as vLLM's extensions spell them (`min_tokens` = `max_tokens`, `ignore_eos`), gre
 last chunk (`stream_options.include_usage`) and the generated ids (`return_token_ids`, vLLM's and
 bench serve's). A server that ignores an extension still answers: what it sent is what is counted.
 
-Time stamps: one per received chunk that carries tokens (its `token_ids`, else non-empty text, as
-vLLM's `bench serve` counts them), read from the session's clock when the chunk is read — a chunk
-with several tokens is one stamp. A request fails, counted with its reason and never fatal to the
+Time stamps: one per server-sent event that carries tokens (its `token_ids`, else non-empty text, as
+vLLM's `bench serve` counts them), read from the session's clock as the event is parsed, on the
+client's own thread (its event loop runs beside the session's thread, which keeps the arrival
+schedule): events that arrive in one read get a stamp each, and a read is not held back while the
+schedule sends; an event with several tokens is one stamp. A request fails, counted with its reason and never fatal to the
 session, on: an HTTP status other than 200 (`http_<status>`), no answer within the timeout
 (`timeout`), a connection that could not be made (`connection`), a stream that ends before its
 finish (`disconnected`), or a body that is not a stream of OpenAI chunks, or larger than a reply
@@ -34,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -57,6 +61,7 @@ class Endpoint:
     model: str = ""
     key: str | None = field(default=None, repr=False)  # never in a repr, a log or an error
     timeout_s: float = 600.0
+    text: bool = False  # completions' prompts go as their text (the session's prompts came as text), not ids
 
     @property
     def path(self) -> str:
@@ -67,26 +72,38 @@ class Endpoint:
 
 
 def body(endpoint: Endpoint, request: GenRequest, messages=None) -> dict:
-    """The JSON of one streamed request: exact length, greedy, usage and token ids asked for."""
+    """The JSON of one streamed request: exact length, its sampling (greedy: temperature 0), usage and
+    token ids asked for; the prompt as messages (chat), as text (prompts that came as text), or as ids."""
     out = {"model": endpoint.model, "max_tokens": request.max_tokens, "min_tokens": request.min_tokens,
-           "ignore_eos": True, "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True},
-           "return_token_ids": True}
+           "ignore_eos": True, **sampling(request.sampling), "stream": True,
+           "stream_options": {"include_usage": True}, "return_token_ids": True}
     if endpoint.api == "chat":
         return {**out, "messages": [{"role": role, "content": text} for role, text in messages or ()]}
+    if endpoint.text and messages:
+        return {**out, "prompt": messages[-1][1]}
     return {**out, "prompt": list(request.prompt)}
 
 
-class StreamReader:
-    """Server-sent events of one reply, fed as they arrive (`feed(bytes, t)`), onto its trace; its
-    tokens counted as streamed, up to `asked` (what the request asked for)."""
+def sampling(s) -> dict:
+    """A request's sampling as OpenAI's fields: temperature; top_p and seed where it samples."""
+    if s.greedy:
+        return {"temperature": 0.0}
+    return {"temperature": s.temperature, "top_p": s.top_p, **({} if s.seed is None else {"seed": s.seed})}
 
-    def __init__(self, trace: Trace, chat: bool, asked: int):
-        self.trace, self.chat, self.asked = trace, chat, asked
+
+class StreamReader:
+    """Server-sent events of one reply, fed as they arrive (`feed(bytes)`), onto its trace; each event
+    stamped by `clock` as it is parsed (bytes that hold several events give each its own stamp, as
+    vLLM's client stamps each message); its tokens counted as streamed, up to `asked` (what the request
+    asked for)."""
+
+    def __init__(self, trace: Trace, chat: bool, asked: int, clock):
+        self.trace, self.chat, self.asked, self.clock = trace, chat, asked, clock
         self.max_chunks = 4 * asked + 16  # far past what was asked: not a reply to this request
         self.buffer, self.size, self.finished, self.done = b"", 0, False, False
         self.streamed, self.chunks = 0, 0
 
-    def feed(self, data: bytes, t: float) -> bool:
+    def feed(self, data: bytes) -> bool:
         """Take received bytes; True once the stream ended ([DONE], or a failure)."""
         self.size += len(data)
         if self.size > MAX_BODY:
@@ -94,7 +111,7 @@ class StreamReader:
         self.buffer += data
         while b"\n" in self.buffer and not self.done:
             line, self.buffer = self.buffer.split(b"\n", 1)
-            self._line(line.strip(), t)
+            self._line(line.strip())
         if len(self.buffer) > MAX_LINE:
             return self._bad()
         return self.done
@@ -113,9 +130,10 @@ class StreamReader:
         self.trace.fail("bad_stream")
         return True
 
-    def _line(self, line: bytes, t: float) -> None:
+    def _line(self, line: bytes) -> None:
         if not line.startswith(b"data:"):
             return  # comments, event names, blank lines between events
+        t = self.clock()  # this event's stamp, as it is parsed
         payload = line[5:].strip()
         if payload == b"[DONE]":
             self.done = True
@@ -197,8 +215,9 @@ def count_disagreements(traces) -> str | None:
 
 
 class HttpClient:
-    """The session's client over HTTP: each request a task on an event loop that runs while `wait`
-    waits (so the caller's thread is the only one), returning at least every POLL_S.
+    """The session's client over HTTP: each request a task on an event loop that runs on a thread of its
+    own, so that a chunk is read, parsed and stamped when it arrives, whatever the session's thread (the
+    arrival schedule) is doing; `wait` returns the requests that ended, at least every POLL_S.
 
     `watch`, where the server's process is known (one the run started): called at most every
     WATCH_S, it returns why the server can no longer answer (an error code: it exited, or it was
@@ -208,21 +227,34 @@ class HttpClient:
     def __init__(self, endpoint: Endpoint, clock, sleep=time.sleep, watch=None):
         self.endpoint, self.clock, self.sleep, self.watch = endpoint, clock, sleep, watch
         self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-http", daemon=True)
+        self.thread.start()
         self.session = None
-        self.tasks: dict[str, asyncio.Task] = {}
-        self.traces: dict[str, Trace] = {}
+        self.tasks: dict[str, asyncio.Task] = {}  # the loop's thread only
+        self.ended: queue.SimpleQueue = queue.SimpleQueue()  # (request id, its task) as each ends
+        self.in_flight = 0
         self.gone: str | None = None  # why the server cannot answer any more (`watch`)
-        self.failed: list[str] = []  # requests failed by `watch`, not yet returned by `wait`
+        self.failed: list[str] = []  # requests failed by `watch` before they were sent, not yet returned
         self.watched = -math.inf
 
     def send(self, request: GenRequest, trace: Trace, messages=None) -> None:
-        trace.sent_s = self.clock()
         if self.gone is not None:
+            trace.sent_s = self.clock()
             trace.fail(self.gone)
             self.failed.append(request.id)
             return
-        self.traces[request.id] = trace
-        self.tasks[request.id] = self.loop.create_task(self._one(request, trace, messages))
+        self.in_flight += 1
+        self.loop.call_soon_threadsafe(self._start, request, trace, messages)
+
+    def _start(self, request: GenRequest, trace: Trace, messages) -> None:  # the loop's thread
+        task = self.tasks[request.id] = self.loop.create_task(self._one(request, trace, messages))
+        task.add_done_callback(lambda t, rid=request.id: self._done(rid, trace, t))
+
+    def _done(self, rid: str, trace: Trace, task: asyncio.Task) -> None:  # the loop's thread
+        if task.cancelled() and self.gone is not None and not trace.done:  # the server exited or was stopped
+            trace.fail(self.gone)
+        self.tasks.pop(rid, None)
+        self.ended.put((rid, task))
 
     def wait(self, until: float) -> list[str]:
         self._look()
@@ -230,46 +262,54 @@ class HttpClient:
             out, self.failed = self.failed, []
             return out
         now = self.clock()
-        if not self.tasks:
+        if not self.in_flight:
             if math.isinf(until):
                 raise RuntimeError("the session waits for requests that were never sent")
             self.sleep(max(0.0, until - now))
             return []
-        timeout = max(0.0, min(until - now, POLL_S))
-        self.loop.run_until_complete(asyncio.wait(list(self.tasks.values()), timeout=timeout,
-                                                  return_when=asyncio.FIRST_COMPLETED))
-        ended = [rid for rid, task in self.tasks.items() if task.done()]
-        for rid in ended:
-            self.traces.pop(rid, None)
-            self.tasks.pop(rid).result()  # a bug in _one surfaces here; a failed request is its trace's
-        return ended
+        try:
+            got = [self.ended.get(timeout=max(0.0, min(until - now, POLL_S)))]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                got.append(self.ended.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(got)
+        for _, task in got:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # a bug in _one surfaces here; a failed request is its trace's
+        return [rid for rid, _ in got]
 
     def _look(self) -> None:
-        """Ask `watch` (at most every WATCH_S of real time) whether the server can still answer; if
-        not, fail every request in flight with its code."""
+        """Ask `watch` (at most every WATCH_S of real time) whether the server can still answer; if not,
+        every request in flight fails with its code (each ends, and `wait` returns it)."""
         if self.watch is None or self.gone is not None or time.monotonic() - self.watched < WATCH_S:
             return
         self.watched = time.monotonic()
         self.gone = self.watch()
-        if self.gone is None:
-            return
-        for rid, task in self.tasks.items():
-            if not task.done():
-                task.cancel()
-                self.traces[rid].fail(self.gone)
-            self.failed.append(rid)
-        self.loop.run_until_complete(asyncio.gather(*self.tasks.values(), return_exceptions=True))
-        self.tasks.clear()
-        self.traces.clear()
+        if self.gone is not None:
+            asyncio.run_coroutine_threadsafe(self._cancel_all(), self.loop).result()
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
-        for task in self.tasks.values():
-            task.cancel()
-        if self.tasks:
-            self.loop.run_until_complete(asyncio.gather(*self.tasks.values(), return_exceptions=True))
-        if self.session is not None:
-            self.loop.run_until_complete(self.session.close())
-        self.loop.close()
+        async def end():
+            await self._cancel_all()
+            if self.session is not None:
+                await self.session.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(end(), self.loop).result()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+            self.loop.close()
 
     async def _session(self):
         import aiohttp
@@ -285,8 +325,9 @@ class HttpClient:
         import aiohttp
 
         e = self.endpoint
+        trace.sent_s = self.clock()
         session = await self._session()
-        reader = StreamReader(trace, e.api == "chat", request.max_tokens)
+        reader = StreamReader(trace, e.api == "chat", request.max_tokens, self.clock)
         try:
             # no redirect is followed: the key would go with it (aiohttp 3.14 client.py `_request` drops
             # Authorization only when the redirect changes origin; a 3xx here is then `http_3xx`)
@@ -296,7 +337,7 @@ class HttpClient:
                     trace.fail(f"http_{resp.status}")
                     return
                 async for data in resp.content.iter_any():
-                    if reader.feed(data, self.clock()):
+                    if reader.feed(data):
                         break
             reader.close()
         except asyncio.TimeoutError:

@@ -3,6 +3,10 @@
     open loop     every request (or conversation) at its arrival offset from the session's start
     closed loop   `concurrency` requests in flight: the first ones spread over the ramp-up, then each
                   next one arrives the moment one is answered (its arrival is that answer's time)
+    a cap         (`max_concurrency`, an open loop) at most that many in flight: a request that arrives
+                  at the cap waits, in arrival order, until one ends; its arrival stays its scheduled
+                  time (its latency counts the wait, as a user's would), and `Trace.ready_s` is when a
+                  slot freed for it (the load generator's own lateness counts from there)
     conversations turn k + 1 of a conversation arrives `think_s` after turn k was answered (or failed);
                   its prompt is the dialogue so far — every earlier prompt and reply, then the new
                   user turn — cut to its last `context_len` tokens, as a chatbot's context grows
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 
 from bench.serve.plan import ServingPlan
 from bench.serve.protocol import GenRequest, Trace
@@ -30,6 +35,9 @@ class Schedule:
         self.traces: list[Trace | None] = [None] * self.total
         self.queue: list[tuple[float, int]] = []
         self.history: dict[int, tuple[list[int], list[tuple[str, str]]]] = {}
+        self.cap, self.in_flight = plan.max_concurrency, 0
+        self.waiting: deque = deque()  # (request, trace, messages) arrived at the cap, in arrival order
+        self.freed: deque = deque()  # when each slot freed at the cap was freed (the oldest goes to the next sent)
         if plan.concurrency is None:
             for c, offset in enumerate(plan.arrivals):
                 heapq.heappush(self.queue, (t0 + offset, c * plan.turns))
@@ -40,16 +48,25 @@ class Schedule:
             self.next_index = first
 
     def next_at(self) -> float:
-        """When the next request is due (infinity while the rest wait for answers)."""
+        """When the next request is due (infinity while the rest wait for answers, or for a slot)."""
+        if self.cap is not None and self.in_flight >= self.cap:
+            return math.inf
         return self.queue[0][0] if self.queue else math.inf
 
     def due(self, now: float):
-        """(request, trace, messages) of every request due by now, in arrival order."""
+        """(request, trace, messages) of every request due by now (and, under a cap, with a slot free), in
+        arrival order."""
         while self.queue and self.queue[0][0] <= now:
             at, i = heapq.heappop(self.queue)
             request, messages = self.ask(i, at)
             trace = self.traces[i] = Trace(at, prompt_tokens=len(request.prompt), turn=self.turn(i),
                                            conversation=i // self.plan.turns if self.plan.turns > 1 else None)
+            self.waiting.append((request, trace, messages))
+        while self.waiting and (self.cap is None or self.in_flight < self.cap):
+            request, trace, messages = self.waiting.popleft()
+            if self.cap is not None:
+                trace.ready_s = max(trace.arrival_s, self.freed.popleft() if self.freed else trace.arrival_s)
+            self.in_flight += 1
             yield request, trace, messages
 
     def ended(self, rid: str, now: float) -> None:
@@ -57,6 +74,9 @@ class Schedule:
         i = int(rid)
         trace = self.traces[i]
         end = trace.finish_s if trace.finish_s is not None else now
+        if self.cap is not None and self.in_flight == self.cap:  # a slot freed at the cap: the next to wait takes it
+            self.freed.append(end)
+        self.in_flight -= 1
         p = self.plan
         if p.concurrency is not None and self.next_index < self.total:
             heapq.heappush(self.queue, (end, self.next_index))
@@ -73,7 +93,8 @@ class Schedule:
         p = self.plan
         ids, messages = self._prompt(i)
         k = p.new_tokens[i]
-        return GenRequest(str(i), tuple(ids), max_tokens=k, min_tokens=k, arrival_s=at), messages
+        return GenRequest(str(i), tuple(ids), max_tokens=k, min_tokens=k, sampling=p.sampling_of(i), arrival_s=at), \
+            messages
 
     def _prompt(self, i: int) -> tuple[list[int], tuple | None]:
         p = self.plan

@@ -60,7 +60,8 @@ class EngineLoop:
         return self.failed_steps >= FAILING_STEPS
 
     def submit(self, request: GenRequest, sink) -> None:
-        """Queue a request; sink(event) is called on the engine's thread for each of its events."""
+        """Queue a request; sink(events) is called on the engine's thread with its events of each step, in
+        their order, at once (a token and the finish it ends with arrive together)."""
         if self.failure is not None:
             raise RequestRejected(f"the engine failed ({self.failure}); restart the server", None, "engine_failed")
         with self._lock:  # its events are not delivered before the watchers know it
@@ -76,8 +77,8 @@ class EngineLoop:
                 w.on_submit(request)
         self._wake.set()
 
-    def cancel(self, request_id: str) -> None:
-        self.engine.cancel(request_id)
+    def cancel(self, request_id: str, reason: str = "cancelled") -> None:
+        self.engine.cancel(request_id, reason)
         self._wake.set()
 
     def _run(self) -> None:
@@ -118,16 +119,19 @@ class EngineLoop:
     def _deliver(self, record: StepRecord, watchers: bool = True) -> None:
         """The watchers see the step, then each event reaches its request (without the watchers: after
         one of them failed; the records it did not close are closed when the session ends)."""
+        by_request: dict[str, list] = {}
+        for e in record.events:
+            by_request.setdefault(e.request, []).append(e)
         with self._lock:
             for w in self.watchers if watchers else ():
                 w.on_step(record)
-            sinks = [(self.sinks.get(e.request), e) for e in record.events]
+            sinks = [(self.sinks.get(rid), events) for rid, events in by_request.items()]
             for e in record.events:
                 if e.kind == "finish":
                     self.sinks.pop(e.request, None)
-        for sink, event in sinks:
+        for sink, events in sinks:
             if sink is not None:
-                sink(event)
+                sink(events)
 
 
 class LocalClient(InProcessClient):
@@ -158,13 +162,14 @@ class LocalClient(InProcessClient):
         if self.refused:
             out, self.refused = self.refused, []
             return out
-        event = self._next(until)
+        events = self._next(until)
         ended = []
-        while event is not None:
-            self.traces[event.request].apply(event)
-            if event.kind == "finish":
-                ended.append(event.request)
-            event = self._poll()
+        while events is not None:
+            for event in events:
+                self.traces[event.request].apply(event)
+                if event.kind == "finish":
+                    ended.append(event.request)
+            events = self._poll()
         return ended
 
     def _next(self, until: float):

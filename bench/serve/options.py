@@ -13,6 +13,7 @@ from bench.core.options import Options, opt
 from bench.serve.arrivals import MAX_REQUESTS, MAX_SPAN_S, parse_load
 from bench.serve.endpoint import base_url, bearer_token
 from bench.serve.plan import parse_output_len
+from bench.serve.prompts import parse_input_len
 
 # what `bench serve` has no use for: a request says what it wants, the engine runs eager, no FLOPs counted
 SERVE_UNUSED = ("batch_size", "label_len", "new_tokens", "beams", "data", "encoder", "pool_size", "compile",
@@ -55,14 +56,18 @@ class ServeOptions(EngineOptions):
                                               "second); each rate is a result of its own", exclusive_minimum=0,
                                         maximum=100_000, preset=True, metavar="R,R,...")
     load: str = opt("poisson", "poisson; gamma:B (gamma gaps of shape B, vLLM's burstiness: below 1 burstier, 1 "
-                               "Poisson); constant (evenly spaced); concurrency:N (closed loop: N in flight, the next "
-                               "sent as one is answered; --qps unused)", metavar="poisson|gamma:B|constant|concurrency:N")
+                               "Poisson); constant (evenly spaced); burst (every request at the start: vLLM's "
+                               "--request-rate inf; --qps unused); concurrency:N (closed loop: N in flight, the next "
+                               "sent as one is answered; --qps unused)",
+                    metavar="poisson|gamma:B|constant|burst|concurrency:N")
     ramp_up_s: float = opt(0.0, "raise the offered rate linearly from 0 over the first S seconds (concurrency: start "
                                 "the N requests spread over S)", minimum=0, maximum=86_400, metavar="S")
     arrivals_as_drawn: bool = opt(False, "keep drawn gaps as drawn (by default they are rescaled so that the last of N "
                                          "requests arrives at N / rate, as vLLM does: the realised rate is the offered)")
     arrivals: str | None = opt(None, "replay arrivals from a file instead: lines of `seconds_since_start "
-                                     "prompt_tokens`, non-decreasing, # comments", metavar="FILE")
+                                     "prompt_tokens`, non-decreasing, # comments; or a vLLM result JSON (`vllm bench "
+                                     "serve --save-result --save-detailed`: its start_times less its queue_times, "
+                                     "its input_lens)", metavar="FILE")
     requests: int | None = opt(None, "requests per session (per rate and repeat); a valid p99 verdict needs 459 or more",
                                minimum=2, maximum=1_000_000, preset=True)
     conversations: int | None = opt(None, "multi-turn: this many conversations of --turns requests each, started at "
@@ -71,6 +76,25 @@ class ServeOptions(EngineOptions):
     turns: int = opt(3, "turns per conversation", minimum=1, maximum=1000)
     think_time_s: float = opt(0.0, "from an answer to its conversation's next turn", minimum=0, maximum=3600,
                               metavar="S")
+    temperature: float = opt(0.0, "sampling temperature sent with every request (0: greedy, the default)", minimum=0,
+                             maximum=2)
+    top_p: float = opt(1.0, "top-p sent with every request (with --temperature above 0)", exclusive_minimum=0,
+                       maximum=1)
+    sampling_seed: int | None = opt(None, "request i is sent the seed S + i (with --temperature above 0): the same "
+                                          "tokens on every run; without it each server draws its own",
+                                    minimum=0, maximum=2**62, metavar="S")
+    data_file: str | None = opt(None, "prompts from a JSON Lines file instead of --data: one {\"prompt\": TEXT} a line "
+                                      "(vLLM's custom dataset; `text` as aiperf's), sent as text", metavar="FILE")
+    data_tokenizer: str | None = opt(None, "--endpoint: the tokenizer (a local directory) of the model the server "
+                                           "serves: --data-file's prompts are counted with it, and --data synthetic "
+                                           "makes text of its words, --input-len of its tokens long", metavar="DIR")
+    input_len: str = opt("uniform", "--data synthetic: prompt lengths: uniform (a quarter of --context-len to "
+                                    "--context-len), fixed:N, normal:MEAN:SD (aiperf's --isl, --isl-stddev); each "
+                                    "within --context-len", metavar="uniform|fixed:N|normal:MEAN:SD")
+    max_concurrency: int | None = opt(None, "at most N requests in flight (vLLM's --max-concurrency), with any "
+                                            "open load: a request that arrives with N in flight waits for one to "
+                                            "end; its TTFT counts from its arrival, the wait included",
+                                      minimum=1, maximum=100_000, metavar="N")
     output_len: str = opt("fixed", "output lengths: fixed (--new-tokens each); normal:SD (around --new-tokens, aiperf's "
                                    "--osl-stddev); eos (EOS-like stops: each token ends the reply with probability "
                                    "1 / --new-tokens); at most 4x --new-tokens; each request asks for exactly its own",
@@ -121,6 +145,7 @@ class ServeOptions(EngineOptions):
     def check(self) -> None:
         load = parse_load(self.load)
         parse_output_len(self.output_len)
+        parse_input_len(self.input_len)
         self._check_load(load)
         self._check_size(load)
         self._check_http()
@@ -154,12 +179,31 @@ class ServeOptions(EngineOptions):
         if not self.find_capacity:
             for name in ("max_probes", "max_probe_s"):
                 ignored(given, name, "only applies with --find-capacity")
-        if not load.open or self.arrivals is not None:
+        if not load.rated or self.arrivals is not None:
             ignored(given, "qps", "unused: " + ("--arrivals gives the times" if self.arrivals is not None else
-                                               "a closed loop (--load concurrency:N) offers no rate"))
-        if self.arrivals is not None or load.kind in ("constant", "concurrency"):
+                                               "--load burst sends every request at the start" if load.kind == "burst"
+                                               else "a closed loop (--load concurrency:N) offers no rate"))
+        if self.arrivals is not None or load.kind in ("constant", "burst", "concurrency"):
             ignored(given, "arrivals_as_drawn", "only applies to drawn arrivals (--load poisson or gamma:B)")
+        if load.kind == "burst":
+            ignored(given, "ramp_up_s", "--load burst sends every request at the start: there is no rate to raise")
+        self._check_given_requests(given, load)
         self._check_given_http(given)
+
+    def _check_given_requests(self, given: frozenset[str], load) -> None:
+        ignored = self.ignored
+        if self.temperature == 0:
+            for name in ("top_p", "sampling_seed"):
+                ignored(given, name, "only applies with --temperature above 0 (0 is greedy: nothing is drawn)")
+        if not load.open:
+            ignored(given, "max_concurrency", "--load concurrency:N keeps N requests in flight already (the next "
+                                              "arriving as one is answered)")
+        if self.data_file is not None or self.arrivals is not None:
+            ignored(given, "input_len", "--data-file's prompts have their own lengths" if self.data_file is not None
+                    else "--arrivals gives each prompt's length")
+        if self.endpoint is None:
+            ignored(given, "data_tokenizer", "only with --endpoint (bench's own engine and bench serve count with "
+                                             "the model's own tokenizer)")
 
     def _check_given_http(self, given: frozenset[str]) -> None:
         ignored = self.ignored
@@ -182,7 +226,7 @@ class ServeOptions(EngineOptions):
     def _check_load(self, load) -> None:
         if self.arrivals is not None and str(load) != "poisson":
             raise ConfigError("--load: an --arrivals file gives the arrival times itself")
-        if self.find_capacity and (self.arrivals is not None or not load.open or self.conversations):
+        if self.find_capacity and (self.arrivals is not None or not load.rated or self.conversations):
             raise ConfigError("--find-capacity: probes offered rates of single requests; it cannot replay --arrivals, "
                               "nor drive a closed loop or conversations")
         if self.find_capacity and not any((self.slo_ttft_ms, self.slo_tpot_ms, self.slo_e2e_ms)):
@@ -190,6 +234,9 @@ class ServeOptions(EngineOptions):
         if self.conversations and (not load.open or self.arrivals is not None):
             raise ConfigError("--conversations: their first turns arrive as --load draws them; not with "
                               "concurrency:N or --arrivals")
+        if self.data_file is not None and (self.conversations or self.arrivals is not None):
+            raise ConfigError("--data-file: its prompts are single requests of their own lengths; not with "
+                              + ("--conversations" if self.conversations else "--arrivals (which gives each length)"))
         n = self.conversations * self.turns if self.conversations else self.requests
         if n is not None and self.warmup_requests + self.cooldown_requests >= n:
             raise ConfigError(f"--warmup-requests + --cooldown-requests: must leave some of the {n} requests measured")

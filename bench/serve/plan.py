@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
 from bench.serve.maths.records import LONGEST_OUTPUT
+from bench.serve.protocol import Sampling
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,10 @@ class ServingPlan:
     or per conversation whose first turn it is (`turns` > 1: a conversation's next turn arrives
     `think_s` after its previous answer, and carries the dialogue so far, cut to its last
     `context_len` tokens). Closed loop (`concurrency`): no arrivals; that many requests are in flight,
-    the first ones spread over `ramp_s`, and the next is sent when one is answered."""
+    the first ones spread over `ramp_s`, and the next is sent when one is answered. `max_concurrency`
+    caps an open loop's requests in flight: one that arrives at the cap waits for one to end. Every
+    request is sent with `sampling` (request i with the seed `sampling.seed + i`, where there is one);
+    `as_text`: its prompt came as text, and goes to a server as text (its `texts`)."""
 
     arrivals: tuple[float, ...]  # seconds from the session's start, non-decreasing
     prompts: tuple[tuple[int, ...], ...]  # each request's prompt (a conversation's: each user turn), token ids
@@ -41,6 +45,9 @@ class ServingPlan:
     concurrency: int | None = None
     ramp_s: float = 0.0
     context_len: int | None = None
+    sampling: Sampling = Sampling()
+    max_concurrency: int | None = None
+    as_text: bool = False
 
     def __post_init__(self):
         if len(self.prompts) != len(self.new_tokens) or (self.texts is not None and len(self.texts) != len(self.prompts)):
@@ -49,6 +56,13 @@ class ServingPlan:
             raise ValueError("an open-loop plan needs one arrival per request (or per conversation of `turns`)")
         if self.concurrency is not None and (self.arrivals or self.turns != 1 or self.concurrency < 1):
             raise ValueError("a closed-loop plan has no arrivals, single turns and a concurrency of at least 1")
+        if self.as_text and self.texts is None:
+            raise ValueError("a plan of text prompts needs their texts")
+
+    def sampling_of(self, i: int) -> Sampling:
+        """Request i's sampling: the plan's, its seed the plan's + i."""
+        s = self.sampling
+        return s if s.seed is None else Sampling(s.temperature, s.top_p, s.seed + i)
 
     @property
     def prompt_tokens(self) -> list[int]:

@@ -130,6 +130,7 @@ class Trace:
 
     arrival_s: float
     sent_s: float | None = None  # when the load generator handed it over
+    ready_s: float | None = None  # under a concurrency cap: when it could be sent (its arrival, or a slot freed)
     start_s: float | None = None  # when it joined a batch (known in this process only)
     token_s: list[float] = field(default_factory=list)  # one stamp per generated token (per chunk over HTTP)
     tokens: list[int] = field(default_factory=list)  # their ids, where the client sees them

@@ -37,10 +37,17 @@ def connect(m, o) -> Endpoint:
         raise BenchError(f"--endpoint-model {terminal_safe(model, 80)}: {url} no longer lists it")
     local = is_local(url)
     told = info.get("identity", {}).get(model)
+    text = m.wl.text_prompts
     if told is not None:  # bench serve says what it serves: compared with bench's engine on that model
         m.result.params.update(told)
     elif not o.endpoint_serves:  # else the model the user declared it serves (set up by the workload)
         m.result.params["model"] = f"endpoint:{model}"
+        if o.api == "completions" and not text:
+            m.result.warn("prompts_as_ids", f"{url} is not bench serve and was not declared to serve bench's model "
+                                            f"(--endpoint-serves): the prompts went as token ids of bench's own "
+                                            f"tokenizer ({m.wl.common.model}), which its model reads as other tokens "
+                                            "of the same lengths; send text with --data-file FILE, --data synthetic "
+                                            "--data-tokenizer DIR, or --api chat")
     m.result.served_by = ServedBy("http", info["owner"] or info["server"], url, o.api, model, local,
                                   telemetry=None if local else REMOTE)
     if local:
@@ -50,7 +57,7 @@ def connect(m, o) -> Endpoint:
         m.result.served_by.device = watch_server(m, [pid] if pid else [], named=[named] if named else None)
     else:
         m.result.warn("no_server_telemetry", f"{url}: {REMOTE}")
-    return Endpoint(url, o.api, model, key, o.request_timeout_s)
+    return Endpoint(url, o.api, model, key, o.request_timeout_s, text)
 
 
 def start_local(m, o) -> Endpoint:
@@ -62,7 +69,7 @@ def start_local(m, o) -> Endpoint:
     m.result.served_by = ServedBy("http", "bench serve", url, o.api, model, True, started_by_run=True,
                                   static_shapes=bool(m.backend.static_shapes))
     m.result.served_by.device = watch_server(m, [m.server.pid], told=m.server.told)
-    return Endpoint(url, o.api, model, None, o.request_timeout_s)
+    return Endpoint(url, o.api, model, None, o.request_timeout_s, m.wl.text_prompts)
 
 
 def watch_server(m, pids: list[int], told: list[dict] | None = None, named: list[dict] | None = None) -> str | None:

@@ -40,7 +40,7 @@ from bench.serve.engine import Engine
 from bench.serve.maths.capacity import MIN_QPS, capacity_plan, capacity_search
 from bench.serve.options import ServerOptions
 from bench.serve.plan import ServingPlan
-from bench.serve.protocol import GenRequest
+from bench.serve.protocol import GenRequest, Sampling
 from bench.serve.loads import Schedule
 from bench.serve.session import add_steps, busy_steps, request_log, run_session
 from bench.serve.workload import BlenderServe
@@ -114,8 +114,10 @@ class ServingMeasurement(Measurement):
         i, self.warm_batches = self.warm_batches, self.warm_batches + 1
         engine = self.new_engine(batching="continuous")
         k = min(self.warm_tokens or self.wl.common.new_tokens, self.executor.max_tokens)
+        plan = self.wl.plan  # the session's sampling (bench serve has no plan: greedy)
         for j, prompt in enumerate(self.wl.warm_prompts):
-            engine.submit(GenRequest(f"warm-{i}-{j}", tuple(prompt[: self.executor.max_source]), k, k))
+            engine.submit(GenRequest(f"warm-{i}-{j}", tuple(prompt[: self.executor.max_source]), k, k,
+                                     sampling=plan.sampling_of(j) if plan is not None else Sampling()))
         self.backend.synchronize()
         t0 = time.perf_counter_ns()
         while engine.running or engine.waiting:
@@ -124,13 +126,20 @@ class ServingMeasurement(Measurement):
         return (time.perf_counter_ns() - t0) / 1e9
 
     def warm_plan(self) -> ServingPlan:
-        """A full batch of the warm-up prompts at once, each of --new-tokens."""
-        prompts = tuple(tuple(p[: self.wl.common.context_len]) for p in self.wl.warm_prompts)
-        k = self.wl.common.new_tokens
-        # a chat API takes messages: each warm-up prompt's own text (a plan shorter than a batch, as a
-        # few conversations' is, left the warm-up without any, and every warm-up request a 400)
-        texts = self.wl.served.texts(prompts) if self.wl.options.api == "chat" else None
-        return ServingPlan((0.0,) * len(prompts), prompts, (k,) * len(prompts), texts)
+        """A full batch of the warm-up prompts at once, each of --new-tokens, sent as the session's are (its
+        sampling; text where its prompts are text: the session's own first ones)."""
+        plan, k = self.wl.plan, self.wl.common.new_tokens
+        if plan.as_text:
+            n = self.wl.options.max_batch
+            prompts = tuple(plan.prompts[i % len(plan.prompts)] for i in range(n))
+            texts = tuple(plan.texts[i % len(plan.texts)] for i in range(n))
+        else:
+            prompts = tuple(tuple(p[: self.wl.common.context_len]) for p in self.wl.warm_prompts)
+            # a chat API takes messages: each warm-up prompt's own text (a plan shorter than a batch, as a
+            # few conversations' is, left the warm-up without any, and every warm-up request a 400)
+            texts = self.wl.served.texts(prompts) if self.wl.options.api == "chat" else None
+        return ServingPlan((0.0,) * len(prompts), prompts, (k,) * len(prompts), texts, sampling=plan.sampling,
+                           as_text=plan.as_text)
 
     def client(self):
         if not self.http:
@@ -319,6 +328,8 @@ def arrivals_s(options, pace: Pace) -> float:
         return read_arrivals(options.arrivals)[0][-1] + pace.step_s
     if not load.open:
         return (options.requests or 1) * pace.step_s / load.value + pace.step_s
+    if load.kind == "burst":  # all at once: served a batch (or the cap) at a time
+        return (options.requests or 1) * pace.step_s / (options.max_concurrency or options.max_batch) + pace.step_s
     qps = options.qps[0] if options.qps else 1.0
     if options.conversations:
         return options.conversations / qps + options.turns * (options.think_time_s + pace.step_s)
@@ -353,7 +364,7 @@ def fit(options, measure, pace: Pace, seconds: float):
         return options, []
     if options.find_capacity:
         return _fit_probes(options, measure, pace, seconds)
-    if options.arrivals is not None or options.conversations or not parse_load(options.load).open:
+    if options.arrivals is not None or options.conversations or not parse_load(options.load).rated:
         return options, []
     rates = [v.get("qps", options.qps)[0] for v in variants(options)]
     per_session = seconds / max(1, repeats_of(measure)[0]) - len(rates) * (pace.overhead_s + pace.step_s)

@@ -23,6 +23,7 @@ from bench.core.errors import BenchError
 from bench.measure.signals import redirected
 from bench.serve.app import Service, create_app
 from bench.serve.connections import protocol_class
+from bench.serve.endpoint import IDENTITY_KEYS
 from bench.serve.loop import EngineLoop, Metrics
 from bench.serve.options import FILES_BESIDE
 from bench.serve.text import load_codec
@@ -43,7 +44,7 @@ def serve_http(engine, wl, options, clock, recorder=None, on_ready=None) -> None
     """Serve until stopped (see the module's docstring). wl: the blender-serve workload, set up."""
     codec = load_codec(wl.served)
     service = make_service(engine, codec, options.served_model_name or wl.served.name(), clock, recorder)
-    service.identity = {k: wl.served.identity.get(k) for k in ("model", "model_type", "parameters", "config_hash")}
+    service.identity = {k: wl.served.identity.get(k) for k in IDENTITY_KEYS}
     open_files(options.connection_limit + FILES_BESIDE)
     server = bench_server(uvicorn_config(create_app(service), options), service, options.drain_s, on_ready)
     service.loop.start()

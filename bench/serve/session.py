@@ -119,6 +119,7 @@ def request_log(traces: list[Trace], prompt_tokens: list[int] | None = None, war
                       new_tokens=column(lambda t: max(t.new_tokens or 0, len(t.token_s))),
                       batch=column(lambda t: t.batch), token_s=column(lambda t: list(t.token_s)),
                       sent_s=column(lambda t: t.sent_s), error=column(lambda t: t.error),
+                      ready_s=column(lambda t: t.ready_s) if any(t.ready_s is not None for t in traces) else None,
                       measured=window(traces, warmup, cooldown), turn=column(lambda t: t.turn) if conversations else None,
                       session_start_s=session_start_s)
 

@@ -35,6 +35,10 @@ from bench.serve.arrivals import MAX_FILE_BYTES, open_arrivals, parse_load, read
 from bench.serve.maths.metrics import lead_figure, serving_metrics
 from bench.serve.options import ServeOptions
 from bench.serve.plan import ServingPlan, longest_output, output_lengths, user_turns
+from bench.serve.prompts import MAX_FILE_BYTES as MAX_PROMPT_BYTES
+from bench.serve.prompts import counted, input_lengths, load_tokenizer, read_prompt_file, synthetic_texts, tokenizer_hash
+from bench.serve.protocol import Sampling
+from bench.serve.text import Codec
 from workloads import registry as workloads
 from workloads.base import Workload
 from workloads.models import model_config
@@ -93,8 +97,10 @@ class BlenderServe(Workload):
         if options.endpoint is None:
             cls.servable().check(common, common.new_tokens)
         lengths = read_arrivals(options.arrivals)[1] if options.arrivals is not None else None
-        if options.arrivals is None and not options.qps and parse_load(options.load).open:
-            raise ConfigError("--qps: blender-serve needs an offered rate (or --arrivals FILE, or --load concurrency:N)")
+        if options.arrivals is None and not options.qps and parse_load(options.load).rated:
+            raise ConfigError("--qps: blender-serve needs an offered rate (or --arrivals FILE, --load burst, or --load "
+                              "concurrency:N)")
+        cls._check_prompts(common, options)
         if common.beams != 1:
             raise ConfigError("--beams: blender-serve generates greedily (beam search is not a serving setting)")
         if options.api == "chat" and common.data != "shipped":
@@ -116,6 +122,23 @@ class BlenderServe(Workload):
                                   f"list it; it serves {listed}")
 
     @classmethod
+    def _check_prompts(cls, common, options) -> None:
+        """The prompt sources read before any work: --data-file parses, --data-tokenizer loads, and what counts
+        a file's prompts has a tokenizer; --input-len draws synthetic prompts only."""
+        if options.input_len != "uniform" and (common.data != "synthetic" or options.data_file is not None):
+            raise ConfigError("--input-len: draws the lengths of synthetic prompts (--data synthetic)")
+        if options.data_file is not None:
+            read_prompt_file(options.data_file)
+        if options.data_tokenizer is not None and options.data_file is None and common.data != "synthetic":
+            raise ConfigError("--data-tokenizer: counts --data-file's prompts, or makes --data synthetic's text; with "
+                              f"--data {common.data} it has nothing to do")
+        if options.data_tokenizer is not None:
+            load_tokenizer(options.data_tokenizer)
+        elif options.data_file is not None and cls.servable()(common).tokenizer() is None:
+            raise ConfigError(f"--data-file: its prompts are text, and {common.model} has no tokenizer to count them "
+                              "with; give --data-tokenizer DIR (with --endpoint)")
+
+    @classmethod
     def _check_budget(cls, common, options, lengths) -> None:
         """--max-tokens-in-flight must admit the largest request the session can send (its prompt,
         cut to --context-len, plus its longest output), or that request would never be served."""
@@ -131,12 +154,14 @@ class BlenderServe(Workload):
                               "a request could never be admitted; raise it, or lower --context-len or --new-tokens")
 
     def cut_note(self) -> str | None:
-        """What an arrivals file asked for that the session cut: prompts beyond --context-len."""
+        """What an arrivals file or a data file asked for that the session cut: prompts beyond --context-len."""
         lengths, limit = self.arrival_lengths or [], self.common.context_len
-        cut = [k for k in lengths if k > limit]
+        cut, of, where = [k for k in lengths if k > limit], len(lengths), "--arrivals"
+        if self.text_cut:
+            cut, of, where = self.text_cut, len(self.plan.prompts), "--data-file"
         if not cut:
             return None
-        return (f"{len(cut)} of the {len(lengths)} prompts of --arrivals are longer than --context-len {limit} (the "
+        return (f"{len(cut)} of the {of} prompts of {where} are longer than --context-len {limit} (the "
                 f"longest {max(cut):,} tokens) and were cut to their last {limit} tokens")
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -156,7 +181,15 @@ class BlenderServe(Workload):
         else:
             self.served.identity = {**self.served.identity, "model": f"endpoint:{o.endpoint_model or '?'}"}
         self.warm_prompts = self.served.prompts(o.max_batch, self.data_seed + 1)
-        self.arrival_lengths = self.arrivals_hash = None
+        self.arrival_lengths = self.arrivals_hash = self.file_hash = self.tokenizer_hash = None
+        self.file_prompts = self.data_tok = None
+        self.text_cut: list[int] = []
+        if o.data_file is not None:
+            self.file_prompts = read_prompt_file(o.data_file)
+            self.file_hash = hashlib.sha256(read_small(o.data_file, "--data-file", MAX_PROMPT_BYTES)).hexdigest()[:12]
+        if o.data_tokenizer is not None:
+            self.data_tok = load_tokenizer(o.data_tokenizer)
+            self.tokenizer_hash = tokenizer_hash(self.data_tok)
         self.plan = self._plan()
         if o.arrivals is not None:
             self.arrivals_hash = hashlib.sha256(read_small(o.arrivals, "--arrivals", MAX_FILE_BYTES)).hexdigest()[:12]
@@ -171,21 +204,42 @@ class BlenderServe(Workload):
         if o.arrivals is not None:
             offsets, lengths = read_arrivals(o.arrivals)
             self.arrival_lengths = lengths
-        elif o.qps and load.open:
+        elif load.kind == "burst" or (o.qps and load.rated):
             count = o.conversations or o.requests
-            offsets = open_arrivals(load, o.qps[0], count, self.data_seed, o.arrivals_as_drawn, o.ramp_up_s)
+            offsets = open_arrivals(load, o.qps[0] if o.qps else None, count, self.data_seed, o.arrivals_as_drawn,
+                                    o.ramp_up_s)
         elif load.open:
             return None
         n = len(offsets) * (o.turns if o.conversations else 1) if load.open else o.requests
-        prompts = self.served.prompts(n, self.data_seed, lengths)
-        if o.conversations:
-            prompts = user_turns(prompts, o.turns, c.context_len)
-        texts = self.served.texts(prompts) if o.api == "chat" else None
+        prompts, texts = self._prompts(n, lengths)
         new = output_lengths(o.output_len, c.new_tokens, n, self.data_seed, self.max_output())
         return ServingPlan(tuple(offsets), tuple(tuple(p) for p in prompts), new, texts,
                            o.turns if o.conversations else 1, o.think_time_s,
                            None if load.open else int(load.value), o.ramp_up_s if not load.open else 0.0,
-                           c.context_len)
+                           c.context_len, Sampling(o.temperature, o.top_p, o.sampling_seed), o.max_concurrency,
+                           as_text=self.text_prompts)
+
+    @property
+    def text_prompts(self) -> bool:
+        """The session's prompts came as text (a --data-file, or synthetic text of --data-tokenizer's)."""
+        return self.options.data_file is not None or self.data_tok is not None
+
+    def _prompts(self, n: int, lengths) -> tuple[list[list[int]], tuple[str, ...] | None]:
+        """n prompts as ids, with their texts where they have text (or the API takes messages)."""
+        c, o = self.common, self.options
+        if o.data_file is not None:
+            codec = Codec(self.data_tok or self.served.tokenizer(), self.served.vocab_size)
+            ids, texts, self.text_cut = counted(self.file_prompts, n, codec.encode, codec.decode, c.context_len)
+            return ids, tuple(texts)
+        if lengths is None and c.data == "synthetic" and (o.input_len != "uniform" or self.data_tok is not None):
+            lengths = input_lengths(o.input_len, n, c.context_len, self.data_seed)
+        if self.data_tok is not None:
+            ids, texts = synthetic_texts(self.data_tok, [min(k, c.context_len) for k in lengths], self.data_seed)
+            return ids, tuple(texts)
+        prompts = self.served.prompts(n, self.data_seed, lengths)
+        if o.conversations:
+            prompts = user_turns(prompts, o.turns, c.context_len)
+        return prompts, self.served.texts(prompts) if o.api == "chat" else None
 
     def encode_text(self, text: str) -> list[int]:
         """A reply's text as ids, where a server returned no ids."""
@@ -198,10 +252,10 @@ class BlenderServe(Workload):
     def params(self) -> dict:
         c, o = self.common, self.options
         load = parse_load(o.load)
-        return {**self.served.identity, "qps": o.qps[0] if o.qps and o.arrivals is None and load.open else None,
+        return {**self.served.identity, "qps": o.qps[0] if o.qps and o.arrivals is None and load.rated else None,
                 "load": str(load), "ramp_up_s": o.ramp_up_s or None,
-                "rescaled": None if o.arrivals is not None or load.kind in ("constant", "concurrency")
-                else not o.arrivals_as_drawn,
+                "rescaled": None if o.arrivals is not None or load.kind in ("constant", "burst", "concurrency")
+                else not o.arrivals_as_drawn, "max_concurrency": o.max_concurrency, **self._request_params(),
                 "arrivals": self.arrivals_hash, "arrival_seed": self.data_seed,
                 "requests": len(self.plan.prompts) if self.plan else None,
                 "conversations": o.conversations, "turns": o.turns if o.conversations else None,
@@ -210,8 +264,19 @@ class BlenderServe(Workload):
                 else None, "batching": o.batching, "max_batch": o.max_batch,
                 "max_tokens_in_flight": o.max_tokens_in_flight,
                 "batch_wait_ms": o.batch_wait_ms if o.batching == "static" else None, "context_len": c.context_len,
-                "new_tokens": c.new_tokens, "precision": c.precision, "data": c.data, "kv_cache": True,
+                "new_tokens": c.new_tokens, "precision": c.precision, "kv_cache": True,
                 "world_size": self.world_size} if self.plan is not None else self._server_params()
+
+    def _request_params(self) -> dict:
+        """What every request was sent with, and where its prompt came from (None: the default, as reports
+        before these fields had it: greedy, the --data sample, the lengths it has)."""
+        c, o = self.common, self.options
+        sampled = o.temperature > 0
+        return {"temperature": o.temperature if sampled else None, "top_p": o.top_p if sampled and o.top_p < 1 else None,
+                "sampling_seed": o.sampling_seed if sampled else None,
+                "data": "file" if o.data_file is not None else c.data, "data_file": self.file_hash,
+                "data_tokenizer": self.tokenizer_hash,
+                "input_len": o.input_len if c.data == "synthetic" and o.input_len != "uniform" else None}
 
     def _server_params(self) -> dict:
         """A server's session (bench serve --report): the model and the engine it served with; no load,
@@ -223,7 +288,7 @@ class BlenderServe(Workload):
                 "precision": c.precision, "kv_cache": True, "world_size": self.world_size}
 
     def teardown(self) -> None:
-        self.served = self.plan = self.warm_prompts = None
+        self.served = self.plan = self.warm_prompts = self.file_prompts = self.data_tok = None
 
     @classmethod
     def metrics(cls, repeats, params, options=None) -> dict:

@@ -8,14 +8,19 @@ figures, never a reason to refuse them:
     identity (refused when it differs)
         the model      model, model_type, parameters, config_hash (a server that is not bench's: what the
                        user declares it serves, --endpoint-serves; else its own name, `endpoint:<name>`),
-                       precision, world_size
-        the requests   data, context_len, new_tokens, output_len, requests, conversations, turns,
-                       think_time_s, window, arrivals, arrival_seed
-        the load       qps, load, ramp_up_s, rescaled
+                       precision, world_size, reply_vocab (the ids replies are drawn from: the random-init
+                       presets' text vocabulary since it was restricted; null: every id, as before)
+        the requests   data (shipped, synthetic, file), data_file (its hash), data_tokenizer (its vocabulary's
+                       hash), input_len, context_len, new_tokens, output_len, requests, conversations, turns,
+                       think_time_s, window, arrivals, arrival_seed; how each token is chosen: temperature,
+                       top_p, sampling_seed (null: greedy, as every report before them)
+        the load       qps, load (burst included), ramp_up_s, rescaled, max_concurrency (the cap on requests
+                       in flight changes what the server is offered)
     noted (the serving stack): the engine and server (`Result.served_by`: engine, server, endpoint, api,
         static_shapes) and bench's engine settings, kept in the result's params: NOTED below
 
-A field added later is classified here: it is identity unless NOTED names it.
+A field added later is classified here: it is identity unless NOTED names it. A new field is null where
+it keeps what reports before it did (greedy, no cap, the --data sample), so that those stay comparable.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ are left out), as `workload_metrics` keys:
     itl_s             every gap between consecutive token stamps of a request, pooled over requests
     tpot_s            per request (e2e - TTFT) / (tokens - 1), requests of 2 tokens or more
     e2e_s             last token - scheduled arrival; queue_s: batch start - arrival (in-process)
-    late_s            sent - scheduled arrival: how late the load generator sent (not in the latency)
+    late_s            sent - scheduled arrival (under --max-concurrency: sent - the moment a slot freed): how
+                      late the load generator sent (not in the latency)
+    waited_s          sent - scheduled arrival, under --max-concurrency only: a slot's wait and the lateness
     new_tokens_per_s  the achieved rate times the new tokens of a completed request
     slo_attainment    the share of requests meeting every SLO given (a failed request meets none);
                       goodput_rps: the achieved rate times the share of completed requests meeting every
@@ -50,7 +52,8 @@ from bench.serve.maths import tails
 from bench.serve.maths.records import RequestRecord
 
 SLOS = ("ttft", "tpot", "e2e")
-PER_REQUEST = {"ttft": rec.ttft, "e2e": rec.e2e, "tpot": rec.tpot, "queue": rec.queue, "late": rec.late}
+PER_REQUEST = {"ttft": rec.ttft, "e2e": rec.e2e, "tpot": rec.tpot, "queue": rec.queue, "late": rec.late,
+               "waited": lambda r: rec.waited(r) if r.ready_s is not None else None}
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,7 @@ def serving_metrics(repeats, params: dict, slo_ttft_s: float | None = None, slo_
             "offered_conversations_per_s": params.get("qps") if talks else None,
             **rates(found, verdict, counting(params)),
             **{f"{k}_s": summary(values(found, k)) for k in ("ttft", "e2e", "tpot", "itl", "queue", "late")},
+            **({"waited_s": summary(w)} if (w := values(found, "waited")) else {}),
             **errors(found), **slo_figures(verdict, slos)}
 
 

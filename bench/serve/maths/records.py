@@ -12,7 +12,10 @@ a parameter of the one function:
                       same from either origin, (e2e - TTFT) / (tokens - 1)
     itl(r)            every gap between consecutive token stamps (one stamp per streamed chunk over HTTP)
     queue(r)          joined a batch - arrival (in this process only)
-    late(r)           sent - scheduled arrival: how late the load generator sent it (not latency)
+    late(r)           sent - when it could be sent (its scheduled arrival; under a concurrency cap, the
+                      moment a slot freed): how late the load generator sent it (not latency)
+    waited(r)         sent - scheduled arrival: the time on the client's side before the send (a slot's
+                      wait and the lateness: vLLM's `client_queue_time`)
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class RequestRecord:
     prompt_tokens: int
     new_tokens: int
     sent_s: float | None = None
+    ready_s: float | None = None
     start_s: float | None = None
     token_s: tuple[float, ...] = ()
     error: str | None = None
@@ -64,6 +68,7 @@ def records(log, measured_only: bool = True) -> list[RequestRecord]:
         out.append(RequestRecord(
             arrival_s=arrival, first_token_s=log.first_token_s[i], finish_s=log.finish_s[i],
             prompt_tokens=log.prompt_tokens[i], new_tokens=log.new_tokens[i], sent_s=_at(log.sent_s, i),
+            ready_s=_at(getattr(log, "ready_s", None), i),
             start_s=log.start_s[i], token_s=tuple(log.token_s[i]) if log.token_s else (),
             error=_at(log.error, i) or (None if log.finish_s[i] is not None else "unfinished"), measured=measured,
             turn=_at(log.turn, i)))
@@ -106,4 +111,8 @@ def queue(r: RequestRecord) -> float | None:
 
 
 def late(r: RequestRecord) -> float | None:
+    return None if r.sent_s is None else r.sent_s - (r.arrival_s if r.ready_s is None else r.ready_s)
+
+
+def waited(r: RequestRecord) -> float | None:
     return None if r.sent_s is None else r.sent_s - r.arrival_s

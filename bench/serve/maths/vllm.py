@@ -11,8 +11,15 @@ over it, the peak output tokens per second and concurrent requests over one-seco
 measures from a request's send, TTFT and e2e latency here count from when the load generator sent
 each request (the `sent` origin of records.py's figures), not from its scheduled arrival as bench's
 own figures do; the duration runs from the session's start to the last completion. Only the requests
-of the measured window are written (vLLM leaves its warm-up requests out too); texts are not kept by
-bench (`generated_texts` are empty).
+of the measured window are written (vLLM leaves its warm-up requests out too).
+
+Per request, as vLLM 0.32 writes them (`benchmark`'s result): `start_times` (when each was sent, on the
+run's clock: vLLM's are perf_counter seconds; its timeline plot reads them from their first),
+`latencies` (e2e from the send; 0 for a failed request, as vLLM leaves it), `queue_times` (from its
+arrival to its send: vLLM's `client_queue_time`, the wait for a --max-concurrency slot), `rtfx` 0 (an
+audio figure). With a concurrency cap, the client queue's statistics (`*_client_queue_time_ms`) and,
+at a finite rate, e2e latency with it (`*_e2el_including_client_queue_ms`), as vLLM adds them. What
+bench cannot fill is said in `bench_unfilled` (a key vLLM's readers ignore): NOT_FILLED.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ from bench.serve.maths.records import RequestRecord
 
 PERCENTILES = (50, 90, 99)
 SENT = "sent"
+NOT_FILLED = {
+    "generated_texts": "bench keeps no reply text in its reports (written empty)",
+    "tokenizer_id": "bench names the model served; a server's tokenizer is its own (the model's name is written)",
+    "ramp_up_strategy": "bench's --ramp-up-s raises the rate over time, not by request index as vLLM's strategies do",
+    "spec_decode_*": "speculative decoding is not bench's", "probe_*": "bench sends no probe requests",
+    "diffusion_*": "not a diffusion model",
+}
 
 
 def vllm_results(reports) -> list[dict]:
@@ -73,7 +87,8 @@ def vllm_result(report, result, log) -> dict:
     peak_tokens, peak_active = _peaks(done)
     return {**_setup(report, result, len(reqs)), "duration": duration,
             **_totals(reqs, done, duration, _good(result, done)), **_details(reqs),
-            "max_output_tokens_per_s": peak_tokens, "max_concurrent_requests": peak_active, **_latencies(done)}
+            "max_output_tokens_per_s": peak_tokens, "max_concurrent_requests": peak_active, "rtfx": 0.0,
+            **_latencies(done), **_client_queue(done, result.params), "bench_unfilled": dict(NOT_FILLED)}
 
 
 def _totals(reqs: list[RequestRecord], done: list[RequestRecord], duration: float, good_: int | None) -> dict:
@@ -92,7 +107,21 @@ def _details(reqs: list[RequestRecord]) -> dict:
     """--save-detailed's per-request lists (a failed request: output 0, TTFT 0, as vLLM writes it)."""
     return {"input_lens": [r.prompt_tokens for r in reqs], "output_lens": [r.new_tokens if r.done else 0 for r in reqs],
             "ttfts": [rec.ttft(r, SENT) or 0.0 for r in reqs], "itls": [rec.itl(r) for r in reqs],
+            "latencies": [rec.e2e(r, SENT) if r.done else 0.0 for r in reqs],
+            "start_times": [rec.origin_s(r, SENT) for r in reqs], "queue_times": [rec.waited(r) or 0.0 for r in reqs],
             "generated_texts": ["" for _ in reqs], "errors": [r.error or "" for r in reqs]}
+
+
+def _client_queue(done: list[RequestRecord], params: dict) -> dict:
+    """With a concurrency cap, vLLM's client-queue figures over the completed requests: the wait before the
+    send, and (at a finite rate) e2e latency with it."""
+    if not params.get("max_concurrency"):
+        return {}
+    waits = [rec.waited(r) or 0.0 for r in done]
+    out = _stats("client_queue_time", waits)
+    if params.get("qps") is not None:
+        out.update(_stats("e2el_including_client_queue", [rec.e2e(r, SENT) + w for r, w in zip(done, waits, strict=True)]))
+    return out
 
 
 def _latencies(done: list[RequestRecord]) -> dict:
@@ -127,4 +156,4 @@ def _setup(report, result, n: int) -> dict:
             "tokenizer_id": model, "num_prompts": n,
             "request_rate": p.get("qps") if p.get("qps") is not None else "inf",
             "burstiness": {"gamma": float(value or 1.0), "constant": "inf"}.get(kind, 1.0),
-            "max_concurrency": int(float(value)) if kind == "concurrency" else None}
+            "max_concurrency": int(float(value)) if kind == "concurrency" else p.get("max_concurrency")}
