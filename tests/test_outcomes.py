@@ -289,6 +289,17 @@ def test_latency_that_falls_as_load_rises_leaves_the_capacity_unsettled():
     assert capacity_text(cap).startswith("unsettled: p99 TTFT fell from")
 
 
+def test_a_fall_far_inside_the_slo_does_not_unsettle_the_capacity():
+    """At a light load latency can fall as load rises for reasons of the machine's own; a fall of p99 TTFT beyond
+    both intervals but by under a tenth of the SLO's bound (~35 ms of 1 s here) moves no verdict: the capacity
+    stands. The same fall against a 100 ms bound is material, and unsettles it."""
+    points = [(2.0, 0.03), (8.0, 0.01)]  # p99 TTFT ~69 ms at 2/s, ~35 ms at 8/s
+    cap = capacity_of(probe_report(points, slo_ttft_s=1.0, per_row_s=0.005))
+    assert cap.unsettled is None and (cap.code, cap.qps) == ("at_least", 8.0)
+    cap = capacity_of(probe_report(points, slo_ttft_s=0.1, per_row_s=0.005))
+    assert cap.code == "at_least" and cap.unsettled is not None and cap.unsettled.code == "latency"
+
+
 def test_a_disturbed_probe_leaves_the_capacity_unsettled_and_says_which():
     from bench.model.report import ResultWarning
 

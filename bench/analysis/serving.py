@@ -149,12 +149,12 @@ def probe(run, p: CurvePoint, slos: dict[str, float | None]) -> Probe:
     the request log, failed requests over every bound), and why it is not to be trusted, if it is not."""
     found = sessions(run.result.timing.counted)
     p99s = []
-    for slo in (k for k, bound in slos.items() if bound is not None):
+    for slo, bound in ((k, b) for k, b in slos.items() if b is not None):
         latencies = sorted(v for s in found for r in s.requests
                            for v in [(judged(r) or {}).get(slo, math.inf)])
         if latencies:
             lo, hi = quantile_interval(latencies)
-            p99s.append((slo, nearest_rank(latencies), lo, hi))
+            p99s.append((slo, nearest_rank(latencies), lo, hi, bound))
     why = withheld(run)
     return Probe(p.qps, p.slo_met, p.slo_valid, tuple(p99s), why.values.get("detail") or why.code if why else None)
 

@@ -26,9 +26,11 @@ FAKE_HPU_DEV: the box's device directory, where a card's node is DEV/accel/accel
 it share the cards, each held by one process at a time (a lock on its node, as the bridge's exclusive open of
 /dev/accel/accel<N>), so a second process is refused a card a first holds, until it exits."""
 
+import atexit
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import types
 
@@ -58,7 +60,9 @@ def _dev():
     global _OWN_DEV
     if os.environ.get("FAKE_HPU_DEV"):
         return os.environ["FAKE_HPU_DEV"]
-    _OWN_DEV = _OWN_DEV or tempfile.mkdtemp(prefix="fake-dev-")
+    if _OWN_DEV is None:
+        _OWN_DEV = tempfile.mkdtemp(prefix="fake-dev-")
+        atexit.register(shutil.rmtree, _OWN_DEV, ignore_errors=True)  # no directory left behind per process
     return _OWN_DEV
 
 
