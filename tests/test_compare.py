@@ -109,6 +109,13 @@ def test_a_machine_whose_own_speed_moved_between_two_runs_gets_no_verdict():
     assert c.rows[1].verdict == "slower"
     [c] = cmp(a, _probed("b", 0.13, 0.0041, seed=1, host="host-b"))  # another machine: its workload decides
     assert c.rows[1].verdict == "slower"
+    two = _probed("b", 0.13, 0.0041, seed=1)
+    for rep in two.results[0].timing.repeats:
+        rep.threads = 2  # the kernel on two threads hands work between them: its time is not the one-thread one's
+    for rep in a.results[0].timing.repeats:
+        rep.threads = 1
+    [c] = cmp(a, two)
+    assert c.rows[1].verdict == "slower"
 
 
 def test_an_interrupted_run_is_marked_and_gets_no_verdict():

@@ -62,11 +62,19 @@ def host_probe(run) -> float | None:
     return values[len(values) // 2] if values else None
 
 
+def probe_threads(run) -> set[int | None]:
+    """The torch threads the reference kernel ran on in the run's measured repeats (the worker's own)."""
+    return {r.threads for r in run.result.timing.measured if r.host_probe_s}
+
+
 def host_changed(run, base) -> Note | None:
     """Why two runs on the same machine cannot be compared: the machine's own speed moved between
     them (the same fixed kernel ran more than HOST_DRIFT apart), which the workload would read as a
-    difference. Runs on different machines are compared on their workloads alone."""
+    difference. Runs on different machines are compared on their workloads alone, and so are runs
+    whose kernel ran on other thread counts: its time is how fast the threads hand work to each other,
+    which differs by the count itself (one thread hands nothing over), not a change of the machine."""
     same = [run.report.environment.host.get(k) == base.report.environment.host.get(k) for k in ("hostname", "cpu_model")]
+    same.append(len(probe_threads(run) | probe_threads(base)) == 1)
     a, b = host_probe(run), host_probe(base)
     if not all(same) or not a or not b or max(a, b) / min(a, b) <= 1 + HOST_DRIFT:
         return None

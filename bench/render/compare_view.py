@@ -68,8 +68,17 @@ def _causes(notes) -> list[tuple[tuple[str, str | None], list[str]]]:
 
 
 def print_notes(screen, comparison) -> None:
-    for note in comparison.notes:  # the terminal wraps a note, so a path in it stays whole for copying
-        screen.print(markup("[yellow]note:[/] {}", shown(words.sentence(note), NOTE_CHARS)), soft_wrap=True)
+    """One line per cause: a note that several workloads share (a capacity search's rates that only one box
+    probed, say) is said once, with its count and the other workloads named."""
+    by: dict[str, list] = {}
+    for note in comparison.notes:
+        by.setdefault(note.code if "workload" in note.values else note.model_dump_json(), []).append(note)
+    for same in by.values():  # the terminal wraps a note, so a path in it stays whole for copying
+        text = words.sentence(same[0])
+        if len(same) > 1:
+            text += f" (the same for {len(same) - 1} more: {', '.join(n.values['workload'] for n in same[1:])})"
+        count = f" ×{len(same)}" if len(same) > 1 else ""
+        screen.print(markup("[yellow]note{}:[/] {}", count, shown(text, NOTE_CHARS)), soft_wrap=True)
 
 
 def print_comparison(screen, comparison, verbose: bool = True) -> None:

@@ -108,7 +108,8 @@ def _finetune_text(v) -> str:
     if v.speedup is None:
         return f"fine-tune: {v.box} against {v.baseline}: {VERDICT_WORDS[v.verdict]}" + _differences(v)
     s = v.speedup
-    return f"fine-tune: {v.box} against {v.baseline}: {words.speedup_text(s)} ({words.method(s)})"
+    said = s.reason is not None and s.reason.code == "one_repeat"  # its words already say how it was formed
+    return f"fine-tune: {v.box} against {v.baseline}: {words.speedup_text(s)}" + ("" if said else f" ({words.method(s)})")
 
 
 def _capacity_text(v) -> str:
