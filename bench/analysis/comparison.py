@@ -270,7 +270,7 @@ class ServingCurve(Typed):
 
 # ---- a study's decision (bench/analysis/decision.py) -------------------------------------------
 Why = Literal["not_run", "failed", "no_result", "no_price", "no_epoch", "no_slo", "no_capacity", "not_measured",
-              "no_requests", "not_recorded"]
+              "no_requests", "not_recorded", "unsettled"]
 
 
 class Figure(Typed):

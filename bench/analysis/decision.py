@@ -161,6 +161,8 @@ def request_cost(run: Run | None, cap: Capacity, costing: Costing) -> Figure:
     """USD per 1M requests at capacity: at the rate that met (high) and at the one that missed (low)."""
     if run is None or not cap.qps:
         return Figure(why="no_capacity")
+    if cap.unsettled is not None:  # a price per request of a capacity the probes do not support reads as settled
+        return Figure(why="unsettled")
     price = price_for(run, costing)
     if price is None:
         return Figure(why="no_price")

@@ -15,6 +15,7 @@ WHY = {
     "no_price": "no price for this box", "no_epoch": "the study names no epoch_samples", "no_slo": "no SLO",
     "no_capacity": "no capacity", "not_measured": "not measured here", "no_requests": "no request completed",
     "not_recorded": "not recorded (a report from before energy per request)",
+    "unsettled": "the capacity is unsettled",
 }
 VERDICT_WORDS = {"more": "more", "less": "less", "same": "the same", "overlap": "no verdict: the brackets overlap",
                  "no_verdict": "no verdict", "not_comparable": "not comparable"}
