@@ -249,7 +249,7 @@ def _finish_run(report, saved, cfg, late: bool = False, summary: bool = True) ->
         out.print(run_summary(report, out))
         print_problems(err, report, cfg.output.verbose)
     if saved.problem:
-        err.print(markup("[red]error:[/] {}", saved.problem), soft_wrap=False)
+        err.print(markup("[red]error:[/] {}", saved.problem), soft_wrap=True)  # its path stays whole for copying
     try:
         out.print(shown_path(saved.path), soft_wrap=True)
     except OutputError as exc:  # the report is written: say where, on the other stream
