@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.serve.http import HttpClient
+from fake_peer import start_on_thread, stop_on_thread
 
 HANG_S = 900.0
 
@@ -72,14 +73,11 @@ class ScriptedServer:
 
     # -- life ---------------------------------------------------------------------------------------
     def __enter__(self) -> str:
-        self.thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(HANG_S)
+        self.port = start_on_thread(self)
         return f"http://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(HANG_S)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(HANG_S)
+        stop_on_thread(self)
 
     async def _start(self) -> int:
         from aiohttp import web

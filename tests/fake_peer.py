@@ -37,6 +37,19 @@ def completion(ids_per_chunk, usage: dict | None = None, with_ids: bool = True) 
     return sse(*chunks)
 
 
+def start_on_thread(server) -> int:
+    """Run `server._start()` (an aiohttp app set up as `server.runner`) on the server's own loop and thread;
+    its port."""
+    server.thread.start()
+    return asyncio.run_coroutine_threadsafe(server._start(), server.loop).result(HANG_S)
+
+
+def stop_on_thread(server) -> None:
+    asyncio.run_coroutine_threadsafe(server.runner.cleanup(), server.loop).result(HANG_S)
+    server.loop.call_soon_threadsafe(server.loop.stop)
+    server.thread.join(HANG_S)
+
+
 @dataclass
 class Answer:
     """What a route answers: a status and a body (bytes, or JSON), headers, or — `drip` — these bytes
@@ -60,14 +73,10 @@ class Peer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> str:
-        self.thread.start()
-        port = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(HANG_S)
-        return f"http://{self.host}:{port}"
+        return f"http://{self.host}:{start_on_thread(self)}"
 
     def __exit__(self, *exc) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(HANG_S)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(HANG_S)
+        stop_on_thread(self)
 
     async def _start(self) -> int:
         from aiohttp import web

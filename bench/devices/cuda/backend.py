@@ -7,7 +7,7 @@ import os
 from bench.core.errors import DeviceUnavailable
 from bench.devices.base import Backend, _counter
 from bench.devices.cuda.autocast import autocast_lists, matmul_fp32
-from bench.devices.cuda.collectors import resolve_uuid
+from bench.devices.cuda.collectors import resolve_uuid, with_nvml
 from bench.devices.cuda.peaks import cuda_peak
 from bench.devices.cuda.spec import probe
 
@@ -97,7 +97,7 @@ class CudaBackend(Backend):
         except (AttributeError, RuntimeError):
             text = None
         hint = _visible_entry(self.local_rank)
-        found = _nvml(lambda lib: resolve_uuid(lib, text, hint))
+        found = with_nvml(lambda lib: resolve_uuid(lib, text, hint))
         if found:
             return found
         if hint and hint.startswith("MIG-") and len(hint) >= 40:
@@ -152,20 +152,8 @@ def _visible_entry(ordinal: int) -> str | None:
     return nvidia[0] if len(nvidia) == 1 and ordinal == 0 else None
 
 
-def _nvml(fn):
-    """fn(pynvml) between nvmlInit and nvmlShutdown; None where NVML is not there or fails."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            return fn(pynvml)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - optional: absence is recorded as null
-        return None
 
 
 def _nvidia_driver() -> str | None:
-    version = _nvml(lambda lib: lib.nvmlSystemGetDriverVersion())
+    version = with_nvml(lambda lib: lib.nvmlSystemGetDriverVersion())
     return version.decode() if isinstance(version, bytes) else version

@@ -271,7 +271,7 @@ def cards_of(pids) -> tuple[list[dict], str]:
                 out.append({"uuid": uuid.decode() if isinstance(uuid, bytes) else uuid})
         return out
 
-    found = _with_nvml(holding)
+    found = with_nvml(holding)
     shown = ", ".join(map(str, sorted(wanted)))
     if found is None:
         return [], "NVML could not list the GPUs' processes"
@@ -281,7 +281,7 @@ def cards_of(pids) -> tuple[list[dict], str]:
     return found, f"NVML lists process {shown} on {', '.join(d['uuid'] for d in found)}"
 
 
-def _with_nvml(fn):
+def with_nvml(fn):
     """fn(pynvml) between nvmlInit and nvmlShutdown; None where NVML is not there or fails."""
     try:
         import pynvml
@@ -291,5 +291,5 @@ def _with_nvml(fn):
             return fn(pynvml)
         finally:
             pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no NVML, no driver: nothing found, said by the caller
+    except Exception:  # noqa: BLE001 - no NVML, no driver: None, and the caller says what that means
         return None
