@@ -22,7 +22,18 @@ def fit(screen, title: str, headers: list[str], rows: list[list[str]], always: i
     across = _transposed(title, headers, rows, keep, dim)
     if natural_width(screen, across) <= screen.width:
         return across
+    if _room_per_run(screen, headers, rows, keep) >= MIN_WRAPPED:  # side by side still, long cells wrapped
+        return _transposed(title, headers, rows, keep, dim, wrap=True)
     return _blocks(title, headers, rows, keep, dim, always)
+
+
+MIN_WRAPPED = 28  # characters a run's column needs for its cells to read when wrapped; below, a block per run
+
+
+def _room_per_run(screen, headers, rows, keep) -> float:
+    """The width each run's column would get beside the figure names (borders and padding taken off)."""
+    names = max(len(shown(headers[i])) for i in keep[1:]) if keep[1:] else 0
+    return (screen.width - names - 3 * (len(rows) + 1) - 1) / max(1, len(rows))
 
 
 def natural_width(screen, renderable) -> int:
@@ -50,11 +61,11 @@ def _wide(title, headers, rows, keep, dim) -> Table:
     return table
 
 
-def _transposed(title, headers, rows, keep, dim) -> Table:
+def _transposed(title, headers, rows, keep, dim, wrap: bool = False) -> Table:
     table = Table(title=shown(title), title_justify="left")
     table.add_column(shown(""), no_wrap=True, style="bold")
     for r, d in zip(rows, dim, strict=True):
-        table.add_column(shown(r[0]), no_wrap=True, style="dim" if d else None)
+        table.add_column(shown(r[0]), no_wrap=not wrap, overflow="fold", style="dim" if d else None)
     for i in keep[1:]:
         table.add_row(shown(headers[i]), *[shown(r[i]) for r in rows])
     return table
