@@ -263,7 +263,7 @@ def check_processes(backend) -> dict:
     """NVML's processes on our GPU against our PID, and what bench makes of them."""
     if backend.name != "cuda":
         return fact("processes", "n/a (NVML only: HLML lists no processes)", None)
-    from bench.devices.cuda.backend import _nvml
+    from bench.devices.cuda.collectors import with_nvml
     from bench.devices.owned import OwnProcesses
 
     uuid = backend.uuid()
@@ -272,7 +272,7 @@ def check_processes(backend) -> dict:
         h = lib.nvmlDeviceGetHandleByUUID(uuid)
         return {p.pid for p in lib.nvmlDeviceGetComputeRunningProcesses(h)}
 
-    pids = _nvml(listed)
+    pids = with_nvml(listed)
     if pids is None:
         return fact("processes", "NVML could not list the processes", None)
     others = OwnProcesses(os.getpid()).others(pids)
@@ -337,7 +337,7 @@ def check_own_server(backend, timeout_s: float = 90.0) -> dict:
     not in the run's tree): another job until claimed, then the run's own (bench/devices/owned.py)."""
     if backend.name != "cuda":
         return fact("own_server", "n/a (NVML only: HLML lists no processes)", None)
-    from bench.devices.cuda.backend import _nvml
+    from bench.devices.cuda.collectors import with_nvml
     from bench.devices.owned import OwnProcesses
 
     backend.synchronize()  # this process holds the GPU too, as a worker does
@@ -347,7 +347,7 @@ def check_own_server(backend, timeout_s: float = 90.0) -> dict:
     if not pid.isdigit() or said != "ready":
         return fact("own_server", f"the server did not start: {' '.join(done.stderr.split())[-120:]}", False)
     try:
-        pids = _nvml(lambda lib: {p.pid for p in lib.nvmlDeviceGetComputeRunningProcesses(
+        pids = with_nvml(lambda lib: {p.pid for p in lib.nvmlDeviceGetComputeRunningProcesses(
             lib.nvmlDeviceGetHandleByUUID(backend.uuid()))})
         own = OwnProcesses(os.getpid())
         before = own.others(pids or set())
