@@ -122,7 +122,9 @@ class Service:
         if body.model != self.name:
             raise ApiError(404, f"the model {body.model[:100]!r} is not served here; this server serves "
                                 f"{self.name!r}", param="model", code="model_not_found")
-        limit = getattr(body, "max_completion_tokens", None) or body.max_tokens
+        # chat's own field only: on a completions body an unknown key is an extra, and pydantic shows extras as
+        # attributes, unvalidated (a "max_completion_tokens": "5" reached the engine as a string)
+        limit = (body.max_completion_tokens if chat else None) or body.max_tokens
         default = min(self.max_tokens, max(CHAT_TOKENS, body.min_tokens)) if chat else COMPLETION_TOKENS
         temperature, top_p = body.sampling
         return GenRequest(rid, tuple(ids), limit if limit is not None else default, body.min_tokens, body.ignore_eos,
