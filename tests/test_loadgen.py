@@ -814,6 +814,10 @@ def test_a_jsonl_prompts_file_is_read_in_order_counted_with_a_local_tokenizer_an
     f.write_text('{"prompt": ""}\n')
     with pytest.raises(ConfigError, match=":1: expected an object with a non-empty string"):
         read_prompt_file(str(f))
+    f.write_text('{"prompt": "ok"}\n{"prompt": "a \\ud800 b"}\n')  # valid JSON, not text: refused before any work
+    with pytest.raises(ConfigError, match=r":2: not text a server can be sent \(a lone surrogate, '\\ud800', at "
+                                          r"character 3\)"):
+        read_prompt_file(str(f))
     with pytest.raises(ConfigError, match="not a directory"):
         load_tokenizer(str(tmp_path / "nowhere"))
 
@@ -928,6 +932,11 @@ def test_a_vllm_results_sends_are_read_as_arrivals_and_bench_export_replays_as_i
                                             session_start_s=0.0)
     f.write_text(json.dumps(vllm_results([r])[0]))
     assert read_arrivals(str(f))[0] == pytest.approx([0.0, 0.5])
+    res.params = {**res.params, "qps": None, "arrivals": "abc123"}  # a replay: no one rate, not vLLM's "inf" burst
+    out = vllm_results([r])[0]
+    assert out["request_rate"] is None and "request_rate" in out["bench_unfilled"]
+    res.params = {**res.params, "arrivals": None, "load": "burst"}
+    assert vllm_results([r])[0]["request_rate"] == "inf"
 
 
 def test_events_that_arrive_in_one_read_are_stamped_each_as_it_is_parsed():

@@ -145,6 +145,37 @@ def test_a_session_cut_short_keeps_the_requests_it_finished_and_closes_the_other
     assert all(e is None for f, e in zip(log.finish_s, log.error, strict=True) if f is not None)
 
 
+def test_requests_the_runs_own_interruption_cut_are_not_judged_against_the_slo():
+    """A session stopped before its requests finished read "missed, at 99 % confidence (200000 of 200000 requests
+    over)": the requests nobody waited for are unknown, not misses. A request the server failed still is one."""
+    from bench.serve.maths.metrics import serving_metrics
+
+    log = request_log(_traces(["ok"] * 3 + ["cut"] * 5), unfinished="interrupted")
+    rep = Repeat(0, requests=log)
+    m = serving_metrics([rep], {"qps": 1.0}, slo_ttft_s=1.0)
+    assert (m["slo.ttft.n"], m["slo.ttft.over"]) == (3, 0)
+    rep.requests = request_log(_traces(["ok"] * 3 + ["cut"] * 5), unfinished="interrupted")
+    rep.requests.error = [None, None, "http_500", *rep.requests.error[3:]]
+    rep.requests.finish_s[2] = None
+    m = serving_metrics([rep], {"qps": 1.0}, slo_ttft_s=1.0)
+    assert (m["slo.ttft.n"], m["slo.ttft.over"]) == (3, 1)
+    rep.requests = request_log(_traces(["cut"] * 4), unfinished="interrupted")
+    assert "slo.ttft.n" not in serving_metrics([rep], {"qps": 1.0}, slo_ttft_s=1.0)  # nothing to judge: no verdict
+
+
+def _traces(kinds: list[str]):
+    """Finished requests (TTFT 0.1 s) and ones still open when the session was cut."""
+    from bench.serve.protocol import Trace
+
+    out = []
+    for i, kind in enumerate(kinds):
+        t = Trace(float(i), sent_s=float(i))
+        if kind == "ok":
+            t.token_s, t.finish_s = [i + 0.1, i + 0.2], i + 0.2
+        out.append(t)
+    return out
+
+
 def test_a_cut_stream_counts_no_tokens_as_served_work():
     """Over HTTP the busy steps are what the client saw: a stream cut after three tokens made no reply, and
     its tokens are no throughput (a server killed mid-session reported tokens/s from partial streams)."""

@@ -276,7 +276,10 @@ def _items(flag: str, raw: Any, sequence: bool, text: bool = False) -> tuple:
     elif isinstance(raw, list | tuple):
         items = tuple(raw)
     else:
-        items = tuple(x.strip() for x in str(raw).split(",") if x.strip())
+        items = tuple(x.strip() for x in str(raw).split(","))
+        if any(items) and not all(items):  # "1,,2" or "1,": an item left out is a typo, not a choice
+            raise ConfigError(f"{flag}: an empty item in the list {str(raw)[:80]!r}")
+        items = tuple(x for x in items if x)
     if not items:
         raise ConfigError(f"{flag}: expected a comma-separated list, got {raw!r}")
     if any(isinstance(x, str) and "\x00" in x for x in items):

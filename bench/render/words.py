@@ -261,7 +261,8 @@ def tail_text(v: dict) -> str:
     requests cannot support a p99 claim: about 399 more with none over"."""
     at = f" at {v['qps']:.3g} requests/s" if v.get("qps") is not None else ""
     name, pct = SLO_NAMES.get(v["slo"], v["slo"]), f"{v['confidence'] * 100:g} %"
-    head = f"p99 {name}{at} {_ms(v['p99_s'])} {'≤' if v['met'] else '>'} {_ms(v['bound_s'])}"
+    value = f"{_ms(v['p99_s'])} {'≤' if v['met'] else '>'}" if v["p99_s"] is not None else "is a failed request, over"
+    head = f"p99 {name}{at} {value} {_ms(v['bound_s'])}"
     counts = f"{v['over']} of {v['n']} requests over"
     if v["holds"]:
         return f"{head}: holds at {pct} confidence ({counts}; early stopping needs {v['needed']})"

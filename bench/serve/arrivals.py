@@ -208,7 +208,7 @@ def vllm_arrivals(data: bytes, where: str) -> tuple[list[float], list[int]]:
     first = arrivals[order[0]]
     offsets = [arrivals[i] - first for i in order]
     if offsets[-1] > MAX_SPAN_S:
-        raise ConfigError(f"{where}: its arrivals span {offsets[-1]:,.0f} s; a session's span at most a day")
+        raise ConfigError(f"{where}: its arrivals span {offsets[-1]:,.4g} s; a session's span at most a day")
     return offsets, [lens[i] for i in order]
 
 

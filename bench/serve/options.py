@@ -277,7 +277,10 @@ class ServeOptions(EngineOptions):
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 86_400:,.1f} days" if seconds >= 2 * 86_400 else f"{seconds / 3600:,.1f} h"
+    days = seconds / 86_400
+    if days >= 1e6:  # --qps 1e-300 read out as a 300-digit figure
+        return f"{days:.2g} days"
+    return f"{days:,.1f} days" if seconds >= 2 * 86_400 else f"{seconds / 3600:,.1f} h"
 
 
 _HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,253}$")

@@ -58,6 +58,11 @@ def _prompt(line: str, where: str) -> str:
         raise ConfigError(f"{where}: expected an object with a non-empty string `prompt` (or `text`)")
     if len(value) > MAX_PROMPT_CHARS:
         raise ConfigError(f"{where}: a prompt of more than {MAX_PROMPT_CHARS:,} characters")
+    try:  # JSON's \ud800 escapes decode to a lone surrogate, which no tokenizer and no UTF-8 request can carry
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{where}: not text a server can be sent (a lone surrogate, "
+                          f"{value[exc.start]!r}, at character {exc.start + 1})") from None
     return value
 
 

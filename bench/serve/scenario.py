@@ -289,8 +289,8 @@ def variants(options):
     if options.find_capacity:
         plan = capacity_plan(options)
         yield from capacity_search(plan.start_qps, options.max_probes, plan.requests_at)
-    elif options.arrivals is not None or not options.qps or not parse_load(options.load).open:
-        yield {}
+    elif options.arrivals is not None or not options.qps or not parse_load(options.load).rated:
+        yield {}  # a replay, a burst or a closed loop: no offered rate to name it by (a burst read "qps=20")
     else:
         for q in options.qps:
             yield {"qps": (q,)}
@@ -299,7 +299,7 @@ def variants(options):
 def count(options) -> int | None:
     if options.find_capacity:
         return None
-    return len(options.qps) if options.arrivals is None and options.qps else 1
+    return len(options.qps) if options.arrivals is None and options.qps and parse_load(options.load).rated else 1
 
 
 def preamble(options) -> str | None:

@@ -36,7 +36,8 @@ from bench.serve.maths.metrics import lead_figure, serving_metrics
 from bench.serve.options import ServeOptions
 from bench.serve.plan import ServingPlan, longest_output, output_lengths, user_turns
 from bench.serve.prompts import MAX_FILE_BYTES as MAX_PROMPT_BYTES
-from bench.serve.prompts import counted, input_lengths, load_tokenizer, read_prompt_file, synthetic_texts, tokenizer_hash
+from bench.serve.prompts import (counted, input_lengths, load_tokenizer, parse_input_len, read_prompt_file,
+                                 synthetic_texts, tokenizer_hash)
 from bench.serve.protocol import Sampling
 from bench.serve.text import Codec
 from workloads import registry as workloads
@@ -127,6 +128,10 @@ class BlenderServe(Workload):
         a file's prompts has a tokenizer; --input-len draws synthetic prompts only."""
         if options.input_len != "uniform" and (common.data != "synthetic" or options.data_file is not None):
             raise ConfigError("--input-len: draws the lengths of synthetic prompts (--data synthetic)")
+        kind, length, _ = parse_input_len(options.input_len)
+        if kind != "uniform" and common.context_len and length > common.context_len:  # the identity would misname it
+            raise ConfigError(f"--input-len {options.input_len}: longer than --context-len {common.context_len}; "
+                              f"every prompt would be cut to {common.context_len} tokens")
         if options.data_file is not None:
             read_prompt_file(options.data_file)
         if options.data_tokenizer is not None and options.data_file is None and common.data != "synthetic":

@@ -174,10 +174,15 @@ def good(r: RequestRecord, slos: dict[str, float], origin: rec.Origin = "arrival
     return j is not None and all(j[k] <= bound for k, bound in slos.items())
 
 
+NOT_JUDGED = ("interrupted",)  # cut by the run's own interruption (Ctrl-C, SIGTERM): unknown, not a miss
+
+
 def slo_verdict(sessions_: list[Session], slos: dict[str, float | None]) -> SloVerdict | None:
-    """Each SLO's claim and the good requests; None without an SLO or a request to judge."""
+    """Each SLO's claim and the good requests; None without an SLO or a request to judge. A request the
+    run's own interruption cut is not judged: it says nothing of the server (a session stopped before any
+    request finished read "missed, at 99 % confidence" over requests nobody waited for)."""
     given = {k: v for k, v in slos.items() if v is not None}
-    requests = [r for s in sessions_ for r in s.requests]
+    requests = [r for s in sessions_ for r in s.requests if r.error not in NOT_JUDGED]
     if not given or not requests:
         return None
     rows = [judged(r) for r in requests]

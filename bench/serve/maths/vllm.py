@@ -88,7 +88,14 @@ def vllm_result(report, result, log) -> dict:
     return {**_setup(report, result, len(reqs)), "duration": duration,
             **_totals(reqs, done, duration, _good(result, done)), **_details(reqs),
             "max_output_tokens_per_s": peak_tokens, "max_concurrent_requests": peak_active, "rtfx": 0.0,
-            **_latencies(done), **_client_queue(done, result.params), "bench_unfilled": dict(NOT_FILLED)}
+            **_latencies(done), **_client_queue(done, result.params), "bench_unfilled": _unfilled(result.params)}
+
+
+def _unfilled(params: dict) -> dict:
+    out = dict(NOT_FILLED)
+    if params.get("arrivals"):
+        out["request_rate"] = "the arrivals were replayed from a file (--arrivals): no one rate (null); start_times has each"
+    return out
 
 
 def _totals(reqs: list[RequestRecord], done: list[RequestRecord], duration: float, good_: int | None) -> dict:
@@ -154,6 +161,7 @@ def _setup(report, result, n: int) -> dict:
     return {"date": date, "endpoint_type": "openai-chat" if chat else "openai",
             "backend": "openai-chat" if chat else "openai", "label": report.label, "model_id": model,
             "tokenizer_id": model, "num_prompts": n,
-            "request_rate": p.get("qps") if p.get("qps") is not None else "inf",
+            # "inf" is vLLM's burst (and, with max_concurrency, its closed loop); a replayed --arrivals has no rate
+            "request_rate": p.get("qps") if p.get("qps") is not None else None if p.get("arrivals") else "inf",
             "burstiness": {"gamma": float(value or 1.0), "constant": "inf"}.get(kind, 1.0),
             "max_concurrency": int(float(value)) if kind == "concurrency" else p.get("max_concurrency")}
