@@ -299,6 +299,17 @@ def test_a_chat_only_field_on_a_completions_body_is_ignored_not_taken_unchecked(
             assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 2, (value, r.text[:200])
 
 
+def test_a_chat_error_names_the_messages_and_a_negative_seed_is_taken_as_vllm_takes_it(tiny_url):
+    import httpx
+
+    with httpx.Client(base_url=tiny_url, timeout=HANG_S) as h:
+        r = h.post("/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "  "}]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages"  # a chat body has no `prompt`
+        r = h.post("/v1/completions", json={"model": "tiny", "prompt": "hi", "max_tokens": 2, "seed": -1,
+                                            "temperature": 1})
+        assert r.status_code == 200, r.text[:200]  # vLLM: any int64 (clients send -1)
+
+
 def test_hostile_bodies_get_openai_shaped_4xx_and_the_server_goes_on(tiny_url):
     import httpx
 

@@ -814,6 +814,8 @@ def test_a_jsonl_prompts_file_is_read_in_order_counted_with_a_local_tokenizer_an
     f.write_text('{"prompt": ""}\n')
     with pytest.raises(ConfigError, match=":1: expected an object with a non-empty string"):
         read_prompt_file(str(f))
+    f.write_bytes(b'\xef\xbb\xbf{"prompt": "with a BOM"}\n')  # a Windows editor's byte order mark
+    assert read_prompt_file(str(f)) == ["with a BOM"]
     f.write_text('{"prompt": "ok"}\n{"prompt": "a \\ud800 b"}\n')  # valid JSON, not text: refused before any work
     with pytest.raises(ConfigError, match=r":2: not text a server can be sent \(a lone surrogate, '\\ud800', at "
                                           r"character 3\)"):

@@ -140,7 +140,7 @@ class _Generation(_Body):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)  # null: the default, 1
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # vLLM's: any int64 (clients send -1)
     n: int = Field(1, ge=1, le=1)
     stream: bool | None = False
     stream_options: StreamOptions | None = None

@@ -286,7 +286,12 @@ def _generation_routes(app: FastAPI, service: Service) -> None:
         ids = await service.ids(body, chat)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         request = service.request(body, ids, chat, rid)
-        queue = service.submit(request)
+        try:
+            queue = service.submit(request)
+        except ApiError as exc:
+            if chat and exc.param == "prompt":  # a chat body has no prompt: its messages make it
+                exc.param, exc.message = "messages", f"the messages make the prompt, and {exc.message}"
+            raise
         shape = Shape(chat, rid, service.name, int(time.time()))
         if body.stream:
             return StreamingResponse(stream(service, request, queue, shape, Streaming.of(body), body.stops),

@@ -35,11 +35,12 @@ ROUNDS = 8  # re-encodings of a synthetic text before its count is taken as it i
 
 
 def read_prompt_file(path: str, flag: str = "--data-file") -> list[str]:
-    """The prompts of a JSON Lines file; ConfigError naming the line (never quoting it) otherwise."""
+    """The prompts of a JSON Lines file (`prompt`, else `text`, of each line's object); ConfigError naming the
+    line (never quoting it) otherwise."""
     where = f"{flag} {clip(str(path), 200)}"
     data = read_small(path, flag, MAX_FILE_BYTES)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark (Windows editors write one) is not part of line 1
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     prompts = [_prompt(line, f"{where}:{n}") for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
