@@ -291,11 +291,15 @@ def run_scripted(plan, replies, chat=False):
     clock = VirtualClock(T0)
     keys = list(plan.texts) if chat else list(plan.prompts)
     server = ScriptedServer(clock, dict(zip(keys, replies, strict=False)), [(T0 + a, k) for a, k in zip(plan.arrivals, keys, strict=False)])
+    return session_against(server, plan, clock, "chat" if chat else "completions"), server
+
+
+def session_against(server, plan, clock, api: str = "completions"):
+    """The traces of a session the recording client runs against a scripted server, on its virtual clock."""
     with server as url:
-        client = server.client = Recording(Endpoint(url, "chat" if chat else "completions", "fake"), clock,
-                                           clock.sleep)
+        client = server.client = Recording(Endpoint(url, api, "fake"), clock, clock.sleep)
         try:
-            return run_session(plan, client, clock), server
+            return run_session(plan, client, clock)
         finally:
             client.close()
 
@@ -356,12 +360,7 @@ def test_chat_sends_the_dialogue_as_messages_and_stamps_the_same_way():
     keys = list(plan.texts)
     arrivals = [(T0, texts[0]), (T0 + 0.2, texts[2])]
     server = ScriptedServer(clock, dict(zip(keys, replies, strict=False)), arrivals)
-    with server as url:
-        client = server.client = Recording(Endpoint(url, "chat", "fake"), clock, clock.sleep)
-        try:
-            traces = run_session(plan, client, clock)
-        finally:
-            client.close()
+    traces = session_against(server, plan, clock, "chat")
     second_turn = next(b for b in server.bodies if b["messages"][-1]["content"] == "i feel low")
     assert second_turn["messages"] == [{"role": "user", "content": "hello there"},
                                        {"role": "assistant", "content": " w10 w11"},
@@ -882,12 +881,7 @@ def test_a_concurrency_cap_holds_at_any_rate_and_a_waiting_requests_ttft_counts_
     plan = ServingPlan((0.0,) * n, prompts(n), (3,) * n, max_concurrency=2)  # a burst: every request at once
     clock = VirtualClock(T0)
     server = Counting(clock, {p: Reply.tokens([0.1, 0.2, 0.3]) for p in plan.prompts})
-    with server as url:
-        client = server.client = Recording(Endpoint(url, "completions", "fake"), clock, clock.sleep)
-        try:
-            traces = run_session(plan, client, clock)
-        finally:
-            client.close()
+    traces = session_against(server, plan, clock)
     assert server.most == 2 and all(t.error is None and t.new_tokens == 3 for t in traces)
     finishes = sorted(t.finish_s for t in traces)
     for i, t in enumerate(sorted(traces, key=lambda t: t.ready_s)):  # the third sent once the first ended, ...
