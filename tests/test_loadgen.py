@@ -896,6 +896,22 @@ def test_a_concurrency_cap_holds_at_any_rate_and_a_waiting_requests_ttft_counts_
     assert max(len(rows) for rows, _ in ex.log) == 3 and all(t.finish_s for t in in_process)
 
 
+def test_requests_that_end_together_each_free_a_slot_for_the_next_waiting():
+    """Under a cap of 2, four requests at 0: the first two end in one wait (at 1.0 and 1.5); the third was ready at
+    1.0 and the fourth at 1.5 (only the first end was taken, and the fourth read ready at its arrival: its wait for
+    a slot counted as the generator's lateness)."""
+    from bench.serve.loads import Schedule
+
+    plan = ServingPlan((0.0,) * 4, prompts(4), (3,) * 4, max_concurrency=2)
+    schedule = Schedule(plan, 0.0, None)
+    first = list(schedule.due(0.0))
+    assert [t.ready_s for _, t, _ in first] == [0.0, 0.0]
+    for (request, trace, _), end in zip(first, (1.0, 1.5), strict=True):
+        trace.finish_s = end
+        schedule.ended(request.id, 2.0)
+    assert [t.ready_s for _, t, _ in schedule.due(2.0)] == [1.0, 1.5]
+
+
 def test_a_burst_sends_every_request_at_the_start_with_no_rate():
     load = parse_load("burst")
     assert load.open and not load.rated and open_arrivals(load, None, 4, seed=0) == [0.0] * 4

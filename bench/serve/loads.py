@@ -37,7 +37,9 @@ class Schedule:
         self.history: dict[int, tuple[list[int], list[tuple[str, str]]]] = {}
         self.cap, self.in_flight = plan.max_concurrency, 0
         self.waiting: deque = deque()  # (request, trace, messages) arrived at the cap, in arrival order
-        self.freed: deque = deque()  # when each slot freed at the cap was freed (the oldest goes to the next sent)
+        # when each free slot became free, oldest first (the next sent takes it): every slot free from the start;
+        # each end gives one back, several ending together each give their own
+        self.freed: deque = deque([-math.inf] * (self.cap or 0))
         if plan.concurrency is None:
             for c, offset in enumerate(plan.arrivals):
                 heapq.heappush(self.queue, (t0 + offset, c * plan.turns))
@@ -65,7 +67,7 @@ class Schedule:
         while self.waiting and (self.cap is None or self.in_flight < self.cap):
             request, trace, messages = self.waiting.popleft()
             if self.cap is not None:
-                trace.ready_s = max(trace.arrival_s, self.freed.popleft() if self.freed else trace.arrival_s)
+                trace.ready_s = max(trace.arrival_s, self.freed.popleft())
             self.in_flight += 1
             yield request, trace, messages
 
@@ -74,7 +76,7 @@ class Schedule:
         i = int(rid)
         trace = self.traces[i]
         end = trace.finish_s if trace.finish_s is not None else now
-        if self.cap is not None and self.in_flight == self.cap:  # a slot freed at the cap: the next to wait takes it
+        if self.cap is not None:
             self.freed.append(end)
         self.in_flight -= 1
         p = self.plan
