@@ -815,6 +815,12 @@ def test_a_jsonl_prompts_file_is_read_in_order_counted_with_a_local_tokenizer_an
         read_prompt_file(str(f))
     f.write_bytes(b'\xef\xbb\xbf{"prompt": "with a BOM"}\n')  # a Windows editor's byte order mark
     assert read_prompt_file(str(f)) == ["with a BOM"]
+    from bench.serve.arrivals import read_arrivals
+
+    f.write_bytes(b"\xef\xbb\xbf0.5 7\n1.0 3\n")  # every file bench reads: an arrivals file too, and a vLLM result
+    assert read_arrivals(str(f)) == ([0.5, 1.0], [7, 3])
+    f.write_bytes(b'\xef\xbb\xbf{"start_times": [2.0, 2.5], "input_lens": [4, 5]}')
+    assert read_arrivals(str(f)) == ([0.0, 0.5], [4, 5])
     f.write_text('{"prompt": "ok"}\n{"prompt": "a \\ud800 b"}\n')  # valid JSON, not text: refused before any work
     with pytest.raises(ConfigError, match=r":2: not text a server can be sent \(a lone surrogate, '\\ud800', at "
                                           r"character 3\)"):

@@ -144,21 +144,33 @@ def read_lines(path: str, flag: str, limit: int) -> list[tuple[int, str]]:
     left out; ConfigError naming the flag for anything that is not such a file (a directory, a FIFO,
     too large, binary, not UTF-8). An error about a file names its line and what was expected,
     never what the line holds: a file given by mistake (/proc/self/environ, a .env) may hold secrets."""
+    return text_lines(read_small(path, flag, limit), f"{flag} {clip(str(path), 200)}")
+
+
+def text_lines(data: bytes, where: str) -> list[tuple[int, str]]:
+    """read_lines of a file's bytes already read."""
     from bench.core.errors import ConfigError
 
-    data, shown = read_small(path, flag, limit), clip(str(path), 200)
     if b"\x00" in data:
-        raise ConfigError(f"{flag} {shown}: a binary file (it holds NUL bytes), not text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{flag} {shown}: not UTF-8 text (byte {exc.start})") from None
+        raise ConfigError(f"{where}: a binary file (it holds NUL bytes), not text")
     out = []
+    text = utf8_text(data, where)
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if line:
             out.append((number, line))
     return out
+
+
+def utf8_text(data: bytes, where: str) -> str:
+    """A file's bytes as text: UTF-8, a byte order mark (Windows editors write one) not part of its first line;
+    ConfigError saying where it is not."""
+    from bench.core.errors import ConfigError
+
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
 
 
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://)[^/?#@\s\"'<>\\]*@")

@@ -30,7 +30,7 @@ import random
 from dataclasses import dataclass
 
 from bench.core.errors import ConfigError
-from bench.core.text import clip, read_lines, read_small
+from bench.core.text import clip, read_small, text_lines, utf8_text
 
 MAX_FILE_BYTES = 16 * 2**20
 MAX_REQUESTS = 1_000_000  # requests of one session, however they are asked for
@@ -152,9 +152,10 @@ def read_arrivals(path: str, flag: str = "--arrivals") -> tuple[list[float], lis
     offsets: list[float] = []
     tokens: list[int] = []
     where = f"{flag} {clip(str(path), 200)}"
-    if read_small(path, flag, MAX_FILE_BYTES).lstrip()[:1] == b"{":
-        return vllm_arrivals(read_small(path, flag, MAX_FILE_BYTES), where)
-    for number, line in read_lines(path, flag, MAX_FILE_BYTES):
+    data = read_small(path, flag, MAX_FILE_BYTES)  # read once: a FIFO or /proc file reads differently twice
+    if data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
+        return vllm_arrivals(utf8_text(data, where), where)
+    for number, line in text_lines(data, where):
         t, k = _arrival(line, f"{where}:{number}")
         if offsets and t < offsets[-1]:
             raise ConfigError(f"{where}:{number}: {t:g} s comes before the line above ({offsets[-1]:g} s); "
@@ -187,7 +188,7 @@ def _arrival(line: str, where: str) -> tuple[float, int]:
     return t, int(fields[1])
 
 
-def vllm_arrivals(data: bytes, where: str) -> tuple[list[float], list[int]]:
+def vllm_arrivals(data: str | bytes, where: str) -> tuple[list[float], list[int]]:
     """(offsets, prompt tokens) of a vLLM result, in arrival order (see the module's docstring)."""
     try:
         obj = json.loads(data)

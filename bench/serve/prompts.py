@@ -25,7 +25,7 @@ import math
 import random
 
 from bench.core.errors import ConfigError
-from bench.core.text import clip, read_small
+from bench.core.text import clip, read_small, utf8_text
 
 MAX_FILE_BYTES = 64 << 20
 MAX_PROMPT_CHARS = 1 << 20
@@ -39,10 +39,7 @@ def read_prompt_file(path: str, flag: str = "--data-file") -> list[str]:
     line (never quoting it) otherwise."""
     where = f"{flag} {clip(str(path), 200)}"
     data = read_small(path, flag, MAX_FILE_BYTES)
-    try:
-        text = data.decode("utf-8-sig")  # a byte order mark (Windows editors write one) is not part of line 1
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    text = utf8_text(data, where)
     prompts = [_prompt(line, f"{where}:{n}") for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not prompts:
         raise ConfigError(f"{where}: no prompts in it (JSON Lines: one {{\"prompt\": TEXT}} a line)")
