@@ -12,6 +12,8 @@ wherever it did not converge.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bench.model.report import FigureSpec, Repeat, Result
@@ -329,6 +331,17 @@ def test_a_fall_far_inside_the_slo_does_not_unsettle_the_capacity():
     assert cap.unsettled is None and (cap.code, cap.qps) == ("at_least", 8.0)
     cap = capacity_of(probe_report(points, slo_ttft_s=0.1, per_row_s=0.005))
     assert cap.code == "at_least" and cap.unsettled is not None and cap.unsettled.code == "latency"
+
+
+def test_a_lower_rate_whose_p99_is_a_failed_request_is_read_as_over_every_bound():
+    """The p99 of a rate with 2 % failed requests is a failed one (None): the fall check read it as a number and
+    raised, which set the report aside in compare and ended bench run in a traceback."""
+    from bench.serve.maths.capacity import Probe, bracket
+
+    low = Probe(1.0, False, True, (("ttft", None, 0.3, math.inf, 0.1),))
+    high = Probe(2.0, False, True, (("ttft", 0.2, 0.19, 0.21, 0.1),))
+    b = bracket([low, high])
+    assert b.code == "below" and b.unsettled == "latency" and b.why[2] is None  # a failed p99, said as one
 
 
 def test_a_disturbed_probe_leaves_the_capacity_unsettled_and_says_which():

@@ -27,7 +27,7 @@ from bench.analysis.verdicts import withheld
 from bench.serve.maths import tails
 from bench.serve.maths.identity import NOTED, noted
 from bench.serve.maths.capacity import BRACKET, Probe, bracket, quantile_interval
-from bench.serve.maths.metrics import SLOS, judged, nearest_rank, sessions
+from bench.serve.maths.metrics import NOT_JUDGED, SLOS, judged, nearest_rank, sessions
 
 RATE_KEYS = ("qps", "requests", "arrivals")  # what may differ between the points of one curve
 SERVED_FIELDS = ("engine", "server", "endpoint", "static_shapes")  # a difference here is noted
@@ -150,8 +150,8 @@ def probe(run, p: CurvePoint, slos: dict[str, float | None]) -> Probe:
     found = sessions(run.result.timing.counted)
     p99s = []
     for slo, bound in ((k, b) for k, b in slos.items() if b is not None):
-        latencies = sorted(v for s in found for r in s.requests
-                           for v in [(judged(r) or {}).get(slo, math.inf)])
+        latencies = sorted(v for s in found for r in s.requests if r.error not in NOT_JUDGED
+                           for v in [(judged(r) or {}).get(slo, math.inf)])  # as the SLO verdict counts them
         if latencies:
             lo, hi = quantile_interval(latencies)
             p99s.append((slo, nearest_rank(latencies), lo, hi, bound))

@@ -40,10 +40,10 @@ def capacity_search(start_qps: float, max_probes: int, requests_at=None):
         met = _judged(result)
         if met is None:
             return f"the probe at {rate:.3g} requests/s judged nothing ({_why(result)})"
-        if met:
-            lo = q if lo is None else max(lo, q)
+        if met:  # the rate as probed: the bracket the search stops on is the one the analysis reads
+            lo = rate if lo is None else max(lo, rate)
         else:
-            hi = q if hi is None else min(hi, q)
+            hi = rate if hi is None else min(hi, rate)
         if hi is None:
             q = q * 2
         elif lo is None:
@@ -165,6 +165,11 @@ def _unsettled(probes: list[Probe]) -> tuple[str, tuple] | None:
     return None
 
 
+def _over(p99: float | None) -> float:
+    """A p99 that is a failed request (None) is over every bound."""
+    return math.inf if p99 is None else p99
+
+
 MATERIAL = 0.1  # of an SLO's bound: a smaller fall of its p99 between two rates does not unsettle a search
 
 
@@ -176,7 +181,7 @@ def _fell(low: Probe, high: Probe) -> tuple | None:
     at 20 requests/s and 14 ms at 40 against a 100 ms bound on a 2-core CPU."""
     at_high = {slo: (p99, lo, hi) for slo, p99, lo, hi, _ in high.p99}
     for slo, p99, lo, _, bound in low.p99:
-        if slo in at_high and at_high[slo][2] < lo and p99 - at_high[slo][0] >= MATERIAL * bound:
+        if slo in at_high and at_high[slo][2] < lo and _over(p99) - _over(at_high[slo][0]) >= MATERIAL * bound:
             return slo, low.qps, p99, high.qps, at_high[slo][0]
     return None
 
