@@ -137,7 +137,7 @@ class BlenderExecutor:
             rows, width, length = self._view()
             tokens, positions, suppress = self._inputs(rows)
             logits = self._logits(rows, width, length, tokens, positions, suppress)
-            return self._choose(self._for_choice(logits, rows), rows)
+            return self._choose(*self._for_choice(logits, rows), rows)
 
     def drop(self, ids: list[str]) -> None:
         for rid in ids:
@@ -333,10 +333,10 @@ class BlenderExecutor:
         """[rows, seq, d_model] -> [rows, heads, seq, head_dim]"""
         return t.view(t.shape[0], t.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
-    def _choose(self, logits, rows: int) -> dict[str, int]:
+    def _choose(self, logits, read: tuple[list[int], list[bool]], rows: int) -> dict[str, int]:
         """Each row's next token: its argmax, or a draw (sample); a row whose logits are not finite (NaN,
         +inf, or all -inf) or whose draw raised gets none, and is named in `last_failed`."""
-        greedy, broken = self._read_back(logits)
+        greedy, broken = read
         out, self.last_failed = {}, {}
         for i, row in enumerate(self.slots[:rows]):
             if row is None:
@@ -355,24 +355,26 @@ class BlenderExecutor:
         return out
 
     def _for_choice(self, logits, rows: int):
-        """The logits the choice reads: on the device where every row is greedy (its argmax read back there),
-        else the rows bucket's logits copied to the host whole, in one transfer warmed per rows bucket:
+        """(the logits the choice reads, each row's argmax and whether it is finite, read back once): on the
+        device where every row is greedy, else the rows bucket's logits copied to the host whole, in one
+        transfer warmed per rows bucket:
         sampling draws on the host, and a row read from the device on its own is a graph per row index on a
         lazy device (Gaudi), none of them warmed. A lazy device cuts its graph at a host read (bridge 1.19
         lazy_kernels.cpp), so the copy follows the greedy read-back: the graph before it is the warmed one."""
+        read = self._read_back(logits)  # the step's graph ends as a greedy step's does (warmed)
         if all(row is None or row.request.sampling.greedy for row in self.slots[:rows]):
-            return logits
-        self._read_back(logits)  # the step's graph ends as a greedy step's does (warmed): the copy is the transfer alone
-        return self._to_host(logits)
+            return logits, read
+        return self._to_host(logits), read  # the copy is the transfer alone; the choice reads the read-back above
 
     def _to_host(self, logits):
         return logits.to("cpu")
 
     def _read_back(self, logits) -> tuple[list[int], list[bool]]:
-        """(argmax, not finite) of each row, in one read to the host (warmed as served)."""
+        """(argmax, not finite) of each row, in one read to the host (warmed as served): one reduction, as a
+        row's max is NaN where it holds a NaN, +inf where it holds +inf and -inf where it is all -inf."""
         torch = self.torch
-        broken = torch.isnan(logits).any(-1) | torch.isposinf(logits).any(-1) | torch.isneginf(logits).all(-1)
-        both = torch.stack([logits.argmax(-1), broken.long()]).tolist()
+        top, at = logits.max(-1)
+        both = torch.stack([at, (~torch.isfinite(top)).long()]).tolist()
         return both[0], [bool(b) for b in both[1]]
 
     # -- buffers -------------------------------------------------------------------------------------------
