@@ -307,3 +307,14 @@ def test_the_method_holds_its_level_where_a_bootstrap_over_steps_does_not():
 
     assert simulated_false_verdicts(welch) <= 0.03
     assert simulated_false_verdicts(step_bootstrap) > 0.3  # why 0.1 said "24.05x slower" for identical commands
+
+
+def test_a_latency_leads_verdict_counts_each_sides_repeats_as_its_own(monkeypatch):
+    """A figure better lower is compared baseline / run; the repeat counts stay (the run's, the baseline's)."""
+    from bench.analysis import verdicts
+
+    monkeypatch.setattr(verdicts, "sides", lambda *a: ([0.010, 0.011], [0.020, 0.021, 0.019, 0.020]))
+    monkeypatch.setattr(verdicts, "withheld", lambda run: None)
+    monkeypatch.setattr(verdicts, "host_changed", lambda run, base: None)
+    s = verdicts.figure_speedup(None, None, "ttft_s.p99", "workload_metrics.ttft_s.p99", min_repeats=2, lower=True)
+    assert s.repeats == (2, 4)

@@ -111,10 +111,10 @@ def figure_speedup(run, base, metric: str, spec_key: str, min_repeats: int = 3, 
     `lower` (a figure better lower, led with) baseline / run, so that "faster" is the better side; `why`:
     a reason the caller knows that no verdict may be given."""
     a, b = sides(run, base, metric, spec_key)
+    kw = {"metric": metric, "level": level, "repeats": (len(a), len(b)), "min_repeats": min_repeats,
+          "min_effect": min_effect, "method": "welch"}  # (the run's, the baseline's), before a latency's swap
     if lower:
         a, b = b, a
-    kw = {"metric": metric, "level": level, "repeats": (len(a), len(b)), "min_repeats": min_repeats,
-          "min_effect": min_effect, "method": "welch"}
     if not a or not b:
         return Speedup(ratio=None, ci_low=None, ci_high=None, verdict="no_verdict", reason=Note(code="no_values"), **kw)
     if all(x == 0 for x in a + b):  # a count that is none on both sides (errors 0 vs 0): exactly the same
