@@ -224,6 +224,8 @@ def test_a_config_with_absurd_sizes_is_refused(tmp_path):
     (["--scaling", "2,x"], "--scaling: expected a whole number, got 'x'"),
     (["--scaling", " , "], "--scaling: expected a comma-separated list, got ' , '"),
     (["--workload", "blender-serve", "--qps", "1,,2"], "--qps: an empty item in the list '1,,2'"),
+    (["--workload", "blender-serve", "--qps", "1", "--conversations", "4", "--data-tokenizer", "tok"],
+     "--data-tokenizer: its text prompts are single requests; not with --conversations"),
     (["--label", "a\x00b"], "--label: contains a NUL character"),
     (["--workload", "blender-generate", "--workload", "a\x00b"], "--workload: contains a NUL character"),  # repeated
 ])

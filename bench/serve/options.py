@@ -234,6 +234,9 @@ class ServeOptions(EngineOptions):
         if self.conversations and (not load.open or self.arrivals is not None):
             raise ConfigError("--conversations: their first turns arrive as --load draws them; not with "
                               "concurrency:N or --arrivals")
+        if self.data_tokenizer is not None and self.conversations:  # completions would send the last turn alone
+            raise ConfigError("--data-tokenizer: its text prompts are single requests; not with --conversations (whose "
+                              "dialogue goes as messages: --api chat with the shipped data)")
         if self.data_file is not None and (self.conversations or self.arrivals is not None):
             raise ConfigError("--data-file: its prompts are single requests of their own lengths; not with "
                               + ("--conversations" if self.conversations else "--arrivals (which gives each length)"))
