@@ -124,11 +124,8 @@ class HpuBackend(Backend):
         return {"backend": "hpu_backend"}
 
     def wrap_inference(self, model):
-        if self.graphs:
-            if not self.lazy:
-                raise ConfigError("--hpu-graphs: HPU graphs need --hpu-mode lazy")
-            return self.hthpu.wrap_in_hpu_graph(model)
-        return super().wrap_inference(model)
+        graphs = self.capture_graphs(model)
+        return graphs if graphs is not None else super().wrap_inference(model)
 
     def capture_graphs(self, module):
         """--hpu-graphs in lazy mode: `module` wrapped in HPU graphs (bridge 1.19 hpu/graphs.py wrap_in_hpu_graph: a
