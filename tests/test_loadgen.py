@@ -810,6 +810,9 @@ def test_a_jsonl_prompts_file_is_read_in_order_counted_with_a_local_tokenizer_an
     ids, kept, cut = counted(texts, 3, encode, tok.decode, context_len=5)
     assert [len(i) for i in ids] == [4, 5, 4] and cut == [8]  # the second cut to its last 5; then the first again
     assert kept[0] == texts[0] and kept[1].startswith("sick and i am") and kept[1] == tok.decode(ids[1])
+    calls = []
+    counted(texts, 1000, lambda t: calls.append(t) or encode(t), tok.decode, context_len=5)
+    assert len(calls) == 2  # each line encoded once, however often a long session sends it
     f.write_text('{"prompt": ""}\n')
     with pytest.raises(ConfigError, match=":1: expected an object with a non-empty string"):
         read_prompt_file(str(f))

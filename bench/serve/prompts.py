@@ -124,18 +124,17 @@ def input_lengths(spec: str, n: int, context_len: int, seed: int) -> list[int]:
 def counted(texts: list[str], n: int, encode, decode, context_len: int) -> tuple[list[list[int]], list[str], list[int]]:
     """(ids, texts, the lengths of those cut) of n prompts of the file's texts (from its first again when it
     has fewer): their ids by `encode`; a prompt longer than context_len is cut to its last context_len ids,
-    and its text is then theirs (`decode`)."""
-    ids, kept, cut = [], [], []
-    for i in range(n):
-        text = texts[i % len(texts)]
+    and its text is then theirs (`decode`). Each line is encoded once, however often it is sent."""
+    done = []  # (ids, text, its length before a cut or None), one per line of the file
+    for text in texts[:n]:
         tokens = list(encode(text))
         if len(tokens) > context_len:
-            cut.append(len(tokens))
-            tokens = tokens[-context_len:]
-            text = decode(tokens)
-        ids.append(tokens)
-        kept.append(text)
-    return ids, kept, cut
+            done.append((tokens[-context_len:], decode(tokens[-context_len:]), len(tokens)))
+        else:
+            done.append((tokens, text, None))
+    picked = [done[i % len(done)] for i in range(n)]
+    return ([list(t) for t, _, _ in picked], [text for _, text, _ in picked],
+            [k for _, _, k in picked if k is not None])
 
 
 def synthetic_texts(tokenizer, lengths: list[int], seed: int) -> tuple[list[list[int]], list[str]]:
