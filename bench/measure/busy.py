@@ -56,6 +56,11 @@ def busy_spans(result: Result) -> list[tuple[float, float]]:
             b = log.finish_s[i] if log.finish_s[i] is not None else max(stamps, default=None)
             if a is not None and b is not None and b >= a:
                 spans.append((a, b))
+    return merge_spans(spans)
+
+
+def merge_spans(spans) -> list[tuple[float, float]]:
+    """The union of (start, end) spans: sorted, apart, overlapping ones joined."""
     merged: list[list[float]] = []
     for a, b in sorted(spans):
         if merged and a <= merged[-1][1]:

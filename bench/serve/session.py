@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 
+from bench.measure.busy import merge_spans
 from bench.serve.plan import ServingPlan
 from bench.model.report import RequestLog
 from bench.serve.loads import Schedule
@@ -161,17 +162,10 @@ def busy_steps(traces: list[Trace]) -> list[StepRecord]:
     return steps
 
 
-def _busy_spans(traces: list[Trace]) -> list[list[float]]:
+def _busy_spans(traces: list[Trace]) -> list[tuple[float, float]]:
     """The union of the requests' spans from send to end (their last stamp where they failed)."""
-    spans = sorted((t.sent_s, t.finish_s if t.finish_s is not None else max([t.sent_s, *t.token_s]))
-                   for t in traces if t.sent_s is not None)
-    busy: list[list[float]] = []
-    for a, b in spans:
-        if busy and a <= busy[-1][1]:
-            busy[-1][1] = max(busy[-1][1], b)
-        else:
-            busy.append([a, b])
-    return busy
+    return merge_spans((t.sent_s, t.finish_s if t.finish_s is not None else max([t.sent_s, *t.token_s]))
+                       for t in traces if t.sent_s is not None)
 
 
 def _count_in(sorted_values: list[float], a: float, b: float) -> int:
