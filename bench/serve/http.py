@@ -199,7 +199,7 @@ def count_disagreements(traces) -> str | None:
     """Where the servers' own counts (usage.completion_tokens) or what they streamed disagree with
     what was counted: a sentence with the counts, for a warning; None where all agree."""
     done = [t for t in traces if t.finish_s is not None and t.new_tokens is not None]
-    claims = [t for t in done if t.usage_tokens is not None and t.usage_tokens != t.new_tokens]
+    claims = [t for t in done if t.usage_tokens is not None and t.usage_tokens != (t.streamed or t.new_tokens)]
     over = [t for t in done if (t.streamed or 0) > t.new_tokens]
     if not claims and not over:
         return None
@@ -207,7 +207,7 @@ def count_disagreements(traces) -> str | None:
     if claims:
         parts.append(f"for {len(claims)} of {len(done)} completed requests the server's usage.completion_tokens "
                      f"disagreed with the tokens streamed ({sum(t.usage_tokens for t in claims):,} claimed, "
-                     f"{sum(t.new_tokens for t in claims):,} streamed)")
+                     f"{sum(t.streamed or t.new_tokens for t in claims):,} streamed)")
     if over:
         parts.append(f"{len(over)} streamed more tokens than asked ({sum(t.streamed for t in over):,} for "
                      f"{sum(t.new_tokens for t in over):,}); the extra were not counted")
