@@ -152,8 +152,6 @@ def _visible_entry(ordinal: int) -> str | None:
     return nvidia[0] if len(nvidia) == 1 and ordinal == 0 else None
 
 
-
-
 def _nvidia_driver() -> str | None:
     version = with_nvml(lambda lib: lib.nvmlSystemGetDriverVersion())
     return version.decode() if isinstance(version, bytes) else version
